@@ -1,0 +1,329 @@
+// One worker's view of the communication fabric: the rings it reads, the
+// rings (or router ring) it writes, its doorbell, and the channels it has
+// allocated. Layer-wise this is where typed channels meet byte frames.
+
+import { codecs, type Codec } from './codec.ts';
+import { ChannelPull, type Pull } from './pull.ts';
+import { LocalPush, RemotePush, UnroutablePush, type Push } from './push.ts';
+import { Control } from '../transport/control.ts';
+import { Doorbell } from '../transport/doorbell.ts';
+import { Inbox, type FrameSink } from '../transport/inbox.ts';
+import { Outbox } from '../transport/outbox.ts';
+import { Kind } from '../transport/frame.ts';
+import { RingReader, RingWriter } from '../transport/ring.ts';
+import { AbortedError, ChannelError } from '../errors.ts';
+
+/** Shared memory a worker is built from; travels in workerData. */
+export interface Wiring {
+  index: number;
+  peers: number;
+  control: SharedArrayBuffer;
+  /** This worker's doorbell. */
+  bell: SharedArrayBuffer;
+  /** Every doorbell in this process, rung on abort. */
+  bells: SharedArrayBuffer[];
+  /** Per target: index into `out`, or -1 for itself or a worker it has no route to. */
+  routes: number[];
+  out: RingEnd[];
+  in: RingEnd[];
+  maxMessageBytes: number;
+}
+
+/** A ring and the doorbell of the thread at its other end. */
+export interface RingEnd {
+  ring: SharedArrayBuffer;
+  bell: SharedArrayBuffer;
+  /** For an incoming ring with a single writer: that worker. */
+  peer?: number;
+}
+
+export interface AllocatorStats {
+  sentFrames: number;
+  sentBytes: number;
+  receivedFrames: number;
+  /** Frames and bytes waiting on this worker's side for ring space. */
+  overflowFrames: number;
+  overflowBytes: number;
+}
+
+interface Entry {
+  codec: Codec<unknown>;
+  pull: ChannelPull<unknown>;
+  pushes: Push<unknown>[];
+}
+
+type Stray =
+  | { kind: 'batch'; source: number; codec: number; count: number; payload: Uint8Array }
+  | { kind: 'close'; source: number };
+
+const MAX_CHANNEL = 0xffffffff;
+// About 2000 checks before parking: a peer that answers within a few
+// microseconds is seen without paying the ~30 us park/wake of Atomics.wait.
+const SPIN = 2000;
+
+export class Allocator implements FrameSink {
+  readonly index: number;
+  readonly peers: number;
+  private readonly control: Control;
+  private readonly bell: Doorbell;
+  private readonly allBells: Doorbell[];
+  private readonly seqs: Uint32Array;
+  private readonly outboxes: (Outbox | undefined)[];
+  private outboxList: Outbox[];
+  private inboxes: Inbox[];
+  private readonly inboxOf = new Map<number, Inbox>();
+  private readonly maxBatch: number;
+  private readonly channels = new Map<number, Entry>();
+  private readonly stray = new Map<number, Stray[]>();
+  private readonly finished: Uint8Array;
+  private readonly dirty: RemotePush<unknown>[] = [];
+  private readonly eventList: number[] = [];
+  private readonly eventSeen = new Set<number>();
+  private localWake = false;
+
+  constructor(wiring: Wiring) {
+    this.index = wiring.index;
+    this.peers = wiring.peers;
+    this.control = new Control(wiring.control);
+    this.bell = new Doorbell(wiring.bell);
+    this.allBells = wiring.bells.map((b) => new Doorbell(b));
+    this.seqs = new Uint32Array(this.peers);
+    this.maxBatch = wiring.maxMessageBytes;
+    this.finished = new Uint8Array(this.peers);
+    const out = wiring.out.map((e) => new Outbox(new RingWriter(e.ring, new Doorbell(e.bell)), this.index, this.seqs));
+    this.outboxes = wiring.routes.map((r) => (r < 0 ? undefined : out[r]));
+    this.outboxList = out;
+    this.inboxes = wiring.in.map((e) => {
+      const inbox = this.inbox(e);
+      if (e.peer !== undefined) this.inboxOf.set(e.peer, inbox);
+      return inbox;
+    });
+  }
+
+  private inbox(e: RingEnd): Inbox {
+    return new Inbox(new RingReader(e.ring, new Doorbell(e.bell)), this.index, this.peers, this.maxBatch);
+  }
+
+  /**
+   * Allocates channel `channel`: one pusher per worker (indexed by worker)
+   * and this worker's puller. Every worker that exchanges on a channel
+   * allocates it with the same id and codec.
+   */
+  allocate<T>(channel: number, codec: Codec<T> = codecs.msgpack<T>()): [Push<T>[], Pull<T>] {
+    if (!Number.isInteger(channel) || channel < 0 || channel > MAX_CHANNEL) {
+      throw new ChannelError(channel, `channel ids are integers from 0 to ${MAX_CHANNEL}`);
+    }
+    if (this.channels.has(channel)) throw new ChannelError(channel, `already allocated by worker ${this.index}`);
+    const pull = new ChannelPull<T>(channel, this, this.peers);
+    const pushes: Push<T>[] = [];
+    for (let target = 0; target < this.peers; target++) {
+      if (target === this.index) pushes.push(new LocalPush(channel, target, pull, this.wakeLocal));
+      else if (this.outboxes[target] === undefined) pushes.push(new UnroutablePush(channel, target, this.index));
+      else pushes.push(new RemotePush(channel, target, codec.id, codec.batcher(), this.outboxes, this.dirty, this.maxBatch));
+    }
+    const entry: Entry = { codec: codec as Codec<unknown>, pull: pull as ChannelPull<unknown>, pushes: pushes as Push<unknown>[] };
+    this.channels.set(channel, entry);
+    for (let source = 0; source < this.peers; source++) if (this.finished[source]) pull.closeFrom(source);
+    const early = this.stray.get(channel);
+    if (early !== undefined) {
+      this.stray.delete(channel);
+      for (const s of early) {
+        if (s.kind === 'close') pull.closeFrom(s.source);
+        else this.batch(s.source, channel, s.codec, s.count, s.payload);
+      }
+    }
+    return [pushes, pull];
+  }
+
+  private readonly wakeLocal = (): void => {
+    this.localWake = true;
+  };
+
+  /** Moves every frame that has arrived into its channel's puller. */
+  receive(): void {
+    this.checkAbort();
+    this.localWake = false;
+    for (const inbox of this.inboxes) inbox.drain(this);
+  }
+
+  /** Hands every buffered message to the transport and publishes it. */
+  release(): void {
+    const dirty = this.dirty;
+    for (let i = 0; i < dirty.length; i++) dirty[i]!.emit();
+    dirty.length = 0;
+    for (const o of this.outboxList) {
+      o.drain();
+      o.publish();
+    }
+  }
+
+  /**
+   * Parks the thread until a frame arrives, ring space frees up for
+   * overflow, another worker fails, or `timeoutMs` passes. Releases first,
+   * so nothing this worker wrote is held back while it sleeps.
+   */
+  awaitEvents(timeoutMs = Infinity): void {
+    this.release();
+    if (this.spin()) return;
+    const epoch = this.bell.epoch();
+    this.bell.announce();
+    try {
+      if (!this.ready(true)) this.bell.wait(epoch, timeoutMs);
+    } finally {
+      this.bell.settle();
+    }
+    this.checkAbort();
+  }
+
+  /** awaitEvents for async code: the event loop keeps turning while parked. */
+  async awaitEventsAsync(timeoutMs = Infinity): Promise<void> {
+    this.release();
+    if (this.spin()) return;
+    const epoch = this.bell.epoch();
+    this.bell.announce();
+    try {
+      if (!this.ready(true)) await this.bell.waitAsync(epoch, timeoutMs);
+    } finally {
+      this.bell.settle();
+    }
+    this.checkAbort();
+  }
+
+  /** Resolves once every overflowed frame is in a ring. */
+  async drain(): Promise<void> {
+    for (;;) {
+      this.release();
+      if (this.stats().overflowFrames === 0) return;
+      this.receive();
+      await this.awaitEventsAsync();
+    }
+  }
+
+  private spin(): boolean {
+    for (let i = 0; i < SPIN; i++) if (this.ready(false)) return true;
+    return false;
+  }
+
+  private ready(parking: boolean): boolean {
+    if (this.localWake || this.control.aborted) return true;
+    for (const inbox of this.inboxes) if (inbox.reader.poll()) return true;
+    // A worker with overflow also wakes when its consumer frees space, so
+    // the overflow drains even while nothing arrives for it.
+    if (parking) for (const o of this.outboxList) if (o.wantSpace()) return true;
+    return false;
+  }
+
+  /** Channel ids that received messages since the last call. */
+  events(): number[] {
+    const list = this.eventList.splice(0);
+    this.eventSeen.clear();
+    return list;
+  }
+
+  stats(): AllocatorStats {
+    const s: AllocatorStats = { sentFrames: 0, sentBytes: 0, receivedFrames: 0, overflowFrames: 0, overflowBytes: 0 };
+    for (const o of this.outboxList) {
+      s.sentFrames += o.sentFrames;
+      s.sentBytes += o.sentBytes;
+      s.overflowFrames += o.overflowFrames;
+      s.overflowBytes += o.overflowBytes;
+    }
+    for (const i of this.inboxes) s.receivedFrames += i.receivedFrames;
+    return s;
+  }
+
+  /** Throws AbortedError if another worker failed (fail-stop). */
+  checkAbort(): void {
+    if (this.control.aborted) {
+      const failed = this.control.failedWorker;
+      throw new AbortedError(failed, `worker ${this.index} stopped: worker ${failed} failed`);
+    }
+  }
+
+  /** Marks the run failed by this worker and wakes everyone. */
+  abort(): void {
+    this.control.abort(this.index, this.allBells);
+  }
+
+  // FrameSink: called by inboxes during receive().
+
+  batch(source: number, channel: number, codec: number, count: number, payload: Uint8Array): void {
+    const entry = this.channels.get(channel);
+    if (entry === undefined) {
+      const list = this.stray.get(channel) ?? [];
+      list.push({ kind: 'batch', source, codec, count, payload: payload.slice() });
+      this.stray.set(channel, list);
+      return;
+    }
+    if (codec !== entry.codec.id) {
+      throw new ChannelError(channel, `worker ${source} sends with codec #${codec}, worker ${this.index} allocated it with ${entry.codec.name} (#${entry.codec.id})`);
+    }
+    let batch: ArrayLike<unknown>;
+    try {
+      batch = entry.codec.decode(payload, count);
+    } catch (error) {
+      throw new ChannelError(channel, `cannot decode a batch from worker ${source}: ${(error as Error).message}`, { cause: error });
+    }
+    entry.pull.deliver(batch);
+    if (!this.eventSeen.has(channel)) {
+      this.eventSeen.add(channel);
+      this.eventList.push(channel);
+    }
+  }
+
+  close(source: number, channel: number): void {
+    const entry = this.channels.get(channel);
+    if (entry !== undefined) {
+      entry.pull.closeFrom(source);
+      return;
+    }
+    const list = this.stray.get(channel) ?? [];
+    list.push({ kind: 'close', source });
+    this.stray.set(channel, list);
+  }
+
+  finish(source: number): void {
+    this.finished[source] = 1;
+    for (const entry of this.channels.values()) entry.pull.closeFrom(source);
+  }
+
+  /**
+   * The worker's function returned: close every channel towards every
+   * worker, then wait until all overflow is in the rings. Incoming frames
+   * are still consumed meanwhile, so two finishing workers cannot wait on
+   * each other's full rings.
+   */
+  shutdown(): void {
+    this.release();
+    for (let target = 0; target < this.peers; target++) {
+      if (target !== this.index) this.outboxes[target]?.control(target, 0, Kind.FIN);
+    }
+    for (const entry of this.channels.values()) entry.pull.closeFrom(this.index);
+    for (;;) {
+      this.release();
+      this.receive();
+      if (this.stats().overflowFrames === 0) break;
+      this.awaitEvents(100);
+    }
+    for (const [channel, list] of this.stray) {
+      const batches = list.filter((s) => s.kind === 'batch');
+      if (batches.length > 0) {
+        throw new ChannelError(channel, `worker ${this.index} received ${batches.length} batch(es) from worker ${batches[0]!.source} but never allocated the channel`);
+      }
+    }
+  }
+
+  /** Hosted pools: point this endpoint's route to `peer` at fresh rings. */
+  rewire(peer: number, out: RingEnd, inn: RingEnd): void {
+    const old = this.outboxes[peer];
+    const fresh = new Outbox(new RingWriter(out.ring, new Doorbell(out.bell)), this.index, this.seqs);
+    this.outboxList = this.outboxList.map((o) => (o === old ? fresh : o));
+    this.outboxes[peer] = fresh;
+    this.seqs[peer] = 0;
+    const inbox = this.inbox(inn);
+    this.inboxes = [...this.inboxes.filter((i) => i !== this.inboxOf.get(peer)), inbox];
+    this.inboxOf.set(peer, inbox);
+    this.finished[peer] = 0;
+    for (const entry of this.channels.values()) entry.pull.reopenFrom(peer);
+  }
+}

@@ -1,0 +1,198 @@
+// Codecs turn a batch of messages into one frame payload and back. A pusher
+// owns a Batcher, so `send` is a store into a buffer and encoding happens
+// once per batch: that is where the per-message cost goes away.
+
+import { Packr } from 'msgpackr';
+import { CodecError } from '../errors.ts';
+
+export interface Batcher<T> {
+  /** Messages added since the last take(). */
+  readonly count: number;
+  /** Adds a message; returns true when the batch is full and should be taken. */
+  add(message: T): boolean;
+  /**
+   * Encodes the pending messages and empties the batcher. The bytes may be
+   * reused by the next take(): copy them before then if they must live on.
+   */
+  take(): Uint8Array;
+}
+
+export interface Codec<T> {
+  /** On the wire in every DATA frame, so a receiver can refuse a mismatch. */
+  readonly id: number;
+  readonly name: string;
+  batcher(): Batcher<T>;
+  /** Decodes a payload of `count` messages. `bytes` may view shared memory. */
+  decode(bytes: Uint8Array, count: number): ArrayLike<T>;
+}
+
+const MSGPACK_BATCH = 256;
+
+// msgpackr refuses views of SharedArrayBuffer (it hands the buffer to a native
+// string extractor), so shared payloads are first copied here. copyBuffers
+// keeps decoded binary fields from pointing into this reused scratch.
+let scratch = Buffer.allocUnsafe(1 << 16);
+function unshared(bytes: Uint8Array): Uint8Array {
+  if (!(bytes.buffer instanceof SharedArrayBuffer)) return bytes;
+  if (scratch.length < bytes.length) scratch = Buffer.allocUnsafe(Math.max(bytes.length, scratch.length * 2));
+  scratch.set(bytes);
+  return scratch.subarray(0, bytes.length);
+}
+
+class MsgpackBatcher<T> implements Batcher<T> {
+  private readonly pending: T[] = [];
+  constructor(private readonly packr: Packr) {}
+
+  get count(): number {
+    return this.pending.length;
+  }
+
+  add(message: T): boolean {
+    return this.pending.push(message) >= MSGPACK_BATCH;
+  }
+
+  take(): Uint8Array {
+    try {
+      const bytes = this.packr.pack(this.pending);
+      this.pending.length = 0;
+      return bytes;
+    } catch (error) {
+      throw this.isolate(error);
+    }
+  }
+
+  // A batch failed to encode: find the message at fault, drop only it, and
+  // keep the others pending, so one bad value loses nothing else.
+  private isolate(error: unknown): CodecError {
+    for (let i = 0; i < this.pending.length; i++) {
+      try {
+        this.packr.pack(this.pending[i]);
+      } catch (cause) {
+        this.pending.splice(i, 1);
+        return new CodecError(`msgpack cannot encode a message: ${(cause as Error).message}`, { cause });
+      }
+    }
+    return new CodecError(`msgpack cannot encode the batch: ${(error as Error).message}`, { cause: error });
+  }
+}
+
+function msgpack<T>(): Codec<T> {
+  const packr = new Packr({ useRecords: true, copyBuffers: true });
+  return {
+    id: 1,
+    name: 'msgpack',
+    batcher: () => new MsgpackBatcher<T>(packr),
+    decode(bytes, count) {
+      const batch = packr.unpack(unshared(bytes)) as T[];
+      if (!Array.isArray(batch) || batch.length !== count) {
+        throw new CodecError(`msgpack payload holds ${Array.isArray(batch) ? batch.length : 'no array of'} messages, header says ${count}`);
+      }
+      return batch;
+    },
+  };
+}
+
+const NUMBER_BATCH = 4096;
+
+class NumberBatcher implements Batcher<number> {
+  private readonly staged = new Float64Array(NUMBER_BATCH);
+  private readonly bytes = new Uint8Array(this.staged.buffer);
+  count = 0;
+
+  add(message: number): boolean {
+    if (typeof message !== 'number') throw new CodecError(`the number codec carries numbers, got ${describe(message)}`);
+    this.staged[this.count++] = message;
+    return this.count === NUMBER_BATCH;
+  }
+
+  take(): Uint8Array {
+    const n = this.count;
+    this.count = 0;
+    return this.bytes.subarray(0, n * 8);
+  }
+}
+
+const numbers: Codec<number> = {
+  id: 2,
+  name: 'number',
+  batcher: () => new NumberBatcher(),
+  decode(bytes, count) {
+    if (bytes.length !== count * 8) throw new CodecError(`number payload of ${bytes.length} bytes cannot hold ${count} float64 values`);
+    // Payloads are 8-aligned in rings; elsewhere copy first.
+    if (bytes.byteOffset % 8 === 0) return new Float64Array(bytes.buffer, bytes.byteOffset, count).slice();
+    return new Float64Array(bytes.slice().buffer);
+  },
+};
+
+type TypedArray =
+  | Uint8Array | Int8Array | Uint8ClampedArray | Uint16Array | Int16Array
+  | Uint32Array | Int32Array | Float32Array | Float64Array | BigInt64Array | BigUint64Array;
+
+interface TypedArrayConstructor<A extends TypedArray> {
+  new (buffer: ArrayBuffer, byteOffset?: number, length?: number): A;
+  readonly BYTES_PER_ELEMENT: number;
+  readonly name: string;
+}
+
+const TYPED: TypedArrayConstructor<TypedArray>[] = [
+  Uint8Array, Int8Array, Uint8ClampedArray, Uint16Array, Int16Array,
+  Uint32Array, Int32Array, Float32Array, Float64Array, BigInt64Array, BigUint64Array,
+];
+
+// One typed array per frame, its bytes copied straight into the ring: no
+// encoding, and no batching since such messages are usually large.
+class TypedArrayBatcher<A extends TypedArray> implements Batcher<A> {
+  private held: A | undefined;
+  constructor(private readonly ctor: TypedArrayConstructor<A>) {}
+
+  get count(): number {
+    return this.held === undefined ? 0 : 1;
+  }
+
+  add(message: A): boolean {
+    if (!(message instanceof this.ctor)) {
+      throw new CodecError(`expected a ${this.ctor.name}, got ${describe(message)}`);
+    }
+    this.held = message;
+    return true;
+  }
+
+  take(): Uint8Array {
+    const a = this.held!;
+    this.held = undefined;
+    return new Uint8Array(a.buffer, a.byteOffset, a.byteLength);
+  }
+}
+
+function typedArray<A extends TypedArray>(ctor: TypedArrayConstructor<A>): Codec<A> {
+  const index = TYPED.indexOf(ctor as unknown as TypedArrayConstructor<TypedArray>);
+  if (index < 0) throw new CodecError(`${String((ctor as { name?: string }).name)} is not a typed array constructor`);
+  return {
+    id: 16 + index,
+    name: ctor.name,
+    batcher: () => new TypedArrayBatcher(ctor),
+    decode(bytes, count) {
+      if (count !== 1 || bytes.length % ctor.BYTES_PER_ELEMENT !== 0) {
+        throw new CodecError(`${ctor.name} payload of ${bytes.length} bytes for ${count} messages is malformed`);
+      }
+      const copy = new Uint8Array(bytes.length);
+      copy.set(bytes);
+      return [new ctor(copy.buffer, 0, bytes.length / ctor.BYTES_PER_ELEMENT)];
+    },
+  };
+}
+
+function describe(value: unknown): string {
+  if (value === null) return 'null';
+  if (typeof value === 'object') return (value as object).constructor?.name ?? 'object';
+  return typeof value;
+}
+
+/** The codecs weft ships. msgpack is the default for `allocate`. */
+export const codecs = {
+  msgpack,
+  /** Float64 numbers, 8 bytes each, batched, no encoding. */
+  number: numbers,
+  /** One typed array per message, its bytes copied as they are. */
+  typedArray,
+};

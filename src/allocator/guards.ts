@@ -1,0 +1,116 @@
+// The main thread's handle on running workers. Fail-stop lives here: the
+// first worker to fail (throw, or exit without returning) aborts the run,
+// which wakes every parked worker with an AbortedError; workers that do
+// not stop within a grace period are terminated, so join() always settles.
+
+import type { Worker } from 'node:worker_threads';
+import { Control } from '../transport/control.ts';
+import { Doorbell } from '../transport/doorbell.ts';
+import { WorkerError } from '../errors.ts';
+import type { Report, SerializedError } from './worker.ts';
+
+const GRACE_MS = 2_000;
+/** A worker that returned but keeps its thread alive (open handles) is stopped after this. */
+const LINGER_MS = 1_000;
+
+interface Failure {
+  worker: number;
+  error: SerializedError;
+  /** Failed only because another worker failed first. */
+  aborted: boolean;
+}
+
+export class WorkerGuards<R> {
+  private readonly results: R[];
+  private readonly exited: boolean[];
+  private readonly readyCount = { n: 0 };
+  private failure: Failure | undefined;
+  private readonly joined: Promise<R[]>;
+  private settleJoin!: { resolve: (v: R[]) => void; reject: (e: Error) => void };
+  private settleReady!: { resolve: () => void; reject: (e: Error) => void };
+  /** Resolves once every worker started; rejects if one failed first. */
+  readonly ready: Promise<void>;
+
+  constructor(
+    private readonly workers: Worker[],
+    private readonly control: Control,
+    private readonly bells: Doorbell[],
+  ) {
+    this.results = new Array<R>(workers.length);
+    this.exited = workers.map(() => false);
+    this.joined = new Promise((resolve, reject) => (this.settleJoin = { resolve, reject }));
+    this.ready = new Promise((resolve, reject) => (this.settleReady = { resolve, reject }));
+    // join() may never be called after a failed start; do not report that as unhandled.
+    this.joined.catch(() => {});
+    this.ready.catch(() => {});
+    workers.forEach((w, i) => this.watch(w, i));
+  }
+
+  /** The workers' return values in index order, or a WorkerError naming the first to fail. */
+  join(): Promise<R[]> {
+    return this.joined;
+  }
+
+  private watch(worker: Worker, index: number): void {
+    let reported = false;
+    worker.on('message', (report: Report) => {
+      switch (report.type) {
+        case 'ready':
+          if (++this.readyCount.n === this.workers.length && this.failure === undefined) this.settleReady.resolve();
+          break;
+        case 'result':
+          reported = true;
+          this.results[index] = report.value as R;
+          setTimeout(() => void worker.terminate(), LINGER_MS).unref();
+          break;
+        case 'error':
+          reported = true;
+          this.fail({ worker: index, error: report.error, aborted: report.aborted });
+          break;
+      }
+    });
+    worker.on('error', (error) => {
+      reported = true;
+      this.fail({ worker: index, error: { name: error.name, message: error.message, stack: error.stack }, aborted: false });
+    });
+    worker.on('exit', (code) => {
+      if (!reported) {
+        const message = `worker ${index} exited with code ${code} before returning`;
+        this.fail({ worker: index, error: { name: 'Error', message, stack: undefined }, aborted: false });
+      }
+      this.exited[index] = true;
+      if (this.exited.every(Boolean)) this.settle();
+    });
+  }
+
+  private fail(f: Failure): void {
+    // A real failure outranks the AbortedErrors it caused in other workers.
+    if (this.failure === undefined || (this.failure.aborted && !f.aborted)) this.failure = f;
+    if (!this.control.aborted) this.control.abort(f.worker, this.bells);
+    this.settleReady.reject(this.error());
+    const timer = setTimeout(() => {
+      this.workers.forEach((w, i) => {
+        if (!this.exited[i]) void w.terminate();
+      });
+    }, GRACE_MS);
+    timer.unref();
+  }
+
+  private error(): WorkerError {
+    const f = this.failure!;
+    const cause = new Error(f.error.message);
+    cause.name = f.error.name;
+    if (f.error.stack !== undefined) cause.stack = f.error.stack;
+    return new WorkerError(f.worker, `worker ${f.worker} failed: ${f.error.name}: ${f.error.message}`, { cause });
+  }
+
+  private settle(): void {
+    if (this.failure !== undefined) {
+      const e = this.error();
+      this.settleReady.reject(e);
+      this.settleJoin.reject(e);
+    } else {
+      this.settleJoin.resolve(this.results);
+    }
+  }
+}

@@ -1,0 +1,120 @@
+// A pool of worker threads around an endpoint on the main thread (the host),
+// for the task runtime. Unlike initialize() it is not fail-stop: the runtime
+// must outlive a worker that dies mid-task, so a death is an event, and
+// replace() starts a newcomer on fresh rings. Old rings are dropped rather
+// than reused because a dead thread may have left a frame half-read or
+// half-written in them; with fresh rings both ends start at sequence 0 and
+// nothing of the dead worker can leak into the newcomer's stream.
+//
+// The topology is a star: workers talk to the host (and themselves) only.
+
+import { EventEmitter } from 'node:events';
+import type { Worker } from 'node:worker_threads';
+import { pathToFileURL } from 'node:url';
+import { resolve } from 'node:path';
+import { Allocator, type Wiring } from './allocator.ts';
+import { DEFAULT_MAX_MESSAGE_BYTES, DEFAULT_RING_BYTES } from './config.ts';
+import { buildFabric, relink } from './wiring.ts';
+import { startThread, type Task } from './thread.ts';
+import type { Report } from './worker.ts';
+import { Control } from '../transport/control.ts';
+import { Doorbell } from '../transport/doorbell.ts';
+import { ConfigError, ModuleError } from '../errors.ts';
+
+export interface HostedOptions {
+  workers: number;
+  module: URL | string;
+  export?: string;
+  ringBytes?: number;
+  maxMessageBytes?: number;
+}
+
+interface Slot {
+  thread: Worker;
+  wiring: Wiring;
+  exited: Promise<void>;
+}
+
+export class Hosted extends EventEmitter<{ exit: [index: number, error: Error | undefined] }> {
+  readonly host: Allocator;
+  private readonly slots: Slot[] = [];
+  private closing = false;
+
+  private constructor(
+    private readonly task: Task,
+    private readonly hostWiring: Wiring,
+    private readonly ringBytes: number,
+  ) {
+    super();
+    this.host = new Allocator(hostWiring);
+  }
+
+  static async start(o: HostedOptions): Promise<Hosted> {
+    if (!Number.isInteger(o.workers) || o.workers < 1) throw new ConfigError(`workers must be a positive integer, got ${JSON.stringify(o.workers)}`);
+    const ringBytes = o.ringBytes ?? DEFAULT_RING_BYTES;
+    const hostIndex = o.workers;
+    const fabric = buildFabric(o.workers + 1, ringBytes, o.maxMessageBytes ?? DEFAULT_MAX_MESSAGE_BYTES, (a, b) => a === hostIndex || b === hostIndex);
+    const module = o.module instanceof URL ? o.module.href : pathToFileURL(resolve(o.module)).href;
+    const pool = new Hosted({ mode: 'module', module, export: o.export ?? 'default' }, isolate(fabric.wirings[hostIndex]!), ringBytes);
+    try {
+      await Promise.all(fabric.wirings.slice(0, hostIndex).map((w) => pool.spawn(isolate(w))));
+    } catch (error) {
+      await pool.close();
+      throw error;
+    }
+    return pool;
+  }
+
+  get workers(): number {
+    return this.hostWiring.index;
+  }
+
+  private spawn(wiring: Wiring): Promise<void> {
+    const thread = startThread(this.task, wiring);
+    let failure: Error | undefined;
+    let started = false;
+    const exited = new Promise<void>((done) => thread.once('exit', () => done()));
+    this.slots[wiring.index] = { thread, wiring, exited };
+    return new Promise<void>((ready, refuse) => {
+      thread.on('message', (r: Report) => {
+        if (r.type === 'ready') {
+          started = true;
+          ready();
+        } else if (r.type === 'error') {
+          failure = Object.assign(new Error(r.error.message), { name: r.error.name, stack: r.error.stack });
+        }
+      });
+      thread.on('error', (e) => (failure = e));
+      thread.on('exit', (code) => {
+        const error = failure ?? (code !== 0 ? new Error(`worker ${wiring.index} exited with code ${code}`) : undefined);
+        if (!started) refuse(new ModuleError(`worker ${wiring.index} failed to start: ${error?.message ?? 'it exited'}`, { cause: error }));
+        else if (!this.closing) this.emit('exit', wiring.index, error);
+      });
+    });
+  }
+
+  /** Starts a new thread at `index` on fresh rings; the old one is stopped if still running. */
+  async replace(index: number): Promise<void> {
+    const slot = this.slots[index];
+    if (slot === undefined) throw new ConfigError(`no worker ${index} in this pool`);
+    await slot.thread.terminate();
+    const wiring = isolate({ ...slot.wiring });
+    const { hostOut, hostIn } = relink(this.hostWiring, wiring, this.ringBytes);
+    this.host.rewire(index, hostOut, hostIn);
+    await this.spawn(wiring);
+  }
+
+  /** Stops every worker: parked ones wake with AbortedError, the rest are terminated. */
+  async close(): Promise<void> {
+    this.closing = true;
+    for (const s of this.slots) new Control(s.wiring.control).abort(this.hostWiring.index, [new Doorbell(s.wiring.bell)]);
+    await Promise.all(this.slots.map((s) => s.thread.terminate().then(() => s.exited)));
+  }
+}
+
+/** Each worker gets its own abort flag: in a pool, one failure stops only itself. */
+function isolate(w: Wiring): Wiring {
+  return { ...w, control: new SharedArrayBuffer(64), bells: [w.bell] };
+}
+
+export const startHosted = (o: HostedOptions): Promise<Hosted> => Hosted.start(o);

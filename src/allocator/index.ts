@@ -1,0 +1,9 @@
+// The allocator layer's public surface.
+export { Config, type Options, type ClusterOptions } from './config.ts';
+export { initialize, type ModuleSpec } from './initialize.ts';
+export { WorkerGuards } from './guards.ts';
+export { Allocator, type AllocatorStats } from './allocator.ts';
+export type { Push } from './push.ts';
+export type { Pull } from './pull.ts';
+export { codecs, type Codec, type Batcher } from './codec.ts';
+export type { WorkerFn } from './worker.ts';

@@ -1,0 +1,93 @@
+// initialize(config, fn): run fn(allocator) once per worker thread.
+//
+// The closure form re-runs the user's main script in every worker thread,
+// the way Node's cluster and MPI re-run one program everywhere: that is
+// what makes the script's imports and top-level values usable inside fn.
+// In a worker, the script's k-th call to initialize() (k = the call the main
+// thread is serving) runs fn; earlier calls resolve to guards whose join()
+// replays the results the main thread already has. Top-level side effects
+// of the script therefore happen once per worker too (docs/semantics.md).
+
+import { isMainThread, workerData } from 'node:worker_threads';
+import { pathToFileURL } from 'node:url';
+import { resolve } from 'node:path';
+import { peersOf, type Config } from './config.ts';
+import { WorkerGuards } from './guards.ts';
+import { buildFabric } from './wiring.ts';
+import { startThread, type Task } from './thread.ts';
+import { runClosure, type Boot, type WorkerFn } from './worker.ts';
+import { Control } from '../transport/control.ts';
+import { Doorbell } from '../transport/doorbell.ts';
+import { ConfigError, ModuleError } from '../errors.ts';
+
+export interface ModuleSpec {
+  /** The module to import in each worker: a file URL, or a path. */
+  module: URL | string;
+  /** The function export to call with the allocator. Default 'default'. */
+  export?: string;
+}
+
+let closureCalls = 0;
+const history: unknown[][] = [];
+
+function boot(): Boot | undefined {
+  if (isMainThread) return undefined;
+  return (workerData as { weft?: Boot } | null)?.weft;
+}
+
+export async function initialize<R>(config: Config, logic: WorkerFn<R> | ModuleSpec): Promise<WorkerGuards<R>> {
+  if (typeof logic === 'function') {
+    const ordinal = closureCalls++;
+    const b = boot();
+    if (b?.mode === 'closure') {
+      if (ordinal === b.ordinal) {
+        runClosure(logic, b.wiring);
+        // This thread serves the call: the rest of the script must not run here.
+        return new Promise<never>(() => {});
+      }
+      return replay<R>(b.history[ordinal]);
+    }
+    const task: Task = { mode: 'closure', script: mainScript(), ordinal, history: history.slice() };
+    const guards = await launch<R>(config, task);
+    void guards.join().then((r) => (history[ordinal] = r), () => {});
+    return guards;
+  }
+  if (logic === null || typeof logic !== 'object' || !('module' in logic)) {
+    throw new ModuleError('initialize needs a function or { module, export }');
+  }
+  return launch<R>(config, { mode: 'module', module: moduleHref(logic.module), export: logic.export ?? 'default' });
+}
+
+function mainScript(): string {
+  const script = process.argv[1];
+  if (script === undefined || script === '' || process.argv.includes('-e') || process.argv.includes('--eval')) {
+    throw new ModuleError('initialize(config, fn) re-runs the main script in each worker, and this process has none (REPL or --eval); use initialize(config, { module, export })');
+  }
+  return pathToFileURL(resolve(script)).href;
+}
+
+function moduleHref(m: URL | string): string {
+  if (m instanceof URL) return m.href;
+  if (typeof m !== 'string' || m === '') throw new ModuleError(`module must be a URL or a path, got ${JSON.stringify(m)}`);
+  return /^[a-z][a-z0-9+.-]*:/i.test(m) && !/^[a-z]:[\\/]/i.test(m) ? m : pathToFileURL(resolve(m)).href;
+}
+
+async function launch<R>(config: Config, task: Task): Promise<WorkerGuards<R>> {
+  if (config === null || typeof config !== 'object' || !('kind' in config)) throw new ConfigError('initialize needs a Config (Config.thread(), Config.process(n), ...)');
+  if (config.kind === 'cluster') throw new ConfigError('cluster configs are not supported yet');
+  const peers = peersOf(config);
+  const fabric = buildFabric(peers, config.options.ringBytes, config.options.maxMessageBytes);
+  const workers = fabric.wirings.map((w) => startThread(task, w));
+  const guards = new WorkerGuards<R>(workers, new Control(fabric.control), fabric.bells.map((b) => new Doorbell(b)));
+  await guards.ready;
+  return guards;
+}
+
+/** In a worker: an earlier closure call, already served by the main thread. */
+function replay<R>(results: unknown[] | undefined): Promise<WorkerGuards<R>> {
+  const known = results as R[] | undefined;
+  return Promise.resolve({
+    ready: Promise.resolve(),
+    join: () => (known !== undefined ? Promise.resolve(known) : new Promise<R[]>(() => {})),
+  } as unknown as WorkerGuards<R>);
+}

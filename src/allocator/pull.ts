@@ -1,0 +1,100 @@
+// The receiving end of a channel. Batches arrive whole (one decode per
+// frame) and recv() walks them, so the per-message path is an index bump.
+
+import type { Allocator } from './allocator.ts';
+
+export interface Pull<T> extends AsyncIterable<T> {
+  readonly channel: number;
+  /** The next message, or undefined when none has arrived (call `allocator.receive()` first). */
+  recv(): T | undefined;
+  /** True once every sender has closed and every message was received. */
+  readonly done: boolean;
+}
+
+export class ChannelPull<T> implements Pull<T> {
+  private batches: ArrayLike<T>[] = [];
+  private head = 0;
+  private pos = 0;
+  /** The batch self-sent messages are appended to, while it is the tail. */
+  private local: T[] | undefined;
+  private readonly closed: Uint8Array;
+  private open: number;
+
+  constructor(
+    readonly channel: number,
+    private readonly allocator: Allocator,
+    peers: number,
+  ) {
+    this.closed = new Uint8Array(peers);
+    this.open = peers;
+  }
+
+  deliver(batch: ArrayLike<T>): void {
+    this.batches.push(batch);
+    this.local = undefined;
+  }
+
+  deliverLocal(message: T): void {
+    if (this.local === undefined) {
+      this.local = [];
+      this.batches.push(this.local);
+    }
+    this.local.push(message);
+  }
+
+  closeFrom(source: number): void {
+    if (this.closed[source] === 1) return;
+    this.closed[source] = 1;
+    this.open--;
+  }
+
+  /** A hosted pool replaced worker `source`: the newcomer starts open. */
+  reopenFrom(source: number): void {
+    if (this.closed[source] === 0) return;
+    this.closed[source] = 0;
+    this.open++;
+  }
+
+  get available(): boolean {
+    return this.head < this.batches.length;
+  }
+
+  get done(): boolean {
+    return this.open === 0 && !this.available;
+  }
+
+  recv(): T | undefined {
+    const batches = this.batches;
+    if (this.head === batches.length) {
+      this.allocator.checkAbort();
+      return undefined;
+    }
+    const batch = batches[this.head]!;
+    const m = batch[this.pos++]!;
+    if (this.pos === batch.length) this.nextBatch();
+    return m;
+  }
+
+  private nextBatch(): void {
+    if (this.batches[this.head] === this.local) this.local = undefined;
+    this.pos = 0;
+    this.head++;
+    if (this.head === this.batches.length) {
+      this.batches.length = 0;
+      this.head = 0;
+    } else if (this.head >= 1024) {
+      this.batches = this.batches.slice(this.head);
+      this.head = 0;
+    }
+  }
+
+  async *[Symbol.asyncIterator](): AsyncIterator<T> {
+    for (;;) {
+      while (this.available) yield this.recv() as T;
+      if (this.open === 0) return;
+      this.allocator.release();
+      this.allocator.receive();
+      if (!this.available && this.open > 0) await this.allocator.awaitEventsAsync();
+    }
+  }
+}

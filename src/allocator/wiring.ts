@@ -1,0 +1,49 @@
+// Builds the shared memory for workers in one process: a doorbell per
+// worker and one ring per ordered pair of workers that talk.
+
+import { createRingBuffer } from '../transport/ring.ts';
+import { DOORBELL_BYTES } from '../transport/doorbell.ts';
+import type { RingEnd, Wiring } from './allocator.ts';
+
+export interface Fabric {
+  control: SharedArrayBuffer;
+  bells: SharedArrayBuffer[];
+  wirings: Wiring[];
+}
+
+/**
+ * `links(i, j)` says whether worker i writes to worker j; a full mesh for
+ * initialize, a star around the host for hosted pools.
+ */
+export function buildFabric(
+  peers: number,
+  ringBytes: number,
+  maxMessageBytes: number,
+  links: (from: number, to: number) => boolean = () => true,
+): Fabric {
+  const control = new SharedArrayBuffer(64);
+  const bells = Array.from({ length: peers }, () => new SharedArrayBuffer(DOORBELL_BYTES));
+  const wirings: Wiring[] = bells.map((bell, index) => ({
+    index, peers, control, bell, bells, routes: new Array<number>(peers).fill(-1), out: [], in: [], maxMessageBytes,
+  }));
+  for (let from = 0; from < peers; from++) {
+    for (let to = 0; to < peers; to++) {
+      if (from === to || !links(from, to)) continue;
+      const ring = createRingBuffer(ringBytes);
+      const w = wirings[from]!;
+      w.routes[to] = w.out.push({ ring, bell: bells[to]! }) - 1;
+      wirings[to]!.in.push({ ring, bell: bells[from]!, peer: from });
+    }
+  }
+  return { control, bells, wirings };
+}
+
+/** Fresh rings between `peer` and `host`, for a replacement worker. */
+export function relink(host: Wiring, peer: Wiring, ringBytes: number): { hostOut: RingEnd; hostIn: RingEnd } {
+  const toPeer = createRingBuffer(ringBytes);
+  const toHost = createRingBuffer(ringBytes);
+  peer.out = [{ ring: toHost, bell: host.bell }];
+  peer.routes = peer.routes.map((_, i) => (i === host.index ? 0 : -1));
+  peer.in = [{ ring: toPeer, bell: host.bell, peer: host.index }];
+  return { hostOut: { ring: toPeer, bell: peer.bell }, hostIn: { ring: toHost, bell: peer.bell, peer: peer.index } };
+}

@@ -1,0 +1,99 @@
+// The worker-thread side of initialize: build the allocator from shared
+// memory, run the user's function, close its channels, and report the
+// outcome to the main thread. Also the entry the bootstrap calls.
+
+import { parentPort } from 'node:worker_threads';
+import { Allocator, type Wiring } from './allocator.ts';
+import { AbortedError, ModuleError } from '../errors.ts';
+
+export type WorkerFn<R> = (allocator: Allocator) => R | Promise<R>;
+
+/** What the main thread tells a worker thread to do; travels in workerData.weft. */
+export type Boot =
+  | { mode: 'closure'; script: string; ordinal: number; history: unknown[][]; wiring: Wiring; runner: string; tsx: boolean }
+  | { mode: 'module'; module: string; export: string; wiring: Wiring; runner: string; tsx: boolean };
+
+/** Messages from a worker thread to the main thread. */
+export type Report =
+  | { type: 'ready' }
+  | { type: 'result'; value: unknown }
+  | { type: 'error'; error: SerializedError; aborted: boolean };
+
+export interface SerializedError {
+  name: string;
+  message: string;
+  stack: string | undefined;
+}
+
+// Set when the re-run script reached its initialize call: the script may
+// import another copy of weft than the bootstrap did, so this lives on the
+// global object rather than in a module variable.
+const REACHED = Symbol.for('weft.closureReached');
+
+function post(report: Report): void {
+  parentPort!.postMessage(report);
+}
+
+export function serializeError(error: unknown): SerializedError {
+  if (error instanceof Error) return { name: error.name, message: error.message, stack: error.stack };
+  return { name: 'Error', message: `non-Error thrown: ${String(error)}`, stack: undefined };
+}
+
+/** Runs `fn` as this thread's worker and reports how it ended. */
+export async function runWorker<R>(fn: WorkerFn<R>, wiring: Wiring): Promise<void> {
+  const allocator = new Allocator(wiring);
+  post({ type: 'ready' });
+  let value: R;
+  try {
+    value = await fn(allocator);
+    allocator.shutdown();
+  } catch (error) {
+    const aborted = error instanceof AbortedError;
+    if (!aborted) allocator.abort();
+    post({ type: 'error', error: serializeError(error), aborted });
+    return;
+  }
+  try {
+    post({ type: 'result', value });
+  } catch (error) {
+    post({ type: 'error', error: serializeError(new ModuleError(`worker ${wiring.index} returned a value the main thread cannot receive: ${(error as Error).message}`)), aborted: false });
+  }
+}
+
+/** Called by a re-run script's initialize() when it reaches the call this thread serves. */
+export function runClosure<R>(fn: WorkerFn<R>, wiring: Wiring): void {
+  (globalThis as Record<symbol, unknown>)[REACHED] = true;
+  void runWorker(fn, wiring);
+}
+
+/** Entry point from bootstrap.mjs. */
+export async function serve(boot: Boot): Promise<void> {
+  if (boot.mode === 'closure') {
+    try {
+      await import(boot.script);
+    } catch (error) {
+      post({ type: 'error', error: serializeError(error), aborted: false });
+      return;
+    }
+    if ((globalThis as Record<symbol, unknown>)[REACHED] !== true) {
+      const e = new ModuleError(`${boot.script} ran to its end in worker ${boot.wiring.index} without reaching its initialize() call #${boot.ordinal}; make that call unconditional, or use initialize(config, { module, export })`);
+      post({ type: 'error', error: serializeError(e), aborted: false });
+    }
+    return;
+  }
+  let fn: unknown;
+  try {
+    const mod = (await import(boot.module)) as Record<string, unknown>;
+    fn = mod[boot.export];
+  } catch (error) {
+    const e = new ModuleError(`cannot import worker module ${boot.module}: ${(error as Error).message}`, { cause: error });
+    post({ type: 'error', error: serializeError(e), aborted: false });
+    return;
+  }
+  if (typeof fn !== 'function') {
+    const e = new ModuleError(`module ${boot.module} has no function export '${boot.export}' (found ${fn === undefined ? 'nothing' : typeof fn})`);
+    post({ type: 'error', error: serializeError(e), aborted: false });
+    return;
+  }
+  await runWorker(fn as WorkerFn<unknown>, boot.wiring);
+}

@@ -1,0 +1,57 @@
+// One error class per failure, each with a stable `name`, so callers can
+// tell them apart without parsing messages. Every layer imports from here;
+// this file imports nothing.
+
+export class WeftError extends Error {
+  override name = 'WeftError';
+  constructor(message: string, options?: { cause?: unknown }) {
+    super(message, options);
+  }
+}
+
+/** A `Config` that cannot run: bad thread count, bad flags, unsupported mode. */
+export class ConfigError extends WeftError {
+  override name = 'ConfigError';
+}
+
+/** Misuse of a channel: bad id, double allocation, wrong codec, send after close. */
+export class ChannelError extends WeftError {
+  override name = 'ChannelError';
+  constructor(readonly channel: number, message: string, options?: { cause?: unknown }) {
+    super(`channel ${channel}: ${message}`, options);
+  }
+}
+
+/** A value the channel's codec cannot encode or decode. */
+export class CodecError extends WeftError {
+  override name = 'CodecError';
+}
+
+/** Bytes that are not our protocol: a bad frame header, a bad handshake. */
+export class ProtocolError extends WeftError {
+  override name = 'ProtocolError';
+}
+
+/** The module form named a module or export that cannot be used. */
+export class ModuleError extends WeftError {
+  override name = 'ModuleError';
+}
+
+/**
+ * Raised inside a worker when another worker failed: fail-stop releases every
+ * blocked wait with this error, naming the worker that failed first.
+ */
+export class AbortedError extends WeftError {
+  override name = 'AbortedError';
+  constructor(readonly failedWorker: number, message: string) {
+    super(message);
+  }
+}
+
+/** `join()` rejects with this: it names the worker and carries its error as `cause`. */
+export class WorkerError extends WeftError {
+  override name = 'WorkerError';
+  constructor(readonly worker: number, message: string, options?: { cause?: unknown }) {
+    super(message, options);
+  }
+}

@@ -1,0 +1,119 @@
+// The frame header: one format for SharedArrayBuffer rings and for TCP, so a
+// frame read from a ring can be forwarded to a socket byte for byte. Layout
+// and field meanings are documented in docs/protocol.md; the names below are
+// the names used there.
+
+import { ProtocolError } from '../errors.ts';
+
+/** Header bytes. 32 keeps payloads 8-aligned, so Float64Array views work in place. */
+export const HEADER_BYTES = 32;
+
+/** Byte offsets of the header fields (all little-endian). */
+export const F_LENGTH = 0; //  u32 payload bytes after the header
+export const F_CHANNEL = 4; // u32 channel id
+export const F_SOURCE = 8; //  u32 sending worker
+export const F_TARGET = 12; // u32 receiving worker
+export const F_SEQ = 16; //    u32 per (source, target) frame counter, wraps at 2^32
+export const F_KIND = 20; //   u8  Kind
+export const F_CODEC = 21; //  u8  codec id of the payload
+export const F_FLAGS = 22; //  u16 Flags
+export const F_COUNT = 24; //  u32 messages carried (DATA, PART)
+export const F_TOTAL = 28; //  u32 payload bytes of the whole batch (PART: across all parts)
+
+export const enum Kind {
+  /** A whole batch of `count` messages. */
+  DATA = 1,
+  /** One piece of a batch too large for one frame; pieces travel back to back. */
+  PART = 2,
+  /** The source closed its pusher on this channel. */
+  CLOSE = 3,
+  /** The source worker finished: every channel from it is closed. */
+  FIN = 4,
+  /** Liveness probe between processes (TCP only). */
+  HEARTBEAT = 5,
+  /** The process has finished cleanly and will close its socket (TCP only). */
+  GOODBYE = 6,
+}
+
+export const enum Flags {
+  /** On a PART frame: this is the last piece. */
+  LAST = 1,
+}
+
+export const MAX_KIND = Kind.GOODBYE;
+
+/** A frame header in fields, for code off the hot path (tests, TCP). */
+export interface FrameHeader {
+  length: number;
+  channel: number;
+  source: number;
+  target: number;
+  seq: number;
+  kind: Kind;
+  codec: number;
+  flags: number;
+  count: number;
+  total: number;
+}
+
+/** Bytes a frame takes in a ring: header plus payload, rounded up to 8. */
+export function frameBytes(length: number): number {
+  return (HEADER_BYTES + length + 7) & ~7;
+}
+
+export function writeHeader(view: DataView, at: number, h: FrameHeader): void {
+  view.setUint32(at + F_LENGTH, h.length, true);
+  view.setUint32(at + F_CHANNEL, h.channel, true);
+  view.setUint32(at + F_SOURCE, h.source, true);
+  view.setUint32(at + F_TARGET, h.target, true);
+  view.setUint32(at + F_SEQ, h.seq, true);
+  view.setUint8(at + F_KIND, h.kind);
+  view.setUint8(at + F_CODEC, h.codec);
+  view.setUint16(at + F_FLAGS, h.flags, true);
+  view.setUint32(at + F_COUNT, h.count, true);
+  view.setUint32(at + F_TOTAL, h.total, true);
+}
+
+export function readHeader(view: DataView, at: number): FrameHeader {
+  return {
+    length: view.getUint32(at + F_LENGTH, true),
+    channel: view.getUint32(at + F_CHANNEL, true),
+    source: view.getUint32(at + F_SOURCE, true),
+    target: view.getUint32(at + F_TARGET, true),
+    seq: view.getUint32(at + F_SEQ, true),
+    kind: view.getUint8(at + F_KIND) as Kind,
+    codec: view.getUint8(at + F_CODEC),
+    flags: view.getUint16(at + F_FLAGS, true),
+    count: view.getUint32(at + F_COUNT, true),
+    total: view.getUint32(at + F_TOTAL, true),
+  };
+}
+
+/**
+ * Checks what a header claims against what the receiver knows. Everything a
+ * hostile or corrupted peer controls is checked here, before any length is
+ * used to slice or allocate.
+ */
+export function validateHeader(h: FrameHeader, limits: { peers: number; maxFrame: number; maxBatch: number }): void {
+  if (h.kind < Kind.DATA || h.kind > MAX_KIND) throw new ProtocolError(`frame kind ${h.kind} is not a weft frame kind`);
+  if (h.length > limits.maxFrame) throw new ProtocolError(`frame length ${h.length} exceeds the limit of ${limits.maxFrame} bytes`);
+  if (h.source >= limits.peers) throw new ProtocolError(`frame source ${h.source} is not a worker (peers: ${limits.peers})`);
+  if (h.target >= limits.peers) throw new ProtocolError(`frame target ${h.target} is not a worker (peers: ${limits.peers})`);
+  switch (h.kind) {
+    case Kind.DATA:
+      if (h.total !== h.length) throw new ProtocolError(`DATA frame total ${h.total} differs from its length ${h.length}`);
+      if (h.count === 0 || h.count > h.length + 1) {
+        // A batch of `count` messages needs at least... nothing per message for
+        // some codecs, so bound count by bytes + 1 to refuse absurd counts only.
+        throw new ProtocolError(`DATA frame count ${h.count} is impossible for ${h.length} payload bytes`);
+      }
+      break;
+    case Kind.PART:
+      if (h.total > limits.maxBatch) throw new ProtocolError(`batch of ${h.total} bytes exceeds the limit of ${limits.maxBatch} bytes`);
+      if (h.length > h.total) throw new ProtocolError(`PART frame length ${h.length} exceeds its batch total ${h.total}`);
+      break;
+    default:
+      if (h.length !== 0) throw new ProtocolError(`control frame of kind ${h.kind} carries ${h.length} payload bytes`);
+  }
+  if (h.flags & ~Flags.LAST) throw new ProtocolError(`unknown frame flags 0x${h.flags.toString(16)}`);
+}

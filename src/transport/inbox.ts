@@ -1,0 +1,128 @@
+// The receiving end of one ring: walks published frames, checks each header
+// against what this worker knows (target, source, sequence), reassembles
+// PART runs, and hands whole batches to a sink. A ring is written by weft's
+// own threads, but a header is still checked before its length is trusted:
+// a bug must surface as a ProtocolError naming the frame, never as garbage.
+
+import { RingReader } from './ring.ts';
+import {
+  F_CHANNEL, F_CODEC, F_COUNT, F_FLAGS, F_KIND, F_LENGTH, F_SEQ, F_SOURCE, F_TARGET, F_TOTAL,
+  Flags, HEADER_BYTES, Kind, validateHeader, type FrameHeader,
+} from './frame.ts';
+import { ProtocolError } from '../errors.ts';
+
+export interface FrameSink {
+  /** A whole batch. `payload` views shared memory and is valid only during the call. */
+  batch(source: number, channel: number, codec: number, count: number, payload: Uint8Array): void;
+  close(source: number, channel: number): void;
+  finish(source: number): void;
+}
+
+interface Partial {
+  channel: number;
+  codec: number;
+  count: number;
+  bytes: Uint8Array;
+  filled: number;
+}
+
+export class Inbox {
+  /** Next expected sequence number per source. */
+  private readonly expected: Uint32Array;
+  private readonly partial = new Map<number, Partial>();
+  private readonly limits: { peers: number; maxFrame: number; maxBatch: number };
+  receivedFrames = 0;
+
+  constructor(
+    readonly reader: RingReader,
+    private readonly target: number,
+    peers: number,
+    maxBatch: number,
+  ) {
+    this.expected = new Uint32Array(peers);
+    this.limits = { peers, maxFrame: reader.capacity >>> 2, maxBatch };
+  }
+
+  /** Dispatches every published frame to `sink`; returns the number of frames. */
+  drain(sink: FrameSink): number {
+    const r = this.reader;
+    const v = r.view;
+    let frames = 0;
+    let at: number;
+    while ((at = r.next()) >= 0) {
+      const h: FrameHeader = {
+        length: v.getUint32(at + F_LENGTH, true),
+        channel: v.getUint32(at + F_CHANNEL, true),
+        source: v.getUint32(at + F_SOURCE, true),
+        target: v.getUint32(at + F_TARGET, true),
+        seq: v.getUint32(at + F_SEQ, true),
+        kind: v.getUint8(at + F_KIND),
+        codec: v.getUint8(at + F_CODEC),
+        flags: v.getUint16(at + F_FLAGS, true),
+        count: v.getUint32(at + F_COUNT, true),
+        total: v.getUint32(at + F_TOTAL, true),
+      };
+      this.check(h);
+      const payload = r.bytes.subarray(at + HEADER_BYTES, at + HEADER_BYTES + h.length);
+      this.dispatch(h, payload, sink);
+      r.advance(h.length);
+      frames++;
+    }
+    if (frames > 0) {
+      r.release();
+      this.receivedFrames += frames;
+    }
+    return frames;
+  }
+
+  private check(h: FrameHeader): void {
+    validateHeader(h, this.limits);
+    if (h.target !== this.target) throw new ProtocolError(`frame for worker ${h.target} arrived at worker ${this.target}`);
+    const want = this.expected[h.source]!;
+    if (h.seq !== want) {
+      throw new ProtocolError(`frame ${h.seq} from worker ${h.source} arrived where frame ${want} was expected: a frame was lost or reordered`);
+    }
+    this.expected[h.source] = (want + 1) >>> 0;
+  }
+
+  private dispatch(h: FrameHeader, payload: Uint8Array, sink: FrameSink): void {
+    switch (h.kind) {
+      case Kind.DATA:
+        if (this.partial.has(h.source)) throw new ProtocolError(`DATA frame from worker ${h.source} interrupts a PART run`);
+        sink.batch(h.source, h.channel, h.codec, h.count, payload);
+        return;
+      case Kind.PART:
+        this.part(h, payload, sink);
+        return;
+      case Kind.CLOSE:
+        sink.close(h.source, h.channel);
+        return;
+      case Kind.FIN:
+        sink.finish(h.source);
+        return;
+      default:
+        throw new ProtocolError(`frame kind ${h.kind} does not travel on rings`);
+    }
+  }
+
+  private part(h: FrameHeader, payload: Uint8Array, sink: FrameSink): void {
+    let p = this.partial.get(h.source);
+    if (p === undefined) {
+      p = { channel: h.channel, codec: h.codec, count: h.count, bytes: new Uint8Array(h.total), filled: 0 };
+      this.partial.set(h.source, p);
+    } else if (p.channel !== h.channel || p.codec !== h.codec || p.count !== h.count || p.bytes.length !== h.total) {
+      throw new ProtocolError(`PART frame from worker ${h.source} does not continue the run on channel ${p.channel}`);
+    }
+    if (p.filled + payload.length > p.bytes.length) {
+      throw new ProtocolError(`PART run from worker ${h.source} overruns its total of ${p.bytes.length} bytes`);
+    }
+    p.bytes.set(payload, p.filled);
+    p.filled += payload.length;
+    if ((h.flags & Flags.LAST) === 0) return;
+    this.partial.delete(h.source);
+    if (p.filled !== p.bytes.length) {
+      throw new ProtocolError(`PART run from worker ${h.source} ended at ${p.filled} of ${p.bytes.length} bytes`);
+    }
+    sink.batch(h.source, p.channel, p.codec, p.count, p.bytes);
+  }
+}

@@ -1,0 +1,129 @@
+// The sending end of one ring: frames go straight into the ring when it has
+// room, and otherwise into an overflow queue on the sender's side, in order.
+// `send` never blocks and never drops; the overflow drains on flush. Once
+// anything is in overflow, new frames queue behind it, so FIFO holds.
+//
+// A batch larger than one ring frame is cut into PART frames that travel back
+// to back; the receiver reassembles them.
+
+import { RingWriter } from './ring.ts';
+import {
+  F_CHANNEL, F_CODEC, F_COUNT, F_FLAGS, F_KIND, F_LENGTH, F_SEQ, F_SOURCE, F_TARGET, F_TOTAL,
+  Flags, HEADER_BYTES, Kind,
+} from './frame.ts';
+
+interface Queued {
+  target: number;
+  seq: number;
+  channel: number;
+  kind: Kind;
+  codec: number;
+  flags: number;
+  count: number;
+  total: number;
+  payload: Uint8Array;
+}
+
+const EMPTY = new Uint8Array(0);
+
+export class Outbox {
+  private readonly queue: Queued[] = [];
+  private head = 0;
+  /** Bytes of payload waiting in overflow. */
+  overflowBytes = 0;
+  sentFrames = 0;
+  sentBytes = 0;
+
+  /**
+   * @param seqs per-target frame counters shared by every outbox of this
+   *   worker, since in a cluster one outbox carries frames for many targets.
+   */
+  constructor(
+    readonly writer: RingWriter,
+    private readonly source: number,
+    private readonly seqs: Uint32Array,
+  ) {}
+
+  get overflowFrames(): number {
+    return this.queue.length - this.head;
+  }
+
+  /** Sends one batch of `count` messages as one DATA frame or a run of PARTs. */
+  data(target: number, channel: number, codec: number, count: number, payload: Uint8Array): void {
+    const max = this.writer.maxPayload;
+    if (payload.length <= max) {
+      this.put(target, channel, Kind.DATA, codec, 0, count, payload.length, payload);
+      return;
+    }
+    for (let at = 0; at < payload.length; at += max) {
+      const end = Math.min(at + max, payload.length);
+      const flags = end === payload.length ? Flags.LAST : 0;
+      this.put(target, channel, Kind.PART, codec, flags, count, payload.length, payload.subarray(at, end));
+    }
+  }
+
+  control(target: number, channel: number, kind: Kind.CLOSE | Kind.FIN): void {
+    this.put(target, channel, kind, 0, 0, 0, 0, EMPTY);
+  }
+
+  private put(target: number, channel: number, kind: Kind, codec: number, flags: number, count: number, total: number, payload: Uint8Array): void {
+    const seq = this.seqs[target]!;
+    this.seqs[target] = (seq + 1) >>> 0;
+    if (this.head === this.queue.length && this.write(target, seq, channel, kind, codec, flags, count, total, payload)) return;
+    // The caller may reuse `payload` (batchers do): overflow keeps its own copy.
+    this.queue.push({ target, seq, channel, kind, codec, flags, count, total, payload: payload.slice() });
+    this.overflowBytes += payload.length;
+  }
+
+  private write(target: number, seq: number, channel: number, kind: Kind, codec: number, flags: number, count: number, total: number, payload: Uint8Array): boolean {
+    const w = this.writer;
+    const at = w.reserve(payload.length);
+    if (at < 0) return false;
+    const v = w.view;
+    v.setUint32(at + F_LENGTH, payload.length, true);
+    v.setUint32(at + F_CHANNEL, channel, true);
+    v.setUint32(at + F_SOURCE, this.source, true);
+    v.setUint32(at + F_TARGET, target, true);
+    v.setUint32(at + F_SEQ, seq, true);
+    v.setUint8(at + F_KIND, kind);
+    v.setUint8(at + F_CODEC, codec);
+    v.setUint16(at + F_FLAGS, flags, true);
+    v.setUint32(at + F_COUNT, count, true);
+    v.setUint32(at + F_TOTAL, total, true);
+    if (payload.length > 0) w.bytes.set(payload, at + HEADER_BYTES);
+    this.sentFrames++;
+    this.sentBytes += payload.length;
+    return true;
+  }
+
+  /** Moves overflow into the ring while it fits. Returns true when overflow is empty. */
+  drain(): boolean {
+    const q = this.queue;
+    while (this.head < q.length) {
+      const f = q[this.head]!;
+      if (!this.write(f.target, f.seq, f.channel, f.kind, f.codec, f.flags, f.count, f.total, f.payload)) {
+        // Publish what fits before anyone waits for space, or the consumer
+        // would never see those frames and never free the space we wait for.
+        this.writer.publish();
+        return false;
+      }
+      this.overflowBytes -= f.payload.length;
+      q[this.head++] = undefined as unknown as Queued;
+    }
+    if (this.head > 0) {
+      q.length = 0;
+      this.head = 0;
+    }
+    return true;
+  }
+
+  publish(): void {
+    this.writer.publish();
+  }
+
+  /** Ask to be woken when the ring frees space for the head of overflow. */
+  wantSpace(): boolean {
+    if (this.head === this.queue.length) return false;
+    return this.writer.wantSpace(this.queue[this.head]!.payload.length);
+  }
+}

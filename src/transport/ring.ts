@@ -1,0 +1,181 @@
+// A single-producer single-consumer ring of variable-length frames on a
+// SharedArrayBuffer. Layout (docs/ring.md has the picture):
+//
+//   bytes 0..63     WRITE   producer's published write position
+//   bytes 64..127   READ    consumer's published read position
+//   bytes 128..191  WANT    1 while the producer waits for space
+//   bytes 256..     data    `capacity` bytes, a power of two
+//
+// Positions are byte counters that only grow (mod 2^32); `pos & mask` is the
+// offset in data. Because capacity <= 2^30, `(write - read) | 0` is the number
+// of bytes in use even after the counters wrap. WRITE and READ sit on
+// separate cache lines so producer and consumer do not false-share.
+//
+// Every frame is contiguous: when a frame does not fit before the end of data,
+// the producer writes a WRAP marker (length 0xFFFFFFFF) and starts the frame at
+// offset 0. Frames are 8-aligned, so at least 8 bytes always remain for it.
+//
+// The producer writes frames with plain stores and publishes WRITE with an
+// Atomics.store. That store is the release: a consumer that Atomics.loads the
+// new WRITE sees every byte written before it. The producer publishes in
+// batches (on flush), and always before it waits for space, so a consumer is
+// never starved by frames the producer has written but not yet announced.
+
+import { Doorbell } from './doorbell.ts';
+import { HEADER_BYTES, frameBytes } from './frame.ts';
+
+const WRITE = 0;
+const READ = 16;
+const WANT = 32;
+const CONTROL_BYTES = 256;
+const WRAP = 0xffffffff;
+
+export const MIN_RING_BYTES = 1 << 12;
+export const MAX_RING_BYTES = 1 << 30;
+
+export function createRingBuffer(capacity: number): SharedArrayBuffer {
+  if (!Number.isInteger(capacity) || capacity < MIN_RING_BYTES || capacity > MAX_RING_BYTES || (capacity & (capacity - 1)) !== 0) {
+    throw new RangeError(`ring capacity must be a power of two between ${MIN_RING_BYTES} and ${MAX_RING_BYTES} bytes, got ${capacity}`);
+  }
+  return new SharedArrayBuffer(CONTROL_BYTES + capacity);
+}
+
+class RingView {
+  readonly control: Int32Array;
+  /** Data area views; payloads are 8-aligned within them. */
+  readonly bytes: Uint8Array;
+  readonly view: DataView;
+  readonly capacity: number;
+  readonly mask: number;
+
+  constructor(readonly buffer: SharedArrayBuffer) {
+    this.control = new Int32Array(buffer, 0, CONTROL_BYTES >> 2);
+    this.capacity = buffer.byteLength - CONTROL_BYTES;
+    this.mask = this.capacity - 1;
+    this.bytes = new Uint8Array(buffer, CONTROL_BYTES, this.capacity);
+    this.view = new DataView(buffer, CONTROL_BYTES, this.capacity);
+  }
+}
+
+export class RingWriter extends RingView {
+  /** Local write position: frames up to here are written, maybe not published. */
+  private write: number;
+  private published: number;
+  /** Last READ seen; refreshed only when the cached value says the ring is full. */
+  private read: number;
+
+  constructor(buffer: SharedArrayBuffer, private readonly consumer: Doorbell) {
+    super(buffer);
+    this.write = this.published = Atomics.load(this.control, WRITE);
+    this.read = Atomics.load(this.control, READ);
+  }
+
+  /** The largest payload that fits in one frame of this ring. */
+  get maxPayload(): number {
+    return (this.capacity >>> 2) - HEADER_BYTES;
+  }
+
+  /**
+   * Reserves room for a frame with `length` payload bytes and returns the data
+   * offset of its header, or -1 when the ring has no room now. The frame
+   * becomes visible at the next publish().
+   */
+  reserve(length: number): number {
+    const size = frameBytes(length);
+    let at = this.write & this.mask;
+    const tail = this.capacity - at;
+    const need = tail < size ? tail + size : size;
+    if (!this.fits(need)) return -1;
+    if (tail < size) {
+      this.view.setUint32(at, WRAP, true);
+      this.write = (this.write + tail) | 0;
+      at = 0;
+    }
+    this.write = (this.write + size) | 0;
+    return at;
+  }
+
+  private fits(need: number): boolean {
+    if (this.capacity - ((this.write - this.read) | 0) >= need) return true;
+    this.read = Atomics.load(this.control, READ);
+    return this.capacity - ((this.write - this.read) | 0) >= need;
+  }
+
+  /** Make written frames visible and wake the consumer if it sleeps. */
+  publish(): void {
+    if (this.write === this.published) return;
+    this.published = this.write;
+    Atomics.store(this.control, WRITE, this.write);
+    this.consumer.ring();
+  }
+
+  /**
+   * Ask the consumer to ring our doorbell when it frees space. Returns true if
+   * space for `length` appeared meanwhile (then do not park).
+   */
+  wantSpace(length: number): boolean {
+    Atomics.store(this.control, WANT, 1);
+    const size = frameBytes(length);
+    const at = this.write & this.mask;
+    const tail = this.capacity - at;
+    return this.fits(tail < size ? tail + size : size);
+  }
+
+  get pending(): boolean {
+    return this.write !== this.published;
+  }
+}
+
+export class RingReader extends RingView {
+  private read: number;
+  private released: number;
+  /** Last WRITE seen. */
+  private write: number;
+
+  constructor(buffer: SharedArrayBuffer, private readonly producer: Doorbell) {
+    super(buffer);
+    this.read = this.released = Atomics.load(this.control, READ);
+    this.write = Atomics.load(this.control, WRITE);
+  }
+
+  /** True if a published frame is waiting (reloads WRITE). */
+  poll(): boolean {
+    if (this.read !== this.write) return true;
+    this.write = Atomics.load(this.control, WRITE);
+    return this.read !== this.write;
+  }
+
+  /**
+   * Data offset of the next frame's header, or -1 if none is published. The
+   * frame stays valid until advance(); its bytes are not overwritten until
+   * release().
+   */
+  next(): number {
+    if (this.read === this.write) {
+      this.write = Atomics.load(this.control, WRITE);
+      if (this.read === this.write) return -1;
+    }
+    let at = this.read & this.mask;
+    if (this.view.getUint32(at, true) === WRAP) {
+      this.read = (this.read + (this.capacity - at)) | 0;
+      at = 0;
+    }
+    return at;
+  }
+
+  /** Consume the frame at the current position, whose payload was `length` bytes. */
+  advance(length: number): void {
+    this.read = (this.read + frameBytes(length)) | 0;
+  }
+
+  /** Give consumed space back to the producer, waking it if it waits for space. */
+  release(): void {
+    if (this.read === this.released) return;
+    this.released = this.read;
+    Atomics.store(this.control, READ, this.read);
+    if (Atomics.load(this.control, WANT) !== 0) {
+      Atomics.store(this.control, WANT, 0);
+      this.producer.force();
+    }
+  }
+}
