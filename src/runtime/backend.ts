@@ -1,0 +1,62 @@
+// The seam between orchestration (directives: ordering, folding, retries,
+// abort, dedup) and the transport of tasks to workers. A backend moves task
+// batches out and result batches back; it knows nothing about directives.
+//
+// Design notes
+// - One stable task stream that every worker serves, and one result lease per
+//   directive, addressed by a routing key (Paladin's coordinated channel).
+//   Workers stay oblivious of directives: they copy the key from the task to
+//   its result, and the backend routes the result to the lease by that key.
+// - Delivery is at least once. A backend re-dispatches the tasks of a worker
+//   it lost; the orchestrator drops a result it already counted. So a backend
+//   never has to know whether a lost worker had finished a task.
+// - Push, not pull: results arrive through the callback given to `lease`, in
+//   batches, so a backend can hand over everything one read produced at once.
+
+import type { Task, TaskResult } from './task.ts';
+
+/** A directive's claim on the results routed to `key`. */
+export interface Lease {
+  readonly key: string;
+  /**
+   * Ends the lease: tasks with this key still queued in the backend are
+   * dropped, and results for it that arrive later are discarded.
+   */
+  release(): void;
+}
+
+export interface LeaseHandlers {
+  /** A batch of results whose `key` is this lease's. May include duplicates. */
+  results(results: readonly TaskResult[]): void;
+  /** The backend can no longer run this lease's tasks (closed, lost every worker). */
+  failed(error: Error): void;
+}
+
+export interface Backend {
+  /** How many tasks can run at once; directives size their in-flight window from it. */
+  readonly parallelism: number;
+  /** Opens a result lease with a routing key unique among this backend's open leases. */
+  lease(handlers: LeaseHandlers): Lease;
+  /**
+   * Queues tasks for the workers. Never blocks, and never delivers results
+   * from inside the call (callers dispatch while iterating their own state).
+   * Every task's `key` must be an open lease's; tasks run in no particular order.
+   */
+  dispatch(tasks: readonly Task[]): void;
+  /** Stops the workers. Open leases get `failed`. */
+  close(): Promise<void>;
+}
+
+/**
+ * Hands each lease its share of a batch of results, in one call per lease;
+ * results for keys no longer leased are dropped.
+ */
+export function routeResults(results: readonly TaskResult[], leases: ReadonlyMap<string, LeaseHandlers>): void {
+  const byKey = new Map<string, TaskResult[]>();
+  for (const result of results) {
+    const group = byKey.get(result.key);
+    if (group === undefined) byKey.set(result.key, [result]);
+    else group.push(result);
+  }
+  for (const [key, group] of byKey) leases.get(key)?.results(group);
+}

@@ -1,0 +1,78 @@
+// Directives: descriptions of work over indexed inputs, run by a Runtime.
+// Building one does nothing; `run` leases a result channel and drives it.
+
+import type { Progress } from './execution.ts';
+import type { Monoid, Operation } from './registry.ts';
+import type { RetryPolicy } from './retry.ts';
+import type { Runtime } from './runtime.ts';
+
+export interface RunOptions {
+  /** Aborting rejects this directive with `AbortError` and drops its queued tasks; others go on. */
+  signal?: AbortSignal;
+  /** Overrides the runtime's retry policy for this directive. */
+  retry?: RetryPolicy;
+  /** Overrides the runtime's per-task timeout (ms) for this directive. */
+  timeoutMs?: number;
+  /** Overrides the runtime's bound on input items in flight. */
+  maxInFlight?: number;
+  /** Called with task counts whenever they change. */
+  onProgress?: (progress: Readonly<Progress>) => void;
+}
+
+type Source<T> = Iterable<T> | AsyncIterable<T>;
+
+/**
+ * A stream of inputs, each known by its index. `map` chains operations;
+ * `run` resolves to the outputs in input order; `fold` reduces them.
+ */
+export class IndexedStream<T> {
+  private constructor(
+    private readonly source: Source<unknown>,
+    private readonly stages: readonly Operation[],
+  ) {}
+
+  /** The source is pulled lazily, so it may be an async iterable larger than memory. */
+  static from<T>(source: Source<T>): IndexedStream<T> {
+    return new IndexedStream<T>(source, []);
+  }
+
+  map<O>(operation: Operation<T, O>): IndexedStream<O> {
+    return new IndexedStream<O>(this.source, [...this.stages, operation]);
+  }
+
+  fold(monoid: Monoid<T>): Fold<T> {
+    return new Fold<T>(this.source, this.stages, monoid);
+  }
+
+  run(runtime: Runtime, options: RunOptions = {}): Promise<T[]> {
+    return runtime.execute({ stages: this.stages }, this.source, options) as Promise<T[]>;
+  }
+}
+
+/** The fold of an `IndexedStream` with a monoid: neighbouring ranges are combined as they complete. */
+export class Fold<T> {
+  /** @internal use `IndexedStream.fold` */
+  constructor(
+    private readonly source: Source<unknown>,
+    private readonly stages: readonly Operation[],
+    private readonly monoid: Monoid<T>,
+  ) {}
+
+  /** Resolves to the fold of all outputs in index order; `monoid.empty()` for no input. */
+  run(runtime: Runtime, options: RunOptions = {}): Promise<T> {
+    return runtime.execute({ stages: this.stages, fold: this.monoid }, this.source, options) as Promise<T>;
+  }
+}
+
+/** One operation on one value: `new Literal(FibAt, 10).run(runtime)`. */
+export class Literal<I, O> {
+  constructor(
+    readonly operation: Operation<I, O>,
+    readonly input: I,
+  ) {}
+
+  async run(runtime: Runtime, options: RunOptions = {}): Promise<O> {
+    const [output] = (await runtime.execute({ stages: [this.operation] }, [this.input], options)) as O[];
+    return output as O;
+  }
+}

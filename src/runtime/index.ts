@@ -1,0 +1,23 @@
+// The runtime's public surface. `src/index.ts` re-exports this list.
+
+export { Runtime, type RuntimeOptions, type InMemoryOptions } from './runtime.ts';
+export { IndexedStream, Fold, Literal, type RunOptions } from './directives.ts';
+export { defineOperation, defineMonoid, type Operation, type Monoid } from './registry.ts';
+export { Retry, type RetryPolicy } from './retry.ts';
+export { WorkerRuntime } from './worker-runtime.ts';
+export { LoopbackBackend } from './loopback.ts';
+export { routeResults, type Backend, type Lease, type LeaseHandlers } from './backend.ts';
+export type { Progress } from './execution.ts';
+export type { Task, TaskResult, TaskFailure } from './task.ts';
+export {
+  TransientError,
+  OperationError,
+  RetriesExhaustedError,
+  FoldError,
+  AbortError,
+  UnknownOperationError,
+  TaskTimeoutError,
+  WorkerLostError,
+  DuplicateDefinitionError,
+  RuntimeClosedError,
+} from './errors.ts';

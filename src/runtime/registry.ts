@@ -1,0 +1,63 @@
+// Operations and monoids, found by a stable name. A task names its operation;
+// the worker looks that name up here. No code ever travels: a worker can only
+// run what the modules it imported defined.
+
+import { DuplicateDefinitionError } from './errors.ts';
+
+/** A named function from `I` to `O`, run on workers. May be async. */
+export interface Operation<I = any, O = any> {
+  readonly kind: 'operation';
+  readonly name: string;
+  readonly fn: (input: I) => O | Promise<O>;
+}
+
+/** A named associative combine with its identity. Commutativity is never assumed. */
+export interface Monoid<T = any> {
+  readonly kind: 'monoid';
+  readonly name: string;
+  readonly empty: () => T;
+  readonly combine: (left: T, right: T) => T;
+}
+
+type Definition = Operation | Monoid;
+
+// Held on globalThis so that two copies of this module (say `dist` imported by
+// a user's operations file and `src` by a test) still share one registry.
+const REGISTRY_KEY = Symbol.for('weft.runtime.registry');
+const registry: Map<string, Definition> = ((globalThis as Record<symbol, unknown>)[REGISTRY_KEY] ??= new Map()) as Map<
+  string,
+  Definition
+>;
+
+// A module evaluated twice (test isolation, hot reload) defines the same
+// source again under the same name: that is the same definition, and the
+// newer one replaces the older. Different source under one name is refused.
+function sourceOf(definition: Definition): string {
+  return definition.kind === 'operation'
+    ? `operation:${definition.fn.toString()}`
+    : `monoid:${definition.empty.toString()}\n${definition.combine.toString()}`;
+}
+
+function register<D extends Definition>(definition: D): D {
+  const existing = registry.get(definition.name);
+  if (existing !== undefined && sourceOf(existing) !== sourceOf(definition)) {
+    throw new DuplicateDefinitionError(definition.name);
+  }
+  registry.set(definition.name, definition);
+  return definition;
+}
+
+/** Defines and registers an operation under `name`, which must be stable across processes. */
+export function defineOperation<I, O>(name: string, fn: (input: I) => O | Promise<O>): Operation<I, Awaited<O>> {
+  return register({ kind: 'operation', name, fn } as Operation<I, Awaited<O>>);
+}
+
+/** Defines and registers a monoid: `combine` must be associative and `empty()` its identity. */
+export function defineMonoid<T>(name: string, monoid: { empty: () => T; combine: (left: T, right: T) => T }): Monoid<T> {
+  return register({ kind: 'monoid', name, empty: monoid.empty, combine: monoid.combine });
+}
+
+export function lookupOperation(name: string): Operation | undefined {
+  const definition = registry.get(name);
+  return definition?.kind === 'operation' ? definition : undefined;
+}

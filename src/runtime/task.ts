@@ -1,0 +1,61 @@
+// What travels between an orchestrator and its workers. Field names are short
+// because every task and every result is encoded; docs/runtime.md uses the
+// same names.
+
+/** One operation applied to one input, as sent to a worker. */
+export interface Task {
+  /** Operation name, looked up in the worker's registry. */
+  readonly op: string;
+  readonly input: unknown;
+  /** Routing key: names the result lease (the directive) the result goes back to. */
+  readonly key: string;
+  /** Index of the input item in its directive. */
+  readonly index: number;
+  /** Position of `op` in a chain such as `.map(a).map(b)`: 0 for `a`, 1 for `b`. */
+  readonly stage: number;
+  /** 0 for the first try, incremented by each retry. */
+  readonly attempt: number;
+}
+
+/** An error as it crosses the wire: no prototype survives encoding, so keep what matters. */
+export interface TaskFailure {
+  readonly name: string;
+  readonly message: string;
+  readonly stack?: string;
+  /** True when the operation threw a `TransientError`: the orchestrator may retry. */
+  readonly transient: boolean;
+}
+
+/** The outcome of a task; `key`, `index`, `stage` and `attempt` are copied from it. */
+export interface TaskResult {
+  readonly key: string;
+  readonly index: number;
+  readonly stage: number;
+  readonly attempt: number;
+  readonly output?: unknown;
+  /** Present if and only if the task failed. */
+  readonly error?: TaskFailure;
+}
+
+export function succeeded(task: Task, output: unknown): TaskResult {
+  return { key: task.key, index: task.index, stage: task.stage, attempt: task.attempt, output };
+}
+
+export function failed(task: Task, error: unknown): TaskResult {
+  return { key: task.key, index: task.index, stage: task.stage, attempt: task.attempt, error: toFailure(error) };
+}
+
+export function toFailure(error: unknown): TaskFailure {
+  if (error instanceof Error) {
+    return { name: error.name, message: error.message, stack: error.stack, transient: error.name === 'TransientError' };
+  }
+  return { name: 'Error', message: String(error), transient: false };
+}
+
+/** Rebuilds an `Error` on the orchestrator's side, keeping the remote name and stack. */
+export function fromFailure(failure: TaskFailure): Error {
+  const error = new Error(failure.message);
+  error.name = failure.name;
+  error.stack = failure.stack ?? `${failure.name}: ${failure.message}`;
+  return error;
+}
