@@ -1,0 +1,102 @@
+// The allocator suite: weft's channels beside MessagePort.postMessage between
+// the same two worker threads, in one run, plus two single-thread ceilings
+// (msgpackr's encode rate, Buffer.copy bandwidth). Every weft figure is
+// printed with its anchor and the ratio; absolute numbers are this run's only.
+//
+//   npx tsx bench/allocator.ts          (alone)
+//   npm run bench                       (with the other suites)
+
+import { MessageChannel, type Worker } from 'node:worker_threads';
+import { fileURLToPath } from 'node:url';
+import { Config, initialize } from '../src/index.ts';
+import type { Measured, Plan } from './fixtures/allocator-worker.ts';
+import { printRows, type Row } from './report.ts';
+
+const MiB = 1 << 20;
+
+export const defaultPlan: Plan = {
+  objects: 200_000,
+  postObjects: 100_000,
+  numbers: 4_000_000,
+  postNumbers: 100_000,
+  pings: 20_000,
+  parkedPings: 2_000,
+  postPings: 2_000,
+  frames: 200,
+  frameBytes: MiB,
+  encodeObjects: 200_000,
+  timeMs: 1_500,
+};
+
+export interface AllocatorFigures {
+  suite: 'allocator';
+  rows: Row[];
+  raw: Measured[];
+}
+
+/** Runs the suite on two fresh worker threads and returns its rows. */
+export async function runAllocatorBench(plan: Plan = defaultPlan): Promise<AllocatorFigures> {
+  // The postMessage anchor must run between the very threads weft uses, so
+  // each gets one end of a MessageChannel as soon as it exists.
+  const threads: Worker[] = [];
+  const collect = (w: Worker): void => void threads.push(w);
+  process.on('worker', collect);
+  let raw: Measured[];
+  try {
+    const guards = await initialize<Measured[] | undefined>(Config.process(2, { ringBytes: 4 * MiB }), {
+      module: fileURLToPath(new URL('./fixtures/allocator-worker.ts', import.meta.url)),
+    });
+    process.off('worker', collect);
+    if (threads.length !== 2) throw new Error(`expected 2 weft threads, saw ${threads.length}`);
+    const { port1, port2 } = new MessageChannel();
+    threads[0]!.postMessage({ port: port1, plan }, [port1]);
+    threads[1]!.postMessage({ port: port2, plan }, [port2]);
+    raw = (await guards.join()).find((r) => r !== undefined)!;
+  } finally {
+    process.off('worker', collect);
+  }
+  return { suite: 'allocator', rows: rows(raw), raw };
+}
+
+function rows(raw: Measured[]): Row[] {
+  const by = new Map(raw.map((m) => [m.name, m]));
+  const get = (name: string): Measured => {
+    const m = by.get(name);
+    if (m === undefined) throw new Error(`bench task ${name} did not run`);
+    return m;
+  };
+  const rate = (name: string): number => {
+    const m = get(name);
+    return m.perRound / (m.medianMs / 1000);
+  };
+  const micros = (name: string): number => {
+    const m = get(name);
+    return (m.medianMs * 1000) / m.perRound;
+  };
+  const throughput = (name: string, weft: string, anchor: string, unit: string, target: number | undefined): Row => {
+    const w = rate(weft);
+    const a = rate(anchor);
+    return { suite: 'allocator', name, weft: w, anchor: a, anchorName: anchor, unit, ratio: w / a, target, higherIsBetter: true };
+  };
+  const latency = (name: string, weft: string, target: number | undefined): Row => {
+    const w = micros(weft);
+    const a = micros('postMessage ping-pong');
+    // For a latency the ratio is "times faster": anchor time over weft time.
+    return { suite: 'allocator', name, weft: w, anchor: a, anchorName: 'postMessage ping-pong', unit: 'us/round trip', ratio: a / w, target, higherIsBetter: false };
+  };
+  const frames = throughput('1 MiB frames', 'weft 1 MiB frames', 'Buffer.copy 1 MiB', 'frames/s', 0.5);
+  return [
+    throughput('small objects {i, x}', 'weft objects', 'postMessage objects', 'msg/s', 8),
+    throughput('objects vs encode ceiling', 'weft objects', 'msgpackr pack, 256 per call', 'msg/s', undefined),
+    throughput('msgpackr pack, 1 per call', 'msgpackr pack, 1 per call', 'postMessage objects', 'msg/s', undefined),
+    throughput('numbers', 'weft numbers', 'postMessage numbers', 'msg/s', 100),
+    latency('ping-pong (spinning)', 'weft ping-pong (spinning)', 20),
+    latency('ping-pong (parked)', 'weft ping-pong (parked)', undefined),
+    frames,
+  ];
+}
+
+if (process.argv[1] !== undefined && fileURLToPath(import.meta.url) === process.argv[1]) {
+  const figures = await runAllocatorBench();
+  printRows(figures.rows);
+}
