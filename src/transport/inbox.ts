@@ -50,6 +50,10 @@ export class Inbox {
     let frames = 0;
     let at: number;
     while ((at = r.next()) >= 0) {
+      // A producer never starts a frame where its header and payload would
+      // cross the end of the ring; only a corrupted length upstream lands
+      // the reader there. Refuse before reading past the end.
+      if (at > r.capacity - HEADER_BYTES) throw new ProtocolError(`frame header at ring offset ${at} would cross the end of the ring: a previous frame's length was corrupted`);
       const h: FrameHeader = {
         length: v.getUint32(at + F_LENGTH, true),
         channel: v.getUint32(at + F_CHANNEL, true),
@@ -63,6 +67,7 @@ export class Inbox {
         total: v.getUint32(at + F_TOTAL, true),
       };
       this.check(h);
+      if (at + HEADER_BYTES + h.length > r.capacity) throw new ProtocolError(`frame of ${h.length} bytes at ring offset ${at} would cross the end of the ring`);
       const payload = r.bytes.subarray(at + HEADER_BYTES, at + HEADER_BYTES + h.length);
       this.dispatch(h, payload, sink);
       r.advance(h.length);
