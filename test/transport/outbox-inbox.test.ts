@@ -61,7 +61,7 @@ function same(a: Uint8Array, b: Uint8Array): boolean {
   return true;
 }
 
-const steps = fc.array(
+const steps: fc.Arbitrary<Step[]> = fc.array(
   fc.oneof(
     {
       weight: 6,
