@@ -242,7 +242,8 @@ export class Allocator implements FrameSink {
   checkAbort(): void {
     if (this.control.aborted) {
       const failed = this.control.failedWorker;
-      throw new AbortedError(failed, `worker ${this.index} stopped: worker ${failed} failed`);
+      const who = failed < 0 ? 'a peer process failed' : `worker ${failed} failed`;
+      throw new AbortedError(failed, `worker ${this.index} stopped: ${who}`);
     }
   }
 
@@ -308,6 +309,7 @@ export class Allocator implements FrameSink {
     for (;;) {
       this.release();
       this.receive();
+      for (let peer = 0; peer < this.peers; peer++) if (this.finished[peer]) this.outboxes[peer]?.discard(peer);
       if (this.stats().overflowFrames === 0) break;
       this.awaitEvents(100);
     }

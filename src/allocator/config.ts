@@ -5,6 +5,7 @@
 import { readFileSync } from 'node:fs';
 import { ConfigError } from '../errors.ts';
 import { MAX_RING_BYTES, MIN_RING_BYTES } from '../transport/ring.ts';
+import { parseAddress } from '../transport/address.ts';
 
 export interface Options {
   /** Bytes of each ring between two threads (a power of two). Default 1 MiB. */
@@ -142,13 +143,6 @@ function readHostfile(path: string): string[] {
     throw new ConfigError(`cannot read hostfile ${path}: ${(cause as Error).message}`, { cause });
   }
   return text.split('\n').map((l) => l.trim()).filter((l) => l !== '' && !l.startsWith('#'));
-}
-
-export function parseAddress(address: string): { host: string; port: number } {
-  const m = /^(.+):(\d+)$/.exec(address);
-  const port = m ? Number(m[2]) : NaN;
-  if (!m || port < 1 || port > 65535) throw new ConfigError(`address ${JSON.stringify(address)} is not host:port`);
-  return { host: m[1]!.replace(/^\[(.*)\]$/, '$1'), port };
 }
 
 /** Total workers a config runs, across processes. */

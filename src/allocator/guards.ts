@@ -18,6 +18,18 @@ interface Failure {
   error: SerializedError;
   /** Failed only because another worker failed first. */
   aborted: boolean;
+  /** A failure outside this process's workers (a peer process), raised as is. */
+  external?: Error;
+}
+
+/** How a cluster process's router follows its workers. */
+export interface GuardHooks {
+  /** A local worker's thread ended. */
+  exited?(index: number): void;
+  /** Every local worker returned: join() waits for this too. */
+  finish?(): Promise<void>;
+  /** The run failed here: tell the peers why. */
+  failed?(reason: string): void;
 }
 
 export class WorkerGuards<R> {
@@ -35,6 +47,9 @@ export class WorkerGuards<R> {
     private readonly workers: Worker[],
     private readonly control: Control,
     private readonly bells: Doorbell[],
+    private readonly hooks: GuardHooks = {},
+    /** Global index of local worker 0 (cluster processes other than 0). */
+    private readonly base = 0,
   ) {
     this.results = new Array<R>(workers.length);
     this.exited = workers.map(() => false);
@@ -79,14 +94,22 @@ export class WorkerGuards<R> {
         this.fail({ worker: index, error: { name: 'Error', message, stack: undefined }, aborted: false });
       }
       this.exited[index] = true;
+      this.hooks.exited?.(index);
       if (this.exited.every(Boolean)) this.settle();
     });
   }
 
+  /** A failure from outside: a peer process died or broke the protocol. */
+  failExternal(error: Error): void {
+    this.fail({ worker: -1, error: { name: error.name, message: error.message, stack: error.stack }, aborted: false, external: error });
+  }
+
   private fail(f: Failure): void {
     // A real failure outranks the AbortedErrors it caused in other workers.
-    if (this.failure === undefined || (this.failure.aborted && !f.aborted)) this.failure = f;
-    if (!this.control.aborted) this.control.abort(f.worker, this.bells);
+    const first = this.failure === undefined;
+    if (first || (this.failure!.aborted && !f.aborted)) this.failure = f;
+    if (!this.control.aborted) this.control.abort(f.external ? -1 : this.base + f.worker, this.bells);
+    if (first && !f.external) this.hooks.failed?.(this.error().message);
     this.settleReady.reject(this.error());
     const timer = setTimeout(() => {
       this.workers.forEach((w, i) => {
@@ -96,12 +119,14 @@ export class WorkerGuards<R> {
     timer.unref();
   }
 
-  private error(): WorkerError {
+  private error(): Error {
     const f = this.failure!;
+    if (f.external) return f.external;
     const cause = new Error(f.error.message);
     cause.name = f.error.name;
     if (f.error.stack !== undefined) cause.stack = f.error.stack;
-    return new WorkerError(f.worker, `worker ${f.worker} failed: ${f.error.name}: ${f.error.message}`, { cause });
+    const worker = this.base + f.worker;
+    return new WorkerError(worker, `worker ${worker} failed: ${f.error.name}: ${f.error.message}`, { cause });
   }
 
   private settle(): void {
@@ -109,6 +134,11 @@ export class WorkerGuards<R> {
       const e = this.error();
       this.settleReady.reject(e);
       this.settleJoin.reject(e);
+    } else if (this.hooks.finish) {
+      this.hooks.finish().then(
+        () => (this.failure ? this.settleJoin.reject(this.error()) : this.settleJoin.resolve(this.results)),
+        (e: Error) => this.settleJoin.reject(this.failure && !this.failure.aborted ? this.error() : e),
+      );
     } else {
       this.settleJoin.resolve(this.results);
     }

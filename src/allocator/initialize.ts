@@ -13,6 +13,7 @@ import { pathToFileURL } from 'node:url';
 import { resolve } from 'node:path';
 import { peersOf, type Config } from './config.ts';
 import { WorkerGuards } from './guards.ts';
+import { launchCluster } from './cluster.ts';
 import { buildFabric } from './wiring.ts';
 import { startThread, type Task } from './thread.ts';
 import { runClosure, type Boot, type WorkerFn } from './worker.ts';
@@ -74,7 +75,7 @@ function moduleHref(m: URL | string): string {
 
 async function launch<R>(config: Config, task: Task): Promise<WorkerGuards<R>> {
   if (config === null || typeof config !== 'object' || !('kind' in config)) throw new ConfigError('initialize needs a Config (Config.thread(), Config.process(n), ...)');
-  if (config.kind === 'cluster') throw new ConfigError('cluster configs are not supported yet');
+  if (config.kind === 'cluster') return launchCluster<R>(config, task);
   const peers = peersOf(config);
   const fabric = buildFabric(peers, config.options.ringBytes, config.options.maxMessageBytes);
   const workers = fabric.wirings.map((w) => startThread(task, w));

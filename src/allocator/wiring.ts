@@ -47,3 +47,40 @@ export function relink(host: Wiring, peer: Wiring, ringBytes: number): { hostOut
   peer.in = [{ ring: toPeer, bell: host.bell, peer: host.index }];
   return { hostOut: { ring: toPeer, bell: peer.bell }, hostIn: { ring: toHost, bell: peer.bell, peer: peer.index } };
 }
+
+export interface ClusterFabric extends Fabric {
+  routerBell: SharedArrayBuffer;
+  /** Per local worker: the ring it writes remote frames into. */
+  fromWorkers: SharedArrayBuffer[];
+  /** Per local worker: the ring the router writes remote frames into. */
+  toWorkers: SharedArrayBuffer[];
+}
+
+/**
+ * One process of a cluster: a full mesh among its `threads` workers, plus
+ * one ring each way between every worker and the router. Every remote
+ * target routes to the worker's router ring; global index = process x
+ * threads + local index.
+ */
+export function buildClusterFabric(threads: number, processes: number, process: number, ringBytes: number, maxMessageBytes: number): ClusterFabric {
+  const peers = threads * processes;
+  const base = process * threads;
+  const local = buildFabric(threads, ringBytes, maxMessageBytes);
+  const routerBell = new SharedArrayBuffer(DOORBELL_BYTES);
+  const bells = [...local.bells, routerBell];
+  const fromWorkers: SharedArrayBuffer[] = [];
+  const toWorkers: SharedArrayBuffer[] = [];
+  const wirings = local.wirings.map((w, k): Wiring => {
+    const routes = new Array<number>(peers).fill(-1);
+    w.routes.forEach((r, j) => (routes[base + j] = r));
+    const up = createRingBuffer(ringBytes);
+    const down = createRingBuffer(ringBytes);
+    fromWorkers.push(up);
+    toWorkers.push(down);
+    const out = [...w.out, { ring: up, bell: routerBell }];
+    for (let t = 0; t < peers; t++) if (Math.floor(t / threads) !== process) routes[t] = out.length - 1;
+    const inn = [...w.in.map((e) => ({ ...e, peer: base + e.peer! })), { ring: down, bell: routerBell }];
+    return { ...w, index: base + k, peers, bells, routes, out, in: inn };
+  });
+  return { control: local.control, bells, wirings, routerBell, fromWorkers, toWorkers };
+}

@@ -26,7 +26,7 @@ export class Control {
     return Atomics.load(this.cells, STATE) !== RUNNING;
   }
 
-  /** The worker whose failure aborted the run (valid once aborted). */
+  /** The worker whose failure aborted the run (valid once aborted); -1 for a peer process. */
   get failedWorker(): number {
     return Atomics.load(this.cells, FAILED);
   }

@@ -55,9 +55,20 @@ export class Doorbell {
     Atomics.wait(this.cells, EPOCH, epoch, timeoutMs);
   }
 
-  /** The async twin for threads that must keep their event loop turning. */
+  /**
+   * The async twin for threads that must keep their event loop turning.
+   * A pending Atomics.waitAsync does not keep a Node event loop alive, so a
+   * thread whose only pending work is this wait would simply exit; a timer
+   * holds the loop open for the duration of the wait.
+   */
   async waitAsync(epoch: number, timeoutMs: number): Promise<void> {
     const r = Atomics.waitAsync(this.cells, EPOCH, epoch, timeoutMs);
-    if (r.async) await r.value;
+    if (!r.async) return;
+    const hold = setInterval(() => {}, 1 << 30);
+    try {
+      await r.value;
+    } finally {
+      clearInterval(hold);
+    }
   }
 }

@@ -33,6 +33,8 @@ export const enum Kind {
   HEARTBEAT = 5,
   /** The process has finished cleanly and will close its socket (TCP only). */
   GOODBYE = 6,
+  /** The process failed; the payload is the reason in UTF-8 (TCP only). */
+  ABORT = 7,
 }
 
 export const enum Flags {
@@ -40,7 +42,10 @@ export const enum Flags {
   LAST = 1,
 }
 
-export const MAX_KIND = Kind.GOODBYE;
+export const MAX_KIND = Kind.ABORT;
+
+/** Largest ABORT reason, in bytes. */
+export const MAX_REASON_BYTES = 4096;
 
 /** A frame header in fields, for code off the hot path (tests, TCP). */
 export interface FrameHeader {
@@ -111,6 +116,9 @@ export function validateHeader(h: FrameHeader, limits: { peers: number; maxFrame
     case Kind.PART:
       if (h.total > limits.maxBatch) throw new ProtocolError(`batch of ${h.total} bytes exceeds the limit of ${limits.maxBatch} bytes`);
       if (h.length > h.total) throw new ProtocolError(`PART frame length ${h.length} exceeds its batch total ${h.total}`);
+      break;
+    case Kind.ABORT:
+      if (h.length > MAX_REASON_BYTES) throw new ProtocolError(`ABORT reason of ${h.length} bytes exceeds ${MAX_REASON_BYTES}`);
       break;
     default:
       if (h.length !== 0) throw new ProtocolError(`control frame of kind ${h.kind} carries ${h.length} payload bytes`);

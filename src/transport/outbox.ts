@@ -121,6 +121,23 @@ export class Outbox {
     this.writer.publish();
   }
 
+  /**
+   * Drops overflow bound for `target`, which has finished and will read no
+   * more: without this a worker could wait forever, at its own exit, for
+   * space in the ring of a worker that is gone.
+   */
+  discard(target: number): void {
+    const keep: Queued[] = [];
+    for (let i = this.head; i < this.queue.length; i++) {
+      const f = this.queue[i]!;
+      if (f.target === target) this.overflowBytes -= f.payload.length;
+      else keep.push(f);
+    }
+    this.queue.length = 0;
+    this.queue.push(...keep);
+    this.head = 0;
+  }
+
   /** Ask to be woken when the ring frees space for the head of overflow. */
   wantSpace(): boolean {
     if (this.head === this.queue.length) return false;

@@ -1,0 +1,55 @@
+// initialize() for Config.cluster: connect to the peer processes, start this
+// process's worker threads, and route their remote frames over TCP. join()
+// resolves to this process's workers' results once every process has said
+// goodbye; a peer that dies makes it reject with a PeerError.
+
+import type { Config } from './config.ts';
+import { WorkerGuards } from './guards.ts';
+import { buildClusterFabric } from './wiring.ts';
+import { startThread, type Task } from './thread.ts';
+import { Control } from '../transport/control.ts';
+import { Doorbell } from '../transport/doorbell.ts';
+import { connectMesh } from '../transport/mesh.ts';
+import { Router } from '../transport/router.ts';
+import { RingReader, RingWriter } from '../transport/ring.ts';
+
+export async function launchCluster<R>(config: Extract<Config, { kind: 'cluster' }>, task: Task): Promise<WorkerGuards<R>> {
+  const { threads, options } = config;
+  const c = config.cluster;
+  const processes = c.addresses.length;
+  const mesh = await connectMesh({
+    process: c.process, processes, threads, ringBytes: options.ringBytes, secret: c.secret,
+    addresses: c.addresses, connectTimeoutMs: c.connectTimeoutMs,
+    log: (line) => console.error(line),
+  });
+  const fabric = buildClusterFabric(threads, processes, c.process, options.ringBytes, options.maxMessageBytes);
+  const routerBell = new Doorbell(fabric.routerBell);
+  let guards!: WorkerGuards<R>;
+  const router = new Router({
+    process: c.process, processes, threads, addresses: c.addresses, links: mesh.links, bell: routerBell,
+    fromWorkers: fabric.fromWorkers.map((r, k) => new RingReader(r, new Doorbell(fabric.bells[k]!))),
+    toWorkers: fabric.toWorkers.map((r, k) => new RingWriter(r, new Doorbell(fabric.bells[k]!))),
+    limits: { peers: threads * processes, maxFrame: options.ringBytes >>> 2, maxBatch: options.maxMessageBytes },
+    heartbeatTimeoutMs: c.heartbeatTimeoutMs,
+    onFailure: (e) => guards.failExternal(e),
+  });
+  const close = (): void => void mesh.server.close();
+  const workers = fabric.wirings.map((w) => startThread(task, w));
+  guards = new WorkerGuards<R>(
+    workers,
+    new Control(fabric.control),
+    fabric.bells.map((b) => new Doorbell(b)),
+    {
+      exited: (k) => router.workerExited(k),
+      finish: () => router.finish().finally(close),
+      failed: (reason) => {
+        router.abort(`process ${c.process}: ${reason}`);
+        close();
+      },
+    },
+    c.process * threads,
+  );
+  void guards.join().catch(close);
+  await guards.ready;
+  return guards;
+}

@@ -1,0 +1,108 @@
+// Turns a TCP byte stream into frames: a state machine over chunks, in the
+// manner of nats.js's parser. Bytes from the network are hostile: the header
+// is validated as soon as its 32 bytes are in, before its length is used to
+// allocate anything, so a peer can make us hold at most one frame of
+// `maxFrame` bytes. Any violation is a ProtocolError and the decoder stops.
+
+import { HEADER_BYTES, readHeader, validateHeader, type FrameHeader } from './frame.ts';
+import { ProtocolError } from '../errors.ts';
+
+export interface DecoderLimits {
+  /** Workers in the cluster: sources and targets must be below. */
+  peers: number;
+  /** Largest payload of one frame. */
+  maxFrame: number;
+  /** Largest batch a PART run may announce. */
+  maxBatch: number;
+}
+
+export type FrameHandler = (header: FrameHeader, payload: Uint8Array) => void;
+
+export class FrameDecoder {
+  private readonly head = Buffer.alloc(HEADER_BYTES);
+  private headFill = 0;
+  private header: FrameHeader | undefined;
+  private body: Uint8Array | undefined;
+  private bodyFill = 0;
+  private failed: ProtocolError | undefined;
+
+  constructor(
+    private readonly limits: DecoderLimits,
+    private readonly onFrame: FrameHandler,
+  ) {}
+
+  /**
+   * Feeds bytes; calls the handler for each complete frame, in order. A
+   * payload that lies whole in `chunk` is passed as a view of it (valid only
+   * during the call); otherwise it is assembled in a buffer of its own.
+   */
+  push(chunk: Uint8Array): void {
+    if (this.failed) throw this.failed;
+    try {
+      this.consume(chunk);
+    } catch (error) {
+      this.failed = error instanceof ProtocolError ? error : new ProtocolError(`frame handler failed: ${(error as Error).message}`, { cause: error });
+      throw this.failed;
+    }
+  }
+
+  private consume(chunk: Uint8Array): void {
+    let at = 0;
+    while (at < chunk.length) {
+      if (this.header === undefined) {
+        if (this.headFill === 0 && chunk.length - at >= HEADER_BYTES) {
+          // Fast path: the header is whole in this chunk.
+          const view = new DataView(chunk.buffer, chunk.byteOffset + at, HEADER_BYTES);
+          this.header = this.accept(readHeader(view, 0));
+          at += HEADER_BYTES;
+        } else {
+          const n = Math.min(HEADER_BYTES - this.headFill, chunk.length - at);
+          this.head.set(chunk.subarray(at, at + n), this.headFill);
+          this.headFill += n;
+          at += n;
+          if (this.headFill < HEADER_BYTES) return;
+          this.headFill = 0;
+          this.header = this.accept(readHeader(new DataView(this.head.buffer, this.head.byteOffset, HEADER_BYTES), 0));
+        }
+        if (this.header.length === 0) {
+          this.emit(new Uint8Array(0));
+          continue;
+        }
+      }
+      const h = this.header;
+      if (this.body === undefined && chunk.length - at >= h.length) {
+        const payload = chunk.subarray(at, at + h.length);
+        at += h.length;
+        this.emit(payload);
+        continue;
+      }
+      this.body ??= new Uint8Array(h.length);
+      const n = Math.min(h.length - this.bodyFill, chunk.length - at);
+      this.body.set(chunk.subarray(at, at + n), this.bodyFill);
+      this.bodyFill += n;
+      at += n;
+      if (this.bodyFill === h.length) {
+        const body = this.body;
+        this.body = undefined;
+        this.bodyFill = 0;
+        this.emit(body);
+      }
+    }
+  }
+
+  private accept(h: FrameHeader): FrameHeader {
+    validateHeader(h, this.limits);
+    return h;
+  }
+
+  private emit(payload: Uint8Array): void {
+    const h = this.header!;
+    this.header = undefined;
+    this.onFrame(h, payload);
+  }
+
+  /** Bytes of a frame still being assembled (for tests of the memory bound). */
+  get buffered(): number {
+    return this.headFill + (this.body?.length ?? 0);
+  }
+}

@@ -1,0 +1,328 @@
+// The main thread of a cluster process is its router: it moves frames
+// between the local workers' rings and one TCP socket per peer process.
+//
+// Why a router on the main thread, not sockets in every worker: a worker
+// blocked in awaitEvents cannot run socket callbacks, and P x T sockets per
+// process would multiply handshakes and heartbeats. The main thread is idle
+// in a weft program (it waits on join()), so it forwards. Workers write a
+// remote frame into their one ring to the router, exactly as to a local
+// peer; the frame header already names its target, so the router forwards
+// bytes without decoding payloads.
+//
+// Backpressure: when a socket's write buffer passes HIGH_WATER the router
+// stops reading the rings whose next frame goes there; those rings fill and
+// the workers' sends wait in their own overflow (their memory, visible in
+// stats). Inbound, when a worker's ring is full, frames wait in a per-worker
+// queue; past HIGH_WATER queued bytes the router pauses the sockets, and TCP
+// pushes back on the senders. Memory in the router stays bounded either way.
+
+import type { Socket } from 'node:net';
+import { Doorbell } from './doorbell.ts';
+import { FrameDecoder, type DecoderLimits } from './decoder.ts';
+import { HEADER_BYTES, Kind, F_LENGTH, F_TARGET, writeHeader, type FrameHeader } from './frame.ts';
+import type { RingReader, RingWriter } from './ring.ts';
+import { ProtocolError, WeftError } from '../errors.ts';
+
+const HIGH_WATER = 8 << 20;
+
+/** A peer process failed or broke the protocol. */
+export class PeerError extends WeftError {
+  override name = 'PeerError';
+  constructor(readonly process: number, message: string, options?: { cause?: unknown }) {
+    super(message, options);
+  }
+}
+
+export interface RouterOptions {
+  process: number;
+  processes: number;
+  threads: number;
+  addresses: string[];
+  links: ({ socket: Socket; rest: Buffer } | undefined)[];
+  bell: Doorbell;
+  /** Per local worker: the ring it writes remote frames into. */
+  fromWorkers: RingReader[];
+  /** Per local worker: the ring the router writes its remote frames into. */
+  toWorkers: RingWriter[];
+  limits: DecoderLimits;
+  heartbeatTimeoutMs: number;
+  onFailure: (error: PeerError) => void;
+}
+
+interface Peer {
+  index: number;
+  socket: Socket;
+  decoder: FrameDecoder;
+  lastHeard: number;
+  lastSent: number;
+  goodbye: boolean;
+  blocked: boolean;
+}
+
+interface Waiting {
+  header: FrameHeader;
+  payload: Uint8Array;
+}
+
+export class Router {
+  private readonly peers: (Peer | undefined)[];
+  private readonly waiting: Waiting[][];
+  private waitingBytes = 0;
+  private readonly exited: boolean[];
+  private failure: PeerError | undefined;
+  private stopped = false;
+  private finishing: { resolve: () => void; reject: (e: Error) => void } | undefined;
+  private readonly timer: NodeJS.Timeout;
+  private paused = false;
+  readonly stats = { framesOut: 0, bytesOut: 0, framesIn: 0, bytesIn: 0, dropped: 0 };
+
+  constructor(private readonly o: RouterOptions) {
+    this.exited = o.toWorkers.map(() => false);
+    this.waiting = o.toWorkers.map(() => []);
+    this.peers = o.links.map((link, index) => (link === undefined ? undefined : this.attach(index, link.socket, link.rest)));
+    const beat = Math.max(50, Math.floor(o.heartbeatTimeoutMs / 3));
+    this.timer = setInterval(() => this.heartbeat(), beat);
+    this.timer.unref();
+    void this.loop();
+  }
+
+  private attach(index: number, socket: Socket, rest: Buffer): Peer {
+    const peer: Peer = {
+      index, socket, lastHeard: Date.now(), lastSent: Date.now(), goodbye: false, blocked: false,
+      decoder: new FrameDecoder(this.o.limits, (h, p) => this.inbound(peer, h, p)),
+    };
+    const where = `process ${index} (${this.o.addresses[index]})`;
+    socket.on('data', (chunk: Buffer) => {
+      peer.lastHeard = Date.now();
+      try {
+        peer.decoder.push(chunk);
+      } catch (e) {
+        this.fail(new PeerError(index, `${where} broke the protocol: ${(e as Error).message}`, { cause: e }));
+        return;
+      }
+      this.publishInbound();
+    });
+    socket.on('drain', () => {
+      peer.blocked = false;
+      this.o.bell.force();
+    });
+    socket.on('error', (e) => this.lost(peer, `${where}: ${e.message}`));
+    socket.on('close', () => this.lost(peer, `connection to ${where} closed without a goodbye: the process died or was killed`));
+    if (rest.length > 0) queueMicrotask(() => socket.emit('data', rest));
+    socket.resume();
+    return peer;
+  }
+
+  private lost(peer: Peer, why: string): void {
+    if (peer.goodbye || this.stopped) return;
+    this.fail(new PeerError(peer.index, why));
+  }
+
+  /** A frame from a peer: forward it to the worker it names. */
+  private inbound(peer: Peer, h: FrameHeader, payload: Uint8Array): void {
+    const { threads, process } = this.o;
+    switch (h.kind) {
+      case Kind.HEARTBEAT:
+        return;
+      case Kind.GOODBYE:
+        peer.goodbye = true;
+        this.checkFinished();
+        return;
+      case Kind.ABORT:
+        peer.goodbye = true;
+        this.fail(new PeerError(peer.index, `process ${peer.index} (${this.o.addresses[peer.index]}) failed: ${Buffer.from(payload).toString('utf8')}`));
+        return;
+    }
+    if (Math.floor(h.source / threads) !== peer.index) {
+      throw new ProtocolError(`frame from worker ${h.source} arrived on the connection of process ${peer.index}`);
+    }
+    if (Math.floor(h.target / threads) !== process) {
+      throw new ProtocolError(`frame for worker ${h.target} arrived at process ${process}`);
+    }
+    this.stats.framesIn++;
+    this.stats.bytesIn += h.length;
+    const local = h.target - process * threads;
+    // A worker that has returned reads nothing more; its frames are dropped
+    // here rather than left to fill its ring and stall the socket.
+    if (this.exited[local]) {
+      this.stats.dropped++;
+      return;
+    }
+    const queue = this.waiting[local]!;
+    if (queue.length === 0 && this.place(local, h, payload)) return;
+    queue.push({ header: h, payload: payload.slice() });
+    this.waitingBytes += payload.length;
+    if (this.waitingBytes > HIGH_WATER && !this.paused) {
+      this.paused = true;
+      for (const p of this.peers) p?.socket.pause();
+    }
+  }
+
+  private place(local: number, h: FrameHeader, payload: Uint8Array): boolean {
+    const ring = this.o.toWorkers[local]!;
+    const at = ring.reserve(h.length);
+    if (at < 0) {
+      ring.wantSpace(h.length);
+      return false;
+    }
+    writeHeader(ring.view, at, h);
+    if (h.length > 0) ring.bytes.set(payload, at + HEADER_BYTES);
+    return true;
+  }
+
+  private publishInbound(): void {
+    for (const ring of this.o.toWorkers) ring.publish();
+  }
+
+  /** Moves queued inbound frames into rings that have room again. */
+  private drainWaiting(): number {
+    let moved = 0;
+    this.waiting.forEach((queue, local) => {
+      let i = 0;
+      while (i < queue.length && (this.exited[local] || this.place(local, queue[i]!.header, queue[i]!.payload))) {
+        this.waitingBytes -= queue[i]!.payload.length;
+        i++;
+      }
+      if (i > 0) {
+        queue.splice(0, i);
+        moved += i;
+      }
+    });
+    if (moved > 0) this.publishInbound();
+    if (this.paused && this.waitingBytes < HIGH_WATER / 2) {
+      this.paused = false;
+      for (const p of this.peers) p?.socket.resume();
+    }
+    return moved;
+  }
+
+  /** Moves frames the workers wrote into the sockets of their target processes. */
+  private pumpOut(): number {
+    const { threads } = this.o;
+    let moved = 0;
+    for (const reader of this.o.fromWorkers) {
+      let at: number;
+      let n = 0;
+      while ((at = reader.next()) >= 0) {
+        const length = reader.view.getUint32(at + F_LENGTH, true);
+        const target = reader.view.getUint32(at + F_TARGET, true);
+        const peer = this.peers[Math.floor(target / threads)];
+        if (peer === undefined) {
+          this.fail(new PeerError(-1, `a local worker wrote a frame for worker ${target}, which no connected process hosts`));
+          return moved;
+        }
+        if (peer.blocked) break;
+        this.send(peer, Buffer.from(reader.bytes.subarray(at, at + HEADER_BYTES + length)));
+        this.stats.framesOut++;
+        this.stats.bytesOut += length;
+        reader.advance(length);
+        n++;
+      }
+      if (n > 0) reader.release();
+      moved += n;
+    }
+    return moved;
+  }
+
+  private send(peer: Peer, bytes: Uint8Array): void {
+    peer.lastSent = Date.now();
+    if (!peer.socket.write(bytes) && peer.socket.writableLength > HIGH_WATER) peer.blocked = true;
+  }
+
+  private control(peer: Peer, kind: Kind, payload: Uint8Array = new Uint8Array(0)): void {
+    const b = Buffer.alloc(HEADER_BYTES + payload.length);
+    writeHeader(new DataView(b.buffer, b.byteOffset, b.length), 0, {
+      length: payload.length, channel: 0, source: 0, target: 0, seq: 0, kind, codec: 0, flags: 0, count: 0, total: 0,
+    });
+    b.set(payload, HEADER_BYTES);
+    this.send(peer, b);
+  }
+
+  private async loop(): Promise<void> {
+    const bell = this.o.bell;
+    while (!this.stopped) {
+      const epoch = bell.epoch();
+      const moved = this.pumpOut() + this.drainWaiting();
+      if (moved > 0) {
+        // Let socket callbacks and timers run between bursts.
+        await new Promise((r) => setImmediate(r));
+        continue;
+      }
+      bell.announce();
+      if (this.o.fromWorkers.some((r) => r.poll())) {
+        bell.settle();
+        continue;
+      }
+      await bell.waitAsync(epoch, 1000);
+      bell.settle();
+    }
+  }
+
+  private heartbeat(): void {
+    const now = Date.now();
+    for (const peer of this.peers) {
+      if (peer === undefined || peer.goodbye) continue;
+      if (now - peer.lastHeard > this.o.heartbeatTimeoutMs) {
+        this.fail(new PeerError(peer.index, `process ${peer.index} (${this.o.addresses[peer.index]}) sent nothing for ${now - peer.lastHeard} ms: it is presumed dead`));
+        return;
+      }
+      if (now - peer.lastSent >= this.o.heartbeatTimeoutMs / 3) this.control(peer, Kind.HEARTBEAT);
+    }
+  }
+
+  /** A local worker has ended: frames for it are dropped from now on. */
+  workerExited(local: number): void {
+    this.exited[local] = true;
+    this.waitingBytes -= this.waiting[local]!.reduce((n, w) => n + w.payload.length, 0);
+    this.waiting[local] = [];
+  }
+
+  /**
+   * Every local worker returned: forward what they left in the rings, say
+   * goodbye, and resolve once every peer has said goodbye too.
+   */
+  finish(): Promise<void> {
+    if (this.failure) return Promise.reject(this.failure);
+    while (this.pumpOut() > 0);
+    for (const p of this.peers) if (p) this.control(p, Kind.GOODBYE);
+    return new Promise<void>((resolve, reject) => {
+      this.finishing = { resolve, reject };
+      this.checkFinished();
+    });
+  }
+
+  private checkFinished(): void {
+    if (this.finishing === undefined || !this.peers.every((p) => p === undefined || p.goodbye)) return;
+    this.stop();
+    for (const p of this.peers) p?.socket.end();
+    this.finishing.resolve();
+  }
+
+  /** A local failure: tell every peer why, then drop the connections. */
+  abort(reason: string): void {
+    if (this.stopped) return;
+    const payload = Buffer.from(reason.slice(0, 2000), 'utf8');
+    for (const p of this.peers) {
+      if (p === undefined || p.goodbye) continue;
+      this.control(p, Kind.ABORT, payload);
+      p.socket.end();
+    }
+    this.stop();
+  }
+
+  private fail(error: PeerError): void {
+    if (this.failure || this.stopped) return;
+    this.failure = error;
+    this.abort(error.message);
+    // Give the ABORT frames a moment to leave, then make sure nothing lingers.
+    setTimeout(() => this.peers.forEach((p) => p?.socket.destroy()), 500).unref();
+    this.o.onFailure(error);
+    this.finishing?.reject(error);
+  }
+
+  private stop(): void {
+    this.stopped = true;
+    clearInterval(this.timer);
+    this.o.bell.force();
+  }
+}
