@@ -1,0 +1,161 @@
+// Task runtime benchmarks, each figure beside its anchor, in one run:
+// - tiny tasks per second: weft `Runtime.inMemory` vs piscina 5, same thread
+//   count, same operation (target: weft >= 10x piscina);
+// - a CPU-bound operation on 1 vs 2 weft workers (target: >= 1.8x), with
+//   piscina on 2 threads beside it, and the ceiling this machine allows: the
+//   same work on 1 vs 2 bare worker threads that never communicate.
+// Run alone with `npx tsx bench/runtime.ts`. This file is also the
+// operations module its weft workers import, so its top level only defines.
+
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { pathToFileURL } from 'node:url';
+import { Worker, isMainThread } from 'node:worker_threads';
+import { Piscina } from 'piscina';
+import { Bench } from 'tinybench';
+import { IndexedStream, Runtime, defineOperation } from '../src/runtime/index.ts';
+
+// Plain functions, so piscina's worker module can be generated from the very
+// same source (piscina cannot load TypeScript in its threads).
+const increment = (n: number): number => n + 1;
+const fib = (n: number): number => (n < 2 ? n : fib(n - 1) + fib(n - 2));
+const cpuBound = (n: number): number => fib(n);
+
+const Increment = defineOperation('bench.Increment', increment);
+const CpuBound = defineOperation('bench.CpuBound', cpuBound);
+
+const TINY_TASKS = 20_000;
+const CPU_TASKS = 32;
+const CPU_N = 27;
+const THREADS = 2;
+
+export interface RuntimeBenchFigures {
+  threads: number;
+  /** Tiny tasks per second. */
+  weftTinyPerSecond: number;
+  piscinaTinyPerSecond: number;
+  /** weft / piscina; target >= 10. */
+  tinyRatio: number;
+  /** CPU-bound tasks per second. */
+  weftCpuOneWorkerPerSecond: number;
+  weftCpuTwoWorkersPerSecond: number;
+  piscinaCpuTwoThreadsPerSecond: number;
+  /** weft 2 workers / weft 1 worker; target >= 1.8. */
+  cpuScaling: number;
+  /** The same CPU-bound work on 2 vs 1 bare worker threads: what the machine allows. */
+  bareThreadScaling: number;
+}
+
+function piscinaModule(directory: string): string {
+  const file = join(directory, 'piscina-operations.mjs');
+  writeFileSync(
+    file,
+    `const fib = ${fib.toString()};\nexport const increment = ${increment.toString()};\nexport const cpuBound = ${cpuBound.toString()};\n`,
+  );
+  return pathToFileURL(file).href;
+}
+
+function piscinaPool(filename: string, name: string): Piscina {
+  return new Piscina({ filename, name, minThreads: THREADS, maxThreads: THREADS, idleTimeout: 60_000 });
+}
+
+/** Milliseconds for `threads` bare threads to run CPU_TASKS fib(CPU_N) between them. */
+async function bareThreads(threads: number): Promise<number> {
+  const share = CPU_TASKS / threads;
+  const source = `const fib = ${fib.toString()};\nfor (let i = 0; i < ${share}; i++) fib(${CPU_N});`;
+  const started = performance.now();
+  await Promise.all(
+    Array.from({ length: threads }, () => new Promise((resolve, reject) => new Worker(source, { eval: true }).once('exit', resolve).once('error', reject))),
+  );
+  return performance.now() - started;
+}
+
+/** Bare-thread scaling, best of a few rounds so thread start-up noise does not dominate. */
+async function bareThreadScaling(rounds = 5): Promise<number> {
+  let one = Infinity;
+  let two = Infinity;
+  for (let round = 0; round < rounds; round++) {
+    one = Math.min(one, await bareThreads(1));
+    two = Math.min(two, await bareThreads(2));
+  }
+  return one / two;
+}
+
+const inputs = (count: number, value: (i: number) => number) => Array.from({ length: count }, (_, i) => value(i));
+
+export async function runRuntimeBench(options: { time?: number } = {}): Promise<RuntimeBenchFigures> {
+  const time = options.time ?? 1_000;
+  const operations = new URL(import.meta.url);
+  const directory = mkdtempSync(join(tmpdir(), 'weft-bench-runtime-'));
+  const piscinaFile = piscinaModule(directory);
+  const two = await Runtime.inMemory({ workers: THREADS, operations });
+  const one = await Runtime.inMemory({ workers: 1, operations });
+  const piscinaTiny = piscinaPool(piscinaFile, 'increment');
+  const piscinaCpu = piscinaPool(piscinaFile, 'cpuBound');
+  const tiny = inputs(TINY_TASKS, (i) => i);
+  const cpu = inputs(CPU_TASKS, () => CPU_N);
+  try {
+    const bench = new Bench({ time, warmupTime: 300 });
+    bench
+      .add(`weft inMemory(${THREADS}) ${TINY_TASKS} tiny tasks`, async () => {
+        await IndexedStream.from(tiny).map(Increment).run(two);
+      })
+      .add(`piscina(${THREADS}) ${TINY_TASKS} tiny tasks`, async () => {
+        await Promise.all(tiny.map((n) => piscinaTiny.run(n)));
+      })
+      .add(`weft inMemory(1) ${CPU_TASKS} x fib(${CPU_N})`, async () => {
+        await IndexedStream.from(cpu).map(CpuBound).run(one);
+      })
+      .add(`weft inMemory(${THREADS}) ${CPU_TASKS} x fib(${CPU_N})`, async () => {
+        await IndexedStream.from(cpu).map(CpuBound).run(two);
+      })
+      .add(`piscina(${THREADS}) ${CPU_TASKS} x fib(${CPU_N})`, async () => {
+        await Promise.all(cpu.map((n) => piscinaCpu.run(n)));
+      });
+    await bench.run();
+    // Tasks per second from the mean time of one whole batch.
+    const perSecond = (index: number, count: number) => {
+      const result = bench.tasks[index]!.result;
+      if (result === undefined || !('latency' in result)) throw new Error(`benchmark ${bench.tasks[index]!.name} did not complete`);
+      return (count * 1000) / result.latency.mean;
+    };
+    const weftTinyPerSecond = perSecond(0, TINY_TASKS);
+    const piscinaTinyPerSecond = perSecond(1, TINY_TASKS);
+    const weftCpuOneWorkerPerSecond = perSecond(2, CPU_TASKS);
+    const weftCpuTwoWorkersPerSecond = perSecond(3, CPU_TASKS);
+    const piscinaCpuTwoThreadsPerSecond = perSecond(4, CPU_TASKS);
+    return {
+      threads: THREADS,
+      weftTinyPerSecond,
+      piscinaTinyPerSecond,
+      tinyRatio: weftTinyPerSecond / piscinaTinyPerSecond,
+      weftCpuOneWorkerPerSecond,
+      weftCpuTwoWorkersPerSecond,
+      piscinaCpuTwoThreadsPerSecond,
+      cpuScaling: weftCpuTwoWorkersPerSecond / weftCpuOneWorkerPerSecond,
+      bareThreadScaling: await bareThreadScaling(),
+    };
+  } finally {
+    await Promise.all([two.close(), one.close(), piscinaTiny.destroy(), piscinaCpu.destroy()]);
+    rmSync(directory, { recursive: true, force: true });
+  }
+}
+
+function print(figures: RuntimeBenchFigures): void {
+  const rate = (n: number) => `${Math.round(n).toLocaleString('en-US')} tasks/s`;
+  console.log(`tiny tasks, ${figures.threads} threads`);
+  console.log(`  weft inMemory   ${rate(figures.weftTinyPerSecond)}`);
+  console.log(`  piscina 5       ${rate(figures.piscinaTinyPerSecond)}   (anchor)`);
+  console.log(`  ratio           ${figures.tinyRatio.toFixed(1)}x piscina   (target >= 10x)`);
+  console.log(`CPU-bound fib(${CPU_N})`);
+  console.log(`  weft 1 worker   ${rate(figures.weftCpuOneWorkerPerSecond)}   (anchor)`);
+  console.log(`  weft 2 workers  ${rate(figures.weftCpuTwoWorkersPerSecond)}`);
+  console.log(`  piscina 2       ${rate(figures.piscinaCpuTwoThreadsPerSecond)}`);
+  console.log(`  scaling         ${figures.cpuScaling.toFixed(2)}x one worker   (target >= 1.8x)`);
+  console.log(`  bare threads    ${figures.bareThreadScaling.toFixed(2)}x one thread   (machine ceiling)`);
+}
+
+if (isMainThread && process.argv[1] !== undefined && import.meta.url === pathToFileURL(process.argv[1]).href) {
+  print(await runRuntimeBench());
+}
