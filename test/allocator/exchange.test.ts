@@ -1,0 +1,62 @@
+// Exchanging messages between workers: the examples a user starts from.
+// Worker code lives in fixtures/workers.ts and runs in the module form.
+
+import { describe, expect, it } from 'vitest';
+import { Config, initialize } from '../../src/index.ts';
+import { ALL_TO_ALL, FLOOD } from './fixtures/workers.ts';
+
+const workers = new URL('./fixtures/workers.ts', import.meta.url);
+
+describe('exchange', () => {
+  it('timely hello: two workers each say hello to both', async () => {
+    const guards = await initialize<number>(Config.process(2), { module: workers, export: 'hello' });
+    expect(await guards.join()).toEqual([0, 1]);
+  });
+
+  it('one worker: Config.thread() says hello to itself', async () => {
+    const guards = await initialize<number>(Config.thread(), { module: workers, export: 'hello' });
+    expect(await guards.join()).toEqual([0]);
+  });
+
+  it('all-to-all among 4 workers: exact counts and per-sender sequences, iteration ends when every sender closed', async () => {
+    const guards = await initialize<number[]>(Config.process(4), { module: workers, export: 'allToAll' });
+    expect(await guards.join()).toEqual(Array.from({ length: 4 }, () => [ALL_TO_ALL, ALL_TO_ALL, ALL_TO_ALL, ALL_TO_ALL]));
+  });
+
+  it('async iteration ends once every sender closed, including one that returned without closing', async () => {
+    const guards = await initialize<number[]>(Config.process(2), { module: workers, export: 'implicitClose' });
+    expect(await guards.join()).toEqual([[], [0, 1, 2, 3, 4, 5, 6, 7, 8, 9]]);
+  });
+
+  it('two workers flooding each other before receiving do not deadlock, overflow, and deliver in order', async () => {
+    const guards = await initialize<{ overflow: number; received: number }>(Config.process(2), { module: workers, export: 'flood' });
+    const results = await guards.join();
+    for (const r of results) {
+      expect(r.overflow).toBeGreaterThan(0);
+      expect(r.received).toBe(FLOOD);
+    }
+  });
+
+  it('an async worker can wait for its overflow to drain', async () => {
+    const guards = await initialize<{ overflow: number; afterDrain: number; received: number }>(Config.process(2), { module: workers, export: 'floodAsync' });
+    for (const r of await guards.join()) {
+      expect(r.overflow).toBeGreaterThan(0);
+      expect(r.afterDrain).toBe(0);
+      expect(r.received).toBe(FLOOD);
+    }
+  });
+
+  it('number and typed-array codecs round-trip; a message to oneself arrives as the same object', async () => {
+    const guards = await initialize<Awaited<ReturnType<typeof import('./fixtures/workers.ts').codecRoundTrip>>>(Config.process(2), { module: workers, export: 'codecRoundTrip' });
+    const expectedNumbers = [...Array.from({ length: 5000 }, (_, i) => i / 7), NaN, -0, Infinity, -Infinity, Number.MAX_VALUE, Number.MIN_VALUE];
+    for (const r of await guards.join()) {
+      expect(r.numbers.length).toBe(expectedNumbers.length);
+      // Object.is tells -0 from 0 and matches NaN.
+      expect(r.numbers.every((x, i) => Object.is(x, expectedNumbers[i]))).toBe(true);
+      expect(r.floats).toEqual([new Float64Array([1.5, -2.25, Math.PI])]);
+      expect(r.ints).toEqual([new Int32Array([-1, 2 ** 31 - 1, -(2 ** 31)])]);
+      expect(r.bigs).toEqual([new BigInt64Array([2n ** 63n - 1n, -(2n ** 63n), 0n])]);
+      expect(r.selfIsSame).toBe(true);
+    }
+  });
+});
