@@ -15,6 +15,7 @@ import { Worker, isMainThread } from 'node:worker_threads';
 import { Piscina } from 'piscina';
 import { Bench } from 'tinybench';
 import { IndexedStream, Runtime, defineOperation } from '../src/runtime/index.ts';
+import type { Row } from './report.ts';
 
 // Plain functions, so piscina's worker module can be generated from the very
 // same source (piscina cannot load TypeScript in its threads).
@@ -60,18 +61,29 @@ function piscinaPool(filename: string, name: string): Piscina {
   return new Piscina({ filename, name, minThreads: THREADS, maxThreads: THREADS, idleTimeout: 60_000 });
 }
 
-/** Milliseconds for `threads` bare threads to run CPU_TASKS fib(CPU_N) between them. */
+/**
+ * Slowest thread's time for `threads` bare threads to run CPU_TASKS fib(CPU_N)
+ * between them, timed inside each thread so start-up is not counted.
+ */
 async function bareThreads(threads: number): Promise<number> {
   const share = CPU_TASKS / threads;
-  const source = `const fib = ${fib.toString()};\nfor (let i = 0; i < ${share}; i++) fib(${CPU_N});`;
-  const started = performance.now();
-  await Promise.all(
-    Array.from({ length: threads }, () => new Promise((resolve, reject) => new Worker(source, { eval: true }).once('exit', resolve).once('error', reject))),
+  const source = [
+    `const { parentPort } = require('node:worker_threads');`,
+    `const fib = ${fib.toString()};`,
+    `const started = performance.now();`,
+    `for (let i = 0; i < ${share}; i++) fib(${CPU_N});`,
+    `parentPort.postMessage(performance.now() - started);`,
+  ].join('\n');
+  const times = await Promise.all(
+    Array.from(
+      { length: threads },
+      () => new Promise<number>((resolve, reject) => new Worker(source, { eval: true }).once('message', resolve).once('error', reject)),
+    ),
   );
-  return performance.now() - started;
+  return Math.max(...times);
 }
 
-/** Bare-thread scaling, best of a few rounds so thread start-up noise does not dominate. */
+/** Bare-thread scaling, best of a few rounds. */
 async function bareThreadScaling(rounds = 5): Promise<number> {
   let one = Infinity;
   let two = Infinity;
@@ -84,7 +96,27 @@ async function bareThreadScaling(rounds = 5): Promise<number> {
 
 const inputs = (count: number, value: (i: number) => number) => Array.from({ length: count }, (_, i) => value(i));
 
-export async function runRuntimeBench(options: { time?: number } = {}): Promise<RuntimeBenchFigures> {
+/** Figures for `bench/run.ts`: weft beside its anchor, with the target ratio. */
+function rowsOf(f: RuntimeBenchFigures): Row[] {
+  const row = (name: string, weft: number, anchor: number, anchorName: string, target: number | undefined): Row => ({
+    suite: 'runtime',
+    name,
+    weft,
+    anchor,
+    anchorName,
+    unit: 'tasks/s',
+    ratio: weft / anchor,
+    target,
+    higherIsBetter: true,
+  });
+  return [
+    row(`tiny tasks, ${f.threads} threads`, f.weftTinyPerSecond, f.piscinaTinyPerSecond, 'piscina 5', 10),
+    row(`fib(${CPU_N}), 2 workers vs 1`, f.weftCpuTwoWorkersPerSecond, f.weftCpuOneWorkerPerSecond, 'weft, 1 worker', 1.8),
+    row(`fib(${CPU_N}), 2 threads`, f.weftCpuTwoWorkersPerSecond, f.piscinaCpuTwoThreadsPerSecond, 'piscina 5', undefined),
+  ];
+}
+
+export async function runRuntimeBench(options: { time?: number } = {}): Promise<RuntimeBenchFigures & { rows: Row[] }> {
   const time = options.time ?? 1_000;
   const operations = new URL(import.meta.url);
   const directory = mkdtempSync(join(tmpdir(), 'weft-bench-runtime-'));
@@ -125,7 +157,7 @@ export async function runRuntimeBench(options: { time?: number } = {}): Promise<
     const weftCpuOneWorkerPerSecond = perSecond(2, CPU_TASKS);
     const weftCpuTwoWorkersPerSecond = perSecond(3, CPU_TASKS);
     const piscinaCpuTwoThreadsPerSecond = perSecond(4, CPU_TASKS);
-    return {
+    const figures: RuntimeBenchFigures = {
       threads: THREADS,
       weftTinyPerSecond,
       piscinaTinyPerSecond,
@@ -136,6 +168,7 @@ export async function runRuntimeBench(options: { time?: number } = {}): Promise<
       cpuScaling: weftCpuTwoWorkersPerSecond / weftCpuOneWorkerPerSecond,
       bareThreadScaling: await bareThreadScaling(),
     };
+    return { ...figures, rows: rowsOf(figures) };
   } finally {
     await Promise.all([two.close(), one.close(), piscinaTiny.destroy(), piscinaCpu.destroy()]);
     rmSync(directory, { recursive: true, force: true });

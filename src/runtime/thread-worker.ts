@@ -2,7 +2,7 @@
 // naming the operations modules, import them, then run task batches as they
 // arrive and stream results back.
 
-import type { Allocator, Pull, Push } from '../allocator/index.ts';
+import type { Allocator } from '../allocator/index.ts';
 import { RESULT_CHANNEL_BASE, TASK_CHANNEL, type HostMessage, type WorkerMessage } from './thread-wire.ts';
 import { WorkerRuntime } from './worker-runtime.ts';
 
@@ -15,18 +15,6 @@ export async function serveThread(allocator: Allocator): Promise<void> {
   const [, tasks] = allocator.allocate<HostMessage>(TASK_CHANNEL);
   const [pushers] = allocator.allocate<WorkerMessage>(RESULT_CHANNEL_BASE + allocator.index);
   const results = pushers[allocator.peers - 1]!;
-  // A pending Atomics.waitAsync does not keep a Node event loop alive: while
-  // parked for tasks, this thread would end with an unsettled top-level
-  // await. The interval is the handle that keeps it serving.
-  const alive = setInterval(() => {}, 1 << 30);
-  try {
-    await serve(allocator, tasks, results);
-  } finally {
-    clearInterval(alive);
-  }
-}
-
-async function serve(allocator: Allocator, tasks: Pull<HostMessage>, results: Push<WorkerMessage>): Promise<never> {
   let runtime: WorkerRuntime | undefined;
   for (;;) {
     allocator.receive();
