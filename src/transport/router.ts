@@ -106,7 +106,7 @@ export class Router {
       peer.blocked = false;
       this.o.bell.force();
     });
-    socket.on('error', (e) => this.lost(peer, `${where}: ${e.message}`));
+    socket.on('error', (e) => this.lost(peer, `connection to ${where} failed: ${e.message}: the process died or the network failed`));
     socket.on('close', () => this.lost(peer, `connection to ${where} closed without a goodbye: the process died or was killed`));
     if (rest.length > 0) queueMicrotask(() => socket.emit('data', rest));
     socket.resume();

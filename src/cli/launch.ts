@@ -1,0 +1,96 @@
+// `weft launch -n <processes> -w <threads> <script> [args]`: a local cluster
+// of one script on 127.0.0.1. Each process gets timely's flags and a
+// generated hostfile; output lines are prefixed with the process index;
+// SIGINT/SIGTERM are forwarded; the first process to fail stops the rest.
+
+import { spawn, type ChildProcess } from 'node:child_process';
+import { createServer } from 'node:net';
+import { mkdtempSync, writeFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+import { createInterface } from 'node:readline';
+import { createRequire } from 'node:module';
+import { pathToFileURL } from 'node:url';
+
+export interface LaunchOptions {
+  processes: number;
+  threads: number;
+  script: string;
+  args: string[];
+  /** Where to write prefixed output; defaults to the process's own streams. */
+  out?: NodeJS.WritableStream;
+  err?: NodeJS.WritableStream;
+}
+
+const STOP_GRACE_MS = 3_000;
+
+async function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const s = createServer();
+    s.once('error', reject);
+    s.listen(0, '127.0.0.1', () => {
+      const port = (s.address() as { port: number }).port;
+      s.close(() => resolve(port));
+    });
+  });
+}
+
+function nodeArgs(script: string): string[] {
+  if (!/\.[cm]?tsx?$/.test(script)) return [];
+  const loader = createRequire(import.meta.url).resolve('tsx');
+  return ['--import', pathToFileURL(loader).href];
+}
+
+/** Resolves to the exit code of the cluster: 0 when every process succeeded. */
+export async function launch(o: LaunchOptions): Promise<number> {
+  const out = o.out ?? process.stdout;
+  const err = o.err ?? process.stderr;
+  const dir = mkdtempSync(join(tmpdir(), 'weft-launch-'));
+  const hostfile = join(dir, 'hosts');
+  const ports: number[] = [];
+  for (let i = 0; i < o.processes; i++) ports.push(await freePort());
+  writeFileSync(hostfile, ports.map((p) => `127.0.0.1:${p}\n`).join(''));
+  const script = resolve(o.script);
+  const children: ChildProcess[] = [];
+  let failed: number | undefined;
+  let remaining = o.processes;
+
+  const stopAll = (signal: NodeJS.Signals): void => {
+    for (const c of children) if (c.exitCode === null && c.signalCode === null) c.kill(signal);
+    setTimeout(() => {
+      for (const c of children) if (c.exitCode === null && c.signalCode === null) c.kill('SIGKILL');
+    }, STOP_GRACE_MS).unref();
+  };
+  const forward = (signal: NodeJS.Signals): void => stopAll(signal);
+  process.on('SIGINT', forward);
+  process.on('SIGTERM', forward);
+
+  err.write(`weft: launching ${o.processes} processes x ${o.threads} threads of ${o.script}\n`);
+  const done = new Promise<number>((resolveDone) => {
+    for (let i = 0; i < o.processes; i++) {
+      const argv = [...nodeArgs(script), script, '-n', String(o.processes), '-p', String(i), '-w', String(o.threads), '-h', hostfile, ...o.args];
+      const child = spawn(process.execPath, argv, { stdio: ['ignore', 'pipe', 'pipe'] });
+      children.push(child);
+      createInterface({ input: child.stdout! }).on('line', (l) => out.write(`[${i}] ${l}\n`));
+      createInterface({ input: child.stderr! }).on('line', (l) => err.write(`[${i}] ${l}\n`));
+      child.on('exit', (code, signal) => {
+        const ok = code === 0;
+        if (!ok) {
+          err.write(`weft: process ${i} ${signal ? `was killed by ${signal}` : `exited with code ${code}`}\n`);
+          if (failed === undefined) {
+            failed = code ?? 1;
+            stopAll('SIGTERM');
+          }
+        }
+        if (--remaining === 0) resolveDone(failed ?? 0);
+      });
+    }
+  });
+  try {
+    return await done;
+  } finally {
+    process.off('SIGINT', forward);
+    process.off('SIGTERM', forward);
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
