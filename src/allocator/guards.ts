@@ -6,7 +6,7 @@
 import type { Worker } from 'node:worker_threads';
 import { Control } from '../transport/control.ts';
 import { Doorbell } from '../transport/doorbell.ts';
-import { WorkerError } from '../errors.ts';
+import { ModuleError, WorkerError } from '../errors.ts';
 import type { Report, SerializedError } from './worker.ts';
 
 const GRACE_MS = 2_000;
@@ -110,7 +110,7 @@ export class WorkerGuards<R> {
     if (first || (this.failure!.aborted && !f.aborted)) this.failure = f;
     if (!this.control.aborted) this.control.abort(f.external ? -1 : this.base + f.worker, this.bells);
     if (first && !f.external) this.hooks.failed?.(this.error().message);
-    this.settleReady.reject(this.error());
+    this.settleReady.reject(this.startError());
     const timer = setTimeout(() => {
       this.workers.forEach((w, i) => {
         if (!this.exited[i]) void w.terminate();
@@ -127,6 +127,17 @@ export class WorkerGuards<R> {
     if (f.error.stack !== undefined) cause.stack = f.error.stack;
     const worker = this.base + f.worker;
     return new WorkerError(worker, `worker ${worker} failed: ${f.error.name}: ${f.error.message}`, { cause });
+  }
+
+  /**
+   * What initialize() rejects with when a worker fails before every worker
+   * started. A module or export that cannot be used is the caller's mistake,
+   * so it surfaces as the ModuleError itself rather than as a worker failure.
+   */
+  private startError(): Error {
+    const e = this.error();
+    const f = this.failure!;
+    return f.error.name === 'ModuleError' ? new ModuleError(f.error.message, { cause: e }) : e;
   }
 
   private settle(): void {
