@@ -59,10 +59,15 @@ export async function initialize<R>(config: Config, logic: WorkerFn<R> | ModuleS
   return launch<R>(config, { mode: 'module', module: moduleHref(logic.module), export: logic.export ?? 'default' });
 }
 
+const EVAL_FLAG = /^(-e|--eval|-p|--print)(=|$)/;
+
 function mainScript(): string {
+  // Node's own flags are in execArgv, not argv: with --eval, argv[1] is the
+  // first user argument (if any), and with a script read from stdin (`node -`)
+  // it is '-'. Neither names a file a worker could re-run.
   const script = process.argv[1];
-  if (script === undefined || script === '' || process.argv.includes('-e') || process.argv.includes('--eval')) {
-    throw new ModuleError('initialize(config, fn) re-runs the main script in each worker, and this process has none (REPL or --eval); use initialize(config, { module, export })');
+  if (script === undefined || script === '' || script === '-' || process.execArgv.some((a) => EVAL_FLAG.test(a))) {
+    throw new ModuleError('initialize(config, fn) re-runs the main script in each worker, and this process has none (REPL, --eval or stdin); use the module form, initialize(config, { module, export })');
   }
   return pathToFileURL(resolve(script)).href;
 }
