@@ -1,0 +1,68 @@
+// The closure form, run the way users run it: a real child process for a
+// .ts script (through tsx) and a .js script (against the built package).
+// Inside the closure, the script's imports and top-level helpers work.
+
+import { spawnSync } from 'node:child_process';
+import { createHash } from 'node:crypto';
+import { fileURLToPath } from 'node:url';
+import { describe, expect, it } from 'vitest';
+
+const root = fileURLToPath(new URL('../..', import.meta.url));
+const fixture = (name: string): string => fileURLToPath(new URL(`./fixtures/${name}`, import.meta.url));
+const dist = new URL('../../dist/index.js', import.meta.url).href;
+
+function digest(n: number): string {
+  return createHash('sha256').update(`weft closure:${n}`).digest('hex').slice(0, 12);
+}
+
+function run(args: string[], input?: string): { status: number | null; stdout: string; stderr: string } {
+  const r = spawnSync(process.execPath, args, { cwd: root, input, encoding: 'utf8', timeout: 30_000 });
+  return { status: r.status, stdout: r.stdout, stderr: r.stderr };
+}
+
+function expectResults(r: { status: number | null; stdout: string; stderr: string }): void {
+  expect(r.stderr).toBe('');
+  expect(r.status).toBe(0);
+  const lines = r.stdout.trim().split('\n').map((l) => JSON.parse(l) as { call: number; results: string[] });
+  const both = [digest(0), digest(1)].sort().join(',');
+  // Only the main thread prints: the workers stop at the call they serve.
+  expect(lines).toEqual([
+    { call: 0, results: [both, both] },
+    { call: 1, results: [digest(100), digest(101)] },
+  ]);
+}
+
+// Prints the error initialize() rejects with, for a script that has no file.
+const noScript = `
+import { Config, initialize } from ${JSON.stringify(dist)};
+try {
+  await initialize(Config.process(2), () => 1);
+  console.log('no error');
+} catch (e) {
+  console.log(e.name + ': ' + e.message);
+}
+`;
+
+describe('the closure form', () => {
+  it('runs a .ts script through tsx with its imports and top-level helpers', () => {
+    expectResults(run(['--import', 'tsx', fixture('closure.ts')]));
+  });
+
+  it('runs a .js script against the built package', () => {
+    expectResults(run([fixture('closure.mjs')]));
+  });
+
+  it('refuses a script given with --eval: use the module form', () => {
+    const r = run(['--input-type=module', '--eval', noScript, 'an-argument']);
+    expect(r.status).toBe(0);
+    expect(r.stdout).toMatch(/^ModuleError: .*use the module form/);
+  });
+
+  it('refuses a script read from stdin: use the module form', () => {
+    for (const args of [['--input-type=module', '-'], ['--input-type=module']]) {
+      const r = run(args, noScript);
+      expect(r.status).toBe(0);
+      expect(r.stdout).toMatch(/^ModuleError: .*use the module form/);
+    }
+  });
+});
