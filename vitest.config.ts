@@ -5,6 +5,8 @@ import { defineConfig } from 'vitest/config';
 export default defineConfig({
   test: {
     include: ['test/**/*.test.ts'],
+    // Builds dist/ once: the closure tests run a plain .js program against it.
+    globalSetup: ['test/setup/build.ts'],
     pool: 'forks',
     maxWorkers: 2,
     testTimeout: 60_000,
