@@ -16,5 +16,9 @@ export function startThread(task: Task, wiring: Wiring): Worker {
   const target = task.mode === 'closure' ? task.script : task.module;
   const tsx = TS.test(new URL(target).pathname) || TS.test(RUNNER);
   const boot: Boot = { ...task, wiring, runner: RUNNER, tsx };
-  return new Worker(BOOTSTRAP, { workerData: { weft: boot }, name: `weft worker ${wiring.index}` });
+  // The closure form re-runs the main script, which typically reads its
+  // arguments (Config.fromArgs(process.argv.slice(2))): it must see the same
+  // ones as the main thread, or each worker would pick another program.
+  const argv = task.mode === 'closure' ? process.argv.slice(2) : [];
+  return new Worker(BOOTSTRAP, { workerData: { weft: boot }, argv, name: `weft worker ${wiring.index}` });
 }
