@@ -1,0 +1,109 @@
+// Running cluster programs as child processes, event-driven: tests wait for
+// lines the programs print and for their exits, never for time to pass.
+
+import { spawn, type ChildProcess } from 'node:child_process';
+import { createServer } from 'node:net';
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { createInterface } from 'node:readline';
+import { fileURLToPath } from 'node:url';
+
+export const ROOT = fileURLToPath(new URL('../../', import.meta.url));
+export const PROGRAM = fileURLToPath(new URL('./fixtures/program.ts', import.meta.url));
+
+/** Ports free right now: listen on port 0, note the port, close. */
+export async function freePorts(n: number): Promise<number[]> {
+  const ports: number[] = [];
+  while (ports.length < n) {
+    const port = await new Promise<number>((resolve, reject) => {
+      const s = createServer();
+      s.once('error', reject);
+      s.listen(0, '127.0.0.1', () => {
+        const p = (s.address() as { port: number }).port;
+        s.close(() => resolve(p));
+      });
+    });
+    if (!ports.includes(port)) ports.push(port);
+  }
+  return ports;
+}
+
+/** A fresh folder with a hostfile for `ports`. */
+export function hostfile(ports: number[]): { dir: string; path: string } {
+  const dir = mkdtempSync(join(tmpdir(), 'weft-test-'));
+  const path = join(dir, 'hosts');
+  writeFileSync(path, ports.map((p) => `127.0.0.1:${p}\n`).join(''));
+  return { dir, path };
+}
+
+export interface Running {
+  child: ChildProcess;
+  stdout: string[];
+  stderr: string[];
+  /** Resolves with the first stdout line matching, rejects if the process exits first. */
+  line(pattern: RegExp): Promise<string>;
+  /** Resolves when stderr has a line matching (or the process exited: check the result). */
+  errLine(pattern: RegExp): Promise<string | undefined>;
+  exited: Promise<{ code: number | null; signal: NodeJS.Signals | null; at: number }>;
+}
+
+/** Runs a script under tsx in its own process. */
+export function run(script: string, args: string[], env: NodeJS.ProcessEnv = {}): Running {
+  const child = spawn(process.execPath, ['--import', 'tsx', script, ...args], {
+    cwd: ROOT,
+    env: { ...process.env, ...env },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  const stdout: string[] = [];
+  const stderr: string[] = [];
+  const waiters: { stream: string[]; pattern: RegExp; resolve: (l: string | undefined) => void; reject?: (e: Error) => void }[] = [];
+  const feed = (stream: string[]) => (l: string): void => {
+    stream.push(l);
+    for (let i = waiters.length - 1; i >= 0; i--) {
+      const w = waiters[i]!;
+      if (w.stream === stream && w.pattern.test(l)) {
+        waiters.splice(i, 1);
+        w.resolve(l);
+      }
+    }
+  };
+  const out = createInterface({ input: child.stdout! });
+  const err = createInterface({ input: child.stderr! });
+  out.on('line', feed(stdout));
+  err.on('line', feed(stderr));
+  // 'close' comes after the streams ended, so every line has been seen.
+  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null; at: number }>((resolve) => {
+    child.on('close', (code, signal) => {
+      const at = performance.now();
+      for (const w of waiters.splice(0)) {
+        if (w.reject) w.reject(new Error(`process exited (${code ?? signal}) before printing ${w.pattern}\nstdout:\n${stdout.join('\n')}\nstderr:\n${stderr.join('\n')}`));
+        else w.resolve(undefined);
+      }
+      resolve({ code, signal, at });
+    });
+  });
+  const waitFor = (stream: string[], pattern: RegExp, strict: boolean): Promise<string | undefined> => {
+    const seen = stream.find((l) => pattern.test(l));
+    if (seen !== undefined) return Promise.resolve(seen);
+    if (child.exitCode !== null || child.signalCode !== null) {
+      return strict ? Promise.reject(new Error(`process already exited before printing ${pattern}`)) : Promise.resolve(undefined);
+    }
+    return new Promise((resolve, reject) => waiters.push({ stream, pattern, resolve, ...(strict ? { reject } : {}) }));
+  };
+  return {
+    child, stdout, stderr, exited,
+    line: (p) => waitFor(stdout, p, true) as Promise<string>,
+    errLine: (p) => waitFor(stderr, p, false),
+  };
+}
+
+/** Starts process i of n of the fixture program in `mode`. */
+export function runProcess(i: number, n: number, threads: number, hosts: string, mode: string[], env: NodeJS.ProcessEnv = {}): Running {
+  return run(PROGRAM, ['-n', String(n), '-p', String(i), '-w', String(threads), '-h', hosts, ...mode], env);
+}
+
+/** Kills whatever is still running (test cleanup). */
+export function killAll(list: Running[]): void {
+  for (const r of list) if (r.child.exitCode === null && r.child.signalCode === null) r.child.kill('SIGKILL');
+}

@@ -1,0 +1,44 @@
+// `weft launch`: a local cluster of one script, output prefixed by process
+// index. The program is test/cluster/fixtures/program.ts.
+
+import { describe, expect, it } from 'vitest';
+import { join } from 'node:path';
+import { PROGRAM, ROOT, run } from './helpers.ts';
+
+const EXCHANGE = 20_000;
+const launch = (args: string[]) => run(join(ROOT, 'bin/weft.mjs'), ['launch', ...args]);
+
+describe('weft launch', () => {
+  it('3 processes x 2 threads: all-to-all with per-sender sequences, iteration ends on close, every process exits 0', async () => {
+    const cluster = launch(['-n', '3', '-w', '2', PROGRAM, 'exchange']);
+    const { code } = await cluster.exited;
+    const detail = `stdout:\n${cluster.stdout.join('\n')}\nstderr:\n${cluster.stderr.join('\n')}`;
+    expect(code, detail).toBe(0);
+    // Every worker got EXCHANGE messages, in sequence, from each of the 6 workers.
+    const perWorker = Array.from({ length: 6 }, () => EXCHANGE);
+    for (let i = 0; i < 3; i++) {
+      expect(cluster.stdout, detail).toContain(`[${i}] ready ${i}`);
+      expect(cluster.stdout, detail).toContain(`[${i}] result ${JSON.stringify([perWorker, perWorker])}`);
+    }
+    // Every line is prefixed; nothing failed.
+    for (const l of cluster.stdout) expect(l).toMatch(/^\[[0-2]\] /);
+    expect(cluster.stderr.filter((l) => /failed|error/i.test(l)), detail).toEqual([]);
+  });
+
+  it('a clean shutdown is not a crash: workers that return at once, exit 0, no error printed', async () => {
+    const cluster = launch(['-n', '3', '-w', '2', PROGRAM, 'idle']);
+    const { code } = await cluster.exited;
+    const detail = `stdout:\n${cluster.stdout.join('\n')}\nstderr:\n${cluster.stderr.join('\n')}`;
+    expect(code, detail).toBe(0);
+    for (let i = 0; i < 3; i++) expect(cluster.stdout, detail).toContain(`[${i}] result ${JSON.stringify([2 * i, 2 * i + 1])}`);
+    // The only stderr line is launch's own banner.
+    expect(cluster.stderr, detail).toEqual([expect.stringMatching(/^weft: launching 3 processes x 2 threads/)]);
+  });
+
+  it('stops every process when one fails, and exits non-zero', async () => {
+    const cluster = launch(['-n', '2', '-w', '1', PROGRAM, 'no-such-mode']);
+    const { code } = await cluster.exited;
+    expect(code).not.toBe(0);
+    expect(cluster.stderr.join('\n')).toMatch(/unknown mode no-such-mode/);
+  });
+});
