@@ -41,9 +41,12 @@ export class Fifo<T> {
     return undefined;
   }
 
-  removeAll(match: (item: T) => boolean): void {
+  /** Removes every item satisfying `match`; returns how many. */
+  removeAll(match: (item: T) => boolean): number {
+    const before = this.length;
     this.items = this.items.slice(this.head).filter((item) => !match(item));
     this.head = 0;
+    return before - this.items.length;
   }
 
   /** Empties the queue, returning what it held. */

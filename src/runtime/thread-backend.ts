@@ -7,8 +7,9 @@
 //   running, refilling it as its results come back. A slow worker therefore
 //   never sits on a queue that an idle one could take. The "few milliseconds"
 //   is measured: a moving average of how fast results come back.
-// - A worker runs its tasks in the order they were sent and answers in that
-//   order, so what a worker has in flight is a FIFO and a result pops its head.
+// - A worker runs its tasks in the order they were sent, so what a worker has
+//   in flight is a FIFO and a result usually pops its head (async operations
+//   may answer out of order; their results are looked up further in).
 // - The allocator is fail-stop, the runtime is not: when a worker thread dies
 //   the host takes back its in-flight tasks, puts them at the front of the
 //   queue for the other workers, and asks the pool for a new thread at the
@@ -110,6 +111,9 @@ export class ThreadBackend implements Backend {
       release: () => {
         this.leases.delete(key);
         this.queue.removeAll((task) => task.key === key);
+        // Forget its tasks on workers too: their results would be dropped
+        // anyway, and one that never answers must not hold a slot forever.
+        for (const slot of this.slots) this.inFlight -= slot.inFlight.removeAll((task) => task.key === key);
       },
     };
   }

@@ -2,7 +2,8 @@
 // naming the operations modules, import them, then run task batches as they
 // arrive and stream results back.
 
-import type { Allocator } from '../allocator/index.ts';
+import type { Allocator, Push } from '../allocator/index.ts';
+import type { TaskResult } from './task.ts';
 import { RESULT_CHANNEL_BASE, TASK_CHANNEL, type HostMessage, type WorkerMessage } from './thread-wire.ts';
 import { WorkerRuntime } from './worker-runtime.ts';
 
@@ -15,6 +16,7 @@ export async function serveThread(allocator: Allocator): Promise<void> {
   const [, tasks] = allocator.allocate<HostMessage>(TASK_CHANNEL);
   const [pushers] = allocator.allocate<WorkerMessage>(RESULT_CHANNEL_BASE + allocator.index);
   const results = pushers[allocator.peers - 1]!;
+  const later = new LateResults(results);
   let runtime: WorkerRuntime | undefined;
   for (;;) {
     allocator.receive();
@@ -34,7 +36,8 @@ export async function serveThread(allocator: Allocator): Promise<void> {
         continue;
       }
       const outcome = runtime!.execute(message);
-      results.send(outcome instanceof Promise ? await outcome : outcome);
+      if (outcome instanceof Promise) later.add(outcome);
+      else results.send(outcome);
       const now = performance.now();
       if (now - flushedAt >= FLUSH_AFTER_MS) {
         results.flush();
@@ -42,5 +45,29 @@ export async function serveThread(allocator: Allocator): Promise<void> {
       }
     }
     results.flush();
+  }
+}
+
+/**
+ * Async operations run concurrently, not one after another: an I/O-bound
+ * operation does not hold up the tasks behind it, and one that never settles
+ * costs its own task (which the orchestrator times out), not the worker.
+ * Results that settle in the same turn leave in one flush.
+ */
+class LateResults {
+  private scheduled = false;
+
+  constructor(private readonly results: Push<WorkerMessage>) {}
+
+  add(outcome: Promise<TaskResult>): void {
+    void outcome.then((result) => {
+      this.results.send(result);
+      if (this.scheduled) return;
+      this.scheduled = true;
+      setImmediate(() => {
+        this.scheduled = false;
+        this.results.flush();
+      });
+    });
   }
 }

@@ -25,6 +25,7 @@ import {
   FailAt,
   FibAt,
   FlakyOnce,
+  HangOnce,
   Increment,
   Show,
   Sum,
@@ -120,6 +121,26 @@ describe('Runtime.inMemory on 2 workers', () => {
       .catch((e: unknown) => e);
     expect(error).toBeInstanceOf(FoldError);
     expect(error).toMatchObject({ monoid: 'test.BadConcat' });
+  });
+
+  it('fails only the directive with the fatal error; a concurrent one completes', async () => {
+    const failing = IndexedStream.from(range(0, 999).map((value) => ({ value, at: 10 })))
+      .map(FailAt)
+      .run(runtime);
+    const other = IndexedStream.from(range(1, 2_000)).map(Show).fold(Concat).run(runtime);
+    await expect(failing).rejects.toBeInstanceOf(OperationError);
+    expect(await other).toBe(range(1, 2_000).map((n) => `<${n}>`).join(''));
+  });
+
+  it('retries a task whose async operation never settles once the per-task timeout passes', async () => {
+    const m = marker();
+    const inputs = range(0, 199).map((value) => ({ value, marker: m, at: 77 }));
+    const progress: { failed: number }[] = [];
+    const out = await IndexedStream.from(inputs)
+      .map(HangOnce)
+      .run(runtime, { timeoutMs: 500, retry: Retry.immediate(3), onProgress: (p) => progress.push(p) });
+    expect(out).toEqual(range(0, 199));
+    expect(progress.at(-1)?.failed).toBeGreaterThanOrEqual(1);
   });
 
   it('answers an unknown operation with an error naming it', async () => {

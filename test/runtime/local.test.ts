@@ -165,7 +165,7 @@ describe('failures on the local runtime', () => {
   it('retries a task that times out', async () => {
     const m = marker();
     const inputs = range(0, 5).map((value) => ({ value, marker: m, at: 3 }));
-    const out = await IndexedStream.from(inputs).map(HangOnce).run(local({ timeoutMs: 50, retry: Retry.immediate(1) }));
+    const out = await IndexedStream.from(inputs).map(HangOnce).run(local({ timeoutMs: 250, retry: Retry.immediate(3) }));
     expect(out).toEqual(range(0, 5));
   });
 
