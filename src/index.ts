@@ -25,3 +25,6 @@ export {
   AbortedError,
   WorkerError,
 } from './errors.ts';
+export { PeerError } from './transport/router.ts';
+export { ConnectError } from './transport/mesh.ts';
+export { HandshakeError } from './transport/handshake.ts';
