@@ -22,6 +22,8 @@ export const PROTOCOL_VERSION = 1;
 export const HELLO_BYTES = 40;
 const PROOF_BYTES = 36;
 const MAX_REASON = 1024;
+/** Bytes a peer may send ahead of the handshake's end (its first frames). */
+const MAX_READ_AHEAD = 1 << 20;
 
 export interface Identity {
   process: number;
@@ -69,6 +71,13 @@ class Reader {
   private ended: Error | undefined;
   private readonly onData = (chunk: Buffer): void => {
     this.buffered = this.buffered.length === 0 ? chunk : Buffer.concat([this.buffered, chunk]);
+    // A handshake is a few dozen bytes, and a peer may send its first frames
+    // right after it; a stranger that floods before we answered is not
+    // buffered without bound.
+    if (this.buffered.length > MAX_READ_AHEAD) {
+      this.ended ??= new HandshakeError(`the peer sent ${this.buffered.length} bytes before the handshake completed`);
+      this.socket.pause();
+    }
     this.wake?.();
   };
   private readonly onEnd = (): void => {
@@ -176,9 +185,17 @@ async function exchange(
     refuse(me.secret !== undefined ? 'this cluster requires a shared secret' : 'the peer uses a secret, this process has none');
   }
   if (peer >= me.processes || peer === me.process) refuse(`process index ${peer} is invalid here`);
+  // Authenticate before judging the claimed index against the mesh: a peer
+  // without the secret learns nothing of which processes are connected, and
+  // every wrong secret is refused as such, whatever index it claimed.
+  if (me.secret !== undefined) await prove(reader, me, nonce, peerNonce, peer, socket, refuse);
   const why = expect(peer);
   if (why !== undefined) refuse(why);
-  if (me.secret === undefined) return peer;
+  return peer;
+}
+
+async function prove(reader: Reader, me: Identity, nonce: Buffer, peerNonce: Buffer, peer: number, socket: Socket, refuse: (reason: string) => never): Promise<void> {
+  if (me.secret === undefined) return;
   const mine = proof(me.secret, peerNonce, me.process);
   const p = Buffer.alloc(PROOF_BYTES);
   p.writeUInt32LE(MAGIC_PROOF, 0);
@@ -189,5 +206,4 @@ async function exchange(
   if (pm !== MAGIC_PROOF) refuse('expected a secret proof');
   const theirs = await reader.take(32);
   if (!timingSafeEqual(theirs, proof(me.secret, nonce, peer))) refuse('wrong secret');
-  return peer;
 }
