@@ -22,6 +22,8 @@ export interface Link {
   socket: Socket;
   /** Bytes read past the handshake: the start of the frame stream. */
   rest: Buffer;
+  /** A socket error between the handshake and the router taking the link. */
+  error?: Error;
 }
 
 export interface Mesh {
@@ -63,7 +65,7 @@ export async function connectMesh(o: MeshOptions): Promise<Mesh> {
           socket.destroy();
           return;
         }
-        links[process] = { socket, rest };
+        links[process] = park(socket, rest);
         settle();
       },
       (e: Error) => o.log(`weft: process ${o.process} refused a connection from ${from}: ${e.message}`),
@@ -105,6 +107,18 @@ export async function connectMesh(o: MeshOptions): Promise<Mesh> {
   return { links, server };
 }
 
+/**
+ * A connected link waits, paused, until the router takes it (once the whole
+ * mesh is up). A reset in that gap must not be an uncaught 'error' that
+ * kills the process with a bare ECONNRESET: it is recorded, and the router
+ * reports the peer lost when it attaches.
+ */
+function park(socket: Socket, rest: Buffer): Link {
+  const link: Link = { socket, rest };
+  socket.once('error', (e) => (link.error ??= e));
+  return link;
+}
+
 async function dial(o: MeshOptions, j: number, deadline: number): Promise<Link> {
   const address = o.addresses[j]!;
   const { host, port } = parseAddress(address);
@@ -130,7 +144,7 @@ async function dial(o: MeshOptions, j: number, deadline: number): Promise<Link> 
     const expect = (peer: number): string | undefined => (peer === j ? undefined : `dialled process ${j} at ${address} but reached process ${peer}`);
     try {
       const { rest } = await handshake(socket, o, expect, HANDSHAKE_TIMEOUT_MS);
-      return { socket, rest };
+      return park(socket, rest);
     } catch (e) {
       // A refusal is an answer (wrong secret, wrong cluster): retrying cannot help.
       if (e instanceof HandshakeError) throw new ConnectError(`process ${o.process} cannot join process ${j} at ${address}: ${e.message}`, { cause: e });

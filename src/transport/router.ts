@@ -38,7 +38,7 @@ export interface RouterOptions {
   processes: number;
   threads: number;
   addresses: string[];
-  links: ({ socket: Socket; rest: Buffer } | undefined)[];
+  links: ({ socket: Socket; rest: Buffer; error?: Error } | undefined)[];
   bell: Doorbell;
   /** Per local worker: the ring it writes remote frames into. */
   fromWorkers: RingReader[];
@@ -79,14 +79,14 @@ export class Router {
   constructor(private readonly o: RouterOptions) {
     this.exited = o.toWorkers.map(() => false);
     this.waiting = o.toWorkers.map(() => []);
-    this.peers = o.links.map((link, index) => (link === undefined ? undefined : this.attach(index, link.socket, link.rest)));
+    this.peers = o.links.map((link, index) => (link === undefined ? undefined : this.attach(index, link.socket, link.rest, link.error)));
     const beat = Math.max(50, Math.floor(o.heartbeatTimeoutMs / 3));
     this.timer = setInterval(() => this.heartbeat(), beat);
     this.timer.unref();
     void this.loop();
   }
 
-  private attach(index: number, socket: Socket, rest: Buffer): Peer {
+  private attach(index: number, socket: Socket, rest: Buffer, early: Error | undefined): Peer {
     const peer: Peer = {
       index, socket, lastHeard: Date.now(), lastSent: Date.now(), goodbye: false, blocked: false,
       decoder: new FrameDecoder(this.o.limits, (h, p) => this.inbound(peer, h, p)),
@@ -109,6 +109,11 @@ export class Router {
     socket.on('error', (e) => this.lost(peer, `connection to ${where} failed: ${e.message}: the process died or the network failed`));
     socket.on('close', () => this.lost(peer, `connection to ${where} closed without a goodbye: the process died or was killed`));
     if (rest.length > 0) queueMicrotask(() => socket.emit('data', rest));
+    if (early !== undefined || socket.destroyed) {
+      // Lost between the handshake and now: its 'close' has already fired.
+      const why = early ? `failed: ${early.message}` : 'closed';
+      queueMicrotask(() => this.lost(peer, `connection to ${where} ${why} before the cluster started: the process died or was killed`));
+    }
     socket.resume();
     return peer;
   }
