@@ -59,4 +59,13 @@ describe('exchange', () => {
       expect(r.selfIsSame).toBe(true);
     }
   });
+
+  it('events() names each channel that received messages, and is empty once read', async () => {
+    const guards = await initialize<number[][]>(Config.process(2), { module: workers, export: 'events' });
+    for (const [seen, after] of await guards.join()) {
+      // Channels 40 and 41 received data; 42 never did. Closes are not events.
+      expect(new Set(seen)).toEqual(new Set([40, 41]));
+      expect(after).toEqual([]);
+    }
+  });
 });

@@ -50,4 +50,10 @@ describe('a failing worker', () => {
     expect(error.message).toContain('channel 22');
     expect(error.message).toMatch(/codec/);
   }, SECONDS);
+
+  it('that receives batches on a channel it never allocated fails with a ChannelError naming the channel', async () => {
+    const error = await failure('unallocatedChannel');
+    expect(error.worker).toBe(1);
+    expect(error.message).toMatch(/ChannelError: channel 30: .*never allocated/);
+  }, SECONDS);
 });
