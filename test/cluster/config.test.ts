@@ -1,0 +1,86 @@
+// Config.cluster and Config.fromArgs: what a cluster needs, and the clear
+// ConfigError when it is wrong.
+
+import { afterEach, describe, expect, it } from 'vitest';
+import { rmSync } from 'node:fs';
+import { Config, ConfigError } from '../../src/index.ts';
+import { DEFAULT_PORT } from '../../src/allocator/config.ts';
+import { hostfile } from './helpers.ts';
+
+const dirs: string[] = [];
+afterEach(() => {
+  for (const d of dirs.splice(0)) rmSync(d, { recursive: true, force: true });
+});
+
+describe('Config.cluster', () => {
+  it('keeps the addresses, the index, and the defaults', () => {
+    const c = Config.cluster({ threads: 2, process: 1, addresses: ['127.0.0.1:4000', '[::1]:4001'], secret: 's' });
+    expect(c.kind).toBe('cluster');
+    if (c.kind !== 'cluster') return;
+    expect(c.threads).toBe(2);
+    expect(c.cluster).toMatchObject({ process: 1, addresses: ['127.0.0.1:4000', '[::1]:4001'], secret: 's', heartbeatTimeoutMs: 3000 });
+  });
+
+  it.each([
+    ['not host:port', { threads: 1, process: 0, addresses: ['localhost'] }, /address "localhost" is not host:port/],
+    ['port 0', { threads: 1, process: 0, addresses: ['127.0.0.1:0'] }, /is not host:port/],
+    ['port too large', { threads: 1, process: 0, addresses: ['127.0.0.1:70000'] }, /is not host:port/],
+    ['no addresses', { threads: 1, process: 0, addresses: [] }, /non-empty list/],
+    ['index out of range', { threads: 1, process: 2, addresses: ['127.0.0.1:1', '127.0.0.1:2'] }, /process index must be an integer from 0 to 1, got 2/],
+    ['negative index', { threads: 1, process: -1, addresses: ['127.0.0.1:1'] }, /from 0 to 0, got -1/],
+    ['zero threads', { threads: 0, process: 0, addresses: ['127.0.0.1:1'] }, /threads must be a positive integer/],
+  ])('refuses %s with a ConfigError', (_, o, message) => {
+    expect(() => Config.cluster(o)).toThrow(ConfigError);
+    expect(() => Config.cluster(o)).toThrow(message);
+  });
+
+  it('takes the secret from WEFT_SECRET when none is given', () => {
+    const saved = process.env.WEFT_SECRET;
+    process.env.WEFT_SECRET = 'from the environment';
+    try {
+      const c = Config.cluster({ threads: 1, process: 0, addresses: ['127.0.0.1:1'] });
+      expect(c.kind === 'cluster' && c.cluster.secret).toBe('from the environment');
+    } finally {
+      if (saved === undefined) delete process.env.WEFT_SECRET;
+      else process.env.WEFT_SECRET = saved;
+    }
+  });
+});
+
+describe('Config.fromArgs', () => {
+  it('reads -w -n -p -h and returns the rest', () => {
+    const hosts = hostfile([5001, 5002, 5003]);
+    dirs.push(hosts.dir);
+    const { config, rest } = Config.fromArgs(['-w', '2', 'mode', '-n', '2', '--process=1', '-h', hosts.path, '--other']);
+    expect(rest).toEqual(['mode', '--other']);
+    expect(config.kind === 'cluster' && config.cluster).toMatchObject({ process: 1, addresses: ['127.0.0.1:5001', '127.0.0.1:5002'] });
+    expect(config.threads).toBe(2);
+  });
+
+  it('without a hostfile, process i uses 127.0.0.1 on DEFAULT_PORT + i', () => {
+    const { config } = Config.fromArgs(['-n', '3', '-p', '2']);
+    expect(config.kind === 'cluster' && config.cluster.addresses).toEqual([0, 1, 2].map((i) => `127.0.0.1:${DEFAULT_PORT + i}`));
+  });
+
+  it('one process without a hostfile is Config.process', () => {
+    expect(Config.fromArgs(['-w', '3']).config).toMatchObject({ kind: 'process', threads: 3 });
+  });
+
+  it.each([
+    ['a missing hostfile', ['-n', '2', '-h', '/no/such/hostfile'], /cannot read hostfile \/no\/such\/hostfile/],
+    ['a process index out of range', ['-n', '2', '-p', '2'], /process index must be an integer from 0 to 1, got 2/],
+    ['an index with one process', ['-p', '1'], /--process 1 is out of range for 1 process/],
+    ['a flag without value', ['-w'], /flag -w needs a value/],
+    ['a non-number', ['-n', 'two'], /flag -n needs a non-negative integer, got "two"/],
+    ['zero processes', ['-n', '0'], /--processes must be a positive integer/],
+  ])('refuses %s with a ConfigError', (_, argv, message) => {
+    expect(() => Config.fromArgs(argv)).toThrow(ConfigError);
+    expect(() => Config.fromArgs(argv)).toThrow(message);
+  });
+
+  it('refuses a hostfile with too few or bad addresses', () => {
+    const short = hostfile([5001]);
+    dirs.push(short.dir);
+    expect(() => Config.fromArgs(['-n', '2', '-h', short.path])).toThrow(/lists 1 addresses for 2 processes/);
+  });
+});
