@@ -1,6 +1,6 @@
 // The runtime's public surface. `src/index.ts` re-exports this list.
 
-export { Runtime, type RuntimeOptions, type InMemoryOptions } from './runtime.ts';
+export { Runtime, type RuntimeOptions, type InMemoryOptions, type AmqpRuntimeOptions, type ClusterRuntimeOptions } from './runtime.ts';
 export { IndexedStream, Fold, Literal, type RunOptions } from './directives.ts';
 export { defineOperation, defineMonoid, type Operation, type Monoid } from './registry.ts';
 export { Retry, type RetryPolicy } from './retry.ts';
@@ -21,3 +21,6 @@ export {
   DuplicateDefinitionError,
   RuntimeClosedError,
 } from './errors.ts';
+// Types only: amqplib loads when `Runtime.amqp` or `WorkerRuntime.amqp` is called.
+export type { AmqpWorker, AmqpWorkerOptions, AmqpWorkerStats, AmqpBackendOptions, AmqpConnectOptions } from './amqp/index.ts';
+export { BrokerUnavailableError, DeadLetterError } from './amqp/errors.ts';

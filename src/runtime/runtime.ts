@@ -3,6 +3,8 @@
 // directive means (order, folding, retries, abort) is decided here.
 
 import { availableParallelism } from 'node:os';
+import type { Config } from '../allocator/index.ts';
+import type { AmqpBackendOptions } from './amqp/backend.ts';
 import type { Backend } from './backend.ts';
 import { IndexedStream, Literal, type RunOptions } from './directives.ts';
 import { execute, type Plan } from './execution.ts';
@@ -29,7 +31,21 @@ export interface InMemoryOptions extends RuntimeOptions {
   operations?: string | URL | readonly (string | URL)[];
 }
 
+export interface ClusterRuntimeOptions extends RuntimeOptions {
+  /** As for `Runtime.inMemory`; each process resolves them on its own. */
+  operations?: string | URL | readonly (string | URL)[];
+}
+
+/** `Runtime.amqp`: the broker, queue names, batching and reconnection (see docs/amqp.md). */
+export interface AmqpRuntimeOptions extends RuntimeOptions, AmqpBackendOptions {}
+
 const DEFAULT_MAX_IN_FLIGHT = 4096;
+
+function operationsModules(operations: string | URL | readonly (string | URL)[] | undefined): readonly (string | URL)[] {
+  const modules = operations ?? process.argv[1];
+  if (modules === undefined) return [];
+  return typeof modules === 'string' || modules instanceof URL ? [modules] : modules;
+}
 
 export class Runtime implements AsyncDisposable {
   private readonly options: RuntimeOptions;
@@ -49,13 +65,38 @@ export class Runtime implements AsyncDisposable {
 
   /** Runs tasks on worker threads that import the `operations` module(s). */
   static async inMemory(options: InMemoryOptions = {}): Promise<Runtime> {
-    const operations = options.operations ?? process.argv[1];
-    const modules = operations === undefined ? [] : Array.isArray(operations) ? operations : [operations];
     // Loaded on demand: a program on `Runtime.local()` or on another backend
     // never pulls in the thread allocator.
     const { ThreadBackend } = await import('./thread-backend.ts');
-    const backend = await ThreadBackend.start({ workers: options.workers ?? availableParallelism(), modules });
+    const backend = await ThreadBackend.start({
+      workers: options.workers ?? availableParallelism(),
+      modules: operationsModules(options.operations),
+    });
     return new Runtime(backend, options);
+  }
+
+  /**
+   * Runs on a weft cluster: call it with the same config in every process
+   * (`Config.fromArgs()` under `weft launch`). In process 0 it resolves to
+   * the orchestrator; in the others it serves tasks until that runtime is
+   * closed, then resolves to undefined. Worker 0 relays tasks, so the
+   * cluster needs at least 2 workers. Fail-stop: a lost worker or process
+   * fails every running directive.
+   */
+  static async cluster(config: Config, options: ClusterRuntimeOptions = {}): Promise<Runtime | undefined> {
+    const { ClusterBackend } = await import('./cluster-backend.ts');
+    const backend = await ClusterBackend.start(config, operationsModules(options.operations));
+    return backend === undefined ? undefined : new Runtime(backend, options);
+  }
+
+  /**
+   * Runs tasks on AMQP (RabbitMQ) workers: processes running
+   * `weft worker --amqp <url> --operations <module>` or `AmqpWorker.start`.
+   * Resolves once connected; the workers may start before or after.
+   */
+  static async amqp(options: AmqpRuntimeOptions): Promise<Runtime> {
+    const { AmqpBackend } = await import('./amqp/backend.ts');
+    return new Runtime(await AmqpBackend.start(options), options);
   }
 
   /** Runs a directive's plan over `source`; directives call this from their `run`. */

@@ -19,7 +19,7 @@ import { routeResults, type Backend, type Lease, type LeaseHandlers } from './ba
 import { Dispatcher } from './dispatcher.ts';
 import { RuntimeClosedError, WorkerLostError } from './errors.ts';
 import { failed, type Task, type TaskResult } from './task.ts';
-import { RESULT_CHANNEL_BASE, TASK_CHANNEL, type HostMessage, type WorkerMessage } from './thread-wire.ts';
+import { RESULT_CHANNEL_BASE, TASK_CHANNEL, type HostMessage, type WorkerMessage } from './wire.ts';
 import { moduleUrl } from './worker-runtime.ts';
 
 // A task in flight on this many workers that died is given up on: it is
@@ -28,6 +28,9 @@ const MAX_DEATHS = 3;
 // The pump parks until a ring delivers; this bound only limits how long a
 // missed wake-up could stall it.
 const PARK_MS = 100;
+// While results keep coming the pump never parks; it yields to the event loop
+// this often so timers, aborts and async sources get their turn.
+const YIELD_MS = 2;
 
 type SlotState = 'starting' | 'ready' | 'dead';
 
@@ -127,9 +130,16 @@ export class ThreadBackend implements Backend {
     if (this.pumping) return;
     this.pumping = true;
     try {
+      let yieldedAt = performance.now();
       while (!this.closed && (this.dispatcher.inFlight > 0 || this.states.includes('starting'))) {
         this.pool.host.receive();
-        if (!this.collect()) await this.pool.host.awaitEventsAsync(PARK_MS);
+        if (!this.collect()) {
+          await this.pool.host.awaitEventsAsync(PARK_MS);
+          yieldedAt = performance.now();
+        } else if (performance.now() - yieldedAt > YIELD_MS) {
+          await new Promise((resolve) => setImmediate(resolve));
+          yieldedAt = performance.now();
+        }
       }
     } catch (error) {
       this.fail(error instanceof Error ? error : new Error(String(error)));

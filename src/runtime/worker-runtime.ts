@@ -6,6 +6,7 @@ import { isAbsolute, resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { ModuleError } from '../errors.ts';
 import { UnknownOperationError } from './errors.ts';
+import type { AmqpWorker, AmqpWorkerOptions } from './amqp/worker.ts';
 import { lookupOperation } from './registry.ts';
 import { failed, succeeded, type Task, type TaskResult } from './task.ts';
 
@@ -31,6 +32,16 @@ export class WorkerRuntime {
       }
     }
     return new WorkerRuntime();
+  }
+
+  /**
+   * Serves tasks from an AMQP broker (RabbitMQ) until closed: imports
+   * `options.operations`, connects with reconnection, and consumes the task
+   * queue that `Runtime.amqp` publishes to. What `weft worker --amqp` runs.
+   */
+  static async amqp(options: AmqpWorkerOptions): Promise<AmqpWorker> {
+    const { AmqpWorker } = await import('./amqp/worker.ts');
+    return AmqpWorker.start(options);
   }
 
   /**

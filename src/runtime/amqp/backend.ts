@@ -1,0 +1,412 @@
+// The orchestrator's side of the AMQP backend (`Runtime.amqp`): publishes
+// task batches to the shared task queue and gives each directive (lease) its
+// own result queue.
+//
+// Design notes
+// - A published batch stays in `unconfirmed` until the broker confirms it.
+//   After a reconnection every unconfirmed batch of an open lease is
+//   published again; confirmed ones are safe in the quorum queue, and results
+//   confirmed to a worker are safe in the durable result queue, so nothing
+//   else needs re-sending. A batch sent twice is answered twice; the
+//   orchestrator counts each result once.
+// - Batches are sized from how long tasks take (the workers report it in a
+//   header): about `BATCH_MS` of work per message, so cheap tasks travel by
+//   the hundred and slow ones one or two at a time across competing workers.
+// - Releasing a lease with unanswered tasks tells every worker through the
+//   control fanout, so they drop its queued tasks; the broker offers no way
+//   to remove chosen messages from a queue.
+// - While disconnected, directives wait; if the broker is not back within
+//   `reconnectTimeoutMs`, every open lease fails with BrokerUnavailableError.
+
+import { randomBytes } from 'node:crypto';
+import type { ConsumeMessage } from 'amqplib';
+import type { Backend, Lease, LeaseHandlers } from '../backend.ts';
+import { RuntimeClosedError, WorkerLostError } from '../errors.ts';
+import { failed, type Task } from '../task.ts';
+import { BrokerUnavailableError, DeadLetterError } from './errors.ts';
+import { publishConfirmed, ReconnectingConnection, redact, type BackoffOptions, type Session } from './connection.ts';
+import { assertResultQueue, assertShared, DEFAULT_DELIVERY_LIMIT, namesOf, type Names } from './topology.ts';
+import {
+  CONTENT_TYPE,
+  decodeResults,
+  decodeTasks,
+  encodeTasks,
+  FORMAT,
+  HEADER_COUNT,
+  HEADER_FORMAT,
+  HEADER_KEY,
+  HEADER_MS,
+  HEADER_REASON,
+  headerNumber,
+  headerString,
+  REASON_UNKNOWN_OPERATION,
+  TYPE_RELEASE,
+  TYPE_TASKS,
+} from './wire.ts';
+
+/** Options shared by orchestrators and workers; both sides must agree on `prefix` and `deliveryLimit`. */
+export interface AmqpConnectOptions {
+  /** `amqp://user:password@host:port/vhost`. */
+  url: string;
+  /** Names every queue and exchange: `<prefix>.tasks`, `<prefix>.dead`, … Default `weft`. */
+  prefix?: string;
+  /** Deliveries of a task message before the broker dead-letters it (quorum `x-delivery-limit`). Default 3. */
+  deliveryLimit?: number;
+  /** AMQP heartbeat in seconds. Default 5. */
+  heartbeatSeconds?: number;
+  /** Reconnection delays: from `initialMs` (100), doubling, up to `maxMs` (2000). */
+  backoff?: BackoffOptions;
+  /** How long the first connection may take before giving up, in ms. Default 30 000. */
+  connectTimeoutMs?: number;
+}
+
+export interface AmqpBackendOptions extends AmqpConnectOptions {
+  /** Most tasks in one message. Default 256. */
+  maxBatch?: number;
+  /** How long directives wait for a lost broker before failing, in ms. Default 30 000. */
+  reconnectTimeoutMs?: number;
+  /** The `parallelism` hint reported to directives. Default 16. */
+  parallelism?: number;
+}
+
+const DEFAULT_MAX_BATCH = 256;
+const DEFAULT_RECONNECT_TIMEOUT_MS = 30_000;
+const DEFAULT_CONNECT_TIMEOUT_MS = 30_000;
+// Work per task message, in ms of the workers' time.
+const BATCH_MS = 20;
+// Until workers have reported timings, assume tasks take this long.
+const INITIAL_TASK_MS = 1;
+// Delay before publishing again a batch the broker refused (nack).
+const NACK_RETRY_MS = 200;
+// Results delivered to the orchestrator before it acks them.
+const RESULT_PREFETCH = 64;
+
+interface LeaseState {
+  readonly key: string;
+  readonly queue: string;
+  readonly handlers: LeaseHandlers;
+  open: boolean;
+  /** The session whose channel consumes this lease's queue. */
+  consuming: Session | undefined;
+  consumerTag: string | undefined;
+  /** Tasks dispatched before the result queue was ready. */
+  backlog: Task[];
+  /** Tasks without an answer yet, by `index:stage:attempt`. */
+  readonly unanswered: Set<string>;
+}
+
+interface Publication {
+  readonly lease: LeaseState;
+  readonly count: number;
+  readonly content: Buffer;
+  sentOn: Session | undefined;
+}
+
+const idOf = (index: number, stage: number, attempt: number) => `${index}:${stage}:${attempt}`;
+
+export class AmqpBackend implements Backend {
+  readonly parallelism: number;
+  /** Unique per orchestrator: lease keys are `<id>.<n>`. */
+  readonly id = randomBytes(6).toString('hex');
+  private readonly names: Names;
+  private readonly connection: ReconnectingConnection;
+  private readonly leases = new Map<string, LeaseState>();
+  private readonly unconfirmed = new Set<Publication>();
+  /** Result queues of released leases that could not be deleted while disconnected. */
+  private readonly doomed = new Set<string>();
+  private readonly chores = new Set<Promise<unknown>>();
+  private readonly maxBatch: number;
+  private readonly reconnectTimeoutMs: number;
+  private readonly deliveryLimit: number;
+  private taskMs = INITIAL_TASK_MS;
+  private nextKey = 0;
+  private outage: ReturnType<typeof setTimeout> | undefined;
+  private closed = false;
+
+  private constructor(private readonly options: AmqpBackendOptions) {
+    this.names = namesOf(options.prefix);
+    this.parallelism = options.parallelism ?? 16;
+    this.maxBatch = Math.max(1, options.maxBatch ?? DEFAULT_MAX_BATCH);
+    this.reconnectTimeoutMs = options.reconnectTimeoutMs ?? DEFAULT_RECONNECT_TIMEOUT_MS;
+    this.deliveryLimit = options.deliveryLimit ?? DEFAULT_DELIVERY_LIMIT;
+    this.connection = new ReconnectingConnection(
+      { url: options.url, heartbeatSeconds: options.heartbeatSeconds, backoff: options.backoff, name: `weft orchestrator ${this.id}` },
+      { setup: (session) => this.setup(session), up: (session) => this.up(session), down: () => this.down() },
+    );
+  }
+
+  /** Connects (retrying with backoff) and declares the topology; rejects if the broker stays away. */
+  static async start(options: AmqpBackendOptions): Promise<AmqpBackend> {
+    const backend = new AmqpBackend(options);
+    backend.connection.start();
+    const timeoutMs = options.connectTimeoutMs ?? DEFAULT_CONNECT_TIMEOUT_MS;
+    try {
+      await backend.connection.whenUp(timeoutMs);
+    } catch (error) {
+      await backend.close();
+      throw new BrokerUnavailableError(
+        `cannot reach the AMQP broker at ${redact(options.url)} within ${timeoutMs} ms: ${(error as Error).message}`,
+        { cause: error },
+      );
+    }
+    return backend;
+  }
+
+  lease(handlers: LeaseHandlers): Lease {
+    if (this.closed) throw new RuntimeClosedError('the runtime is closed');
+    const key = `${this.id}.${this.nextKey++}`;
+    const state: LeaseState = {
+      key,
+      queue: this.names.resultQueue(key),
+      handlers,
+      open: true,
+      consuming: undefined,
+      consumerTag: undefined,
+      backlog: [],
+      unanswered: new Set(),
+    };
+    this.leases.set(key, state);
+    const session = this.connection.session;
+    if (session !== undefined) this.chore(this.openLease(state, session));
+    else this.watchOutage();
+    return { key, release: () => this.release(state) };
+  }
+
+  dispatch(tasks: readonly Task[]): void {
+    let state: LeaseState | undefined;
+    let group: Task[] = [];
+    // Directives dispatch one lease's tasks per call; group anyway.
+    for (const task of tasks) {
+      if (state?.key !== task.key) {
+        if (state !== undefined) this.enqueue(state, group);
+        state = this.leases.get(task.key);
+        group = [];
+      }
+      group.push(task);
+    }
+    if (state !== undefined) this.enqueue(state, group);
+  }
+
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    clearTimeout(this.outage);
+    for (const state of [...this.leases.values()]) state.handlers.failed(new RuntimeClosedError('the runtime was closed'));
+    // Released leases delete their result queues: let that finish, briefly.
+    await Promise.race([Promise.allSettled([...this.chores]), new Promise((resolve) => setTimeout(resolve, 2000).unref())]);
+    await this.connection.close();
+  }
+
+  // ---------------------------------------------------------------- sending
+
+  private enqueue(state: LeaseState, tasks: Task[]): void {
+    if (!state.open) return;
+    for (const task of tasks) state.unanswered.add(idOf(task.index, task.stage, task.attempt));
+    const session = this.connection.session;
+    if (session === undefined || state.consuming !== session) {
+      for (const task of tasks) state.backlog.push(task);
+      return;
+    }
+    this.publishTasks(state, tasks, session);
+  }
+
+  /** Cuts `tasks` into messages of about BATCH_MS of work each, but at least two messages for two or more tasks. */
+  private publishTasks(state: LeaseState, tasks: readonly Task[], session: Session): void {
+    const byTime = Math.ceil(BATCH_MS / this.taskMs);
+    const size = Math.max(1, Math.min(this.maxBatch, byTime, Math.ceil(tasks.length / 2)));
+    for (let start = 0; start < tasks.length; start += size) {
+      const chunk = tasks.slice(start, start + size);
+      const publication: Publication = { lease: state, count: chunk.length, content: encodeTasks(chunk), sentOn: undefined };
+      this.unconfirmed.add(publication);
+      this.send(publication, session);
+    }
+  }
+
+  private send(publication: Publication, session: Session): void {
+    const { lease } = publication;
+    publication.sentOn = session;
+    publishConfirmed(session.channel, this.names.taskExchange, lease.key, publication.content, {
+      persistent: true,
+      contentType: CONTENT_TYPE,
+      type: TYPE_TASKS,
+      replyTo: lease.queue,
+      headers: { [HEADER_FORMAT]: FORMAT, [HEADER_KEY]: lease.key, [HEADER_COUNT]: publication.count },
+    }).then(
+      () => this.unconfirmed.delete(publication),
+      () => {
+        // Lost with its session: the next session publishes it again. A nack
+        // on a live session: try again shortly.
+        if (publication.sentOn !== session || this.connection.session !== session) return;
+        setTimeout(() => {
+          if (this.unconfirmed.has(publication) && lease.open && this.connection.session === session) this.send(publication, session);
+        }, NACK_RETRY_MS).unref();
+      },
+    );
+  }
+
+  // ---------------------------------------------------------------- leases
+
+  private async openLease(state: LeaseState, session: Session): Promise<void> {
+    try {
+      await assertResultQueue(session.channel, state.queue, this.resultQueueExpiresMs());
+      const { consumerTag } = await session.channel.consume(state.queue, (message) => this.onResults(state, session, message), {
+        exclusive: true,
+      });
+      if (!state.open) {
+        await this.dropQueue(state.queue, session, consumerTag);
+        return;
+      }
+      if (this.connection.session !== session) return; // lost meanwhile: `up` opens it again
+      state.consuming = session;
+      state.consumerTag = consumerTag;
+      const backlog = state.backlog;
+      state.backlog = [];
+      if (backlog.length > 0) this.publishTasks(state, backlog, session);
+    } catch {
+      // The channel failed, so the session is lost; `up` opens the lease again.
+    }
+  }
+
+  private release(state: LeaseState): void {
+    if (!state.open) return;
+    state.open = false;
+    this.leases.delete(state.key);
+    for (const publication of this.unconfirmed) if (publication.lease === state) this.unconfirmed.delete(publication);
+    const session = this.connection.session;
+    if (session === undefined) {
+      this.doomed.add(state.queue);
+      return;
+    }
+    if (state.unanswered.size > 0) {
+      // Tasks of this lease may still be queued: every worker drops them.
+      publishConfirmed(session.channel, this.names.controlExchange, '', Buffer.alloc(0), {
+        type: TYPE_RELEASE,
+        headers: { [HEADER_KEY]: state.key },
+      }).catch(() => {});
+    }
+    // A lease still being opened deletes its queue when the open finishes.
+    if (state.consuming === session) this.chore(this.dropQueue(state.queue, session, state.consumerTag));
+  }
+
+  private async dropQueue(queue: string, session: Session, consumerTag: string | undefined): Promise<void> {
+    try {
+      if (consumerTag !== undefined) await session.channel.cancel(consumerTag);
+      await session.channel.deleteQueue(queue);
+    } catch {
+      this.doomed.add(queue);
+    }
+  }
+
+  /** Long enough to outlive any outage a directive survives; short enough to clean up after a dead orchestrator. */
+  private resultQueueExpiresMs(): number {
+    return Math.max(60_000, 2 * this.reconnectTimeoutMs);
+  }
+
+  // ---------------------------------------------------------------- receiving
+
+  private onResults(state: LeaseState, session: Session, message: ConsumeMessage | null): void {
+    if (message === null) {
+      // The broker cancelled the consumer: the queue was deleted under us.
+      if (state.open) state.handlers.failed(new RuntimeClosedError(`the result queue ${state.queue} was deleted`));
+      return;
+    }
+    let results;
+    try {
+      results = decodeResults(message.content, state.key);
+    } catch (error) {
+      session.channel.ack(message);
+      if (state.open) state.handlers.failed(new DeadLetterError(`a result message could not be decoded: ${(error as Error).message}`, state.queue));
+      return;
+    }
+    session.channel.ack(message);
+    const ms = headerNumber(message.properties.headers, HEADER_MS);
+    if (ms !== undefined && results.length > 0) this.taskMs = 0.7 * this.taskMs + 0.3 * Math.max(ms / results.length, 0.0005);
+    for (const result of results) state.unanswered.delete(idOf(result.index, result.stage, result.attempt));
+    if (state.open) state.handlers.results(results);
+  }
+
+  /**
+   * A dead letter of one of our leases. From the broker (it carries
+   * `x-first-death-reason`, usually `delivery_limit`): its tasks fail with
+   * WorkerLostError, so the directive rejects naming the operation and index.
+   * From a worker: unknown operations were already answered with an error
+   * result; anything else fails the lease with the worker's reason.
+   */
+  private onDeadLetter(message: ConsumeMessage | null): void {
+    if (message === null) return;
+    const state = this.leases.get(message.fields.routingKey);
+    if (state === undefined) return;
+    const headers = message.properties.headers;
+    const brokerReason = headerString(headers, 'x-first-death-reason');
+    if (brokerReason !== undefined) {
+      let tasks: Task[];
+      try {
+        tasks = decodeTasks(message.content, state.key);
+      } catch {
+        state.handlers.failed(new DeadLetterError(`the broker dead-lettered a task message (${brokerReason})`, this.names.deadQueue));
+        return;
+      }
+      const deliveries = headerNumber(headers, 'x-delivery-count');
+      const lost = new WorkerLostError(
+        `the broker dead-lettered this task (${brokerReason}) after ${deliveries ?? this.deliveryLimit} redeliveries: ` +
+          `its workers kept dying while running it; the message is in ${this.names.deadQueue}`,
+      );
+      state.handlers.results(tasks.map((task) => failed(task, lost)));
+      return;
+    }
+    const reason = headerString(headers, HEADER_REASON) ?? 'no reason given';
+    if (reason.startsWith(REASON_UNKNOWN_OPERATION)) return;
+    state.handlers.failed(new DeadLetterError(reason, this.names.deadQueue));
+  }
+
+  // ---------------------------------------------------------------- sessions
+
+  private async setup(session: Session): Promise<void> {
+    const { channel } = session;
+    await assertShared(channel, this.names, this.deliveryLimit);
+    const { queue } = await channel.assertQueue('', { exclusive: true, autoDelete: true });
+    await channel.bindQueue(queue, this.names.deadExchange, `${this.id}.#`);
+    await channel.consume(queue, (message) => this.onDeadLetter(message), { noAck: true });
+    await channel.prefetch(RESULT_PREFETCH);
+    for (const doomed of [...this.doomed]) {
+      await channel.deleteQueue(doomed);
+      this.doomed.delete(doomed);
+    }
+  }
+
+  private up(session: Session): void {
+    clearTimeout(this.outage);
+    this.outage = undefined;
+    for (const state of this.leases.values()) this.chore(this.openLease(state, session));
+    for (const publication of this.unconfirmed) {
+      if (publication.lease.open) this.send(publication, session);
+      else this.unconfirmed.delete(publication);
+    }
+  }
+
+  private down(): void {
+    for (const state of this.leases.values()) state.consuming = undefined;
+    this.watchOutage();
+  }
+
+  /** While disconnected with leases open, counts down to failing them. */
+  private watchOutage(): void {
+    if (this.outage !== undefined || this.closed) return;
+    this.outage = setTimeout(() => {
+      this.outage = undefined;
+      if (this.connection.session !== undefined) return;
+      const cause = this.connection.lastError;
+      const error = new BrokerUnavailableError(
+        `lost the AMQP broker at ${redact(this.options.url)} and could not reconnect within ${this.reconnectTimeoutMs} ms` +
+          (cause === undefined ? '' : `: ${cause.message}`),
+        { cause },
+      );
+      for (const state of [...this.leases.values()]) state.handlers.failed(error);
+    }, this.reconnectTimeoutMs);
+  }
+
+  private chore(promise: Promise<unknown>): void {
+    this.chores.add(promise);
+    void promise.finally(() => this.chores.delete(promise));
+  }
+}

@@ -1,0 +1,202 @@
+// One AMQP connection with one confirm channel that comes back by itself:
+// when the broker goes away (restart, network), it reconnects with
+// exponential backoff and runs the owner's `setup` again (declarations,
+// consumers) before reporting the session up.
+//
+// Design notes
+// - Any failure of the connection or its channel counts as "lost": the
+//   session is dropped whole and a new one built. Mending a channel inside a
+//   live connection would save little and add a second recovery path.
+// - Sessions are numbered objects: callbacks of an old session (late
+//   confirms, deliveries) compare their session with the current one and do
+//   nothing if it was replaced, so nothing acks a delivery tag on the wrong
+//   channel.
+
+import { connect, type ChannelModel, type ConfirmChannel, type Options } from 'amqplib';
+
+export interface Session {
+  readonly connection: ChannelModel;
+  readonly channel: ConfirmChannel;
+  /** 1 for the first session, then 2, 3, … */
+  readonly generation: number;
+}
+
+export interface BackoffOptions {
+  /** First delay before reconnecting, in ms. Default 100. */
+  initialMs?: number;
+  /** Longest delay between attempts, in ms. Default 2000. */
+  maxMs?: number;
+}
+
+export interface ConnectionOptions {
+  url: string;
+  /** AMQP heartbeat: a silent broker is declared lost after about twice this. Default 5 s. */
+  heartbeatSeconds?: number;
+  backoff?: BackoffOptions;
+  /** Shown in the broker's connection list. */
+  name?: string;
+}
+
+export interface SessionHooks {
+  /** Declares and consumes what the owner needs; a throw makes the attempt fail and retry. */
+  setup(session: Session): Promise<void>;
+  /** The session is ready (after `setup`). */
+  up?(session: Session): void;
+  /** The session was lost; a reconnection is scheduled. */
+  down?(error: Error): void;
+}
+
+/** The URL without its password, for messages. */
+export function redact(url: string): string {
+  return url.replace(/\/\/([^:@/]*):[^@/]*@/, '//$1:***@');
+}
+
+export class ReconnectingConnection {
+  /** The current session, or undefined while disconnected. */
+  session: Session | undefined;
+  /** Why the last attempt or session failed. */
+  lastError: Error | undefined;
+  private generation = 0;
+  private delayMs: number;
+  private timer: ReturnType<typeof setTimeout> | undefined;
+  private connecting = false;
+  private closed = false;
+  private waiters: { resolve: (session: Session) => void; reject: (error: Error) => void }[] = [];
+  private readonly initialMs: number;
+  private readonly maxMs: number;
+
+  constructor(
+    private readonly options: ConnectionOptions,
+    private readonly hooks: SessionHooks,
+  ) {
+    this.initialMs = options.backoff?.initialMs ?? 100;
+    this.maxMs = options.backoff?.maxMs ?? 2000;
+    this.delayMs = this.initialMs;
+  }
+
+  start(): void {
+    void this.attempt();
+  }
+
+  /** Resolves with the session once one is up; rejects with the last error after `timeoutMs`. */
+  whenUp(timeoutMs: number): Promise<Session> {
+    if (this.session !== undefined) return Promise.resolve(this.session);
+    return new Promise((resolve, reject) => {
+      const waiter = {
+        resolve: (session: Session) => {
+          clearTimeout(timer);
+          resolve(session);
+        },
+        reject: (error: Error) => {
+          clearTimeout(timer);
+          reject(error);
+        },
+      };
+      const timer = setTimeout(() => {
+        this.waiters = this.waiters.filter((w) => w !== waiter);
+        reject(this.lastError ?? new Error('no connection yet'));
+      }, timeoutMs);
+      this.waiters.push(waiter);
+    });
+  }
+
+  async close(): Promise<void> {
+    this.closed = true;
+    clearTimeout(this.timer);
+    for (const waiter of this.waiters.splice(0)) waiter.reject(new Error('the connection was closed'));
+    const session = this.session;
+    this.session = undefined;
+    if (session !== undefined) {
+      try {
+        await session.connection.close();
+      } catch {
+        // already closing or closed: nothing left to release
+      }
+    }
+  }
+
+  private schedule(): void {
+    if (this.closed || this.connecting || this.timer !== undefined) return;
+    // Jitter keeps a fleet of workers from reconnecting in lockstep.
+    const delay = this.delayMs * (0.75 + Math.random() / 2);
+    this.delayMs = Math.min(this.maxMs, this.delayMs * 2);
+    this.timer = setTimeout(() => {
+      this.timer = undefined;
+      void this.attempt();
+    }, delay);
+  }
+
+  private async attempt(): Promise<void> {
+    if (this.closed || this.connecting) return;
+    this.connecting = true;
+    let connection: ChannelModel | undefined;
+    let lost = false;
+    try {
+      connection = await connect(this.url(), { clientProperties: { connection_name: this.options.name ?? 'weft' } });
+      // Errors are followed by 'close', where the loss is handled; an
+      // 'error' without a listener would throw.
+      connection.on('error', () => {});
+      const channel = await connection.createConfirmChannel();
+      channel.on('error', () => {});
+      const session: Session = { connection, channel, generation: ++this.generation };
+      const onLost = (error: Error) => {
+        if (lost) return;
+        lost = true;
+        this.lastError = error;
+        connection!.close().catch(() => {});
+        if (this.session !== session) return; // still in setup: the attempt fails and reschedules
+        this.session = undefined;
+        if (this.closed) return;
+        this.hooks.down?.(error);
+        this.schedule();
+      };
+      connection.on('close', (error?: Error) => onLost(error ?? new Error('the broker closed the connection')));
+      channel.on('close', () => onLost(new Error('the broker closed the channel')));
+      await this.hooks.setup(session);
+      if (lost) throw this.lastError ?? new Error('the connection was lost during setup');
+      if (this.closed) {
+        await connection.close().catch(() => {});
+        return;
+      }
+      this.session = session;
+      this.delayMs = this.initialMs;
+      this.connecting = false;
+      this.hooks.up?.(session);
+      for (const waiter of this.waiters.splice(0)) waiter.resolve(session);
+    } catch (error) {
+      lost = true;
+      this.lastError = error instanceof Error ? error : new Error(String(error));
+      connection?.close().catch(() => {});
+      this.connecting = false;
+      this.schedule();
+    } finally {
+      this.connecting = false;
+    }
+  }
+
+  /** The URL with the heartbeat set, unless the URL sets one. */
+  private url(): string {
+    const url = new URL(this.options.url);
+    if (!url.searchParams.has('heartbeat')) url.searchParams.set('heartbeat', String(this.options.heartbeatSeconds ?? 5));
+    return url.href;
+  }
+}
+
+/** Publishes on a confirm channel and resolves when the broker confirms (rejects on nack or loss). */
+export function publishConfirmed(
+  channel: ConfirmChannel,
+  exchange: string,
+  routingKey: string,
+  content: Buffer,
+  options: Options.Publish,
+): Promise<void> {
+  return new Promise((resolve, reject) => {
+    try {
+      channel.publish(exchange, routingKey, content, options, (error: unknown) =>
+        error ? reject(error instanceof Error ? error : new Error(`the broker refused the message: ${String(error)}`)) : resolve(),
+      );
+    } catch (error) {
+      reject(error);
+    }
+  });
+}

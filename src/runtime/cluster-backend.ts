@@ -1,0 +1,147 @@
+// The backend of `Runtime.cluster`: the same script runs in every process of
+// a weft cluster (`Config.cluster`, or `Config.process` for one process).
+// Process 0's main thread orchestrates; global worker 0 (a thread of process
+// 0) is the gateway that feeds every other worker over the cluster
+// allocator; the other processes only serve.
+//
+// Design notes
+// - The orchestrator is no peer of the allocator (its peers are worker
+//   threads), so it reaches the gateway over a BroadcastChannel: one message
+//   per task batch and per result batch, never per task.
+// - Unlike the thread backend this one is fail-stop, like the allocator under
+//   it: a worker or a process that dies aborts the whole cluster, and every
+//   running directive rejects with `RuntimeClosedError` carrying the cause.
+
+import { BroadcastChannel } from 'node:worker_threads';
+import { fileURLToPath } from 'node:url';
+import { ConfigError } from '../errors.ts';
+import { initialize, type Config, type WorkerGuards } from '../allocator/index.ts';
+import { routeResults, type Backend, type Lease, type LeaseHandlers } from './backend.ts';
+import { CLUSTER_SETTINGS_ENV, type ClusterSettings, type FromGateway, type ToGateway } from './cluster-wire.ts';
+import { RuntimeClosedError } from './errors.ts';
+import type { Task } from './task.ts';
+import { moduleUrl } from './worker-runtime.ts';
+
+let channels = 0;
+
+function workerModule(): string {
+  const self = import.meta.url;
+  return fileURLToPath(new URL(self.endsWith('.ts') ? './cluster-worker.ts' : './cluster-worker.js', self));
+}
+
+function peersOf(config: Config): number {
+  return config.kind === 'cluster' ? config.threads * config.cluster.addresses.length : config.threads;
+}
+
+export class ClusterBackend implements Backend {
+  readonly parallelism: number;
+  private readonly leases = new Map<string, LeaseHandlers>();
+  private pending: Task[] = [];
+  private nextKey = 0;
+  private closed = false;
+  private readonly ready: Promise<void>;
+  private onReady!: { resolve: () => void; reject: (error: Error) => void };
+
+  private constructor(
+    private readonly guards: WorkerGuards<void>,
+    private readonly gateway: BroadcastChannel,
+    workers: number,
+  ) {
+    this.parallelism = workers;
+    this.ready = new Promise((resolve, reject) => (this.onReady = { resolve, reject }));
+    gateway.onmessage = (event) => {
+      const message = (event as { data: FromGateway }).data;
+      if ('results' in message) routeResults(message.results, this.leases);
+      else this.onReady.resolve();
+    };
+    guards.join().then(
+      () => this.fail(new RuntimeClosedError('the cluster workers ended')),
+      (error: Error) => this.fail(new RuntimeClosedError(`the cluster failed: ${error.message}`, { cause: error })),
+    );
+  }
+
+  /**
+   * Starts this process's share of the cluster. In process 0, resolves to the
+   * backend once every worker has imported `modules`; in the others, serves
+   * until the orchestrator closes and resolves to undefined.
+   */
+  static async start(config: Config, modules: readonly (string | URL)[]): Promise<ClusterBackend | undefined> {
+    const peers = peersOf(config);
+    if (peers < 2) throw new ConfigError('Runtime.cluster needs at least 2 workers: worker 0 is the gateway, the others serve');
+    const orchestrates = config.kind !== 'cluster' || config.cluster.process === 0;
+    const settings: ClusterSettings = { operations: modules.map(moduleUrl), channel: `weft.runtime.${process.pid}.${channels++}` };
+    // Opened before the gateway exists, so its first message cannot be missed.
+    const gateway = orchestrates ? new BroadcastChannel(settings.channel) : undefined;
+    process.env[CLUSTER_SETTINGS_ENV] = JSON.stringify(settings);
+    let guards: WorkerGuards<void>;
+    try {
+      guards = await initialize<void>(config, { module: workerModule(), export: 'serveCluster' });
+    } catch (error) {
+      gateway?.close();
+      throw error;
+    } finally {
+      delete process.env[CLUSTER_SETTINGS_ENV];
+    }
+    if (gateway === undefined) {
+      await guards.join();
+      return undefined;
+    }
+    const backend = new ClusterBackend(guards, gateway, peers - 1);
+    try {
+      await backend.ready;
+    } catch (error) {
+      gateway.close();
+      throw error;
+    }
+    return backend;
+  }
+
+  lease(handlers: LeaseHandlers): Lease {
+    if (this.closed) throw new RuntimeClosedError('the runtime is closed');
+    const key = String(this.nextKey++);
+    this.leases.set(key, handlers);
+    return {
+      key,
+      release: () => {
+        this.leases.delete(key);
+        this.pending = this.pending.filter((task) => task.key !== key);
+        if (!this.closed) this.tell({ drop: key });
+      },
+    };
+  }
+
+  dispatch(tasks: readonly Task[]): void {
+    // Coalesced: the dispatches of one turn cross to the gateway as one message.
+    if (this.pending.length === 0) queueMicrotask(() => this.flush());
+    for (const task of tasks) this.pending.push(task);
+  }
+
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.fail(new RuntimeClosedError('the runtime was closed'));
+    this.gateway.postMessage({ stop: 1 } satisfies ToGateway);
+    await this.guards.join().catch(() => {});
+    this.gateway.close();
+  }
+
+  private flush(): void {
+    if (this.closed || this.pending.length === 0) return;
+    const tasks = this.pending;
+    this.pending = [];
+    this.tell({ tasks });
+  }
+
+  private tell(message: ToGateway): void {
+    this.gateway.postMessage(message);
+  }
+
+  private fail(error: Error): void {
+    this.onReady.reject(error);
+    if (this.closed) return;
+    this.closed = true;
+    this.pending = [];
+    const leases = [...this.leases.values()];
+    this.leases.clear();
+    for (const handlers of leases) handlers.failed(error);
+  }
+}

@@ -1,0 +1,22 @@
+// What the cluster backend's orchestrator (process 0's main thread) and its
+// gateway (global worker 0, a thread of process 0) say to each other over a
+// BroadcastChannel, and how every worker learns its settings.
+
+import type { Task, TaskResult } from './task.ts';
+
+/**
+ * Environment variable holding `ClusterSettings` as JSON. Worker threads
+ * start with a copy of their process's environment, so each process hands
+ * its own threads its own (locally resolved) module URLs.
+ */
+export const CLUSTER_SETTINGS_ENV = 'WEFT_RUNTIME_CLUSTER';
+
+export interface ClusterSettings {
+  /** Operations modules, as URL strings. */
+  readonly operations: readonly string[];
+  /** BroadcastChannel name between process 0's main thread and the gateway. */
+  readonly channel: string;
+}
+
+export type ToGateway = { readonly tasks: readonly Task[] } | { readonly drop: string } | { readonly stop: 1 };
+export type FromGateway = { readonly ready: number } | { readonly results: readonly TaskResult[] };

@@ -1,0 +1,70 @@
+// The cluster backend's gateway: global worker 0, a thread of process 0. It
+// relays task batches from the orchestrator (its process's main thread, which
+// is no peer of the cluster allocator) to the other workers, scheduled by a
+// Dispatcher, and relays their results back.
+
+import { BroadcastChannel } from 'node:worker_threads';
+import type { Allocator, Pull } from '../allocator/index.ts';
+import type { FromGateway, ToGateway } from './cluster-wire.ts';
+import { Dispatcher } from './dispatcher.ts';
+import type { TaskResult } from './task.ts';
+import { RESULT_CHANNEL_BASE, TASK_CHANNEL, type HostMessage, type WorkerMessage } from './wire.ts';
+
+// Parked, the gateway still runs the orchestrator's messages (they arrive as
+// events); this bound only limits how long a stop waits to be noticed.
+const PARK_MS = 50;
+// While results keep coming the loop never parks; it yields to the event loop
+// this often so the orchestrator's messages get in.
+const YIELD_MS = 2;
+
+export async function runGateway(allocator: Allocator, channel: string): Promise<void> {
+  const tasks = allocator.allocate<HostMessage>(TASK_CHANNEL)[0];
+  const results: Pull<WorkerMessage>[] = [];
+  for (let worker = 0; worker < allocator.peers; worker++) results.push(allocator.allocate<WorkerMessage>(RESULT_CHANNEL_BASE + worker)[1]);
+  const dispatcher = new Dispatcher(allocator.peers, (worker, batch) => {
+    for (const task of batch) tasks[worker]!.send(task);
+    tasks[worker]!.flush();
+  });
+  const orchestrator = new BroadcastChannel(channel);
+  const tell = (message: FromGateway) => orchestrator.postMessage(message);
+  let stopping = false;
+  orchestrator.onmessage = (event) => {
+    const message = (event as { data: ToGateway }).data;
+    if ('tasks' in message) dispatcher.enqueue(message.tasks);
+    else if ('drop' in message) dispatcher.drop(message.drop);
+    else stopping = true;
+  };
+  let unready = allocator.peers - 1;
+  let yieldedAt = performance.now();
+  try {
+    while (!stopping) {
+      allocator.receive();
+      let any = false;
+      const settled: TaskResult[] = [];
+      for (let worker = 1; worker < allocator.peers; worker++) {
+        const batch: TaskResult[] = [];
+        for (let message = results[worker]!.recv(); message !== undefined; message = results[worker]!.recv()) {
+          any = true;
+          if (!('ready' in message)) batch.push(message);
+          else {
+            dispatcher.setReady(worker, true);
+            if (--unready === 0) tell({ ready: allocator.peers - 1 });
+          }
+        }
+        if (batch.length > 0) settled.push(...dispatcher.settle(worker, batch));
+      }
+      if (settled.length > 0) tell({ results: settled });
+      if (!any) {
+        await allocator.awaitEventsAsync(PARK_MS);
+        yieldedAt = performance.now();
+      } else if (performance.now() - yieldedAt > YIELD_MS) {
+        await new Promise((resolve) => setImmediate(resolve));
+        yieldedAt = performance.now();
+      }
+    }
+    for (let worker = 1; worker < allocator.peers; worker++) tasks[worker]!.send({ stop: 1 });
+    allocator.release();
+  } finally {
+    orchestrator.close();
+  }
+}
