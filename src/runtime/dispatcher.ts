@@ -46,9 +46,10 @@ export class Dispatcher {
     return this.outstanding;
   }
 
-  /** Only ready workers are given tasks. */
+  /** Only ready workers are given tasks; one that becomes ready gets its share at once. */
   setReady(worker: number, ready: boolean): void {
     this.workers[worker]!.ready = ready;
+    if (ready) this.assign();
   }
 
   enqueue(tasks: readonly Task[]): void {
@@ -69,10 +70,11 @@ export class Dispatcher {
     return tasks;
   }
 
-  /** Forgets the tasks of one routing key, queued or in flight. */
+  /** Forgets the tasks of one routing key, queued or in flight, and gives the room freed to others. */
   drop(key: string): void {
     this.queue.removeAll((task) => task.key === key);
     for (const worker of this.workers) this.outstanding -= worker.inFlight.removeAll((task) => task.key === key);
+    this.assign();
   }
 
   clear(): void {

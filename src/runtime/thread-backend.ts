@@ -98,6 +98,7 @@ export class ThreadBackend implements Backend {
         // Its tasks on workers are forgotten too: their results would be
         // dropped anyway, and one that never answers must not hold a slot.
         this.dispatcher.drop(key);
+        void this.pump();
       },
     };
   }

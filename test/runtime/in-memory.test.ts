@@ -179,3 +179,12 @@ describe('Runtime.inMemory on 2 workers', () => {
     expect(await other).toBe(143);
   });
 });
+
+describe('Runtime.inMemory on 1 worker', () => {
+  it('replaces a worker that calls process.exit: with no other worker, only the newcomer can finish', async () => {
+    await using single = await Runtime.inMemory({ workers: 1, operations });
+    const m = marker();
+    const inputs = range(0, 99).map((value) => ({ value, marker: m, at: 50 }));
+    expect(await IndexedStream.from(inputs).map(ExitOnce).fold(Sum).run(single)).toBe(4950);
+  });
+});
