@@ -143,7 +143,7 @@ class Execution {
   }
 
   private send(tasks: Task[]): void {
-    if (tasks.length === 0) return;
+    if (tasks.length === 0 || this.settled) return;
     this.progress.dispatched += tasks.length;
     this.backend.dispatch(tasks);
     this.report();

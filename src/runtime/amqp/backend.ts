@@ -74,6 +74,8 @@ const DEFAULT_RECONNECT_TIMEOUT_MS = 30_000;
 const DEFAULT_CONNECT_TIMEOUT_MS = 30_000;
 // Work per task message, in ms of the workers' time.
 const BATCH_MS = 20;
+// Work worth splitting across at least two messages, in ms.
+const SPREAD_MS = 1;
 // Until workers have reported timings, assume tasks take this long.
 const INITIAL_TASK_MS = 1;
 // Delay before publishing again a batch the broker refused (nack).
@@ -115,6 +117,9 @@ export class AmqpBackend implements Backend {
   /** Result queues of released leases that could not be deleted while disconnected. */
   private readonly doomed = new Set<string>();
   private readonly chores = new Set<Promise<unknown>>();
+  /** Leases with a backlog to publish at the end of this turn. */
+  private readonly dirty = new Set<LeaseState>();
+  private flushing = false;
   private readonly maxBatch: number;
   private readonly reconnectTimeoutMs: number;
   private readonly deliveryLimit: number;
@@ -199,21 +204,44 @@ export class AmqpBackend implements Backend {
 
   // ---------------------------------------------------------------- sending
 
+  /**
+   * Tasks wait in the lease's backlog until the end of this turn: results
+   * arrive one message per callback, and each hands back a few tasks, so
+   * publishing at once would cut the next batches ever smaller.
+   */
   private enqueue(state: LeaseState, tasks: Task[]): void {
     if (!state.open) return;
-    for (const task of tasks) state.unanswered.add(idOf(task.index, task.stage, task.attempt));
-    const session = this.connection.session;
-    if (session === undefined || state.consuming !== session) {
-      for (const task of tasks) state.backlog.push(task);
-      return;
+    for (const task of tasks) {
+      state.unanswered.add(idOf(task.index, task.stage, task.attempt));
+      state.backlog.push(task);
     }
-    this.publishTasks(state, tasks, session);
+    this.dirty.add(state);
+    if (this.flushing) return;
+    this.flushing = true;
+    setImmediate(() => {
+      this.flushing = false;
+      const session = this.connection.session;
+      for (const lease of this.dirty) {
+        // Until its result queue is consumed on this session, a lease keeps
+        // its backlog; `openLease` publishes it.
+        if (session === undefined || lease.consuming !== session || !lease.open) continue;
+        const backlog = lease.backlog;
+        lease.backlog = [];
+        this.publishTasks(lease, backlog, session);
+      }
+      this.dirty.clear();
+    });
   }
 
-  /** Cuts `tasks` into messages of about BATCH_MS of work each, but at least two messages for two or more tasks. */
+  /**
+   * Cuts `tasks` into messages of about BATCH_MS of work each (at most
+   * `maxBatch` tasks); work worth more than SPREAD_MS goes out as at least
+   * two messages, so that two workers share it.
+   */
   private publishTasks(state: LeaseState, tasks: readonly Task[], session: Session): void {
-    const byTime = Math.ceil(BATCH_MS / this.taskMs);
-    const size = Math.max(1, Math.min(this.maxBatch, byTime, Math.ceil(tasks.length / 2)));
+    const byTime = Math.max(1, Math.min(this.maxBatch, Math.ceil(BATCH_MS / this.taskMs)));
+    const spread = tasks.length * this.taskMs > SPREAD_MS ? Math.ceil(tasks.length / 2) : tasks.length;
+    const size = Math.max(1, Math.min(byTime, spread));
     for (let start = 0; start < tasks.length; start += size) {
       const chunk = tasks.slice(start, start + size);
       const publication: Publication = { lease: state, count: chunk.length, content: encodeTasks(chunk), sentOn: undefined };
