@@ -2,6 +2,7 @@
 
 import { Command, InvalidArgumentError } from 'commander';
 import { launch } from './launch.ts';
+import { worker } from './worker.ts';
 
 function positive(value: string): number {
   const n = Number(value);
@@ -21,6 +22,20 @@ program
   .allowUnknownOption()
   .action(async (script: string, args: string[], o: { processes: number; threads: number }) => {
     process.exitCode = await launch({ processes: o.processes, threads: o.threads, script, args });
+  });
+
+program
+  .command('worker')
+  .description('serve tasks from an AMQP broker (RabbitMQ) for Runtime.amqp orchestrators')
+  .requiredOption('--amqp <url>', 'broker URL, amqp://user:password@host:port/vhost')
+  .requiredOption('--operations <modules...>', 'module(s) whose defineOperation calls this worker serves (.js, or .ts through tsx)')
+  .option('--prefix <prefix>', 'queue and exchange name prefix, as given to Runtime.amqp', 'weft')
+  .option('--prefetch <n>', 'task batches delivered ahead of the one running', positive, 4)
+  .option('--delivery-limit <n>', 'deliveries of a task before it is dead-lettered (must match the orchestrator)', positive, 3)
+  .option('--connect-timeout <ms>', 'give up if the broker cannot be reached for this long', positive, 30_000)
+  .option('-q, --quiet', 'no connection news on stderr')
+  .action(async (o: { amqp: string; operations: string[]; prefix: string; prefetch: number; deliveryLimit: number; connectTimeout: number; quiet?: boolean }) => {
+    process.exitCode = await worker(o);
   });
 
 program
