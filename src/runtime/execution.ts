@@ -10,6 +10,11 @@ import type { Monoid, Operation } from './registry.ts';
 import type { RetryPolicy } from './retry.ts';
 import { fromFailure, type Task, type TaskResult } from './task.ts';
 
+// An async source yields one item per await. Items that are ready within
+// one turn of the event loop leave as one batch, up to this many; a source
+// that stalls has what it gave sent at the end of the turn.
+const ASYNC_BATCH = 256;
+
 /** Task counts of one directive, for progress bars. Retries count as new dispatches. */
 export interface Progress {
   dispatched: number;
@@ -60,6 +65,8 @@ class Execution {
   private readonly iterator: Iterator<unknown> | AsyncIterator<unknown>;
   private readonly sync: boolean;
   private lease: Lease | undefined;
+  /** Items of an async source admitted this turn, not yet dispatched. */
+  private unbatched: Task[] = [];
   private length = 0;
   private sourceDone = false;
   private pulling = false;
@@ -109,11 +116,13 @@ class Execution {
         } else {
           const next = await (this.iterator as AsyncIterator<unknown>).next();
           if (this.settled) return;
-          if (next.done) this.sourceDone = true;
-          else {
-            const batch: Task[] = [];
-            this.admit(next.value, batch);
-            this.send(batch);
+          if (next.done) {
+            this.sourceDone = true;
+            this.sendUnbatched();
+          } else {
+            this.admit(next.value, this.unbatched);
+            if (this.unbatched.length >= ASYNC_BATCH) this.sendUnbatched();
+            else if (this.unbatched.length === 1) setImmediate(() => this.sendUnbatched());
           }
         }
       }
@@ -140,6 +149,12 @@ class Execution {
       item.timer = setTimeout(() => this.onTimeout(item, stage, attempt), this.options.timeoutMs);
     }
     return { op, input: item.input, key: this.lease!.key, index: item.index, stage: item.stage, attempt: item.attempt };
+  }
+
+  private sendUnbatched(): void {
+    const tasks = this.unbatched;
+    this.unbatched = [];
+    this.send(tasks);
   }
 
   private send(tasks: Task[]): void {
