@@ -13,6 +13,8 @@ import type { Measured, Plan } from './fixtures/allocator-worker.ts';
 import { printRows, type Row } from './report.ts';
 
 const MiB = 1 << 20;
+/** Large enough that a 1 MiB message is one frame (a frame may take a quarter ring). */
+const RING_BYTES = 8 * MiB;
 
 export const defaultPlan: Plan = {
   objects: 200_000,
@@ -26,6 +28,8 @@ export const defaultPlan: Plan = {
   frameBytes: MiB,
   encodeObjects: 200_000,
   timeMs: 1_500,
+  // WEFT_BENCH_ONLY=<regexp>: run only the matching tasks, e.g. 'numbers'.
+  ...(process.env.WEFT_BENCH_ONLY ? { only: process.env.WEFT_BENCH_ONLY } : {}),
 };
 
 export interface AllocatorFigures {
@@ -43,7 +47,7 @@ export async function runAllocatorBench(plan: Plan = defaultPlan): Promise<Alloc
   process.on('worker', collect);
   let raw: Measured[];
   try {
-    const guards = await initialize<Measured[] | undefined>(Config.process(2, { ringBytes: 4 * MiB }), {
+    const guards = await initialize<Measured[] | undefined>(Config.process(2, { ringBytes: RING_BYTES }), {
       module: fileURLToPath(new URL('./fixtures/allocator-worker.ts', import.meta.url)),
     });
     process.off('worker', collect);
@@ -84,16 +88,27 @@ function rows(raw: Measured[]): Row[] {
     // For a latency the ratio is "times faster": anchor time over weft time.
     return { suite: 'allocator', name, weft: w, anchor: a, anchorName: 'postMessage ping-pong', unit: 'us/round trip', ratio: a / w, target, higherIsBetter: false };
   };
-  const frames = throughput('1 MiB frames', 'weft 1 MiB frames', 'Buffer.copy 1 MiB', 'frames/s', 0.5);
-  return [
-    throughput('small objects {i, x}', 'weft objects', 'postMessage objects', 'msg/s', 8),
-    throughput('objects vs encode ceiling', 'weft objects', 'msgpackr pack, 256 per call', 'msg/s', undefined),
-    throughput('msgpackr pack, 1 per call', 'msgpackr pack, 1 per call', 'postMessage objects', 'msg/s', undefined),
-    throughput('numbers', 'weft numbers', 'postMessage numbers', 'msg/s', 100),
-    latency('ping-pong (spinning)', 'weft ping-pong (spinning)', 20),
-    latency('ping-pong (parked)', 'weft ping-pong (parked)', undefined),
+  const frames = (): Row => throughput('1 MiB frames', 'weft 1 MiB frames', 'Buffer.copy 1 MiB', 'frames/s', 0.5);
+  const all: (() => Row)[] = [
+    () => throughput('small objects {i, x}', 'weft objects', 'postMessage objects', 'msg/s', 8),
+    () => throughput('objects vs encode ceiling', 'weft objects', 'msgpackr pack, 256 per call', 'msg/s', undefined),
+    () => throughput('msgpackr pack, 1 per call', 'msgpackr pack, 1 per call', 'postMessage objects', 'msg/s', undefined),
+    () => throughput('numbers', 'weft numbers', 'postMessage numbers', 'msg/s', 100),
+    () => latency('ping-pong (spinning)', 'weft ping-pong (spinning)', 20),
+    () => latency('ping-pong (parked)', 'weft ping-pong (parked)', undefined),
     frames,
+    () => throughput('1 MiB frames vs owned copy', 'weft 1 MiB frames', 'allocate + copy 1 MiB', 'frames/s', undefined),
   ];
+  // With WEFT_BENCH_ONLY some tasks did not run: print what can be computed.
+  const out: Row[] = [];
+  for (const make of all) {
+    try {
+      out.push(make());
+    } catch (error) {
+      if (!/did not run/.test((error as Error).message)) throw error;
+    }
+  }
+  return out;
 }
 
 if (process.argv[1] !== undefined && fileURLToPath(import.meta.url) === process.argv[1]) {

@@ -168,8 +168,9 @@ export class Allocator implements FrameSink {
    * so nothing this worker wrote is held back while it sleeps.
    */
   awaitEvents(timeoutMs = Infinity): void {
-    this.release();
-    if (this.spin()) return;
+    // Overflow that release() just moved into a ring is the event a
+    // flow-controlled sender waits for: return rather than park on it.
+    if (this.releaseMovedOverflow() || this.spin()) return;
     const epoch = this.bell.epoch();
     this.bell.announce();
     try {
@@ -182,8 +183,9 @@ export class Allocator implements FrameSink {
 
   /** awaitEvents for async code: the event loop keeps turning while parked. */
   async awaitEventsAsync(timeoutMs = Infinity): Promise<void> {
-    this.release();
-    if (this.spin()) return;
+    // Overflow that release() just moved into a ring is the event a
+    // flow-controlled sender waits for: return rather than park on it.
+    if (this.releaseMovedOverflow() || this.spin()) return;
     const epoch = this.bell.epoch();
     this.bell.announce();
     try {
@@ -202,6 +204,17 @@ export class Allocator implements FrameSink {
       this.receive();
       await this.awaitEventsAsync();
     }
+  }
+
+  /** release(), and whether it moved overflowed frames into a ring. */
+  private releaseMovedOverflow(): boolean {
+    let before = 0;
+    for (const o of this.outboxList) before += o.overflowFrames;
+    this.release();
+    if (before === 0) return false;
+    let after = 0;
+    for (const o of this.outboxList) after += o.overflowFrames;
+    return after < before;
   }
 
   private spin(): boolean {

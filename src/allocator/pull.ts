@@ -15,6 +15,8 @@ export class ChannelPull<T> implements Pull<T> {
   private batches: ArrayLike<T>[] = [];
   private head = 0;
   private pos = 0;
+  /** batches[head], or undefined when there is none: recv's one check. */
+  private current: ArrayLike<T> | undefined;
   /** The batch self-sent messages are appended to, while it is the tail. */
   private local: T[] | undefined;
   private readonly closed: Uint8Array;
@@ -30,14 +32,15 @@ export class ChannelPull<T> implements Pull<T> {
   }
 
   deliver(batch: ArrayLike<T>): void {
-    this.batches.push(batch);
+    if (batch.length === 0) return;
+    if (this.batches.push(batch) === this.head + 1) this.current = batch;
     this.local = undefined;
   }
 
   deliverLocal(message: T): void {
     if (this.local === undefined) {
       this.local = [];
-      this.batches.push(this.local);
+      if (this.batches.push(this.local) === this.head + 1) this.current = this.local;
     }
     this.local.push(message);
   }
@@ -64,28 +67,33 @@ export class ChannelPull<T> implements Pull<T> {
   }
 
   recv(): T | undefined {
-    const batches = this.batches;
-    if (this.head === batches.length) {
+    // The hot path: one check, one load, one compare. The local batch may
+    // grow while it is current, so its length is read each time.
+    const batch = this.current;
+    if (batch === undefined) {
       this.allocator.checkAbort();
       return undefined;
     }
-    const batch = batches[this.head]!;
     const m = batch[this.pos++]!;
     if (this.pos === batch.length) this.nextBatch();
     return m;
   }
 
   private nextBatch(): void {
-    if (this.batches[this.head] === this.local) this.local = undefined;
+    if (this.current === this.local) this.local = undefined;
     this.pos = 0;
     this.head++;
     if (this.head === this.batches.length) {
       this.batches.length = 0;
       this.head = 0;
-    } else if (this.head >= 1024) {
+      this.current = undefined;
+      return;
+    }
+    if (this.head >= 1024) {
       this.batches = this.batches.slice(this.head);
       this.head = 0;
     }
+    this.current = this.batches[this.head];
   }
 
   async *[Symbol.asyncIterator](): AsyncIterator<T> {

@@ -32,6 +32,8 @@ export class Inbox {
   private readonly partial = new Map<number, Partial>();
   private readonly limits: { peers: number; maxFrame: number; maxBatch: number };
   receivedFrames = 0;
+  /** Reused for every frame: drain() allocates nothing per frame but the payload view. */
+  private readonly header: FrameHeader = { length: 0, channel: 0, source: 0, target: 0, seq: 0, kind: Kind.DATA, codec: 0, flags: 0, count: 0, total: 0 };
 
   constructor(
     readonly reader: RingReader,
@@ -43,35 +45,44 @@ export class Inbox {
     this.limits = { peers, maxFrame: reader.capacity >>> 2, maxBatch };
   }
 
-  /** Dispatches every published frame to `sink`; returns the number of frames. */
+  /**
+   * Dispatches published frames to `sink`; returns the number of frames. One
+   * call reads at most a ring's worth, so a producer that keeps writing cannot
+   * hold the receiver here, and gives space back every quarter ring, so that
+   * producer need not wait for the end of the call.
+   */
   drain(sink: FrameSink): number {
     const r = this.reader;
     const v = r.view;
+    const h = this.header;
+    const quarter = r.capacity >>> 2;
+    let budget = r.capacity;
     let frames = 0;
     let at: number;
-    while ((at = r.next()) >= 0) {
+    while (budget > 0 && (at = r.next()) >= 0) {
       // A producer never starts a frame where its header and payload would
       // cross the end of the ring; only a corrupted length upstream lands
       // the reader there. Refuse before reading past the end.
       if (at > r.capacity - HEADER_BYTES) throw new ProtocolError(`frame header at ring offset ${at} would cross the end of the ring: a previous frame's length was corrupted`);
-      const h: FrameHeader = {
-        length: v.getUint32(at + F_LENGTH, true),
-        channel: v.getUint32(at + F_CHANNEL, true),
-        source: v.getUint32(at + F_SOURCE, true),
-        target: v.getUint32(at + F_TARGET, true),
-        seq: v.getUint32(at + F_SEQ, true),
-        kind: v.getUint8(at + F_KIND),
-        codec: v.getUint8(at + F_CODEC),
-        flags: v.getUint16(at + F_FLAGS, true),
-        count: v.getUint32(at + F_COUNT, true),
-        total: v.getUint32(at + F_TOTAL, true),
-      };
+      h.length = v.getUint32(at + F_LENGTH, true);
+      h.channel = v.getUint32(at + F_CHANNEL, true);
+      h.source = v.getUint32(at + F_SOURCE, true);
+      h.target = v.getUint32(at + F_TARGET, true);
+      h.seq = v.getUint32(at + F_SEQ, true);
+      h.kind = v.getUint8(at + F_KIND);
+      h.codec = v.getUint8(at + F_CODEC);
+      h.flags = v.getUint16(at + F_FLAGS, true);
+      h.count = v.getUint32(at + F_COUNT, true);
+      h.total = v.getUint32(at + F_TOTAL, true);
       this.check(h);
       if (at + HEADER_BYTES + h.length > r.capacity) throw new ProtocolError(`frame of ${h.length} bytes at ring offset ${at} would cross the end of the ring`);
       const payload = r.bytes.subarray(at + HEADER_BYTES, at + HEADER_BYTES + h.length);
       this.dispatch(h, payload, sink);
       r.advance(h.length);
+      budget -= HEADER_BYTES + h.length;
       frames++;
+      // The sink has copied (decoded) the payload, so its bytes may go back.
+      if (r.unreleased >= quarter) r.release();
     }
     if (frames > 0) {
       r.release();

@@ -18,8 +18,11 @@
 // The producer writes frames with plain stores and publishes WRITE with an
 // Atomics.store. That store is the release: a consumer that Atomics.loads the
 // new WRITE sees every byte written before it. The producer publishes in
-// batches (on flush), and always before it waits for space, so a consumer is
-// never starved by frames the producer has written but not yet announced.
+// batches (on flush, and every PUBLISH_BYTES of frames while it keeps
+// writing, so a long burst streams instead of arriving all at once), and
+// always before it waits for space, so a consumer is never starved by frames
+// the producer has written but not yet announced. The consumer likewise gives
+// space back every quarter ring while it reads a long run of frames.
 
 import { Doorbell } from './doorbell.ts';
 import { HEADER_BYTES, frameBytes } from './frame.ts';
@@ -124,6 +127,11 @@ export class RingWriter extends RingView {
   get pending(): boolean {
     return this.write !== this.published;
   }
+
+  /** Bytes of frames written but not yet published. */
+  get unpublished(): number {
+    return (this.write - this.published) | 0;
+  }
 }
 
 export class RingReader extends RingView {
@@ -166,6 +174,11 @@ export class RingReader extends RingView {
   /** Consume the frame at the current position, whose payload was `length` bytes. */
   advance(length: number): void {
     this.read = (this.read + frameBytes(length)) | 0;
+  }
+
+  /** Bytes consumed (advanced over) but not yet given back by release(). */
+  get unreleased(): number {
+    return (this.read - this.released) | 0;
   }
 
   /** Give consumed space back to the producer, waking it if it waits for space. */
