@@ -229,6 +229,14 @@ export class Router {
     return moved;
   }
 
+  /** Whether `reader` holds a frame whose socket can take it now. */
+  private movable(reader: RingReader): boolean {
+    const at = reader.next();
+    if (at < 0) return false;
+    const peer = this.peers[Math.floor(reader.view.getUint32(at + F_TARGET, true) / this.o.threads)];
+    return peer === undefined || !peer.blocked;
+  }
+
   private send(peer: Peer, bytes: Uint8Array): void {
     peer.lastSent = Date.now();
     if (!peer.socket.write(bytes) && peer.socket.writableLength > HIGH_WATER) peer.blocked = true;
@@ -254,7 +262,11 @@ export class Router {
         continue;
       }
       bell.announce();
-      if (this.o.fromWorkers.some((r) => r.poll())) {
+      // Only frames the router can move now count as work: a frame for a
+      // peer whose socket is over its high-water mark waits for 'drain',
+      // which rings the bell. Counting it would spin this loop without ever
+      // yielding, so 'drain', heartbeats and reads would never run.
+      if (this.o.fromWorkers.some((r) => this.movable(r))) {
         bell.settle();
         continue;
       }
