@@ -119,7 +119,7 @@ export class Allocator implements FrameSink {
       throw new ChannelError(channel, `channel ids are integers from 0 to ${MAX_CHANNEL}`);
     }
     if (this.channels.has(channel)) throw new ChannelError(channel, `already allocated by worker ${this.index}`);
-    const pull = new ChannelPull<T>(channel, this, this.peers);
+    const pull = new ChannelPull<T>(channel, this, this.peers, codec.recycle?.bind(codec));
     const pushes: Push<T>[] = [];
     for (let target = 0; target < this.peers; target++) {
       if (target === this.index) pushes.push(new LocalPush(channel, target, pull, this.wakeLocal));

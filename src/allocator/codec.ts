@@ -24,6 +24,12 @@ export interface Codec<T> {
   batcher(): Batcher<T>;
   /** Decodes a payload of `count` messages. `bytes` may view shared memory. */
   decode(bytes: Uint8Array, count: number): ArrayLike<T>;
+  /**
+   * Optional: the puller has handed out every message of a decoded batch.
+   * A codec whose batch containers never reach the user (numbers: recv
+   * returns the values, not the array) may reuse the container.
+   */
+  recycle?(batch: ArrayLike<T>): void;
 }
 
 const MSGPACK_BATCH = 256;
@@ -112,19 +118,28 @@ class NumberBatcher implements Batcher<number> {
   }
 }
 
+// Full number batches are reused once read (Codec.recycle): a fresh 32 KiB
+// array per batch costs more than the copy into it. Per thread, since each
+// worker thread has its own module instance.
+const numberPool: Float64Array[] = [];
+const NUMBER_POOL = 64;
+
 const numbers: Codec<number> = {
   id: 2,
   name: 'number',
   batcher: () => new NumberBatcher(),
   decode(bytes, count) {
     if (bytes.length !== count * 8) throw new CodecError(`number payload of ${bytes.length} bytes cannot hold ${count} float64 values`);
-    // One memcpy into a fresh array (set(), not slice(): slice copies element
-    // by element). Payloads are 8-aligned in rings, so the source is viewed
-    // in place; elsewhere the bytes are copied as bytes.
-    const out = new Float64Array(count);
+    // One memcpy (set(), not slice(): slice copies element by element).
+    // Payloads are 8-aligned in rings, so the source is viewed in place;
+    // elsewhere the bytes are copied as bytes.
+    const out = (count === NUMBER_BATCH ? numberPool.pop() : undefined) ?? new Float64Array(count);
     if (bytes.byteOffset % 8 === 0) out.set(new Float64Array(bytes.buffer, bytes.byteOffset, count));
     else new Uint8Array(out.buffer).set(bytes);
     return out;
+  },
+  recycle(batch) {
+    if (batch.length === NUMBER_BATCH && numberPool.length < NUMBER_POOL) numberPool.push(batch as Float64Array);
   },
 };
 

@@ -26,6 +26,8 @@ export class ChannelPull<T> implements Pull<T> {
     readonly channel: number,
     private readonly allocator: Allocator,
     peers: number,
+    /** The codec's Codec.recycle, for batches fully read (never local ones). */
+    private readonly recycle?: (batch: ArrayLike<T>) => void,
   ) {
     this.closed = new Uint8Array(peers);
     this.open = peers;
@@ -81,6 +83,7 @@ export class ChannelPull<T> implements Pull<T> {
 
   private nextBatch(): void {
     if (this.current === this.local) this.local = undefined;
+    else if (this.recycle !== undefined) this.recycle(this.current!);
     this.pos = 0;
     this.head++;
     if (this.head === this.batches.length) {
