@@ -48,6 +48,44 @@ export interface Backend {
 }
 
 /**
+ * The open leases of a backend: issues keys, routes results, fails them all
+ * when the backend stops. `onRelease` drops what the backend still holds
+ * for a key (queued tasks, work on workers).
+ */
+export class LeaseTable {
+  private readonly open = new Map<string, LeaseHandlers>();
+  private next = 0;
+
+  constructor(private readonly prefix = '') {}
+
+  lease(handlers: LeaseHandlers, onRelease: (key: string) => void): Lease {
+    const key = `${this.prefix}${this.next++}`;
+    this.open.set(key, handlers);
+    return {
+      key,
+      release: () => {
+        if (this.open.delete(key)) onRelease(key);
+      },
+    };
+  }
+
+  has(key: string): boolean {
+    return this.open.has(key);
+  }
+
+  route(results: readonly TaskResult[]): void {
+    routeResults(results, this.open);
+  }
+
+  /** Fails and forgets every open lease. */
+  failAll(error: Error): void {
+    const handlers = [...this.open.values()];
+    this.open.clear();
+    for (const h of handlers) h.failed(error);
+  }
+}
+
+/**
  * Hands each lease its share of a batch of results, in one call per lease;
  * results for keys no longer leased are dropped.
  */

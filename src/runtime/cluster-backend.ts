@@ -16,7 +16,8 @@ import { BroadcastChannel } from 'node:worker_threads';
 import { fileURLToPath } from 'node:url';
 import { ConfigError } from '../errors.ts';
 import { initialize, type Config, type WorkerGuards } from '../allocator/index.ts';
-import { routeResults, type Backend, type Lease, type LeaseHandlers } from './backend.ts';
+import { peersOf } from '../allocator/config.ts';
+import { LeaseTable, type Backend, type Lease, type LeaseHandlers } from './backend.ts';
 import { CLUSTER_SETTINGS_ENV, type ClusterSettings, type FromGateway, type ToGateway } from './cluster-wire.ts';
 import { RuntimeClosedError } from './errors.ts';
 import type { Task } from './task.ts';
@@ -29,15 +30,10 @@ function workerModule(): string {
   return fileURLToPath(new URL(self.endsWith('.ts') ? './cluster-worker.ts' : './cluster-worker.js', self));
 }
 
-function peersOf(config: Config): number {
-  return config.kind === 'cluster' ? config.threads * config.cluster.addresses.length : config.threads;
-}
-
 export class ClusterBackend implements Backend {
   readonly parallelism: number;
-  private readonly leases = new Map<string, LeaseHandlers>();
+  private readonly leases = new LeaseTable();
   private pending: Task[] = [];
-  private nextKey = 0;
   private closed = false;
   private readonly ready: Promise<void>;
   private onReady!: { resolve: () => void; reject: (error: Error) => void };
@@ -51,7 +47,7 @@ export class ClusterBackend implements Backend {
     this.ready = new Promise((resolve, reject) => (this.onReady = { resolve, reject }));
     gateway.onmessage = (event) => {
       const message = (event as { data: FromGateway }).data;
-      if ('results' in message) routeResults(message.results, this.leases);
+      if ('results' in message) this.leases.route(message.results);
       else this.onReady.resolve();
     };
     guards.join().then(
@@ -98,16 +94,10 @@ export class ClusterBackend implements Backend {
 
   lease(handlers: LeaseHandlers): Lease {
     if (this.closed) throw new RuntimeClosedError('the runtime is closed');
-    const key = String(this.nextKey++);
-    this.leases.set(key, handlers);
-    return {
-      key,
-      release: () => {
-        this.leases.delete(key);
-        this.pending = this.pending.filter((task) => task.key !== key);
-        if (!this.closed) this.tell({ drop: key });
-      },
-    };
+    return this.leases.lease(handlers, (key) => {
+      this.pending = this.pending.filter((task) => task.key !== key);
+      if (!this.closed) this.tell({ drop: key });
+    });
   }
 
   dispatch(tasks: readonly Task[]): void {
@@ -140,8 +130,6 @@ export class ClusterBackend implements Backend {
     if (this.closed) return;
     this.closed = true;
     this.pending = [];
-    const leases = [...this.leases.values()];
-    this.leases.clear();
-    for (const handlers of leases) handlers.failed(error);
+    this.leases.failAll(error);
   }
 }

@@ -3,7 +3,7 @@
 // here), which makes it the backend for unit tests and for `Runtime.local()`.
 // Inputs and outputs are passed by reference, not encoded.
 
-import { routeResults, type Backend, type Lease, type LeaseHandlers } from './backend.ts';
+import { LeaseTable, type Backend, type Lease, type LeaseHandlers } from './backend.ts';
 import { RuntimeClosedError } from './errors.ts';
 import type { Task, TaskResult } from './task.ts';
 import { WorkerRuntime } from './worker-runtime.ts';
@@ -11,23 +11,16 @@ import { WorkerRuntime } from './worker-runtime.ts';
 export class LoopbackBackend implements Backend {
   readonly parallelism = 1;
   private readonly worker = new WorkerRuntime();
-  private readonly leases = new Map<string, LeaseHandlers>();
+  private readonly leases = new LeaseTable();
   private queue: Task[] = [];
-  private nextKey = 0;
   private scheduled = false;
   private closed = false;
 
   lease(handlers: LeaseHandlers): Lease {
     if (this.closed) throw new RuntimeClosedError('the runtime is closed');
-    const key = String(this.nextKey++);
-    this.leases.set(key, handlers);
-    return {
-      key,
-      release: () => {
-        this.leases.delete(key);
-        this.queue = this.queue.filter((task) => task.key !== key);
-      },
-    };
+    return this.leases.lease(handlers, (key) => {
+      this.queue = this.queue.filter((task) => task.key !== key);
+    });
   }
 
   dispatch(tasks: readonly Task[]): void {
@@ -41,9 +34,7 @@ export class LoopbackBackend implements Backend {
   async close(): Promise<void> {
     this.closed = true;
     this.queue = [];
-    const leases = [...this.leases.values()];
-    this.leases.clear();
-    for (const handlers of leases) handlers.failed(new RuntimeClosedError('the runtime was closed'));
+    this.leases.failAll(new RuntimeClosedError('the runtime was closed'));
   }
 
   // Runs what is queued now, then yields to the event loop so that timers,
@@ -57,9 +48,9 @@ export class LoopbackBackend implements Backend {
     for (const task of batch) {
       if (!this.leases.has(task.key)) continue;
       const result = this.worker.execute(task);
-      if (result instanceof Promise) void result.then((settled) => routeResults([settled], this.leases));
+      if (result instanceof Promise) void result.then((settled) => this.leases.route([settled]));
       else results.push(result);
     }
-    routeResults(results, this.leases);
+    this.leases.route(results);
   }
 }

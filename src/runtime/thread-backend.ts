@@ -15,7 +15,7 @@
 import { fileURLToPath } from 'node:url';
 import { startHosted, type Hosted } from '../allocator/hosted.ts';
 import type { Pull, Push } from '../allocator/index.ts';
-import { routeResults, type Backend, type Lease, type LeaseHandlers } from './backend.ts';
+import { LeaseTable, type Backend, type Lease, type LeaseHandlers } from './backend.ts';
 import { Dispatcher } from './dispatcher.ts';
 import { RuntimeClosedError, WorkerLostError } from './errors.ts';
 import { failed, type Task, type TaskResult } from './task.ts';
@@ -45,9 +45,8 @@ export class ThreadBackend implements Backend {
   private readonly results: Pull<WorkerMessage>[] = [];
   private readonly states: SlotState[];
   private readonly dispatcher: Dispatcher;
-  private readonly leases = new Map<string, LeaseHandlers>();
+  private readonly leases = new LeaseTable();
   private readonly deaths = new WeakMap<Task, number>();
-  private nextKey = 0;
   private pumping = false;
   private closed = false;
   private readonly started: Promise<void>;
@@ -89,18 +88,12 @@ export class ThreadBackend implements Backend {
 
   lease(handlers: LeaseHandlers): Lease {
     if (this.closed) throw new RuntimeClosedError('the runtime is closed');
-    const key = String(this.nextKey++);
-    this.leases.set(key, handlers);
-    return {
-      key,
-      release: () => {
-        this.leases.delete(key);
-        // Its tasks on workers are forgotten too: their results would be
-        // dropped anyway, and one that never answers must not hold a slot.
-        this.dispatcher.drop(key);
-        void this.pump();
-      },
-    };
+    return this.leases.lease(handlers, (key) => {
+      // Its tasks on workers are forgotten too: their results would be
+      // dropped anyway, and one that never answers must not hold a slot.
+      this.dispatcher.drop(key);
+      void this.pump();
+    });
   }
 
   dispatch(tasks: readonly Task[]): void {
@@ -112,9 +105,7 @@ export class ThreadBackend implements Backend {
     if (this.closed) return;
     this.closed = true;
     this.dispatcher.clear();
-    const leases = [...this.leases.values()];
-    this.leases.clear();
-    for (const handlers of leases) handlers.failed(new RuntimeClosedError('the runtime was closed'));
+    this.leases.failAll(new RuntimeClosedError('the runtime was closed'));
     this.onStarted.reject(new RuntimeClosedError('the runtime was closed while starting'));
     await this.pool.close();
   }
@@ -163,7 +154,7 @@ export class ThreadBackend implements Backend {
       }
       if (results.length > 0) settled.push(...this.dispatcher.settle(index, results));
     }
-    if (settled.length > 0) routeResults(settled, this.leases);
+    if (settled.length > 0) this.leases.route(settled);
     return any;
   }
 
@@ -198,7 +189,7 @@ export class ThreadBackend implements Backend {
       else given.push(failed(task, new WorkerLostError(`a worker thread died while running this task, ${deaths} times`)));
     }
     this.dispatcher.requeue(again);
-    if (given.length > 0) routeResults(given, this.leases);
+    if (given.length > 0) this.leases.route(given);
     void this.pump();
   }
 
@@ -217,9 +208,7 @@ export class ThreadBackend implements Backend {
   /** The backend cannot go on: every directive on it fails and the threads stop. */
   private fail(error: Error): void {
     if (this.closed) return;
-    const leases = [...this.leases.values()];
-    this.leases.clear();
-    for (const handlers of leases) handlers.failed(error);
+    this.leases.failAll(error);
     this.onStarted.reject(error);
     void this.close();
   }
