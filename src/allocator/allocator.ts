@@ -59,7 +59,13 @@ type Stray =
 const MAX_CHANNEL = 0xffffffff;
 // About 2000 checks before parking: a peer that answers within a few
 // microseconds is seen without paying the ~30 us park/wake of Atomics.wait.
+// The budget adapts: halved each time spinning found nothing (the peer was
+// slow, or not even scheduled: on a machine with more busy threads than
+// cores, a spinning thread takes the core its peer needs), doubled each time
+// it found the event. A quick peer keeps the full budget; a slow one costs
+// little more than a park.
 const SPIN = 2000;
+const MIN_SPIN = 32;
 
 export class Allocator implements FrameSink {
   readonly index: number;
@@ -82,9 +88,11 @@ export class Allocator implements FrameSink {
   private localWake = false;
   /**
    * Checks of the rings awaitEvents makes before it parks; undefined means
-   * the default (about 2000). 0 always parks: lowest CPU, ~30 us per wake.
+   * adaptive (up to about 2000). 0 always parks: lowest CPU, ~30 us per wake.
    */
   spinLimit: number | undefined = undefined;
+  /** The adaptive budget used when spinLimit is undefined. */
+  private spinBudget = SPIN;
 
   constructor(wiring: Wiring) {
     this.index = wiring.index;
@@ -218,8 +226,18 @@ export class Allocator implements FrameSink {
   }
 
   private spin(): boolean {
-    const limit = this.spinLimit ?? SPIN;
-    for (let i = 0; i < limit; i++) if (this.ready(false)) return true;
+    if (this.spinLimit !== undefined) {
+      for (let i = 0; i < this.spinLimit; i++) if (this.ready(false)) return true;
+      return false;
+    }
+    const limit = this.spinBudget;
+    for (let i = 0; i < limit; i++) {
+      if (this.ready(false)) {
+        if (limit < SPIN) this.spinBudget = Math.min(SPIN, limit * 2);
+        return true;
+      }
+    }
+    if (limit > MIN_SPIN) this.spinBudget = limit >> 1;
     return false;
   }
 

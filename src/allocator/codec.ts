@@ -122,7 +122,9 @@ class NumberBatcher implements Batcher<number> {
 // array per batch costs more than the copy into it. Per thread, since each
 // worker thread has its own module instance.
 const numberPool: Float64Array[] = [];
-const NUMBER_POOL = 64;
+// Self-limiting: it never holds more arrays than were once read at the same
+// time (at most a ring's worth of batches per receive()).
+const NUMBER_POOL = 256;
 
 const numbers: Codec<number> = {
   id: 2,

@@ -3,6 +3,8 @@
 
 import type { Allocator } from './allocator.ts';
 
+const NONE: ArrayLike<never> = [];
+
 export interface Pull<T> extends AsyncIterable<T> {
   readonly channel: number;
   /** The next message, or undefined when none has arrived (call `allocator.receive()` first). */
@@ -15,8 +17,9 @@ export class ChannelPull<T> implements Pull<T> {
   private batches: ArrayLike<T>[] = [];
   private head = 0;
   private pos = 0;
-  /** batches[head], or undefined when there is none: recv's one check. */
-  private current: ArrayLike<T> | undefined;
+  /** batches[head] (NONE when there is none) and its length: recv's one check. */
+  private current: ArrayLike<T> = NONE;
+  private end = 0;
   /** The batch self-sent messages are appended to, while it is the tail. */
   private local: T[] | undefined;
   private readonly closed: Uint8Array;
@@ -35,16 +38,23 @@ export class ChannelPull<T> implements Pull<T> {
 
   deliver(batch: ArrayLike<T>): void {
     if (batch.length === 0) return;
-    if (this.batches.push(batch) === this.head + 1) this.current = batch;
+    if (this.batches.push(batch) === 1) this.enter(batch);
     this.local = undefined;
   }
 
   deliverLocal(message: T): void {
     if (this.local === undefined) {
       this.local = [];
-      if (this.batches.push(this.local) === this.head + 1) this.current = this.local;
+      if (this.batches.push(this.local) === 1) this.enter(this.local);
     }
     this.local.push(message);
+    if (this.current === this.local) this.end = this.local.length;
+  }
+
+  private enter(batch: ArrayLike<T>): void {
+    this.current = batch;
+    this.end = batch.length;
+    this.pos = 0;
   }
 
   closeFrom(source: number): void {
@@ -61,7 +71,7 @@ export class ChannelPull<T> implements Pull<T> {
   }
 
   get available(): boolean {
-    return this.head < this.batches.length;
+    return this.pos < this.end || this.head + 1 < this.batches.length;
   }
 
   get done(): boolean {
@@ -69,34 +79,41 @@ export class ChannelPull<T> implements Pull<T> {
   }
 
   recv(): T | undefined {
-    // The hot path: one check, one load, one compare. The local batch may
-    // grow while it is current, so its length is read each time.
-    const batch = this.current;
-    if (batch === undefined) {
-      this.allocator.checkAbort();
-      return undefined;
+    // The hot path: one compare, one load, one store. A batch is left only
+    // when the next recv finds it exhausted (see next()).
+    const pos = this.pos;
+    if (pos < this.end) {
+      this.pos = pos + 1;
+      return this.current[pos];
     }
-    const m = batch[this.pos++]!;
-    if (this.pos === batch.length) this.nextBatch();
-    return m;
+    return this.next();
   }
 
-  private nextBatch(): void {
-    if (this.current === this.local) this.local = undefined;
-    else if (this.recycle !== undefined) this.recycle(this.current!);
-    this.pos = 0;
-    this.head++;
-    if (this.head === this.batches.length) {
-      this.batches.length = 0;
+  /** The current batch is exhausted (or there is none): move on, or report nothing. */
+  private next(): T | undefined {
+    const batches = this.batches;
+    if (batches.length > 0) {
+      const done = this.current;
+      if (done === this.local) this.local = undefined;
+      else if (this.recycle !== undefined) this.recycle(done);
+      this.head++;
+      if (this.head < batches.length) {
+        if (this.head >= 1024) {
+          this.batches = batches.slice(this.head);
+          this.head = 0;
+        }
+        this.enter(this.batches[this.head]!);
+        this.pos = 1;
+        return this.current[0];
+      }
+      batches.length = 0;
       this.head = 0;
-      this.current = undefined;
-      return;
+      this.current = NONE as ArrayLike<T>;
+      this.end = 0;
+      this.pos = 0;
     }
-    if (this.head >= 1024) {
-      this.batches = this.batches.slice(this.head);
-      this.head = 0;
-    }
-    this.current = this.batches[this.head];
+    this.allocator.checkAbort();
+    return undefined;
   }
 
   async *[Symbol.asyncIterator](): AsyncIterator<T> {
