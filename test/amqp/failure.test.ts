@@ -1,0 +1,85 @@
+// Workers that die: one killed with SIGKILL mid-directive (its tasks are
+// redelivered, the answer is right anyway), and a task that kills every
+// worker that runs it (dead-lettered after the delivery limit; the directive
+// fails saying so).
+
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { OperationError, Runtime } from '../../src/runtime/index.ts';
+import { KillAt, Spin } from './fixtures/operations.ts';
+import { AMQP_URL, brokerAvailable, deleteTopology, lockBroker, startWorker, stopWorkers, uniquePrefix, type WorkerProcess } from './helpers.ts';
+
+const available = await brokerAvailable('test/amqp/failure.test.ts');
+const range = (from: number, to: number) => Array.from({ length: to - from + 1 }, (_, i) => from + i);
+
+describe.runIf(available)('Runtime.amqp when workers die', () => {
+  let unlock: () => void;
+  const prefixes: string[] = [];
+  const workers: WorkerProcess[] = [];
+  const worker = (prefix: string, extra: string[] = []) => {
+    const started = startWorker(prefix, extra);
+    workers.push(started);
+    return started;
+  };
+
+  beforeAll(async () => {
+    unlock = await lockBroker();
+  }, 180_000);
+
+  afterAll(async () => {
+    await stopWorkers(workers);
+    for (const prefix of prefixes) await deleteTopology(prefix).catch(() => {});
+    unlock?.();
+  });
+
+  it('returns the right answer when a worker process is killed with SIGKILL mid-directive', async () => {
+    const prefix = uniquePrefix('sigkill');
+    prefixes.push(prefix);
+    await using runtime = await Runtime.amqp({ url: AMQP_URL, prefix, maxBatch: 4 });
+    const [victim, survivor] = [worker(prefix), worker(prefix)];
+    await Promise.all([victim.serving, survivor.serving]);
+    let killedAt: number | undefined;
+    const inputs = range(0, 299).map((value) => ({ value, ms: 10 }));
+    const outputs = await runtime.fanout(Spin, inputs, {
+      onProgress: ({ done }) => {
+        if (killedAt === undefined && done >= 40) {
+          killedAt = done;
+          victim.child.kill('SIGKILL');
+        }
+      },
+    });
+    expect(outputs).toEqual(range(0, 299));
+    expect(killedAt).toBeLessThan(300);
+    expect((await victim.exited).signal).toBe('SIGKILL');
+  });
+
+  it('dead-letters a task that keeps killing its workers and fails the directive with that reason', async () => {
+    const prefix = uniquePrefix('killer');
+    prefixes.push(prefix);
+    const deliveryLimit = 1;
+    await using runtime = await Runtime.amqp({ url: AMQP_URL, prefix, deliveryLimit, maxBatch: 1 });
+    // A supervisor: every worker the task kills is replaced, a bounded number of times.
+    let replacements = 0;
+    const supervise = (started: WorkerProcess) => {
+      void started.exited.then(() => {
+        if (replacements++ < 4) supervise(worker(prefix, options));
+      });
+      return started;
+    };
+    // Prefetch 1: a dying worker takes only the task it runs down with it.
+    // With a deeper prefetch, the tasks queued on it count a delivery too.
+    const options = ['--delivery-limit', String(deliveryLimit), '--prefetch', '1'];
+    const first = supervise(worker(prefix, options));
+    await first.serving;
+    const failure = await runtime.fanout(KillAt, range(0, 3).map((value) => ({ value, at: 2 }))).then(
+      () => undefined,
+      (error: unknown) => error,
+    );
+    expect(failure).toBeInstanceOf(OperationError);
+    const error = failure as OperationError;
+    expect(error.operation).toBe('amqp.KillAt');
+    expect(error.index).toBe(2);
+    expect((error.cause as Error).name).toBe('WorkerLostError');
+    expect(error.message).toMatch(/dead-lettered this task \(delivery_limit\)/);
+    replacements = Infinity; // no more replacements after this
+  });
+});

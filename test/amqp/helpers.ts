@@ -1,0 +1,159 @@
+// Shared by the AMQP tests: is the broker there, unique names per test,
+// worker processes, the broker's own control tool, and a lock that keeps
+// AMQP test files from running at the same time (one of them restarts the
+// broker under everyone's feet).
+//
+// The broker: WEFT_AMQP_URL (default amqp://guest:guest@127.0.0.1:5672) and,
+// for the restart test, WEFT_RABBITMQ_NODE (default rabbit@localhost).
+// Without a broker the suites are skipped with a printed reason, except
+// when CI is set: then they fail, since in CI they must run.
+
+import { execFile, spawn, type ChildProcess } from 'node:child_process';
+import { mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { createInterface } from 'node:readline';
+import { fileURLToPath } from 'node:url';
+import { connect, type ChannelModel } from 'amqplib';
+import { namesOf } from '../../src/runtime/amqp/index.ts';
+
+export const AMQP_URL = process.env.WEFT_AMQP_URL ?? 'amqp://guest:guest@127.0.0.1:5672';
+export const RABBITMQ_NODE = process.env.WEFT_RABBITMQ_NODE ?? 'rabbit@localhost';
+export const ROOT = fileURLToPath(new URL('../../', import.meta.url));
+export const OPERATIONS = fileURLToPath(new URL('./fixtures/operations.ts', import.meta.url));
+
+/** Why the broker cannot be used, or undefined when it answers. */
+export async function brokerProblem(): Promise<string | undefined> {
+  try {
+    const connection = await connect(AMQP_URL, { timeout: 3000 });
+    await connection.close();
+    return undefined;
+  } catch (error) {
+    return `no AMQP broker at ${AMQP_URL} (${(error as Error).message || (error as Error).name}); start one with .ci/rabbitmq.sh or set WEFT_AMQP_URL`;
+  }
+}
+
+/**
+ * Resolves to true when the AMQP tests can run. Without a broker: prints why
+ * and resolves to false, or throws when CI is set.
+ */
+export async function brokerAvailable(suite: string): Promise<boolean> {
+  const problem = await brokerProblem();
+  if (problem === undefined) return true;
+  if (process.env.CI) throw new Error(`${suite}: ${problem}. In CI the AMQP tests must run.`);
+  console.warn(`SKIPPED ${suite}: ${problem}`);
+  return false;
+}
+
+let prefixes = 0;
+/** A prefix no other test (or earlier run) uses: its own queues and exchanges. */
+export function uniquePrefix(name: string): string {
+  return `weft-test.${name}.${process.pid}.${Date.now().toString(36)}.${prefixes++}`;
+}
+
+/** Removes what a prefix put on the broker. */
+export async function deleteTopology(prefix: string): Promise<void> {
+  const names = namesOf(prefix);
+  const connection = await connect(AMQP_URL);
+  try {
+    const channel = await connection.createChannel();
+    await channel.deleteQueue(names.taskQueue);
+    await channel.deleteQueue(names.deadQueue);
+    await channel.deleteExchange(names.taskExchange);
+    await channel.deleteExchange(names.deadExchange);
+    await channel.deleteExchange(names.controlExchange);
+  } finally {
+    await connection.close();
+  }
+}
+
+/** A plain amqplib connection for inspecting queues; closed by the caller. */
+export function rawConnection(): Promise<ChannelModel> {
+  return connect(AMQP_URL);
+}
+
+/** Runs `rabbitmqctl -n <node> ...args`, resolving with its output. */
+export function rabbitmqctl(...args: string[]): Promise<string> {
+  return new Promise((resolve, reject) => {
+    execFile('rabbitmqctl', ['-n', RABBITMQ_NODE, ...args], { timeout: 60_000 }, (error, stdout, stderr) =>
+      error ? reject(new Error(`rabbitmqctl ${args.join(' ')}: ${error.message}\n${stderr}`)) : resolve(stdout),
+    );
+  });
+}
+
+export interface WorkerProcess {
+  readonly child: ChildProcess;
+  readonly stderr: string[];
+  /** Resolves once the worker says it is serving; rejects if it exits first. */
+  readonly serving: Promise<void>;
+  readonly exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
+}
+
+/** `weft worker --amqp` as a child process, through bin/weft.mjs as users run it. */
+export function startWorker(prefix: string, extra: string[] = []): WorkerProcess {
+  const child = spawn(
+    process.execPath,
+    [join(ROOT, 'bin/weft.mjs'), 'worker', '--amqp', AMQP_URL, '--operations', OPERATIONS, '--prefix', prefix, ...extra],
+    { cwd: ROOT, stdio: ['ignore', 'ignore', 'pipe'] },
+  );
+  const stderr: string[] = [];
+  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) =>
+    child.once('exit', (code, signal) => resolve({ code, signal })),
+  );
+  const serving = new Promise<void>((resolve, reject) => {
+    createInterface({ input: child.stderr! }).on('line', (line) => {
+      stderr.push(line);
+      if (/serving /.test(line)) resolve();
+    });
+    void exited.then(({ code, signal }) => reject(new Error(`worker exited (${code ?? signal}) before serving:\n${stderr.join('\n')}`)));
+  });
+  serving.catch(() => {});
+  return { child, stderr, serving, exited };
+}
+
+/** Stops workers: SIGTERM, and SIGKILL for any still running 10 s later (one stuck in a task). */
+export async function stopWorkers(workers: readonly WorkerProcess[]): Promise<void> {
+  const running = workers.filter((worker) => worker.child.exitCode === null && worker.child.signalCode === null);
+  for (const worker of running) worker.child.kill('SIGTERM');
+  const force = setTimeout(() => {
+    for (const worker of running) if (worker.child.exitCode === null && worker.child.signalCode === null) worker.child.kill('SIGKILL');
+  }, 10_000);
+  await Promise.all(running.map((worker) => worker.exited));
+  clearTimeout(force);
+}
+
+// ------------------------------------------------------------------ lock
+
+const LOCK = join(tmpdir(), 'weft-amqp-tests.lock');
+
+function alive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/**
+ * Takes the AMQP test lock: a directory only one process can create. A lock
+ * left by a process that no longer exists is taken over.
+ */
+export async function lockBroker(): Promise<() => void> {
+  for (;;) {
+    try {
+      mkdirSync(LOCK);
+      writeFileSync(join(LOCK, 'pid'), String(process.pid));
+      return () => rmSync(LOCK, { recursive: true, force: true });
+    } catch {
+      let holder = NaN;
+      try {
+        holder = Number(readFileSync(join(LOCK, 'pid'), 'utf8'));
+      } catch {
+        // being created or removed right now: look again
+      }
+      if (Number.isInteger(holder) && !alive(holder)) rmSync(LOCK, { recursive: true, force: true });
+      else await new Promise((resolve) => setTimeout(resolve, 200));
+    }
+  }
+}
