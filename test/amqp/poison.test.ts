@@ -1,0 +1,112 @@
+// Poison messages: bytes that are not a task batch, and a task naming an
+// operation no worker has, go to the dead-letter queue with a reason while
+// other directives proceed.
+
+import type { GetMessage } from 'amqplib';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { defineOperation, OperationError, Runtime } from '../../src/runtime/index.ts';
+import { namesOf } from '../../src/runtime/amqp/index.ts';
+import { Increment } from './fixtures/operations.ts';
+import {
+  AMQP_URL,
+  brokerAvailable,
+  deleteTopology,
+  lockBroker,
+  rawConnection,
+  startWorker,
+  stopWorkers,
+  uniquePrefix,
+  type WorkerProcess,
+} from './helpers.ts';
+
+// Defined here only: the worker processes never import this file.
+const Unregistered = defineOperation('amqp.test.Unregistered', (n: number) => n);
+
+const available = await brokerAvailable('test/amqp/poison.test.ts');
+const range = (from: number, to: number) => Array.from({ length: to - from + 1 }, (_, i) => from + i);
+
+describe.runIf(available)('Runtime.amqp with poison messages', () => {
+  const prefix = uniquePrefix('poison');
+  const names = namesOf(prefix);
+  let unlock: () => void;
+  let workers: WorkerProcess[] = [];
+  let runtime: Runtime;
+
+  beforeAll(async () => {
+    unlock = await lockBroker();
+    runtime = await Runtime.amqp({ url: AMQP_URL, prefix });
+    workers = [startWorker(prefix), startWorker(prefix)];
+    await Promise.all(workers.map((worker) => worker.serving));
+  }, 180_000);
+
+  afterAll(async () => {
+    await runtime?.close();
+    await stopWorkers(workers);
+    await deleteTopology(prefix).catch(() => {});
+    unlock?.();
+  });
+
+  const letters: GetMessage[] = [];
+  const reasonOf = (message: GetMessage) => String(message.properties.headers?.['x-weft-reason']);
+
+  /** Takes dead letters off the queue (keeping them in `letters`) until one's reason matches. */
+  async function deadLetter(reason: RegExp): Promise<GetMessage> {
+    const connection = await rawConnection();
+    try {
+      const channel = await connection.createChannel();
+      let found: GetMessage | undefined;
+      await expect
+        .poll(
+          async () => {
+            for (let message = await channel.get(names.deadQueue, { noAck: true }); message !== false; message = await channel.get(names.deadQueue, { noAck: true })) {
+              letters.push(message);
+            }
+            found = letters.find((message) => reason.test(reasonOf(message)));
+            return found !== undefined;
+          },
+          { timeout: 10_000, interval: 100 },
+        )
+        .toBe(true);
+      return found!;
+    } finally {
+      await connection.close();
+    }
+  }
+
+  it('dead-letters undecodable messages with a reason and keeps serving', async () => {
+    const connection = await rawConnection();
+    const channel = await connection.createConfirmChannel();
+    const garbage = Buffer.from('these bytes are not a msgpack task batch');
+    channel.publish(names.taskExchange, 'poison.garbage', garbage, {
+      replyTo: 'nowhere',
+      headers: { 'x-weft-format': 1, 'x-weft-key': 'poison.garbage' },
+    });
+    channel.publish(names.taskExchange, 'poison.format', Buffer.from([0x91, 0x01]), { headers: { 'x-weft-format': 99 } });
+    await channel.waitForConfirms();
+    await connection.close();
+
+    const inputs = range(0, 999);
+    expect(await runtime.fanout(Increment, inputs)).toEqual(inputs.map((n) => n + 1));
+
+    const undecodable = await deadLetter(/^undecodable: not msgpack|^undecodable: the body/);
+    expect(undecodable.fields.routingKey).toBe('poison.garbage');
+    expect(undecodable.content.equals(garbage)).toBe(true);
+    expect(String(undecodable.properties.headers?.['x-weft-worker'])).toMatch(/:\d+:/);
+    await deadLetter(/^undecodable: message format 99, this worker reads format 1/);
+  });
+
+  it('answers an unknown operation with an error, dead-letters it, and other directives proceed', async () => {
+    const [failure, others] = await Promise.all([
+      runtime.call(Unregistered, 7).then(
+        () => undefined,
+        (error: unknown) => error,
+      ),
+      runtime.fanout(Increment, range(0, 499)),
+    ]);
+    expect(others).toEqual(range(1, 500));
+    expect(failure).toBeInstanceOf(OperationError);
+    expect(((failure as OperationError).cause as Error).name).toBe('UnknownOperationError');
+    const letter = await deadLetter(/^unknown-operation: 'amqp\.test\.Unregistered' not registered/);
+    expect(letter.fields.routingKey.startsWith(`${(runtime.backend as { id: string } & object).id}.`)).toBe(true);
+  });
+});
