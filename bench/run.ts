@@ -19,7 +19,24 @@ const SUITES: Suite[] = [
   { file: 'cluster.ts', export: 'runClusterBench' },
 ];
 
+/** A suite that has not settled by then is reported as failed and the rest still run. */
+const SUITE_TIMEOUT_MS = Number(process.env.WEFT_BENCH_SUITE_TIMEOUT_MS ?? 10 * 60_000);
+
 const here = new URL('./', import.meta.url);
+
+/**
+ * Awaits `p`, but never longer than `ms`. The timer also keeps this process
+ * alive: a suite whose promise can no longer settle (its event sources all
+ * gone) would otherwise end the process with Node's "unsettled top-level
+ * await" (exit code 13) before any result is written.
+ */
+function settleWithin<T>(p: Promise<T>, ms: number, what: string): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const limit = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`${what} did not finish within ${ms / 1000} s`)), ms);
+  });
+  return Promise.race([p, limit]).finally(() => clearTimeout(timer));
+}
 const results = new URL('./results/', here);
 
 /** Accepts `{ rows }`, a bare array of rows, or anything else (kept as raw). */
@@ -48,10 +65,11 @@ async function main(): Promise<void> {
       const mod = (await import(url.href)) as Record<string, unknown>;
       const run = mod[s.export];
       if (typeof run !== 'function') throw new Error(`bench/${s.file} has no export ${s.export}()`);
-      const value = await (run as () => Promise<unknown>)();
+      const value = await settleWithin((run as () => Promise<unknown>)(), SUITE_TIMEOUT_MS, `bench/${s.file}`);
       suites[s.file.replace(/\.ts$/, '')] = value;
       const got = rowsOf(value);
       rows.push(...got);
+      save(started, rows, notes, suites); // a later suite that hangs loses nothing of this one
       console.log(`bench/${s.file}: done in ${((performance.now() - t0) / 1000).toFixed(1)} s`);
       if (got.length > 0) printRows(got);
       else console.log(value);
@@ -66,14 +84,18 @@ async function main(): Promise<void> {
     console.log('\nall suites:');
     printRows(rows);
   }
+  save(started, rows, notes, suites);
+  console.log(`\nwrote bench/results/latest.json and bench/results/latest.svg`);
+  // Worker threads of finished suites may linger for a moment; do not wait for them.
+  setTimeout(() => process.exit(), 100).unref();
+}
+
+function save(started: Date, rows: Row[], notes: string[], suites: Record<string, unknown>): void {
   mkdirSync(results, { recursive: true });
   const machine = { node: process.version, platform: process.platform, arch: process.arch, cpus: cpus().length, cpu: cpus()[0]?.model ?? 'unknown' };
   const json = { date: started.toISOString(), machine, notes, rows, suites };
   writeFileSync(new URL('latest.json', results), `${JSON.stringify(json, null, 2)}\n`);
   writeFileSync(new URL('latest.svg', results), chart(rows, `weft / anchor, ${started.toISOString().slice(0, 16).replace('T', ' ')} UTC, Node ${process.version}, ${machine.cpus} cores`));
-  console.log(`\nwrote bench/results/latest.json and bench/results/latest.svg`);
-  // Worker threads of finished suites may linger for a moment; do not wait for them.
-  setTimeout(() => process.exit(), 100).unref();
 }
 
 // ------------------------------------------------------------------ chart
