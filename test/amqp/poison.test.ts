@@ -107,6 +107,6 @@ describe.runIf(available)('Runtime.amqp with poison messages', () => {
     expect(failure).toBeInstanceOf(OperationError);
     expect(((failure as OperationError).cause as Error).name).toBe('UnknownOperationError');
     const letter = await deadLetter(/^unknown-operation: 'amqp\.test\.Unregistered' not registered/);
-    expect(letter.fields.routingKey.startsWith(`${(runtime.backend as { id: string } & object).id}.`)).toBe(true);
+    expect(letter.fields.routingKey.startsWith(`${(runtime.backend as unknown as { id: string }).id}.`)).toBe(true);
   });
 });

@@ -19,6 +19,8 @@ export interface Session {
   readonly channel: ConfirmChannel;
   /** 1 for the first session, then 2, 3, … */
   readonly generation: number;
+  /** Set once the connection or channel failed: deliveries of this session can no longer be acked. */
+  lost: boolean;
 }
 
 export interface BackoffOptions {
@@ -140,10 +142,11 @@ export class ReconnectingConnection {
       connection.on('error', () => {});
       const channel = await connection.createConfirmChannel();
       channel.on('error', () => {});
-      const session: Session = { connection, channel, generation: ++this.generation };
+      const session: Session = { connection, channel, generation: ++this.generation, lost: false };
       const onLost = (error: Error) => {
         if (lost) return;
         lost = true;
+        session.lost = true;
         this.lastError = error;
         connection!.close().catch(() => {});
         if (this.session !== session) return; // still in setup: the attempt fails and reschedules

@@ -189,7 +189,7 @@ export class AmqpWorker {
     this.counts.executed += tasks.length;
     const results = outcomes.some((outcome) => outcome instanceof Promise) ? await Promise.all(outcomes) : (outcomes as TaskResult[]);
     const elapsed = performance.now() - started;
-    if (this.connection.session !== session) return; // the delivery is void; the broker delivers it again
+    if (session.lost) return; // the delivery is void; the broker delivers it again
     const confirms = [
       publishConfirmed(session.channel, '', replyTo, encodeResults(results), {
         persistent: true,

@@ -1,0 +1,89 @@
+// Aborting one of two directives: it rejects with AbortError, every worker
+// drops its queued tasks (told through the control fanout), and the other
+// directive completes.
+
+import { existsSync, mkdtempSync, readFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { AbortError, Runtime } from '../../src/runtime/index.ts';
+import { namesOf } from '../../src/runtime/amqp/index.ts';
+import { Increment, Logged } from './fixtures/operations.ts';
+import {
+  AMQP_URL,
+  brokerAvailable,
+  deleteTopology,
+  lockBroker,
+  rawConnection,
+  startWorker,
+  stopWorkers,
+  uniquePrefix,
+  type WorkerProcess,
+} from './helpers.ts';
+
+const available = await brokerAvailable('test/amqp/abort.test.ts');
+const range = (from: number, to: number) => Array.from({ length: to - from + 1 }, (_, i) => from + i);
+
+describe.runIf(available)('Runtime.amqp abort', () => {
+  const prefix = uniquePrefix('abort');
+  let unlock: () => void;
+  let workers: WorkerProcess[] = [];
+
+  beforeAll(async () => {
+    unlock = await lockBroker();
+  }, 180_000);
+
+  afterAll(async () => {
+    await stopWorkers(workers);
+    await deleteTopology(prefix).catch(() => {});
+    unlock?.();
+  });
+
+  it('stops only the aborted directive, and workers drop its queued tasks', async () => {
+    // One task per message and two messages per worker, so most of the
+    // aborted directive's tasks are still queued when it is aborted.
+    await using runtime = await Runtime.amqp({ url: AMQP_URL, prefix, maxBatch: 1 });
+    workers = [startWorker(prefix, ['--prefetch', '2']), startWorker(prefix, ['--prefetch', '2'])];
+    await Promise.all(workers.map((worker) => worker.serving));
+    const log = join(mkdtempSync(join(tmpdir(), 'weft-amqp-abort-')), 'ran');
+    const total = 400;
+    const controller = new AbortController();
+    let doneAtAbort = 0;
+    const aborted = runtime
+      .fanout(
+        Logged,
+        range(1, total).map((value) => ({ value, ms: 50, log })),
+        {
+          signal: controller.signal,
+          onProgress: ({ done }) => {
+            if (done >= 20 && !controller.signal.aborted) {
+              doneAtAbort = done;
+              controller.abort();
+            }
+          },
+        },
+      )
+      .then(
+        () => undefined,
+        (error: unknown) => error,
+      );
+    const other = runtime.fanout(Increment, range(0, 99));
+
+    expect(await aborted).toBeInstanceOf(AbortError);
+    expect(await other).toEqual(range(1, 100));
+
+    // Once the task queue is empty, every task of the aborted directive has
+    // reached a worker; all but those already running were dropped unread.
+    const connection = await rawConnection();
+    try {
+      const channel = await connection.createChannel();
+      await expect.poll(async () => (await channel.checkQueue(namesOf(prefix).taskQueue)).messageCount, { timeout: 20_000 }).toBe(0);
+    } finally {
+      await connection.close();
+    }
+    const ran = existsSync(log) ? readFileSync(log, 'utf8').trim().split('\n').length : 0;
+    expect(doneAtAbort).toBeGreaterThanOrEqual(20);
+    // At abort: 20 done, at most 4 running and 4 prefetched per the settings above.
+    expect(ran).toBeLessThan(60);
+  });
+});

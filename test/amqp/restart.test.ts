@@ -1,0 +1,95 @@
+// The broker restarted mid-directive: orchestrator and workers reconnect
+// with backoff and the directive completes with the right answer. And when
+// the broker stays away longer than `reconnectTimeoutMs`, the directive
+// fails with BrokerUnavailableError instead of hanging.
+//
+// Restarts the broker application (`rabbitmqctl stop_app` / `start_app`),
+// so it needs rabbitmqctl and rights on the node (WEFT_RABBITMQ_NODE).
+
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { BrokerUnavailableError, Runtime } from '../../src/runtime/index.ts';
+import { Spin } from './fixtures/operations.ts';
+import {
+  AMQP_URL,
+  brokerAvailable,
+  deleteTopology,
+  lockBroker,
+  rabbitmqctl,
+  startWorker,
+  stopWorkers,
+  uniquePrefix,
+  type WorkerProcess,
+} from './helpers.ts';
+
+const available = await brokerAvailable('test/amqp/restart.test.ts');
+const range = (from: number, to: number) => Array.from({ length: to - from + 1 }, (_, i) => from + i);
+
+async function startBroker(): Promise<void> {
+  await rabbitmqctl('start_app');
+  await rabbitmqctl('await_startup', '--timeout', '60');
+}
+
+describe.runIf(available)('Runtime.amqp across a broker restart', () => {
+  let unlock: () => void;
+  const prefixes: string[] = [];
+  const workers: WorkerProcess[] = [];
+
+  beforeAll(async () => {
+    unlock = await lockBroker();
+  }, 180_000);
+
+  afterAll(async () => {
+    // Whatever happened, leave the broker running for the next suite.
+    await startBroker().catch(() => {});
+    await stopWorkers(workers);
+    for (const prefix of prefixes) await deleteTopology(prefix).catch(() => {});
+    unlock?.();
+  }, 120_000);
+
+  it('completes a directive when the broker restarts in the middle of it', async () => {
+    const prefix = uniquePrefix('restart');
+    prefixes.push(prefix);
+    await using runtime = await Runtime.amqp({ url: AMQP_URL, prefix, maxBatch: 4 });
+    const started = [startWorker(prefix), startWorker(prefix)];
+    workers.push(...started);
+    await Promise.all(started.map((worker) => worker.serving));
+
+    let restart: Promise<void> | undefined;
+    let doneAtRestart = 0;
+    const total = 600;
+    const outputs = runtime.fanout(
+      Spin,
+      range(0, total - 1).map((value) => ({ value, ms: 10 })),
+      {
+        onProgress: ({ done }) => {
+          if (restart === undefined && done >= 50) {
+            doneAtRestart = done;
+            restart = rabbitmqctl('stop_app').then(startBroker);
+          }
+        },
+      },
+    );
+    expect(await outputs).toEqual(range(0, total - 1));
+    await restart;
+    expect(doneAtRestart).toBeLessThan(total / 2);
+  }, 120_000);
+
+  it('fails with BrokerUnavailableError when the broker stays away past reconnectTimeoutMs', async () => {
+    const prefix = uniquePrefix('outage');
+    prefixes.push(prefix);
+    await using runtime = await Runtime.amqp({ url: AMQP_URL, prefix, reconnectTimeoutMs: 1_500 });
+    // No workers: the directive waits on the queue until the broker goes.
+    const failure = runtime.call(Spin, { value: 1, ms: 1 }).then(
+      () => undefined,
+      (error: unknown) => error,
+    );
+    await rabbitmqctl('stop_app');
+    try {
+      const error = await failure;
+      expect(error).toBeInstanceOf(BrokerUnavailableError);
+      expect((error as Error).message).toMatch(/could not reconnect within 1500 ms/);
+    } finally {
+      await startBroker();
+    }
+  }, 120_000);
+});
