@@ -1,0 +1,182 @@
+// The cluster suite: weft between two processes over TCP, beside its anchors
+// measured in the same run.
+//
+//   bulk    1 MiB frames (codecs.typedArray(Uint8Array), 1 thread per
+//           process, 8 MiB rings) against a raw Node socket between two
+//           processes moving the same bytes. Target: >= 0.8 of the socket.
+//   small   { i, x } objects per second across 2 processes (msgpack
+//           batches) against process.send IPC between the bench and a forked
+//           child. Target: >= 10x.
+//
+// Both sides are timed the same way: the receiver asks for a round and
+// stops the clock at the round's last message. Round 0 is a warm-up; the
+// median of the others is reported.
+//
+//   npx tsx bench/cluster.ts            (alone)
+//   npm run bench                       (with the other suites)
+
+import { fork, spawn } from 'node:child_process';
+import { createServer, type Socket } from 'node:net';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { createInterface } from 'node:readline';
+import { fileURLToPath } from 'node:url';
+import type { ClusterTimes } from './fixtures/cluster-program.ts';
+import { printRows, type Row } from './report.ts';
+
+const MiB = 1 << 20;
+const PROGRAM = fileURLToPath(new URL('./fixtures/cluster-program.ts', import.meta.url));
+const ANCHOR = fileURLToPath(new URL('./fixtures/cluster-anchor.mjs', import.meta.url));
+const ROOT = fileURLToPath(new URL('../', import.meta.url));
+
+export interface ClusterPlan {
+  frames: number;
+  frameBytes: number;
+  objects: number;
+  ipcObjects: number;
+  rounds: number;
+}
+
+export const defaultPlan: ClusterPlan = { frames: 256, frameBytes: MiB, objects: 500_000, ipcObjects: 50_000, rounds: 5 };
+
+export interface ClusterFigures {
+  suite: 'cluster';
+  rows: Row[];
+  raw: { weft: ClusterTimes; rawSocketMs: number[]; ipcMs: number[]; plan: ClusterPlan };
+}
+
+function median(xs: number[]): number {
+  const s = [...xs].sort((a, b) => a - b);
+  return s[Math.floor(s.length / 2)]!;
+}
+
+async function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const s = createServer();
+    s.once('error', reject);
+    s.listen(0, '127.0.0.1', () => {
+      const port = (s.address() as { port: number }).port;
+      s.close(() => resolve(port));
+    });
+  });
+}
+
+/** Runs the 2-process weft program and returns the receiver's times. */
+async function weft(plan: ClusterPlan): Promise<ClusterTimes> {
+  const dir = mkdtempSync(join(tmpdir(), 'weft-bench-'));
+  try {
+    const hosts = join(dir, 'hosts');
+    const ports = [await freePort(), await freePort()];
+    writeFileSync(hosts, ports.map((p) => `127.0.0.1:${p}\n`).join(''));
+    const args = [String(plan.frames), String(plan.frameBytes), String(plan.objects), String(plan.rounds)];
+    const runs = [0, 1].map((i) => {
+      const child = spawn(process.execPath, ['--import', 'tsx', PROGRAM, '-n', '2', '-p', String(i), '-w', '1', '-h', hosts, ...args], {
+        cwd: ROOT, stdio: ['ignore', 'pipe', 'inherit'],
+      });
+      let result: ClusterTimes | undefined;
+      createInterface({ input: child.stdout! }).on('line', (l) => {
+        if (l.startsWith('result ')) result = JSON.parse(l.slice(7)) as ClusterTimes;
+        else console.log(`[${i}] ${l}`);
+      });
+      return new Promise<ClusterTimes | undefined>((resolve, reject) => {
+        child.on('close', (code) => (code === 0 ? resolve(result) : reject(new Error(`weft bench process ${i} exited with ${code}`))));
+      });
+    });
+    const [, times] = await Promise.all(runs);
+    if (times === undefined) throw new Error('the receiving weft process printed no result');
+    return times;
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+/** A raw socket from a child process to this one: ms per round of frames x frameBytes. */
+async function rawSocket(plan: ClusterPlan): Promise<number[]> {
+  const server = createServer();
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  const port = (server.address() as { port: number }).port;
+  const child = spawn(process.execPath, [ANCHOR, 'raw', String(port), String(plan.frames), String(plan.frameBytes), String(plan.rounds)], { stdio: 'inherit' });
+  const socket = await new Promise<Socket>((r) => server.once('connection', r));
+  socket.setNoDelay(true);
+  const perRound = plan.frames * plan.frameBytes;
+  const times: number[] = [];
+  try {
+    for (let r = 0; r <= plan.rounds; r++) {
+      const t0 = performance.now();
+      let got = 0;
+      await new Promise<void>((resolve) => {
+        const onData = (c: Buffer): void => {
+          got += c.length;
+          if (got >= perRound) {
+            socket.off('data', onData);
+            resolve();
+          }
+        };
+        socket.on('data', onData);
+        socket.write(Buffer.of(r));
+      });
+      if (r > 0) times.push(performance.now() - t0);
+    }
+  } finally {
+    socket.destroy();
+    server.close();
+    child.kill();
+  }
+  return times;
+}
+
+/** process.send from a forked child to this one: ms per round of ipcObjects. */
+async function ipc(plan: ClusterPlan): Promise<number[]> {
+  const child = fork(ANCHOR, ['ipc', String(plan.ipcObjects)], { stdio: 'inherit', execArgv: [] });
+  const times: number[] = [];
+  try {
+    for (let r = 0; r <= plan.rounds; r++) {
+      const t0 = performance.now();
+      let got = 0;
+      await new Promise<void>((resolve, reject) => {
+        const onMessage = (m: { i: number; x: number }): void => {
+          if (m.i !== got) reject(new Error(`IPC object ${got} arrived as ${m.i}`));
+          if (++got === plan.ipcObjects) {
+            child.off('message', onMessage);
+            resolve();
+          }
+        };
+        child.on('message', onMessage);
+        child.send(r);
+      });
+      if (r > 0) times.push(performance.now() - t0);
+    }
+  } finally {
+    child.kill();
+  }
+  return times;
+}
+
+export async function runClusterBench(plan: ClusterPlan = defaultPlan): Promise<ClusterFigures> {
+  const w = await weft(plan);
+  const rawSocketMs = await rawSocket(plan);
+  const ipcMs = await ipc(plan);
+  const bytes = plan.frames * plan.frameBytes;
+  const weftBulk = bytes / MiB / (median(w.bulkMs) / 1000);
+  const rawBulk = bytes / MiB / (median(rawSocketMs) / 1000);
+  const weftSmall = plan.objects / (median(w.smallMs) / 1000);
+  const ipcSmall = plan.ipcObjects / (median(ipcMs) / 1000);
+  const rows: Row[] = [
+    {
+      suite: 'cluster', name: '1 MiB frames, 2 processes', weft: weftBulk, anchor: rawBulk, anchorName: 'raw socket, 2 processes',
+      unit: 'MiB/s', ratio: weftBulk / rawBulk, target: 0.8, higherIsBetter: true,
+    },
+    {
+      suite: 'cluster', name: '{i, x} objects, 2 processes', weft: weftSmall, anchor: ipcSmall, anchorName: 'process.send IPC',
+      unit: 'msg/s', ratio: weftSmall / ipcSmall, target: 10, higherIsBetter: true,
+    },
+  ];
+  return { suite: 'cluster', rows, raw: { weft: w, rawSocketMs, ipcMs, plan } };
+}
+
+if (process.argv[1] !== undefined && fileURLToPath(import.meta.url) === process.argv[1]) {
+  const figures = await runClusterBench();
+  printRows(figures.rows);
+  for (const r of figures.rows) console.log(`${r.name}: ${r.ratio.toFixed(2)}x ${r.anchorName} (target >= ${r.target}x)`);
+}
