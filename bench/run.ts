@@ -17,6 +17,7 @@ const SUITES: Suite[] = [
   { file: 'allocator.ts', export: 'runAllocatorBench' },
   { file: 'runtime.ts', export: 'runRuntimeBench' },
   { file: 'cluster.ts', export: 'runClusterBench' },
+  { file: 'amqp.ts', export: 'runAmqpBench' },
 ];
 
 /** A suite that has not settled by then is reported as failed and the rest still run. */
