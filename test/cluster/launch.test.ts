@@ -35,6 +35,15 @@ describe('weft launch', () => {
     expect(cluster.stderr, detail).toEqual([expect.stringMatching(/^weft: launching 3 processes x 2 threads/)]);
   });
 
+  it('bulk: 64 frames of 1 MiB between 2 processes, enough to block the socket, arrive whole and in order', async () => {
+    const cluster = launch(['-n', '2', '-w', '1', PROGRAM, 'bulk']);
+    const { code } = await cluster.exited;
+    const detail = `stdout:\n${cluster.stdout.join('\n')}\nstderr:\n${cluster.stderr.join('\n')}`;
+    expect(code, detail).toBe(0);
+    expect(cluster.stdout, detail).toContain('[0] result [0]');
+    expect(cluster.stdout, detail).toContain('[1] result [64]');
+  });
+
   it('stops every process when one fails, and exits non-zero', async () => {
     const cluster = launch(['-n', '2', '-w', '1', PROGRAM, 'no-such-mode']);
     const { code } = await cluster.exited;
