@@ -142,7 +142,7 @@ export class Allocator implements FrameSink {
       this.stray.delete(channel);
       for (const s of early) {
         if (s.kind === 'close') pull.closeFrom(s.source);
-        else this.batch(s.source, channel, s.codec, s.count, s.payload);
+        else this.batch(s.source, channel, s.codec, s.count, s.payload, true);
       }
     }
     return [pushes, pull];
@@ -176,6 +176,7 @@ export class Allocator implements FrameSink {
    * so nothing this worker wrote is held back while it sleeps.
    */
   awaitEvents(timeoutMs = Infinity): void {
+    this.returnLent();
     // Overflow that release() just moved into a ring is the event a
     // flow-controlled sender waits for: return rather than park on it.
     if (this.releaseMovedOverflow() || this.spin()) return;
@@ -191,6 +192,7 @@ export class Allocator implements FrameSink {
 
   /** awaitEvents for async code: the event loop keeps turning while parked. */
   async awaitEventsAsync(timeoutMs = Infinity): Promise<void> {
+    this.returnLent();
     // Overflow that release() just moved into a ring is the event a
     // flow-controlled sender waits for: return rather than park on it.
     if (this.releaseMovedOverflow() || this.spin()) return;
@@ -250,6 +252,13 @@ export class Allocator implements FrameSink {
     return false;
   }
 
+  // Borrowed views expire when their worker waits for more: their bytes go
+  // back to the producers now, or a producer whose ring they fill could
+  // never wake this worker.
+  private returnLent(): void {
+    for (const inbox of this.inboxes) inbox.reader.release();
+  }
+
   /** Channel ids that received messages since the last call. */
   events(): number[] {
     const list = this.eventList.splice(0);
@@ -285,20 +294,20 @@ export class Allocator implements FrameSink {
 
   // FrameSink: called by inboxes during receive().
 
-  batch(source: number, channel: number, codec: number, count: number, payload: Uint8Array): void {
+  batch(source: number, channel: number, codec: number, count: number, payload: Uint8Array, owned: boolean): boolean {
     const entry = this.channels.get(channel);
     if (entry === undefined) {
       const list = this.stray.get(channel) ?? [];
-      list.push({ kind: 'batch', source, codec, count, payload: payload.slice() });
+      list.push({ kind: 'batch', source, codec, count, payload: owned ? payload : payload.slice() });
       this.stray.set(channel, list);
-      return;
+      return false;
     }
     if (codec !== entry.codec.id) {
       throw new ChannelError(channel, `worker ${source} sends with codec #${codec}, worker ${this.index} allocated it with ${entry.codec.name} (#${entry.codec.id})`);
     }
     let batch: ArrayLike<unknown>;
     try {
-      batch = entry.codec.decode(payload, count);
+      batch = entry.codec.decode(payload, count, owned);
     } catch (error) {
       throw new ChannelError(channel, `cannot decode a batch from worker ${source}: ${(error as Error).message}`, { cause: error });
     }
@@ -307,6 +316,7 @@ export class Allocator implements FrameSink {
       this.eventSeen.add(channel);
       this.eventList.push(channel);
     }
+    return entry.codec.lends === true && !owned;
   }
 
   close(source: number, channel: number): void {

@@ -22,8 +22,18 @@ export interface Codec<T> {
   readonly id: number;
   readonly name: string;
   batcher(): Batcher<T>;
-  /** Decodes a payload of `count` messages. `bytes` may view shared memory. */
-  decode(bytes: Uint8Array, count: number): ArrayLike<T>;
+  /**
+   * Decodes a payload of `count` messages. `bytes` may view shared memory
+   * (a ring), valid only during the call unless the codec `lends`; `owned`
+   * says the bytes are fresh memory no one else holds, free to adopt.
+   */
+  decode(bytes: Uint8Array, count: number, owned: boolean): ArrayLike<T>;
+  /**
+   * The decoded messages are views of the ring itself (zero copy). They stay
+   * valid until the receiver's next `receive()` or `awaitEvents()`, which is
+   * when the ring takes their bytes back.
+   */
+  readonly lends?: boolean;
   /**
    * Optional: the puller has handed out every message of a decoded batch.
    * A codec whose batch containers never reach the user (numbers: recv
@@ -185,16 +195,33 @@ class TypedArrayBatcher<A extends TypedArray> implements Batcher<A> {
   }
 }
 
-function typedArray<A extends TypedArray>(ctor: TypedArrayConstructor<A>): Codec<A> {
+export interface TypedArrayOptions {
+  /**
+   * Receive views of the ring instead of copies: no copy on the receiving
+   * side at all, but a message is valid only until the receiver's next
+   * `receive()` or `awaitEvents()` (copy it to keep it), and it views a
+   * SharedArrayBuffer. Only the receiver's choice: the wire is the same.
+   */
+  borrow?: boolean;
+}
+
+function typedArray<A extends TypedArray>(ctor: TypedArrayConstructor<A>, options: TypedArrayOptions = {}): Codec<A> {
   const index = TYPED.indexOf(ctor as unknown as TypedArrayConstructor<TypedArray>);
   if (index < 0) throw new CodecError(`${String((ctor as { name?: string }).name)} is not a typed array constructor`);
+  const borrow = options.borrow === true;
   return {
     id: 16 + index,
-    name: ctor.name,
+    name: borrow ? `${ctor.name} (borrowed)` : ctor.name,
+    lends: borrow,
     batcher: () => new TypedArrayBatcher(ctor),
-    decode(bytes, count) {
+    decode(bytes, count, owned) {
       if (count !== 1 || bytes.length % ctor.BYTES_PER_ELEMENT !== 0) {
         throw new CodecError(`${ctor.name} payload of ${bytes.length} bytes for ${count} messages is malformed`);
+      }
+      // Payloads are 8-aligned in rings and in reassembly buffers, so a view
+      // of any element type fits where the bytes already are.
+      if (borrow || (owned && bytes.byteOffset % ctor.BYTES_PER_ELEMENT === 0)) {
+        return [new ctor(bytes.buffer as ArrayBuffer, bytes.byteOffset, bytes.length / ctor.BYTES_PER_ELEMENT)];
       }
       // allocUnsafeSlow: an ArrayBuffer of its own, not zero-filled first,
       // since every byte is overwritten at once (a 1 MiB memset is a
@@ -217,6 +244,6 @@ export const codecs = {
   msgpack,
   /** Float64 numbers, 8 bytes each, batched, no encoding. */
   number: numbers,
-  /** One typed array per message, its bytes copied as they are. */
+  /** One typed array per message, its bytes copied as they are (or lent: `{ borrow: true }`). */
   typedArray,
 };

@@ -12,8 +12,13 @@ import {
 import { ProtocolError } from '../errors.ts';
 
 export interface FrameSink {
-  /** A whole batch. `payload` views shared memory and is valid only during the call. */
-  batch(source: number, channel: number, codec: number, count: number, payload: Uint8Array): void;
+  /**
+   * A whole batch. Unless `owned` (a reassembled PART run, in memory of its
+   * own), `payload` views the ring. Returns true if the sink keeps that view
+   * (a borrowing codec): the ring then keeps those bytes until the next
+   * drain() instead of handing them back to the producer.
+   */
+  batch(source: number, channel: number, codec: number, count: number, payload: Uint8Array, owned: boolean): boolean;
   close(source: number, channel: number): void;
   finish(source: number): void;
 }
@@ -56,10 +61,14 @@ export class Inbox {
     const v = r.view;
     const h = this.header;
     const quarter = r.capacity >>> 2;
+    // Views lent during the previous drain expire now.
+    r.release();
+    let held = -1;
     let budget = r.capacity;
     let frames = 0;
     let at: number;
     while (budget > 0 && (at = r.next()) >= 0) {
+      const start = r.position;
       // A producer never starts a frame where its header and payload would
       // cross the end of the ring; only a corrupted length upstream lands
       // the reader there. Refuse before reading past the end.
@@ -77,15 +86,16 @@ export class Inbox {
       this.check(h);
       if (at + HEADER_BYTES + h.length > r.capacity) throw new ProtocolError(`frame of ${h.length} bytes at ring offset ${at} would cross the end of the ring`);
       const payload = r.bytes.subarray(at + HEADER_BYTES, at + HEADER_BYTES + h.length);
-      this.dispatch(h, payload, sink);
+      if (this.dispatch(h, payload, sink) && held < 0) held = start;
       r.advance(h.length);
       budget -= HEADER_BYTES + h.length;
       frames++;
-      // The sink has copied (decoded) the payload, so its bytes may go back.
-      if (r.unreleased >= quarter) r.release();
+      // The sink has copied (decoded) the payload, so its bytes may go back,
+      // up to the first frame whose bytes were lent.
+      if (held < 0 && r.unreleased >= quarter) r.release();
     }
     if (frames > 0) {
-      r.release();
+      r.release(held < 0 ? r.position : held);
       this.receivedFrames += frames;
     }
     return frames;
@@ -101,21 +111,21 @@ export class Inbox {
     this.expected[h.source] = (want + 1) >>> 0;
   }
 
-  private dispatch(h: FrameHeader, payload: Uint8Array, sink: FrameSink): void {
+  /** Returns true if the sink kept a view of the ring. */
+  private dispatch(h: FrameHeader, payload: Uint8Array, sink: FrameSink): boolean {
     switch (h.kind) {
       case Kind.DATA:
         if (this.partial.has(h.source)) throw new ProtocolError(`DATA frame from worker ${h.source} interrupts a PART run`);
-        sink.batch(h.source, h.channel, h.codec, h.count, payload);
-        return;
+        return sink.batch(h.source, h.channel, h.codec, h.count, payload, false);
       case Kind.PART:
         this.part(h, payload, sink);
-        return;
+        return false;
       case Kind.CLOSE:
         sink.close(h.source, h.channel);
-        return;
+        return false;
       case Kind.FIN:
         sink.finish(h.source);
-        return;
+        return false;
       default:
         throw new ProtocolError(`frame kind ${h.kind} does not travel on rings`);
     }
@@ -124,7 +134,9 @@ export class Inbox {
   private part(h: FrameHeader, payload: Uint8Array, sink: FrameSink): void {
     let p = this.partial.get(h.source);
     if (p === undefined) {
-      p = { channel: h.channel, codec: h.codec, count: h.count, bytes: new Uint8Array(h.total), filled: 0 };
+      // Not zero-filled: every byte is written before the run is delivered.
+      const bytes = Buffer.allocUnsafeSlow(h.total);
+      p = { channel: h.channel, codec: h.codec, count: h.count, bytes: new Uint8Array(bytes.buffer, bytes.byteOffset, h.total), filled: 0 };
       this.partial.set(h.source, p);
     } else if (p.channel !== h.channel || p.codec !== h.codec || p.count !== h.count || p.bytes.length !== h.total) {
       throw new ProtocolError(`PART frame from worker ${h.source} does not continue the run on channel ${p.channel}`);
@@ -139,6 +151,6 @@ export class Inbox {
     if (p.filled !== p.bytes.length) {
       throw new ProtocolError(`PART run from worker ${h.source} ended at ${p.filled} of ${p.bytes.length} bytes`);
     }
-    sink.batch(h.source, p.channel, p.codec, p.count, p.bytes);
+    sink.batch(h.source, p.channel, p.codec, p.count, p.bytes, true);
   }
 }

@@ -181,11 +181,20 @@ export class RingReader extends RingView {
     return (this.read - this.released) | 0;
   }
 
-  /** Give consumed space back to the producer, waking it if it waits for space. */
-  release(): void {
-    if (this.read === this.released) return;
-    this.released = this.read;
-    Atomics.store(this.control, READ, this.read);
+  /** The read position: where the frame next() returned starts (after any wrap). */
+  get position(): number {
+    return this.read;
+  }
+
+  /**
+   * Give consumed space back to the producer, up to `upTo` (a position
+   * between the last release and the read position; default all of it),
+   * waking the producer if it waits for space.
+   */
+  release(upTo = this.read): void {
+    if (upTo === this.released) return;
+    this.released = upTo;
+    Atomics.store(this.control, READ, upTo);
     if (Atomics.load(this.control, WANT) !== 0) {
       Atomics.store(this.control, WANT, 0);
       this.producer.force();

@@ -2,7 +2,7 @@
 
 import { describe, expect, it } from 'vitest';
 import { Config, initialize } from '../../src/index.ts';
-import { BIG_BYTES, bigBytes, bigObject } from './fixtures/workers.ts';
+import { BIG_BYTES, BORROWED, bigBytes, bigObject } from './fixtures/workers.ts';
 
 const workers = new URL('./fixtures/workers.ts', import.meta.url);
 
@@ -22,5 +22,10 @@ describe('messages larger than the ring', () => {
     const [count, received] = await guards.join();
     expect(count).toBe(0);
     expect(received).toEqual(bigObject());
+  });
+
+  it('borrowed typed arrays view the ring and stay intact until the worker waits for more', async () => {
+    const guards = await initialize<number>(Config.process(2, { ringBytes: 1 << 18 }), { module: workers, export: 'borrowed' });
+    expect(await guards.join()).toEqual([0, BORROWED]);
   });
 });

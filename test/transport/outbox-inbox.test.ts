@@ -38,7 +38,10 @@ function link() {
   const inbox = new Inbox(new RingReader(buffer, Doorbell.create()), 0, 1, MAX_BATCH);
   const events: Event[] = [];
   const sink: FrameSink = {
-    batch: (_source, channel, codec, count, payload) => events.push({ kind: 'batch', channel, codec, count, payload: payload.slice() }),
+    batch: (_source, channel, codec, count, payload) => {
+      events.push({ kind: 'batch', channel, codec, count, payload: payload.slice() });
+      return false;
+    },
     close: (_source, channel) => events.push({ kind: 'close', channel }),
     finish: () => events.push({ kind: 'finish' }),
   };
@@ -146,6 +149,56 @@ describe('outbox and inbox', () => {
     );
     expect(overflowSeen).toBeGreaterThan(0);
     expect(fragmented).toBeGreaterThan(0);
+  });
+
+  it('views a sink keeps stay intact until the next drain, while the producer keeps writing', () => {
+    let lentSeen = 0;
+    fc.assert(
+      fc.property(
+        fc.array(fc.record({ length: fc.integer({ min: 0, max: 1200 }), seed: fc.integer(), lend: fc.boolean() }), { minLength: 1, maxLength: 60 }),
+        (batches) => {
+          const buffer = createRingBuffer(CAPACITY);
+          const outbox = new Outbox(new RingWriter(buffer, Doorbell.create()), 0, new Uint32Array(1));
+          const inbox = new Inbox(new RingReader(buffer, Doorbell.create()), 0, 1, MAX_BATCH);
+          const want = batches.map((b) => bytes(b.length, b.seed));
+          let next = 0;
+          let kept: { view: Uint8Array; want: Uint8Array }[] = [];
+          const sink: FrameSink = {
+            batch: (_source, _channel, _codec, _count, payload, owned) => {
+              const i = next++;
+              expect(same(payload, want[i]!)).toBe(true);
+              if (!batches[i]!.lend || owned) return false;
+              kept.push({ view: payload, want: want[i]! });
+              lentSeen++;
+              return true;
+            },
+            close: () => {},
+            finish: () => {},
+          };
+          const drain = (): void => {
+            // Views from the previous drain expire at this call; until then
+            // the producer must not have overwritten them.
+            for (const k of kept) expect(same(k.view, k.want)).toBe(true);
+            kept = [];
+            inbox.drain(sink);
+          };
+          want.forEach((payload, i) => {
+            outbox.data(0, i, 1, 1, payload);
+            outbox.drain();
+            outbox.publish();
+            if (i % 3 === 2) drain();
+          });
+          for (let rounds = 0; next < want.length; rounds++) {
+            outbox.drain();
+            outbox.publish();
+            drain();
+            expect(rounds).toBeLessThan(10_000);
+          }
+        },
+      ),
+      { numRuns: 200 },
+    );
+    expect(lentSeen).toBeGreaterThan(0);
   });
 
   /** Sends a few batches (one fragmented) and publishes them; returns where each frame header starts. */
