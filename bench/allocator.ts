@@ -98,6 +98,7 @@ function rows(raw: Measured[]): Row[] {
     () => latency('ping-pong (parked)', 'weft ping-pong (parked)', undefined),
     frames,
     () => throughput('1 MiB frames vs owned copy', 'weft 1 MiB frames', 'allocate + copy 1 MiB', 'frames/s', undefined),
+    () => throughput('1 MiB frames, borrowed (zero-copy receive)', 'weft 1 MiB frames, borrowed', 'Buffer.copy 1 MiB', 'frames/s', 0.5),
   ];
   // With WEFT_BENCH_ONLY some tasks did not run: print what can be computed.
   const out: Row[] = [];
