@@ -5,5 +5,5 @@ export { WorkerGuards } from './guards.ts';
 export { Allocator, type AllocatorStats } from './allocator.ts';
 export type { Push } from './push.ts';
 export type { Pull } from './pull.ts';
-export { codecs, type Codec, type Batcher } from './codec.ts';
+export { codecs, type Codec, type Batcher, type TypedArrayOptions } from './codec.ts';
 export type { WorkerFn } from './worker.ts';

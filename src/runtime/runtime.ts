@@ -11,6 +11,7 @@ import { execute, type Plan } from './execution.ts';
 import { LoopbackBackend } from './loopback.ts';
 import type { Operation } from './registry.ts';
 import { DEFAULT_RETRY, type RetryPolicy } from './retry.ts';
+import { reachedRuntime } from './worker-runtime.ts';
 
 export interface RuntimeOptions {
   /** Retry policy for transient errors; default: 3 retries, exponential from 10 ms, capped at 1 s. */
@@ -65,6 +66,7 @@ export class Runtime implements AsyncDisposable {
 
   /** Runs tasks on worker threads that import the `operations` module(s). */
   static async inMemory(options: InMemoryOptions = {}): Promise<Runtime> {
+    if (reachedRuntime()) return new Promise<never>(() => {});
     // Loaded on demand: a program on `Runtime.local()` or on another backend
     // never pulls in the thread allocator.
     const { ThreadBackend } = await import('./thread-backend.ts');
@@ -84,6 +86,7 @@ export class Runtime implements AsyncDisposable {
    * fails every running directive.
    */
   static async cluster(config: Config, options: ClusterRuntimeOptions = {}): Promise<Runtime | undefined> {
+    if (reachedRuntime()) return new Promise<never>(() => {});
     const { ClusterBackend } = await import('./cluster-backend.ts');
     const backend = await ClusterBackend.start(config, operationsModules(options.operations));
     return backend === undefined ? undefined : new Runtime(backend, options);
@@ -95,6 +98,7 @@ export class Runtime implements AsyncDisposable {
    * Resolves once connected; the workers may start before or after.
    */
   static async amqp(options: AmqpRuntimeOptions): Promise<Runtime> {
+    if (reachedRuntime()) return new Promise<never>(() => {});
     const { AmqpBackend } = await import('./amqp/backend.ts');
     return new Runtime(await AmqpBackend.start(options), options);
   }
