@@ -57,15 +57,20 @@ type Stray =
   | { kind: 'close'; source: number };
 
 const MAX_CHANNEL = 0xffffffff;
-// About 2000 checks before parking: a peer that answers within a few
-// microseconds is seen without paying the ~30 us park/wake of Atomics.wait.
-// The budget adapts: halved each time spinning found nothing (the peer was
+// Before parking, a worker spins on its rings for up to SPIN_MAX_US: a peer
+// that answers within that is seen without the ~30 us of Atomics.wait and
+// notify. The budget is time, not a count of checks, because it must cover
+// a parked peer's wake-up: when both ends spin for less than that, each
+// finds the other parked, and a ping-pong settles at two wake-ups per round
+// trip. It adapts: halved each time spinning found nothing (the peer was
 // slow, or not even scheduled: on a machine with more busy threads than
 // cores, a spinning thread takes the core its peer needs), doubled each time
-// it found the event. A quick peer keeps the full budget; a slow one costs
-// little more than a park.
-const SPIN = 2000;
-const MIN_SPIN = 32;
+// it found the event. Every PROBE_EVERY-th wait spins the full budget
+// whatever the history, so two ends that both backed off find their way
+// back to spinning once the peer is quick again.
+const SPIN_MAX_US = 100;
+const SPIN_MIN_US = 2;
+const PROBE_EVERY = 8;
 
 export class Allocator implements FrameSink {
   readonly index: number;
@@ -88,11 +93,12 @@ export class Allocator implements FrameSink {
   private localWake = false;
   /**
    * Checks of the rings awaitEvents makes before it parks; undefined means
-   * adaptive (up to about 2000). 0 always parks: lowest CPU, ~30 us per wake.
+   * adaptive (spinning up to 100 us). 0 always parks: lowest CPU, ~30 us per wake.
    */
   spinLimit: number | undefined = undefined;
-  /** The adaptive budget used when spinLimit is undefined. */
-  private spinBudget = SPIN;
+  /** The adaptive budget in microseconds, used when spinLimit is undefined. */
+  private spinBudgetUs = SPIN_MAX_US;
+  private waits = 0;
 
   constructor(wiring: Wiring) {
     this.index = wiring.index;
@@ -232,14 +238,17 @@ export class Allocator implements FrameSink {
       for (let i = 0; i < this.spinLimit; i++) if (this.ready(false)) return true;
       return false;
     }
-    const limit = this.spinBudget;
-    for (let i = 0; i < limit; i++) {
+    const budget = ++this.waits % PROBE_EVERY === 0 ? SPIN_MAX_US : this.spinBudgetUs;
+    const deadline = performance.now() + budget / 1000;
+    // The clock is read once per 64 checks: a check costs tens of nanoseconds.
+    for (let i = 1; ; i++) {
       if (this.ready(false)) {
-        if (limit < SPIN) this.spinBudget = Math.min(SPIN, limit * 2);
+        this.spinBudgetUs = Math.min(SPIN_MAX_US, Math.max(budget, this.spinBudgetUs * 2));
         return true;
       }
+      if ((i & 63) === 0 && performance.now() >= deadline) break;
     }
-    if (limit > MIN_SPIN) this.spinBudget = limit >> 1;
+    this.spinBudgetUs = Math.max(SPIN_MIN_US, this.spinBudgetUs / 2);
     return false;
   }
 
