@@ -13,8 +13,8 @@ import type { Measured, Plan } from './fixtures/allocator-worker.ts';
 import { printRows, type Row } from './report.ts';
 
 const MiB = 1 << 20;
-/** Large enough that a 1 MiB message is one frame (a frame may take a quarter ring). */
-const RING_BYTES = 8 * MiB;
+/** Large enough that a 1 MiB message is one frame (a frame may take half the ring). */
+const RING_BYTES = 4 * MiB;
 
 export const defaultPlan: Plan = {
   objects: 200_000,

@@ -11,7 +11,7 @@ import { Control } from '../transport/control.ts';
 import { Doorbell } from '../transport/doorbell.ts';
 import { connectMesh } from '../transport/mesh.ts';
 import { Router } from '../transport/router.ts';
-import { RingReader, RingWriter } from '../transport/ring.ts';
+import { RingReader, RingWriter, maxPayload } from '../transport/ring.ts';
 
 export async function launchCluster<R>(config: Extract<Config, { kind: 'cluster' }>, task: Task): Promise<WorkerGuards<R>> {
   const { threads, options } = config;
@@ -29,7 +29,7 @@ export async function launchCluster<R>(config: Extract<Config, { kind: 'cluster'
     process: c.process, processes, threads, addresses: c.addresses, links: mesh.links, bell: routerBell,
     fromWorkers: fabric.fromWorkers.map((r, k) => new RingReader(r, new Doorbell(fabric.bells[k]!))),
     toWorkers: fabric.toWorkers.map((r, k) => new RingWriter(r, new Doorbell(fabric.bells[k]!))),
-    limits: { peers: threads * processes, maxFrame: options.ringBytes >>> 2, maxBatch: options.maxMessageBytes },
+    limits: { peers: threads * processes, maxFrame: maxPayload(options.ringBytes), maxBatch: options.maxMessageBytes },
     heartbeatTimeoutMs: c.heartbeatTimeoutMs,
     onFailure: (e) => guards.failExternal(e),
   });

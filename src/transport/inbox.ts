@@ -4,7 +4,7 @@
 // own threads, but a header is still checked before its length is trusted:
 // a bug must surface as a ProtocolError naming the frame, never as garbage.
 
-import { RingReader } from './ring.ts';
+import { RingReader, maxPayload } from './ring.ts';
 import {
   F_CHANNEL, F_CODEC, F_COUNT, F_FLAGS, F_KIND, F_LENGTH, F_SEQ, F_SOURCE, F_TARGET, F_TOTAL,
   Flags, HEADER_BYTES, Kind, validateHeader, type FrameHeader,
@@ -47,7 +47,7 @@ export class Inbox {
     maxBatch: number,
   ) {
     this.expected = new Uint32Array(peers);
-    this.limits = { peers, maxFrame: reader.capacity >>> 2, maxBatch };
+    this.limits = { peers, maxFrame: maxPayload(reader.capacity), maxBatch };
   }
 
   /**

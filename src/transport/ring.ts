@@ -36,6 +36,11 @@ const WRAP = 0xffffffff;
 export const MIN_RING_BYTES = 1 << 12;
 export const MAX_RING_BYTES = 1 << 30;
 
+/** The largest frame payload a ring of `capacity` bytes carries. */
+export function maxPayload(capacity: number): number {
+  return (capacity >>> 1) - HEADER_BYTES;
+}
+
 export function createRingBuffer(capacity: number): SharedArrayBuffer {
   if (!Number.isInteger(capacity) || capacity < MIN_RING_BYTES || capacity > MAX_RING_BYTES || (capacity & (capacity - 1)) !== 0) {
     throw new RangeError(`ring capacity must be a power of two between ${MIN_RING_BYTES} and ${MAX_RING_BYTES} bytes, got ${capacity}`);
@@ -73,9 +78,13 @@ export class RingWriter extends RingView {
     this.read = Atomics.load(this.control, READ);
   }
 
-  /** The largest payload that fits in one frame of this ring. */
+  /**
+   * The largest payload of one frame: half the ring, so a 1 MiB message
+   * travels whole through a 4 MiB ring while the consumer still reads the
+   * frame before it. Larger batches travel as PART runs.
+   */
   get maxPayload(): number {
-    return (this.capacity >>> 2) - HEADER_BYTES;
+    return maxPayload(this.capacity);
   }
 
   /**

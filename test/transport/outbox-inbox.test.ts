@@ -72,8 +72,8 @@ const steps: fc.Arbitrary<Step[]> = fc.array(
         op: fc.constant('data' as const),
         channel: fc.integer({ min: 0, max: 3 }),
         codec: fc.integer({ min: 1, max: 30 }),
-        // Up to 3x the largest frame payload (992 bytes here): many batches fragment.
-        length: fc.oneof(fc.integer({ min: 0, max: 64 }), fc.integer({ min: 0, max: 3000 })),
+        // Up to 3x the largest frame payload (2016 bytes here): many batches fragment.
+        length: fc.oneof(fc.integer({ min: 0, max: 64 }), fc.integer({ min: 0, max: 6000 })),
         seed: fc.integer(),
       }),
     },
@@ -204,8 +204,8 @@ describe('outbox and inbox', () => {
   /** Sends a few batches (one fragmented) and publishes them; returns where each frame header starts. */
   function loaded(): ReturnType<typeof link> & { headers: number[] } {
     const l = link();
-    // Frames: DATA(10), PART(992), PART(508, last), DATA(0), DATA(200), CLOSE.
-    const sizes = [10, 1500, 0, 200];
+    // Frames: DATA(10), PART(2016), PART(984, last), DATA(0), DATA(200), CLOSE.
+    const sizes = [10, 3000, 0, 200];
     for (let i = 0; i < sizes.length; i++) l.outbox.data(0, i, 1, 1, bytes(sizes[i]!, i + 7));
     l.outbox.control(0, 2, Kind.CLOSE);
     l.outbox.publish();
@@ -258,16 +258,18 @@ describe('outbox and inbox', () => {
   });
 
   it('a corrupted PART length that sends the reader to the end of the ring is a ProtocolError', () => {
-    // Three full DATA frames, then a PART run whose first frame ends the ring
+    // One full DATA frame, then a PART run whose first frame ends the ring
     // exactly. Shortening that PART's length by 8 bytes leaves the reader
     // 8 bytes before the end, where no header fits.
     const { buffer, outbox, inbox, sink } = link();
-    for (let i = 0; i < 3; i++) outbox.data(0, 1, 1, 1, bytes(outbox.writer.maxPayload, i + 1));
-    outbox.data(0, 1, 1, 1, bytes(2000, 9));
+    const max = outbox.writer.maxPayload;
+    outbox.data(0, 1, 1, 1, bytes(max, 1));
+    outbox.data(0, 1, 1, 1, bytes(max + 500, 9));
     outbox.publish();
     const view = new DataView(buffer, 256);
-    expect(view.getUint8(3072 + 20)).toBe(Kind.PART);
-    view.setUint32(3072, outbox.writer.maxPayload - 8, true);
+    const part = max + 32;
+    expect(view.getUint8(part + 20)).toBe(Kind.PART);
+    view.setUint32(part, max - 8, true);
     expect(() => inbox.drain(sink)).toThrow(ProtocolError);
   });
 

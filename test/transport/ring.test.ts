@@ -1,6 +1,6 @@
 // Property tests of the SPSC frame ring, on one thread: a producer and a
 // consumer take turns in a random order, and a model says what each step
-// must see. Frames have random sizes up to a quarter of the ring, so they
+// must see. Frames have random sizes up to half the ring, so they
 // wrap around many times in one run.
 
 import { describe, expect, it } from 'vitest';
@@ -54,7 +54,7 @@ function ring(capacity: number): { writer: RingWriter; reader: RingReader } {
 
 describe('ring', () => {
   it.each([4096, 8192])('keeps frames FIFO and byte-exact through random interleavings and wrap-around (capacity %i)', (capacity) => {
-    const maxPayload = capacity / 4 - HEADER_BYTES;
+    const maxPayload = capacity / 2 - HEADER_BYTES;
     // Across all runs, the interesting cases must actually occur.
     let wraps = 0;
     let refusals = 0;
@@ -177,7 +177,7 @@ describe('ring', () => {
     const length = writer.maxPayload;
     let frames = 0;
     while (writer.reserve(length) >= 0) frames++;
-    expect(frames).toBe(4); // 4 frames of a quarter each fill it exactly
+    expect(frames).toBe(2); // 2 frames of half a ring each fill it exactly
     expect(writer.wantSpace(length)).toBe(false);
     writer.publish();
     expect(reader.next()).toBe(0);
