@@ -25,6 +25,7 @@ import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import type { ClusterTimes } from './fixtures/cluster-program.ts';
 import { printRows, type Row } from './report.ts';
+import { freePorts } from '../src/cli/launch.ts';
 
 const MiB = 1 << 20;
 const PROGRAM = fileURLToPath(new URL('./fixtures/cluster-program.ts', import.meta.url));
@@ -52,23 +53,12 @@ function median(xs: number[]): number {
   return s[Math.floor(s.length / 2)]!;
 }
 
-async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const s = createServer();
-    s.once('error', reject);
-    s.listen(0, '127.0.0.1', () => {
-      const port = (s.address() as { port: number }).port;
-      s.close(() => resolve(port));
-    });
-  });
-}
-
 /** Runs the 2-process weft program and returns the receiver's times. */
 async function weft(plan: ClusterPlan): Promise<ClusterTimes> {
   const dir = mkdtempSync(join(tmpdir(), 'weft-bench-'));
   try {
     const hosts = join(dir, 'hosts');
-    const ports = [await freePort(), await freePort()];
+    const ports = await freePorts(2);
     writeFileSync(hosts, ports.map((p) => `127.0.0.1:${p}\n`).join(''));
     const args = [String(plan.frames), String(plan.frameBytes), String(plan.objects), String(plan.rounds)];
     const runs = [0, 1].map((i) => {

@@ -24,15 +24,25 @@ export interface LaunchOptions {
 
 const STOP_GRACE_MS = 3_000;
 
-async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const s = createServer();
-    s.once('error', reject);
-    s.listen(0, '127.0.0.1', () => {
-      const port = (s.address() as { port: number }).port;
-      s.close(() => resolve(port));
+/**
+ * `n` distinct ports free on 127.0.0.1 right now (listen on port 0, note it,
+ * close). Another program may take one before it is used: a process that
+ * then cannot listen fails with a clear ConnectError.
+ */
+export async function freePorts(n: number): Promise<number[]> {
+  const ports: number[] = [];
+  while (ports.length < n) {
+    const port = await new Promise<number>((resolve, reject) => {
+      const s = createServer();
+      s.once('error', reject);
+      s.listen(0, '127.0.0.1', () => {
+        const p = (s.address() as { port: number }).port;
+        s.close(() => resolve(p));
+      });
     });
-  });
+    if (!ports.includes(port)) ports.push(port);
+  }
+  return ports;
 }
 
 function nodeArgs(script: string): string[] {
@@ -47,8 +57,7 @@ export async function launch(o: LaunchOptions): Promise<number> {
   const err = o.err ?? process.stderr;
   const dir = mkdtempSync(join(tmpdir(), 'weft-launch-'));
   const hostfile = join(dir, 'hosts');
-  const ports: number[] = [];
-  for (let i = 0; i < o.processes; i++) ports.push(await freePort());
+  const ports = await freePorts(o.processes);
   writeFileSync(hostfile, ports.map((p) => `127.0.0.1:${p}\n`).join(''));
   const script = resolve(o.script);
   const children: ChildProcess[] = [];

@@ -2,7 +2,6 @@
 // lines the programs print and for their exits, never for time to pass.
 
 import { spawn, type ChildProcess } from 'node:child_process';
-import { createServer } from 'node:net';
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -12,22 +11,7 @@ import { fileURLToPath } from 'node:url';
 export const ROOT = fileURLToPath(new URL('../../', import.meta.url));
 export const PROGRAM = fileURLToPath(new URL('./fixtures/program.ts', import.meta.url));
 
-/** Ports free right now: listen on port 0, note the port, close. */
-export async function freePorts(n: number): Promise<number[]> {
-  const ports: number[] = [];
-  while (ports.length < n) {
-    const port = await new Promise<number>((resolve, reject) => {
-      const s = createServer();
-      s.once('error', reject);
-      s.listen(0, '127.0.0.1', () => {
-        const p = (s.address() as { port: number }).port;
-        s.close(() => resolve(p));
-      });
-    });
-    if (!ports.includes(port)) ports.push(port);
-  }
-  return ports;
-}
+export { freePorts } from '../../src/cli/launch.ts';
 
 /** A fresh folder with a hostfile for `ports`. */
 export function hostfile(ports: number[]): { dir: string; path: string } {

@@ -2,7 +2,7 @@
 
 import { spawn } from 'node:child_process';
 import { mkdtempSync, writeFileSync } from 'node:fs';
-import { createServer } from 'node:net';
+import { freePorts } from '../../src/cli/launch.ts';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -13,16 +13,6 @@ import { FibAt, Sum } from './fixtures/operations.ts';
 
 const script = fileURLToPath(new URL('./fixtures/cluster-main.ts', import.meta.url));
 
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = createServer();
-    server.once('error', reject);
-    server.listen(0, '127.0.0.1', () => {
-      const { port } = server.address() as { port: number };
-      server.close(() => resolve(port));
-    });
-  });
-}
 
 function run(args: string[]): Promise<{ code: number | null; stdout: string; stderr: string }> {
   return new Promise((resolve, reject) => {
@@ -39,7 +29,7 @@ function run(args: string[]): Promise<{ code: number | null; stdout: string; std
 describe('Runtime.cluster', () => {
   it('runs directives on 2 processes of 2 threads, process 0 orchestrating', async () => {
     const hostfile = join(mkdtempSync(join(tmpdir(), 'weft-runtime-cluster-')), 'hosts');
-    writeFileSync(hostfile, `127.0.0.1:${await freePort()}\n127.0.0.1:${await freePort()}\n`);
+    writeFileSync(hostfile, (await freePorts(2)).map((port) => `127.0.0.1:${port}\n`).join(''));
     const [orchestrator, server] = await Promise.all(
       [0, 1].map((index) => run(['-w', '2', '-n', '2', '-p', String(index), '-h', hostfile])),
     );
