@@ -86,15 +86,18 @@ const RESULT_PREFETCH = 64;
 interface LeaseState {
   readonly key: string;
   readonly queue: string;
-  readonly handlers: LeaseHandlers;
+  /** Set when a directive takes the lease (a spare has none until then). */
+  handlers: LeaseHandlers;
   open: boolean;
+  /** The session the result queue was (being) declared and consumed on. */
+  openedOn: Session | undefined;
   /** The session whose channel consumes this lease's queue. */
   consuming: Session | undefined;
   consumerTag: string | undefined;
   /** Tasks dispatched before the result queue was ready. */
   backlog: Task[];
-  /** Tasks without an answer yet, by `index:stage:attempt`. */
-  readonly unanswered: Set<string>;
+  /** Tasks without an answer yet, by `idOf(index, stage, attempt)`. */
+  readonly unanswered: Set<number | string>;
 }
 
 interface Publication {
@@ -104,7 +107,19 @@ interface Publication {
   sentOn: Session | undefined;
 }
 
-const idOf = (index: number, stage: number, attempt: number) => `${index}:${stage}:${attempt}`;
+const NO_HANDLERS: LeaseHandlers = { results: () => {}, failed: () => {} };
+
+/**
+ * A task's identity: its index for a first stage's first attempt (a small
+ * integer, the cheapest key a Set has, and the common case), a negative
+ * number for other stages and attempts while it fits, a string beyond.
+ */
+const idOf = (index: number, stage: number, attempt: number): number | string =>
+  stage === 0 && attempt === 0
+    ? index
+    : index < 0x2_0000_0000 && stage < 1024 && attempt < 1024
+      ? -((index * 1024 + stage) * 1024 + attempt) - 1
+      : `${index}:${stage}:${attempt}`;
 
 export class AmqpBackend implements Backend {
   readonly parallelism: number;
@@ -113,11 +128,17 @@ export class AmqpBackend implements Backend {
   private readonly names: Names;
   private readonly connection: ReconnectingConnection;
   private readonly leases = new Map<string, LeaseState>();
+  /**
+   * The next lease, opened ahead: its result queue is declared and consumed
+   * (or being so) before a directive asks, so a directive's first tasks
+   * leave at once instead of after the declare's round trip.
+   */
+  private spare: LeaseState | undefined;
   private readonly unconfirmed = new Set<Publication>();
   /** Result queues of released leases that could not be deleted while disconnected. */
   private readonly doomed = new Set<string>();
   private readonly chores = new Set<Promise<unknown>>();
-  /** Leases with a backlog to publish at the end of this turn. */
+  /** Leases with a backlog to publish once the current callbacks have run. */
   private readonly dirty = new Set<LeaseState>();
   private flushing = false;
   private readonly maxBatch: number;
@@ -159,22 +180,55 @@ export class AmqpBackend implements Backend {
 
   lease(handlers: LeaseHandlers): Lease {
     if (this.closed) throw new RuntimeClosedError('the runtime is closed');
+    const session = this.connection.session;
+    let state = this.spare;
+    this.spare = undefined;
+    if (state !== undefined && (session === undefined || state.openedOn !== session)) {
+      this.discard(state);
+      state = undefined;
+    }
+    if (state === undefined) {
+      state = this.newLease();
+      if (session !== undefined) this.chore(this.openLease(state, session));
+    }
+    state.handlers = handlers;
+    this.leases.set(state.key, state);
+    if (session !== undefined) this.prepareSpare(session);
+    else this.watchOutage();
+    const taken = state;
+    return { key: taken.key, release: () => this.release(taken) };
+  }
+
+  private newLease(): LeaseState {
     const key = `${this.id}.${this.nextKey++}`;
-    const state: LeaseState = {
+    return {
       key,
       queue: this.names.resultQueue(key),
-      handlers,
+      handlers: NO_HANDLERS,
       open: true,
+      openedOn: undefined,
       consuming: undefined,
       consumerTag: undefined,
       backlog: [],
       unanswered: new Set(),
     };
-    this.leases.set(key, state);
+  }
+
+  /** Opens the next lease ahead of time on `session`, unless one is ready. */
+  private prepareSpare(session: Session): void {
+    if (this.closed || this.spare !== undefined) return;
+    const spare = this.newLease();
+    this.spare = spare;
+    this.chore(this.openLease(spare, session));
+  }
+
+  /** Drops a spare nobody took: deletes its result queue now, or on the next session. */
+  private discard(spare: LeaseState): void {
+    spare.open = false;
     const session = this.connection.session;
-    if (session !== undefined) this.chore(this.openLease(state, session));
-    else this.watchOutage();
-    return { key, release: () => this.release(state) };
+    if (spare.consuming !== undefined && spare.consuming === session) this.chore(this.dropQueue(spare.queue, session, spare.consumerTag));
+    else if (spare.openedOn === session && session !== undefined) return; // still opening: `openLease` sees it closed and deletes the queue
+    else this.doomed.add(spare.queue);
   }
 
   dispatch(tasks: readonly Task[]): void {
@@ -196,6 +250,8 @@ export class AmqpBackend implements Backend {
     if (this.closed) return;
     this.closed = true;
     clearTimeout(this.outage);
+    if (this.spare !== undefined) this.discard(this.spare);
+    this.spare = undefined;
     for (const state of [...this.leases.values()]) state.handlers.failed(new RuntimeClosedError('the runtime was closed'));
     // Released leases delete their result queues: let that finish, briefly.
     await Promise.race([Promise.allSettled([...this.chores]), new Promise((resolve) => setTimeout(resolve, 2000).unref())]);
@@ -205,9 +261,14 @@ export class AmqpBackend implements Backend {
   // ---------------------------------------------------------------- sending
 
   /**
-   * Tasks wait in the lease's backlog until the end of this turn: results
-   * arrive one message per callback, and each hands back a few tasks, so
-   * publishing at once would cut the next batches ever smaller.
+   * Tasks wait in the lease's backlog until the current callback stack has
+   * unwound: results arrive one message per callback, and each hands back a
+   * few tasks, so publishing at once would cut the next batches ever
+   * smaller. A microtask runs after amqplib has handed over every message of
+   * one socket read, so it gathers all of them, and the publishes still
+   * reach the socket in this turn of the event loop (amqplib writes in the
+   * turn's check phase); a setImmediate here would cost a whole turn per
+   * refill, with the worker's deliveries handled in between.
    */
   private enqueue(state: LeaseState, tasks: Task[]): void {
     if (!state.open) return;
@@ -218,7 +279,7 @@ export class AmqpBackend implements Backend {
     this.dirty.add(state);
     if (this.flushing) return;
     this.flushing = true;
-    setImmediate(() => {
+    queueMicrotask(() => {
       this.flushing = false;
       const session = this.connection.session;
       for (const lease of this.dirty) {
@@ -275,6 +336,7 @@ export class AmqpBackend implements Backend {
   // ---------------------------------------------------------------- leases
 
   private async openLease(state: LeaseState, session: Session): Promise<void> {
+    state.openedOn = session;
     try {
       await assertResultQueue(session.channel, state.queue, this.resultQueueExpiresMs());
       const { consumerTag } = await session.channel.consume(state.queue, (message) => this.onResults(state, session, message), {
@@ -291,7 +353,9 @@ export class AmqpBackend implements Backend {
       state.backlog = [];
       if (backlog.length > 0) this.publishTasks(state, backlog, session);
     } catch {
-      // The channel failed, so the session is lost; `up` opens the lease again.
+      // The channel failed, so the session is lost; `up` opens the lease
+      // again (a discarded spare's queue may exist: delete it later).
+      if (!state.open) this.doomed.add(state.queue);
     }
   }
 
@@ -340,7 +404,7 @@ export class AmqpBackend implements Backend {
     }
     let results;
     try {
-      results = decodeResults(message.content, state.key);
+      results = decodeResults(message.content, state.key, headerNumber(message.properties.headers, HEADER_FORMAT) ?? FORMAT);
     } catch (error) {
       session.channel.ack(message);
       if (state.open) state.handlers.failed(new DeadLetterError(`a result message could not be decoded: ${(error as Error).message}`, state.queue));
@@ -369,7 +433,7 @@ export class AmqpBackend implements Backend {
     if (brokerReason !== undefined) {
       let tasks: Task[];
       try {
-        tasks = decodeTasks(message.content, state.key);
+        tasks = decodeTasks(message.content, state.key, headerNumber(headers, HEADER_FORMAT) ?? FORMAT);
       } catch {
         state.handlers.failed(new DeadLetterError(`the broker dead-lettered a task message (${brokerReason})`, this.names.deadQueue));
         return;
@@ -410,10 +474,17 @@ export class AmqpBackend implements Backend {
       if (publication.lease.open) this.send(publication, session);
       else this.unconfirmed.delete(publication);
     }
+    this.prepareSpare(session);
   }
 
   private down(): void {
     for (const state of this.leases.values()) state.consuming = undefined;
+    if (this.spare !== undefined) {
+      // Its queue may exist: the next session deletes it.
+      this.spare.open = false;
+      this.doomed.add(this.spare.queue);
+      this.spare = undefined;
+    }
     this.watchOutage();
   }
 

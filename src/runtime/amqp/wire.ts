@@ -5,12 +5,23 @@
 // A task message holds a batch of tasks of one lease; the lease key is in a
 // header, not in every task. A result message holds the results of one task
 // message, published to the queue named by its `replyTo`.
+//
+// Format 2 (current) stores a batch by columns: the operation name once per
+// distinct name, stage and attempt once when every task shares them (they
+// almost always do), then the indices and the inputs (or outputs) as plain
+// arrays. Per task that is the index and the value, nothing else: a batch of
+// 256 small tasks is about 1.5 kB instead of 7.5 kB in format 1 (an object
+// per task repeating the operation name), and costs a fraction of the time
+// to encode and decode. Workers still read format 1 and answer a message in
+// its own format, so an older orchestrator keeps working with newer workers.
 
 import { Packr } from 'msgpackr';
 import type { Task, TaskFailure, TaskResult } from '../task.ts';
 
 /** Bumped when the body layout changes; a worker dead-letters a format it does not know. */
-export const FORMAT = 1;
+export const FORMAT = 2;
+/** Formats this code reads (and answers in). */
+export const FORMATS: readonly number[] = [1, 2];
 
 export const TYPE_TASKS = 'weft.tasks';
 export const TYPE_RESULTS = 'weft.results';
@@ -43,21 +54,87 @@ export class WireError extends Error {
   override name = 'WireError';
 }
 
-export function encodeTasks(tasks: readonly Task[]): Buffer {
-  return packr.pack(tasks.map(({ op, input, index, stage, attempt }): WireTask => ({ op, input, index, stage, attempt })));
+/** A column of per-item numbers, or the one value they all share. */
+type Column = number | number[];
+
+function columnOf(count: number, valueAt: (i: number) => number): Column {
+  const first = count === 0 ? 0 : valueAt(0);
+  for (let i = 1; i < count; i++) {
+    if (valueAt(i) !== first) {
+      const column = new Array<number>(count);
+      for (let j = 0; j < count; j++) column[j] = valueAt(j);
+      return column;
+    }
+  }
+  return first;
 }
 
 function isCount(value: unknown): value is number {
   return Number.isSafeInteger(value) && (value as number) >= 0;
 }
 
-/** Decodes and checks a task batch; throws `WireError` on anything else. */
-export function decodeTasks(content: Buffer, key: string): Task[] {
-  let body: unknown;
+/** Reads item `i` of a column; undefined if it is not a count. */
+function cell(column: unknown, i: number): number | undefined {
+  const value = Array.isArray(column) ? column[i] : column;
+  return isCount(value) ? value : undefined;
+}
+
+function unpack(content: Buffer): unknown {
   try {
-    body = packr.unpack(content);
+    return packr.unpack(content);
   } catch (error) {
     throw new WireError(`not msgpack: ${(error as Error).message}`);
+  }
+}
+
+/** Encodes a task batch in format `FORMAT`: `[ops, op, index, stage, attempt, input]`, where `op`, `stage` and `attempt` are a column or a shared value (`op` indexes `ops`). */
+export function encodeTasks(tasks: readonly Task[]): Buffer {
+  const count = tasks.length;
+  const ops: string[] = [];
+  const opIndex = new Map<string, number>();
+  const op = columnOf(count, (i) => {
+    const name = tasks[i]!.op;
+    let at = opIndex.get(name);
+    if (at === undefined) {
+      at = ops.push(name) - 1;
+      opIndex.set(name, at);
+    }
+    return at;
+  });
+  const index = new Array<number>(count);
+  const input = new Array<unknown>(count);
+  for (let i = 0; i < count; i++) {
+    const task = tasks[i]!;
+    index[i] = task.index;
+    input[i] = task.input;
+  }
+  const stage = columnOf(count, (i) => tasks[i]!.stage);
+  const attempt = columnOf(count, (i) => tasks[i]!.attempt);
+  return packr.pack([ops, op, index, stage, attempt, input]);
+}
+
+/** Decodes and checks a task batch of `format` (default `FORMAT`); throws `WireError` on anything else. */
+export function decodeTasks(content: Buffer, key: string, format: number = FORMAT): Task[] {
+  const body = unpack(content);
+  if (format === 2) {
+    if (!Array.isArray(body) || body.length !== 6 || !Array.isArray(body[0]) || !Array.isArray(body[2]) || !Array.isArray(body[5])) {
+      throw new WireError('the body is not a task batch');
+    }
+    const [ops, op, index, stage, attempt, input] = body as [unknown[], unknown, unknown[], unknown, unknown, unknown[]];
+    if (input.length !== index.length) throw new WireError('the task batch has unequal index and input columns');
+    const tasks = new Array<Task>(index.length);
+    for (let i = 0; i < index.length; i++) {
+      const at = cell(op, i);
+      const name = at === undefined ? undefined : ops[at];
+      const n = index[i];
+      const s = cell(stage, i);
+      const a = cell(attempt, i);
+      if (typeof name !== 'string' || !isCount(n) || s === undefined || a === undefined) {
+        throw new WireError(`task ${i} of the batch lacks op, index, stage or attempt`);
+      }
+      tasks[i] = { op: name, input: input[i], key, index: n, stage: s, attempt: a };
+    }
+    return tasks;
   }
   if (!Array.isArray(body)) throw new WireError('the body is not an array of tasks');
   return body.map((task: unknown, position) => {
@@ -69,19 +146,65 @@ export function decodeTasks(content: Buffer, key: string): Task[] {
   });
 }
 
-export function encodeResults(results: readonly TaskResult[]): Buffer {
-  return packr.pack(
-    results.map(({ index, stage, attempt, output, error }): WireResult => (error === undefined ? { index, stage, attempt, output } : { index, stage, attempt, error })),
-  );
+/**
+ * Encodes a result batch in `format` (default `FORMAT`; a worker answers in
+ * its task message's format). Format 2: `[index, stage, attempt, output,
+ * errors]`, `stage` and `attempt` a column or a shared value, `output` null
+ * where the task failed, `errors` null or `[position, error, …]` pairs.
+ */
+export function encodeResults(results: readonly TaskResult[], format: number = FORMAT): Buffer {
+  if (format === 1) {
+    return packr.pack(
+      results.map(({ index, stage, attempt, output, error }): WireResult => (error === undefined ? { index, stage, attempt, output } : { index, stage, attempt, error })),
+    );
+  }
+  const count = results.length;
+  const index = new Array<number>(count);
+  const output = new Array<unknown>(count);
+  let errors: unknown[] | null = null;
+  for (let i = 0; i < count; i++) {
+    const result = results[i]!;
+    index[i] = result.index;
+    if (result.error === undefined) {
+      output[i] = result.output;
+    } else {
+      output[i] = null;
+      (errors ??= []).push(i, result.error);
+    }
+  }
+  const stage = columnOf(count, (i) => results[i]!.stage);
+  const attempt = columnOf(count, (i) => results[i]!.attempt);
+  return packr.pack([index, stage, attempt, output, errors]);
 }
 
-/** Decodes a result batch; throws `WireError` on anything else. */
-export function decodeResults(content: Buffer, key: string): TaskResult[] {
-  let body: unknown;
-  try {
-    body = packr.unpack(content);
-  } catch (error) {
-    throw new WireError(`not msgpack: ${(error as Error).message}`);
+function failureOf(value: unknown): TaskFailure {
+  const e = (typeof value === 'object' && value !== null ? value : {}) as Partial<TaskFailure>;
+  return { name: String(e.name), message: String(e.message), stack: e.stack, transient: e.transient === true };
+}
+
+/** Decodes a result batch of `format` (default `FORMAT`); throws `WireError` on anything else. */
+export function decodeResults(content: Buffer, key: string, format: number = FORMAT): TaskResult[] {
+  const body = unpack(content);
+  if (format === 2) {
+    if (!Array.isArray(body) || body.length !== 5 || !Array.isArray(body[0]) || !Array.isArray(body[3])) {
+      throw new WireError('the body is not a result batch');
+    }
+    const [index, stage, attempt, output, errors] = body as [unknown[], unknown, unknown, unknown[], unknown];
+    if (output.length !== index.length) throw new WireError('the result batch has unequal index and output columns');
+    const failures = new Map<number, unknown>();
+    if (Array.isArray(errors)) for (let i = 0; i + 1 < errors.length; i += 2) failures.set(errors[i] as number, errors[i + 1]);
+    else if (errors !== null && errors !== undefined) throw new WireError('the result batch has a malformed error list');
+    const results = new Array<TaskResult>(index.length);
+    for (let i = 0; i < index.length; i++) {
+      const n = index[i];
+      const s = cell(stage, i);
+      const a = cell(attempt, i);
+      if (!isCount(n) || s === undefined || a === undefined) throw new WireError(`result ${i} of the batch lacks index, stage or attempt`);
+      results[i] = failures.has(i)
+        ? { key, index: n, stage: s, attempt: a, error: failureOf(failures.get(i)) }
+        : { key, index: n, stage: s, attempt: a, output: output[i] };
+    }
+    return results;
   }
   if (!Array.isArray(body)) throw new WireError('the body is not an array of results');
   return body.map((result: unknown, position) => {
@@ -89,11 +212,7 @@ export function decodeResults(content: Buffer, key: string): TaskResult[] {
     if (typeof r !== 'object' || r === null || !isCount(r.index) || !isCount(r.stage) || !isCount(r.attempt)) {
       throw new WireError(`result ${position} of the batch lacks index, stage or attempt`);
     }
-    if (r.error !== undefined) {
-      const e = r.error as Partial<TaskFailure>;
-      const error: TaskFailure = { name: String(e.name), message: String(e.message), stack: e.stack, transient: e.transient === true };
-      return { key, index: r.index, stage: r.stage, attempt: r.attempt, error };
-    }
+    if (r.error !== undefined) return { key, index: r.index, stage: r.stage, attempt: r.attempt, error: failureOf(r.error) };
     return { key, index: r.index, stage: r.stage, attempt: r.attempt, output: r.output };
   });
 }

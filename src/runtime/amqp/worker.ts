@@ -31,6 +31,7 @@ import {
   encodeResults,
   encodeTasks,
   FORMAT,
+  FORMATS,
   HEADER_COUNT,
   HEADER_FORMAT,
   HEADER_KEY,
@@ -171,18 +172,20 @@ export class AmqpWorker {
     const replyTo = message.properties.replyTo as string | undefined;
     let tasks: Task[];
     try {
-      if (format !== FORMAT) throw new Error(`message format ${format ?? 'missing'}, this worker reads format ${FORMAT}`);
+      if (format === undefined || !FORMATS.includes(format)) {
+        throw new Error(`message format ${format ?? 'missing'}, this worker reads format ${FORMATS.join(' or ')}`);
+      }
       if (typeof replyTo !== 'string' || replyTo === '') throw new Error('no reply-to queue');
-      tasks = decodeTasks(message.content, key);
+      tasks = decodeTasks(message.content, key, format);
     } catch (error) {
       this.track(this.deadLetter(session, message, key, message.content, `${REASON_UNDECODABLE}: ${(error as Error).message}`));
       return;
     }
-    this.track(this.run(session, message, key, replyTo!, tasks));
+    this.track(this.run(session, message, key, replyTo!, tasks, format!));
   }
 
-  /** Runs a batch (async operations concurrently), publishes its results, and acks once they are confirmed. */
-  private async run(session: Session, message: ConsumeMessage, key: string, replyTo: string, tasks: Task[]): Promise<void> {
+  /** Runs a batch (async operations concurrently), publishes its results (in the batch's format), and acks once they are confirmed. */
+  private async run(session: Session, message: ConsumeMessage, key: string, replyTo: string, tasks: Task[], format: number): Promise<void> {
     const started = performance.now();
     const outcomes: (TaskResult | Promise<TaskResult>)[] = [];
     for (const task of tasks) outcomes.push(this.runtime.execute(task));
@@ -191,11 +194,11 @@ export class AmqpWorker {
     const elapsed = performance.now() - started;
     if (session.lost) return; // the delivery is void; the broker delivers it again
     const confirms = [
-      publishConfirmed(session.channel, '', replyTo, encodeResults(results), {
+      publishConfirmed(session.channel, '', replyTo, encodeResults(results, format), {
         persistent: true,
         contentType: CONTENT_TYPE,
         type: TYPE_RESULTS,
-        headers: { [HEADER_FORMAT]: FORMAT, [HEADER_KEY]: key, [HEADER_MS]: elapsed, [HEADER_WORKER]: this.id },
+        headers: { [HEADER_FORMAT]: format, [HEADER_KEY]: key, [HEADER_MS]: elapsed, [HEADER_WORKER]: this.id },
       }),
     ];
     const unknown = tasks.filter((_, i) => results[i]!.error?.name === 'UnknownOperationError');
@@ -228,7 +231,7 @@ export class AmqpWorker {
     return publishConfirmed(session.channel, this.names.deadExchange, key, content, {
       persistent: true,
       contentType: CONTENT_TYPE,
-      headers: { [HEADER_REASON]: reason, [HEADER_WORKER]: this.id, [HEADER_KEY]: key },
+      headers: { [HEADER_REASON]: reason, [HEADER_WORKER]: this.id, [HEADER_KEY]: key, [HEADER_FORMAT]: FORMAT },
     });
   }
 
