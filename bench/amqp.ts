@@ -152,7 +152,7 @@ function rowsOf(f: Omit<AmqpBenchFigures, 'rows'>): Row[] {
   });
   return [
     row('tiny tasks, 1 worker', f.bareBatchedPerSecond, `bare amqplib, ${BATCH}/message`, 0.8),
-    row('tiny tasks, 1 worker', f.barePerMessagePerSecond, 'bare amqplib, 1/message', undefined),
+    row('tiny tasks vs one message per task', f.barePerMessagePerSecond, 'bare amqplib, 1/message', undefined),
     row('tiny tasks vs in-memory', f.inMemoryPerSecond, 'weft inMemory, 2 threads', undefined),
   ];
 }

@@ -111,8 +111,8 @@ function escape(s: string): string {
  * when the target is met, red when missed, grey when there is none.
  */
 export function chart(rows: readonly Row[], title: string): string {
-  const width = 900;
-  const left = 300;
+  const width = 1000;
+  const left = 380;
   const right = 130;
   const top = 56;
   const bar = 22;
