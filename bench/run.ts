@@ -47,7 +47,8 @@ function rowsOf(value: unknown): Row[] {
   return list.filter((r): r is Row => typeof r === 'object' && r !== null && typeof (r as Row).ratio === 'number');
 }
 
-async function main(): Promise<void> {
+/** Runs every suite present, prints the rows, writes latest.json and latest.svg. */
+export async function main(): Promise<void> {
   const started = new Date();
   const suites: Record<string, unknown> = {};
   const rows: Row[] = [];

@@ -45,7 +45,8 @@ program
     // The suites are TypeScript kept beside the sources, not in the build.
     const { register } = await import('tsx/esm/api');
     register();
-    await import(new URL('../../bench/run.ts', import.meta.url).href);
+    const { main } = (await import(new URL('../../bench/run.ts', import.meta.url).href)) as { main: () => Promise<void> };
+    await main();
   });
 
 await program.parseAsync(process.argv);
