@@ -1,13 +1,14 @@
 #!/usr/bin/env node
-// The `weft` command. Runs the built CLI when the package is built, and the
-// TypeScript source through tsx in a checkout that is not.
+// The `weft` command. In a checkout (src/ present) it runs the TypeScript
+// source through tsx, so it never runs a stale build; an installed package
+// ships only dist/ and runs that.
 import { existsSync } from 'node:fs';
 
-const built = new URL('../dist/cli/main.js', import.meta.url);
-if (existsSync(built)) {
-  await import(built.href);
-} else {
+const source = new URL('../src/cli/main.ts', import.meta.url);
+if (existsSync(source)) {
   const { register } = await import('tsx/esm/api');
   register();
-  await import(new URL('../src/cli/main.ts', import.meta.url).href);
+  await import(source.href);
+} else {
+  await import(new URL('../dist/cli/main.js', import.meta.url).href);
 }
