@@ -20,21 +20,39 @@ export class RangeFold<T> {
 
   constructor(private readonly monoid: Monoid<T>) {}
 
-  /** Adds the value of input `index`. Throws `FoldError` if `combine` throws. */
+  /**
+   * Adds the value of input `index`. Throws `FoldError` if `combine` throws.
+   * A neighbouring range grows in place (one map entry moves), so results
+   * arriving in order cost no new range.
+   */
   add(index: number, value: T): void {
-    let range: Range<T> = { start: index, end: index + 1, value };
     const left = this.byEnd.get(index);
+    const right = this.byStart.get(index + 1);
     if (left !== undefined) {
-      this.remove(left);
-      range = { start: left.start, end: range.end, value: this.combine(left, range) };
+      let merged = this.combine(left.value, value, left.start, index, index + 1);
+      let end = index + 1;
+      if (right !== undefined) {
+        merged = this.combine(merged, right.value, left.start, end, right.end);
+        end = right.end;
+        this.byStart.delete(right.start);
+      }
+      this.byEnd.delete(index);
+      left.end = end;
+      left.value = merged;
+      this.byEnd.set(end, left);
+      return;
     }
-    const right = this.byStart.get(range.end);
     if (right !== undefined) {
-      this.remove(right);
-      range = { start: range.start, end: right.end, value: this.combine(range, right) };
+      const merged = this.combine(value, right.value, index, index + 1, right.end);
+      this.byStart.delete(right.start);
+      right.start = index;
+      right.value = merged;
+      this.byStart.set(index, right);
+      return;
     }
-    this.byStart.set(range.start, range);
-    this.byEnd.set(range.end, range);
+    const range: Range<T> = { start: index, end: index + 1, value };
+    this.byStart.set(index, range);
+    this.byEnd.set(index + 1, range);
   }
 
   /** The fold of [0, length): every index must have been added. */
@@ -47,16 +65,11 @@ export class RangeFold<T> {
     return whole.value;
   }
 
-  private combine(left: Range<T>, right: Range<T>): T {
+  private combine(left: T, right: T, start: number, middle: number, end: number): T {
     try {
-      return this.monoid.combine(left.value, right.value);
+      return this.monoid.combine(left, right);
     } catch (error) {
-      throw new FoldError(this.monoid.name, left.start, left.end, right.end, error);
+      throw new FoldError(this.monoid.name, start, middle, end, error);
     }
-  }
-
-  private remove(range: Range<T>): void {
-    this.byStart.delete(range.start);
-    this.byEnd.delete(range.end);
   }
 }
