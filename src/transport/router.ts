@@ -64,6 +64,13 @@ interface Waiting {
   payload: Uint8Array;
 }
 
+/** A frame handed to a socket straight from a ring: its space returns once written. */
+interface InFlight {
+  /** The ring's read position just past the frame. */
+  end: number;
+  written: boolean;
+}
+
 export class Router {
   private readonly peers: (Peer | undefined)[];
   private readonly waiting: Waiting[][];
@@ -74,11 +81,14 @@ export class Router {
   private finishing: { resolve: () => void; reject: (e: Error) => void } | undefined;
   private readonly timer: NodeJS.Timeout;
   private paused = false;
+  /** Per worker ring: frames given to sockets as views of the ring, oldest first. */
+  private readonly inFlight: InFlight[][];
   readonly stats = { framesOut: 0, bytesOut: 0, framesIn: 0, bytesIn: 0, dropped: 0 };
 
   constructor(private readonly o: RouterOptions) {
     this.exited = o.toWorkers.map(() => false);
     this.waiting = o.toWorkers.map(() => []);
+    this.inFlight = o.fromWorkers.map(() => []);
     this.peers = o.links.map((link, index) => (link === undefined ? undefined : this.attach(index, link.socket, link.rest, link.error)));
     const beat = Math.max(50, Math.floor(o.heartbeatTimeoutMs / 3));
     this.timer = setInterval(() => this.heartbeat(), beat);
@@ -203,30 +213,59 @@ export class Router {
 
   /** Moves frames the workers wrote into the sockets of their target processes. */
   private pumpOut(): number {
+    // Corked, the frames of one pass leave as one writev per socket rather
+    // than one write(2) each.
+    for (const p of this.peers) p?.socket.cork();
+    try {
+      return this.forward();
+    } finally {
+      for (const p of this.peers) p?.socket.uncork();
+    }
+  }
+
+  // Frames leave as views of the worker's ring, not copies: the socket
+  // writes straight from shared memory, and the ring space is given back to
+  // the worker only once the socket has written the frame (in ring order,
+  // though frames to different peers may finish out of order).
+  private forward(): number {
     const { threads } = this.o;
     let moved = 0;
-    for (const reader of this.o.fromWorkers) {
+    this.o.fromWorkers.forEach((reader, k) => {
+      const flight = this.inFlight[k]!;
       let at: number;
-      let n = 0;
       while ((at = reader.next()) >= 0) {
         const length = reader.view.getUint32(at + F_LENGTH, true);
         const target = reader.view.getUint32(at + F_TARGET, true);
         const peer = this.peers[Math.floor(target / threads)];
         if (peer === undefined) {
           this.fail(new PeerError(-1, `a local worker wrote a frame for worker ${target}, which no connected process hosts`));
-          return moved;
+          return;
         }
         if (peer.blocked) break;
-        this.send(peer, Buffer.from(reader.bytes.subarray(at, at + HEADER_BYTES + length)));
+        const frame = Buffer.from(reader.bytes.buffer, reader.bytes.byteOffset + at, HEADER_BYTES + length);
+        reader.advance(length);
+        const entry: InFlight = { end: reader.position, written: false };
+        flight.push(entry);
+        this.send(peer, frame, () => {
+          entry.written = true;
+          this.giveBack(k);
+        });
         this.stats.framesOut++;
         this.stats.bytesOut += length;
-        reader.advance(length);
-        n++;
+        moved++;
       }
-      if (n > 0) reader.release();
-      moved += n;
-    }
+    });
     return moved;
+  }
+
+  private giveBack(k: number): void {
+    const flight = this.inFlight[k]!;
+    let n = 0;
+    while (n < flight.length && flight[n]!.written) n++;
+    if (n === 0) return;
+    const end = flight[n - 1]!.end;
+    flight.splice(0, n);
+    this.o.fromWorkers[k]!.release(end);
   }
 
   /** Whether `reader` holds a frame whose socket can take it now. */
@@ -237,9 +276,9 @@ export class Router {
     return peer === undefined || !peer.blocked;
   }
 
-  private send(peer: Peer, bytes: Uint8Array): void {
+  private send(peer: Peer, bytes: Uint8Array, written?: () => void): void {
     peer.lastSent = Date.now();
-    if (!peer.socket.write(bytes) && peer.socket.writableLength > HIGH_WATER) peer.blocked = true;
+    if (!peer.socket.write(bytes, written) && peer.socket.writableLength > HIGH_WATER) peer.blocked = true;
   }
 
   private control(peer: Peer, kind: Kind, payload: Uint8Array = new Uint8Array(0)): void {
