@@ -5,45 +5,23 @@
 import { existsSync, mkdtempSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { AbortError, Runtime } from '../../src/runtime/index.ts';
 import { namesOf } from '../../src/runtime/amqp/index.ts';
 import { Increment, Logged } from './fixtures/operations.ts';
-import {
-  AMQP_URL,
-  brokerAvailable,
-  deleteTopology,
-  lockBroker,
-  rawConnection,
-  startWorker,
-  stopWorkers,
-  uniquePrefix,
-  type WorkerProcess,
-} from './helpers.ts';
+import { AMQP_URL, brokerAvailable, brokerSession, range, rawConnection } from './helpers.ts';
 
 const available = await brokerAvailable('test/amqp/abort.test.ts');
-const range = (from: number, to: number) => Array.from({ length: to - from + 1 }, (_, i) => from + i);
 
 describe.runIf(available)('Runtime.amqp abort', () => {
-  const prefix = uniquePrefix('abort');
-  let unlock: () => void;
-  let workers: WorkerProcess[] = [];
-
-  beforeAll(async () => {
-    unlock = await lockBroker();
-  }, 180_000);
-
-  afterAll(async () => {
-    await stopWorkers(workers);
-    await deleteTopology(prefix).catch(() => {});
-    unlock?.();
-  });
+  const session = brokerSession();
+  const prefix = session.prefix('abort');
 
   it('stops only the aborted directive, and workers drop its queued tasks', async () => {
     // One task per message and two messages per worker, so most of the
     // aborted directive's tasks are still queued when it is aborted.
     await using runtime = await Runtime.amqp({ url: AMQP_URL, prefix, maxBatch: 1 });
-    workers = [startWorker(prefix, ['--prefetch', '2']), startWorker(prefix, ['--prefetch', '2'])];
+    const workers = [session.worker(prefix, ['--prefetch', '2']), session.worker(prefix, ['--prefetch', '2'])];
     await Promise.all(workers.map((worker) => worker.serving));
     const log = join(mkdtempSync(join(tmpdir(), 'weft-amqp-abort-')), 'ran');
     const total = 400;

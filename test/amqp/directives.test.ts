@@ -4,56 +4,38 @@
 import { mkdtempSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { IndexedStream, Literal, Runtime } from '../../src/runtime/index.ts';
+import { describe, expect, it } from 'vitest';
+import { IndexedStream, Literal } from '../../src/runtime/index.ts';
 import { FibAt, Increment, Logged, Sum } from './fixtures/operations.ts';
-import { brokerAvailable, deleteTopology, lockBroker, startWorker, stopWorkers, uniquePrefix, AMQP_URL, type WorkerProcess } from './helpers.ts';
+import { brokerAvailable, range, servingCluster } from './helpers.ts';
 
 const available = await brokerAvailable('test/amqp/directives.test.ts');
-const range = (from: number, to: number) => Array.from({ length: to - from + 1 }, (_, i) => from + i);
 
 describe.runIf(available)('Runtime.amqp with 2 worker processes', () => {
-  const prefix = uniquePrefix('directives');
-  let unlock: () => void;
-  let workers: WorkerProcess[] = [];
-  let runtime: Runtime;
-
-  beforeAll(async () => {
-    unlock = await lockBroker();
-    runtime = await Runtime.amqp({ url: AMQP_URL, prefix });
-    workers = [startWorker(prefix), startWorker(prefix)];
-    await Promise.all(workers.map((worker) => worker.serving));
-  }, 180_000);
-
-  afterAll(async () => {
-    await runtime?.close();
-    await stopWorkers(workers);
-    await deleteTopology(prefix).catch(() => {});
-    unlock?.();
-  });
+  const cluster = servingCluster('directives');
 
   it('sums fib of 1..10 to 143 (the seed example)', async () => {
-    expect(await IndexedStream.from(range(1, 10)).map(FibAt).fold(Sum).run(runtime)).toBe(143);
+    expect(await IndexedStream.from(range(1, 10)).map(FibAt).fold(Sum).run(cluster.runtime)).toBe(143);
   });
 
   it('maps 5 000 items to outputs in input order', async () => {
     const inputs = range(0, 4_999);
-    expect(await IndexedStream.from(inputs).map(Increment).run(runtime)).toEqual(inputs.map((n) => n + 1));
+    expect(await IndexedStream.from(inputs).map(Increment).run(cluster.runtime)).toEqual(inputs.map((n) => n + 1));
   });
 
   it('runs a chain, a Literal, call and fanout', async () => {
     const fibs = [0, 1, 1, 2, 3, 5, 8, 13, 21, 34, 55, 89, 144];
-    expect(await IndexedStream.from(range(0, 10)).map(Increment).map(FibAt).run(runtime)).toEqual(range(1, 11).map((n) => fibs[n]));
-    expect(await new Literal(FibAt, 20).run(runtime)).toBe(6765);
-    expect(await runtime.call(Increment, 41)).toBe(42);
-    expect(await runtime.fanout(FibAt, [5, 6, 7])).toEqual([5, 8, 13]);
+    expect(await IndexedStream.from(range(0, 10)).map(Increment).map(FibAt).run(cluster.runtime)).toEqual(range(1, 11).map((n) => fibs[n]));
+    expect(await new Literal(FibAt, 20).run(cluster.runtime)).toBe(6765);
+    expect(await cluster.runtime.call(Increment, 41)).toBe(42);
+    expect(await cluster.runtime.fanout(FibAt, [5, 6, 7])).toEqual([5, 8, 13]);
   });
 
   it('shares the work between both worker processes', async () => {
     const log = join(mkdtempSync(join(tmpdir(), 'weft-amqp-')), 'pids');
     const inputs = range(0, 39).map((value) => ({ value, ms: 20, log }));
-    expect(await runtime.fanout(Logged, inputs)).toEqual(range(0, 39));
+    expect(await cluster.runtime.fanout(Logged, inputs)).toEqual(range(0, 39));
     const pids = new Set(readFileSync(log, 'utf8').trim().split('\n'));
-    expect(pids).toEqual(new Set(workers.map((worker) => String(worker.child.pid))));
+    expect(pids).toEqual(new Set(cluster.workers.map((worker) => String(worker.child.pid))));
   });
 });

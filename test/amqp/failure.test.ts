@@ -3,37 +3,19 @@
 // worker that runs it (dead-lettered after the delivery limit; the directive
 // fails saying so).
 
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { OperationError, Runtime } from '../../src/runtime/index.ts';
 import { KillAt, Spin } from './fixtures/operations.ts';
-import { AMQP_URL, brokerAvailable, deleteTopology, lockBroker, startWorker, stopWorkers, uniquePrefix, type WorkerProcess } from './helpers.ts';
+import { AMQP_URL, brokerAvailable, brokerSession, range, type WorkerProcess } from './helpers.ts';
 
 const available = await brokerAvailable('test/amqp/failure.test.ts');
-const range = (from: number, to: number) => Array.from({ length: to - from + 1 }, (_, i) => from + i);
 
 describe.runIf(available)('Runtime.amqp when workers die', () => {
-  let unlock: () => void;
-  const prefixes: string[] = [];
-  const workers: WorkerProcess[] = [];
-  const worker = (prefix: string, extra: string[] = []) => {
-    const started = startWorker(prefix, extra);
-    workers.push(started);
-    return started;
-  };
-
-  beforeAll(async () => {
-    unlock = await lockBroker();
-  }, 180_000);
-
-  afterAll(async () => {
-    await stopWorkers(workers);
-    for (const prefix of prefixes) await deleteTopology(prefix).catch(() => {});
-    unlock?.();
-  });
+  const session = brokerSession();
+  const worker = session.worker;
 
   it('returns the right answer when a worker process is killed with SIGKILL mid-directive', async () => {
-    const prefix = uniquePrefix('sigkill');
-    prefixes.push(prefix);
+    const prefix = session.prefix('sigkill');
     await using runtime = await Runtime.amqp({ url: AMQP_URL, prefix, maxBatch: 4 });
     const [victim, survivor] = [worker(prefix), worker(prefix)];
     await Promise.all([victim.serving, survivor.serving]);
@@ -53,8 +35,7 @@ describe.runIf(available)('Runtime.amqp when workers die', () => {
   });
 
   it('dead-letters a task that keeps killing its workers and fails the directive with that reason', async () => {
-    const prefix = uniquePrefix('killer');
-    prefixes.push(prefix);
+    const prefix = session.prefix('killer');
     const deliveryLimit = 1;
     await using runtime = await Runtime.amqp({ url: AMQP_URL, prefix, deliveryLimit, maxBatch: 1 });
     // A supervisor: every worker the task kills is replaced, a bounded number of times.

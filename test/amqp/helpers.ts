@@ -15,6 +15,8 @@ import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import { connect, type ChannelModel } from 'amqplib';
+import { afterAll, beforeAll } from 'vitest';
+import { Runtime } from '../../src/runtime/index.ts';
 import { namesOf } from '../../src/runtime/amqp/index.ts';
 
 export const AMQP_URL = process.env.WEFT_AMQP_URL ?? 'amqp://guest:guest@127.0.0.1:5672';
@@ -44,6 +46,9 @@ export async function brokerAvailable(suite: string): Promise<boolean> {
   console.warn(`SKIPPED ${suite}: ${problem}`);
   return false;
 }
+
+/** The integers from `from` to `to`, both included. */
+export const range = (from: number, to: number): number[] => Array.from({ length: to - from + 1 }, (_, i) => from + i);
 
 let prefixes = 0;
 /** A prefix no other test (or earlier run) uses: its own queues and exchanges. */
@@ -120,6 +125,99 @@ export async function stopWorkers(workers: readonly WorkerProcess[]): Promise<vo
   }, 10_000);
   await Promise.all(running.map((worker) => worker.exited));
   clearTimeout(force);
+}
+
+// --------------------------------------------------------------- session
+
+export interface BrokerSession {
+  /** A unique prefix (see uniquePrefix) whose topology is deleted after the suite. */
+  prefix(name: string): string;
+  /** startWorker, the worker stopped after the suite. */
+  worker(prefix: string, extra?: string[]): WorkerProcess;
+}
+
+export interface BrokerSessionOptions {
+  /** Runs in the beforeAll, once the lock is held. */
+  setup?: (session: BrokerSession) => Promise<void>;
+  /** Runs first in the afterAll, before the workers are stopped. */
+  teardown?: () => Promise<unknown>;
+  /** The afterAll's timeout; the configured hookTimeout when unset. */
+  teardownTimeout?: number;
+}
+
+/**
+ * Registers the suite's beforeAll (take the broker lock, then `setup`) and
+ * afterAll (`teardown`, stop every worker started through the session,
+ * delete the topology of every prefix it handed out, unlock).
+ */
+export function brokerSession(options: BrokerSessionOptions = {}): BrokerSession {
+  let unlock: (() => void) | undefined;
+  const prefixes: string[] = [];
+  const workers: WorkerProcess[] = [];
+  const session: BrokerSession = {
+    prefix(name) {
+      const prefix = uniquePrefix(name);
+      prefixes.push(prefix);
+      return prefix;
+    },
+    worker(prefix, extra = []) {
+      const started = startWorker(prefix, extra);
+      workers.push(started);
+      return started;
+    },
+  };
+
+  beforeAll(async () => {
+    unlock = await lockBroker();
+    await options.setup?.(session);
+  }, 180_000);
+
+  afterAll(async () => {
+    await options.teardown?.();
+    await stopWorkers(workers);
+    for (const prefix of prefixes) await deleteTopology(prefix).catch(() => {});
+    unlock?.();
+  }, options.teardownTimeout);
+
+  return session;
+}
+
+export interface ServingCluster {
+  readonly prefix: string;
+  /** Set in the beforeAll. */
+  readonly runtime: Runtime;
+  /** Set in the beforeAll. */
+  readonly workers: readonly WorkerProcess[];
+}
+
+/**
+ * A brokerSession with, once the lock is held, a Runtime.amqp on one fresh
+ * prefix and two worker processes serving it; the runtime is closed first
+ * in the afterAll.
+ */
+export function servingCluster(name: string): ServingCluster {
+  let runtime: Runtime | undefined;
+  let workers: WorkerProcess[] = [];
+  const session = brokerSession({
+    setup: async () => {
+      runtime = await Runtime.amqp({ url: AMQP_URL, prefix });
+      workers = [session.worker(prefix), session.worker(prefix)];
+      await Promise.all(workers.map((worker) => worker.serving));
+    },
+    teardown: async () => {
+      await runtime?.close();
+    },
+  });
+  const prefix = session.prefix(name);
+  return {
+    prefix,
+    get runtime() {
+      return runtime!;
+    },
+    get workers() {
+      return workers;
+    },
+  };
 }
 
 // ------------------------------------------------------------------ lock

@@ -3,48 +3,20 @@
 // other directives proceed.
 
 import type { GetMessage } from 'amqplib';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { defineOperation, OperationError, Runtime } from '../../src/runtime/index.ts';
+import { describe, expect, it } from 'vitest';
+import { defineOperation, OperationError } from '../../src/runtime/index.ts';
 import { namesOf } from '../../src/runtime/amqp/index.ts';
 import { Increment } from './fixtures/operations.ts';
-import {
-  AMQP_URL,
-  brokerAvailable,
-  deleteTopology,
-  lockBroker,
-  rawConnection,
-  startWorker,
-  stopWorkers,
-  uniquePrefix,
-  type WorkerProcess,
-} from './helpers.ts';
+import { brokerAvailable, range, rawConnection, servingCluster } from './helpers.ts';
 
 // Defined here only: the worker processes never import this file.
 const Unregistered = defineOperation('amqp.test.Unregistered', (n: number) => n);
 
 const available = await brokerAvailable('test/amqp/poison.test.ts');
-const range = (from: number, to: number) => Array.from({ length: to - from + 1 }, (_, i) => from + i);
 
 describe.runIf(available)('Runtime.amqp with poison messages', () => {
-  const prefix = uniquePrefix('poison');
-  const names = namesOf(prefix);
-  let unlock: () => void;
-  let workers: WorkerProcess[] = [];
-  let runtime: Runtime;
-
-  beforeAll(async () => {
-    unlock = await lockBroker();
-    runtime = await Runtime.amqp({ url: AMQP_URL, prefix });
-    workers = [startWorker(prefix), startWorker(prefix)];
-    await Promise.all(workers.map((worker) => worker.serving));
-  }, 180_000);
-
-  afterAll(async () => {
-    await runtime?.close();
-    await stopWorkers(workers);
-    await deleteTopology(prefix).catch(() => {});
-    unlock?.();
-  });
+  const cluster = servingCluster('poison');
+  const names = namesOf(cluster.prefix);
 
   const letters: GetMessage[] = [];
   const reasonOf = (message: GetMessage) => String(message.properties.headers?.['x-weft-reason']);
@@ -86,7 +58,7 @@ describe.runIf(available)('Runtime.amqp with poison messages', () => {
     await connection.close();
 
     const inputs = range(0, 999);
-    expect(await runtime.fanout(Increment, inputs)).toEqual(inputs.map((n) => n + 1));
+    expect(await cluster.runtime.fanout(Increment, inputs)).toEqual(inputs.map((n) => n + 1));
 
     const undecodable = await deadLetter(/^undecodable: not msgpack|^undecodable: the body/);
     expect(undecodable.fields.routingKey).toBe('poison.garbage');
@@ -97,16 +69,16 @@ describe.runIf(available)('Runtime.amqp with poison messages', () => {
 
   it('answers an unknown operation with an error, dead-letters it, and other directives proceed', async () => {
     const [failure, others] = await Promise.all([
-      runtime.call(Unregistered, 7).then(
+      cluster.runtime.call(Unregistered, 7).then(
         () => undefined,
         (error: unknown) => error,
       ),
-      runtime.fanout(Increment, range(0, 499)),
+      cluster.runtime.fanout(Increment, range(0, 499)),
     ]);
     expect(others).toEqual(range(1, 500));
     expect(failure).toBeInstanceOf(OperationError);
     expect(((failure as OperationError).cause as Error).name).toBe('UnknownOperationError');
     const letter = await deadLetter(/^unknown-operation: 'amqp\.test\.Unregistered' not registered/);
-    expect(letter.fields.routingKey.startsWith(`${(runtime.backend as unknown as { id: string }).id}.`)).toBe(true);
+    expect(letter.fields.routingKey.startsWith(`${(cluster.runtime.backend as unknown as { id: string }).id}.`)).toBe(true);
   });
 });

@@ -6,23 +6,12 @@
 // Restarts the broker application (`rabbitmqctl stop_app` / `start_app`),
 // so it needs rabbitmqctl and rights on the node (WEFT_RABBITMQ_NODE).
 
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { BrokerUnavailableError, Runtime } from '../../src/runtime/index.ts';
 import { Spin } from './fixtures/operations.ts';
-import {
-  AMQP_URL,
-  brokerAvailable,
-  deleteTopology,
-  lockBroker,
-  rabbitmqctl,
-  startWorker,
-  stopWorkers,
-  uniquePrefix,
-  type WorkerProcess,
-} from './helpers.ts';
+import { AMQP_URL, brokerAvailable, brokerSession, rabbitmqctl, range } from './helpers.ts';
 
 const available = await brokerAvailable('test/amqp/restart.test.ts');
-const range = (from: number, to: number) => Array.from({ length: to - from + 1 }, (_, i) => from + i);
 
 async function startBroker(): Promise<void> {
   await rabbitmqctl('start_app');
@@ -30,28 +19,16 @@ async function startBroker(): Promise<void> {
 }
 
 describe.runIf(available)('Runtime.amqp across a broker restart', () => {
-  let unlock: () => void;
-  const prefixes: string[] = [];
-  const workers: WorkerProcess[] = [];
-
-  beforeAll(async () => {
-    unlock = await lockBroker();
-  }, 180_000);
-
-  afterAll(async () => {
+  const session = brokerSession({
     // Whatever happened, leave the broker running for the next suite.
-    await startBroker().catch(() => {});
-    await stopWorkers(workers);
-    for (const prefix of prefixes) await deleteTopology(prefix).catch(() => {});
-    unlock?.();
-  }, 120_000);
+    teardown: () => startBroker().catch(() => {}),
+    teardownTimeout: 120_000,
+  });
 
   it('completes a directive when the broker restarts in the middle of it', async () => {
-    const prefix = uniquePrefix('restart');
-    prefixes.push(prefix);
+    const prefix = session.prefix('restart');
     await using runtime = await Runtime.amqp({ url: AMQP_URL, prefix, maxBatch: 4 });
-    const started = [startWorker(prefix), startWorker(prefix)];
-    workers.push(...started);
+    const started = [session.worker(prefix), session.worker(prefix)];
     await Promise.all(started.map((worker) => worker.serving));
 
     let restart: Promise<void> | undefined;
@@ -75,8 +52,7 @@ describe.runIf(available)('Runtime.amqp across a broker restart', () => {
   }, 120_000);
 
   it('fails with BrokerUnavailableError when the broker stays away past reconnectTimeoutMs', async () => {
-    const prefix = uniquePrefix('outage');
-    prefixes.push(prefix);
+    const prefix = session.prefix('outage');
     await using runtime = await Runtime.amqp({ url: AMQP_URL, prefix, reconnectTimeoutMs: 1_500 });
     // No workers: the directive waits on the queue until the broker goes.
     const failure = runtime.call(Spin, { value: 1, ms: 1 }).then(
