@@ -182,34 +182,41 @@ export class Allocator implements FrameSink {
    * so nothing this worker wrote is held back while it sleeps.
    */
   awaitEvents(timeoutMs = Infinity): void {
-    this.returnLent();
-    // Overflow that release() just moved into a ring is the event a
-    // flow-controlled sender waits for: return rather than park on it.
-    if (this.releaseMovedOverflow() || this.spin()) return;
-    const epoch = this.bell.epoch();
-    this.bell.announce();
-    try {
-      if (!this.ready(true)) this.bell.wait(epoch, timeoutMs);
-    } finally {
-      this.bell.settle();
+    if (!this.beforePark()) {
+      const epoch = this.bell.epoch();
+      this.bell.announce();
+      try {
+        if (!this.ready(true)) this.bell.wait(epoch, timeoutMs);
+      } finally {
+        this.bell.settle();
+      }
     }
     this.checkAbort();
   }
 
   /** awaitEvents for async code: the event loop keeps turning while parked. */
   async awaitEventsAsync(timeoutMs = Infinity): Promise<void> {
-    this.returnLent();
-    // Overflow that release() just moved into a ring is the event a
-    // flow-controlled sender waits for: return rather than park on it.
-    if (this.releaseMovedOverflow() || this.spin()) return;
-    const epoch = this.bell.epoch();
-    this.bell.announce();
-    try {
-      if (!this.ready(true)) await this.bell.waitAsync(epoch, timeoutMs);
-    } finally {
-      this.bell.settle();
+    if (!this.beforePark()) {
+      const epoch = this.bell.epoch();
+      this.bell.announce();
+      try {
+        if (!this.ready(true)) await this.bell.waitAsync(epoch, timeoutMs);
+      } finally {
+        this.bell.settle();
+      }
     }
     this.checkAbort();
+  }
+
+  /**
+   * What a worker does before it parks; true when there is something to do
+   * already. Lent views expire, everything written is released, and overflow
+   * that release() just moved into a ring is the event a flow-controlled
+   * sender waits for: it returns rather than park on it. Then it spins.
+   */
+  private beforePark(): boolean {
+    this.returnLent();
+    return this.releaseMovedOverflow() || this.spin();
   }
 
   /** Resolves once every overflowed frame is in a ring. */
