@@ -1,5 +1,6 @@
 // The `weft` command line.
 
+import { existsSync } from 'node:fs';
 import { Command, InvalidArgumentError } from 'commander';
 import { launch } from './launch.ts';
 import { worker } from './worker.ts';
@@ -42,10 +43,16 @@ program
   .command('bench')
   .description('run the benchmarks (weft beside postMessage, raw sockets and piscina)')
   .action(async () => {
-    // The suites are TypeScript kept beside the sources, not in the build.
+    // The suites are TypeScript kept beside the sources, not in the package.
+    const suites = new URL('../../bench/run.ts', import.meta.url);
+    if (!existsSync(suites)) {
+      console.error('weft bench: the benchmark suites ship with a checkout of weft, not with the package (bench/ is missing)');
+      process.exitCode = 2;
+      return;
+    }
     const { register } = await import('tsx/esm/api');
     register();
-    const { main } = (await import(new URL('../../bench/run.ts', import.meta.url).href)) as { main: () => Promise<void> };
+    const { main } = (await import(suites.href)) as { main: () => Promise<void> };
     await main();
   });
 
