@@ -5,6 +5,7 @@ import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { pullAhead } from './window.ts';
 import {
   AbortError,
   FoldError,
@@ -72,20 +73,7 @@ describe('Runtime.inMemory on 2 workers', () => {
 
   it('pulls an async iterable larger than the in-flight bound lazily', async () => {
     const maxInFlight = 64;
-    let pulled = 0;
-    let done = 0;
-    let widest = 0;
-    async function* numbers() {
-      for (let i = 0; i < 20_000; i++) {
-        widest = Math.max(widest, pulled - done);
-        pulled++;
-        yield i;
-      }
-    }
-    const total = await IndexedStream.from(numbers())
-      .map(Increment)
-      .fold(Sum)
-      .run(runtime, { maxInFlight, onProgress: (p) => (done = p.done) });
+    const { total, widest } = await pullAhead(runtime, Increment, 20_000, maxInFlight);
     expect(total).toBe((20_000 * 20_001) / 2);
     expect(widest).toBeLessThanOrEqual(maxInFlight);
   });

@@ -5,6 +5,7 @@ import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
+import { pullAhead } from './window.ts';
 import {
   AbortError,
   DuplicateDefinitionError,
@@ -85,20 +86,7 @@ describe('directives on the local runtime', () => {
 
   it('pulls an async iterable lazily, never more than maxInFlight ahead', async () => {
     const maxInFlight = 16;
-    let pulled = 0;
-    let done = 0;
-    let widest = 0;
-    async function* numbers() {
-      for (let i = 0; i < 1000; i++) {
-        widest = Math.max(widest, pulled - done);
-        pulled++;
-        yield i;
-      }
-    }
-    const total = await IndexedStream.from(numbers())
-      .map(AsyncDouble)
-      .fold(Sum)
-      .run(local(), { maxInFlight, onProgress: (progress) => (done = progress.done) });
+    const { total, widest } = await pullAhead(local(), AsyncDouble, 1000, maxInFlight);
     expect(total).toBe(999 * 1000);
     expect(widest).toBeLessThanOrEqual(maxInFlight);
     expect(widest).toBeGreaterThan(1);
