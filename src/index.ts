@@ -42,6 +42,7 @@ export {
   LeaseTable,
   routeResults,
   TransientError,
+  ArgumentError,
   OperationError,
   RetriesExhaustedError,
   FoldError,

@@ -2,6 +2,7 @@
 // Building one does nothing; `run` leases a result channel and drives it.
 
 import type { Progress } from './execution.ts';
+import { checkSource } from './options.ts';
 import type { Monoid, Operation } from './registry.ts';
 import type { RetryPolicy } from './retry.ts';
 import type { Runtime } from './runtime.ts';
@@ -33,6 +34,7 @@ export class IndexedStream<T> {
 
   /** The source is pulled lazily, so it may be an async iterable larger than memory. */
   static from<T>(source: Source<T>): IndexedStream<T> {
+    checkSource(source);
     return new IndexedStream<T>(source, []);
   }
 

@@ -11,6 +11,11 @@ export class TransientError extends WeftError {
   override name = 'TransientError';
 }
 
+/** A call was given a value it cannot use: the message names the argument or option, what it must be, and what it got. */
+export class ArgumentError extends WeftError {
+  override name = 'ArgumentError';
+}
+
 /** Two different definitions were registered under one operation or monoid name. */
 export class DuplicateDefinitionError extends WeftError {
   override name = 'DuplicateDefinitionError';

@@ -11,6 +11,7 @@ export type { Progress } from './execution.ts';
 export type { Task, TaskResult, TaskFailure } from './task.ts';
 export {
   TransientError,
+  ArgumentError,
   OperationError,
   RetriesExhaustedError,
   FoldError,

@@ -2,7 +2,7 @@
 // the worker looks that name up here. No code ever travels: a worker can only
 // run what the modules it imported defined.
 
-import { DuplicateDefinitionError } from './errors.ts';
+import { ArgumentError, DuplicateDefinitionError } from './errors.ts';
 
 /** A named function from `I` to `O`, run on workers. May be async. */
 export interface Operation<I = any, O = any> {
@@ -38,6 +38,16 @@ function sourceOf(definition: Definition): string {
     : `monoid:${definition.empty.toString()}\n${definition.combine.toString()}`;
 }
 
+function checkName(what: string, name: unknown): void {
+  if (typeof name !== 'string' || name === '') {
+    throw new ArgumentError(`${what} needs a name (a non-empty string, stable across processes), got ${typeof name === 'string' ? '""' : String(name)}`);
+  }
+}
+
+function checkFunction(what: string, name: string, part: string, fn: unknown): void {
+  if (typeof fn !== 'function') throw new ArgumentError(`${what} '${name}': ${part} must be a function, got ${fn === null ? 'null' : typeof fn}`);
+}
+
 function register<D extends Definition>(definition: D): D {
   const existing = registry.get(definition.name);
   if (existing !== undefined && sourceOf(existing) !== sourceOf(definition)) {
@@ -49,11 +59,16 @@ function register<D extends Definition>(definition: D): D {
 
 /** Defines and registers an operation under `name`, which must be stable across processes. */
 export function defineOperation<I, O>(name: string, fn: (input: I) => O | Promise<O>): Operation<I, Awaited<O>> {
+  checkName('defineOperation', name);
+  checkFunction('defineOperation', name, 'the operation', fn);
   return register({ kind: 'operation', name, fn } as Operation<I, Awaited<O>>);
 }
 
 /** Defines and registers a monoid: `combine` must be associative and `empty()` its identity. */
 export function defineMonoid<T>(name: string, monoid: { empty: () => T; combine: (left: T, right: T) => T }): Monoid<T> {
+  checkName('defineMonoid', name);
+  checkFunction('defineMonoid', name, 'empty', monoid?.empty);
+  checkFunction('defineMonoid', name, 'combine', monoid?.combine);
   return register({ kind: 'monoid', name, empty: monoid.empty, combine: monoid.combine });
 }
 

@@ -9,6 +9,7 @@ import type { Backend } from './backend.ts';
 import { IndexedStream, Literal, type RunOptions } from './directives.ts';
 import { execute, type Plan } from './execution.ts';
 import { LoopbackBackend } from './loopback.ts';
+import { checkPositiveInteger, checkRunOptions, checkSharedOptions } from './options.ts';
 import type { Operation } from './registry.ts';
 import { DEFAULT_RETRY, type RetryPolicy } from './retry.ts';
 import { reachedRuntime } from './worker-runtime.ts';
@@ -56,6 +57,7 @@ export class Runtime implements AsyncDisposable {
     readonly backend: Backend,
     options: RuntimeOptions = {},
   ) {
+    checkSharedOptions('runtime option', options);
     this.options = options;
   }
 
@@ -67,6 +69,8 @@ export class Runtime implements AsyncDisposable {
   /** Runs tasks on worker threads that import the `operations` module(s). */
   static async inMemory(options: InMemoryOptions = {}): Promise<Runtime> {
     if (reachedRuntime()) return new Promise<never>(() => {});
+    checkSharedOptions('runtime option', options);
+    checkPositiveInteger('runtime option', 'workers', options.workers);
     // Loaded on demand: a program on `Runtime.local()` or on another backend
     // never pulls in the thread allocator.
     const { ThreadBackend } = await import('./thread-backend.ts');
@@ -87,6 +91,7 @@ export class Runtime implements AsyncDisposable {
    */
   static async cluster(config: Config, options: ClusterRuntimeOptions = {}): Promise<Runtime | undefined> {
     if (reachedRuntime()) return new Promise<never>(() => {});
+    checkSharedOptions('runtime option', options);
     const { ClusterBackend } = await import('./cluster-backend.ts');
     const backend = await ClusterBackend.start(config, operationsModules(options.operations));
     return backend === undefined ? undefined : new Runtime(backend, options);
@@ -99,12 +104,18 @@ export class Runtime implements AsyncDisposable {
    */
   static async amqp(options: AmqpRuntimeOptions): Promise<Runtime> {
     if (reachedRuntime()) return new Promise<never>(() => {});
+    checkSharedOptions('runtime option', options);
     const { AmqpBackend } = await import('./amqp/backend.ts');
     return new Runtime(await AmqpBackend.start(options), options);
   }
 
   /** Runs a directive's plan over `source`; directives call this from their `run`. */
   execute(plan: Plan, source: Iterable<unknown> | AsyncIterable<unknown>, options: RunOptions = {}): Promise<unknown> {
+    try {
+      checkRunOptions(options);
+    } catch (error) {
+      return Promise.reject(error);
+    }
     return execute(this.backend, plan, source, {
       signal: options.signal,
       retry: options.retry ?? this.options.retry ?? DEFAULT_RETRY,

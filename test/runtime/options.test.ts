@@ -1,0 +1,85 @@
+// Bad values given to the runtime's public calls: each is refused with an
+// ArgumentError naming the option and the value, before anything is leased
+// or started, so the runtime goes on working and closes normally.
+
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { ArgumentError, defineMonoid, defineOperation, IndexedStream, Retry, Runtime, type RunOptions } from '../../src/runtime/index.ts';
+import { Increment } from './fixtures/operations.ts';
+
+const operations = new URL('./fixtures/operations.ts', import.meta.url);
+
+const badRunOptions: [RunOptions, RegExp][] = [
+  [{ maxInFlight: 0 }, /run option maxInFlight must be a positive integer, got 0/],
+  [{ maxInFlight: -5 }, /maxInFlight must be a positive integer, got -5/],
+  [{ maxInFlight: 'x' as never }, /maxInFlight must be a positive integer, got "x"/],
+  [{ maxInFlight: 1.5 }, /maxInFlight must be a positive integer, got 1.5/],
+  [{ timeoutMs: -1 }, /run option timeoutMs must be a positive finite number of milliseconds, got -1/],
+  [{ timeoutMs: Number.NaN }, /timeoutMs must be .*, got NaN/],
+  [{ timeoutMs: 'soon' as never }, /timeoutMs must be .*, got "soon"/],
+  [{ retry: 'never' as never }, /run option retry must be a RetryPolicy .*, got "never"/],
+  [{ retry: { retries: -1, delayMs: () => 0 } }, /retry must be a RetryPolicy/],
+  [{ signal: {} as never }, /run option signal must be an AbortSignal, got an object \(Object\)/],
+  [{ onProgress: 3 as never }, /run option onProgress must be a function, got 3/],
+];
+
+describe('run options', () => {
+  let runtime: Runtime;
+  beforeAll(async () => {
+    runtime = await Runtime.inMemory({ workers: 1, operations });
+  });
+  afterAll(async () => {
+    await runtime?.close();
+  });
+
+  it.each(badRunOptions)('refuses %o with a clear error, and the runtime goes on', async (options, message) => {
+    const attempt = IndexedStream.from([1, 2, 3]).map(Increment).run(runtime, options);
+    await expect(attempt).rejects.toThrow(ArgumentError);
+    await expect(attempt).rejects.toThrow(message);
+    expect(await runtime.fanout(Increment, [1, 2, 3])).toEqual([2, 3, 4]);
+  });
+
+  it('refuses bad options to call and fanout alike', async () => {
+    await expect(runtime.call(Increment, 1, { maxInFlight: 0 })).rejects.toThrow(ArgumentError);
+    await expect(runtime.fanout(Increment, [1], { timeoutMs: 0 })).rejects.toThrow(ArgumentError);
+  });
+
+  it('leaves nothing behind: a runtime whose runs were refused closes', async () => {
+    const own = await Runtime.inMemory({ workers: 1, operations });
+    await expect(own.fanout(Increment, [1], { signal: {} as never })).rejects.toThrow(ArgumentError);
+    await expect(own.fanout(Increment, [1], { maxInFlight: 0 })).rejects.toThrow(ArgumentError);
+    await expect(own.close()).resolves.toBeUndefined();
+  });
+});
+
+describe('runtime options, sources and definitions', () => {
+  it('refuses bad runtime options before starting anything', async () => {
+    expect(() => Runtime.local({ maxInFlight: 0 })).toThrow(/runtime option maxInFlight must be a positive integer, got 0/);
+    expect(() => Runtime.local({ retry: 3 as never })).toThrow(/runtime option retry must be a RetryPolicy/);
+    await expect(Runtime.inMemory({ operations, timeoutMs: Number.NaN })).rejects.toThrow(/runtime option timeoutMs must be/);
+    await expect(Runtime.inMemory({ operations, workers: 0 })).rejects.toThrow(/runtime option workers must be a positive integer, got 0/);
+  });
+
+  it('refuses a source that cannot be iterated', () => {
+    expect(() => IndexedStream.from(42 as never)).toThrow(ArgumentError);
+    expect(() => IndexedStream.from(42 as never)).toThrow(/IndexedStream.from: the source must be an iterable or an async iterable .*, got 42/);
+    expect(() => IndexedStream.from(undefined as never)).toThrow(/got undefined/);
+    expect(() => IndexedStream.from({} as never)).toThrow(/got an object/);
+  });
+
+  it('refuses an operation that is not a function or has no name', () => {
+    expect(() => defineOperation('test.options.NotAFunction', 42 as never)).toThrow(
+      /defineOperation 'test.options.NotAFunction': the operation must be a function, got number/,
+    );
+    expect(() => defineOperation(undefined as never, (n: number) => n)).toThrow(/defineOperation needs a name .*, got undefined/);
+    expect(() => defineOperation('', (n: number) => n)).toThrow(/defineOperation needs a name/);
+    expect(() => defineMonoid('test.options.NoCombine', { empty: () => 0 } as never)).toThrow(/combine must be a function, got undefined/);
+  });
+
+  it('still accepts every documented retry policy', async () => {
+    const runtime = Runtime.local({ retry: Retry.none() });
+    for (const retry of [Retry.none(), Retry.immediate(1), Retry.fixed(1, 5), Retry.exponential(2, { initialMs: 1, maxMs: 5 })]) {
+      expect(await runtime.fanout(Increment, [1], { retry, timeoutMs: 10_000, maxInFlight: 1 })).toEqual([2]);
+    }
+    await runtime.close();
+  });
+});
