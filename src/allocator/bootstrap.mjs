@@ -10,4 +10,7 @@ if (boot.tsx) {
   register();
 }
 const { serve } = await import(boot.runner);
-await serve(boot);
+// Not awaited: in the closure form the re-run script stops for good at its
+// initialize() call, so serve() never settles, and Node 22+ warns about a
+// top-level await still pending when the thread is stopped.
+void serve(boot);
