@@ -18,7 +18,7 @@ export async function launchCluster<R>(config: Extract<Config, { kind: 'cluster'
   const c = config.cluster;
   const processes = c.addresses.length;
   const mesh = await connectMesh({
-    process: c.process, processes, threads, ringBytes: options.ringBytes, secret: c.secret,
+    process: c.process, processes, threads, ringBytes: options.ringBytes, secret: c.secret, tls: c.tls,
     addresses: c.addresses, connectTimeoutMs: c.connectTimeoutMs,
     log: (line) => console.error(line),
   });
@@ -33,7 +33,7 @@ export async function launchCluster<R>(config: Extract<Config, { kind: 'cluster'
     heartbeatTimeoutMs: c.heartbeatTimeoutMs,
     onFailure: (e) => guards.failExternal(e),
   });
-  const close = (): void => void mesh.server.close();
+  const close = (): void => mesh.close();
   const workers = fabric.wirings.map((w) => startThread(task, w));
   guards = new WorkerGuards<R>(
     workers,

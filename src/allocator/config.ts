@@ -1,11 +1,12 @@
 // What to run: how many worker threads, in how many processes, and where.
 // Flags follow timely's: -w/--threads, -n/--processes, -p/--process,
-// -h/--hostfile.
+// -h/--hostfile; and --tls-dir (a folder made by `weft keys`).
 
 import { readFileSync } from 'node:fs';
 import { ConfigError } from '../errors.ts';
 import { MAX_RING_BYTES, MIN_RING_BYTES } from '../transport/ring.ts';
 import { parseAddress } from '../transport/address.ts';
+import { checkTls, tlsFromDir, type TlsFiles } from '../transport/tls.ts';
 
 export interface Options {
   /** Bytes of each ring between two threads (a power of two). Default 1 MiB. */
@@ -26,12 +27,17 @@ export interface ClusterOptions extends Options {
   connectTimeoutMs?: number;
   /** Silence after which a peer is declared dead, in ms. Default 3 000. */
   heartbeatTimeoutMs?: number;
+  /**
+   * Mutual TLS between the processes (PEM key, certificate, CA); defaults
+   * to the files `weft keys` wrote in the folder WEFT_TLS_DIR names.
+   */
+  tls?: TlsFiles;
 }
 
 export type Config =
   | { kind: 'thread'; threads: 1; options: Required<Options> }
   | { kind: 'process'; threads: number; options: Required<Options> }
-  | { kind: 'cluster'; threads: number; options: Required<Options>; cluster: Required<Omit<ClusterOptions, keyof Options | 'secret'>> & { secret: string | undefined } };
+  | { kind: 'cluster'; threads: number; options: Required<Options>; cluster: Required<Omit<ClusterOptions, keyof Options | 'secret' | 'tls'>> & { secret: string | undefined; tls: TlsFiles | undefined } };
 
 export const DEFAULT_RING_BYTES = 1 << 20;
 export const DEFAULT_MAX_MESSAGE_BYTES = 256 << 20;
@@ -84,9 +90,10 @@ export const Config = {
         threads,
         process: o.process,
         addresses: [...o.addresses],
-        secret: o.secret ?? process.env.WEFT_SECRET,
+        secret: secretOf(o.secret),
         connectTimeoutMs: o.connectTimeoutMs ?? 30_000,
         heartbeatTimeoutMs: o.heartbeatTimeoutMs ?? 3_000,
+        tls: o.tls !== undefined ? checkTls(o.tls) : process.env.WEFT_TLS_DIR ? checkTls(tlsFromDir(process.env.WEFT_TLS_DIR, o.process)) : undefined,
       },
     };
   },
@@ -100,6 +107,7 @@ export const Config = {
     let processes = 1;
     let index = 0;
     let hostfile: string | undefined;
+    let tlsDir: string | undefined;
     const rest: string[] = [];
     for (let i = 0; i < argv.length; i++) {
       const arg = argv[i]!;
@@ -122,6 +130,7 @@ export const Config = {
         case '-n': case '--processes': processes = count('--processes', int()); break;
         case '-p': case '--process': index = int(); break;
         case '-h': case '--hostfile': hostfile = value(); break;
+        case '--tls-dir': tlsDir = value(); break;
         default: rest.push(arg);
       }
     }
@@ -131,9 +140,17 @@ export const Config = {
     }
     const addresses = hostfile !== undefined ? readHostfile(hostfile) : Array.from({ length: processes }, (_, i) => `127.0.0.1:${DEFAULT_PORT + i}`);
     if (addresses.length < processes) throw new ConfigError(`hostfile ${hostfile} lists ${addresses.length} addresses for ${processes} processes`);
-    return { config: Config.cluster({ threads, process: index, addresses: addresses.slice(0, processes) }), rest };
+    const tls = tlsDir !== undefined ? { tls: tlsFromDir(tlsDir, index) } : {};
+    return { config: Config.cluster({ threads, process: index, addresses: addresses.slice(0, processes), ...tls }), rest };
   },
 };
+
+/** The handshake's secret: given, or WEFT_SECRET (unset or empty: none); an empty one given is a mistake. */
+function secretOf(given: string | undefined): string | undefined {
+  if (given === undefined) return process.env.WEFT_SECRET || undefined;
+  if (typeof given !== 'string' || given === '') throw new ConfigError(`secret must be a non-empty string, got ${JSON.stringify(given)}`);
+  return given;
+}
 
 function readHostfile(path: string): string[] {
   let text: string;

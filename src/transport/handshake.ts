@@ -1,29 +1,50 @@
-// The handshake that opens every TCP connection between weft processes.
-// Both sides speak at once, so it costs one round trip (two with a secret):
+// The handshake that opens every TCP connection between weft processes
+// (protocol version 2). Process i dials process j < i; the dialler is D,
+// the listener L. Both open with HELLO at once, then:
 //
-//   HELLO   'WEFT' u32 magic, u16 version, u16 flags (bit 0: secret in use),
-//           u32 process, u32 processes, u32 threads, u32 ringBytes, 16-byte nonce
-//   PROOF   'WFPF' u32 magic, 32-byte HMAC-SHA256(secret, peer's nonce ++ own process)
-//           (only when a secret is in use: binds the proof to this connection
-//           and this sender, so it cannot be replayed or reflected)
+//   with a secret      D -> L  PROOF  HMAC(secret, "D" ‖ transcript)
+//                      L checks it, and only then judges the dialler's index
+//                      L -> D  PROOF  HMAC(secret, "L" ‖ transcript)
+//   without a secret   D -> L  SHAPE  (i, j, processes, threads, ringBytes)
+//                      L -> D  SHAPE  (j, i, processes, threads, ringBytes)
+//
+// where transcript = D's nonce ‖ L's nonce ‖ i ‖ j ‖ processes ‖ threads ‖
+// ringBytes. HELLO carries only magic, version, a flag and a nonce: before
+// the peer has proved the secret, nothing describing the cluster leaves.
+// D's index travels only inside its proof (L tries each index that may
+// dial it), so a stranger connecting to a listener learns nothing and gets
+// nothing signed; a listener signs only after the dialler proved the
+// secret. docs/protocol.md has the layout and why relaying, reflecting and
+// replaying proofs fail.
+//
+//   HELLO   'WEFT' u32 magic, u16 version, u16 flags (bit 0: secret in use), 32-byte nonce
+//   PROOF   'WFPF' u32 magic, 32-byte HMAC-SHA256
+//   SHAPE   'WFID' u32 magic, u32 sender, u32 receiver, u32 processes, u32 threads, u32 ringBytes
 //   REFUSE  'WFNO' u32 magic, u32 length, UTF-8 reason; then the socket ends
-//
-// Any mismatch is refused with a reason, sent to the peer and raised here.
-// docs/protocol.md has the byte layout.
 
 import { createHmac, randomBytes, timingSafeEqual } from 'node:crypto';
 import type { Socket } from 'node:net';
+import { isTlsRefusal } from './tls.ts';
 import { ProtocolError } from '../errors.ts';
 
 export const MAGIC_HELLO = 0x54464557; // 'WEFT' little-endian
 export const MAGIC_PROOF = 0x46504657; // 'WFPF'
+export const MAGIC_SHAPE = 0x44494657; // 'WFID'
 export const MAGIC_REFUSE = 0x4f4e4657; // 'WFNO'
-export const PROTOCOL_VERSION = 1;
+export const PROTOCOL_VERSION = 2;
 export const HELLO_BYTES = 40;
-const PROOF_BYTES = 36;
+const NONCE_BYTES = 32;
+const MAC_BYTES = 32;
+const SHAPE_BYTES = 24;
 const MAX_REASON = 1024;
 /** Bytes a peer may send ahead of the handshake's end (its first frames). */
 const MAX_READ_AHEAD = 1 << 20;
+/** Separates weft's proofs from any other use of the same secret. */
+const DOMAIN = Buffer.from('weft handshake 2', 'ascii');
+const DIALLER = 1;
+const LISTENER = 2;
+/** Every wrong, relayed, reflected or replayed proof gets this one answer. */
+export const WRONG_SECRET = 'wrong secret';
 
 export interface Identity {
   process: number;
@@ -33,6 +54,12 @@ export interface Identity {
   secret: string | undefined;
 }
 
+/**
+ * Our side of the connection: we dialled process `peer`, or we listen and
+ * `admit` judges a dialler's index (a reason to refuse it, or undefined).
+ */
+export type Role = { dialled: number } | { admit: (peer: number) => string | undefined };
+
 export interface Handshaken {
   /** The peer's process index. */
   process: number;
@@ -40,9 +67,12 @@ export interface Handshaken {
   rest: Buffer;
 }
 
-/** Raised on our side when we or the peer refused the connection. */
+/** Raised on our side when the handshake failed. `refused`: an answer that retrying cannot change, unlike a blip. */
 export class HandshakeError extends ProtocolError {
   override name = 'HandshakeError';
+  constructor(message: string, readonly refused: boolean, options?: { cause?: unknown }) {
+    super(message, options);
+  }
 }
 
 function hello(me: Identity, nonce: Buffer): Buffer {
@@ -50,18 +80,28 @@ function hello(me: Identity, nonce: Buffer): Buffer {
   b.writeUInt32LE(MAGIC_HELLO, 0);
   b.writeUInt16LE(PROTOCOL_VERSION, 4);
   b.writeUInt16LE(me.secret !== undefined ? 1 : 0, 6);
-  b.writeUInt32LE(me.process, 8);
-  b.writeUInt32LE(me.processes, 12);
-  b.writeUInt32LE(me.threads, 16);
-  b.writeUInt32LE(me.ringBytes, 20);
-  nonce.copy(b, 24);
+  nonce.copy(b, 8);
   return b;
 }
 
-function proof(secret: string, peerNonce: Buffer, process: number): Buffer {
-  const idx = Buffer.alloc(4);
-  idx.writeUInt32LE(process);
-  return createHmac('sha256', secret).update(peerNonce).update(idx).digest();
+/** The proof `direction` sends: bound to both nonces, both indices, the cluster shape and the direction. */
+function mac(secret: string, direction: number, dNonce: Buffer, lNonce: Buffer, dialler: number, listener: number, me: Identity): Buffer {
+  const fields = Buffer.alloc(1 + 5 * 4);
+  fields.writeUInt8(direction, 0);
+  [dialler, listener, me.processes, me.threads, me.ringBytes].forEach((v, k) => fields.writeUInt32LE(v, 1 + 4 * k));
+  return createHmac('sha256', secret).update(DOMAIN).update(fields).update(dNonce).update(lNonce).digest();
+}
+
+function message(magic: number, body: Buffer): Buffer {
+  const head = Buffer.alloc(4);
+  head.writeUInt32LE(magic, 0);
+  return Buffer.concat([head, body]);
+}
+
+function shape(sender: number, receiver: number, me: Identity): Buffer {
+  const b = Buffer.alloc(SHAPE_BYTES);
+  [MAGIC_SHAPE, sender, receiver, me.processes, me.threads, me.ringBytes].forEach((v, k) => b.writeUInt32LE(v, 4 * k));
+  return b;
 }
 
 /** Reads exactly what the handshake needs from a socket, with a deadline. */
@@ -75,17 +115,17 @@ class Reader {
     // right after it; a stranger that floods before we answered is not
     // buffered without bound.
     if (this.buffered.length > MAX_READ_AHEAD) {
-      this.ended ??= new HandshakeError(`the peer sent ${this.buffered.length} bytes before the handshake completed`);
+      this.ended ??= new HandshakeError(`the peer sent ${this.buffered.length} bytes before the handshake completed`, true);
       this.socket.pause();
     }
     this.wake?.();
   };
   private readonly onEnd = (): void => {
-    this.ended ??= new HandshakeError('the peer closed the connection during the handshake');
+    this.ended ??= new HandshakeError('the peer closed the connection during the handshake', false);
     this.wake?.();
   };
   private readonly onError = (e: Error): void => {
-    this.ended ??= new HandshakeError(`socket error during the handshake: ${e.message}`, { cause: e });
+    this.ended ??= new HandshakeError(`socket error during the handshake: ${e.message}`, isTlsRefusal(e), { cause: e });
     this.wake?.();
   };
 
@@ -118,29 +158,39 @@ class Reader {
   }
 }
 
+/** One connection's handshake: what both sides sent and how to answer. */
+interface Exchange {
+  reader: Reader;
+  me: Identity;
+  write: (bytes: Buffer) => void;
+  /** Refuses with `reason` (sent to the peer, then raised here; `final`: retrying cannot help). */
+  refuse: (reason: string, final?: boolean) => never;
+}
+
 /**
- * Runs the handshake on a connected socket. `expect` is the process index
- * the connecting side dialled; a listener passes the set of indices it may
- * still accept. Resolves with the peer's index, or rejects after refusing.
+ * Runs the handshake on a connected socket. Resolves with the peer's index,
+ * or rejects with a HandshakeError (after refusing, when the peer spoke our
+ * magic).
  */
-export async function handshake(socket: Socket, me: Identity, expect: (peer: number) => string | undefined, timeoutMs: number): Promise<Handshaken> {
+export async function handshake(socket: Socket, me: Identity, role: Role, timeoutMs: number): Promise<Handshaken> {
   const reader = new Reader(socket);
-  const nonce = randomBytes(16);
+  const nonce = randomBytes(NONCE_BYTES);
   socket.write(hello(me, nonce));
-  const refuse = (reason: string): never => {
+  const refuse = (reason: string, final = true): never => {
     const r = Buffer.from(reason.slice(0, MAX_REASON), 'utf8');
     const head = Buffer.alloc(8);
     head.writeUInt32LE(MAGIC_REFUSE, 0);
     head.writeUInt32LE(r.length, 4);
     socket.end(Buffer.concat([head, r]));
-    throw new HandshakeError(`refused ${socket.remoteAddress}:${socket.remotePort}: ${reason}`);
+    throw new HandshakeError(`refused ${socket.remoteAddress}:${socket.remotePort}: ${reason}`, final);
   };
   let timer: NodeJS.Timeout | undefined;
   const deadline = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new HandshakeError(`no handshake from ${socket.remoteAddress}:${socket.remotePort} within ${timeoutMs} ms`)), timeoutMs);
+    timer = setTimeout(() => reject(new HandshakeError(`no handshake from ${socket.remoteAddress}:${socket.remotePort} within ${timeoutMs} ms`, false)), timeoutMs);
   });
   try {
-    const peer = await Promise.race([exchange(reader, me, nonce, socket, refuse, expect), deadline]);
+    const x: Exchange = { reader, me, refuse, write: (bytes) => void socket.write(bytes) };
+    const peer = await Promise.race([exchange(x, nonce, role), deadline]);
     return { process: peer, rest: reader.detach() };
   } catch (error) {
     reader.detach();
@@ -153,57 +203,97 @@ export async function handshake(socket: Socket, me: Identity, expect: (peer: num
 
 async function readRefusal(reader: Reader): Promise<never> {
   const len = (await reader.take(4)).readUInt32LE(0);
-  if (len > MAX_REASON) throw new HandshakeError('the peer refused the connection');
+  if (len > MAX_REASON) throw new HandshakeError('the peer refused the connection', true);
   const reason = (await reader.take(len)).toString('utf8');
-  throw new HandshakeError(`the peer refused the connection: ${reason}`);
+  throw new HandshakeError(`the peer refused the connection: ${reason}`, true);
 }
 
-async function exchange(
-  reader: Reader,
-  me: Identity,
-  nonce: Buffer,
-  socket: Socket,
-  refuse: (reason: string) => never,
-  expect: (peer: number) => string | undefined,
-): Promise<number> {
+/** The next message's body, after checking its magic (a REFUSE is raised as the peer's answer). */
+async function expectMessage(x: Exchange, magic: number, bytes: number, what: string): Promise<Buffer> {
+  const m = (await x.reader.take(4)).readUInt32LE(0);
+  if (m === MAGIC_REFUSE) return readRefusal(x.reader);
+  if (m !== magic) return x.refuse(`expected ${what}`);
+  return x.reader.take(bytes - 4);
+}
+
+async function exchange(x: Exchange, nonce: Buffer, role: Role): Promise<number> {
+  const { reader, me, refuse } = x;
   const magic = (await reader.take(4)).readUInt32LE(0);
   if (magic === MAGIC_REFUSE) return readRefusal(reader);
   if (magic !== MAGIC_HELLO) return refuse(`bad magic 0x${magic.toString(16).padStart(8, '0')}: not a weft peer`);
-  const h = await reader.take(HELLO_BYTES - 4);
-  const version = h.readUInt16LE(0);
-  const flags = h.readUInt16LE(2);
-  const peer = h.readUInt32LE(4);
-  const processes = h.readUInt32LE(8);
-  const threads = h.readUInt32LE(12);
-  const ringBytes = h.readUInt32LE(16);
-  const peerNonce = Buffer.from(h.subarray(20, 36));
+  // The version first, alone: a peer of another version may lay out the rest differently.
+  const version = (await reader.take(2)).readUInt16LE(0);
   if (version !== PROTOCOL_VERSION) refuse(`protocol version ${version}, expected ${PROTOCOL_VERSION}`);
-  if (processes !== me.processes) refuse(`cluster of ${processes} processes, expected ${me.processes}`);
-  if (threads !== me.threads) refuse(`${threads} threads per process, expected ${me.threads}`);
-  if (ringBytes !== me.ringBytes) refuse(`ringBytes ${ringBytes}, expected ${me.ringBytes}`);
+  const rest = await reader.take(HELLO_BYTES - 6);
+  const flags = rest.readUInt16LE(0);
+  const peerNonce = Buffer.from(rest.subarray(2, 2 + NONCE_BYTES));
   if ((flags & 1) !== (me.secret !== undefined ? 1 : 0)) {
     refuse(me.secret !== undefined ? 'this cluster requires a shared secret' : 'the peer uses a secret, this process has none');
   }
-  if (peer >= me.processes || peer === me.process) refuse(`process index ${peer} is invalid here`);
-  // Authenticate before judging the claimed index against the mesh: a peer
-  // without the secret learns nothing of which processes are connected, and
-  // every wrong secret is refused as such, whatever index it claimed.
-  if (me.secret !== undefined) await prove(reader, me, nonce, peerNonce, peer, socket, refuse);
-  const why = expect(peer);
-  if (why !== undefined) refuse(why);
-  return peer;
+  if (me.secret === undefined) return compareShapes(x, role);
+  return 'dialled' in role
+    ? proveAsDialler(x, me.secret, nonce, peerNonce, role.dialled)
+    : proveAsListener(x, me.secret, peerNonce, nonce, role.admit);
 }
 
-async function prove(reader: Reader, me: Identity, nonce: Buffer, peerNonce: Buffer, peer: number, socket: Socket, refuse: (reason: string) => never): Promise<void> {
-  if (me.secret === undefined) return;
-  const mine = proof(me.secret, peerNonce, me.process);
-  const p = Buffer.alloc(PROOF_BYTES);
-  p.writeUInt32LE(MAGIC_PROOF, 0);
-  mine.copy(p, 4);
-  socket.write(p);
-  const pm = (await reader.take(4)).readUInt32LE(0);
-  if (pm === MAGIC_REFUSE) return readRefusal(reader);
-  if (pm !== MAGIC_PROOF) refuse('expected a secret proof');
-  const theirs = await reader.take(32);
-  if (!timingSafeEqual(theirs, proof(me.secret, nonce, peer))) refuse('wrong secret');
+/**
+ * The dialler proves first: it is the side a stranger cannot reach unasked
+ * (it talks only to the address it was configured to dial), and its proof
+ * holds its own fresh nonce and the index it dialled, so it is valid only
+ * on this connection, and only to the process at that index.
+ */
+async function proveAsDialler(x: Exchange, secret: string, dNonce: Buffer, lNonce: Buffer, j: number): Promise<number> {
+  const i = x.me.process;
+  x.write(message(MAGIC_PROOF, mac(secret, DIALLER, dNonce, lNonce, i, j, x.me)));
+  const theirs = await expectMessage(x, MAGIC_PROOF, 4 + MAC_BYTES, 'a secret proof');
+  // The listener checked our proof first, so a real process j with another
+  // secret or shape would have refused it: what answers here is not process
+  // j (something else holds its address for now), and the dial goes on.
+  if (!timingSafeEqual(theirs, mac(secret, LISTENER, dNonce, lNonce, i, j, x.me))) x.refuse(WRONG_SECRET, false);
+  return j;
+}
+
+/**
+ * The listener signs nothing before the dialler has proved the secret. The
+ * dialler's index is not sent: the proof is checked against each index
+ * that may dial here, so a wrong secret, a relayed or replayed proof and a
+ * proof for another cluster shape all read "wrong secret", and only a
+ * peer holding the secret learns why else it was refused.
+ */
+async function proveAsListener(x: Exchange, secret: string, dNonce: Buffer, lNonce: Buffer, admit: (peer: number) => string | undefined): Promise<number> {
+  const j = x.me.process;
+  const theirs = await expectMessage(x, MAGIC_PROOF, 4 + MAC_BYTES, 'a secret proof');
+  let i = -1;
+  for (let k = j + 1; k < x.me.processes; k++) {
+    // Every candidate is compared, so the time taken does not tell which matched.
+    if (timingSafeEqual(theirs, mac(secret, DIALLER, dNonce, lNonce, k, j, x.me))) i = k;
+  }
+  if (i < 0) x.refuse(WRONG_SECRET);
+  const why = admit(i);
+  if (why !== undefined) x.refuse(why);
+  x.write(message(MAGIC_PROOF, mac(secret, LISTENER, dNonce, lNonce, i, j, x.me)));
+  return i;
+}
+
+/** Without a secret nothing is authenticated, so the shapes are simply compared, with a reason for each mismatch. */
+async function compareShapes(x: Exchange, role: Role): Promise<number> {
+  const { me, refuse } = x;
+  const dialler = 'dialled' in role;
+  if (dialler) x.write(shape(me.process, role.dialled, me));
+  const s = await expectMessage(x, MAGIC_SHAPE, SHAPE_BYTES, 'the peer\'s cluster shape');
+  const [peer, seenAs, processes, threads, ringBytes] = [0, 4, 8, 12, 16].map((at) => s.readUInt32LE(at)) as [number, number, number, number, number];
+  if (processes !== me.processes) refuse(`cluster of ${processes} processes, expected ${me.processes}`);
+  if (threads !== me.threads) refuse(`${threads} threads per process, expected ${me.threads}`);
+  if (ringBytes !== me.ringBytes) refuse(`ringBytes ${ringBytes}, expected ${me.ringBytes}`);
+  if (seenAs !== me.process) refuse(`the peer dialled process ${seenAs}, this is process ${me.process}`);
+  if (dialler) {
+    if (peer !== role.dialled) refuse(`dialled process ${role.dialled} but reached process ${peer}`);
+    return peer;
+  }
+  if (peer >= me.processes || peer === me.process) refuse(`process index ${peer} is invalid here`);
+  if (peer < me.process) refuse(`process ${peer} is dialled by ${me.process}, it must not dial in`);
+  const why = role.admit(peer);
+  if (why !== undefined) refuse(why);
+  x.write(shape(me.process, peer, me));
+  return peer;
 }

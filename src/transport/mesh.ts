@@ -1,19 +1,26 @@
 // Connecting the processes of a cluster: process i listens on addresses[i]
 // and dials every process j < i, so each pair has exactly one connection and
 // nobody needs to agree on who goes first. Dialling retries with backoff
-// until an overall deadline, because peers start in any order. The listener
-// keeps accepting after the mesh is complete, only to refuse strangers: a
-// stray, hostile or duplicate connection is closed and logged, and the
+// until an overall deadline, because peers start in any order and a
+// connection may break during its handshake (a blip); only a refusal, an
+// answer, ends it early. The listener keeps accepting after the mesh is
+// complete, only to refuse strangers: a stray, hostile or duplicate
+// connection is closed and counted in the refusal log, a bounded number may
+// sit in their handshake at once (the oldest is dropped first), and the
 // cluster runs on unaffected.
 
-import { createServer, connect, type Server, type Socket } from 'node:net';
+import { connect, type Socket } from 'node:net';
 import { handshake, HandshakeError, type Identity } from './handshake.ts';
 import { parseAddress } from './address.ts';
+import { RefusalLog } from './refusals.ts';
+import { certifiedProcess, dialTls, listen, type TlsFiles } from './tls.ts';
 import { WeftError } from '../errors.ts';
 
 export interface MeshOptions extends Identity {
   addresses: string[];
   connectTimeoutMs: number;
+  /** Mutual TLS around every connection, when given. */
+  tls: TlsFiles | undefined;
   /** Where refused connections are reported. */
   log: (line: string) => void;
 }
@@ -29,7 +36,8 @@ export interface Link {
 export interface Mesh {
   /** One link per process, undefined at our own index. */
   links: (Link | undefined)[];
-  server: Server;
+  /** Stops accepting, and logs what the refusal log still holds. */
+  close(): void;
 }
 
 /** Could not build the mesh: a peer unreachable, or refused us. */
@@ -38,10 +46,18 @@ export class ConnectError extends WeftError {
 }
 
 const HANDSHAKE_TIMEOUT_MS = 5_000;
+/**
+ * Connections the listener keeps in their handshake at once, beyond one per
+ * peer: past it the oldest is dropped, so a stranger opening connections
+ * and saying nothing holds a bounded number of sockets (each for at most
+ * HANDSHAKE_TIMEOUT_MS) and a real peer still gets in (a dropped peer redials).
+ */
+export const MAX_HANDSHAKING = 64;
 
 export async function connectMesh(o: MeshOptions): Promise<Mesh> {
   const links: (Link | undefined)[] = new Array(o.processes).fill(undefined);
   const { host, port } = parseAddress(o.addresses[o.process]!);
+  const refusals = new RefusalLog(`weft: process ${o.process}`, o.log);
   let complete!: () => void;
   const allIn = new Promise<void>((r) => (complete = r));
   const missing = (): number[] => links.flatMap((l, i) => (l === undefined && i !== o.process ? [i] : []));
@@ -49,33 +65,58 @@ export async function connectMesh(o: MeshOptions): Promise<Mesh> {
     if (missing().length === 0) complete();
   };
 
-  const server = createServer((socket) => {
-    socket.setNoDelay(true);
-    const from = `${socket.remoteAddress}:${socket.remotePort}`;
-    const expect = (peer: number): string | undefined => {
-      if (peer < o.process) return `process ${peer} is dialled by ${o.process}, it must not dial in`;
-      if (links[peer] !== undefined) return `duplicate process index ${peer}: it is already connected`;
-      return undefined;
-    };
-    handshake(socket, o, expect, HANDSHAKE_TIMEOUT_MS).then(
-      ({ process, rest }) => {
-        // Two dialers may claim one index at once; the first to finish wins.
-        if (links[process] !== undefined) {
-          o.log(`weft: process ${o.process} refused a connection from ${from}: duplicate process index ${process}`);
-          socket.destroy();
-          return;
-        }
-        links[process] = park(socket, rest);
-        settle();
-      },
-      (e: Error) => o.log(`weft: process ${o.process} refused a connection from ${from}: ${e.message}`),
-    );
-  });
-  await new Promise<void>((resolve, reject) => {
-    server.once('error', (e) => reject(new ConnectError(`process ${o.process} cannot listen on ${host}:${port}: ${e.message}`, { cause: e })));
-    server.listen(port, host, () => resolve());
+  // Connections in their handshake, oldest first, by remote address (the
+  // same for the TCP socket and the TLS socket over it).
+  const handshaking = new Map<string, Socket>();
+  const dropped = new Set<string>();
+  const cap = MAX_HANDSHAKING + o.processes;
+  const claimed = new Set<number>();
+  const admit = (peer: number): string | undefined => {
+    // Claimed as soon as admitted, so two diallers with one index cannot both get in.
+    if (links[peer] !== undefined || claimed.has(peer)) return `duplicate process index ${peer}: it is already connected`;
+    claimed.add(peer);
+    return undefined;
+  };
+  const refused = (from: string, reason: string): void => {
+    refusals.refused(from, dropped.delete(from) ? `dropped, the oldest of ${cap} connections still in their handshake` : reason);
+  };
+
+  const server = await listen(host, port, o.tls, {
+    connection: (raw) => {
+      const from = `${raw.remoteAddress}:${raw.remotePort}`;
+      handshaking.set(from, raw);
+      raw.once('close', () => handshaking.delete(from));
+      if (handshaking.size > cap) {
+        const [oldest, socket] = handshaking.entries().next().value as [string, Socket];
+        handshaking.delete(oldest);
+        dropped.add(oldest);
+        socket.destroy();
+      }
+    },
+    secure: (socket) => {
+      socket.setNoDelay(true);
+      const from = `${socket.remoteAddress}:${socket.remotePort}`;
+      const certified = certifiedProcess(socket);
+      const check = (peer: number): string | undefined =>
+        certified !== undefined && certified !== peer ? `its certificate is for process ${certified}, it claims process ${peer}` : admit(peer);
+      handshake(socket, o, { admit: check }, HANDSHAKE_TIMEOUT_MS).then(
+        ({ process, rest }) => {
+          handshaking.delete(from);
+          links[process] = park(socket, rest);
+          settle();
+        },
+        (e: Error) => refused(from, e.message),
+      );
+    },
+    tlsError: (from, e) => refused(from, `TLS: ${e.message}`),
+  }).catch((e: Error) => {
+    throw new ConnectError(`process ${o.process} cannot listen on ${host}:${port}: ${e.message}`, { cause: e });
   });
   server.on('error', (e) => o.log(`weft: listener error: ${e.message}`));
+  const close = (): void => {
+    server.close();
+    refusals.flush();
+  };
 
   const deadline = Date.now() + o.connectTimeoutMs;
   try {
@@ -100,11 +141,11 @@ export async function connectMesh(o: MeshOptions): Promise<Mesh> {
       clearTimeout(timer);
     }
   } catch (error) {
-    server.close();
+    close();
     for (const l of links) l?.socket.destroy();
     throw error;
   }
-  return { links, server };
+  return { links, close };
 }
 
 /**
@@ -119,37 +160,47 @@ function park(socket: Socket, rest: Buffer): Link {
   return link;
 }
 
+/** One connection attempt: a socket (TLS-wrapped when configured), or the error that prevented it. */
+function open(o: MeshOptions, host: string, port: number): Promise<Socket> {
+  if (o.tls !== undefined) return dialTls(host, port, o.tls);
+  return new Promise<Socket>((resolve, reject) => {
+    const s = connect({ host, port, noDelay: true });
+    s.once('connect', () => {
+      s.off('error', reject);
+      resolve(s);
+    });
+    s.once('error', reject);
+  });
+}
+
+/**
+ * Dials process j until its handshake succeeds, retrying with backoff until
+ * the deadline: a refused connect (not listening yet), a connection closed
+ * or reset before the handshake ended (a blip, a listener dropping old
+ * handshakes), a handshake that timed out. A refusal is an answer (wrong
+ * secret, another cluster, a certificate the peer rejects): it fails at once.
+ */
 async function dial(o: MeshOptions, j: number, deadline: number): Promise<Link> {
   const address = o.addresses[j]!;
   const { host, port } = parseAddress(address);
   let delay = 20;
   let last = 'no attempt';
   while (Date.now() < deadline) {
-    let socket: Socket;
     try {
-      socket = await new Promise<Socket>((resolve, reject) => {
-        const s = connect({ host, port, noDelay: true });
-        s.once('connect', () => {
-          s.off('error', reject);
-          resolve(s);
-        });
-        s.once('error', reject);
-      });
-    } catch (e) {
-      last = (e as Error).message;
-      await new Promise((r) => setTimeout(r, Math.min(delay, Math.max(0, deadline - Date.now()))));
-      delay = Math.min(delay * 2, 500);
-      continue;
-    }
-    const expect = (peer: number): string | undefined => (peer === j ? undefined : `dialled process ${j} at ${address} but reached process ${peer}`);
-    try {
-      const { rest } = await handshake(socket, o, expect, HANDSHAKE_TIMEOUT_MS);
+      const socket = await open(o, host, port);
+      const certified = certifiedProcess(socket);
+      if (certified !== undefined && certified !== j) {
+        socket.destroy();
+        throw new HandshakeError(`dialled process ${j} at ${address}, its certificate is for process ${certified}`, true);
+      }
+      const { rest } = await handshake(socket, o, { dialled: j }, Math.min(HANDSHAKE_TIMEOUT_MS, Math.max(1, deadline - Date.now())));
       return park(socket, rest);
     } catch (e) {
-      // A refusal is an answer (wrong secret, wrong cluster): retrying cannot help.
-      if (e instanceof HandshakeError) throw new ConnectError(`process ${o.process} cannot join process ${j} at ${address}: ${e.message}`, { cause: e });
-      throw e;
+      if (e instanceof HandshakeError && e.refused) throw new ConnectError(`process ${o.process} cannot join process ${j} at ${address}: ${e.message}`, { cause: e });
+      last = (e as Error).message;
     }
+    await new Promise((r) => setTimeout(r, Math.min(delay, Math.max(0, deadline - Date.now()))));
+    delay = Math.min(delay * 2, 500);
   }
   throw new ConnectError(`process ${o.process} cannot reach process ${j} at ${address} within ${o.connectTimeoutMs} ms: ${last}`);
 }

@@ -29,6 +29,7 @@ describe('Config.cluster', () => {
     ['index out of range', { threads: 1, process: 2, addresses: ['127.0.0.1:1', '127.0.0.1:2'] }, /process index must be an integer from 0 to 1, got 2/],
     ['negative index', { threads: 1, process: -1, addresses: ['127.0.0.1:1'] }, /from 0 to 0, got -1/],
     ['zero threads', { threads: 0, process: 0, addresses: ['127.0.0.1:1'] }, /threads must be a positive integer/],
+    ['an empty secret', { threads: 1, process: 0, addresses: ['127.0.0.1:1'], secret: '' }, /secret must be a non-empty string, got ""/],
   ])('refuses %s with a ConfigError', (_, o, message) => {
     expect(() => Config.cluster(o)).toThrow(ConfigError);
     expect(() => Config.cluster(o)).toThrow(message);

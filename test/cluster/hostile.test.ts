@@ -5,40 +5,17 @@
 // shows the handshake's layout (docs/cluster.md).
 
 import { afterEach, describe, expect, it } from 'vitest';
-import { createHmac, randomBytes } from 'node:crypto';
+import { randomBytes } from 'node:crypto';
 import { connect } from 'node:net';
 import { rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { freePorts, hostfile, killAll, runProcess, type Running } from './helpers.ts';
+import { diallerProof, hello, helloV1, shape } from './stranger.ts';
 
 const SECRET = 'hostile test secret';
 const THREADS = 2;
 const RING_BYTES = 1 << 20; // the default
-const MAGIC_HELLO = 0x54464557;
-const MAGIC_PROOF = 0x46504657;
 const MAGIC_REFUSE = 0x4f4e4657;
-
-function hello(o: { magic?: number; version?: number; process: number; processes?: number; secret?: boolean }): Buffer {
-  const b = Buffer.alloc(40);
-  b.writeUInt32LE(o.magic ?? MAGIC_HELLO, 0);
-  b.writeUInt16LE(o.version ?? 1, 4);
-  b.writeUInt16LE(o.secret === false ? 0 : 1, 6);
-  b.writeUInt32LE(o.process, 8);
-  b.writeUInt32LE(o.processes ?? 2, 12);
-  b.writeUInt32LE(THREADS, 16);
-  b.writeUInt32LE(RING_BYTES, 20);
-  randomBytes(16).copy(b, 24);
-  return b;
-}
-
-function proof(secret: string, theirHello: Buffer, process: number): Buffer {
-  const idx = Buffer.alloc(4);
-  idx.writeUInt32LE(process);
-  const b = Buffer.alloc(36);
-  b.writeUInt32LE(MAGIC_PROOF, 0);
-  createHmac('sha256', secret).update(theirHello.subarray(24, 40)).update(idx).digest().copy(b, 4);
-  return b;
-}
 
 interface Visit {
   /** Everything the cluster sent before closing. */
@@ -80,6 +57,17 @@ function visit(port: number, first: Buffer, then?: (theirs: Buffer) => Buffer): 
   });
 }
 
+/** The refusals one process logged: the lines at once plus the counts of its summary lines. */
+function refusalsLogged(stderr: string[]): number {
+  let n = 0;
+  for (const l of stderr) {
+    if (/refused a connection from/.test(l)) n++;
+    const m = /refused (\d+) more connections?/.exec(l);
+    if (m) n += Number(m[1]);
+  }
+  return n;
+}
+
 const started: Running[] = [];
 const dirs: string[] = [];
 afterEach(() => {
@@ -88,7 +76,7 @@ afterEach(() => {
 });
 
 describe('hostile connections to a running cluster', () => {
-  it('refuses and logs garbage, wrong magic, wrong version, wrong secret, duplicate index, oversized lengths, silence; the cluster completes correctly', async () => {
+  it('with a secret: refuses and logs garbage, wrong magic, wrong version, a v1 peer, wrong secret, proofs for another shape or process, duplicate index, oversized lengths, silence; the cluster completes correctly', async () => {
     const ports = await freePorts(2);
     const hosts = hostfile(ports);
     dirs.push(hosts.dir);
@@ -105,17 +93,23 @@ describe('hostile connections to a running cluster', () => {
     oversizedRefusal.writeUInt32LE(MAGIC_REFUSE, 0);
     oversizedRefusal.writeUInt32LE(0xffffffff, 4); // a 4 GiB reason
 
+    const dialler = (o: { secret?: string; dialler: number; listener: number; processes?: number }) => {
+      const ours = hello();
+      return [ours, (theirs: Buffer) => diallerProof({ secret: SECRET, ours, theirs, threads: THREADS, ...o })] as const;
+    };
     const visits = await Promise.all([
       visit(p0, Buffer.from('GET / HTTP/1.1\r\nHost: weft\r\n\r\n')),
       visit(p0, randomBytes(4096)),
-      visit(p0, hello({ magic: 0xdeadbeef, process: 1 })),
-      visit(p0, hello({ version: 99, process: 1 })),
-      visit(p0, hello({ process: 1, processes: 3 })),
-      visit(p0, hello({ process: 1, secret: false })),
-      visit(p0, hello({ process: 1 }), (theirs) => proof('not the secret', theirs, 1)),
-      visit(p0, hello({ process: 1 }), (theirs) => proof(SECRET, theirs, 1)),
-      visit(p1, hello({ process: 0 }), (theirs) => proof(SECRET, theirs, 0)),
-      visit(p0, hello({ process: 7 })),
+      visit(p0, hello({ magic: 0xdeadbeef })),
+      visit(p0, hello({ version: 99 })),
+      visit(p0, helloV1(THREADS)),
+      visit(p0, hello({ secret: false })),
+      visit(p0, ...dialler({ secret: 'not the secret', dialler: 1, listener: 0 })),
+      visit(p0, ...dialler({ dialler: 1, listener: 0, processes: 3 })), // the secret, another cluster shape
+      visit(p0, ...dialler({ dialler: 1, listener: 1 })), // the secret, meant for another process
+      visit(p0, ...dialler({ dialler: 1, listener: 0 })), // the secret, an index already connected
+      visit(p1, ...dialler({ dialler: 0, listener: 1 })), // process 0 never dials 1
+      visit(p0, ...dialler({ dialler: 7, listener: 0 })),
       visit(p0, oversizedFrame),
       visit(p0, oversizedRefusal),
       visit(p1, Buffer.alloc(0)), // says nothing: the handshake times out
@@ -125,19 +119,25 @@ describe('hostile connections to a running cluster', () => {
       expect.stringMatching(/^bad magic 0x20544547: not a weft peer$/),
       expect.stringMatching(/^bad magic /),
       'bad magic 0xdeadbeef: not a weft peer',
-      'protocol version 99, expected 1',
-      'cluster of 3 processes, expected 2',
+      'protocol version 99, expected 2',
+      'protocol version 1, expected 2',
       'this cluster requires a shared secret',
       'wrong secret',
-      'duplicate process index 1: it is already connected',
-      'process 0 is dialled by 1, it must not dial in',
-      'process index 7 is invalid here',
+      'wrong secret',
+      'wrong secret',
+      'duplicate process index 1: it is already connected', // only a holder of the secret learns this
+      'wrong secret',
+      'wrong secret',
       'bad magic 0xffffffff: not a weft peer',
       undefined, // a refusal to us is not answered
       undefined, // silence is not answered, only closed
     ]);
-    // Nothing past the cluster's HELLO (and PROOF) reached a stranger.
-    for (const v of visits) expect(v.received.length).toBeLessThanOrEqual(40 + 36 + 8 + 200);
+    // Before proving the secret a stranger gets the HELLO (magic, version,
+    // flag, nonce: nothing about the cluster) and a refusal, nothing signed.
+    for (const v of visits) {
+      expect(v.received.length).toBeLessThanOrEqual(40 + 8 + Buffer.byteLength(v.refusal ?? ''));
+      if (v.received.length >= 40) expect(v.received.subarray(0, 8)).toEqual(hello().subarray(0, 8));
+    }
 
     // Now let the cluster work: worker 0 sends 1..1000 to every worker.
     writeFileSync(go, '');
@@ -147,12 +147,49 @@ describe('hostile connections to a running cluster', () => {
       expect(exits[i]!.code, detail).toBe(0);
       expect(p.stdout, detail).toContain(`result ${JSON.stringify([500500, 500500])}`);
     }
-    const log0 = ps[0]!.stderr.join('\n');
-    const log1 = ps[1]!.stderr.join('\n');
-    for (const r of reasons.slice(0, 8)) expect(log0).toContain(r);
-    expect(log0).toContain('the peer refused the connection');
-    expect(log1).toContain('process 0 is dialled by 1, it must not dial in');
-    expect(log1).toMatch(/no handshake from .* within \d+ ms/);
-    expect(ps[0]!.stderr.filter((l) => /refused a connection/.test(l)).length).toBe(11);
+    // Refusals are logged one at once, then as one summary line with a count.
+    for (const [i, count] of [[0, 13], [1, 2]] as const) {
+      const detail = ps[i]!.stderr.join('\n');
+      expect(refusalsLogged(ps[i]!.stderr), detail).toBe(count);
+      expect(ps[i]!.stderr.filter((l) => /refused/.test(l)).length, detail).toBe(2);
+    }
+  });
+
+  it('without a secret: refuses each mismatch of the cluster shape with its reason; the cluster completes correctly', async () => {
+    const ports = await freePorts(2);
+    const hosts = hostfile(ports);
+    dirs.push(hosts.dir);
+    const go = join(hosts.dir, 'go');
+    const ps = [0, 1].map((i) => runProcess(i, 2, THREADS, hosts.path, ['gated', go], { WEFT_SECRET: '' }));
+    started.push(...ps);
+    await Promise.all(ps.map((p, i) => p.line(new RegExp(`^ready ${i}$`))));
+    const [p0, p1] = ports as [number, number];
+    const plain = (o: Omit<Parameters<typeof shape>[0], 'threads'> & { threads?: number }) => Buffer.concat([hello({ secret: false }), shape({ threads: THREADS, ...o })]);
+    const visits = await Promise.all([
+      visit(p0, plain({ sender: 1, receiver: 0, processes: 3 })),
+      visit(p0, plain({ sender: 1, receiver: 0, threads: 3 })),
+      visit(p0, plain({ sender: 1, receiver: 0, ringBytes: 2 * RING_BYTES })),
+      visit(p0, plain({ sender: 1, receiver: 1 })),
+      visit(p1, plain({ sender: 0, receiver: 1 })),
+      visit(p0, plain({ sender: 7, receiver: 0 })),
+      visit(p0, plain({ sender: 1, receiver: 0 })),
+      visit(p0, hello({ secret: true })),
+    ]);
+    expect(visits.map((v) => v.refusal)).toEqual([
+      'cluster of 3 processes, expected 2',
+      '3 threads per process, expected 2',
+      `ringBytes ${2 * RING_BYTES}, expected ${RING_BYTES}`,
+      'the peer dialled process 1, this is process 0',
+      'process 0 is dialled by 1, it must not dial in',
+      'process index 7 is invalid here',
+      'duplicate process index 1: it is already connected',
+      'the peer uses a secret, this process has none',
+    ]);
+    writeFileSync(go, '');
+    for (const p of ps) {
+      const { code } = await p.exited;
+      expect(code, p.stderr.join('\n')).toBe(0);
+      expect(p.stdout).toContain(`result ${JSON.stringify([500500, 500500])}`);
+    }
   });
 });

@@ -1,0 +1,118 @@
+// Mutual TLS around the cluster's connections (Config.cluster({ tls })):
+// both sides present a certificate, and each verifies the other's against
+// the cluster's own CA, so only holders of a key signed by that CA connect,
+// and the bytes are encrypted. The weft handshake and the frames run inside
+// unchanged. Host names are not checked: the CA is private to the cluster,
+// and the process index is what matters. A certificate made by `weft keys`
+// names its process ("weft process <i>"), and a peer must claim exactly
+// that index; a certificate without that name may take any index.
+
+import { createServer as createTcpServer, type Server, type Socket } from 'node:net';
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { connect as connectTls, createSecureContext, createServer as createTlsServer, TLSSocket } from 'node:tls';
+import { ConfigError } from '../errors.ts';
+
+export interface TlsFiles {
+  /** This process's private key, PEM. */
+  key: string | Buffer;
+  /** This process's certificate, PEM, signed by `ca`. */
+  cert: string | Buffer;
+  /** The cluster's CA certificate, PEM: peers must present a certificate it signed. */
+  ca: string | Buffer;
+}
+
+/** The files `weft keys <dir>` writes, and `tlsFromDir` reads. */
+export const tlsFileNames = (process: number) => ({ ca: 'ca.crt', cert: `process-${process}.crt`, key: `process-${process}.key` });
+
+/** Process `process`'s key and certificate and the CA, from a folder made by `weft keys`. */
+export function tlsFromDir(dir: string, process: number): TlsFiles {
+  const names = tlsFileNames(process);
+  const read = (name: string): Buffer => {
+    try {
+      return readFileSync(join(dir, name));
+    } catch (cause) {
+      throw new ConfigError(`tls: cannot read ${join(dir, name)} (made by \`weft keys ${dir}\`): ${(cause as Error).message}`, { cause });
+    }
+  };
+  return { ca: read(names.ca), cert: read(names.cert), key: read(names.key) };
+}
+
+/** Checks that key, cert and ca are PEM that Node's TLS accepts together; a ConfigError otherwise. */
+export function checkTls(tls: TlsFiles): TlsFiles {
+  for (const field of ['key', 'cert', 'ca'] as const) {
+    const v: unknown = tls?.[field];
+    if (!(typeof v === 'string' || Buffer.isBuffer(v)) || v.length === 0) throw new ConfigError(`tls.${field} must be PEM text (a string or a Buffer), got ${typeof v}`);
+  }
+  try {
+    createSecureContext({ key: tls.key, cert: tls.cert, ca: tls.ca });
+  } catch (cause) {
+    throw new ConfigError(`tls: key, cert and ca are not usable together: ${(cause as Error).message}`, { cause });
+  }
+  return { key: tls.key, cert: tls.cert, ca: tls.ca };
+}
+
+const TLS_HANDSHAKE_TIMEOUT_MS = 5_000;
+const COMMON_NAME = /^weft process (\d+)$/;
+
+export interface ListenHandlers {
+  /** A TCP connection arrived (before any TLS handshake). */
+  connection: (raw: Socket) => void;
+  /** The connection is ready for the weft handshake (after TLS, when used). */
+  secure: (socket: Socket) => void;
+  /** The TLS handshake failed: a peer without a certificate of the CA, or no TLS at all. */
+  tlsError: (from: string, error: Error) => void;
+}
+
+/** Listens on host:port, plain or TLS; rejects when the address cannot be used. */
+export function listen(host: string, port: number, tls: TlsFiles | undefined, on: ListenHandlers): Promise<Server> {
+  let server: Server;
+  if (tls === undefined) {
+    server = createTcpServer((socket) => on.secure(socket));
+  } else {
+    const s = createTlsServer({ ...tls, requestCert: true, rejectUnauthorized: true, minVersion: 'TLSv1.3', handshakeTimeout: TLS_HANDSHAKE_TIMEOUT_MS });
+    s.on('secureConnection', (socket) => on.secure(socket));
+    s.on('tlsClientError', (e, socket) => on.tlsError(`${socket.remoteAddress}:${socket.remotePort}`, e));
+    server = s;
+  }
+  // net.Server emits 'connection' for every TCP stream, TLS or not, first.
+  server.prependListener('connection', (raw: Socket) => on.connection(raw));
+  return new Promise((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(port, host, () => {
+      server.off('error', reject);
+      resolve(server);
+    });
+  });
+}
+
+/** Connects with TLS and resolves once the peer's certificate verified against the CA. */
+export function dialTls(host: string, port: number, tls: TlsFiles): Promise<Socket> {
+  return new Promise((resolve, reject) => {
+    const s = connectTls({ host, port, ...tls, minVersion: 'TLSv1.3', checkServerIdentity: () => undefined });
+    s.once('secureConnect', () => {
+      s.off('error', reject);
+      s.setNoDelay(true);
+      resolve(s);
+    });
+    s.once('error', reject);
+  });
+}
+
+/** The process index a `weft keys` certificate names, for a TLS socket; undefined otherwise. */
+export function certifiedProcess(socket: Socket): number | undefined {
+  if (!(socket instanceof TLSSocket)) return undefined;
+  const cn = socket.getPeerCertificate().subject?.CN;
+  const m = typeof cn === 'string' ? COMMON_NAME.exec(cn) : null;
+  return m ? Number(m[1]) : undefined;
+}
+
+/**
+ * Whether an error is TLS saying no (a certificate the CA did not sign, no
+ * certificate, a peer that does not speak TLS): an answer, which retrying
+ * cannot change, unlike a reset.
+ */
+export function isTlsRefusal(error: Error): boolean {
+  const code = (error as NodeJS.ErrnoException).code ?? '';
+  return code.startsWith('ERR_SSL_') || /CERT|UNABLE_TO_(GET|VERIFY)|SIGNATURE/.test(code);
+}
