@@ -50,10 +50,14 @@ export class ClusterBackend implements Backend {
       if ('results' in message) this.leases.route(message.results);
       else this.onReady.resolve();
     };
+    // Once the workers have ended, for whatever reason, the gateway has no
+    // one to talk to: closing it lets the process exit (an open
+    // BroadcastChannel holds the event loop, and a failed cluster never
+    // reaches close()'s own).
     guards.join().then(
       () => this.fail(new RuntimeClosedError('the cluster workers ended')),
       (error: Error) => this.fail(new RuntimeClosedError(`the cluster failed: ${error.message}`, { cause: error })),
-    );
+    ).finally(() => gateway.close());
   }
 
   /**
@@ -106,12 +110,13 @@ export class ClusterBackend implements Backend {
     for (const task of tasks) this.pending.push(task);
   }
 
+  /** Stops the workers (unless they already ended) and resolves once they have, whether they ended well or not. */
   async close(): Promise<void> {
-    if (this.closed) return;
-    this.fail(new RuntimeClosedError('the runtime was closed'));
-    this.gateway.postMessage({ stop: 1 } satisfies ToGateway);
+    if (!this.closed) {
+      this.fail(new RuntimeClosedError('the runtime was closed'));
+      this.gateway.postMessage({ stop: 1 } satisfies ToGateway);
+    }
     await this.guards.join().catch(() => {});
-    this.gateway.close();
   }
 
   private flush(): void {
