@@ -25,6 +25,8 @@ export interface HostedOptions {
   workers: number;
   module: URL | string;
   export?: string;
+  /** File URLs the workers import later by themselves (operations): TypeScript there turns tsx on. */
+  imports?: readonly string[];
   ringBytes?: number;
   maxMessageBytes?: number;
 }
@@ -55,7 +57,7 @@ export class Hosted extends EventEmitter<{ exit: [index: number, error: Error | 
     const hostIndex = o.workers;
     const fabric = buildFabric(o.workers + 1, ringBytes, o.maxMessageBytes ?? DEFAULT_MAX_MESSAGE_BYTES, (a, b) => a === hostIndex || b === hostIndex);
     const module = o.module instanceof URL ? o.module.href : pathToFileURL(resolve(o.module)).href;
-    const pool = new Hosted({ mode: 'module', module, export: o.export ?? 'default' }, isolate(fabric.wirings[hostIndex]!), ringBytes);
+    const pool = new Hosted({ mode: 'module', module, export: o.export ?? 'default', imports: o.imports ?? [] }, isolate(fabric.wirings[hostIndex]!), ringBytes);
     try {
       await Promise.all(fabric.wirings.slice(0, hostIndex).map((w) => pool.spawn(isolate(w))));
     } catch (error) {

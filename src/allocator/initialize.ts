@@ -56,7 +56,12 @@ export async function initialize<R>(config: Config, logic: WorkerFn<R> | ModuleS
   if (logic === null || typeof logic !== 'object' || !('module' in logic)) {
     throw new ModuleError('initialize needs a function or { module, export }');
   }
-  return launch<R>(config, { mode: 'module', module: moduleHref(logic.module), export: logic.export ?? 'default' });
+  return initializeModule<R>(config, logic);
+}
+
+/** The module form, for weft's own runtimes: `imports` are modules the workers will import by themselves. */
+export function initializeModule<R>(config: Config, spec: ModuleSpec, imports: readonly string[] = []): Promise<WorkerGuards<R>> {
+  return launch<R>(config, { mode: 'module', module: moduleHref(spec.module), export: spec.export ?? 'default', imports });
 }
 
 const EVAL_FLAG = /^(-e|--eval|-p|--print)(=|$)/;

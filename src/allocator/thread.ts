@@ -8,14 +8,40 @@ const BOOTSTRAP = new URL('./bootstrap.mjs', import.meta.url);
 const RUNNER = new URL(import.meta.url.endsWith('.ts') ? './worker.ts' : './worker.js', import.meta.url).href;
 const TS = /\.[cm]?tsx?$/;
 
-export type Task =
+export type Task = (
   | { mode: 'closure'; script: string; ordinal: number; history: unknown[][] }
-  | { mode: 'module'; module: string; export: string };
+  | { mode: 'module'; module: string; export: string }
+) & {
+  /** File URLs the worker imports later by itself (operations modules). */
+  imports?: readonly string[];
+};
+
+/**
+ * Whether a worker thread must register tsx before it imports anything.
+ * Node 20 does not carry the main thread's loader into worker threads, so
+ * the worker needs its own whenever the user's code is TypeScript: the entry
+ * script (the closure form re-runs it, and runtimes default their operations
+ * to it), the module it starts, or a module it will import. Weft's own file
+ * extension counts only in a checkout, where weft itself is TypeScript; an
+ * installed weft is JavaScript and says nothing of the user's code.
+ */
+function needsTsx(task: Task): boolean {
+  const entry = process.argv[1];
+  const urls = [task.mode === 'closure' ? task.script : task.module, ...(task.imports ?? []), RUNNER];
+  return (entry !== undefined && TS.test(entry)) || urls.some((u) => TS.test(pathname(u)));
+}
+
+function pathname(url: string): string {
+  try {
+    return new URL(url).pathname;
+  } catch {
+    return url;
+  }
+}
 
 export function startThread(task: Task, wiring: Wiring): Worker {
-  const target = task.mode === 'closure' ? task.script : task.module;
-  const tsx = TS.test(new URL(target).pathname) || TS.test(RUNNER);
-  const boot: Boot = { ...task, wiring, runner: RUNNER, tsx };
+  const { imports: _, ...rest } = task;
+  const boot: Boot = { ...rest, wiring, runner: RUNNER, tsx: needsTsx(task) };
   // The closure form re-runs the main script, which typically reads its
   // arguments (Config.fromArgs(process.argv.slice(2))): it must see the same
   // ones as the main thread, or each worker would pick another program.

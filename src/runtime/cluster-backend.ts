@@ -15,7 +15,8 @@
 import { BroadcastChannel } from 'node:worker_threads';
 import { fileURLToPath } from 'node:url';
 import { ConfigError } from '../errors.ts';
-import { initialize, type Config, type WorkerGuards } from '../allocator/index.ts';
+import type { Config, WorkerGuards } from '../allocator/index.ts';
+import { initializeModule } from '../allocator/initialize.ts';
 import { peersOf } from '../allocator/config.ts';
 import { LeaseTable, type Backend, type Lease, type LeaseHandlers } from './backend.ts';
 import { CLUSTER_SETTINGS_ENV, type ClusterSettings, type FromGateway, type ToGateway } from './cluster-wire.ts';
@@ -75,7 +76,7 @@ export class ClusterBackend implements Backend {
     process.env[CLUSTER_SETTINGS_ENV] = JSON.stringify(settings);
     let guards: WorkerGuards<void>;
     try {
-      guards = await initialize<void>(config, { module: workerModule(), export: 'serveCluster' });
+      guards = await initializeModule<void>(config, { module: workerModule(), export: 'serveCluster' }, settings.operations);
     } catch (error) {
       gateway?.close();
       throw error;

@@ -73,8 +73,9 @@ export class ThreadBackend implements Backend {
 
   /** Starts `workers` threads and resolves once each has imported `modules`. */
   static async start(options: { workers: number; modules: readonly (string | URL)[] }): Promise<ThreadBackend> {
-    const pool = await startHosted({ workers: options.workers, module: workerModule(), export: 'serveThread' });
-    const backend = new ThreadBackend(pool, options.modules.map(moduleUrl), options.workers);
+    const modules = options.modules.map(moduleUrl);
+    const pool = await startHosted({ workers: options.workers, module: workerModule(), export: 'serveThread', imports: modules });
+    const backend = new ThreadBackend(pool, modules, options.workers);
     for (let index = 0; index < options.workers; index++) backend.hello(index);
     void backend.pump();
     try {
