@@ -22,6 +22,9 @@ export {
   DuplicateDefinitionError,
   RuntimeClosedError,
 } from './errors.ts';
-// Types only: amqplib loads when `Runtime.amqp` or `WorkerRuntime.amqp` is called.
-export type { AmqpWorker, AmqpWorkerOptions, AmqpWorkerStats, AmqpBackendOptions, AmqpConnectOptions } from './amqp/index.ts';
+// Types only: amqplib loads when `Runtime.amqp` or `WorkerRuntime.amqp` is
+// called. Named from the files that declare them, whose declarations do not
+// reach amqplib's types (a user's strict tsc would need @types/amqplib).
+export type { AmqpWorker, AmqpWorkerOptions, AmqpWorkerStats } from './amqp/worker.ts';
+export type { AmqpBackendOptions, AmqpConnectOptions } from './amqp/backend.ts';
 export { BrokerUnavailableError, DeadLetterError } from './amqp/errors.ts';

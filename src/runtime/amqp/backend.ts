@@ -24,7 +24,8 @@ import type { Backend, Lease, LeaseHandlers } from '../backend.ts';
 import { RuntimeClosedError, WorkerLostError } from '../errors.ts';
 import { failed, type Task } from '../task.ts';
 import { BrokerUnavailableError, DeadLetterError } from './errors.ts';
-import { publishConfirmed, ReconnectingConnection, redact, type BackoffOptions, type Session } from './connection.ts';
+import type { BackoffOptions } from './backoff.ts';
+import { publishConfirmed, ReconnectingConnection, redact, type Session } from './connection.ts';
 import { assertResultQueue, assertShared, DEFAULT_DELIVERY_LIMIT, namesOf, type Names } from './topology.ts';
 import {
   CONTENT_TYPE,

@@ -13,6 +13,7 @@
 //   channel.
 
 import { connect, type ChannelModel, type ConfirmChannel, type Options } from 'amqplib';
+import type { BackoffOptions } from './backoff.ts';
 
 export interface Session {
   readonly connection: ChannelModel;
@@ -21,13 +22,6 @@ export interface Session {
   readonly generation: number;
   /** Set once the connection or channel failed: deliveries of this session can no longer be acked. */
   lost: boolean;
-}
-
-export interface BackoffOptions {
-  /** First delay before reconnecting, in ms. Default 100. */
-  initialMs?: number;
-  /** Longest delay between attempts, in ms. Default 2000. */
-  maxMs?: number;
 }
 
 export interface ConnectionOptions {

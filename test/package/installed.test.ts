@@ -1,0 +1,152 @@
+// weft as its users get it: the packed tarball installed into a fresh app
+// folder, and the README's examples run there, in JavaScript and in
+// TypeScript. The rest of the suite runs from src/ and cannot see what the
+// package lacks (a file left out of `files`, a loader only the checkout has,
+// a type only a devDependency provides).
+//
+// CI packs the fresh clone itself (prepack builds dist/) and hands the
+// tarball over in WEFT_TARBALL; otherwise the tarball is packed here from
+// the dist/ the global setup just built.
+
+import { execFileSync, spawnSync } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { delimiter, dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import ts from 'typescript';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+
+const root = fileURLToPath(new URL('../..', import.meta.url));
+const env = { ...process.env, PATH: `${dirname(process.execPath)}${delimiter}${process.env.PATH ?? ''}` };
+let app: string;
+let tarball: string;
+
+function sh(file: string, args: string[], cwd: string): string {
+  return execFileSync(file, args, { cwd, env, encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] });
+}
+
+function run(args: string[]): { status: number | null; stdout: string; stderr: string } {
+  const [file, ...rest] = args;
+  const bin = file === 'node' ? process.execPath : join(app, 'node_modules', '.bin', file!);
+  const r = spawnSync(bin, rest, { cwd: app, env, encoding: 'utf8', timeout: 60_000 });
+  return { status: r.status, stdout: r.stdout, stderr: r.stderr };
+}
+
+/** The first ```ts block of the README after `heading`, as written there. */
+function readmeExample(heading: string): string {
+  const readme = readFileSync(join(root, 'README.md'), 'utf8');
+  const at = readme.indexOf(`\n${heading}\n`);
+  if (at < 0) throw new Error(`README has no ${heading}`);
+  const block = /```ts\n([\s\S]*?)```/.exec(readme.slice(at));
+  if (block === null) throw new Error(`README has no ts example under ${heading}`);
+  return block[1]!;
+}
+
+/** A README example as the user saves it: app.ts verbatim, or app.mjs with its types taken out. */
+function save(name: string, source: string): void {
+  const text = name.endsWith('.ts') ? source : ts.transpileModule(source, { compilerOptions: { target: ts.ScriptTarget.ES2022, module: ts.ModuleKind.ESNext } }).outputText;
+  writeFileSync(join(app, name), text);
+}
+
+const devVersion = (name: string): string => (JSON.parse(readFileSync(join(root, 'node_modules', name, 'package.json'), 'utf8')) as { version: string }).version;
+
+beforeAll(() => {
+  app = mkdtempSync(join(tmpdir(), 'weft-app-'));
+  tarball = process.env.WEFT_TARBALL ?? join(app, sh('npm', ['pack', '--ignore-scripts', '--silent', '--pack-destination', app], root).trim().split('\n').pop()!);
+  writeFileSync(join(app, 'package.json'), JSON.stringify({ name: 'app', private: true, type: 'module' }));
+  // From the local npm cache where it can: the same versions the checkout uses.
+  sh('npm', ['install', '--prefer-offline', '--no-audit', '--no-fund', '--loglevel=error', tarball, `typescript@${devVersion('typescript')}`, `@types/node@${devVersion('@types/node')}`], app);
+}, 300_000);
+
+afterAll(() => {
+  if (app !== undefined) rmSync(app, { recursive: true, force: true });
+});
+
+describe('the installed package', () => {
+  it('holds the build, the command and the docs, and no sources or maps', () => {
+    const files = execFileSync('tar', ['-tzf', tarball], { encoding: 'utf8' }).trim().split('\n').map((f) => f.replace(/^package\//, ''));
+    for (const f of ['package.json', 'README.md', 'bin/weft.mjs', 'dist/index.js', 'dist/index.d.ts', 'dist/allocator/bootstrap.mjs', 'dist/cli/main.js', 'docs/semantics.md']) {
+      expect(files).toContain(f);
+    }
+    expect(files.filter((f) => /\.map$|^(src|test|bench|examples|\.ci|\.cache)\//.test(f))).toEqual([]);
+  });
+
+  it.each(['hello.mjs', 'hello.ts'])("runs the README's channels example as %s", (name) => {
+    save(name, readmeExample('## Channels'));
+    const r = run(name.endsWith('.ts') ? ['tsx', name] : ['node', name]);
+    expect(r.stderr).toBe('');
+    expect(r.status).toBe(0);
+    const lines = r.stdout.trim().split('\n');
+    expect(lines.slice(0, 4).sort()).toEqual(['worker 0: <hello, 0>', 'worker 0: <hello, 0>', 'worker 1: <hello, 1>', 'worker 1: <hello, 1>']);
+    expect(lines[4]).toBe('[ 0, 1 ]');
+  });
+
+  it.each(['tasks.mjs', 'tasks.ts'])("runs the README's tasks example as %s", (name) => {
+    save(name, readmeExample('## Tasks'));
+    const r = run(name.endsWith('.ts') ? ['tsx', name] : ['node', name]);
+    expect(r.stderr).toBe('');
+    expect(r.status).toBe(0);
+    expect(r.stdout).toBe('143\n');
+  });
+
+  it("runs Runtime.cluster under weft launch with operations: './ops.ts'", () => {
+    writeFileSync(
+      join(app, 'ops.ts'),
+      `import { defineOperation, defineMonoid } from 'weft';
+export const Square = defineOperation('Square', (n: number): number => n * n);
+export const Sum = defineMonoid('Sum', { empty: () => 0, combine: (a: number, b: number) => a + b });
+`,
+    );
+    writeFileSync(
+      join(app, 'cluster.ts'),
+      `import { Config, IndexedStream, Runtime } from 'weft';
+import { Square, Sum } from './ops.ts';
+
+const { config } = Config.fromArgs(process.argv.slice(2));
+const runtime = await Runtime.cluster(config, { operations: './ops.ts' });
+if (runtime !== undefined) {
+  console.log(await IndexedStream.from([1, 2, 3, 4]).map(Square).fold(Sum).run(runtime));
+  await runtime.close();
+}
+`,
+    );
+    const r = run(['weft', 'launch', '-n', '2', '-w', '2', 'cluster.ts']);
+    expect(r.stderr).toBe('weft: launching 2 processes x 2 threads of cluster.ts\n');
+    expect(r.status).toBe(0);
+    expect(r.stdout).toBe('[0] 30\n');
+  });
+
+  it('type-checks a strict app without skipLibCheck', () => {
+    writeFileSync(
+      join(app, 'tsconfig.json'),
+      JSON.stringify({
+        compilerOptions: { target: 'ES2022', module: 'nodenext', moduleResolution: 'nodenext', strict: true, noEmit: true, skipLibCheck: false, types: ['node'] },
+        include: ['typed.ts'],
+      }),
+    );
+    writeFileSync(
+      join(app, 'typed.ts'),
+      `import * as weft from 'weft';
+import { Config, initialize, Runtime, IndexedStream, defineOperation, codecs, type Allocator, type Push, type Pull, type AmqpWorker } from 'weft';
+
+export const Twice = defineOperation('Twice', (n: number): number => 2 * n);
+export async function main(): Promise<number[]> {
+  const guards = await initialize(Config.thread(), (a: Allocator) => {
+    const [push, pull]: [Push<Float64Array>[], Pull<Float64Array>] = a.allocate(0, codecs.typedArray(Float64Array));
+    push[0]!.send(new Float64Array(1));
+    return a.index;
+  });
+  const runtime = await Runtime.inMemory({ workers: 1 });
+  const out: number[] = await IndexedStream.from([1]).map(Twice).run(runtime);
+  await runtime.close();
+  return [...(await guards.join()), ...out];
+}
+export type Worker = AmqpWorker;
+export const everything = Object.keys(weft);
+`,
+    );
+    const r = run(['tsc', '-p', '.']);
+    expect(r.stdout + r.stderr).toBe('');
+    expect(r.status).toBe(0);
+  });
+});
