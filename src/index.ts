@@ -50,6 +50,7 @@ export {
   UnknownOperationError,
   TaskTimeoutError,
   WorkerLostError,
+  OutputError,
   DuplicateDefinitionError,
   RuntimeClosedError,
   BrokerUnavailableError,

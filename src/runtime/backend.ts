@@ -13,7 +13,7 @@
 // - Push, not pull: results arrive through the callback given to `lease`, in
 //   batches, so a backend can hand over everything one read produced at once.
 
-import type { Task, TaskResult } from './task.ts';
+import type { Task, TaskIdentity, TaskResult } from './task.ts';
 
 /** A directive's claim on the results routed to `key`. */
 export interface Lease {
@@ -23,6 +23,12 @@ export interface Lease {
    * dropped, and results for it that arrive later are discarded.
    */
   release(): void;
+  /**
+   * The directive stopped waiting for this task (its timeout passed) and
+   * will retry or fail it. A backend may check that the worker holding it
+   * is not stuck (the thread backend replaces a stuck thread); others ignore it.
+   */
+  timedOut?(task: TaskIdentity): void;
 }
 
 export interface LeaseHandlers {
@@ -50,7 +56,7 @@ export interface Backend {
 /**
  * The open leases of a backend: issues keys, routes results, fails them all
  * when the backend stops. `onRelease` drops what the backend still holds
- * for a key (queued tasks, work on workers).
+ * for a key (queued tasks, work on workers); `onTimeout` is the lease's `timedOut`.
  */
 export class LeaseTable {
   private readonly open = new Map<string, LeaseHandlers>();
@@ -58,7 +64,7 @@ export class LeaseTable {
 
   constructor(private readonly prefix = '') {}
 
-  lease(handlers: LeaseHandlers, onRelease: (key: string) => void): Lease {
+  lease(handlers: LeaseHandlers, onRelease: (key: string) => void, onTimeout?: (task: TaskIdentity) => void): Lease {
     const key = `${this.prefix}${this.next++}`;
     this.open.set(key, handlers);
     return {
@@ -66,6 +72,7 @@ export class LeaseTable {
       release: () => {
         if (this.open.delete(key)) onRelease(key);
       },
+      timedOut: onTimeout,
     };
   }
 

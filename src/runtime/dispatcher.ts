@@ -9,19 +9,27 @@
 // A worker runs its tasks in the order they were sent, so what it has in
 // flight is a FIFO and a result usually pops its head (async operations may
 // answer out of order; their results are looked up further in).
+//
+// Async operations awaiting settlement ("parked", as the worker reports)
+// do not count against that queue: a worker may hold up to `concurrency` of
+// them on top of it, so I/O-bound operations overlap by the dozen.
 
 import { Fifo } from './fifo.ts';
-import type { Task, TaskResult } from './task.ts';
+import type { Task, TaskIdentity, TaskResult } from './task.ts';
 
 // Work queued on a worker beyond the task it is running, in milliseconds.
 const QUEUED_WORK_MS = 4;
 const MAX_QUEUED_TASKS = 1024;
 // Until results have been timed, assume tasks take this long.
 const INITIAL_TASK_MS = 1;
+/** Default bound on one worker's parked async tasks. */
+export const DEFAULT_CONCURRENCY = 64;
 
 interface WorkerState {
   ready: boolean;
   readonly inFlight: Fifo<Task>;
+  /** Async tasks awaiting settlement on the worker, as it last reported (at most `concurrency`). */
+  parked: number;
   /** When the worker last delivered results, or received work while idle. */
   mark: number;
 }
@@ -37,8 +45,9 @@ export class Dispatcher {
   constructor(
     workers: number,
     private readonly send: (worker: number, tasks: Task[]) => void,
+    private readonly concurrency = DEFAULT_CONCURRENCY,
   ) {
-    this.workers = Array.from({ length: workers }, () => ({ ready: false, inFlight: new Fifo<Task>(), mark: 0 }));
+    this.workers = Array.from({ length: workers }, () => ({ ready: false, inFlight: new Fifo<Task>(), parked: 0, mark: 0 }));
   }
 
   /** Tasks sent to workers and not yet answered. */
@@ -63,11 +72,34 @@ export class Dispatcher {
     this.assign();
   }
 
+  /** The worker's report of its parked async tasks: room for that many more, up to `concurrency`. */
+  setParked(worker: number, parked: number): void {
+    this.workers[worker]!.parked = Math.min(parked, this.concurrency);
+    this.assign();
+  }
+
   /** Takes back everything a worker has in flight, as when it is lost. */
   takeFrom(worker: number): Task[] {
-    const tasks = this.workers[worker]!.inFlight.take();
+    const state = this.workers[worker]!;
+    const tasks = state.inFlight.take();
+    state.parked = 0;
     this.outstanding -= tasks.length;
     return tasks;
+  }
+
+  /** The worker holding a task with this identity, and the task, if one does. */
+  holder(id: TaskIdentity): { worker: number; task: Task } | undefined {
+    const same = (task: Task) => task.key === id.key && task.index === id.index && task.stage === id.stage && task.attempt === id.attempt;
+    for (let worker = 0; worker < this.workers.length; worker++) {
+      const task = this.workers[worker]!.inFlight.find(same);
+      if (task !== undefined) return { worker, task };
+    }
+    return undefined;
+  }
+
+  /** Removes one task from a worker's in-flight list (it is given up, not re-queued). */
+  forget(worker: number, task: Task): void {
+    this.outstanding -= this.workers[worker]!.inFlight.removeAll((held) => held === task);
   }
 
   /** Forgets the tasks of one routing key, queued or in flight, and gives the room freed to others. */
@@ -123,10 +155,11 @@ export class Dispatcher {
     for (let step = 0; step < this.workers.length && this.queue.length > 0; step++) {
       const index = (first + step) % this.workers.length;
       const worker = this.workers[index]!;
-      if (!worker.ready || worker.inFlight.length >= limit) continue;
+      const room = limit + worker.parked;
+      if (!worker.ready || worker.inFlight.length >= room) continue;
       if (worker.inFlight.length === 0) worker.mark = now;
       const batch: Task[] = [];
-      while (worker.inFlight.length < limit) {
+      while (worker.inFlight.length < room) {
         const task = this.queue.shift();
         if (task === undefined) break;
         batch.push(task);

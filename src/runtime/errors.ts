@@ -43,6 +43,15 @@ export class TaskTimeoutError extends WeftError {
   }
 }
 
+/**
+ * A task's output cannot travel back: the codec refuses it (a function, a
+ * symbol, a value it cannot encode) or it is over the channels' frame bound.
+ * The directive rejects with an OperationError whose cause is this.
+ */
+export class OutputError extends WeftError {
+  override name = 'OutputError';
+}
+
 /** The worker thread running a task kept dying: the task is given up rather than retried forever. */
 export class WorkerLostError extends WeftError {
   override name = 'WorkerLostError';

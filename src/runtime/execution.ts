@@ -282,8 +282,10 @@ class Execution {
   }
 
   private taskOf(item: Pending): Task {
-    if (this.timeoutMs !== undefined) this.arm(item);
-    return { op: this.ops[item.stage]!, input: item.input, key: this.key, index: item.index, stage: item.stage, attempt: item.attempt };
+    const task = { op: this.ops[item.stage]!, input: item.input, key: this.key, index: item.index, stage: item.stage, attempt: item.attempt };
+    if (this.timeoutMs === undefined) return task;
+    this.arm(item);
+    return { ...task, timeoutMs: this.timeoutMs };
   }
 
   private sendUnbatched(): void {
@@ -425,6 +427,8 @@ class Execution {
       if (item.deadline > now) break;
       this.timeoutHead++;
       expired = true;
+      // Before the failure, which may end the directive and release the lease.
+      this.lease!.timedOut?.({ key: this.key, index: item.index, stage: item.stage, attempt: item.attempt });
       this.onFailure(item, new TaskTimeoutError(this.ops[item.stage]!, item.index, this.timeoutMs!), true);
       if (this.settled) return;
     }

@@ -33,6 +33,12 @@ export class Fifo<T> {
     this.head = 0;
   }
 
+  /** The first item satisfying `match`, left in place. */
+  find(match: (item: T) => boolean): T | undefined {
+    for (let i = this.head; i < this.items.length; i++) if (match(this.items[i]!)) return this.items[i];
+    return undefined;
+  }
+
   /** Removes the first item satisfying `match`, wherever it is. */
   removeFirst(match: (item: T) => boolean): T | undefined {
     for (let i = this.head; i < this.items.length; i++) {

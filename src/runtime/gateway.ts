@@ -8,7 +8,8 @@ import type { Allocator, Pull } from '../allocator/index.ts';
 import type { FromGateway, ToGateway } from './cluster-wire.ts';
 import { Dispatcher } from './dispatcher.ts';
 import type { TaskResult } from './task.ts';
-import { RESULT_CHANNEL_BASE, TASK_CHANNEL, type HostMessage, type WorkerMessage } from './wire.ts';
+import { unpackResult } from './outputs.ts';
+import { isResult, RESULT_CHANNEL_BASE, TASK_CHANNEL, type HostMessage, type WorkerMessage } from './wire.ts';
 
 // Parked, the gateway still runs the orchestrator's messages (they arrive as
 // events); this bound only limits how long a stop waits to be noticed.
@@ -45,11 +46,13 @@ export async function runGateway(allocator: Allocator, channel: string): Promise
         const batch: TaskResult[] = [];
         for (let message = results[worker]!.recv(); message !== undefined; message = results[worker]!.recv()) {
           any = true;
-          if (!('ready' in message)) batch.push(message);
-          else {
+          if (isResult(message)) batch.push(unpackResult(message));
+          else if ('parked' in message) dispatcher.setParked(worker, message.parked);
+          else if ('ready' in message) {
             dispatcher.setReady(worker, true);
             if (--unready === 0) tell({ ready: allocator.peers - 1 });
           }
+          // pong and dying are the thread backend's; a cluster is fail-stop
         }
         if (batch.length > 0) settled.push(...dispatcher.settle(worker, batch));
       }

@@ -19,6 +19,7 @@ export {
   UnknownOperationError,
   TaskTimeoutError,
   WorkerLostError,
+  OutputError,
   DuplicateDefinitionError,
   RuntimeClosedError,
 } from './errors.ts';

@@ -9,7 +9,7 @@ import type { Backend } from './backend.ts';
 import { IndexedStream, Literal, type RunOptions } from './directives.ts';
 import { execute, type Plan } from './execution.ts';
 import { LoopbackBackend } from './loopback.ts';
-import { checkPositiveInteger, checkRunOptions, checkSharedOptions } from './options.ts';
+import { checkDuration, checkPositiveInteger, checkRunOptions, checkSharedOptions } from './options.ts';
 import type { Operation } from './registry.ts';
 import { DEFAULT_RETRY, type RetryPolicy } from './retry.ts';
 import { reachedRuntime } from './worker-runtime.ts';
@@ -31,6 +31,18 @@ export interface InMemoryOptions extends RuntimeOptions {
    * or path. Default: the main script (`process.argv[1]`).
    */
   operations?: string | URL | readonly (string | URL)[];
+  /**
+   * Async tasks one thread may have awaiting (I/O-bound operations overlap
+   * this many deep), on top of the few tasks queued on it. Default 64.
+   */
+  concurrency?: number;
+  /**
+   * How long a thread holding a timed-out task has to show it is not stuck
+   * before it is terminated and replaced, in ms. Default 1000.
+   */
+  cancelGraceMs?: number;
+  /** The channels' bound on one frame, in bytes; an output over it fails its task (OutputError). Default 256 MiB. */
+  maxMessageBytes?: number;
 }
 
 export interface ClusterRuntimeOptions extends RuntimeOptions {
@@ -71,12 +83,18 @@ export class Runtime implements AsyncDisposable {
     if (reachedRuntime()) return new Promise<never>(() => {});
     checkSharedOptions('runtime option', options);
     checkPositiveInteger('runtime option', 'workers', options.workers);
+    checkPositiveInteger('runtime option', 'concurrency', options.concurrency);
+    checkDuration('runtime option', 'cancelGraceMs', options.cancelGraceMs);
+    checkPositiveInteger('runtime option', 'maxMessageBytes', options.maxMessageBytes);
     // Loaded on demand: a program on `Runtime.local()` or on another backend
     // never pulls in the thread allocator.
     const { ThreadBackend } = await import('./thread-backend.ts');
     const backend = await ThreadBackend.start({
       workers: options.workers ?? availableParallelism(),
       modules: operationsModules(options.operations),
+      concurrency: options.concurrency,
+      cancelGraceMs: options.cancelGraceMs,
+      maxMessageBytes: options.maxMessageBytes,
     });
     return new Runtime(backend, options);
   }

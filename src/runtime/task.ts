@@ -15,6 +15,12 @@ export interface Task {
   readonly stage: number;
   /** 0 for the first try, incremented by each retry. */
   readonly attempt: number;
+  /**
+   * The directive's per-task timeout, when it has one. A worker sends the
+   * results it has made before it runs such a task, so one that never
+   * returns cannot hold them back past their own timeouts.
+   */
+  readonly timeoutMs?: number;
 }
 
 /** An error as it crosses the wire: no prototype survives encoding, so keep what matters. */
@@ -41,7 +47,10 @@ export function succeeded(task: Task, output: unknown): TaskResult {
   return { key: task.key, index: task.index, stage: task.stage, attempt: task.attempt, output };
 }
 
-export function failed(task: Task, error: unknown): TaskResult {
+/** What identifies a task (and its result). */
+export type TaskIdentity = Pick<Task, 'key' | 'index' | 'stage' | 'attempt'>;
+
+export function failed(task: TaskIdentity, error: unknown): TaskResult {
   return { key: task.key, index: task.index, stage: task.stage, attempt: task.attempt, error: toFailure(error) };
 }
 

@@ -17,6 +17,8 @@ export const RESULT_CHANNEL_BASE = 1;
 /** First message to a (new) thread worker: the operations modules to import, as URL strings. */
 export interface Hello {
   readonly hello: readonly string[];
+  /** The channels' bound on one frame: results are batched and outputs checked against it. */
+  readonly maxMessageBytes: number;
 }
 
 /** A worker's first message, once its operations modules are imported. */
@@ -29,5 +31,41 @@ export interface Stop {
   readonly stop: 1;
 }
 
-export type HostMessage = Hello | Task | Stop;
-export type WorkerMessage = Ready | TaskResult;
+/** Asks a worker to answer `{ pong }` once it has run everything sent before: is its thread stuck? */
+export interface Ping {
+  readonly ping: number;
+}
+
+export interface Pong {
+  readonly pong: number;
+}
+
+/**
+ * How many of a worker's tasks are async operations awaiting settlement,
+ * sent when the number changes: they run concurrently, so the coordinator
+ * may send that many more (up to its concurrency bound).
+ */
+export interface Parked {
+  readonly parked: number;
+}
+
+/** A task's identity, as `[key, index, stage, attempt]`. */
+export type TaskId = readonly [key: string, index: number, stage: number, attempt: number];
+
+/** Sent as a worker thread exits (process.exit): the tasks it was running, so only they are blamed. */
+export interface Dying {
+  readonly dying: readonly TaskId[];
+}
+
+/** A result whose output travels already encoded (see outputs.ts); the coordinator decodes it. */
+export interface PackedResult extends Omit<TaskResult, 'output'> {
+  readonly packed: Uint8Array;
+}
+
+export type HostMessage = Hello | Task | Stop | Ping;
+export type WorkerMessage = Ready | TaskResult | PackedResult | Pong | Parked | Dying;
+
+/** True for a worker's result (packed or not), false for its other messages. */
+export function isResult(message: WorkerMessage): message is TaskResult | PackedResult {
+  return 'key' in message;
+}

@@ -3,14 +3,18 @@
 // backend's threads and the cluster backend's workers both run it.
 
 import type { Allocator, Push } from '../allocator/index.ts';
-import type { TaskResult } from './task.ts';
-import { RESULT_CHANNEL_BASE, TASK_CHANNEL, type HostMessage, type WorkerMessage } from './wire.ts';
+import { DEFAULT_MAX_MESSAGE_BYTES } from '../allocator/config.ts';
+import { packResult, sizeOf } from './outputs.ts';
+import type { Task, TaskResult } from './task.ts';
+import { RESULT_CHANNEL_BASE, TASK_CHANNEL, type HostMessage, type TaskId, type WorkerMessage } from './wire.ts';
 import { WorkerRuntime } from './worker-runtime.ts';
 
 // Results of cheap tasks leave in batches at the end of a run of tasks; once
 // a run has taken this long, each result is flushed as it is made, so the
 // coordinator learns quickly that a slow worker is free and can send more.
 const FLUSH_AFTER_MS = 1;
+
+const idOf = (task: Task): TaskId => [task.key, task.index, task.stage, task.attempt];
 
 /**
  * Serves tasks from worker `coordinator` until it says stop. With `modules`,
@@ -19,66 +23,126 @@ const FLUSH_AFTER_MS = 1;
 export async function serveTasks(allocator: Allocator, coordinator: number, modules?: readonly string[]): Promise<void> {
   const [, tasks] = allocator.allocate<HostMessage>(TASK_CHANNEL);
   const [pushers] = allocator.allocate<WorkerMessage>(RESULT_CHANNEL_BASE + allocator.index);
-  const results = pushers[coordinator]!;
-  const later = new LateResults(results);
+  const out = new Results(pushers[coordinator]!);
   // A module that cannot be imported ends this worker with the error; the
   // coordinator reports it rather than starting another worker.
   const load = async (urls: readonly string[]) => {
     const runtime = await WorkerRuntime.load(urls);
-    results.send({ ready: 1 });
-    results.flush();
+    out.send({ ready: 1 });
+    out.flush();
     return runtime;
   };
-  let runtime = modules === undefined ? undefined : await load(modules);
-  for (;;) {
-    allocator.receive();
-    let message = tasks.recv();
-    if (message === undefined) {
-      await allocator.awaitEventsAsync();
-      continue;
+  // An operation that ends the thread (process.exit) still lets the results
+  // made before it leave, and names what was running: the coordinator blames
+  // those tasks only.
+  const onExit = () => {
+    try {
+      out.dying();
+    } catch {
+      // the channel is gone already (the runtime is closing)
     }
-    let flushedAt = performance.now();
-    for (; message !== undefined; message = tasks.recv()) {
-      if ('hello' in message) {
-        runtime = await load(message.hello);
+  };
+  process.on('exit', onExit);
+  try {
+    let runtime = modules === undefined ? undefined : await load(modules);
+    for (;;) {
+      allocator.receive();
+      let message = tasks.recv();
+      if (message === undefined) {
+        await allocator.awaitEventsAsync();
         continue;
       }
-      // The orchestrator is closing: results of async operations still
-      // running would go nowhere.
-      if ('stop' in message) return results.flush();
-      const outcome = runtime!.execute(message);
-      if (outcome instanceof Promise) later.add(outcome);
-      else results.send(outcome);
-      const now = performance.now();
-      if (now - flushedAt >= FLUSH_AFTER_MS) {
-        results.flush();
-        flushedAt = now;
+      let flushedAt = performance.now();
+      for (; message !== undefined; message = tasks.recv()) {
+        if ('hello' in message) {
+          out.maxMessageBytes = message.maxMessageBytes;
+          runtime = await load(message.hello);
+          continue;
+        }
+        if ('ping' in message) {
+          out.send({ pong: message.ping });
+          continue;
+        }
+        // The orchestrator is closing: results of async operations still
+        // running would go nowhere.
+        if ('stop' in message) return out.flush();
+        if (message.timeoutMs !== undefined) out.flush();
+        out.running = message;
+        const outcome = runtime!.execute(message);
+        out.running = undefined;
+        if (outcome instanceof Promise) out.later(message, outcome);
+        else out.send(outcome);
+        const now = performance.now();
+        if (now - flushedAt >= FLUSH_AFTER_MS) {
+          out.flush();
+          flushedAt = now;
+        }
       }
+      out.flush();
     }
-    results.flush();
+  } finally {
+    process.off('exit', onExit);
   }
 }
 
 /**
+ * The worker's outgoing side: results packed (outputs checked, see
+ * outputs.ts) and flushed before a batch would outgrow a frame, and the
+ * count of parked async tasks reported when it changes.
+ *
  * Async operations run concurrently, not one after another: an I/O-bound
  * operation does not hold up the tasks behind it, and one that never settles
  * costs its own task (which the orchestrator times out), not the worker.
  * Results that settle in the same turn leave in one flush.
  */
-class LateResults {
+class Results {
+  maxMessageBytes = DEFAULT_MAX_MESSAGE_BYTES;
+  /** The synchronous task being run, if any. */
+  running: Task | undefined;
+  private readonly parked = new Set<Task>();
+  private reported = 0;
+  private pendingBytes = 0;
   private scheduled = false;
 
-  constructor(private readonly results: Push<WorkerMessage>) {}
+  constructor(private readonly push: Push<WorkerMessage>) {}
 
-  add(outcome: Promise<TaskResult>): void {
+  send(message: WorkerMessage | TaskResult): void {
+    const packed = 'key' in message ? packResult(message, this.maxMessageBytes) : message;
+    const bytes = sizeOf(packed);
+    if (this.pendingBytes + bytes > this.maxMessageBytes) this.flush();
+    this.pendingBytes += bytes;
+    this.push.send(packed);
+  }
+
+  flush(): void {
+    if (this.pendingBytes === 0 && this.parked.size === this.reported) return;
+    if (this.parked.size !== this.reported) {
+      this.reported = this.parked.size;
+      this.push.send({ parked: this.reported });
+    }
+    this.pendingBytes = 0;
+    this.push.flush();
+  }
+
+  later(task: Task, outcome: Promise<TaskResult>): void {
+    this.parked.add(task);
     void outcome.then((result) => {
-      this.results.send(result);
+      this.parked.delete(task);
+      this.send(result);
       if (this.scheduled) return;
       this.scheduled = true;
       setImmediate(() => {
         this.scheduled = false;
-        this.results.flush();
+        this.flush();
       });
     });
+  }
+
+  /** The thread is exiting: what is made leaves, and what was running is named. */
+  dying(): void {
+    const running = [...this.parked].map(idOf);
+    if (this.running !== undefined) running.push(idOf(this.running));
+    this.push.send({ dying: running });
+    this.flush();
   }
 }
