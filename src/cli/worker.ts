@@ -32,11 +32,7 @@ export async function worker(options: WorkerCommandOptions): Promise<number> {
     log,
   });
   log?.(`serving ${options.operations.join(', ')} as ${served.id}`);
-  await new Promise<void>((resolve) => {
-    process.once('SIGINT', resolve);
-    process.once('SIGTERM', resolve);
-  });
-  log?.('stopping');
-  await served.close();
+  await served.closeOnSignals(['SIGINT', 'SIGTERM']);
+  log?.('stopped');
   return 0;
 }

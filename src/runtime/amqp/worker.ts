@@ -13,9 +13,19 @@
 //   naming an operation this worker does not have are answered with an
 //   error result and a copy goes to the dead letters.
 // - Released leases (abort, failure) arrive on the control fanout; their
-//   task messages still queued are acked unread. The set of released keys is
-//   bounded: keys are never reused, so forgetting an old one costs at most
-//   running a few stale tasks whose results nobody reads.
+//   task messages still queued are acked unread. A worker that was not
+//   listening when a lease was released (it started later, or was cut off)
+//   learns it otherwise: the first time it sees a lease key it checks that
+//   the lease's result queue exists (a release deletes it), on a channel of
+//   its own since a missing queue closes the channel that asked. Keys seen
+//   alive are then covered by the control fanout, which this worker has
+//   been bound to since before it consumed them. Both sets are bounded:
+//   keys are never reused, so forgetting an old one costs at most one more
+//   check.
+// - A synchronous task blocks the event loop, so a signal handler cannot
+//   run until it returns. While tasks run synchronously, the stop signals
+//   (`closeOnSignals`) are left to their default action: a SIGTERM then ends
+//   the process at once, and the broker delivers its unacked messages again.
 
 import { hostname } from 'node:os';
 import type { ConsumeMessage } from 'amqplib';
@@ -66,7 +76,7 @@ export interface AmqpWorkerStats {
 
 const DEFAULT_PREFETCH = 4;
 const DEFAULT_CONNECT_TIMEOUT_MS = 30_000;
-const MAX_RELEASED_KEYS = 10_000;
+const MAX_KNOWN_KEYS = 10_000;
 // On close, how long batches already running may take to finish and ack.
 const CLOSE_GRACE_MS = 5_000;
 
@@ -75,6 +85,11 @@ export class AmqpWorker {
   private readonly names: Names;
   private readonly connection: ReconnectingConnection;
   private readonly released = new Set<string>();
+  /** Lease keys whose result queue was seen to exist. */
+  private readonly live = new Set<string>();
+  private readonly checks = new Map<string, Promise<boolean>>();
+  private readonly stopSignals: NodeJS.Signals[] = [];
+  private readonly onStopSignal = () => void this.close();
   private readonly running = new Set<Promise<void>>();
   private readonly counts: AmqpWorkerStats = { executed: 0, dropped: 0, deadLettered: 0 };
   private taskConsumer: { session: Session; tag: string } | undefined;
@@ -120,16 +135,39 @@ export class AmqpWorker {
     return { ...this.counts };
   }
 
+  /**
+   * Closes on the first of `signals` (as `weft worker` does for SIGINT and
+   * SIGTERM) and resolves once closed. While a batch runs synchronously the
+   * signals keep their default action, so a worker stuck in a task still
+   * stops: at once, its unacked messages going back to the broker.
+   */
+  closeOnSignals(signals: readonly NodeJS.Signals[]): Promise<void> {
+    this.stopSignals.push(...signals);
+    this.listenForStop(true);
+    return new Promise((resolve) => (this.whenClosed = resolve));
+  }
+
+  private whenClosed: (() => void) | undefined;
+
+  private listenForStop(on: boolean): void {
+    for (const signal of this.stopSignals) {
+      if (on) process.once(signal, this.onStopSignal);
+      else process.off(signal, this.onStopSignal);
+    }
+  }
+
   /** Stops taking tasks, lets running batches finish and ack (a few seconds at most), and disconnects. */
   async close(): Promise<void> {
     if (this.closing) return;
     this.closing = true;
+    this.listenForStop(false);
     const consumer = this.taskConsumer;
     if (consumer !== undefined && this.connection.session === consumer.session) {
       await consumer.session.channel.cancel(consumer.tag).catch(() => {});
     }
     await Promise.race([Promise.allSettled([...this.running]), new Promise((resolve) => setTimeout(resolve, CLOSE_GRACE_MS).unref())]);
     await this.connection.close();
+    this.whenClosed?.();
   }
 
   private async setup(session: Session): Promise<void> {
@@ -150,8 +188,8 @@ export class AmqpWorker {
     if (message === null || message.properties.type !== TYPE_RELEASE) return;
     const key = headerString(message.properties.headers, HEADER_KEY);
     if (key === undefined) return;
-    this.released.add(key);
-    if (this.released.size > MAX_RELEASED_KEYS) this.released.delete(this.released.values().next().value!);
+    remember(this.released, key);
+    this.live.delete(key);
   }
 
   private onTask(session: Session, message: ConsumeMessage | null): void {
@@ -181,14 +219,40 @@ export class AmqpWorker {
       this.track(this.deadLetter(session, message, key, message.content, `${REASON_UNDECODABLE}: ${(error as Error).message}`));
       return;
     }
-    this.track(this.run(session, message, key, replyTo!, tasks, format!));
+    if (this.live.has(key)) return this.track(this.run(session, message, key, replyTo!, tasks, format!));
+    this.track(
+      this.leaseOpen(session, key, replyTo!).then((open) => {
+        if (open) return this.run(session, message, key, replyTo!, tasks, format!);
+        this.counts.dropped += tasks.length;
+        if (!session.lost) session.channel.ack(message);
+      }),
+    );
+  }
+
+  /** Does the lease `key` still exist? One check of its result queue per key, shared by its messages. */
+  private leaseOpen(session: Session, key: string, queue: string): Promise<boolean> {
+    let check = this.checks.get(key);
+    if (check === undefined) {
+      check = queueExists(session, queue).then((exists) => {
+        this.checks.delete(key);
+        if (!this.released.has(key)) remember(exists ? this.live : this.released, key);
+        return exists && !this.released.has(key);
+      });
+      this.checks.set(key, check);
+    }
+    return check;
   }
 
   /** Runs a batch (async operations concurrently), publishes its results (in the batch's format), and acks once they are confirmed. */
   private async run(session: Session, message: ConsumeMessage, key: string, replyTo: string, tasks: Task[], format: number): Promise<void> {
     const started = performance.now();
     const outcomes: (TaskResult | Promise<TaskResult>)[] = [];
-    for (const task of tasks) outcomes.push(this.runtime.execute(task));
+    this.listenForStop(false);
+    try {
+      for (const task of tasks) outcomes.push(this.runtime.execute(task));
+    } finally {
+      if (!this.closing) this.listenForStop(true);
+    }
     this.counts.executed += tasks.length;
     const results = outcomes.some((outcome) => outcome instanceof Promise) ? await Promise.all(outcomes) : (outcomes as TaskResult[]);
     const elapsed = performance.now() - started;
@@ -238,5 +302,33 @@ export class AmqpWorker {
   private track(promise: Promise<void>): void {
     this.running.add(promise);
     void promise.finally(() => this.running.delete(promise));
+  }
+}
+
+/** Adds `key` to a bounded set of keys, forgetting the oldest. */
+function remember(keys: Set<string>, key: string): void {
+  keys.add(key);
+  if (keys.size > MAX_KNOWN_KEYS) keys.delete(keys.values().next().value!);
+}
+
+/**
+ * True unless the broker says `queue` does not exist. Asked on a channel of
+ * its own, which the broker closes when the answer is no; any other failure
+ * counts as yes (the tasks run, their results possibly unread).
+ */
+async function queueExists(session: Session, queue: string): Promise<boolean> {
+  let channel;
+  try {
+    channel = await session.connection.createChannel();
+  } catch {
+    return true;
+  }
+  channel.on('error', () => {});
+  try {
+    await channel.checkQueue(queue);
+    await channel.close().catch(() => {});
+    return true;
+  } catch (error) {
+    return (error as { code?: number }).code !== 404;
   }
 }

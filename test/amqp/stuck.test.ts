@@ -1,0 +1,53 @@
+// A worker process stuck in a synchronous task, and the tasks of a lease
+// released while no worker was listening: the stuck worker still stops on
+// SIGTERM, and a worker started afterwards never runs the stale tasks.
+
+import { existsSync, mkdtempSync, readFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { AbortError, Runtime } from '../../src/runtime/index.ts';
+import { namesOf } from '../../src/runtime/amqp/index.ts';
+import { Increment, Stuck } from './fixtures/operations.ts';
+import { AMQP_URL, brokerAvailable, brokerSession, range, rawConnection } from './helpers.ts';
+
+const available = await brokerAvailable('test/amqp/stuck.test.ts');
+
+describe.runIf(available)('Runtime.amqp with a task that never returns', () => {
+  const session = brokerSession();
+  const prefix = session.prefix('stuck');
+
+  it('stops a stuck worker on SIGTERM, and a later worker skips the stale task of the released lease', async () => {
+    await using runtime = await Runtime.amqp({ url: AMQP_URL, prefix });
+    const stuck = session.worker(prefix);
+    await stuck.serving;
+    const log = join(mkdtempSync(join(tmpdir(), 'weft-amqp-stuck-')), 'ran');
+    const controller = new AbortController();
+    const directive = runtime.call(Stuck, { log }, { signal: controller.signal }).then(
+      () => undefined,
+      (error: unknown) => error,
+    );
+    await expect.poll(() => existsSync(log), { timeout: 20_000 }).toBe(true);
+
+    stuck.child.kill('SIGTERM');
+    expect((await stuck.exited).signal).toBe('SIGTERM');
+
+    // Released while no worker listens: the task message is back in the
+    // queue, and nobody told the next worker.
+    controller.abort();
+    expect(await directive).toBeInstanceOf(AbortError);
+    const later = session.worker(prefix);
+    await later.serving;
+    expect(await runtime.fanout(Increment, range(0, 99))).toEqual(range(1, 100));
+    const connection = await rawConnection();
+    try {
+      const channel = await connection.createChannel();
+      await expect.poll(async () => (await channel.checkQueue(namesOf(prefix).taskQueue)).messageCount, { timeout: 20_000 }).toBe(0);
+    } finally {
+      await connection.close();
+    }
+    expect(await runtime.fanout(Increment, range(0, 9))).toEqual(range(1, 10));
+    expect(readFileSync(log, 'utf8').trim().split('\n')).toEqual([String(stuck.child.pid)]);
+    expect(later.child.exitCode).toBeNull();
+  });
+});
