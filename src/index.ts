@@ -29,6 +29,7 @@ export {
 export { PeerError } from './transport/router.ts';
 export { ConnectError } from './transport/mesh.ts';
 export { HandshakeError } from './transport/handshake.ts';
+export type { TlsFiles } from './transport/tls.ts';
 export {
   Runtime,
   IndexedStream,

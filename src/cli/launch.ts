@@ -11,12 +11,15 @@ import { join, resolve } from 'node:path';
 import { createInterface } from 'node:readline';
 import { createRequire } from 'node:module';
 import { pathToFileURL } from 'node:url';
+import { checkTls, tlsFromDir } from '../transport/tls.ts';
 
 export interface LaunchOptions {
   processes: number;
   threads: number;
   script: string;
   args: string[];
+  /** Mutual TLS: a folder made by `weft keys`, passed to every process as --tls-dir. */
+  tlsDir?: string | undefined;
   /** Where to write prefixed output; defaults to the process's own streams. */
   out?: NodeJS.WritableStream;
   err?: NodeJS.WritableStream;
@@ -55,6 +58,9 @@ function nodeArgs(script: string): string[] {
 export async function launch(o: LaunchOptions): Promise<number> {
   const out = o.out ?? process.stdout;
   const err = o.err ?? process.stderr;
+  // Every process's files are checked before any starts: one clear error, not one per process.
+  const tls = o.tlsDir !== undefined ? ['--tls-dir', resolve(o.tlsDir)] : [];
+  for (let i = 0; o.tlsDir !== undefined && i < o.processes; i++) checkTls(tlsFromDir(tls[1]!, i));
   const dir = mkdtempSync(join(tmpdir(), 'weft-launch-'));
   const hostfile = join(dir, 'hosts');
   const ports = await freePorts(o.processes);
@@ -74,10 +80,10 @@ export async function launch(o: LaunchOptions): Promise<number> {
   process.on('SIGINT', forward);
   process.on('SIGTERM', forward);
 
-  err.write(`weft: launching ${o.processes} processes x ${o.threads} threads of ${o.script}\n`);
+  err.write(`weft: launching ${o.processes} processes x ${o.threads} threads of ${o.script}${o.tlsDir !== undefined ? ' with mutual TLS' : ''}\n`);
   const done = new Promise<number>((resolveDone) => {
     for (let i = 0; i < o.processes; i++) {
-      const argv = [...nodeArgs(script), script, '-n', String(o.processes), '-p', String(i), '-w', String(o.threads), '-h', hostfile, ...o.args];
+      const argv = [...nodeArgs(script), script, '-n', String(o.processes), '-p', String(i), '-w', String(o.threads), '-h', hostfile, ...tls, ...o.args];
       const child = spawn(process.execPath, argv, { stdio: ['ignore', 'pipe', 'pipe'] });
       children.push(child);
       createInterface({ input: child.stdout! }).on('line', (l) => out.write(`[${i}] ${l}\n`));

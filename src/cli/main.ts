@@ -3,6 +3,8 @@
 import { existsSync } from 'node:fs';
 import { Command, InvalidArgumentError } from 'commander';
 import { launch } from './launch.ts';
+import { makeKeys } from './keys.ts';
+import { ConfigError } from '../errors.ts';
 import { worker } from './worker.ts';
 
 function positive(value: string): number {
@@ -19,10 +21,32 @@ program
   .requiredOption('-n, --processes <n>', 'processes', positive)
   .option('-w, --threads <n>', 'worker threads per process', positive, 1)
   .argument('<script>', 'a .js or .ts program that calls initialize(Config.fromArgs(...).config, ...)')
+  .option('--tls-dir <dir>', 'mutual TLS between the processes, with the files `weft keys <dir>` made')
   .argument('[args...]', 'passed on to the script')
   .allowUnknownOption()
-  .action(async (script: string, args: string[], o: { processes: number; threads: number }) => {
-    process.exitCode = await launch({ processes: o.processes, threads: o.threads, script, args });
+  .action(async (script: string, args: string[], o: { processes: number; threads: number; tlsDir?: string }) => {
+    try {
+      process.exitCode = await launch({ processes: o.processes, threads: o.threads, script, args, tlsDir: o.tlsDir });
+    } catch (error) {
+      if (!(error instanceof ConfigError)) throw error;
+      console.error(`weft launch: ${error.message}`);
+      process.exitCode = 2;
+    }
+  });
+
+program
+  .command('keys')
+  .description('make a CA and, per process, a key and certificate for mutual TLS (weft launch --tls-dir, Config.fromArgs --tls-dir, WEFT_TLS_DIR)')
+  .requiredOption('-n, --processes <n>', 'processes', positive)
+  .option('--days <n>', 'how long the certificates are valid', positive, 825)
+  .argument('<dir>', 'folder to write ca.crt, ca.key, process-<i>.crt and process-<i>.key into (keep ca.key safe: it makes members)')
+  .action((dir: string, o: { processes: number; days: number }) => {
+    try {
+      for (const path of makeKeys({ dir, processes: o.processes, days: o.days })) console.log(path);
+    } catch (error) {
+      console.error((error as Error).message);
+      process.exitCode = 1;
+    }
   });
 
 program

@@ -75,6 +75,15 @@ export class HandshakeError extends ProtocolError {
   }
 }
 
+/** A REFUSE message with `reason`. */
+export function refusal(reason: string): Buffer {
+  const r = Buffer.from(reason.slice(0, MAX_REASON), 'utf8');
+  const head = Buffer.alloc(8);
+  head.writeUInt32LE(MAGIC_REFUSE, 0);
+  head.writeUInt32LE(r.length, 4);
+  return Buffer.concat([head, r]);
+}
+
 function hello(me: Identity, nonce: Buffer): Buffer {
   const b = Buffer.alloc(HELLO_BYTES);
   b.writeUInt32LE(MAGIC_HELLO, 0);
@@ -177,11 +186,7 @@ export async function handshake(socket: Socket, me: Identity, role: Role, timeou
   const nonce = randomBytes(NONCE_BYTES);
   socket.write(hello(me, nonce));
   const refuse = (reason: string, final = true): never => {
-    const r = Buffer.from(reason.slice(0, MAX_REASON), 'utf8');
-    const head = Buffer.alloc(8);
-    head.writeUInt32LE(MAGIC_REFUSE, 0);
-    head.writeUInt32LE(r.length, 4);
-    socket.end(Buffer.concat([head, r]));
+    socket.end(refusal(reason));
     throw new HandshakeError(`refused ${socket.remoteAddress}:${socket.remotePort}: ${reason}`, final);
   };
   let timer: NodeJS.Timeout | undefined;

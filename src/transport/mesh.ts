@@ -10,10 +10,10 @@
 // cluster runs on unaffected.
 
 import { connect, type Socket } from 'node:net';
-import { handshake, HandshakeError, type Identity } from './handshake.ts';
+import { handshake, HandshakeError, refusal, type Identity } from './handshake.ts';
 import { parseAddress } from './address.ts';
 import { RefusalLog } from './refusals.ts';
-import { certifiedProcess, dialTls, listen, type TlsFiles } from './tls.ts';
+import { certifiedProcess, dialTls, isTlsRefusal, listen, type TlsFiles } from './tls.ts';
 import { WeftError } from '../errors.ts';
 
 export interface MeshOptions extends Identity {
@@ -46,6 +46,7 @@ export class ConnectError extends WeftError {
 }
 
 const HANDSHAKE_TIMEOUT_MS = 5_000;
+const NOT_TLS = 'this cluster requires mutual TLS: the peer does not speak TLS';
 /**
  * Connections the listener keeps in their handshake at once, beyond one per
  * peer: past it the oldest is dropped, so a stranger opening connections
@@ -109,6 +110,10 @@ export async function connectMesh(o: MeshOptions): Promise<Mesh> {
       );
     },
     tlsError: (from, e) => refused(from, `TLS: ${e.message}`),
+    plain: (raw, from) => {
+      raw.end(refusal(NOT_TLS));
+      refused(from, NOT_TLS);
+    },
   }).catch((e: Error) => {
     throw new ConnectError(`process ${o.process} cannot listen on ${host}:${port}: ${e.message}`, { cause: e });
   });
@@ -195,9 +200,11 @@ async function dial(o: MeshOptions, j: number, deadline: number): Promise<Link> 
       }
       const { rest } = await handshake(socket, o, { dialled: j }, Math.min(HANDSHAKE_TIMEOUT_MS, Math.max(1, deadline - Date.now())));
       return park(socket, rest);
-    } catch (e) {
+    } catch (caught) {
+      const e = caught as Error;
+      if (isTlsRefusal(e) && !(e instanceof HandshakeError)) throw new ConnectError(`process ${o.process} cannot join process ${j} at ${address}: TLS: ${e.message}`, { cause: e });
       if (e instanceof HandshakeError && e.refused) throw new ConnectError(`process ${o.process} cannot join process ${j} at ${address}: ${e.message}`, { cause: e });
-      last = (e as Error).message;
+      last = e.message;
     }
     await new Promise((r) => setTimeout(r, Math.min(delay, Math.max(0, deadline - Date.now()))));
     delay = Math.min(delay * 2, 500);

@@ -10,7 +10,7 @@
 import { createServer as createTcpServer, type Server, type Socket } from 'node:net';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { connect as connectTls, createSecureContext, createServer as createTlsServer, TLSSocket } from 'node:tls';
+import { connect as connectTls, createSecureContext, TLSSocket } from 'node:tls';
 import { ConfigError } from '../errors.ts';
 
 export interface TlsFiles {
@@ -60,23 +60,58 @@ export interface ListenHandlers {
   connection: (raw: Socket) => void;
   /** The connection is ready for the weft handshake (after TLS, when used). */
   secure: (socket: Socket) => void;
-  /** The TLS handshake failed: a peer without a certificate of the CA, or no TLS at all. */
+  /** The TLS handshake failed: a peer without a certificate of the CA, a timeout. */
   tlsError: (from: string, error: Error) => void;
+  /** A peer that does not speak TLS reached a TLS listener: it is told so, in plain. */
+  plain: (raw: Socket, from: string) => void;
 }
+
+/** The first byte of a TLS connection: a handshake record. */
+const TLS_HANDSHAKE_RECORD = 0x16;
 
 /** Listens on host:port, plain or TLS; rejects when the address cannot be used. */
 export function listen(host: string, port: number, tls: TlsFiles | undefined, on: ListenHandlers): Promise<Server> {
-  let server: Server;
-  if (tls === undefined) {
-    server = createTcpServer((socket) => on.secure(socket));
-  } else {
-    const s = createTlsServer({ ...tls, requestCert: true, rejectUnauthorized: true, minVersion: 'TLSv1.3', handshakeTimeout: TLS_HANDSHAKE_TIMEOUT_MS });
-    s.on('secureConnection', (socket) => on.secure(socket));
-    s.on('tlsClientError', (e, socket) => on.tlsError(`${socket.remoteAddress}:${socket.remotePort}`, e));
-    server = s;
-  }
-  // net.Server emits 'connection' for every TCP stream, TLS or not, first.
-  server.prependListener('connection', (raw: Socket) => on.connection(raw));
+  const context = tls !== undefined ? createSecureContext({ ...tls, minVersion: 'TLSv1.3' }) : undefined;
+  // Paused on connect, so a TLS listener can look at the first bytes before
+  // TLS reads them: a plain weft peer gets a reason it can read, rather
+  // than a close that looks like a blip and is retried until its deadline.
+  const server = createTcpServer({ pauseOnConnect: true }, (raw) => {
+    on.connection(raw);
+    if (context === undefined) {
+      raw.resume();
+      on.secure(raw);
+      return;
+    }
+    const from = `${raw.remoteAddress}:${raw.remotePort}`;
+    raw.on('error', () => {}); // reported by the TLS socket, or as a close
+    raw.once('readable', () => {
+      const first: Buffer | null = raw.read();
+      if (first === null) return; // closed before a byte
+      raw.unshift(first);
+      if (first[0] !== TLS_HANDSHAKE_RECORD) {
+        on.plain(raw, from);
+        return;
+      }
+      // A TLSSocket over a socket with bytes already read takes those first.
+      const socket = new TLSSocket(raw, { isServer: true, secureContext: context, requestCert: true, rejectUnauthorized: true });
+      const timer = setTimeout(() => socket.destroy(new Error(`no TLS handshake within ${TLS_HANDSHAKE_TIMEOUT_MS} ms`)), TLS_HANDSHAKE_TIMEOUT_MS);
+      let settled = false;
+      const failed = (e: Error): void => {
+        clearTimeout(timer);
+        if (!settled) on.tlsError(from, e);
+        settled = true;
+      };
+      socket.once('error', failed);
+      // A peer that rejected our certificate may just close.
+      socket.once('close', () => failed(new Error('the peer closed the connection during the TLS handshake')));
+      socket.once('secure', () => {
+        clearTimeout(timer);
+        settled = true;
+        socket.off('error', failed);
+        on.secure(socket);
+      });
+    });
+  });
   return new Promise((resolve, reject) => {
     server.once('error', reject);
     server.listen(port, host, () => {

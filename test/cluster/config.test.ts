@@ -1,11 +1,15 @@
 // Config.cluster and Config.fromArgs: what a cluster needs, and the clear
 // ConfigError when it is wrong.
 
-import { afterEach, describe, expect, it } from 'vitest';
+import { afterAll, afterEach, describe, expect, it } from 'vitest';
 import { rmSync } from 'node:fs';
 import { Config, ConfigError } from '../../src/index.ts';
 import { DEFAULT_PORT } from '../../src/allocator/config.ts';
-import { hostfile } from './helpers.ts';
+import { hostfile, ROOT } from './helpers.ts';
+import { execFileSync } from 'node:child_process';
+import { mkdtempSync, readFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 
 const dirs: string[] = [];
 afterEach(() => {
@@ -45,6 +49,65 @@ describe('Config.cluster', () => {
       if (saved === undefined) delete process.env.WEFT_SECRET;
       else process.env.WEFT_SECRET = saved;
     }
+  });
+});
+
+describe('Config.cluster tls', () => {
+  let keys: string | undefined;
+  let keysParent: string | undefined;
+  afterAll(() => {
+    if (keysParent !== undefined) rmSync(keysParent, { recursive: true, force: true });
+  });
+  /** A folder made by `weft keys` for 2 processes (made once for these tests). */
+  const keysDir = (): string => {
+    if (keys === undefined) {
+      keysParent = mkdtempSync(join(tmpdir(), 'weft-config-tls-'));
+      keys = join(keysParent, 'keys');
+      execFileSync(process.execPath, [join(ROOT, 'bin/weft.mjs'), 'keys', keys, '-n', '2']);
+    }
+    return keys;
+  };
+  const addresses = ['127.0.0.1:1', '127.0.0.1:2'];
+
+  it('takes PEM key, cert and ca, as given or from --tls-dir or WEFT_TLS_DIR', () => {
+    const dir = keysDir();
+    const files = { key: readFileSync(join(dir, 'process-1.key'), 'utf8'), cert: readFileSync(join(dir, 'process-1.crt'), 'utf8'), ca: readFileSync(join(dir, 'ca.crt'), 'utf8') };
+    const given = Config.cluster({ threads: 1, process: 1, addresses, tls: files });
+    expect(given.kind === 'cluster' && given.cluster.tls).toEqual(files);
+    const hosts = hostfile([5001, 5002]);
+    dirs.push(hosts.dir);
+    const { config } = Config.fromArgs(['-n', '2', '-p', '1', '-h', hosts.path, '--tls-dir', dir]);
+    expect(config.kind === 'cluster' && String(config.cluster.tls?.cert)).toBe(files.cert);
+    const saved = process.env.WEFT_TLS_DIR;
+    process.env.WEFT_TLS_DIR = dir;
+    try {
+      const c = Config.cluster({ threads: 1, process: 0, addresses });
+      expect(c.kind === 'cluster' && String(c.cluster.tls?.key)).toBe(readFileSync(join(dir, 'process-0.key'), 'utf8'));
+    } finally {
+      if (saved === undefined) delete process.env.WEFT_TLS_DIR;
+      else process.env.WEFT_TLS_DIR = saved;
+    }
+    const plain = Config.cluster({ threads: 1, process: 0, addresses });
+    expect(plain.kind === 'cluster' && plain.cluster.tls).toBe(undefined);
+  });
+
+  it('refuses with a ConfigError: a missing field, text that is not PEM, a key that is not the certificate\'s, a folder without the files', () => {
+    const dir = keysDir();
+    const read = (name: string) => readFileSync(join(dir, name), 'utf8');
+    const good = { key: read('process-0.key'), cert: read('process-0.crt'), ca: read('ca.crt') };
+    const cases: [unknown, RegExp][] = [
+      [{ ...good, ca: undefined }, /tls\.ca must be PEM text \(a string or a Buffer\), got undefined/],
+      [{ ...good, key: 42 }, /tls\.key must be PEM text/],
+      [{ ...good, cert: 'not a certificate' }, /tls: key, cert and ca are not usable together/],
+      [{ ...good, key: read('process-1.key') }, /tls: key, cert and ca are not usable together: .*key values mismatch/],
+    ];
+    for (const [tls, message] of cases) {
+      expect(() => Config.cluster({ threads: 1, process: 0, addresses, tls: tls as never })).toThrow(ConfigError);
+      expect(() => Config.cluster({ threads: 1, process: 0, addresses, tls: tls as never })).toThrow(message);
+    }
+    const hosts = hostfile([5001, 5002]);
+    dirs.push(hosts.dir);
+    expect(() => Config.fromArgs(['-n', '2', '-h', hosts.path, '--tls-dir', hosts.dir])).toThrow(/tls: cannot read .*ca\.crt \(made by `weft keys/);
   });
 });
 

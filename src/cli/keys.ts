@@ -1,0 +1,90 @@
+// `weft keys <dir> -n <processes>`: the files mutual TLS needs (see
+// src/transport/tls.ts): a CA for this cluster, and per process a key and a
+// certificate the CA signed, naming the process ("weft process <i>") and
+// good for both ends of a connection. Keys are RSA 2048 made by node:crypto;
+// node:crypto cannot make X.509 certificates, so node-forge (pure
+// JavaScript) builds and signs them.
+
+import { generateKeyPairSync, randomBytes } from 'node:crypto';
+import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import forge from 'node-forge';
+import { tlsFileNames } from '../transport/tls.ts';
+
+export interface KeysOptions {
+  dir: string;
+  processes: number;
+  /** How long the certificates are valid, in days. */
+  days: number;
+}
+
+const DAY_MS = 86_400_000;
+
+function keyPair(): { key: forge.pki.rsa.PrivateKey; publicKey: forge.pki.rsa.PublicKey; pem: string } {
+  const { privateKey, publicKey } = generateKeyPairSync('rsa', { modulusLength: 2048 });
+  const pem = privateKey.export({ type: 'pkcs8', format: 'pem' }) as string;
+  return {
+    pem,
+    key: forge.pki.privateKeyFromPem(pem),
+    publicKey: forge.pki.publicKeyFromPem(publicKey.export({ type: 'spki', format: 'pem' }) as string),
+  };
+}
+
+function certificate(
+  subject: string,
+  publicKey: forge.pki.rsa.PublicKey,
+  days: number,
+  issuer: { cert: forge.pki.Certificate; key: forge.pki.rsa.PrivateKey } | { key: forge.pki.rsa.PrivateKey },
+): forge.pki.Certificate {
+  const cert = forge.pki.createCertificate();
+  cert.publicKey = publicKey;
+  // A positive serial of 16 random bytes (the top bit cleared).
+  cert.serialNumber = (randomBytes(16)[0]! & 0x7f).toString(16).padStart(2, '0') + randomBytes(15).toString('hex');
+  cert.validity.notBefore = new Date(Date.now() - 5 * 60_000); // some slack for clocks that differ
+  cert.validity.notAfter = new Date(Date.now() + days * DAY_MS);
+  cert.setSubject([{ name: 'commonName', value: subject }]);
+  const ca = !('cert' in issuer);
+  cert.setIssuer(ca ? cert.subject.attributes : issuer.cert.subject.attributes);
+  cert.setExtensions(ca
+    ? [
+        { name: 'basicConstraints', cA: true, critical: true },
+        { name: 'keyUsage', keyCertSign: true, cRLSign: true, critical: true },
+        { name: 'subjectKeyIdentifier' },
+      ]
+    : [
+        { name: 'basicConstraints', cA: false, critical: true },
+        { name: 'keyUsage', digitalSignature: true, keyEncipherment: true, critical: true },
+        { name: 'extKeyUsage', serverAuth: true, clientAuth: true },
+        { name: 'subjectKeyIdentifier' },
+        { name: 'authorityKeyIdentifier', keyIdentifier: issuer.cert.generateSubjectKeyIdentifier().getBytes() },
+      ]);
+  cert.sign(issuer.key, forge.md.sha256.create());
+  return cert;
+}
+
+/** Writes the CA and every process's key and certificate into `dir`; returns the paths written. */
+export function makeKeys(o: KeysOptions): string[] {
+  const names = ['ca.key', ...Array.from({ length: o.processes }, (_, i) => Object.values(tlsFileNames(i))).flat()];
+  const taken = [...new Set(names)].filter((name) => existsSync(join(o.dir, name)));
+  if (taken.length > 0) throw new Error(`weft keys: ${taken.map((n) => join(o.dir, n)).join(', ')} already exist${taken.length === 1 ? 's' : ''}; remove them or choose another folder`);
+  const files = new Map<string, string>();
+  const ca = keyPair();
+  const caCert = certificate(`weft cluster CA ${randomBytes(6).toString('hex')}`, ca.publicKey, o.days, { key: ca.key });
+  files.set(tlsFileNames(0).ca, forge.pki.certificateToPem(caCert));
+  files.set('ca.key', ca.pem);
+  for (let i = 0; i < o.processes; i++) {
+    const names = tlsFileNames(i);
+    const pair = keyPair();
+    files.set(names.cert, forge.pki.certificateToPem(certificate(`weft process ${i}`, pair.publicKey, o.days, { cert: caCert, key: ca.key })));
+    files.set(names.key, pair.pem);
+  }
+  mkdirSync(o.dir, { recursive: true });
+  const written: string[] = [];
+  for (const [name, text] of files) {
+    const path = join(o.dir, name);
+    // Keys readable by their owner only.
+    writeFileSync(path, text, { mode: name.endsWith('.key') ? 0o600 : 0o644, flag: 'wx' });
+    written.push(path);
+  }
+  return written;
+}
