@@ -55,3 +55,20 @@ export class WorkerError extends WeftError {
     super(message, options);
   }
 }
+
+/**
+ * A worker's backlog (frames waiting on its side for ring space) would pass
+ * `maxBacklogBytes`: its receivers read slower than it sends and it did not
+ * wait when `send()` returned false. Fail-stop: the worker fails with this.
+ */
+export class OverflowError extends WeftError {
+  override name = 'OverflowError';
+  constructor(readonly channel: number, readonly target: number, message: string) {
+    super(`channel ${channel}: ${message}`);
+  }
+}
+
+/** An allocator used after its worker's function returned. */
+export class AllocatorClosedError extends WeftError {
+  override name = 'AllocatorClosedError';
+}

@@ -25,6 +25,8 @@ export {
   ModuleError,
   AbortedError,
   WorkerError,
+  OverflowError,
+  AllocatorClosedError,
 } from './errors.ts';
 export { PeerError } from './transport/router.ts';
 export { ConnectError } from './transport/mesh.ts';

@@ -4,14 +4,15 @@
 
 import { codecs, type Codec } from './codec.ts';
 import { ChannelPull, type Pull } from './pull.ts';
-import { LocalPush, RemotePush, UnroutablePush, type Push } from './push.ts';
+import { LocalPush, RemotePush, UnroutablePush, type Push, type Sending } from './push.ts';
+import type { Limits } from './wiring.ts';
 import { Control } from '../transport/control.ts';
 import { Doorbell } from '../transport/doorbell.ts';
 import { Inbox, type FrameSink } from '../transport/inbox.ts';
-import { Outbox } from '../transport/outbox.ts';
+import { Outbox, type Backlog } from '../transport/outbox.ts';
 import { Kind } from '../transport/frame.ts';
 import { RingReader, RingWriter } from '../transport/ring.ts';
-import { AbortedError, ChannelError } from '../errors.ts';
+import { AbortedError, AllocatorClosedError, ChannelError, OverflowError } from '../errors.ts';
 
 /** Shared memory a worker is built from; travels in workerData. */
 export interface Wiring {
@@ -26,7 +27,9 @@ export interface Wiring {
   routes: number[];
   out: RingEnd[];
   in: RingEnd[];
-  maxMessageBytes: number;
+  /** Bytes of each ring; also how far ahead of recv() a channel is decoded. */
+  ringBytes: number;
+  limits: Limits;
 }
 
 /** A ring and the doorbell of the thread at its other end. */
@@ -41,7 +44,7 @@ export interface AllocatorStats {
   sentFrames: number;
   sentBytes: number;
   receivedFrames: number;
-  /** Frames and bytes waiting on this worker's side for ring space. */
+  /** Frames and bytes waiting on this worker's side for ring space: its backlog. */
   overflowFrames: number;
   overflowBytes: number;
 }
@@ -49,12 +52,18 @@ export interface AllocatorStats {
 interface Entry {
   codec: Codec<unknown>;
   pull: ChannelPull<unknown>;
-  pushes: Push<unknown>[];
+  pushes: (RemotePush<unknown> | LocalPush<unknown> | UnroutablePush<unknown>)[];
 }
 
 type Stray =
   | { kind: 'batch'; source: number; codec: number; count: number; payload: Uint8Array }
   | { kind: 'close'; source: number };
+
+/** Frames for a channel not allocated yet, and their bytes (bounded like a puller's). */
+interface Strays {
+  list: Stray[];
+  bytes: number;
+}
 
 const MAX_CHANNEL = 0xffffffff;
 // Before parking, a worker spins on its rings for up to SPIN_MAX_US: a peer
@@ -84,10 +93,20 @@ export class Allocator implements FrameSink {
   private inboxes: Inbox[];
   private readonly inboxOf = new Map<number, Inbox>();
   private readonly maxBatch: number;
+  /** Frame bytes a channel may hold decoded ahead of recv() (and a channel not allocated yet, undecoded). */
+  private readonly aheadBytes: number;
   private readonly channels = new Map<number, Entry>();
-  private readonly stray = new Map<number, Stray[]>();
+  private readonly stray = new Map<number, Strays>();
   private readonly finished: Uint8Array;
   private readonly dirty: RemotePush<unknown>[] = [];
+  private readonly backlog: Backlog;
+  private readonly sending: Sending;
+  /** The OverflowError that failed this worker; every later wait throws it again. */
+  private failure: OverflowError | undefined;
+  /** The worker's function returned: the allocator is closed. */
+  private retired = false;
+  /** Inside until(): take every frame, past the decode-ahead bound (see until()). */
+  private receivingAll = false;
   private readonly eventList: number[] = [];
   private readonly eventSeen = new Set<number>();
   private localWake = false;
@@ -107,9 +126,27 @@ export class Allocator implements FrameSink {
     this.bell = new Doorbell(wiring.bell);
     this.allBells = wiring.bells.map((b) => new Doorbell(b));
     this.seqs = new Uint32Array(this.peers);
-    this.maxBatch = wiring.maxMessageBytes;
+    this.maxBatch = wiring.limits.maxMessageBytes;
+    this.aheadBytes = wiring.ringBytes;
     this.finished = new Uint8Array(this.peers);
-    const out = wiring.out.map((e) => new Outbox(new RingWriter(e.ring, new Doorbell(e.bell)), this.index, this.seqs));
+    const cap = wiring.limits.maxBacklogBytes;
+    const backlog: Backlog = {
+      bytes: 0,
+      cap,
+      overflow: (channel, target, frame) => {
+        const e = new OverflowError(
+          channel,
+          target,
+          `worker ${this.index}'s backlog would pass maxBacklogBytes (${cap}) with a frame of ${frame} bytes to worker ${target}: ` +
+            `${backlog.bytes} bytes already wait for ring space. Its receivers read slower than it sends: wait for push.ready() when send() returns false, or raise maxBacklogBytes in the Config`,
+        );
+        this.failure = e;
+        this.abort();
+        throw e;
+      },
+    };
+    this.backlog = backlog;
+    const out = wiring.out.map((e) => this.outbox(e));
     this.outboxes = wiring.routes.map((r) => (r < 0 ? undefined : out[r]));
     this.outboxList = out;
     this.inboxes = wiring.in.map((e) => {
@@ -117,6 +154,18 @@ export class Allocator implements FrameSink {
       if (e.peer !== undefined) this.inboxOf.set(e.peer, inbox);
       return inbox;
     });
+    this.sending = {
+      outboxes: this.outboxes,
+      dirty: this.dirty,
+      maxBatch: this.maxBatch,
+      highWater: wiring.limits.highWaterBytes,
+      finished: this.finished,
+      until: (ready) => this.until(ready),
+    };
+  }
+
+  private outbox(e: RingEnd): Outbox {
+    return new Outbox(new RingWriter(e.ring, new Doorbell(e.bell)), this.index, this.seqs, this.backlog);
   }
 
   private inbox(e: RingEnd): Inbox {
@@ -129,24 +178,31 @@ export class Allocator implements FrameSink {
    * allocates it with the same id and codec.
    */
   allocate<T>(channel: number, codec: Codec<T> = codecs.msgpack<T>()): [Push<T>[], Pull<T>] {
+    this.live(`allocate(${channel})`);
     if (!Number.isInteger(channel) || channel < 0 || channel > MAX_CHANNEL) {
       throw new ChannelError(channel, `channel ids are integers from 0 to ${MAX_CHANNEL}`);
     }
     if (this.channels.has(channel)) throw new ChannelError(channel, `already allocated by worker ${this.index}`);
-    const pull = new ChannelPull<T>(channel, this, this.peers, codec.recycle?.bind(codec));
-    const pushes: Push<T>[] = [];
+    const pull = new ChannelPull<T>(channel, this, this.peers, this.index, this.aheadBytes, this.wakeLocal, codec.recycle?.bind(codec));
+    const pushes: (RemotePush<T> | LocalPush<T> | UnroutablePush<T>)[] = [];
     for (let target = 0; target < this.peers; target++) {
-      if (target === this.index) pushes.push(new LocalPush(channel, target, pull, this.wakeLocal));
-      else if (this.outboxes[target] === undefined) pushes.push(new UnroutablePush(channel, target, this.index));
-      else pushes.push(new RemotePush(channel, target, codec.id, codec.batcher(), this.outboxes, this.dirty, this.maxBatch));
+      if (target === this.index) {
+        const own = new LocalPush(channel, target, pull, this.wakeLocal);
+        pull.closeOwn = () => own.close();
+        pushes.push(own);
+      } else if (this.outboxes[target] === undefined) {
+        pushes.push(new UnroutablePush(channel, target, this.index));
+      } else {
+        pushes.push(new RemotePush(channel, target, codec.id, codec.batcher(), this.sending));
+      }
     }
-    const entry: Entry = { codec: codec as Codec<unknown>, pull: pull as ChannelPull<unknown>, pushes: pushes as Push<unknown>[] };
+    const entry = { codec, pull, pushes } as unknown as Entry;
     this.channels.set(channel, entry);
     for (let source = 0; source < this.peers; source++) if (this.finished[source]) pull.closeFrom(source);
     const early = this.stray.get(channel);
     if (early !== undefined) {
       this.stray.delete(channel);
-      for (const s of early) {
+      for (const s of early.list) {
         if (s.kind === 'close') pull.closeFrom(s.source);
         else this.batch(s.source, channel, s.codec, s.count, s.payload, true);
       }
@@ -158,11 +214,21 @@ export class Allocator implements FrameSink {
     this.localWake = true;
   };
 
-  /** Moves every frame that has arrived into its channel's puller. */
+  /**
+   * Moves frames that have arrived into their channels' pullers: on each
+   * channel, up to `ringBytes` of frames ahead of what recv() has read. The
+   * rest waits in the rings, where its senders feel it as backpressure.
+   */
   receive(): void {
+    this.live('receive()');
     this.checkAbort();
     this.localWake = false;
     for (const inbox of this.inboxes) inbox.drain(this);
+  }
+
+  /** Throws once the worker's function has returned. */
+  private live(call: string): void {
+    if (this.retired) throw new AllocatorClosedError(`worker ${this.index} called ${call} after its function returned: the allocator closed with it`);
   }
 
   /** Hands every buffered message to the transport and publishes it. */
@@ -219,12 +285,30 @@ export class Allocator implements FrameSink {
     return this.releaseMovedOverflow() || this.spin();
   }
 
-  /** Resolves once every overflowed frame is in a ring. */
-  async drain(): Promise<void> {
+  /** Resolves once every overflowed frame is in a ring (or dropped: bound for a worker that returned). */
+  drain(): Promise<void> {
+    this.live('drain()');
+    return this.until(() => this.backlog.bytes === 0 && this.stats().overflowFrames === 0);
+  }
+
+  /**
+   * Waits until `ready()` holds, moving overflow into the rings meanwhile.
+   * It receives too, and past the decode-ahead bound: a worker waiting
+   * here for space in a peer's ring may be what that peer waits on, in its
+   * own ready() or drain(), and taking the peer's frames is what lets it
+   * go on. What is taken waits in the pullers until read.
+   */
+  private async until(ready: () => boolean): Promise<void> {
     for (;;) {
+      // Receive first: a FIN among the frames drops the overflow bound for its sender.
+      this.receivingAll = true;
+      try {
+        this.receive();
+      } finally {
+        this.receivingAll = false;
+      }
       this.release();
-      if (this.stats().overflowFrames === 0) return;
-      this.receive();
+      if (ready()) return;
       await this.awaitEventsAsync();
     }
   }
@@ -261,7 +345,7 @@ export class Allocator implements FrameSink {
 
   private ready(parking: boolean): boolean {
     if (this.localWake || this.control.aborted) return true;
-    for (const inbox of this.inboxes) if (inbox.reader.poll()) return true;
+    for (const inbox of this.inboxes) if (!inbox.stalled && inbox.reader.poll()) return true;
     // A worker with overflow also wakes when its consumer frees space, so
     // the overflow drains even while nothing arrives for it.
     if (parking) for (const o of this.outboxList) if (o.wantSpace()) return true;
@@ -294,8 +378,9 @@ export class Allocator implements FrameSink {
     return s;
   }
 
-  /** Throws AbortedError if another worker failed (fail-stop). */
+  /** Throws AbortedError if another worker failed (fail-stop), or this worker's OverflowError. */
   checkAbort(): void {
+    if (this.failure !== undefined) throw this.failure;
     if (this.control.aborted) {
       const failed = this.control.failedWorker;
       const who = failed < 0 ? 'a peer process failed' : `worker ${failed} failed`;
@@ -310,12 +395,18 @@ export class Allocator implements FrameSink {
 
   // FrameSink: called by inboxes during receive().
 
+  accepts(channel: number): boolean {
+    if (this.receivingAll) return true;
+    const entry = this.channels.get(channel);
+    if (entry !== undefined) return entry.pull.accepts();
+    return (this.stray.get(channel)?.bytes ?? 0) < this.aheadBytes;
+  }
+
   batch(source: number, channel: number, codec: number, count: number, payload: Uint8Array, owned: boolean): boolean {
     const entry = this.channels.get(channel);
     if (entry === undefined) {
-      const list = this.stray.get(channel) ?? [];
-      list.push({ kind: 'batch', source, codec, count, payload: owned ? payload : payload.slice() });
-      this.stray.set(channel, list);
+      this.strays(channel).list.push({ kind: 'batch', source, codec, count, payload: owned ? payload : payload.slice() });
+      this.strays(channel).bytes += payload.length;
       return false;
     }
     if (codec !== entry.codec.id) {
@@ -327,7 +418,7 @@ export class Allocator implements FrameSink {
     } catch (error) {
       throw new ChannelError(channel, `cannot decode a batch from worker ${source}: ${(error as Error).message}`, { cause: error });
     }
-    entry.pull.deliver(batch);
+    entry.pull.deliver(batch, payload.length);
     if (!this.eventSeen.has(channel)) {
       this.eventSeen.add(channel);
       this.eventList.push(channel);
@@ -341,14 +432,24 @@ export class Allocator implements FrameSink {
       entry.pull.closeFrom(source);
       return;
     }
-    const list = this.stray.get(channel) ?? [];
-    list.push({ kind: 'close', source });
-    this.stray.set(channel, list);
+    this.strays(channel).list.push({ kind: 'close', source });
   }
 
+  private strays(channel: number): Strays {
+    let s = this.stray.get(channel);
+    if (s === undefined) this.stray.set(channel, (s = { list: [], bytes: 0 }));
+    return s;
+  }
+
+  /**
+   * Worker `source` returned. Its channels close, and overflow bound for it
+   * is dropped now: it reads no more, so waiting for its ring to have room
+   * (in drain(), ready() or this worker's own exit) would wait forever.
+   */
   finish(source: number): void {
     this.finished[source] = 1;
     for (const entry of this.channels.values()) entry.pull.closeFrom(source);
+    this.outboxes[source]?.discard(source);
   }
 
   /**
@@ -366,11 +467,11 @@ export class Allocator implements FrameSink {
     for (;;) {
       this.release();
       this.receive();
-      for (let peer = 0; peer < this.peers; peer++) if (this.finished[peer]) this.outboxes[peer]?.discard(peer);
       if (this.stats().overflowFrames === 0) break;
       this.awaitEvents(100);
     }
-    for (const [channel, list] of this.stray) {
+    this.retire();
+    for (const [channel, { list }] of this.stray) {
       const batches = list.filter((s) => s.kind === 'batch');
       if (batches.length > 0) {
         throw new ChannelError(channel, `worker ${this.index} received ${batches.length} batch(es) from worker ${batches[0]!.source} but never allocated the channel`);
@@ -378,10 +479,16 @@ export class Allocator implements FrameSink {
     }
   }
 
+  /** The worker's function is over: every later send, allocate or receive throws. */
+  retire(): void {
+    this.retired = true;
+    for (const entry of this.channels.values()) for (const p of entry.pushes) p.retire(this.index);
+  }
+
   /** Hosted pools: point this endpoint's route to `peer` at fresh rings. */
   rewire(peer: number, out: RingEnd, inn: RingEnd): void {
     const old = this.outboxes[peer];
-    const fresh = new Outbox(new RingWriter(out.ring, new Doorbell(out.bell)), this.index, this.seqs);
+    const fresh = this.outbox(out);
     this.outboxList = this.outboxList.map((o) => (o === old ? fresh : o));
     this.outboxes[peer] = fresh;
     this.seqs[peer] = 0;

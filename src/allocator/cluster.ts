@@ -22,7 +22,7 @@ export async function launchCluster<R>(config: Extract<Config, { kind: 'cluster'
     addresses: c.addresses, connectTimeoutMs: c.connectTimeoutMs,
     log: (line) => console.error(line),
   });
-  const fabric = buildClusterFabric(threads, processes, c.process, options.ringBytes, options.maxMessageBytes);
+  const fabric = buildClusterFabric(threads, processes, c.process, options.ringBytes, options);
   const routerBell = new Doorbell(fabric.routerBell);
   let guards!: WorkerGuards<R>;
   const router = new Router({

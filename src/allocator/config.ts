@@ -13,6 +13,16 @@ export interface Options {
   ringBytes?: number;
   /** Largest encoded batch a channel accepts, in bytes. Default 256 MiB. */
   maxMessageBytes?: number;
+  /**
+   * Bytes of a pusher's backlog (frames waiting for ring space) over which
+   * `send()` returns false and `ready()` waits. Default 1 MiB.
+   */
+  highWaterBytes?: number;
+  /**
+   * Hard cap on a worker's backlog, all its pushers together: past it the
+   * worker fails with an OverflowError. Default 256 MiB.
+   */
+  maxBacklogBytes?: number;
 }
 
 export interface ClusterOptions extends Options {
@@ -41,6 +51,15 @@ export type Config =
 
 export const DEFAULT_RING_BYTES = 1 << 20;
 export const DEFAULT_MAX_MESSAGE_BYTES = 256 << 20;
+export const DEFAULT_HIGH_WATER_BYTES = 1 << 20;
+export const DEFAULT_MAX_BACKLOG_BYTES = 256 << 20;
+/**
+ * Worker threads per process. Rings grow as threads^2 (one per ordered
+ * pair): 64 threads with 1 MiB rings already reserve 4 GiB.
+ */
+export const MAX_THREADS = 64;
+/** All rings of one process together, in bytes. */
+export const MAX_RING_TOTAL = 2 ** 32;
 /** Without a hostfile, process i listens on 127.0.0.1:(DEFAULT_PORT + i). */
 export const DEFAULT_PORT = 2101;
 
@@ -51,16 +70,37 @@ function count(what: string, value: unknown): number {
   return value;
 }
 
+function threadCount(what: string, value: unknown): number {
+  const n = count(what, value);
+  if (n > MAX_THREADS) throw new ConfigError(`${what} is at most ${MAX_THREADS} per process (rings grow as threads^2), got ${n}; use more processes (Config.cluster)`);
+  return n;
+}
+
+function bytes(what: string, value: unknown, min: number, max: number): number {
+  if (typeof value !== 'number' || !Number.isInteger(value) || value < min || value > max) {
+    throw new ConfigError(`${what} must be an integer from ${min} to ${max}, got ${JSON.stringify(value)}`);
+  }
+  return value;
+}
+
+/** Refuses a ring size that makes this process's rings (threads^2 of them) too large together. */
+function ringTotal(threads: number, extra: number, o: Required<Options>): void {
+  const total = (threads * (threads - 1) + extra) * o.ringBytes;
+  if (total > MAX_RING_TOTAL) {
+    throw new ConfigError(`${threads} threads with ringBytes ${o.ringBytes} need ${total} bytes of rings in one process (at most ${MAX_RING_TOTAL}); use smaller rings or fewer threads per process`);
+  }
+}
+
 function options(o: Options = {}): Required<Options> {
+  if (o === null || typeof o !== 'object') throw new ConfigError(`options must be an object, got ${JSON.stringify(o)}`);
   const ringBytes = o.ringBytes ?? DEFAULT_RING_BYTES;
   if (!Number.isInteger(ringBytes) || ringBytes < MIN_RING_BYTES || ringBytes > MAX_RING_BYTES || (ringBytes & (ringBytes - 1)) !== 0) {
     throw new ConfigError(`ringBytes must be a power of two from ${MIN_RING_BYTES} to ${MAX_RING_BYTES}, got ${ringBytes}`);
   }
-  const maxMessageBytes = o.maxMessageBytes ?? DEFAULT_MAX_MESSAGE_BYTES;
-  if (!Number.isInteger(maxMessageBytes) || maxMessageBytes < 1 || maxMessageBytes > 0xffffffff) {
-    throw new ConfigError(`maxMessageBytes must be an integer from 1 to ${0xffffffff}, got ${maxMessageBytes}`);
-  }
-  return { ringBytes, maxMessageBytes };
+  const maxMessageBytes = bytes('maxMessageBytes', o.maxMessageBytes ?? DEFAULT_MAX_MESSAGE_BYTES, 1, 0xffffffff);
+  const maxBacklogBytes = bytes('maxBacklogBytes', o.maxBacklogBytes ?? DEFAULT_MAX_BACKLOG_BYTES, 1, Number.MAX_SAFE_INTEGER);
+  const highWaterBytes = bytes('highWaterBytes', o.highWaterBytes ?? Math.min(DEFAULT_HIGH_WATER_BYTES, maxBacklogBytes), 0, maxBacklogBytes);
+  return { ringBytes, maxMessageBytes, highWaterBytes, maxBacklogBytes };
 }
 
 export const Config = {
@@ -71,21 +111,28 @@ export const Config = {
 
   /** `threads` worker threads in this process. */
   process(threads: number, o?: Options): Config {
-    return { kind: 'process', threads: count('threads', threads), options: options(o) };
+    const n = threadCount('threads', threads);
+    const opts = options(o);
+    ringTotal(n, 0, opts);
+    return { kind: 'process', threads: n, options: opts };
   },
 
   /** `threads` worker threads in each of `addresses.length` processes, over TCP. */
   cluster(o: ClusterOptions): Config {
-    const threads = count('threads', o.threads);
+    if (o === null || typeof o !== 'object') throw new ConfigError(`Config.cluster needs { threads, process, addresses }, got ${JSON.stringify(o)}`);
+    const threads = threadCount('threads', o.threads);
     if (!Array.isArray(o.addresses) || o.addresses.length === 0) throw new ConfigError('cluster addresses must be a non-empty list of host:port');
     for (const a of o.addresses) parseAddress(a);
     if (!Number.isInteger(o.process) || o.process < 0 || o.process >= o.addresses.length) {
       throw new ConfigError(`process index must be an integer from 0 to ${o.addresses.length - 1}, got ${JSON.stringify(o.process)}`);
     }
+    const opts = options(o);
+    // Two more rings per thread: to and from the router.
+    ringTotal(threads, 2 * threads, opts);
     return {
       kind: 'cluster',
       threads,
-      options: options(o),
+      options: opts,
       cluster: {
         threads,
         process: o.process,
@@ -126,7 +173,7 @@ export const Config = {
         return Number(v);
       };
       switch (flag) {
-        case '-w': case '--threads': threads = count('--threads', int()); break;
+        case '-w': case '--threads': threads = threadCount('--threads', int()); break;
         case '-n': case '--processes': processes = count('--processes', int()); break;
         case '-p': case '--process': index = int(); break;
         case '-h': case '--hostfile': hostfile = value(); break;
@@ -160,6 +207,34 @@ function readHostfile(path: string): string[] {
     throw new ConfigError(`cannot read hostfile ${path}: ${(cause as Error).message}`, { cause });
   }
   return text.split('\n').map((l) => l.trim()).filter((l) => l !== '' && !l.startsWith('#'));
+}
+
+/**
+ * A config as `initialize` receives it: one made by `Config.*` passes
+ * through; a hand-made object is rebuilt through the same checks, so a
+ * mistake in it is a ConfigError naming the field rather than a TypeError
+ * deep inside.
+ */
+export function checkConfig(c: unknown): Config {
+  const made = 'a Config (Config.thread(), Config.process(n), Config.cluster({...}) or Config.fromArgs().config)';
+  if (c === null || typeof c !== 'object') throw new ConfigError(`initialize needs ${made}, got ${c === null ? 'null' : typeof c}`);
+  const o = c as Partial<Record<string, unknown>>;
+  const given = (o.options ?? {}) as Options;
+  switch (o.kind) {
+    case 'thread':
+      return Config.thread(given);
+    case 'process':
+      return Config.process(o.threads as number, given);
+    case 'cluster': {
+      if (o.cluster === null || typeof o.cluster !== 'object') throw new ConfigError(`a cluster config needs its 'cluster' field; make it with Config.cluster({...})`);
+      const made = Config.cluster({ ...(o.cluster as ClusterOptions), ...given, threads: o.threads as number }) as Extract<Config, { kind: 'cluster' }>;
+      // Config.cluster reads WEFT_SECRET when no secret is given; keep an explicit undefined as it was.
+      if ('secret' in (o.cluster as object)) made.cluster.secret = (o.cluster as { secret?: string }).secret;
+      return made;
+    }
+    default:
+      throw new ConfigError(`initialize needs ${made}; this object's kind is ${JSON.stringify(o.kind)}`);
+  }
 }
 
 /** Total workers a config runs, across processes. */

@@ -13,7 +13,7 @@ import type { Worker } from 'node:worker_threads';
 import { pathToFileURL } from 'node:url';
 import { resolve } from 'node:path';
 import { Allocator, type Wiring } from './allocator.ts';
-import { DEFAULT_MAX_MESSAGE_BYTES, DEFAULT_RING_BYTES } from './config.ts';
+import { DEFAULT_HIGH_WATER_BYTES, DEFAULT_MAX_BACKLOG_BYTES, DEFAULT_MAX_MESSAGE_BYTES, DEFAULT_RING_BYTES } from './config.ts';
 import { buildFabric, relink } from './wiring.ts';
 import { startThread, type Task } from './thread.ts';
 import type { Report } from './worker.ts';
@@ -55,7 +55,7 @@ export class Hosted extends EventEmitter<{ exit: [index: number, error: Error | 
     if (!Number.isInteger(o.workers) || o.workers < 1) throw new ConfigError(`workers must be a positive integer, got ${JSON.stringify(o.workers)}`);
     const ringBytes = o.ringBytes ?? DEFAULT_RING_BYTES;
     const hostIndex = o.workers;
-    const fabric = buildFabric(o.workers + 1, ringBytes, o.maxMessageBytes ?? DEFAULT_MAX_MESSAGE_BYTES, (a, b) => a === hostIndex || b === hostIndex);
+    const fabric = buildFabric(o.workers + 1, ringBytes, { maxMessageBytes: o.maxMessageBytes ?? DEFAULT_MAX_MESSAGE_BYTES, highWaterBytes: DEFAULT_HIGH_WATER_BYTES, maxBacklogBytes: DEFAULT_MAX_BACKLOG_BYTES }, (a, b) => a === hostIndex || b === hostIndex);
     const module = o.module instanceof URL ? o.module.href : pathToFileURL(resolve(o.module)).href;
     const pool = new Hosted({ mode: 'module', module, export: o.export ?? 'default', imports: o.imports ?? [] }, isolate(fabric.wirings[hostIndex]!), ringBytes);
     try {

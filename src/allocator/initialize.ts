@@ -11,7 +11,7 @@
 import { isMainThread, workerData } from 'node:worker_threads';
 import { pathToFileURL } from 'node:url';
 import { resolve } from 'node:path';
-import { peersOf, type Config } from './config.ts';
+import { checkConfig, peersOf, type Config } from './config.ts';
 import { WorkerGuards } from './guards.ts';
 import { launchCluster } from './cluster.ts';
 import { buildFabric } from './wiring.ts';
@@ -19,7 +19,7 @@ import { startThread, type Task } from './thread.ts';
 import { runClosure, type Boot, type WorkerFn } from './worker.ts';
 import { Control } from '../transport/control.ts';
 import { Doorbell } from '../transport/doorbell.ts';
-import { ConfigError, ModuleError } from '../errors.ts';
+import { ModuleError } from '../errors.ts';
 
 export interface ModuleSpec {
   /** The module to import in each worker: a file URL, or a path. */
@@ -83,11 +83,11 @@ function moduleHref(m: URL | string): string {
   return /^[a-z][a-z0-9+.-]*:/i.test(m) && !/^[a-z]:[\\/]/i.test(m) ? m : pathToFileURL(resolve(m)).href;
 }
 
-async function launch<R>(config: Config, task: Task): Promise<WorkerGuards<R>> {
-  if (config === null || typeof config !== 'object' || !('kind' in config)) throw new ConfigError('initialize needs a Config (Config.thread(), Config.process(n), ...)');
+async function launch<R>(given: Config, task: Task): Promise<WorkerGuards<R>> {
+  const config = checkConfig(given);
   if (config.kind === 'cluster') return launchCluster<R>(config, task);
   const peers = peersOf(config);
-  const fabric = buildFabric(peers, config.options.ringBytes, config.options.maxMessageBytes);
+  const fabric = buildFabric(peers, config.options.ringBytes, config.options);
   const workers = fabric.wirings.map((w) => startThread(task, w));
   const guards = new WorkerGuards<R>(workers, new Control(fabric.control), fabric.bells.map((b) => new Doorbell(b)));
   await guards.ready;

@@ -1,6 +1,11 @@
-// The sending end of a channel to one worker. `send` only stores into the
-// batcher; a full batch, flush() or the allocator's release() turns it into
-// one frame. A message to oneself skips encoding altogether.
+// The sending end of a channel to one worker. `send` checks and stores the
+// message in the batcher; a full batch, flush() or the allocator's release()
+// turns it into one frame. A message to oneself skips encoding altogether.
+//
+// Backpressure follows Node's stream convention: `send` never blocks and
+// never drops, but returns false once the backlog in front of this pusher
+// (frames waiting on this worker's side for ring space) is over the
+// high-water mark; `ready()` resolves once it is back under.
 
 import type { Batcher } from './codec.ts';
 import type { ChannelPull } from './pull.ts';
@@ -12,37 +17,122 @@ export interface Push<T> {
   readonly channel: number;
   /** The worker this pusher reaches. */
   readonly target: number;
-  /** Queues a message. Never blocks, never drops; delivery happens on flush. */
-  send(message: T): void;
+  /**
+   * Queues a message; delivery happens on flush. Never blocks, never drops.
+   * Returns false once this pusher's backlog is over the high-water mark:
+   * wait for `ready()` before sending more. A message the codec refuses
+   * throws here (a ChannelError whose cause is the codec's error) and is
+   * not queued.
+   */
+  send(message: T): boolean;
+  /** Resolves once the backlog is at or under the high-water mark (at once when it is). */
+  ready(): Promise<void>;
+  /** Sends every message of `source`, waiting for `ready()` whenever `send` says so. Does not close. */
+  sendAll(source: Iterable<T> | AsyncIterable<T>): Promise<void>;
+  /** Bytes waiting on this worker's side before this pusher's next frame can enter its ring. */
+  readonly backlog: number;
   /** Hands buffered messages to the transport and publishes them. */
   flush(): void;
-  /** Flushes, then tells the receiver no more messages come from this worker. */
+  /** Tells the receiver no more messages come from this worker (flushing first); always closes. */
   close(): void;
 }
 
-export class RemotePush<T> implements Push<T> {
-  private closed = false;
+/** What remote pushers share with their worker's allocator. */
+export interface Sending {
+  /** Per target: the outbox towards it. Looked up per batch: a hosted pool may rewire a target. */
+  readonly outboxes: readonly (Outbox | undefined)[];
+  /** Pushers holding unsent messages, for the allocator's release(). */
+  readonly dirty: RemotePush<unknown>[];
+  readonly maxBatch: number;
+  readonly highWater: number;
+  /** Per worker: 1 once it has returned; what is still sent to it is dropped. */
+  readonly finished: Uint8Array;
+  /** Resolves once `ready` holds, moving overflow and receiving meanwhile. */
+  until(ready: () => boolean): Promise<void>;
+}
+
+const READY = Promise.resolve();
+
+abstract class Pusher<T> implements Push<T> {
+  /** Why sending is over ('after close()', or after the worker returned); undefined while open. */
+  protected shut: string | undefined;
 
   constructor(
     readonly channel: number,
     readonly target: number,
-    private readonly codec: number,
-    private readonly batcher: Batcher<T>,
-    /** Looked up per batch, not held: a hosted pool may rewire a target. */
-    private readonly outboxes: readonly (Outbox | undefined)[],
-    /** Pushers holding unsent messages, for the allocator's release(). */
-    private readonly dirty: RemotePush<unknown>[],
-    private readonly maxBatch: number,
   ) {}
 
-  private get outbox(): Outbox {
-    return this.outboxes[this.target]!;
+  abstract send(message: T): boolean;
+  abstract flush(): void;
+  abstract close(): void;
+
+  get backlog(): number {
+    return 0;
   }
 
-  send(message: T): void {
-    if (this.closed) throw new ChannelError(this.channel, `send to worker ${this.target} after close()`);
-    if (this.batcher.count === 0) this.dirty.push(this as RemotePush<unknown>);
-    if (this.batcher.add(message)) this.emit();
+  ready(): Promise<void> {
+    return READY;
+  }
+
+  async sendAll(source: Iterable<T> | AsyncIterable<T>): Promise<void> {
+    // A sync source is not awaited per message: only when send says to wait.
+    if (Symbol.asyncIterator in source) {
+      for await (const m of source) if (!this.send(m)) await this.ready();
+    } else {
+      for (const m of source) if (!this.send(m)) await this.ready();
+    }
+  }
+
+  /** The worker returned: every later send throws. */
+  retire(index: number): void {
+    this.shut ??= `after worker ${index} returned (its allocator is closed)`;
+  }
+
+  protected refuse(): never {
+    throw new ChannelError(this.channel, `send to worker ${this.target} ${this.shut!}`);
+  }
+
+  get isClosed(): boolean {
+    return this.shut !== undefined;
+  }
+}
+
+export class RemotePush<T> extends Pusher<T> {
+  constructor(
+    channel: number,
+    target: number,
+    private readonly codec: number,
+    private readonly batcher: Batcher<T>,
+    private readonly s: Sending,
+  ) {
+    super(channel, target);
+  }
+
+  private get outbox(): Outbox {
+    return this.s.outboxes[this.target]!;
+  }
+
+  send(message: T): boolean {
+    if (this.shut !== undefined) this.refuse();
+    const b = this.batcher;
+    let full: boolean;
+    try {
+      full = b.add(message);
+    } catch (error) {
+      throw new ChannelError(this.channel, `send to worker ${this.target} refused the message: ${(error as Error).message}`, { cause: error });
+    }
+    if (b.count === 1) this.s.dirty.push(this as RemotePush<unknown>);
+    if (full) this.emit();
+    return this.outbox.overflowBytes <= this.s.highWater;
+  }
+
+  override get backlog(): number {
+    return this.outbox.overflowBytes;
+  }
+
+  override ready(): Promise<void> {
+    if (this.backlog <= this.s.highWater) return READY;
+    return this.s.until(() => this.backlog <= this.s.highWater);
   }
 
   /** Moves the pending batch into the outbox without publishing it. */
@@ -55,8 +145,10 @@ export class RemotePush<T> implements Push<T> {
     } catch (error) {
       throw new ChannelError(this.channel, (error as Error).message, { cause: error });
     }
-    if (payload.length > this.maxBatch) {
-      throw new ChannelError(this.channel, `a batch of ${payload.length} bytes exceeds maxMessageBytes (${this.maxBatch})`);
+    // Nobody will read it: a worker that returned reads no more.
+    if (this.s.finished[this.target] === 1) return;
+    if (payload.length > this.s.maxBatch) {
+      throw new ChannelError(this.channel, `a batch of ${payload.length} bytes exceeds maxMessageBytes (${this.s.maxBatch})`);
     }
     this.outbox.data(this.target, this.channel, this.codec, count, payload);
   }
@@ -68,57 +160,61 @@ export class RemotePush<T> implements Push<T> {
   }
 
   close(): void {
-    if (this.closed) return;
-    this.emit();
-    this.closed = true;
-    this.outbox.control(this.target, this.channel, Kind.CLOSE);
-    this.outbox.drain();
-    this.outbox.publish();
-  }
-
-  get isClosed(): boolean {
-    return this.closed;
+    if (this.shut !== undefined) return;
+    this.shut = 'after close()';
+    // Closed whatever emit() throws: the receiver learns it either way.
+    try {
+      this.emit();
+    } finally {
+      if (this.s.finished[this.target] !== 1) this.outbox.control(this.target, this.channel, Kind.CLOSE);
+      this.outbox.drain();
+      this.outbox.publish();
+    }
   }
 }
 
-export class LocalPush<T> implements Push<T> {
-  private closed = false;
-
+export class LocalPush<T> extends Pusher<T> {
   constructor(
-    readonly channel: number,
-    readonly target: number,
+    channel: number,
+    target: number,
     private readonly pull: ChannelPull<T>,
     private readonly wake: () => void,
-  ) {}
+  ) {
+    super(channel, target);
+  }
 
-  send(message: T): void {
-    if (this.closed) throw new ChannelError(this.channel, `send to worker ${this.target} (itself) after close()`);
+  /** Delivered at once into this worker's own puller: it never has a backlog. */
+  send(message: T): boolean {
+    if (this.shut !== undefined) this.refuse();
     this.pull.deliverLocal(message);
     this.wake();
+    return true;
   }
 
   flush(): void {}
 
   close(): void {
-    if (this.closed) return;
-    this.closed = true;
+    if (this.shut !== undefined) return;
+    this.shut = 'after close()';
     this.pull.closeFrom(this.target);
   }
 
-  get isClosed(): boolean {
-    return this.closed;
+  protected override refuse(): never {
+    throw new ChannelError(this.channel, `send to worker ${this.target} (itself) ${this.shut!}`);
   }
 }
 
 /** A pusher to a worker this endpoint has no route to (hosted pools are a star). */
-export class UnroutablePush<T> implements Push<T> {
+export class UnroutablePush<T> extends Pusher<T> {
   constructor(
-    readonly channel: number,
-    readonly target: number,
+    channel: number,
+    target: number,
     private readonly source: number,
-  ) {}
+  ) {
+    super(channel, target);
+  }
 
-  send(_message: T): void {
+  send(_message: T): boolean {
     throw new ChannelError(this.channel, `worker ${this.source} has no route to worker ${this.target}`);
   }
 

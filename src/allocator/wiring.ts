@@ -4,6 +4,10 @@
 import { createRingBuffer } from '../transport/ring.ts';
 import { DOORBELL_BYTES } from '../transport/doorbell.ts';
 import type { RingEnd, Wiring } from './allocator.ts';
+import type { Options } from './config.ts';
+
+/** The byte limits every worker of a run applies (Config options). */
+export type Limits = Required<Pick<Options, 'maxMessageBytes' | 'highWaterBytes' | 'maxBacklogBytes'>>;
 
 export interface Fabric {
   control: SharedArrayBuffer;
@@ -18,13 +22,14 @@ export interface Fabric {
 export function buildFabric(
   peers: number,
   ringBytes: number,
-  maxMessageBytes: number,
+  given: Limits,
   links: (from: number, to: number) => boolean = () => true,
 ): Fabric {
+  const limits: Limits = { maxMessageBytes: given.maxMessageBytes, highWaterBytes: given.highWaterBytes, maxBacklogBytes: given.maxBacklogBytes };
   const control = new SharedArrayBuffer(64);
   const bells = Array.from({ length: peers }, () => new SharedArrayBuffer(DOORBELL_BYTES));
   const wirings: Wiring[] = bells.map((bell, index) => ({
-    index, peers, control, bell, bells, routes: new Array<number>(peers).fill(-1), out: [], in: [], maxMessageBytes,
+    index, peers, control, bell, bells, routes: new Array<number>(peers).fill(-1), out: [], in: [], ringBytes, limits,
   }));
   for (let from = 0; from < peers; from++) {
     for (let to = 0; to < peers; to++) {
@@ -62,10 +67,10 @@ export interface ClusterFabric extends Fabric {
  * target routes to the worker's router ring; global index = process x
  * threads + local index.
  */
-export function buildClusterFabric(threads: number, processes: number, process: number, ringBytes: number, maxMessageBytes: number): ClusterFabric {
+export function buildClusterFabric(threads: number, processes: number, process: number, ringBytes: number, limits: Limits): ClusterFabric {
   const peers = threads * processes;
   const base = process * threads;
-  const local = buildFabric(threads, ringBytes, maxMessageBytes);
+  const local = buildFabric(threads, ringBytes, limits);
   const routerBell = new SharedArrayBuffer(DOORBELL_BYTES);
   const bells = [...local.bells, routerBell];
   const fromWorkers: SharedArrayBuffer[] = [];

@@ -48,6 +48,7 @@ export async function runWorker<R>(fn: WorkerFn<R>, wiring: Wiring): Promise<voi
     value = await fn(allocator);
     allocator.shutdown();
   } catch (error) {
+    allocator.retire();
     const aborted = error instanceof AbortedError;
     if (!aborted) allocator.abort();
     post({ type: 'error', error: serializeError(error), aborted });

@@ -21,6 +21,13 @@ export interface FrameSink {
   batch(source: number, channel: number, codec: number, count: number, payload: Uint8Array, owned: boolean): boolean;
   close(source: number, channel: number): void;
   finish(source: number): void;
+  /**
+   * Whether to take the next batch for `channel` now. A receiver that holds
+   * enough of that channel's messages unread says no: the frame then waits
+   * in the ring, and its producer, finding the ring full, feels the
+   * pressure instead of this worker's heap growing.
+   */
+  accepts(channel: number): boolean;
 }
 
 interface Partial {
@@ -37,6 +44,12 @@ export class Inbox {
   private readonly partial = new Map<number, Partial>();
   private readonly limits: { peers: number; maxFrame: number; maxBatch: number };
   receivedFrames = 0;
+  /**
+   * The last drain() stopped at a frame its sink would not take yet. Until
+   * the next drain(), this ring's published frames are not news: waking
+   * for them would spin.
+   */
+  stalled = false;
   /** Reused for every frame: drain() allocates nothing per frame but the payload view. */
   private readonly header: FrameHeader = { length: 0, channel: 0, source: 0, target: 0, seq: 0, kind: Kind.DATA, codec: 0, flags: 0, count: 0, total: 0 };
 
@@ -67,6 +80,7 @@ export class Inbox {
     let budget = r.capacity;
     let frames = 0;
     let at: number;
+    this.stalled = false;
     while (budget > 0 && (at = r.next()) >= 0) {
       const start = r.position;
       // A producer never starts a frame where its header and payload would
@@ -83,6 +97,12 @@ export class Inbox {
       h.flags = v.getUint16(at + F_FLAGS, true);
       h.count = v.getUint32(at + F_COUNT, true);
       h.total = v.getUint32(at + F_TOTAL, true);
+      // Asked before check(), which counts the frame as seen. A PART run
+      // already begun is always taken to its end.
+      if ((h.kind === Kind.DATA || (h.kind === Kind.PART && !this.partial.has(h.source))) && !sink.accepts(h.channel)) {
+        this.stalled = true;
+        break;
+      }
       this.check(h);
       if (at + HEADER_BYTES + h.length > r.capacity) throw new ProtocolError(`frame of ${h.length} bytes at ring offset ${at} would cross the end of the ring`);
       const payload = r.bytes.subarray(at + HEADER_BYTES, at + HEADER_BYTES + h.length);

@@ -1,7 +1,10 @@
 // The sending end of one ring: frames go straight into the ring when it has
 // room, and otherwise into an overflow queue on the sender's side, in order.
 // `send` never blocks and never drops; the overflow drains on flush. Once
-// anything is in overflow, new frames queue behind it, so FIFO holds.
+// anything is in overflow, new frames queue behind it, so FIFO holds. The
+// overflow of all of a worker's outboxes together is its backlog, with a
+// hard cap: past it the backlog fails instead of growing into an
+// out-of-memory crash.
 //
 // A batch larger than one ring frame is cut into PART frames that travel back
 // to back; the receiver reassembles them.
@@ -22,6 +25,14 @@ interface Queued {
   count: number;
   total: number;
   payload: Uint8Array;
+}
+
+/** A worker's overflow across its outboxes, and what to do once it would pass its cap. */
+export interface Backlog {
+  bytes: number;
+  readonly cap: number;
+  /** Called instead of queueing a frame that would take `bytes` past `cap`; throws. */
+  overflow(channel: number, target: number, frameBytes: number): never;
 }
 
 const EMPTY = new Uint8Array(0);
@@ -48,6 +59,7 @@ export class Outbox {
     readonly writer: RingWriter,
     private readonly source: number,
     private readonly seqs: Uint32Array,
+    private readonly backlog: Backlog,
   ) {
     this.publishBytes = Math.min(PUBLISH_BYTES, writer.capacity >>> 2);
   }
@@ -87,9 +99,11 @@ export class Outbox {
       if (this.writer.unpublished >= this.publishBytes) this.writer.publish();
       return;
     }
+    if (this.backlog.bytes + payload.length > this.backlog.cap) this.backlog.overflow(channel, target, payload.length);
     // The caller may reuse `payload` (batchers do): overflow keeps its own copy.
     this.queue.push({ target, seq, channel, kind, codec, flags, count, total, payload: this.copyOf(payload) });
     this.overflowBytes += payload.length;
+    this.backlog.bytes += payload.length;
   }
 
   private write(target: number, seq: number, channel: number, kind: Kind, codec: number, flags: number, count: number, total: number, payload: Uint8Array): boolean {
@@ -125,6 +139,7 @@ export class Outbox {
         return false;
       }
       this.overflowBytes -= f.payload.length;
+      this.backlog.bytes -= f.payload.length;
       this.recycle(f.payload);
       q[this.head++] = undefined as unknown as Queued;
     }
@@ -148,8 +163,12 @@ export class Outbox {
     const keep: Queued[] = [];
     for (let i = this.head; i < this.queue.length; i++) {
       const f = this.queue[i]!;
-      if (f.target === target) this.overflowBytes -= f.payload.length;
-      else keep.push(f);
+      if (f.target === target) {
+        this.overflowBytes -= f.payload.length;
+        this.backlog.bytes -= f.payload.length;
+      } else {
+        keep.push(f);
+      }
     }
     this.queue.length = 0;
     this.queue.push(...keep);

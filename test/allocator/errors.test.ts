@@ -3,6 +3,7 @@
 
 import { describe, expect, it } from 'vitest';
 import { ChannelError, Config, ConfigError, ModuleError, initialize } from '../../src/index.ts';
+import { AFTER_RETURN } from './fixtures/workers.ts';
 
 const workers = new URL('./fixtures/workers.ts', import.meta.url);
 
@@ -44,12 +45,66 @@ describe('bad input', () => {
     expect(twice.message).toMatch(/^channel 20: already allocated/);
   });
 
-  it('a value msgpack cannot encode is an error naming the channel, and the rest of the batch still arrives', async () => {
-    const guards = await initialize<{ error?: { name: string; message: string }; got?: unknown[] }>(Config.process(2), { module: workers, export: 'unencodable' });
+  it('a value msgpack cannot carry is refused at its send() call, naming the channel, and the others arrive', async () => {
+    const guards = await initialize<{ refused?: ({ name: string; message: string; cause?: string } | undefined)[]; got?: unknown[] }>(Config.process(2), { module: workers, export: 'unencodable' });
     const [sender, receiver] = await guards.join();
-    expect(sender!.error?.name).toBe('ChannelError');
-    expect(sender!.error?.message).toMatch(/^channel 21: .*symbol/i);
+    const [fn, symbol, bigint, circular] = sender!.refused!;
+    for (const r of sender!.refused!) expect(r).toMatchObject({ name: 'ChannelError', cause: 'CodecError' });
+    expect(fn!.message).toMatch(/^channel 21: send to worker 1 refused the message: .*function \(named\)/);
+    expect(symbol!.message).toMatch(/^channel 21: .*symbol \(Symbol\(not encodable\)\)/);
+    expect(bigint!.message).toMatch(/^channel 21: .*64 bits, got 1208925819614629174706176/);
+    expect(circular!.message).toMatch(/^channel 21: .*circular/);
     expect(receiver!.got).toEqual([1, 2]);
+  });
+
+  it('close() closes even when it throws: a later send throws and the receiver sees the end', async () => {
+    const guards = await initialize<unknown>(Config.process(2, { maxMessageBytes: 64 }), { module: workers, export: 'closeThrows' });
+    const [sender, received] = (await guards.join()) as [({ name: string; message: string } | undefined)[], number];
+    expect(sender[0]).toMatchObject({ name: 'ChannelError' });
+    expect(sender[0]!.message).toMatch(/^channel 23: a batch of \d+ bytes exceeds maxMessageBytes \(64\)/);
+    expect(sender[1]).toMatchObject({ name: 'ChannelError', message: 'channel 23: send to worker 1 after close()' });
+    expect(sender[2]).toBeUndefined();
+    expect(received).toBe(0);
+  });
+
+  it('an allocator used after its worker returned throws AllocatorClosedError (or ChannelError for a send)', async () => {
+    const report = new BroadcastChannel(AFTER_RETURN);
+    const got = new Promise<({ name: string; message: string } | undefined)[]>((resolve) => {
+      report.onmessage = (e) => resolve((e as MessageEvent).data as ({ name: string; message: string } | undefined)[]);
+    });
+    try {
+      const guards = await initialize<number>(Config.process(2), { module: workers, export: 'usedAfterReturn' });
+      expect(await guards.join()).toEqual([0, 1]);
+      const [send, allocate, receive] = await got;
+      expect(send).toMatchObject({ name: 'ChannelError', message: 'channel 24: send to worker 1 after worker 0 returned (its allocator is closed)' });
+      expect(allocate).toMatchObject({ name: 'AllocatorClosedError' });
+      expect(allocate!.message).toMatch(/^worker 0 called allocate\(25\) after its function returned/);
+      expect(receive!.message).toMatch(/^worker 0 called receive\(\) after its function returned/);
+    } finally {
+      report.close();
+    }
+  });
+
+  it('threads per process are bounded, and so are the rings together, with a ConfigError', () => {
+    expect(() => Config.process(2 ** 31)).toThrow(ConfigError);
+    expect(() => Config.process(2 ** 31)).toThrow(/threads is at most 64 per process .* got 2147483648/);
+    expect(() => Config.process(65)).toThrow(/at most 64/);
+    expect(() => Config.fromArgs(['-w', '100'])).toThrow(/--threads is at most 64/);
+    expect(Config.process(64).threads).toBe(64);
+    expect(() => Config.process(64, { ringBytes: 2 << 20 })).toThrow(/64 threads with ringBytes 2097152 need .* bytes of rings in one process/);
+    expect(() => Config.cluster({ threads: 100, process: 0, addresses: ['127.0.0.1:1'] })).toThrow(/at most 64/);
+  });
+
+  it('a hand-made config is checked like one from Config: a ConfigError, not a TypeError', async () => {
+    const bad = (c: unknown) => initialize(c as ReturnType<typeof Config.thread>, { module: workers, export: 'hello' });
+    await expect(bad(null)).rejects.toThrow(ConfigError);
+    await expect(bad({ threads: 2 })).rejects.toThrow(/initialize needs a Config .*; this object's kind is undefined/);
+    await expect(bad({ kind: 'process', threads: 'two' })).rejects.toThrow(/threads must be a positive integer, got "two"/);
+    await expect(bad({ kind: 'process', threads: 2, options: { ringBytes: 3 } })).rejects.toThrow(/ringBytes must be a power of two/);
+    await expect(bad({ kind: 'cluster', threads: 2 })).rejects.toThrow(/a cluster config needs its 'cluster' field/);
+    // Complete enough: it runs, with the defaults filled in.
+    const guards = await bad({ kind: 'process', threads: 2 });
+    expect(await guards.join()).toEqual([0, 1]);
   });
 
   it('the module form with a missing export rejects initialize with a ModuleError', async () => {

@@ -21,13 +21,14 @@ const ops = fc.array(
 );
 
 const allocator = { checkAbort() {} } as unknown as Allocator;
+const wake = (): void => {};
 
 describe('ChannelPull', () => {
   it('delivers remote batches and self-sent messages in order, and recycles only finished batches', () => {
     fc.assert(
       fc.property(ops, (script: Op[]) => {
         const recycled: number[][] = [];
-        const pull = new ChannelPull<number>(7, allocator, 2, (batch) => {
+        const pull = new ChannelPull<number>(7, allocator, 2, 0, Infinity, wake, (batch) => {
           recycled.push(Array.from(batch));
           // A codec reusing the container overwrites it: nothing still due may change.
           (batch as number[]).fill(-1);
@@ -38,7 +39,7 @@ describe('ChannelPull', () => {
           if (step.op === 'deliver') {
             const batch = Array.from({ length: step.size }, () => next++);
             model.push(...batch);
-            pull.deliver(batch);
+            pull.deliver(batch, batch.length);
           } else if (step.op === 'local') {
             for (let i = 0; i < step.count; i++) {
               model.push(next);
@@ -60,8 +61,8 @@ describe('ChannelPull', () => {
   });
 
   it('is done once every sender closed and every message was read', () => {
-    const pull = new ChannelPull<number>(1, allocator, 2);
-    pull.deliver([1, 2]);
+    const pull = new ChannelPull<number>(1, allocator, 2, 0, Infinity, wake);
+    pull.deliver([1, 2], 2);
     pull.closeFrom(0);
     pull.closeFrom(1);
     expect(pull.done).toBe(false);

@@ -34,7 +34,7 @@ type Step =
 function link() {
   const buffer = createRingBuffer(CAPACITY);
   const writer = new RingWriter(buffer, Doorbell.create());
-  const outbox = new Outbox(writer, 0, new Uint32Array(1));
+  const outbox = new Outbox(writer, 0, new Uint32Array(1), { bytes: 0, cap: Infinity, overflow: () => { throw new Error('no cap here'); } });
   const inbox = new Inbox(new RingReader(buffer, Doorbell.create()), 0, 1, MAX_BATCH);
   const events: Event[] = [];
   const sink: FrameSink = {
@@ -44,6 +44,7 @@ function link() {
     },
     close: (_source, channel) => events.push({ kind: 'close', channel }),
     finish: () => events.push({ kind: 'finish' }),
+    accepts: () => true,
   };
   return { buffer, writer, outbox, inbox, events, sink };
 }
@@ -158,7 +159,7 @@ describe('outbox and inbox', () => {
         fc.array(fc.record({ length: fc.integer({ min: 0, max: 1200 }), seed: fc.integer(), lend: fc.boolean() }), { minLength: 1, maxLength: 60 }),
         (batches) => {
           const buffer = createRingBuffer(CAPACITY);
-          const outbox = new Outbox(new RingWriter(buffer, Doorbell.create()), 0, new Uint32Array(1));
+          const outbox = new Outbox(new RingWriter(buffer, Doorbell.create()), 0, new Uint32Array(1), { bytes: 0, cap: Infinity, overflow: () => { throw new Error('no cap here'); } });
           const inbox = new Inbox(new RingReader(buffer, Doorbell.create()), 0, 1, MAX_BATCH);
           const want = batches.map((b) => bytes(b.length, b.seed));
           let next = 0;
@@ -174,6 +175,7 @@ describe('outbox and inbox', () => {
             },
             close: () => {},
             finish: () => {},
+            accepts: () => true,
           };
           const drain = (): void => {
             // Views from the previous drain expire at this call; until then
