@@ -18,6 +18,7 @@ const RING_BYTES = 4 * MiB;
 
 export const defaultPlan: Plan = {
   objects: 200_000,
+  asyncPings: 20_000,
   postObjects: 100_000,
   numbers: 4_000_000,
   postNumbers: 100_000,
@@ -91,11 +92,22 @@ function rows(raw: Measured[]): Row[] {
   const frames = (): Row => throughput('1 MiB frames', 'weft 1 MiB frames', 'Buffer.copy 1 MiB', 'frames/s', 0.5);
   const all: (() => Row)[] = [
     () => throughput('small objects {i, x}', 'weft objects', 'postMessage objects', 'msg/s', 8),
+    () => throughput('small objects, for await receive', 'weft objects, for await', 'postMessage objects', 'msg/s', 8),
+    () => throughput('for await vs the sync recv() loop', 'weft objects, for await', 'weft objects', 'msg/s', 0.7),
+    () => throughput('small objects, batches() receive', 'weft objects, batches()', 'postMessage objects', 'msg/s', 8),
+    () => throughput('batches() vs the sync recv() loop', 'weft objects, batches()', 'weft objects', 'msg/s', 0.7),
     () => throughput('objects vs encode ceiling', 'weft objects', 'msgpackr pack, 256 per call', 'msg/s', undefined),
     () => throughput('msgpackr pack, 1 per call', 'msgpackr pack, 1 per call', 'postMessage objects', 'msg/s', undefined),
     () => throughput('numbers', 'weft numbers', 'postMessage numbers', 'msg/s', 100),
     () => latency('ping-pong (spinning)', 'weft ping-pong (spinning)', 20),
     () => latency('ping-pong (parked)', 'weft ping-pong (parked)', undefined),
+    () => latency('ping-pong (async, for await)', 'weft ping-pong (async)', 20),
+    () => {
+      // Async against sync on the same work: the ratio is sync time over async time.
+      const w = micros('weft ping-pong (async)');
+      const s = micros('weft ping-pong (spinning)');
+      return { suite: 'allocator', name: 'async ping-pong vs sync (spinning)', weft: w, anchor: s, anchorName: 'weft ping-pong (spinning)', unit: 'us/round trip', ratio: s / w, target: 0.7, higherIsBetter: false };
+    },
     frames,
     () => throughput('1 MiB frames vs owned copy', 'weft 1 MiB frames', 'allocate + copy 1 MiB', 'frames/s', undefined),
     () => throughput('1 MiB frames, borrowed (zero-copy receive)', 'weft 1 MiB frames, borrowed', 'Buffer.copy 1 MiB', 'frames/s', 0.5),

@@ -3,7 +3,7 @@
 
 import { describe, expect, it } from 'vitest';
 import { Config, initialize } from '../../src/index.ts';
-import { ALL_TO_ALL, FLOOD } from './fixtures/workers.ts';
+import { ALL_TO_ALL, BATCHED, FLOOD } from './fixtures/workers.ts';
 
 const workers = new URL('./fixtures/workers.ts', import.meta.url);
 
@@ -26,6 +26,20 @@ describe('exchange', () => {
   it('async iteration ends once every sender closed, including one that returned without closing', async () => {
     const guards = await initialize<number[]>(Config.process(2), { module: workers, export: 'implicitClose' });
     expect(await guards.join()).toEqual([[], [0, 1, 2, 3, 4, 5, 6, 7, 8, 9]]);
+  });
+
+  it('for await ends in a worker that only receives and never closed its own pushers', async () => {
+    const guards = await initialize<unknown>(Config.process(2), { module: workers, export: 'receiveOnly' });
+    const [, receiver] = (await guards.join()) as [number, { got: number[]; late?: string }];
+    expect(receiver.got).toEqual([0, 1, 2, 3, 4, 5, 6, 7, 8, 9]);
+    expect(receiver.late).toBe('channel 50: send to worker 1 (itself) after close()');
+  });
+
+  it('batches() yields arrays (Float64Arrays for numbers) in order, each intact until the next iteration', async () => {
+    const guards = await initialize<{ objects: number; numbers: number; own: number[]; kinds: string[] }>(Config.process(2), { module: workers, export: 'batched' });
+    const [sender, receiver] = await guards.join();
+    expect(receiver).toEqual({ objects: BATCHED, numbers: BATCHED, own: [], kinds: ['Array', 'Float64Array'] });
+    expect(sender).toEqual({ objects: 0, numbers: 0, own: [0, 1, 2], kinds: [] });
   });
 
   it('two workers flooding each other before receiving do not deadlock, overflow, and deliver in order', async () => {
