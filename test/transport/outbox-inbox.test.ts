@@ -25,7 +25,8 @@ type Step =
   | { op: 'data'; channel: number; codec: number; length: number; seed: number }
   | { op: 'close'; channel: number }
   | { op: 'flush' }
-  | { op: 'receive' };
+  | { op: 'receive' }
+  | { op: 'block'; channel: number };
 
 /**
  * One sender (worker 0) and one receiver on one ring. `peers` is 1 so that
@@ -34,9 +35,12 @@ type Step =
 function link() {
   const buffer = createRingBuffer(CAPACITY);
   const writer = new RingWriter(buffer, Doorbell.create());
-  const outbox = new Outbox(writer, 0, new Uint32Array(1), { bytes: 0, cap: Infinity, overflow: () => { throw new Error('no cap here'); } });
+  const backlog = { bytes: 0, cap: Infinity, overflow: (): never => { throw new Error('no cap here'); } };
+  const outbox = new Outbox(writer, 0, new Uint32Array(1), backlog);
   const inbox = new Inbox(new RingReader(buffer, Doorbell.create()), 0, 1, MAX_BATCH);
   const events: Event[] = [];
+  /** Channels whose batches the sink does not take now (a receiver with enough unread). */
+  const blocked = new Set<number>();
   const sink: FrameSink = {
     batch: (_source, channel, codec, count, payload) => {
       events.push({ kind: 'batch', channel, codec, count, payload: payload.slice() });
@@ -44,9 +48,9 @@ function link() {
     },
     close: (_source, channel) => events.push({ kind: 'close', channel }),
     finish: () => events.push({ kind: 'finish' }),
-    accepts: () => true,
+    accepts: (channel) => !blocked.has(channel),
   };
-  return { buffer, writer, outbox, inbox, events, sink };
+  return { buffer, writer, outbox, inbox, events, sink, blocked, backlog };
 }
 
 function bytes(length: number, seed: number): Uint8Array {
@@ -81,17 +85,19 @@ const steps: fc.Arbitrary<Step[]> = fc.array(
     { weight: 1, arbitrary: fc.record({ op: fc.constant('close' as const), channel: fc.integer({ min: 0, max: 3 }) }) },
     { weight: 2, arbitrary: fc.constant({ op: 'flush' as const }) },
     { weight: 2, arbitrary: fc.constant({ op: 'receive' as const }) },
+    { weight: 1, arbitrary: fc.record({ op: fc.constant('block' as const), channel: fc.integer({ min: 0, max: 3 }) }) },
   ),
   { minLength: 1, maxLength: 120, size: 'max' },
 );
 
 describe('outbox and inbox', () => {
-  it('deliver every batch once, in order, byte-exact, through PART runs and overflow', () => {
+  it('deliver every batch once, in order, byte-exact, through PART runs, overflow and a receiver that leaves channels in the ring', () => {
     let overflowSeen = 0;
     let fragmented = 0;
+    let stalls = 0;
     fc.assert(
       fc.property(steps, (script) => {
-        const { outbox, inbox, events, sink } = link();
+        const { outbox, inbox, events, sink, blocked, backlog } = link();
         const sent: Event[] = [];
         for (const s of script) {
           switch (s.op) {
@@ -114,12 +120,27 @@ describe('outbox and inbox', () => {
               outbox.drain();
               outbox.publish();
               break;
-            case 'receive':
+            case 'receive': {
+              const before = events.length;
               inbox.drain(sink);
+              // A stall leaves the frame for a blocked channel where it is; nothing after it passes.
+              if (inbox.stalled) {
+                stalls++;
+                const next = sent[events.length];
+                expect(next?.kind === 'batch' && blocked.has(next.channel)).toBe(true);
+              }
+              expect(events.length).toBeGreaterThanOrEqual(before);
+              break;
+            }
+            case 'block':
+              if (blocked.has(s.channel)) blocked.delete(s.channel);
+              else blocked.add(s.channel);
               break;
           }
           if (outbox.overflowFrames > 0) overflowSeen++;
+          expect(backlog.bytes).toBe(outbox.overflowBytes);
         }
+        blocked.clear();
         outbox.control(0, 0, Kind.FIN);
         sent.push({ kind: 'finish' });
         // Finish: alternate flushing and receiving until overflow is empty.
@@ -150,6 +171,7 @@ describe('outbox and inbox', () => {
     );
     expect(overflowSeen).toBeGreaterThan(0);
     expect(fragmented).toBeGreaterThan(0);
+    expect(stalls).toBeGreaterThan(0);
   });
 
   it('views a sink keeps stay intact until the next drain, while the producer keeps writing', () => {
