@@ -63,6 +63,14 @@ export const MAX_RING_TOTAL = 2 ** 32;
 /** Without a hostfile, process i listens on 127.0.0.1:(DEFAULT_PORT + i). */
 export const DEFAULT_PORT = 2101;
 
+/** Configs made (and so checked) by `Config`: initialize takes them as they are. */
+const checked = new WeakSet<Config>();
+
+function made(c: Config): Config {
+  checked.add(c);
+  return c;
+}
+
 function count(what: string, value: unknown): number {
   if (typeof value !== 'number' || !Number.isInteger(value) || value < 1) {
     throw new ConfigError(`${what} must be a positive integer, got ${JSON.stringify(value)}`);
@@ -106,7 +114,7 @@ function options(o: Options = {}): Required<Options> {
 export const Config = {
   /** One worker thread. */
   thread(o?: Options): Config {
-    return { kind: 'thread', threads: 1, options: options(o) };
+    return made({ kind: 'thread', threads: 1, options: options(o) });
   },
 
   /** `threads` worker threads in this process. */
@@ -114,7 +122,7 @@ export const Config = {
     const n = threadCount('threads', threads);
     const opts = options(o);
     ringTotal(n, 0, opts);
-    return { kind: 'process', threads: n, options: opts };
+    return made({ kind: 'process', threads: n, options: opts });
   },
 
   /** `threads` worker threads in each of `addresses.length` processes, over TCP. */
@@ -129,7 +137,7 @@ export const Config = {
     const opts = options(o);
     // Two more rings per thread: to and from the router.
     ringTotal(threads, 2 * threads, opts);
-    return {
+    return made({
       kind: 'cluster',
       threads,
       options: opts,
@@ -142,7 +150,7 @@ export const Config = {
         heartbeatTimeoutMs: o.heartbeatTimeoutMs ?? 3_000,
         tls: o.tls !== undefined ? checkTls(o.tls) : process.env.WEFT_TLS_DIR ? checkTls(tlsFromDir(process.env.WEFT_TLS_DIR, o.process)) : undefined,
       },
-    };
+    });
   },
 
   /**
@@ -211,13 +219,14 @@ function readHostfile(path: string): string[] {
 
 /**
  * A config as `initialize` receives it: one made by `Config.*` passes
- * through; a hand-made object is rebuilt through the same checks, so a
- * mistake in it is a ConfigError naming the field rather than a TypeError
- * deep inside.
+ * through; a hand-made object (or one edited after it was made: a copy) is
+ * rebuilt through the same checks, so a mistake in it is a ConfigError
+ * naming the field rather than a TypeError deep inside.
  */
 export function checkConfig(c: unknown): Config {
-  const made = 'a Config (Config.thread(), Config.process(n), Config.cluster({...}) or Config.fromArgs().config)';
-  if (c === null || typeof c !== 'object') throw new ConfigError(`initialize needs ${made}, got ${c === null ? 'null' : typeof c}`);
+  const want = 'a Config (Config.thread(), Config.process(n), Config.cluster({...}) or Config.fromArgs().config)';
+  if (c === null || typeof c !== 'object') throw new ConfigError(`initialize needs ${want}, got ${c === null ? 'null' : typeof c}`);
+  if (checked.has(c as Config)) return c as Config;
   const o = c as Partial<Record<string, unknown>>;
   const given = (o.options ?? {}) as Options;
   switch (o.kind) {
@@ -227,13 +236,10 @@ export function checkConfig(c: unknown): Config {
       return Config.process(o.threads as number, given);
     case 'cluster': {
       if (o.cluster === null || typeof o.cluster !== 'object') throw new ConfigError(`a cluster config needs its 'cluster' field; make it with Config.cluster({...})`);
-      const made = Config.cluster({ ...(o.cluster as ClusterOptions), ...given, threads: o.threads as number }) as Extract<Config, { kind: 'cluster' }>;
-      // Config.cluster reads WEFT_SECRET when no secret is given; keep an explicit undefined as it was.
-      if ('secret' in (o.cluster as object)) made.cluster.secret = (o.cluster as { secret?: string }).secret;
-      return made;
+      return Config.cluster({ ...(o.cluster as ClusterOptions), ...given, threads: o.threads as number });
     }
     default:
-      throw new ConfigError(`initialize needs ${made}; this object's kind is ${JSON.stringify(o.kind)}`);
+      throw new ConfigError(`initialize needs ${want}; this object's kind is ${JSON.stringify(o.kind)}`);
   }
 }
 
