@@ -60,6 +60,35 @@ describe('ChannelPull', () => {
     );
   });
 
+  it('takes no more frames past its decode-ahead bound, and wakes its worker once read back under it', () => {
+    fc.assert(
+      fc.property(fc.array(fc.integer({ min: 1, max: 400 }), { minLength: 1, maxLength: 40 }), fc.integer({ min: 1, max: 1000 }), (sizes, limit) => {
+        let wakes = 0;
+        const pull = new ChannelPull<number>(3, allocator, 2, 0, limit, () => wakes++);
+        // The allocator's rule: deliver while the puller accepts; the rest waits in the ring.
+        let ahead = 0;
+        let delivered = 0;
+        while (delivered < sizes.length && pull.accepts()) {
+          pull.deliver([delivered], sizes[delivered]!);
+          ahead += sizes[delivered++]!;
+        }
+        // At least one batch always gets in; past the bound, none.
+        expect(delivered).toBeGreaterThan(0);
+        if (delivered < sizes.length) {
+          expect(ahead).toBeGreaterThanOrEqual(limit);
+          expect(ahead - sizes[delivered - 1]!).toBeLessThan(limit);
+        }
+        const stalled = delivered < sizes.length;
+        // Reading every batch (the last one is left when the next recv finds nothing).
+        for (let i = 0; i < delivered; i++) expect(pull.recv()).toBe(i);
+        expect(pull.recv()).toBeUndefined();
+        expect(wakes).toBe(stalled ? 1 : 0);
+        expect(pull.accepts()).toBe(true);
+      }),
+      { numRuns: 300 },
+    );
+  });
+
   it('is done once every sender closed and every message was read', () => {
     const pull = new ChannelPull<number>(1, allocator, 2, 0, Infinity, wake);
     pull.deliver([1, 2], 2);
