@@ -234,7 +234,10 @@ export class Allocator implements FrameSink {
   /** Hands every buffered message to the transport and publishes it. */
   release(): void {
     const dirty = this.dirty;
-    for (let i = 0; i < dirty.length; i++) dirty[i]!.emit();
+    for (let i = 0; i < dirty.length; i++) {
+      dirty[i]!.listed = false;
+      dirty[i]!.emit();
+    }
     dirty.length = 0;
     for (const o of this.outboxList) {
       o.drain();

@@ -98,6 +98,9 @@ abstract class Pusher<T> implements Push<T> {
 }
 
 export class RemotePush<T> extends Pusher<T> {
+  /** In the allocator's dirty list (once per release, however many batches a sender fills meanwhile). */
+  listed = false;
+
   constructor(
     channel: number,
     target: number,
@@ -121,7 +124,10 @@ export class RemotePush<T> extends Pusher<T> {
     } catch (error) {
       throw new ChannelError(this.channel, `send to worker ${this.target} refused the message: ${(error as Error).message}`, { cause: error });
     }
-    if (b.count === 1) this.s.dirty.push(this as RemotePush<unknown>);
+    if (!this.listed) {
+      this.listed = true;
+      this.s.dirty.push(this as RemotePush<unknown>);
+    }
     if (full) this.emit();
     return this.outbox.overflowBytes <= this.s.highWater;
   }

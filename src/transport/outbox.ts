@@ -42,6 +42,13 @@ const PUBLISH_BYTES = 1 << 16;
 const SPARE_MIN = 1 << 12;
 const SPARE_MAX = 1 << 22;
 const SPARES_PER_SIZE = 4;
+/**
+ * Smaller copies are cut from shared slabs: a buffer of its own per 1 KiB
+ * frame costs about as much again in allocation overhead, so a backlog of
+ * small frames would take twice its bytes. Not a power of two, so that
+ * recycle() never mistakes a slab for a spare it may hand out again.
+ */
+const SLAB = 63 << 10;
 
 export class Outbox {
   private readonly queue: Queued[] = [];
@@ -67,6 +74,9 @@ export class Outbox {
   private readonly publishBytes: number;
   /** Spare overflow buffers by log2 of their size. */
   private readonly spares: (ArrayBuffer[] | undefined)[] = [];
+  /** The slab small copies are cut from, and where its free part starts. */
+  private slab: Buffer | undefined;
+  private slabAt = 0;
 
   get overflowFrames(): number {
     return this.queue.length - this.head;
@@ -185,7 +195,15 @@ export class Outbox {
     const n = bytes.length;
     if (n === 0) return EMPTY;
     let copy: Uint8Array;
-    if (n < SPARE_MIN || n > SPARE_MAX) {
+    if (n < SPARE_MIN) {
+      // A slab lives while any copy cut from it waits; FIFO overflow frees them in order.
+      if (this.slab === undefined || this.slabAt + n > SLAB) {
+        this.slab = Buffer.allocUnsafeSlow(SLAB);
+        this.slabAt = 0;
+      }
+      copy = this.slab.subarray(this.slabAt, this.slabAt + n);
+      this.slabAt = (this.slabAt + n + 7) & ~7;
+    } else if (n > SPARE_MAX) {
       copy = Buffer.allocUnsafeSlow(n);
     } else {
       const k = 32 - Math.clz32(n - 1);
