@@ -91,10 +91,6 @@ abstract class Pusher<T> implements Push<T> {
   protected refuse(): never {
     throw new ChannelError(this.channel, `send to worker ${this.target} ${this.shut!}`);
   }
-
-  get isClosed(): boolean {
-    return this.shut !== undefined;
-  }
 }
 
 export class RemotePush<T> extends Pusher<T> {
