@@ -4,7 +4,7 @@
 
 import { codecs, type Codec } from './codec.ts';
 import { ChannelPull, type Pull } from './pull.ts';
-import { LocalPush, RemotePush, UnroutablePush, type Push, type Sending } from './push.ts';
+import { LocalPush, RemotePush, UnroutablePush, type Emitter, type Push, type Sending } from './push.ts';
 import type { Limits } from './wiring.ts';
 import { Control } from '../transport/control.ts';
 import { Doorbell } from '../transport/doorbell.ts';
@@ -98,7 +98,7 @@ export class Allocator implements FrameSink {
   private readonly channels = new Map<number, Entry>();
   private readonly stray = new Map<number, Strays>();
   private readonly finished: Uint8Array;
-  private readonly dirty: RemotePush<unknown>[] = [];
+  private readonly dirty: Emitter[] = [];
   private readonly backlog: Backlog;
   private readonly sending: Sending;
   /** The OverflowError that failed this worker; every later wait throws it again. */
@@ -187,7 +187,7 @@ export class Allocator implements FrameSink {
     const pushes: (RemotePush<T> | LocalPush<T> | UnroutablePush<T>)[] = [];
     for (let target = 0; target < this.peers; target++) {
       if (target === this.index) {
-        const own = new LocalPush(channel, target, pull, this.wakeLocal);
+        const own = new LocalPush(channel, target, pull, this.wakeLocal, codec, this.dirty);
         pull.closeOwn = () => own.close();
         pushes.push(own);
       } else if (this.outboxes[target] === undefined) {

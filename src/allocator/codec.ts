@@ -58,22 +58,35 @@ function unshared(bytes: Uint8Array): Uint8Array {
 /** Nesting past this is checked for a cycle on the way down. */
 const SHALLOW = 64;
 const MAX_DEPTH = 1000;
-const INT64_MIN = -(2n ** 63n);
-const UINT64_MAX = 2n ** 64n - 1n;
+
+// The value model of the default codec is the same on every path (to
+// oneself, to another thread or process, task inputs and outputs): see
+// "Messages: what arrives" in docs/semantics.md. msgpackr's moreTypes
+// carries typed arrays, ArrayBuffer, DataView, Set, Map, Date, RegExp, Error
+// and bigints of any size; without it a Float64Array arrived as the bytes of
+// whatever its buffer held. Objects msgpack would turn silently into {}
+// are refused here instead.
+const REFUSED = new Map<unknown, string>([
+  [Promise, 'a Promise (send what it resolves to)'],
+  [WeakMap, 'a WeakMap'],
+  [WeakSet, 'a WeakSet'],
+  [WeakRef, 'a WeakRef'],
+  [SharedArrayBuffer, 'a SharedArrayBuffer (its bytes would be copied, not shared)'],
+  [Number, 'a Number object (send the number)'],
+  [String, 'a String object (send the string)'],
+  [Boolean, 'a Boolean object (send the boolean)'],
+]);
 
 /**
  * Refuses, at send, what msgpack would encode wrongly or fail on only when
  * the batch is encoded later: functions and symbols (turned into nothing),
- * bigints outside 64 bits, and cycles. A walk of plain types: about 10% of
+ * the objects above, and cycles. A walk of plain types: about 10% of
  * encoding small objects. `path` holds the ancestors once deep enough to
  * suspect a cycle.
  */
 function refuseUnencodable(value: unknown, depth: number, path?: Set<object>): void {
   switch (typeof value) {
-    case 'number': case 'string': case 'boolean': case 'undefined':
-      return;
-    case 'bigint':
-      if (value < INT64_MIN || value > UINT64_MAX) throw new CodecError(`msgpack carries bigints of 64 bits, got ${value}`);
+    case 'number': case 'string': case 'boolean': case 'undefined': case 'bigint':
       return;
     case 'function':
       throw new CodecError(`msgpack cannot carry a function (${value.name || 'anonymous'})`);
@@ -82,6 +95,8 @@ function refuseUnencodable(value: unknown, depth: number, path?: Set<object>): v
   }
   if (value === null || ArrayBuffer.isView(value) || value instanceof ArrayBuffer) return;
   const o = value as object;
+  const refused = REFUSED.get(o.constructor);
+  if (refused !== undefined) throw new CodecError(`msgpack cannot carry ${refused}`);
   if (depth >= SHALLOW) {
     if (depth >= MAX_DEPTH) throw new CodecError(`msgpack carries values nested up to ${MAX_DEPTH} levels`);
     path ??= new Set();
@@ -143,7 +158,7 @@ class MsgpackBatcher<T> implements Batcher<T> {
 }
 
 function msgpack<T>(): Codec<T> {
-  const packr = new Packr({ useRecords: true, copyBuffers: true });
+  const packr = new Packr({ useRecords: true, copyBuffers: true, moreTypes: true });
   return {
     id: 1,
     name: 'msgpack',

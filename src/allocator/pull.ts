@@ -86,6 +86,11 @@ export class ChannelPull<T> implements Pull<T> {
     this.local = undefined;
   }
 
+  /** This worker's own pusher queued a message (delivered when it flushes). */
+  sentLocal(): void {
+    this.localSent = true;
+  }
+
   deliverLocal(message: T): void {
     if (this.local === undefined) {
       this.local = [];

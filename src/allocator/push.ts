@@ -1,13 +1,15 @@
 // The sending end of a channel to one worker. `send` checks and stores the
 // message in the batcher; a full batch, flush() or the allocator's release()
-// turns it into one frame. A message to oneself skips encoding altogether.
+// turns it into one frame. A message to oneself goes through the same
+// batching, encoding and decoding, so it arrives as the same value a remote
+// one would (docs/semantics.md, "Messages").
 //
 // Backpressure follows Node's stream convention: `send` never blocks and
 // never drops, but returns false once the backlog in front of this pusher
 // (frames waiting on this worker's side for ring space) is over the
 // high-water mark; `ready()` resolves once it is back under.
 
-import type { Batcher } from './codec.ts';
+import type { Batcher, Codec } from './codec.ts';
 import type { ChannelPull } from './pull.ts';
 import type { Outbox } from '../transport/outbox.ts';
 import { Kind } from '../transport/frame.ts';
@@ -37,12 +39,19 @@ export interface Push<T> {
   close(): void;
 }
 
+/** What release() calls on every pusher holding unsent messages. */
+export interface Emitter {
+  /** In the dirty list already: release() clears it. */
+  listed: boolean;
+  emit(): void;
+}
+
 /** What remote pushers share with their worker's allocator. */
 export interface Sending {
   /** Per target: the outbox towards it. Looked up per batch: a hosted pool may rewire a target. */
   readonly outboxes: readonly (Outbox | undefined)[];
   /** Pushers holding unsent messages, for the allocator's release(). */
-  readonly dirty: RemotePush<unknown>[];
+  readonly dirty: Emitter[];
   readonly maxBatch: number;
   readonly highWater: number;
   /** Per worker: 1 once it has returned; what is still sent to it is dropped. */
@@ -88,6 +97,23 @@ abstract class Pusher<T> implements Push<T> {
     this.shut ??= `after worker ${index} returned (its allocator is closed)`;
   }
 
+  /** Adds to the batch; a message the codec refuses throws here, not queued. */
+  protected add(batcher: Batcher<T>, message: T): boolean {
+    try {
+      return batcher.add(message);
+    } catch (error) {
+      throw new ChannelError(this.channel, `send to worker ${this.target} refused the message: ${(error as Error).message}`, { cause: error });
+    }
+  }
+
+  protected take(batcher: Batcher<T>): Uint8Array {
+    try {
+      return batcher.take();
+    } catch (error) {
+      throw new ChannelError(this.channel, (error as Error).message, { cause: error });
+    }
+  }
+
   protected refuse(): never {
     throw new ChannelError(this.channel, `send to worker ${this.target} ${this.shut!}`);
   }
@@ -114,15 +140,10 @@ export class RemotePush<T> extends Pusher<T> {
   send(message: T): boolean {
     if (this.shut !== undefined) this.refuse();
     const b = this.batcher;
-    let full: boolean;
-    try {
-      full = b.add(message);
-    } catch (error) {
-      throw new ChannelError(this.channel, `send to worker ${this.target} refused the message: ${(error as Error).message}`, { cause: error });
-    }
+    const full = this.add(b, message);
     if (!this.listed) {
       this.listed = true;
-      this.s.dirty.push(this as RemotePush<unknown>);
+      this.s.dirty.push(this);
     }
     if (full) this.emit();
     return this.outbox.overflowBytes <= this.s.highWater;
@@ -141,12 +162,7 @@ export class RemotePush<T> extends Pusher<T> {
   emit(): void {
     const count = this.batcher.count;
     if (count === 0) return;
-    let payload: Uint8Array;
-    try {
-      payload = this.batcher.take();
-    } catch (error) {
-      throw new ChannelError(this.channel, (error as Error).message, { cause: error });
-    }
+    const payload = this.take(this.batcher);
     // Nobody will read it: a worker that returned reads no more.
     if (this.s.finished[this.target] === 1) return;
     if (payload.length > this.s.maxBatch) {
@@ -175,30 +191,62 @@ export class RemotePush<T> extends Pusher<T> {
   }
 }
 
-export class LocalPush<T> extends Pusher<T> {
+/**
+ * The pusher to its own worker. Batched, encoded and decoded like the others
+ * (the codec's value model and refusals, and a copy the sender can no longer
+ * change), and delivered on the same occasions: a full batch, flush(),
+ * close() and the allocator's release(). It never has a backlog.
+ */
+export class LocalPush<T> extends Pusher<T> implements Emitter {
+  private readonly batcher: Batcher<T>;
+  listed = false;
+
   constructor(
     channel: number,
     target: number,
     private readonly pull: ChannelPull<T>,
     private readonly wake: () => void,
+    private readonly codec: Codec<T>,
+    private readonly dirty: Emitter[],
   ) {
     super(channel, target);
+    this.batcher = codec.batcher();
   }
 
-  /** Delivered at once into this worker's own puller: it never has a backlog. */
   send(message: T): boolean {
     if (this.shut !== undefined) this.refuse();
-    this.pull.deliverLocal(message);
-    this.wake();
+    const full = this.add(this.batcher, message);
+    this.pull.sentLocal();
+    if (!this.listed) {
+      this.listed = true;
+      this.dirty.push(this);
+    }
+    if (full) this.emit();
     return true;
   }
 
-  flush(): void {}
+  emit(): void {
+    const count = this.batcher.count;
+    if (count === 0) return;
+    // A copy: the bytes may be the codec's reused buffer, or the message's own memory.
+    const batch = this.codec.decode(this.take(this.batcher).slice(), count, true);
+    for (let i = 0; i < batch.length; i++) this.pull.deliverLocal(batch[i]!);
+    this.codec.recycle?.(batch);
+    this.wake();
+  }
+
+  flush(): void {
+    this.emit();
+  }
 
   close(): void {
     if (this.shut !== undefined) return;
     this.shut = 'after close()';
-    this.pull.closeFrom(this.target);
+    try {
+      this.emit();
+    } finally {
+      this.pull.closeFrom(this.target);
+    }
   }
 
   protected override refuse(): never {

@@ -1,12 +1,29 @@
 // A backend that runs tasks on the calling thread, between turns of its event
 // loop. It needs no module loading (the operations are already registered
 // here), which makes it the backend for unit tests and for `Runtime.local()`.
-// Inputs and outputs are passed by reference, not encoded.
+// Tasks and results are encoded and decoded as the thread backend's are (the
+// same value model, copies, an OutputError for an output that cannot be
+// sent), so a test on it sees what the other backends would.
 
+import { codecs, type Codec } from '../allocator/index.ts';
+import { packResult, unpackResult } from './outputs.ts';
 import { LeaseTable, type Backend, type Lease, type LeaseHandlers } from './backend.ts';
 import { RuntimeClosedError } from './errors.ts';
-import type { Task, TaskResult } from './task.ts';
+import { failed, type Task, type TaskResult } from './task.ts';
+import type { WorkerMessage } from './wire.ts';
 import { WorkerRuntime } from './worker-runtime.ts';
+
+const taskCodec = codecs.msgpack<Task>();
+const resultCodec = codecs.msgpack<WorkerMessage>();
+
+/** One message through `codec`, as a receiver on another thread gets it. */
+function across<T>(codec: Codec<T>, message: T): T {
+  const batcher = codec.batcher();
+  batcher.add(message);
+  return codec.decode(batcher.take(), 1, false)[0]!;
+}
+
+const delivered = (result: TaskResult): TaskResult => unpackResult(across(resultCodec, packResult(result, Infinity)) as TaskResult);
 
 export class LoopbackBackend implements Backend {
   readonly parallelism = 1;
@@ -47,9 +64,14 @@ export class LoopbackBackend implements Backend {
     const results: TaskResult[] = [];
     for (const task of batch) {
       if (!this.leases.has(task.key)) continue;
-      const result = this.worker.execute(task);
-      if (result instanceof Promise) void result.then((settled) => this.leases.route([settled]));
-      else results.push(result);
+      let result: TaskResult | Promise<TaskResult>;
+      try {
+        result = this.worker.execute(across(taskCodec, task));
+      } catch (error) {
+        result = failed(task, error); // an input the codec refuses
+      }
+      if (result instanceof Promise) void result.then((settled) => this.leases.route([delivered(settled)]));
+      else results.push(delivered(result));
     }
     this.leases.route(results);
   }

@@ -60,7 +60,7 @@ describe('exchange', () => {
     }
   });
 
-  it('number and typed-array codecs round-trip; a message to oneself arrives as the same object', async () => {
+  it('number and typed-array codecs round-trip; a message to oneself arrives as a copy', async () => {
     const guards = await initialize<Awaited<ReturnType<typeof import('./fixtures/workers.ts').codecRoundTrip>>>(Config.process(2), { module: workers, export: 'codecRoundTrip' });
     const expectedNumbers = [...Array.from({ length: 5000 }, (_, i) => i / 7), NaN, -0, Infinity, -Infinity, Number.MAX_VALUE, Number.MIN_VALUE];
     for (const r of await guards.join()) {
@@ -70,7 +70,7 @@ describe('exchange', () => {
       expect(r.floats).toEqual([new Float64Array([1.5, -2.25, Math.PI])]);
       expect(r.ints).toEqual([new Int32Array([-1, 2 ** 31 - 1, -(2 ** 31)])]);
       expect(r.bigs).toEqual([new BigInt64Array([2n ** 63n - 1n, -(2n ** 63n), 0n])]);
-      expect(r.selfIsSame).toBe(true);
+      expect(r.selfIsCopy).toBe(true);
     }
   });
 
