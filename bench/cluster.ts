@@ -7,6 +7,8 @@
 //   small   { i, x } objects per second across 2 processes (msgpack
 //           batches) against process.send IPC between the bench and a forked
 //           child. Target: >= 10x.
+//   TLS     the same two with mutual TLS (keys from `weft keys`) against
+//           weft over plain TCP in the same run: what encryption costs.
 //
 // Both sides are timed the same way: the receiver asks for a round and
 // stops the clock at the round's last message. Round 0 is a warm-up; the
@@ -14,6 +16,7 @@
 // and their rounds are pooled.
 //
 //   npx tsx bench/cluster.ts            (alone)
+//   npx tsx bench/cluster.ts tls        (only the TLS rows and their plain anchor)
 //   npm run bench                       (with the other suites)
 
 import { fork, spawn } from 'node:child_process';
@@ -26,6 +29,7 @@ import { fileURLToPath } from 'node:url';
 import type { ClusterTimes } from './fixtures/cluster-program.ts';
 import { printRows, type Row } from './report.ts';
 import { freePorts } from '../src/cli/launch.ts';
+import { makeKeys } from '../src/cli/keys.ts';
 
 const MiB = 1 << 20;
 const PROGRAM = fileURLToPath(new URL('./fixtures/cluster-program.ts', import.meta.url));
@@ -45,7 +49,7 @@ export const defaultPlan: ClusterPlan = { frames: 256, frameBytes: MiB, objects:
 export interface ClusterFigures {
   suite: 'cluster';
   rows: Row[];
-  raw: { weft: ClusterTimes; rawSocketMs: number[]; ipcMs: number[]; plan: ClusterPlan };
+  raw: { weft: ClusterTimes; tls: ClusterTimes; rawSocketMs: number[]; ipcMs: number[]; plan: ClusterPlan };
 }
 
 function median(xs: number[]): number {
@@ -53,14 +57,15 @@ function median(xs: number[]): number {
   return s[Math.floor(s.length / 2)]!;
 }
 
-/** Runs the 2-process weft program and returns the receiver's times. */
-async function weft(plan: ClusterPlan): Promise<ClusterTimes> {
+/** Runs the 2-process weft program (with mutual TLS when `tls`) and returns the receiver's times. */
+async function weft(plan: ClusterPlan, tls = false): Promise<ClusterTimes> {
   const dir = mkdtempSync(join(tmpdir(), 'weft-bench-'));
   try {
     const hosts = join(dir, 'hosts');
     const ports = await freePorts(2);
     writeFileSync(hosts, ports.map((p) => `127.0.0.1:${p}\n`).join(''));
-    const args = [String(plan.frames), String(plan.frameBytes), String(plan.objects), String(plan.rounds)];
+    if (tls) makeKeys({ dir: join(dir, 'keys'), processes: 2, days: 1 });
+    const args = [...(tls ? ['--tls-dir', join(dir, 'keys')] : []), String(plan.frames), String(plan.frameBytes), String(plan.objects), String(plan.rounds)];
     const runs = [0, 1].map((i) => {
       const child = spawn(process.execPath, ['--import', 'tsx', PROGRAM, '-n', '2', '-p', String(i), '-w', '1', '-h', hosts, ...args], {
         cwd: ROOT, stdio: ['ignore', 'pipe', 'inherit'],
@@ -144,13 +149,37 @@ async function ipc(plan: ClusterPlan): Promise<number[]> {
   return times;
 }
 
+/** weft with TLS against weft over plain TCP, both measured here: before, between and after, pooled. */
+function tlsRows(plain: ClusterTimes, tls: ClusterTimes, plan: ClusterPlan): Row[] {
+  const bytes = plan.frames * plan.frameBytes;
+  const bulk = (t: ClusterTimes) => bytes / MiB / (median(t.bulkMs) / 1000);
+  const small = (t: ClusterTimes) => plan.objects / (median(t.smallMs) / 1000);
+  return [
+    {
+      suite: 'cluster', name: '1 MiB frames, 2 processes, mutual TLS', weft: bulk(tls), anchor: bulk(plain), anchorName: 'weft over plain TCP',
+      unit: 'MiB/s', ratio: bulk(tls) / bulk(plain), target: undefined, higherIsBetter: true,
+    },
+    {
+      suite: 'cluster', name: '{i, x} objects, 2 processes, mutual TLS', weft: small(tls), anchor: small(plain), anchorName: 'weft over plain TCP',
+      unit: 'msg/s', ratio: small(tls) / small(plain), target: undefined, higherIsBetter: true,
+    },
+  ];
+}
+
+function pool(a: ClusterTimes, b: ClusterTimes): ClusterTimes {
+  return { bulkMs: [...a.bulkMs, ...b.bulkMs], smallMs: [...a.smallMs, ...b.smallMs] };
+}
+
 export async function runClusterBench(plan: ClusterPlan = defaultPlan): Promise<ClusterFigures> {
   // The anchors run before and after weft and their rounds are pooled: on a
   // shared 2-core machine the socket's rate drifts with the load, and one
   // side measured only at a quiet (or busy) moment would skew the ratio.
+  // Likewise plain weft runs before and after weft with TLS.
   const rawSocketMs = await rawSocket(plan);
   const ipcMs = await ipc(plan);
-  const w = await weft(plan);
+  const first = await weft(plan);
+  const tls = await weft(plan, true);
+  const w = pool(first, await weft(plan));
   rawSocketMs.push(...(await rawSocket(plan)));
   ipcMs.push(...(await ipc(plan)));
   const bytes = plan.frames * plan.frameBytes;
@@ -167,12 +196,23 @@ export async function runClusterBench(plan: ClusterPlan = defaultPlan): Promise<
       suite: 'cluster', name: '{i, x} objects, 2 processes', weft: weftSmall, anchor: ipcSmall, anchorName: 'process.send IPC',
       unit: 'msg/s', ratio: weftSmall / ipcSmall, target: 10, higherIsBetter: true,
     },
+    ...tlsRows(w, tls, plan),
   ];
-  return { suite: 'cluster', rows, raw: { weft: w, rawSocketMs, ipcMs, plan } };
+  return { suite: 'cluster', rows, raw: { weft: w, tls, rawSocketMs, ipcMs, plan } };
+}
+
+/** Only what TLS costs: plain, TLS, plain, TLS, plain, with the runs of each side pooled. */
+async function runTlsBench(plan: ClusterPlan): Promise<Row[]> {
+  let plain = await weft(plan);
+  let tls = await weft(plan, true);
+  plain = pool(plain, await weft(plan));
+  tls = pool(tls, await weft(plan, true));
+  plain = pool(plain, await weft(plan));
+  return tlsRows(plain, tls, plan);
 }
 
 if (process.argv[1] !== undefined && fileURLToPath(import.meta.url) === process.argv[1]) {
-  const figures = await runClusterBench();
-  printRows(figures.rows);
-  for (const r of figures.rows) console.log(`${r.name}: ${r.ratio.toFixed(2)}x ${r.anchorName} (target >= ${r.target}x)`);
+  const rows = process.argv[2] === 'tls' ? await runTlsBench(defaultPlan) : (await runClusterBench()).rows;
+  printRows(rows);
+  for (const r of rows) console.log(`${r.name}: ${r.ratio.toFixed(2)}x ${r.anchorName}${r.target !== undefined ? ` (target >= ${r.target}x)` : ''}`);
 }

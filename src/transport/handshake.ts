@@ -44,7 +44,7 @@ const DOMAIN = Buffer.from('weft handshake 2', 'ascii');
 const DIALLER = 1;
 const LISTENER = 2;
 /** Every wrong, relayed, reflected or replayed proof gets this one answer. */
-export const WRONG_SECRET = 'wrong secret';
+const WRONG_SECRET = 'wrong secret';
 
 export interface Identity {
   process: number;
@@ -55,8 +55,9 @@ export interface Identity {
 }
 
 /**
- * Our side of the connection: we dialled process `peer`, or we listen and
- * `admit` judges a dialler's index (a reason to refuse it, or undefined).
+ * Our side of the connection: we dialled process `dialled`, or we listen
+ * and `admit` judges a dialler's index once it proved the secret (a reason
+ * to refuse it, or undefined).
  */
 export type Role = { dialled: number } | { admit: (peer: number) => string | undefined };
 
