@@ -84,26 +84,31 @@ export function listen(host: string, port: number, tls: TlsFiles | undefined, on
     }
     const from = `${raw.remoteAddress}:${raw.remotePort}`;
     raw.on('error', () => {}); // reported by the TLS socket, or as a close
+    let settled = false;
+    const failed = (e: Error): void => {
+      clearTimeout(timer);
+      if (!settled) on.tlsError(from, e);
+      settled = true;
+    };
+    // From the connection on, silence included: a TLS handshake has as long as a weft one.
+    const timer = setTimeout(() => {
+      failed(new Error(`no TLS handshake within ${TLS_HANDSHAKE_TIMEOUT_MS} ms`));
+      raw.destroy();
+    }, TLS_HANDSHAKE_TIMEOUT_MS);
+    raw.once('close', () => failed(new Error('the peer closed the connection during the TLS handshake')));
     raw.once('readable', () => {
       const first: Buffer | null = raw.read();
       if (first === null) return; // closed before a byte
       raw.unshift(first);
       if (first[0] !== TLS_HANDSHAKE_RECORD) {
+        settled = true;
+        clearTimeout(timer);
         on.plain(raw, from);
         return;
       }
       // A TLSSocket over a socket with bytes already read takes those first.
       const socket = new TLSSocket(raw, { isServer: true, secureContext: context, requestCert: true, rejectUnauthorized: true });
-      const timer = setTimeout(() => socket.destroy(new Error(`no TLS handshake within ${TLS_HANDSHAKE_TIMEOUT_MS} ms`)), TLS_HANDSHAKE_TIMEOUT_MS);
-      let settled = false;
-      const failed = (e: Error): void => {
-        clearTimeout(timer);
-        if (!settled) on.tlsError(from, e);
-        settled = true;
-      };
       socket.once('error', failed);
-      // A peer that rejected our certificate may just close.
-      socket.once('close', () => failed(new Error('the peer closed the connection during the TLS handshake')));
       socket.once('secure', () => {
         clearTimeout(timer);
         settled = true;

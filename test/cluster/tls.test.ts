@@ -5,11 +5,11 @@
 // right peer.
 
 import { afterEach, describe, expect, it } from 'vitest';
-import { mkdtempSync, rmSync, statSync, writeFileSync } from 'node:fs';
-import { copyFileSync, mkdirSync } from 'node:fs';
+import { copyFileSync, mkdirSync, mkdtempSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { freePorts, hostfile, killAll, PROGRAM, ROOT, run, runProcess, type Running } from './helpers.ts';
+import { Stranger } from './stranger.ts';
 
 const weft = (args: string[]) => run(join(ROOT, 'bin/weft.mjs'), args);
 const started: Running[] = [];
@@ -71,11 +71,14 @@ describe('mutual TLS', () => {
     copyFileSync(join(ours, 'process-0.crt'), join(borrowed, 'process-1.crt'));
     copyFileSync(join(ours, 'process-0.key'), join(borrowed, 'process-1.key'));
 
-    const hosts = hostfile(await freePorts(2));
+    const ports = await freePorts(2);
+    const hosts = hostfile(ports);
     dirs.push(hosts.dir);
     const go = join(hosts.dir, 'go');
     const p0 = runProcess(0, 2, 1, hosts.path, ['--tls-dir', ours, 'gated', go]);
     started.push(p0);
+    // A stranger that says nothing is closed at the handshake deadline.
+    const silent = await Stranger.connect(ports[0]!);
     const attempts: [string[], RegExp][] = [
       [['--tls-dir', theirs], /ConnectError: process 1 cannot join process 0 at .*: TLS: self-signed certificate in certificate chain/],
       [['--tls-dir', borrowed], /ConnectError: .*the peer refused the connection: its certificate is for process 0, it claims process 1/],
@@ -89,6 +92,8 @@ describe('mutual TLS', () => {
       expect(p1.stderr.join('\n')).toMatch(error);
     }
     expect(await p0.errLine(/refused a connection from/)).toBeDefined();
+    await silent.closed;
+    expect(silent.all().length).toBe(0);
     expect(p0.child.exitCode).toBe(null);
 
     const p1 = runProcess(1, 2, 1, hosts.path, ['--tls-dir', ours, 'gated', go]);
@@ -99,8 +104,8 @@ describe('mutual TLS', () => {
       expect(code, p.stderr.join('\n')).toBe(0);
       expect(p.stdout).toContain('result [500500]');
     }
-    // Process 0 reported the three refusals (the first at once, the rest in its summary line).
-    expect(p0.stderr.join('\n')).toMatch(/refused 2 more connections/);
+    // Process 0 reported the four refusals (the first at once, the rest in its summary line).
+    expect(p0.stderr.join('\n')).toMatch(/refused 3 more connections/);
   });
 
   it('a TLS process dialling a plain cluster fails at once with the TLS error', async () => {
