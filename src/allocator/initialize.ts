@@ -74,7 +74,26 @@ function mainScript(): string {
   if (script === undefined || script === '' || script === '-' || process.execArgv.some((a) => EVAL_FLAG.test(a))) {
     throw new ModuleError('initialize(config, fn) re-runs the main script in each worker, and this process has none (REPL, --eval or stdin); use the module form, initialize(config, { module, export })');
   }
+  const runner = testRunner(script);
+  if (runner !== undefined) {
+    throw new ModuleError(`initialize(config, fn) re-runs the main script in each worker, and under ${runner} that would re-run the test runner; use the module form, initialize(config, { module, export }) (README: Testing code that uses weft)`);
+  }
   return pathToFileURL(resolve(script)).href;
+}
+
+/**
+ * The test runner whose script `script` is, if any: re-running it in a
+ * worker thread would run the tests again there (node:test reports them
+ * twice, or cancelled) or start another runner (vitest's pool refuses).
+ * A main script inside node_modules is a tool's, never the user's program.
+ */
+export function testRunner(script: string): string | undefined {
+  if (/[\\/]node_modules[\\/]/.test(script)) return /[\\/]vitest[\\/]/.test(script) ? 'vitest' : `a tool's script (${script})`;
+  // Undocumented but present since Node 0.x: the built-in modules loaded so
+  // far. node:test loaded means this script registers tests.
+  const loaded = (process as { moduleLoadList?: string[] }).moduleLoadList;
+  if (loaded?.some((m) => m.includes('test_runner'))) return 'node --test (node:test)';
+  return undefined;
 }
 
 function moduleHref(m: URL | string): string {

@@ -1,6 +1,6 @@
 // The `weft` command line.
 
-import { existsSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { Command, InvalidArgumentError } from 'commander';
 import { launch } from './launch.ts';
 import { makeKeys } from './keys.ts';
@@ -13,7 +13,10 @@ function positive(value: string): number {
   return n;
 }
 
-const program = new Command('weft').description('parallel and distributed programs for Node.js');
+// The same path from src/cli and from dist/cli: the package root's manifest.
+const { version } = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string };
+
+const program = new Command('weft').description('parallel and distributed programs for Node.js').version(version, '-V, --version');
 
 program
   .command('launch')

@@ -4,6 +4,8 @@
 
 import { availableParallelism } from 'node:os';
 import type { Config } from '../allocator/index.ts';
+import { testRunner } from '../allocator/initialize.ts';
+import { ModuleError } from '../errors.ts';
 import type { AmqpBackendOptions } from './amqp/backend.ts';
 import type { Backend } from './backend.ts';
 import { IndexedStream, Literal, type RunOptions } from './directives.ts';
@@ -58,6 +60,10 @@ const DEFAULT_MAX_IN_FLIGHT = 4096;
 function operationsModules(operations: string | URL | readonly (string | URL)[] | undefined): readonly (string | URL)[] {
   const modules = operations ?? process.argv[1];
   if (modules === undefined) return [];
+  const runner = operations === undefined ? testRunner(modules as string) : undefined;
+  if (runner !== undefined) {
+    throw new ModuleError(`the workers import the main script for its operations when \`operations\` is not given, and under ${runner} that is the test runner's; pass { operations: <the module that defines them> } (README: Testing code that uses weft)`);
+  }
   return typeof modules === 'string' || modules instanceof URL ? [modules] : modules;
 }
 

@@ -5,7 +5,11 @@
 import { spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { fileURLToPath } from 'node:url';
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
+import { Config, ModuleError, Runtime, initialize } from '../../src/index.ts';
 
 const root = fileURLToPath(new URL('../..', import.meta.url));
 const fixture = (name: string): string => fileURLToPath(new URL(`./fixtures/${name}`, import.meta.url));
@@ -64,5 +68,31 @@ describe('the closure form', () => {
       expect(r.status).toBe(0);
       expect(r.stdout).toMatch(/^ModuleError: .*use the module form/);
     }
+  });
+
+  // This file runs under vitest: the main script is vitest's own worker.
+  it('refuses to re-run a test runner (here vitest), naming it: use the module form', async () => {
+    const e = await initialize(Config.process(2), () => 1).catch((error: unknown) => error);
+    expect(e).toBeInstanceOf(ModuleError);
+    expect((e as Error).message).toMatch(/under vitest that would re-run the test runner; use the module form/);
+    const r = await Runtime.inMemory({ workers: 1 }).catch((error: unknown) => error);
+    expect(r).toBeInstanceOf(ModuleError);
+    expect((r as Error).message).toMatch(/under vitest that is the test runner's; pass \{ operations/);
+  });
+
+  it('refuses to re-run a script that registers node:test tests', () => {
+    const test = `
+import { test } from 'node:test';
+import { Config, initialize } from ${JSON.stringify(dist)};
+test('closure form', async () => {
+  const e = await initialize(Config.process(2), () => 1).catch((error) => error);
+  console.log(e.name + ': ' + e.message);
+});
+`;
+    const file = join(mkdtempSync(join(tmpdir(), 'weft-node-test-')), 'closure.test.mjs');
+    writeFileSync(file, test);
+    const r = run(['--test', '--test-reporter=tap', file]);
+    expect(r.stdout).toMatch(/ModuleError: .*under node --test \(node:test\) that would re-run the test runner; use the module form/);
+    expect(r.status).toBe(0);
   });
 });
