@@ -6,8 +6,8 @@
 import type { Worker } from 'node:worker_threads';
 import { Control } from '../transport/control.ts';
 import { Doorbell } from '../transport/doorbell.ts';
-import { ModuleError, WorkerError } from '../errors.ts';
-import type { Report, SerializedError } from './worker.ts';
+import { AbortedError, ModuleError, WorkerError } from '../errors.ts';
+import { decodeReturn, type Report, type SerializedError } from './worker.ts';
 
 const GRACE_MS = 2_000;
 /** A worker that returned but keeps its thread alive (open handles) is stopped after this. */
@@ -35,6 +35,8 @@ export interface GuardHooks {
 export class WorkerGuards<R> {
   private readonly results: R[];
   private readonly exited: boolean[];
+  /** Per worker: it reported ready (its function runs, or ran). */
+  private readonly started: boolean[];
   private readonly readyCount = { n: 0 };
   private failure: Failure | undefined;
   private readonly joined: Promise<R[]>;
@@ -53,6 +55,7 @@ export class WorkerGuards<R> {
   ) {
     this.results = new Array<R>(workers.length);
     this.exited = workers.map(() => false);
+    this.started = workers.map(() => false);
     this.joined = new Promise((resolve, reject) => (this.settleJoin = { resolve, reject }));
     this.ready = new Promise((resolve, reject) => (this.settleReady = { resolve, reject }));
     // join() may never be called after a failed start; do not report that as unhandled.
@@ -66,16 +69,37 @@ export class WorkerGuards<R> {
     return this.joined;
   }
 
+  /**
+   * Stops the workers still running: they are aborted (a worker parked in
+   * `awaitEvents` or `for await` wakes with AbortedError), then terminated;
+   * resolves once every thread has exited. join() then rejects with an
+   * AbortedError unless every worker had returned. For `await using guards
+   * = await initialize(...)`: a worker that waits forever keeps its process
+   * alive, and one leaving the scope early (a throw) leaves none behind.
+   */
+  async close(): Promise<void> {
+    if (!this.exited.every(Boolean)) {
+      this.failExternal(new AbortedError(-1, 'the workers were stopped by close()'));
+      await Promise.all(this.workers.map((w) => w.terminate()));
+    }
+    await this.joined.catch(() => {});
+  }
+
+  [Symbol.asyncDispose](): Promise<void> {
+    return this.close();
+  }
+
   private watch(worker: Worker, index: number): void {
     let reported = false;
     worker.on('message', (report: Report) => {
       switch (report.type) {
         case 'ready':
+          this.started[index] = true;
           if (++this.readyCount.n === this.workers.length && this.failure === undefined) this.settleReady.resolve();
           break;
         case 'result':
           reported = true;
-          this.results[index] = report.value as R;
+          this.results[index] = decodeReturn(report.value) as R;
           setTimeout(() => void worker.terminate(), LINGER_MS).unref();
           break;
         case 'error':
@@ -110,7 +134,12 @@ export class WorkerGuards<R> {
     if (first || (this.failure!.aborted && !f.aborted)) this.failure = f;
     if (!this.control.aborted) this.control.abort(f.external ? -1 : this.base + f.worker, this.bells);
     if (first && !f.external) this.hooks.failed?.(this.error().message);
-    this.settleReady.reject(this.startError());
+    // One place per kind of failure, whatever the timing: a worker that
+    // could not start rejects initialize(); once a worker has started, what
+    // goes wrong (its function throws, returns what cannot be sent, exits)
+    // rejects join() only, even while other workers are still starting.
+    if (f.external === undefined && this.started[f.worker]) this.settleReady.resolve();
+    else this.settleReady.reject(this.startError());
     const timer = setTimeout(() => {
       this.workers.forEach((w, i) => {
         if (!this.exited[i]) void w.terminate();

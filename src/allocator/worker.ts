@@ -4,7 +4,8 @@
 
 import { parentPort } from 'node:worker_threads';
 import { Allocator, type Wiring } from './allocator.ts';
-import { AbortedError, ModuleError } from '../errors.ts';
+import { codecs } from './codec.ts';
+import { AbortedError, CodecError, ModuleError } from '../errors.ts';
 
 export type WorkerFn<R> = (allocator: Allocator) => R | Promise<R>;
 
@@ -16,7 +17,8 @@ export type Boot =
 /** Messages from a worker thread to the main thread. */
 export type Report =
   | { type: 'ready' }
-  | { type: 'result'; value: unknown }
+  /** The return value, encoded by the default codec (see returnValue). */
+  | { type: 'result'; value: Uint8Array }
   | { type: 'error'; error: SerializedError; aborted: boolean };
 
 export interface SerializedError {
@@ -32,6 +34,22 @@ const REACHED = Symbol.for('weft.closureReached');
 
 function post(report: Report): void {
   parentPort!.postMessage(report);
+}
+
+// A worker's return value travels by the default codec, like every message:
+// join() resolves to the values a channel would deliver, and a value the
+// codec refuses fails the worker with a CodecError, not a clone error.
+const returns = codecs.msgpack<unknown>();
+
+function encodeReturn(value: unknown): Uint8Array {
+  const batcher = returns.batcher();
+  batcher.add(value);
+  return batcher.take().slice();
+}
+
+/** The main thread's side of encodeReturn. */
+export function decodeReturn(bytes: Uint8Array): unknown {
+  return returns.decode(bytes, 1, true)[0];
 }
 
 export function serializeError(error: unknown): SerializedError {
@@ -54,11 +72,14 @@ export async function runWorker<R>(fn: WorkerFn<R>, wiring: Wiring): Promise<voi
     post({ type: 'error', error: serializeError(error), aborted });
     return;
   }
+  let bytes: Uint8Array;
   try {
-    post({ type: 'result', value });
+    bytes = encodeReturn(value);
   } catch (error) {
-    post({ type: 'error', error: serializeError(new ModuleError(`worker ${wiring.index} returned a value the main thread cannot receive: ${(error as Error).message}`)), aborted: false });
+    post({ type: 'error', error: serializeError(new CodecError(`worker ${wiring.index} returned a value that cannot be sent: ${(error as Error).message}`, { cause: error })), aborted: false });
+    return;
   }
+  post({ type: 'result', value: bytes });
 }
 
 /** Called by a re-run script's initialize() when it reaches the call this thread serves. */

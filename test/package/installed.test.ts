@@ -116,6 +116,44 @@ if (runtime !== undefined) {
     expect(r.stdout).toBe('[0] 30\n');
   });
 
+  it.each(['mjs', 'ts'])("runs the README's way of testing code that uses weft under node --test (.%s)", (ext) => {
+    const typed = ext === 'ts';
+    writeFileSync(join(app, `workers.${ext}`), `${typed ? "import type { Allocator } from 'weft';\n" : ''}export function hello(allocator${typed ? ': Allocator' : ''}) { return allocator.index; }\n`);
+    writeFileSync(join(app, `double.${ext}`), `import { defineOperation } from 'weft';\nexport const Double = defineOperation('Double', (n${typed ? ': number' : ''}) => 2 * n);\n`);
+    // JavaScript before Node 24 has no \`await using\`: close by hand there.
+    writeFileSync(
+      join(app, `weft.test.${ext}`),
+      `import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { Config, IndexedStream, Runtime, initialize } from 'weft';
+import { Double } from './double.${ext}';
+
+test('workers', async () => {
+  ${typed ? 'await using guards' : 'const guards'} = await initialize(Config.process(2), { module: new URL('./workers.${ext}', import.meta.url), export: 'hello' });
+  assert.deepEqual(await guards.join(), [0, 1]);
+});
+
+test('operations', async () => {
+  ${typed ? 'await using runtime' : 'const runtime'} = await Runtime.inMemory({ workers: 2, operations: new URL('./double.${ext}', import.meta.url) });
+  assert.deepEqual(await IndexedStream.from([1, 2, 3]).map(Double).run(runtime), [2, 4, 6]);
+  ${typed ? '' : 'await runtime.close();'}
+});
+
+test('the closure form says to use the module form', async () => {
+  await assert.rejects(initialize(Config.process(2), () => 1), { name: 'ModuleError', message: /under node --test .*use the module form/ });
+});
+`,
+    );
+    const r = run(typed ? ['node', '--import', 'tsx', '--test', '--test-reporter=tap', `weft.test.${ext}`] : ['node', '--test', '--test-reporter=tap', `weft.test.${ext}`]);
+    expect(r.stdout).toMatch(/# pass 3\n# fail 0/);
+    expect(r.status).toBe(0);
+  });
+
+  it('answers weft --version', () => {
+    const r = run(['weft', '--version']);
+    expect(r.stdout).toBe(`${JSON.parse(readFileSync(join(root, 'package.json'), 'utf8')).version}\n`);
+  });
+
   it('type-checks a strict app without skipLibCheck', () => {
     writeFileSync(
       join(app, 'tsconfig.json'),
