@@ -148,7 +148,7 @@ export const Config = {
         secret: secretOf(o.secret),
         connectTimeoutMs: o.connectTimeoutMs ?? 30_000,
         heartbeatTimeoutMs: o.heartbeatTimeoutMs ?? 3_000,
-        tls: o.tls !== undefined ? checkTls(o.tls) : process.env.WEFT_TLS_DIR ? checkTls(tlsFromDir(process.env.WEFT_TLS_DIR, o.process)) : undefined,
+        tls: o.tls !== undefined ? checkTls(o.tls, o.process) : process.env.WEFT_TLS_DIR ? checkTls(tlsFromDir(process.env.WEFT_TLS_DIR, o.process), o.process) : undefined,
       },
     });
   },

@@ -60,7 +60,7 @@ export async function launch(o: LaunchOptions): Promise<number> {
   const err = o.err ?? process.stderr;
   // Every process's files are checked before any starts: one clear error, not one per process.
   const tls = o.tlsDir !== undefined ? ['--tls-dir', resolve(o.tlsDir)] : [];
-  for (let i = 0; o.tlsDir !== undefined && i < o.processes; i++) checkTls(tlsFromDir(tls[1]!, i));
+  for (let i = 0; o.tlsDir !== undefined && i < o.processes; i++) checkTls(tlsFromDir(tls[1]!, i), i);
   const dir = mkdtempSync(join(tmpdir(), 'weft-launch-'));
   const hostfile = join(dir, 'hosts');
   const ports = await freePorts(o.processes);

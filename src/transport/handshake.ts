@@ -37,6 +37,7 @@ const NONCE_BYTES = 32;
 const MAC_BYTES = 32;
 const SHAPE_BYTES = 24;
 const MAX_REASON = 1024;
+const REFUSAL_GRACE_MS = 1_000;
 /** Bytes a peer may send ahead of the handshake's end (its first frames). */
 const MAX_READ_AHEAD = 1 << 20;
 /** Separates weft's proofs from any other use of the same secret. */
@@ -186,8 +187,14 @@ export async function handshake(socket: Socket, me: Identity, role: Role, timeou
   const reader = new Reader(socket);
   const nonce = randomBytes(NONCE_BYTES);
   socket.write(hello(me, nonce));
+  let refused = false;
   const refuse = (reason: string, final = true): never => {
-    socket.end(refusal(reason));
+    refused = true;
+    // Closed once the refusal is written, not at once: over TLS the bytes
+    // pass through encryption first, and destroying the socket now would
+    // drop them. A peer that does not read gets a second to.
+    socket.end(refusal(reason), () => socket.destroy());
+    setTimeout(() => socket.destroy(), REFUSAL_GRACE_MS).unref();
     throw new HandshakeError(`refused ${socket.remoteAddress}:${socket.remotePort}: ${reason}`, final);
   };
   let timer: NodeJS.Timeout | undefined;
@@ -200,7 +207,7 @@ export async function handshake(socket: Socket, me: Identity, role: Role, timeou
     return { process: peer, rest: reader.detach() };
   } catch (error) {
     reader.detach();
-    socket.destroy();
+    if (!refused) socket.destroy();
     throw error;
   } finally {
     clearTimeout(timer);

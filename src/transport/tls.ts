@@ -8,6 +8,7 @@
 // that index; a certificate without that name may take any index.
 
 import { createServer as createTcpServer, type Server, type Socket } from 'node:net';
+import { X509Certificate } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { connect as connectTls, createSecureContext, TLSSocket } from 'node:tls';
@@ -38,18 +39,34 @@ export function tlsFromDir(dir: string, process: number): TlsFiles {
   return { ca: read(names.ca), cert: read(names.cert), key: read(names.key) };
 }
 
-/** Checks that key, cert and ca are PEM that Node's TLS accepts together; a ConfigError otherwise. */
-export function checkTls(tls: TlsFiles): TlsFiles {
+/**
+ * Checks that key, cert and ca are PEM that Node's TLS accepts together,
+ * and that a `weft keys` certificate is process `process`'s; a ConfigError
+ * otherwise, at configuration rather than at the first connection.
+ */
+export function checkTls(tls: TlsFiles, process: number): TlsFiles {
   for (const field of ['key', 'cert', 'ca'] as const) {
     const v: unknown = tls?.[field];
     if (!(typeof v === 'string' || Buffer.isBuffer(v)) || v.length === 0) throw new ConfigError(`tls.${field} must be PEM text (a string or a Buffer), got ${typeof v}`);
   }
+  let named: number | undefined;
   try {
     createSecureContext({ key: tls.key, cert: tls.cert, ca: tls.ca });
+    named = processNamed(new X509Certificate(tls.cert).subject);
   } catch (cause) {
     throw new ConfigError(`tls: key, cert and ca are not usable together: ${(cause as Error).message}`, { cause });
   }
+  if (named !== undefined && named !== process) throw new ConfigError(`tls: the certificate is process ${named}'s, this is process ${process}`);
   return { key: tls.key, cert: tls.cert, ca: tls.ca };
+}
+
+/** The process a `weft keys` subject names ("CN=weft process <i>", one name per line). */
+function processNamed(subject: string | undefined): number | undefined {
+  for (const line of subject?.split('\n') ?? []) {
+    const m = line.startsWith('CN=') ? COMMON_NAME.exec(line.slice(3)) : null;
+    if (m) return Number(m[1]);
+  }
+  return undefined;
 }
 
 const TLS_HANDSHAKE_TIMEOUT_MS = 5_000;
@@ -142,9 +159,8 @@ export function dialTls(host: string, port: number, tls: TlsFiles): Promise<Sock
 /** The process index a `weft keys` certificate names, for a TLS socket; undefined otherwise. */
 export function certifiedProcess(socket: Socket): number | undefined {
   if (!(socket instanceof TLSSocket)) return undefined;
-  const cn = socket.getPeerCertificate().subject?.CN;
-  const m = typeof cn === 'string' ? COMMON_NAME.exec(cn) : null;
-  return m ? Number(m[1]) : undefined;
+  const cn: unknown = socket.getPeerCertificate().subject?.CN;
+  return typeof cn === 'string' ? processNamed(`CN=${cn}`) : undefined;
 }
 
 /**

@@ -100,6 +100,7 @@ describe('Config.cluster tls', () => {
       [{ ...good, key: 42 }, /tls\.key must be PEM text/],
       [{ ...good, cert: 'not a certificate' }, /tls: key, cert and ca are not usable together/],
       [{ ...good, key: read('process-1.key') }, /tls: key, cert and ca are not usable together: .*key values mismatch/],
+      [{ ...good, key: read('process-1.key'), cert: read('process-1.crt') }, /tls: the certificate is process 1's, this is process 0/],
     ];
     for (const [tls, message] of cases) {
       expect(() => Config.cluster({ threads: 1, process: 0, addresses, tls: tls as never })).toThrow(ConfigError);

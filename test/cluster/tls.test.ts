@@ -5,11 +5,12 @@
 // right peer.
 
 import { afterEach, describe, expect, it } from 'vitest';
-import { copyFileSync, mkdirSync, mkdtempSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { connect as connectTls } from 'node:tls';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { freePorts, hostfile, killAll, PROGRAM, ROOT, run, runProcess, type Running } from './helpers.ts';
-import { Stranger } from './stranger.ts';
+import { Stranger, hello, shape } from './stranger.ts';
 
 const weft = (args: string[]) => run(join(ROOT, 'bin/weft.mjs'), args);
 const started: Running[] = [];
@@ -64,13 +65,6 @@ describe('mutual TLS', () => {
 
   it('refused at once: a certificate of another CA, another process\'s certificate, no TLS; then the right process 1 joins and the cluster completes', async () => {
     const [ours, theirs] = [await keys(2), await keys(2)];
-    // Process 0's own key and certificate, presented by a process 1.
-    const borrowed = join(folder(), 'borrowed');
-    mkdirSync(borrowed);
-    copyFileSync(join(ours, 'ca.crt'), join(borrowed, 'ca.crt'));
-    copyFileSync(join(ours, 'process-0.crt'), join(borrowed, 'process-1.crt'));
-    copyFileSync(join(ours, 'process-0.key'), join(borrowed, 'process-1.key'));
-
     const ports = await freePorts(2);
     const hosts = hostfile(ports);
     dirs.push(hosts.dir);
@@ -81,7 +75,6 @@ describe('mutual TLS', () => {
     const silent = await Stranger.connect(ports[0]!);
     const attempts: [string[], RegExp][] = [
       [['--tls-dir', theirs], /ConnectError: process 1 cannot join process 0 at .*: TLS: self-signed certificate in certificate chain/],
-      [['--tls-dir', borrowed], /ConnectError: .*the peer refused the connection: its certificate is for process 0, it claims process 1/],
       [[], /ConnectError: .*the peer refused the connection: this cluster requires mutual TLS: the peer does not speak TLS/],
     ];
     for (const [flags, error] of attempts) {
@@ -91,6 +84,16 @@ describe('mutual TLS', () => {
       expect(code).not.toBe(0);
       expect(p1.stderr.join('\n')).toMatch(error);
     }
+    // Process 0's own key and certificate (Config refuses them for process
+    // 1, so a hand-made client presents them) claiming to be process 1.
+    const borrowed = await new Promise<Stranger>((resolve, reject) => {
+      const read = (name: string) => readFileSync(join(ours, name));
+      const s = connectTls({ host: '127.0.0.1', port: ports[0]!, key: read('process-0.key'), cert: read('process-0.crt'), ca: read('ca.crt'), checkServerIdentity: () => undefined });
+      s.once('secureConnect', () => resolve(new Stranger(s)));
+      s.once('error', reject);
+    });
+    borrowed.write(Buffer.concat([hello({ secret: false }), shape({ sender: 1, receiver: 0, threads: 1 })]));
+    expect(await borrowed.refused()).toBe('its certificate is for process 0, it claims process 1');
     expect(await p0.errLine(/refused a connection from/)).toBeDefined();
     await silent.closed;
     expect(silent.all().length).toBe(0);
