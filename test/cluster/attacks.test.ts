@@ -8,47 +8,23 @@
 
 import { afterEach, describe, expect, it } from 'vitest';
 import { createServer, type Server } from 'node:net';
-import { rmSync, writeFileSync } from 'node:fs';
-import { join } from 'node:path';
-import { freePorts, hostfile, killAll, runProcess, type Running } from './helpers.ts';
+import { gatedCluster, killAll, type Running } from './helpers.ts';
 import { HELLO_BYTES, PROOF_BYTES, Stranger, hello, nonceOf, proofMessage } from './stranger.ts';
 
 const SECRET = 'attack test secret';
 const started: Running[] = [];
-const dirs: string[] = [];
+const clusters: { remove(): void }[] = [];
 const servers: Server[] = [];
 afterEach(() => {
   killAll(started.splice(0));
   for (const s of servers.splice(0)) s.close();
-  for (const d of dirs.splice(0)) rmSync(d, { recursive: true, force: true });
+  for (const c of clusters.splice(0)) c.remove();
 });
 
-/** A cluster of `n` processes, one thread each, in the gated mode, none started yet. */
 async function cluster(n: number) {
-  const ports = await freePorts(n);
-  const hosts = hostfile(ports);
-  dirs.push(hosts.dir);
-  const go = join(hosts.dir, 'go');
-  const ps: Running[] = [];
-  return {
-    ports,
-    start(i: number): Running {
-      const p = runProcess(i, n, 1, hosts.path, ['gated', go], { WEFT_SECRET: SECRET });
-      started.push(p);
-      ps[i] = p;
-      return p;
-    },
-    /** Lets worker 0 send 1..1000 to everyone; every process must exit 0 with the sum. */
-    async completes(): Promise<void> {
-      writeFileSync(go, '');
-      for (const p of ps) {
-        const { code } = await p.exited;
-        const detail = `stdout:\n${p.stdout.join('\n')}\nstderr:\n${p.stderr.join('\n')}`;
-        expect(code, detail).toBe(0);
-        expect(p.stdout, detail).toContain('result [500500]');
-      }
-    },
-  };
+  const c = await gatedCluster(n, { WEFT_SECRET: SECRET }, started);
+  clusters.push(c);
+  return c;
 }
 
 /**

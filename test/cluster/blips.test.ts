@@ -4,53 +4,31 @@
 
 import { afterEach, describe, expect, it } from 'vitest';
 import { createServer, type Server } from 'node:net';
-import { rmSync, writeFileSync } from 'node:fs';
-import { join } from 'node:path';
 import { MAX_HANDSHAKING } from '../../src/transport/mesh.ts';
-import { freePorts, hostfile, killAll, runProcess, type Running } from './helpers.ts';
+import { gatedCluster, killAll, type Running } from './helpers.ts';
 import { HELLO_BYTES, Stranger, hello } from './stranger.ts';
 
 const SECRET = 'blip test secret';
 const started: Running[] = [];
-const dirs: string[] = [];
+const clusters: { remove(): void }[] = [];
 const servers: Server[] = [];
 const strangers: Stranger[] = [];
 afterEach(() => {
   killAll(started.splice(0));
   for (const s of strangers.splice(0)) s.close();
   for (const s of servers.splice(0)) s.close();
-  for (const d of dirs.splice(0)) rmSync(d, { recursive: true, force: true });
+  for (const c of clusters.splice(0)) c.remove();
 });
 
-async function twoProcesses() {
-  const ports = await freePorts(2);
-  const hosts = hostfile(ports);
-  dirs.push(hosts.dir);
-  const go = join(hosts.dir, 'go');
-  const ps: Running[] = [];
-  return {
-    ports,
-    start(i: number): Running {
-      const p = runProcess(i, 2, 1, hosts.path, ['gated', go], { WEFT_SECRET: SECRET });
-      started.push(p);
-      ps[i] = p;
-      return p;
-    },
-    async completes(): Promise<void> {
-      writeFileSync(go, '');
-      for (const p of ps) {
-        const { code } = await p.exited;
-        const detail = `stdout:\n${p.stdout.join('\n')}\nstderr:\n${p.stderr.join('\n')}`;
-        expect(code, detail).toBe(0);
-        expect(p.stdout, detail).toContain('result [500500]');
-      }
-    },
-  };
+async function cluster() {
+  const c = await gatedCluster(2, { WEFT_SECRET: SECRET }, started);
+  clusters.push(c);
+  return c;
 }
 
 describe('a mesh that survives blips', () => {
   it('dials that close, reset, or end mid-handshake without a refusal are retried until process 0 answers', async () => {
-    const c = await twoProcesses();
+    const c = await cluster();
     // Process 0's address answers process 1's first dials and breaks each
     // in a different way, as a restarting process or a flaky network would.
     const breaks = [
@@ -86,7 +64,7 @@ describe('a mesh that survives blips', () => {
   });
 
   it(`at most ${MAX_HANDSHAKING} + processes connections wait in their handshake: the oldest silent strangers are dropped, process 1 gets in`, async () => {
-    const c = await twoProcesses();
+    const c = await cluster();
     c.start(0);
     const cap = MAX_HANDSHAKING + 2;
     const extra = 8;

@@ -2,16 +2,19 @@
 // lines the programs print and for their exits, never for time to pass.
 
 import { spawn, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
+import { expect } from 'vitest';
 
 export const ROOT = fileURLToPath(new URL('../../', import.meta.url));
 export const PROGRAM = fileURLToPath(new URL('./fixtures/program.ts', import.meta.url));
 
-export { freePorts } from '../../src/cli/launch.ts';
+import { freePorts } from '../../src/cli/launch.ts';
+
+export { freePorts };
 
 /** A fresh folder with a hostfile for `ports`. */
 export function hostfile(ports: number[]): { dir: string; path: string } {
@@ -90,4 +93,39 @@ export function runProcess(i: number, n: number, threads: number, hosts: string,
 /** Kills whatever is still running (test cleanup). */
 export function killAll(list: Running[]): void {
   for (const r of list) if (r.child.exitCode === null && r.child.signalCode === null) r.child.kill('SIGKILL');
+}
+
+/**
+ * A cluster of `n` processes of one thread each in the fixture's gated mode,
+ * none started yet: `start(i)` starts process i (into `started`, for the
+ * test's cleanup); `completes()` lets worker 0 send 1..1000 to everyone and
+ * checks that every process exits 0 with the sum; `remove()` deletes its
+ * hostfile folder.
+ */
+export async function gatedCluster(n: number, env: NodeJS.ProcessEnv, started: Running[]) {
+  const ports = await freePorts(n);
+  const hosts = hostfile(ports);
+  const go = join(hosts.dir, 'go');
+  const ps: Running[] = [];
+  return {
+    ports,
+    start(i: number): Running {
+      const p = runProcess(i, n, 1, hosts.path, ['gated', go], env);
+      started.push(p);
+      ps[i] = p;
+      return p;
+    },
+    async completes(): Promise<void> {
+      writeFileSync(go, '');
+      for (const p of ps) {
+        const { code } = await p.exited;
+        const detail = `stdout:\n${p.stdout.join('\n')}\nstderr:\n${p.stderr.join('\n')}`;
+        expect(code, detail).toBe(0);
+        expect(p.stdout, detail).toContain('result [500500]');
+      }
+    },
+    remove(): void {
+      rmSync(hosts.dir, { recursive: true, force: true });
+    },
+  };
 }
