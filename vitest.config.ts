@@ -6,7 +6,8 @@ export default defineConfig({
   test: {
     include: ['test/**/*.test.ts'],
     // Builds dist/ once: the closure tests run a plain .js program against it.
-    globalSetup: ['test/setup/build.ts'],
+    // The AMQP tests' own RabbitMQ node: see test/setup/rabbitmq.ts.
+    globalSetup: ['test/setup/build.ts', 'test/setup/rabbitmq.ts'],
     pool: 'forks',
     maxWorkers: 2,
     testTimeout: 60_000,

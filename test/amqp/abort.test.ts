@@ -11,7 +11,7 @@ import { namesOf } from '../../src/runtime/amqp/index.ts';
 import { Increment, Logged } from './fixtures/operations.ts';
 import { AMQP_URL, brokerAvailable, brokerSession, range, rawConnection } from './helpers.ts';
 
-const available = await brokerAvailable('test/amqp/abort.test.ts');
+const available = brokerAvailable('test/amqp/abort.test.ts');
 
 describe.runIf(available)('Runtime.amqp abort', () => {
   const session = brokerSession();

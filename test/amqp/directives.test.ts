@@ -9,7 +9,7 @@ import { IndexedStream, Literal } from '../../src/runtime/index.ts';
 import { FibAt, Increment, Logged, Sum } from './fixtures/operations.ts';
 import { brokerAvailable, range, servingCluster } from './helpers.ts';
 
-const available = await brokerAvailable('test/amqp/directives.test.ts');
+const available = brokerAvailable('test/amqp/directives.test.ts');
 
 describe.runIf(available)('Runtime.amqp with 2 worker processes', () => {
   const cluster = servingCluster('directives');

@@ -8,7 +8,7 @@ import { OperationError, Runtime } from '../../src/runtime/index.ts';
 import { KillAt, Spin } from './fixtures/operations.ts';
 import { AMQP_URL, brokerAvailable, brokerSession, range, type WorkerProcess } from './helpers.ts';
 
-const available = await brokerAvailable('test/amqp/failure.test.ts');
+const available = brokerAvailable('test/amqp/failure.test.ts');
 
 describe.runIf(available)('Runtime.amqp when workers die', () => {
   const session = brokerSession();

@@ -1,49 +1,39 @@
-// Shared by the AMQP tests: is the broker there, unique names per test,
-// worker processes, the broker's own control tool, and a lock that keeps
-// AMQP test files from running at the same time (one of them restarts the
-// broker under everyone's feet).
+// Shared by the AMQP tests: the run's own broker, unique names per test,
+// worker processes, the broker's control tool, and a lock that keeps AMQP
+// test files of one run from running at the same time (one of them restarts
+// the broker under everyone's feet).
 //
-// The broker: WEFT_AMQP_URL (default amqp://guest:guest@127.0.0.1:5672) and,
-// for the restart test, WEFT_RABBITMQ_NODE (default rabbit@localhost).
-// Without a broker the suites are skipped with a printed reason, except
-// when CI is set: then they fail, since in CI they must run.
+// The broker is a RabbitMQ node this run started (test/setup/rabbitmq.ts):
+// the tests never touch a broker they did not start. Without rabbitmq-server
+// the suites are skipped (globalSetup printed how to install it), except when
+// CI is set: then they fail, since in CI they must run.
 
-import { execFile, spawn, type ChildProcess } from 'node:child_process';
-import { mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { spawn, type ChildProcess } from 'node:child_process';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import { connect, type ChannelModel } from 'amqplib';
-import { afterAll, beforeAll } from 'vitest';
+import { afterAll, beforeAll, inject } from 'vitest';
 import { Runtime } from '../../src/runtime/index.ts';
 import { namesOf } from '../../src/runtime/amqp/index.ts';
+import { lock, startedNode, type RabbitmqNode } from '../setup/rabbitmq-node.ts';
 
-export const AMQP_URL = process.env.WEFT_AMQP_URL ?? 'amqp://guest:guest@127.0.0.1:5672';
-export const RABBITMQ_NODE = process.env.WEFT_RABBITMQ_NODE ?? 'rabbit@localhost';
 export const ROOT = fileURLToPath(new URL('../../', import.meta.url));
 export const OPERATIONS = fileURLToPath(new URL('./fixtures/operations.ts', import.meta.url));
 
-/** Why the broker cannot be used, or undefined when it answers. */
-export async function brokerProblem(): Promise<string | undefined> {
-  try {
-    const connection = await connect(AMQP_URL, { timeout: 3000 });
-    await connection.close();
-    return undefined;
-  } catch (error) {
-    return `no AMQP broker at ${AMQP_URL} (${(error as Error).message || (error as Error).name}); start one with .ci/rabbitmq.sh or set WEFT_AMQP_URL`;
-  }
-}
+const setup = inject('weftRabbitmq');
+const node: RabbitmqNode | undefined = 'dir' in setup ? await startedNode(setup.dir) : undefined;
+
+/** The run's own broker; empty when there is none (the suites are skipped then). */
+export const AMQP_URL = node?.url ?? '';
 
 /**
- * Resolves to true when the AMQP tests can run. Without a broker: prints why
- * and resolves to false, or throws when CI is set.
+ * True when the AMQP tests can run. Without rabbitmq-server: false, or
+ * throws when CI is set.
  */
-export async function brokerAvailable(suite: string): Promise<boolean> {
-  const problem = await brokerProblem();
-  if (problem === undefined) return true;
-  if (process.env.CI) throw new Error(`${suite}: ${problem}. In CI the AMQP tests must run.`);
-  console.warn(`SKIPPED ${suite}: ${problem}`);
+export function brokerAvailable(suite: string): boolean {
+  if (node !== undefined) return true;
+  if (process.env.CI) throw new Error(`${suite}: ${'missing' in setup ? setup.missing : 'no broker'}. In CI the AMQP tests must run.`);
   return false;
 }
 
@@ -77,13 +67,9 @@ export function rawConnection(): Promise<ChannelModel> {
   return connect(AMQP_URL);
 }
 
-/** Runs `rabbitmqctl -n <node> ...args`, resolving with its output. */
+/** Runs rabbitmqctl against the run's own node, resolving with its output. */
 export function rabbitmqctl(...args: string[]): Promise<string> {
-  return new Promise((resolve, reject) => {
-    execFile('rabbitmqctl', ['-n', RABBITMQ_NODE, ...args], { timeout: 60_000 }, (error, stdout, stderr) =>
-      error ? reject(new Error(`rabbitmqctl ${args.join(' ')}: ${error.message}\n${stderr}`)) : resolve(stdout),
-    );
-  });
+  return node!.ctl(...args);
 }
 
 export interface WorkerProcess {
@@ -222,36 +208,7 @@ export function servingCluster(name: string): ServingCluster {
 
 // ------------------------------------------------------------------ lock
 
-const LOCK = join(tmpdir(), 'weft-amqp-tests.lock');
-
-function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch {
-    return false;
-  }
-}
-
-/**
- * Takes the AMQP test lock: a directory only one process can create. A lock
- * left by a process that no longer exists is taken over.
- */
-export async function lockBroker(): Promise<() => void> {
-  for (;;) {
-    try {
-      mkdirSync(LOCK);
-      writeFileSync(join(LOCK, 'pid'), String(process.pid));
-      return () => rmSync(LOCK, { recursive: true, force: true });
-    } catch {
-      let holder = NaN;
-      try {
-        holder = Number(readFileSync(join(LOCK, 'pid'), 'utf8'));
-      } catch {
-        // being created or removed right now: look again
-      }
-      if (Number.isInteger(holder) && !alive(holder)) rmSync(LOCK, { recursive: true, force: true });
-      else await new Promise((resolve) => setTimeout(resolve, 200));
-    }
-  }
+/** Takes this run's AMQP test lock (other runs have brokers of their own). */
+export function lockBroker(): Promise<() => void> {
+  return lock(join('dir' in setup ? setup.dir : '', 'tests.lock'));
 }

@@ -6,7 +6,7 @@ import { IndexedStream, Runtime } from '../../src/runtime/index.ts';
 import { FibAt, Sum } from './fixtures/operations.ts';
 import { AMQP_URL, brokerAvailable, brokerSession, range } from './helpers.ts';
 
-const available = await brokerAvailable('test/amqp/order.test.ts');
+const available = brokerAvailable('test/amqp/order.test.ts');
 
 describe.runIf(available)('Runtime.amqp start order', () => {
   const session = brokerSession();

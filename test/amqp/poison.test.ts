@@ -12,7 +12,7 @@ import { brokerAvailable, range, rawConnection, servingCluster } from './helpers
 // Defined here only: the worker processes never import this file.
 const Unregistered = defineOperation('amqp.test.Unregistered', (n: number) => n);
 
-const available = await brokerAvailable('test/amqp/poison.test.ts');
+const available = brokerAvailable('test/amqp/poison.test.ts');
 
 describe.runIf(available)('Runtime.amqp with poison messages', () => {
   const cluster = servingCluster('poison');

@@ -3,15 +3,15 @@
 // the broker stays away longer than `reconnectTimeoutMs`, the directive
 // fails with BrokerUnavailableError instead of hanging.
 //
-// Restarts the broker application (`rabbitmqctl stop_app` / `start_app`),
-// so it needs rabbitmqctl and rights on the node (WEFT_RABBITMQ_NODE).
+// Restarts the broker application (`rabbitmqctl stop_app` / `start_app`)
+// of the run's own node (test/setup/rabbitmq.ts), never another broker.
 
 import { describe, expect, it } from 'vitest';
 import { BrokerUnavailableError, Runtime } from '../../src/runtime/index.ts';
 import { Spin } from './fixtures/operations.ts';
 import { AMQP_URL, brokerAvailable, brokerSession, rabbitmqctl, range } from './helpers.ts';
 
-const available = await brokerAvailable('test/amqp/restart.test.ts');
+const available = brokerAvailable('test/amqp/restart.test.ts');
 
 async function startBroker(): Promise<void> {
   await rabbitmqctl('start_app');
