@@ -4,6 +4,7 @@
 
 import { readFileSync } from 'node:fs';
 import { ConfigError } from '../errors.ts';
+import { argsRead } from './launched.ts';
 import { MAX_RING_BYTES, MIN_RING_BYTES } from '../transport/ring.ts';
 import { parseAddress } from '../transport/address.ts';
 import { checkTls, tlsFromDir, type TlsFiles } from '../transport/tls.ts';
@@ -158,6 +159,7 @@ export const Config = {
    * returns the config and the arguments it did not consume.
    */
   fromArgs(argv: readonly string[] = process.argv.slice(2)): { config: Config; rest: string[] } {
+    argsRead();
     let threads = 1;
     let processes = 1;
     let index = 0;

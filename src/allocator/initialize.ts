@@ -15,6 +15,7 @@ import { checkConfig, peersOf, type Config } from './config.ts';
 import { WorkerGuards } from './guards.ts';
 import { launchCluster } from './cluster.ts';
 import { buildFabric } from './wiring.ts';
+import { checkLaunched } from './launched.ts';
 import { startThread, type Task } from './thread.ts';
 import { runClosure, type Boot, type WorkerFn } from './worker.ts';
 import { Control } from '../transport/control.ts';
@@ -37,6 +38,7 @@ function boot(): Boot | undefined {
 }
 
 export async function initialize<R>(config: Config, logic: WorkerFn<R> | ModuleSpec): Promise<WorkerGuards<R>> {
+  checkLaunched();
   if (typeof logic === 'function') {
     const ordinal = closureCalls++;
     const b = boot();

@@ -12,6 +12,7 @@ import { createInterface } from 'node:readline';
 import { createRequire } from 'node:module';
 import { pathToFileURL } from 'node:url';
 import { checkTls, tlsFromDir } from '../transport/tls.ts';
+import { LAUNCHED_ENV } from '../allocator/launched.ts';
 
 export interface LaunchOptions {
   processes: number;
@@ -84,7 +85,7 @@ export async function launch(o: LaunchOptions): Promise<number> {
   const done = new Promise<number>((resolveDone) => {
     for (let i = 0; i < o.processes; i++) {
       const argv = [...nodeArgs(script), script, '-n', String(o.processes), '-p', String(i), '-w', String(o.threads), '-h', hostfile, ...tls, ...o.args];
-      const child = spawn(process.execPath, argv, { stdio: ['ignore', 'pipe', 'pipe'] });
+      const child = spawn(process.execPath, argv, { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, [LAUNCHED_ENV]: `${i}/${o.processes}` } });
       children.push(child);
       createInterface({ input: child.stdout! }).on('line', (l) => out.write(`[${i}] ${l}\n`));
       createInterface({ input: child.stderr! }).on('line', (l) => err.write(`[${i}] ${l}\n`));

@@ -149,6 +149,14 @@ test('the closure form says to use the module form', async () => {
     expect(r.status).toBe(0);
   });
 
+  it('warns, once, when weft launch runs a script that never reads Config.fromArgs', () => {
+    writeFileSync(join(app, 'copies.mjs'), `import { Config, initialize } from 'weft';\nconsole.log((await (await initialize(Config.process(2), (a) => a.index)).join()).join());\n`);
+    const r = run(['weft', 'launch', '-n', '2', 'copies.mjs']);
+    expect(r.status).toBe(0);
+    expect(r.stdout.split('\n').sort().join('\n')).toBe('\n[0] 0,1\n[1] 0,1');
+    expect(r.stderr).toBe('weft: launching 2 processes x 1 threads of copies.mjs\n[0] weft: this script never read Config.fromArgs(process.argv.slice(2)), so weft launch runs it as 2 independent copies, not as one cluster\n');
+  });
+
   it('answers weft --version', () => {
     const r = run(['weft', '--version']);
     expect(r.stdout).toBe(`${JSON.parse(readFileSync(join(root, 'package.json'), 'utf8')).version}\n`);
