@@ -111,7 +111,7 @@ export async function connectMesh(o: MeshOptions): Promise<Mesh> {
     },
     tlsError: (from, e) => refused(from, `TLS: ${e.message}`),
     plain: (raw, from) => {
-      raw.end(refusal(NOT_TLS));
+      raw.end(refusal(NOT_TLS), () => raw.destroy());
       refused(from, NOT_TLS);
     },
   }).catch((e: Error) => {
