@@ -76,7 +76,12 @@ export class Inbox {
     const quarter = r.capacity >>> 2;
     // Views lent during the previous drain expire now.
     r.release();
-    let held = -1;
+    // Where the first frame lent this drain starts. Positions are int32
+    // counters that turn negative after 2 GiB, so "none yet" is a flag of
+    // its own, never a negative position (it was: once the counters went
+    // negative, lent frames were given back and overwritten).
+    let lending = false;
+    let held = 0;
     let budget = r.capacity;
     let frames = 0;
     let at: number;
@@ -106,16 +111,19 @@ export class Inbox {
       this.check(h);
       if (at + HEADER_BYTES + h.length > r.capacity) throw new ProtocolError(`frame of ${h.length} bytes at ring offset ${at} would cross the end of the ring`);
       const payload = r.bytes.subarray(at + HEADER_BYTES, at + HEADER_BYTES + h.length);
-      if (this.dispatch(h, payload, sink) && held < 0) held = start;
+      if (this.dispatch(h, payload, sink) && !lending) {
+        lending = true;
+        held = start;
+      }
       r.advance(h.length);
       budget -= HEADER_BYTES + h.length;
       frames++;
       // The sink has copied (decoded) the payload, so its bytes may go back,
       // up to the first frame whose bytes were lent.
-      if (held < 0 && r.unreleased >= quarter) r.release();
+      if (!lending && r.unreleased >= quarter) r.release();
     }
     if (frames > 0) {
-      r.release(held < 0 ? r.position : held);
+      r.release(lending ? held : r.position);
       this.receivedFrames += frames;
     }
     return frames;

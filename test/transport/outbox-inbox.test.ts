@@ -174,13 +174,20 @@ describe('outbox and inbox', () => {
     expect(stalls).toBeGreaterThan(0);
   });
 
-  it('views a sink keeps stay intact until the next drain, while the producer keeps writing', () => {
+  it('views a sink keeps stay intact until the next drain, while the producer keeps writing, also once the positions pass 2^31', () => {
     let lentSeen = 0;
     fc.assert(
       fc.property(
         fc.array(fc.record({ length: fc.integer({ min: 0, max: 1200 }), seed: fc.integer(), lend: fc.boolean() }), { minLength: 1, maxLength: 60 }),
-        (batches) => {
+        // Where the ring's byte counters start: 0, or shortly before they turn
+        // negative as int32 (after 2 GiB of traffic), an 8-aligned position.
+        fc.oneof(fc.constant(0), fc.integer({ min: 0, max: 4 * CAPACITY }).map((k) => (2 ** 31 - k * 8) | 0)),
+        (batches, origin) => {
           const buffer = createRingBuffer(CAPACITY);
+          // WRITE and READ, as a ring that already carried `origin` bytes.
+          const control = new Int32Array(buffer, 0, 64);
+          Atomics.store(control, 0, origin);
+          Atomics.store(control, 16, origin);
           const outbox = new Outbox(new RingWriter(buffer, Doorbell.create()), 0, new Uint32Array(1), { bytes: 0, cap: Infinity, overflow: () => { throw new Error('no cap here'); } });
           const inbox = new Inbox(new RingReader(buffer, Doorbell.create()), 0, 1, MAX_BATCH);
           const want = batches.map((b) => bytes(b.length, b.seed));
