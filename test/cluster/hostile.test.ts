@@ -1,8 +1,8 @@
-// Hostile input: strangers connect to a running 2-process cluster that uses
-// a secret and send what a confused or malicious peer would. Each connection
-// is refused (logged, then closed by the cluster), and the cluster goes on to
-// finish its work correctly. Bytes are built by hand here, so this file also
-// shows the handshake's layout (docs/cluster.md).
+// Hostile input: strangers connect to a running 2-process cluster, with a
+// secret and without, and send what a confused or malicious peer would.
+// Each connection is refused (counted in the refusal log, then closed by the
+// cluster), and the cluster goes on to finish its work correctly. The
+// handshake's bytes are built by hand (stranger.ts, docs/protocol.md).
 
 import { afterEach, describe, expect, it } from 'vitest';
 import { randomBytes } from 'node:crypto';
