@@ -19,6 +19,25 @@ export const RESULT_ROOM = 256;
 // Strings up to this many characters are sent as they are.
 const SHORT_STRING = 1024;
 
+/**
+ * `result`, or its task's OutputError if the codec refuses its output (a
+ * function, a Promise, ...): for transports that encode results themselves
+ * (AMQP), so they refuse what the channels refuse instead of sending
+ * nothing in its place.
+ */
+export function checkOutput(result: TaskResult): TaskResult {
+  if (result.error !== undefined) return result;
+  const output = result.output;
+  if (typeof output === 'function' || typeof output === 'symbol') return failed(result, new OutputError(`the output is a ${typeof output}, which cannot leave its thread`));
+  if (typeof output !== 'object' || output === null) return result;
+  try {
+    codec.batcher().add(output); // the codec's refusals, without encoding
+  } catch (error) {
+    return failed(result, new OutputError(`the output cannot be encoded: ${(error as Error).message}`, { cause: error }));
+  }
+  return result;
+}
+
 /** The message that carries `result` to the coordinator, within `maxMessageBytes`. */
 export function packResult(result: TaskResult, maxMessageBytes: number): WorkerMessage {
   if (result.error !== undefined) return result;

@@ -6,7 +6,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { IndexedStream, Literal } from '../../src/runtime/index.ts';
-import { FibAt, Increment, Logged, Sum } from './fixtures/operations.ts';
+import { FibAt, Increment, Logged, ReturnsFunction, Sum } from './fixtures/operations.ts';
 import { brokerAvailable, range, servingCluster } from './helpers.ts';
 
 const available = brokerAvailable('test/amqp/directives.test.ts');
@@ -29,6 +29,12 @@ describe.runIf(available)('Runtime.amqp with 2 worker processes', () => {
     expect(await new Literal(FibAt, 20).run(cluster.runtime)).toBe(6765);
     expect(await cluster.runtime.call(Increment, 41)).toBe(42);
     expect(await cluster.runtime.fanout(FibAt, [5, 6, 7])).toEqual([5, 8, 13]);
+  });
+
+  it('fails a task whose output the codec refuses with an OutputError, as the other backends do', async () => {
+    const e = await cluster.runtime.call(ReturnsFunction, 1).catch((error: unknown) => error);
+    expect((e as Error).name).toBe('OperationError');
+    expect((e as Error).message).toMatch(/OutputError: the output cannot be encoded: msgpack cannot carry a function/);
   });
 
   it('shares the work between both worker processes', async () => {

@@ -34,6 +34,7 @@ import type { Task, TaskResult } from '../task.ts';
 import type { AmqpConnectOptions } from './backend.ts';
 import { publishConfirmed, ReconnectingConnection, redact, type Session } from './connection.ts';
 import { BrokerUnavailableError } from './errors.ts';
+import { checkOutput } from '../outputs.ts';
 import { assertShared, DEFAULT_DELIVERY_LIMIT, namesOf, type Names } from './topology.ts';
 import {
   CONTENT_TYPE,
@@ -254,7 +255,7 @@ export class AmqpWorker {
       if (!this.closing) this.listenForStop(true);
     }
     this.counts.executed += tasks.length;
-    const results = outcomes.some((outcome) => outcome instanceof Promise) ? await Promise.all(outcomes) : (outcomes as TaskResult[]);
+    const results = (outcomes.some((outcome) => outcome instanceof Promise) ? await Promise.all(outcomes) : (outcomes as TaskResult[])).map(checkOutput);
     const elapsed = performance.now() - started;
     if (session.lost) return; // the delivery is void; the broker delivers it again
     const confirms = [
