@@ -119,6 +119,20 @@ function refuseUnencodable(value: unknown, depth: number, path?: Set<object>): v
   path?.delete(o);
 }
 
+/**
+ * The CodecError the default codec raises for `value`, or undefined if it
+ * carries it: for places that check a value before it is batched (a task's
+ * input or output). Primitives cost one typeof.
+ */
+export function refusal(value: unknown): CodecError | undefined {
+  try {
+    refuseUnencodable(value, 0);
+    return undefined;
+  } catch (error) {
+    return error as CodecError;
+  }
+}
+
 class MsgpackBatcher<T> implements Batcher<T> {
   private readonly pending: T[] = [];
   constructor(private readonly packr: Packr) {}

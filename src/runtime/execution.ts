@@ -8,7 +8,8 @@ import { AbortError, OperationError, RetriesExhaustedError, TaskTimeoutError } f
 import { RangeFold } from './ranges.ts';
 import type { Monoid, Operation } from './registry.ts';
 import type { RetryPolicy } from './retry.ts';
-import { fromFailure, type Task, type TaskResult } from './task.ts';
+import { failed, fromFailure, type Task, type TaskResult } from './task.ts';
+import { refusal } from '../allocator/codec.ts';
 
 // An async source yields one item per await. Items that are ready within
 // one turn of the event loop leave as one batch, up to this many; a source
@@ -297,11 +298,29 @@ class Execution {
   private send(tasks: Task[], report: boolean): void {
     if (tasks.length === 0 || this.settled) return;
     this.progress.dispatched += tasks.length;
-    this.backend.dispatch(tasks);
+    const sendable = this.sendable(tasks);
+    if (sendable.length > 0) this.backend.dispatch(sendable);
     if (report) this.report();
   }
 
   // ------------------------------------------------------------ results
+
+  /**
+   * Tasks whose input the channels' codec carries. The others fail here, as
+   * results of their own, on every backend alike: a backend would throw from
+   * dispatch (threads), or send nothing in its place (AMQP).
+   */
+  private sendable(tasks: Task[]): Task[] {
+    let refused: Map<Task, TaskResult> | undefined;
+    for (const task of tasks) {
+      const error = refusal(task.input);
+      if (error !== undefined) (refused ??= new Map()).set(task, failed(task, error));
+    }
+    if (refused === undefined) return tasks;
+    const failures = [...refused.values()];
+    queueMicrotask(() => this.onResults(failures));
+    return tasks.filter((task) => !refused.has(task));
+  }
 
   private onResults(results: readonly TaskResult[]): void {
     if (this.settled) return;

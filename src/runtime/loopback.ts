@@ -9,7 +9,7 @@ import { codecs, type Codec } from '../allocator/index.ts';
 import { packResult, unpackResult } from './outputs.ts';
 import { LeaseTable, type Backend, type Lease, type LeaseHandlers } from './backend.ts';
 import { RuntimeClosedError } from './errors.ts';
-import { failed, type Task, type TaskResult } from './task.ts';
+import type { Task, TaskResult } from './task.ts';
 import type { WorkerMessage } from './wire.ts';
 import { WorkerRuntime } from './worker-runtime.ts';
 
@@ -64,12 +64,8 @@ export class LoopbackBackend implements Backend {
     const results: TaskResult[] = [];
     for (const task of batch) {
       if (!this.leases.has(task.key)) continue;
-      let result: TaskResult | Promise<TaskResult>;
-      try {
-        result = this.worker.execute(across(taskCodec, task));
-      } catch (error) {
-        result = failed(task, error); // an input the codec refuses
-      }
+      // Inputs the codec refuses never get here (Execution fails them).
+      const result = this.worker.execute(across(taskCodec, task));
       if (result instanceof Promise) void result.then((settled) => this.leases.route([delivered(settled)]));
       else results.push(delivered(result));
     }

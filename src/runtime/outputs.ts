@@ -8,6 +8,7 @@
 // twice. Numbers, booleans, null and short strings travel as plain results.
 
 import { codecs } from '../allocator/index.ts';
+import { refusal } from '../allocator/codec.ts';
 import { OutputError } from './errors.ts';
 import { failed, type TaskResult } from './task.ts';
 import type { PackedResult, WorkerMessage } from './wire.ts';
@@ -29,13 +30,8 @@ export function checkOutput(result: TaskResult): TaskResult {
   if (result.error !== undefined) return result;
   const output = result.output;
   if (typeof output === 'function' || typeof output === 'symbol') return failed(result, new OutputError(`the output is a ${typeof output}, which cannot leave its thread`));
-  if (typeof output !== 'object' || output === null) return result;
-  try {
-    codec.batcher().add(output); // the codec's refusals, without encoding
-  } catch (error) {
-    return failed(result, new OutputError(`the output cannot be encoded: ${(error as Error).message}`, { cause: error }));
-  }
-  return result;
+  const refused = refusal(output);
+  return refused === undefined ? result : failed(result, new OutputError(`the output cannot be encoded: ${refused.message}`, { cause: refused }));
 }
 
 /** The message that carries `result` to the coordinator, within `maxMessageBytes`. */

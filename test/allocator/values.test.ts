@@ -126,6 +126,9 @@ describe('every path delivers the same value', () => {
       const inputs = fc.sample(value, { seed: 7, numRuns: 100 });
       const outputs = await IndexedStream.from(inputs).map(Echo).run(runtime);
       expect(outputs.map((o) => canon(o))).toEqual(inputs.map((v) => canon(v, true)));
+      const input = await IndexedStream.from([1, { f: () => 1 }]).map(Echo).run(runtime).catch((e: unknown) => e);
+      expect(input).toBeInstanceOf(OperationError);
+      expect((input as Error).message).toBe('operation test.Echo failed on input index 1 (attempt 1): CodecError: msgpack cannot carry a function (f)');
       for (const kind of ['function', 'weakmap'] as const) {
         const failure = await runtime.call(BadOutput, { kind }).catch((e: unknown) => e);
         expect(failure).toBeInstanceOf(OperationError);
