@@ -3,10 +3,13 @@
 // worker that runs it (dead-lettered after the delivery limit; the directive
 // fails saying so).
 
+import type { GetMessage } from 'amqplib';
 import { describe, expect, it } from 'vitest';
 import { OperationError, Runtime } from '../../src/runtime/index.ts';
+import { namesOf } from '../../src/runtime/amqp/index.ts';
+import { decodeTasks } from '../../src/runtime/amqp/wire.ts';
 import { KillAt, Spin } from './fixtures/operations.ts';
-import { AMQP_URL, brokerAvailable, brokerSession, range, type WorkerProcess } from './helpers.ts';
+import { AMQP_URL, brokerAvailable, brokerSession, range, rawConnection, type WorkerProcess } from './helpers.ts';
 
 const available = brokerAvailable('test/amqp/failure.test.ts');
 
@@ -62,5 +65,44 @@ describe.runIf(available)('Runtime.amqp when workers die', () => {
     expect((error.cause as Error).name).toBe('WorkerLostError');
     expect(error.message).toMatch(/dead-lettered this task \(delivery_limit\)/);
     replacements = Infinity; // no more replacements after this
+  });
+
+  it('names the input that kills its workers, and dead-letters it alone, not the tasks prefetched with it', async () => {
+    const prefix = session.prefix('killer-in-batch');
+    // Default batching, delivery limit and prefetch: the killer shares its
+    // message with 19 other tasks, and another message is prefetched with it.
+    await using runtime = await Runtime.amqp({ url: AMQP_URL, prefix });
+    let replacements = 0;
+    const supervise = (started: WorkerProcess) => {
+      void started.exited.then(() => {
+        if (replacements++ < 8) supervise(worker(prefix));
+      });
+      return started;
+    };
+    await supervise(worker(prefix)).serving;
+    const failure = await runtime.fanout(KillAt, range(0, 39).map((value) => ({ value, at: 13 }))).then(
+      () => undefined,
+      (error: unknown) => error,
+    );
+    replacements = Infinity;
+    expect(failure).toBeInstanceOf(OperationError);
+    const error = failure as OperationError;
+    expect(error.index).toBe(13);
+    expect((error.cause as Error).name).toBe('WorkerLostError');
+    expect(error.message).toMatch(/dead-lettered this task/);
+
+    const letters: GetMessage[] = [];
+    const connection = await rawConnection();
+    try {
+      const channel = await connection.createChannel();
+      for (let letter = await channel.get(namesOf(prefix).deadQueue); letter !== false; letter = await channel.get(namesOf(prefix).deadQueue)) {
+        letters.push(letter);
+      }
+    } finally {
+      await connection.close();
+    }
+    expect(letters).toHaveLength(1);
+    const format = Number(letters[0]!.properties.headers?.['x-weft-format']);
+    expect(decodeTasks(letters[0]!.content, 'key', format).map((task) => task.index)).toEqual([13]);
   });
 });

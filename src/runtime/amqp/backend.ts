@@ -34,12 +34,14 @@ import {
   encodeTasks,
   FORMAT,
   HEADER_COUNT,
+  HEADER_DEATHS,
   HEADER_FORMAT,
   HEADER_KEY,
   HEADER_MS,
   HEADER_REASON,
   headerNumber,
   headerString,
+  REASON_KILLED_WORKERS,
   REASON_UNKNOWN_OPERATION,
   TYPE_RELEASE,
   TYPE_TASKS,
@@ -420,7 +422,8 @@ export class AmqpBackend implements Backend {
 
   /**
    * A dead letter of one of our leases. From the broker (it carries
-   * `x-first-death-reason`, usually `delivery_limit`): its tasks fail with
+   * `x-first-death-reason`, usually `delivery_limit`) or from a worker that
+   * counted the deaths itself (`killed-workers`): its tasks fail with
    * WorkerLostError, so the directive rejects naming the operation and index.
    * From a worker: unknown operations were already answered with an error
    * result; anything else fails the lease with the worker's reason.
@@ -431,25 +434,26 @@ export class AmqpBackend implements Backend {
     if (state === undefined) return;
     const headers = message.properties.headers;
     const brokerReason = headerString(headers, 'x-first-death-reason');
-    if (brokerReason !== undefined) {
-      let tasks: Task[];
-      try {
-        tasks = decodeTasks(message.content, state.key, headerNumber(headers, HEADER_FORMAT) ?? FORMAT);
-      } catch {
-        state.handlers.failed(new DeadLetterError(`the broker dead-lettered a task message (${brokerReason})`, this.names.deadQueue));
-        return;
-      }
-      const deliveries = headerNumber(headers, 'x-delivery-count');
-      const lost = new WorkerLostError(
-        `the broker dead-lettered this task (${brokerReason}) after ${deliveries ?? this.deliveryLimit} redeliveries: ` +
-          `its workers kept dying while running it; the message is in ${this.names.deadQueue}`,
-      );
-      state.handlers.results(tasks.map((task) => failed(task, lost)));
+    const reason = headerString(headers, HEADER_REASON) ?? 'no reason given';
+    if (brokerReason === undefined && !reason.startsWith(REASON_KILLED_WORKERS)) {
+      if (!reason.startsWith(REASON_UNKNOWN_OPERATION)) state.handlers.failed(new DeadLetterError(reason, this.names.deadQueue));
       return;
     }
-    const reason = headerString(headers, HEADER_REASON) ?? 'no reason given';
-    if (reason.startsWith(REASON_UNKNOWN_OPERATION)) return;
-    state.handlers.failed(new DeadLetterError(reason, this.names.deadQueue));
+    let tasks: Task[];
+    try {
+      tasks = decodeTasks(message.content, state.key, headerNumber(headers, HEADER_FORMAT) ?? FORMAT);
+    } catch {
+      state.handlers.failed(new DeadLetterError(`a task message was dead-lettered (${brokerReason ?? reason})`, this.names.deadQueue));
+      return;
+    }
+    const deaths = (headerNumber(headers, HEADER_DEATHS) ?? 0) + (headerNumber(headers, 'x-delivery-count') ?? 0);
+    const lost = new WorkerLostError(
+      brokerReason !== undefined
+        ? `the broker dead-lettered this task (${brokerReason}) after ${deaths || this.deliveryLimit} redeliveries: ` +
+            `its workers kept dying while running it; the message is in ${this.names.deadQueue}`
+        : `a worker dead-lettered this task (${reason}); the message is in ${this.names.deadQueue}`,
+    );
+    state.handlers.results(tasks.map((task) => failed(task, lost)));
   }
 
   // ---------------------------------------------------------------- sessions

@@ -36,10 +36,18 @@ export const HEADER_MS = 'x-weft-ms';
 export const HEADER_WORKER = 'x-weft-worker';
 /** On dead letters published by a worker: why. */
 export const HEADER_REASON = 'x-weft-reason';
+/**
+ * On task messages a worker published again (see worker.ts, "suspects"):
+ * the worker deaths the tasks were present at before, since the broker's
+ * own count starts again for the new message.
+ */
+export const HEADER_DEATHS = 'x-weft-deaths';
 
 /** Dead-letter reasons a worker gives, as the first word of `x-weft-reason`. */
 export const REASON_UNDECODABLE = 'undecodable';
 export const REASON_UNKNOWN_OPERATION = 'unknown-operation';
+/** A task whose workers kept dying while it ran alone, past the delivery limit. */
+export const REASON_KILLED_WORKERS = 'killed-workers';
 
 // Records (msgpackr's structure extension) make arrays of like objects cheap;
 // without shared structures each message carries its own definitions, so any

@@ -22,6 +22,18 @@
 //   been bound to since before it consumed them. Both sets are bounded:
 //   keys are never reused, so forgetting an old one costs at most one more
 //   check.
+// - Suspects: a task message the broker delivers again was held by a worker
+//   that died, but holding is not killing: every message a dying worker had
+//   prefetched counts a delivery. So a worker never lets a redelivered
+//   message run beside others. One of several tasks is split into messages
+//   of one task each, published anew (the broker's count starts over; the
+//   deaths so far travel in `x-weft-deaths`). One of one task runs
+//   *isolated*: the worker cancels its consumer, lets running batches end,
+//   publishes anew whatever else was delivered meanwhile, runs the suspect
+//   alone, and consumes again. If it kills the worker, it is the only
+//   message held, so only its count grows; a task whose deaths pass
+//   `deliveryLimit` is dead-lettered (by the broker, or by the worker that
+//   receives it with `killed-workers`) under its own index.
 // - A synchronous task blocks the event loop, so a signal handler cannot
 //   run until it returns. While tasks run synchronously, the stop signals
 //   (`closeOnSignals`) are left to their default action: a SIGTERM then ends
@@ -44,6 +56,7 @@ import {
   FORMAT,
   FORMATS,
   HEADER_COUNT,
+  HEADER_DEATHS,
   HEADER_FORMAT,
   HEADER_KEY,
   HEADER_MS,
@@ -51,10 +64,12 @@ import {
   HEADER_WORKER,
   headerNumber,
   headerString,
+  REASON_KILLED_WORKERS,
   REASON_UNDECODABLE,
   REASON_UNKNOWN_OPERATION,
   TYPE_RELEASE,
   TYPE_RESULTS,
+  TYPE_TASKS,
 } from './wire.ts';
 
 export interface AmqpWorkerOptions extends AmqpConnectOptions {
@@ -94,6 +109,8 @@ export class AmqpWorker {
   private readonly running = new Set<Promise<void>>();
   private readonly counts: AmqpWorkerStats = { executed: 0, dropped: 0, deadLettered: 0 };
   private taskConsumer: { session: Session; tag: string } | undefined;
+  /** While a suspect runs alone: what was delivered meanwhile, to publish anew unrun. */
+  private isolation: { session: Session; held: ConsumeMessage[] } | undefined;
   private closing = false;
 
   private constructor(
@@ -181,7 +198,11 @@ export class AmqpWorker {
     await channel.consume(queue, (message) => this.onControl(message), { noAck: true });
     await channel.prefetch(Math.max(1, this.options.prefetch ?? DEFAULT_PREFETCH));
     if (this.closing) return;
-    const { consumerTag } = await channel.consume(this.names.taskQueue, (message) => this.onTask(session, message));
+    await this.consumeTasks(session);
+  }
+
+  private async consumeTasks(session: Session): Promise<void> {
+    const { consumerTag } = await session.channel.consume(this.names.taskQueue, (message) => this.onTask(session, message));
     this.taskConsumer = { session, tag: consumerTag };
   }
 
@@ -198,6 +219,10 @@ export class AmqpWorker {
       // The broker cancelled us (the task queue was deleted): start over,
       // which declares it again.
       if (!this.closing) void session.connection.close().catch(() => {});
+      return;
+    }
+    if (this.isolation?.session === session) {
+      this.isolation.held.push(message);
       return;
     }
     const headers = message.properties.headers;
@@ -220,14 +245,98 @@ export class AmqpWorker {
       this.track(this.deadLetter(session, message, key, message.content, `${REASON_UNDECODABLE}: ${(error as Error).message}`));
       return;
     }
-    if (this.live.has(key)) return this.track(this.run(session, message, key, replyTo!, tasks, format!));
+    // Batches that started before this message (not the tracked promise that will serve it).
+    const running = [...this.running];
+    const deaths = deathsOf(message);
+    if (deaths > (this.options.deliveryLimit ?? DEFAULT_DELIVERY_LIMIT)) {
+      const reason = `${REASON_KILLED_WORKERS}: ${deaths} workers died while this message was running alone on them`;
+      return this.track(this.deadLetter(session, message, key, message.content, reason, format!));
+    }
+    const serve = () => {
+      if (deaths === 0) return this.run(session, message, key, replyTo!, tasks, format!);
+      if (tasks.length > 1) return this.split(session, message, tasks, deaths);
+      return this.isolate(session, running, message, () => this.run(session, message, key, replyTo!, tasks, format!));
+    };
+    if (this.live.has(key)) return this.track(serve());
     this.track(
       this.leaseOpen(session, key, replyTo!).then((open) => {
-        if (open) return this.run(session, message, key, replyTo!, tasks, format!);
+        if (open) return serve();
         this.counts.dropped += tasks.length;
         if (!session.lost) session.channel.ack(message);
       }),
     );
+  }
+
+  /** A redelivered message of several tasks goes back as one message per task, its deaths carried. */
+  private async split(session: Session, message: ConsumeMessage, tasks: Task[], deaths: number): Promise<void> {
+    try {
+      await Promise.all(tasks.map((task) => this.publishAnew(session, message, encodeTasks([task]), FORMAT, 1, deaths)));
+      session.channel.ack(message);
+    } catch {
+      // Session lost: the message comes back and is judged again.
+    }
+  }
+
+  /**
+   * Runs a suspect alone: no other message is held while it runs, so if it
+   * kills this process the broker counts a death for it only.
+   */
+  private async isolate(session: Session, running: readonly Promise<void>[], message: ConsumeMessage, run: () => Promise<void>): Promise<void> {
+    // One suspect at a time: a second one waits its turn in the queue.
+    if (this.isolation?.session === session) return void this.isolation.held.push(message);
+    const isolation = { session, held: [] as ConsumeMessage[] };
+    this.isolation = isolation;
+    try {
+      await Promise.race([Promise.allSettled(running), new Promise((resolve) => setTimeout(resolve, CLOSE_GRACE_MS).unref())]);
+      // Until nothing is held and no consumer is left: a consumer may have
+      // been starting (after the previous suspect) when this one arrived.
+      for (;;) {
+        const consumer = this.taskConsumer;
+        this.taskConsumer = undefined;
+        if (consumer?.session === session) await session.channel.cancel(consumer.tag);
+        await this.releaseHeld(isolation);
+        // Acks are never answered, and a suspect that ends the process could
+        // cut them off in a socket buffer; the broker answers this declare
+        // only once it has handled every frame sent before it on the channel.
+        await session.channel.checkQueue(this.names.taskQueue);
+        if (isolation.held.length === 0 && this.taskConsumer === undefined) break;
+      }
+      await run();
+    } catch {
+      // Session lost: what was held comes back from the broker.
+    } finally {
+      this.isolation = undefined;
+      if (!session.lost && this.connection.session === session) {
+        await this.releaseHeld(isolation).catch(() => {});
+        if (!this.closing && this.taskConsumer === undefined) await this.consumeTasks(session).catch(() => {});
+      }
+    }
+  }
+
+  /** Messages delivered while a suspect waits or runs go back to the queue unrun, their deaths carried. */
+  private async releaseHeld(isolation: { session: Session; held: ConsumeMessage[] }): Promise<void> {
+    const { session } = isolation;
+    const held = isolation.held;
+    isolation.held = [];
+    await Promise.all(
+      held.map(async (message) => {
+        const headers = message.properties.headers;
+        const format = headerNumber(headers, HEADER_FORMAT) ?? FORMAT;
+        await this.publishAnew(session, message, message.content, format, headerNumber(headers, HEADER_COUNT) ?? 0, deathsOf(message));
+        session.channel.ack(message);
+      }),
+    );
+  }
+
+  private publishAnew(session: Session, original: ConsumeMessage, content: Buffer, format: number, count: number, deaths: number): Promise<void> {
+    const key = headerString(original.properties.headers, HEADER_KEY) ?? original.fields.routingKey;
+    return publishConfirmed(session.channel, this.names.taskExchange, original.fields.routingKey, content, {
+      persistent: true,
+      contentType: CONTENT_TYPE,
+      type: TYPE_TASKS,
+      replyTo: original.properties.replyTo,
+      headers: { [HEADER_FORMAT]: format, [HEADER_KEY]: key, [HEADER_COUNT]: count, [HEADER_DEATHS]: deaths },
+    });
   }
 
   /** Does the lease `key` still exist? One check of its result queue per key, shared by its messages. */
@@ -281,22 +390,22 @@ export class AmqpWorker {
     }
   }
 
-  private async deadLetter(session: Session, message: ConsumeMessage, key: string, content: Buffer, reason: string): Promise<void> {
+  private async deadLetter(session: Session, message: ConsumeMessage, key: string, content: Buffer, reason: string, format = FORMAT): Promise<void> {
     try {
-      await this.publishDeadLetter(session, key, content, reason);
+      await this.publishDeadLetter(session, key, content, reason, format);
       session.channel.ack(message);
     } catch {
       // Session lost: the message comes back and is judged again.
     }
   }
 
-  private publishDeadLetter(session: Session, key: string, content: Buffer, reason: string): Promise<void> {
+  private publishDeadLetter(session: Session, key: string, content: Buffer, reason: string, format = FORMAT): Promise<void> {
     this.counts.deadLettered++;
     this.options.log?.(`dead-lettered a message of ${key}: ${reason}`);
     return publishConfirmed(session.channel, this.names.deadExchange, key, content, {
       persistent: true,
       contentType: CONTENT_TYPE,
-      headers: { [HEADER_REASON]: reason, [HEADER_WORKER]: this.id, [HEADER_KEY]: key, [HEADER_FORMAT]: FORMAT },
+      headers: { [HEADER_REASON]: reason, [HEADER_WORKER]: this.id, [HEADER_KEY]: key, [HEADER_FORMAT]: format },
     });
   }
 
@@ -332,4 +441,11 @@ async function queueExists(session: Session, queue: string): Promise<boolean> {
   } catch (error) {
     return (error as { code?: number }).code !== 404;
   }
+}
+
+/** Worker deaths a task message was present at: carried from earlier copies, plus the broker's count for this one. */
+function deathsOf(message: ConsumeMessage): number {
+  const headers = message.properties.headers;
+  const returned = headerNumber(headers, 'x-delivery-count') ?? (message.fields.redelivered ? 1 : 0);
+  return (headerNumber(headers, HEADER_DEATHS) ?? 0) + returned;
 }
