@@ -142,7 +142,7 @@ class Results {
   dying(): void {
     const running = [...this.parked].map(idOf);
     if (this.running !== undefined) running.push(idOf(this.running));
-    this.push.send({ dying: running });
+    this.send({ dying: running });
     this.flush();
   }
 }

@@ -46,8 +46,8 @@ describe('a task that never returns', () => {
 describe('a task that ends its thread', () => {
   it('is named by WorkerLostError, and innocent tasks queued with it are not given up', async () => {
     await using runtime = await Runtime.inMemory({ workers: 2, operations });
-    for (let run = 0; run < 3; run++) {
-      const inputs = range(0, 19).map((value) => ({ value, at: 5 }));
+    for (const spinMs of [0, 2, 0]) {
+      const inputs = range(0, 19).map((value) => ({ value, at: 5, spinMs }));
       const [error, others] = await Promise.all([failure(runtime.fanout(ExitAt, inputs)), runtime.fanout(Increment, range(1, 2000))]);
       expect(error.index).toBe(5);
       expect((error.cause as Error).name).toBe('WorkerLostError');
