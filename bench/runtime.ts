@@ -1,9 +1,12 @@
 // Task runtime benchmarks, each figure beside its anchor, in one run:
-// - tiny tasks per second: weft `Runtime.inMemory` vs piscina 5, same thread
-//   count, same operation (target: weft >= 10x piscina);
+// - tiny tasks per second: weft `Runtime.inMemory` (tasks batched to its
+//   workers) vs the best of piscina 5, tinypool 2 and workerpool 10 (one
+//   call per task, as their users write it), same thread count, same
+//   operation (target: weft >= 10x the best pool);
 // - a CPU-bound operation on 1 vs 2 weft workers (target: >= 1.8x), with
-//   piscina on 2 threads beside it, and the ceiling this machine allows: the
-//   same work on 1 vs 2 bare worker threads that never communicate.
+//   the best of the three pools on 2 threads beside it, and the ceiling this
+//   machine allows: the same work on 1 vs 2 bare worker threads that never
+//   communicate.
 // Run alone with `npx tsx bench/runtime.ts`. This file is also the
 // operations module its weft workers import, so its top level only defines.
 
@@ -12,8 +15,11 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { Worker, isMainThread } from 'node:worker_threads';
+import { createRequire } from 'node:module';
 import { Piscina } from 'piscina';
 import { Bench } from 'tinybench';
+import { Tinypool } from 'tinypool';
+import workerpool from 'workerpool';
 import { IndexedStream, Runtime, defineOperation } from '../src/runtime/index.ts';
 import type { Row } from './report.ts';
 
@@ -36,12 +42,16 @@ export interface RuntimeBenchFigures {
   /** Tiny tasks per second. */
   weftTinyPerSecond: number;
   piscinaTinyPerSecond: number;
-  /** weft / piscina; target >= 10. */
+  tinypoolTinyPerSecond: number;
+  workerpoolTinyPerSecond: number;
+  /** weft / the best pool; target >= 10. */
   tinyRatio: number;
   /** CPU-bound tasks per second. */
   weftCpuOneWorkerPerSecond: number;
   weftCpuTwoWorkersPerSecond: number;
   piscinaCpuTwoThreadsPerSecond: number;
+  tinypoolCpuTwoThreadsPerSecond: number;
+  workerpoolCpuTwoThreadsPerSecond: number;
   /** weft 2 workers / weft 1 worker; target >= 1.8. */
   cpuScaling: number;
   /** The same CPU-bound work on 2 vs 1 bare worker threads: what the machine allows. */
@@ -60,6 +70,20 @@ function piscinaModule(directory: string): string {
 function piscinaPool(filename: string, name: string): Piscina {
   return new Piscina({ filename, name, minThreads: THREADS, maxThreads: THREADS, idleTimeout: 60_000 });
 }
+
+/** workerpool's worker script: the same functions, registered with workerpool.worker(). */
+function workerpoolModule(directory: string): string {
+  const file = join(directory, 'workerpool-operations.cjs');
+  const library = createRequire(import.meta.url).resolve('workerpool');
+  writeFileSync(
+    file,
+    `const fib = ${fib.toString()};\nrequire(${JSON.stringify(library)}).worker({ increment: ${increment.toString()}, cpuBound: ${cpuBound.toString()} });\n`,
+  );
+  return file;
+}
+
+const bestPool = (pools: Record<string, number>): [string, number] =>
+  Object.entries(pools).reduce((a, b) => (b[1] > a[1] ? b : a));
 
 /**
  * Slowest thread's time for `threads` bare threads to run CPU_TASKS fib(CPU_N)
@@ -109,10 +133,16 @@ function rowsOf(f: RuntimeBenchFigures): Row[] {
     target,
     higherIsBetter: true,
   });
+  const [tinyPool, tinyAnchor] = bestPool({ 'piscina 5': f.piscinaTinyPerSecond, 'tinypool 2': f.tinypoolTinyPerSecond, 'workerpool 10': f.workerpoolTinyPerSecond });
+  const [cpuPool, cpuAnchor] = bestPool({
+    'piscina 5': f.piscinaCpuTwoThreadsPerSecond,
+    'tinypool 2': f.tinypoolCpuTwoThreadsPerSecond,
+    'workerpool 10': f.workerpoolCpuTwoThreadsPerSecond,
+  });
   return [
-    row(`tiny tasks, ${f.threads} threads`, f.weftTinyPerSecond, f.piscinaTinyPerSecond, 'piscina 5', 10),
+    row(`tiny tasks, ${f.threads} threads, batched vs 1 call/task`, f.weftTinyPerSecond, tinyAnchor, `best pool: ${tinyPool}`, 10),
     row(`fib(${CPU_N}), 2 workers vs 1`, f.weftCpuTwoWorkersPerSecond, f.weftCpuOneWorkerPerSecond, 'weft, 1 worker', 1.8),
-    row(`fib(${CPU_N}), 2 threads`, f.weftCpuTwoWorkersPerSecond, f.piscinaCpuTwoThreadsPerSecond, 'piscina 5', undefined),
+    row(`fib(${CPU_N}), 2 threads`, f.weftCpuTwoWorkersPerSecond, cpuAnchor, `best pool: ${cpuPool}`, undefined),
   ];
 }
 
@@ -125,16 +155,26 @@ export async function runRuntimeBench(options: { time?: number } = {}): Promise<
   const one = await Runtime.inMemory({ workers: 1, operations });
   const piscinaTiny = piscinaPool(piscinaFile, 'increment');
   const piscinaCpu = piscinaPool(piscinaFile, 'cpuBound');
+  const tinypool = new Tinypool({ filename: piscinaFile, minThreads: THREADS, maxThreads: THREADS, idleTimeout: 60_000 });
+  const workerpoolPool = workerpool.pool(workerpoolModule(directory), { minWorkers: THREADS, maxWorkers: THREADS, workerType: 'thread' });
   const tiny = inputs(TINY_TASKS, (i) => i);
   const cpu = inputs(CPU_TASKS, () => CPU_N);
   try {
-    const bench = new Bench({ time, warmupTime: 300 });
+    // tinybench also runs at least 64 iterations by default: a minute for
+    // one 20 000-task pool row on a loaded machine.
+    const bench = new Bench({ time, warmupTime: 300, iterations: 10 });
     bench
       .add(`weft inMemory(${THREADS}) ${TINY_TASKS} tiny tasks`, async () => {
         await IndexedStream.from(tiny).map(Increment).run(two);
       })
       .add(`piscina(${THREADS}) ${TINY_TASKS} tiny tasks`, async () => {
         await Promise.all(tiny.map((n) => piscinaTiny.run(n)));
+      })
+      .add(`tinypool(${THREADS}) ${TINY_TASKS} tiny tasks`, async () => {
+        await Promise.all(tiny.map((n) => tinypool.run(n, { name: 'increment' })));
+      })
+      .add(`workerpool(${THREADS}) ${TINY_TASKS} tiny tasks`, async () => {
+        await Promise.all(tiny.map((n) => workerpoolPool.exec('increment', [n])));
       })
       .add(`weft inMemory(1) ${CPU_TASKS} x fib(${CPU_N})`, async () => {
         await IndexedStream.from(cpu).map(CpuBound).run(one);
@@ -144,6 +184,12 @@ export async function runRuntimeBench(options: { time?: number } = {}): Promise<
       })
       .add(`piscina(${THREADS}) ${CPU_TASKS} x fib(${CPU_N})`, async () => {
         await Promise.all(cpu.map((n) => piscinaCpu.run(n)));
+      })
+      .add(`tinypool(${THREADS}) ${CPU_TASKS} x fib(${CPU_N})`, async () => {
+        await Promise.all(cpu.map((n) => tinypool.run(n, { name: 'cpuBound' })));
+      })
+      .add(`workerpool(${THREADS}) ${CPU_TASKS} x fib(${CPU_N})`, async () => {
+        await Promise.all(cpu.map((n) => workerpoolPool.exec('cpuBound', [n])));
       });
     await bench.run();
     // Tasks per second from the mean time of one whole batch.
@@ -154,23 +200,31 @@ export async function runRuntimeBench(options: { time?: number } = {}): Promise<
     };
     const weftTinyPerSecond = perSecond(0, TINY_TASKS);
     const piscinaTinyPerSecond = perSecond(1, TINY_TASKS);
-    const weftCpuOneWorkerPerSecond = perSecond(2, CPU_TASKS);
-    const weftCpuTwoWorkersPerSecond = perSecond(3, CPU_TASKS);
-    const piscinaCpuTwoThreadsPerSecond = perSecond(4, CPU_TASKS);
+    const tinypoolTinyPerSecond = perSecond(2, TINY_TASKS);
+    const workerpoolTinyPerSecond = perSecond(3, TINY_TASKS);
+    const weftCpuOneWorkerPerSecond = perSecond(4, CPU_TASKS);
+    const weftCpuTwoWorkersPerSecond = perSecond(5, CPU_TASKS);
+    const piscinaCpuTwoThreadsPerSecond = perSecond(6, CPU_TASKS);
+    const tinypoolCpuTwoThreadsPerSecond = perSecond(7, CPU_TASKS);
+    const workerpoolCpuTwoThreadsPerSecond = perSecond(8, CPU_TASKS);
     const figures: RuntimeBenchFigures = {
       threads: THREADS,
       weftTinyPerSecond,
       piscinaTinyPerSecond,
-      tinyRatio: weftTinyPerSecond / piscinaTinyPerSecond,
+      tinypoolTinyPerSecond,
+      workerpoolTinyPerSecond,
+      tinyRatio: weftTinyPerSecond / Math.max(piscinaTinyPerSecond, tinypoolTinyPerSecond, workerpoolTinyPerSecond),
       weftCpuOneWorkerPerSecond,
       weftCpuTwoWorkersPerSecond,
       piscinaCpuTwoThreadsPerSecond,
+      tinypoolCpuTwoThreadsPerSecond,
+      workerpoolCpuTwoThreadsPerSecond,
       cpuScaling: weftCpuTwoWorkersPerSecond / weftCpuOneWorkerPerSecond,
       bareThreadScaling: await bareThreadScaling(),
     };
     return { ...figures, rows: rowsOf(figures) };
   } finally {
-    await Promise.all([two.close(), one.close(), piscinaTiny.destroy(), piscinaCpu.destroy()]);
+    await Promise.all([two.close(), one.close(), piscinaTiny.destroy(), piscinaCpu.destroy(), tinypool.destroy(), workerpoolPool.terminate()]);
     rmSync(directory, { recursive: true, force: true });
   }
 }
@@ -179,12 +233,16 @@ function print(figures: RuntimeBenchFigures): void {
   const rate = (n: number) => `${Math.round(n).toLocaleString('en-US')} tasks/s`;
   console.log(`tiny tasks, ${figures.threads} threads`);
   console.log(`  weft inMemory   ${rate(figures.weftTinyPerSecond)}`);
-  console.log(`  piscina 5       ${rate(figures.piscinaTinyPerSecond)}   (anchor)`);
-  console.log(`  ratio           ${figures.tinyRatio.toFixed(1)}x piscina   (target >= 10x)`);
+  console.log(`  piscina 5       ${rate(figures.piscinaTinyPerSecond)}`);
+  console.log(`  tinypool 2      ${rate(figures.tinypoolTinyPerSecond)}`);
+  console.log(`  workerpool 10   ${rate(figures.workerpoolTinyPerSecond)}`);
+  console.log(`  ratio           ${figures.tinyRatio.toFixed(1)}x the best pool   (target >= 10x)`);
   console.log(`CPU-bound fib(${CPU_N})`);
   console.log(`  weft 1 worker   ${rate(figures.weftCpuOneWorkerPerSecond)}   (anchor)`);
   console.log(`  weft 2 workers  ${rate(figures.weftCpuTwoWorkersPerSecond)}`);
   console.log(`  piscina 2       ${rate(figures.piscinaCpuTwoThreadsPerSecond)}`);
+  console.log(`  tinypool 2      ${rate(figures.tinypoolCpuTwoThreadsPerSecond)}`);
+  console.log(`  workerpool 2    ${rate(figures.workerpoolCpuTwoThreadsPerSecond)}`);
   console.log(`  scaling         ${figures.cpuScaling.toFixed(2)}x one worker   (target >= 1.8x)`);
   console.log(`  bare threads    ${figures.bareThreadScaling.toFixed(2)}x one thread   (machine ceiling)`);
 }
