@@ -1,5 +1,6 @@
 // AMQP backend benchmark, each figure beside its anchor, in one run, on one
-// broker (WEFT_AMQP_URL, default amqp://guest:guest@127.0.0.1:5672):
+// RabbitMQ node the bench starts and stops (its own name, ports and data
+// directory, as the tests' node: test/setup/rabbitmq-node.ts):
 // - tiny tasks per second through `Runtime.amqp` and one worker, against a
 //   bare amqplib round trip doing the same broker work: tasks batched into
 //   the same number of messages, a quorum task queue, persistent results to
@@ -7,21 +8,29 @@
 //   its reply is confirmed (target: weft's overhead under 20%, ratio >= 0.8);
 // - the same against bare amqplib with one message per task, the way a
 //   hand-rolled job queue does it;
+// - the same tasks on BullMQ 6 on Redis (bench/bullmq.ts: its own
+//   redis-server, one worker process) (target: weft >= 10x);
 // - the same tasks on `Runtime.inMemory` (2 threads), for scale.
 // Run alone with `npx tsx bench/amqp.ts`. This file is also the operations
 // module of the in-memory workers, so its top level only defines.
 
+import { mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { isMainThread } from 'node:worker_threads';
 import { connect, type ConfirmChannel } from 'amqplib';
 import { Packr } from 'msgpackr';
 import { Runtime, WorkerRuntime, defineOperation } from '../src/runtime/index.ts';
 import type { Row } from './report.ts';
+import { bullmqTinyTasks } from './bullmq.ts';
+import { rabbitmqScripts, startedNode, stopNode } from '../test/setup/rabbitmq-node.ts';
 
 const increment = (n: number): number => n + 1;
 const Increment = defineOperation('bench.amqp.Increment', increment);
 
-const URL_ = process.env.WEFT_AMQP_URL ?? 'amqp://guest:guest@127.0.0.1:5672';
+/** The bench's own node, set by runAmqpBench. */
+let URL_ = '';
 // Rounds of 100 000 tasks and the best of 5 for each side: rounds of 20 000
 // lasted under 100 ms and swung by 2x with the broker's mood.
 const TASKS = 100_000;
@@ -31,6 +40,8 @@ const BATCH = 256;
 const WINDOW = 4096;
 const PREFETCH = 4;
 const ROUNDS = 5;
+/** BullMQ does a few thousand tasks/s: rounds of 5 000. */
+const BULLMQ_TASKS = 5_000;
 
 export interface AmqpBenchFigures {
   tasks: number;
@@ -38,6 +49,8 @@ export interface AmqpBenchFigures {
   bareBatchedPerSecond: number;
   barePerMessagePerSecond: number;
   inMemoryPerSecond: number;
+  /** Or why BullMQ was not measured. */
+  bullmqPerSecond: number | string;
   rows: Row[];
   skipped?: string;
 }
@@ -155,18 +168,29 @@ function rowsOf(f: Omit<AmqpBenchFigures, 'rows'>): Row[] {
   return [
     row('tiny tasks, 1 worker', f.bareBatchedPerSecond, `bare amqplib, ${BATCH}/message`, 0.8),
     row('tiny tasks vs one message per task', f.barePerMessagePerSecond, 'bare amqplib, 1/message', undefined),
+    ...(typeof f.bullmqPerSecond === 'number'
+      ? [row('tiny tasks, 1 worker vs BullMQ', f.bullmqPerSecond, 'BullMQ 6 on Redis, 1 worker process', 10)]
+      : []),
     row('tiny tasks vs in-memory', f.inMemoryPerSecond, 'weft inMemory, 2 threads', undefined),
   ];
 }
 
 export async function runAmqpBench(): Promise<AmqpBenchFigures> {
-  try {
-    await (await connect(URL_, { timeout: 3000 })).close();
-  } catch (error) {
-    const skipped = `no AMQP broker at ${URL_} (${(error as Error).message}); start one with .ci/rabbitmq.sh`;
+  if (rabbitmqScripts() === undefined) {
+    const skipped = 'rabbitmq-server is not installed (Debian/Ubuntu: sudo apt-get install rabbitmq-server)';
     console.log(`bench/amqp.ts: skipped: ${skipped}`);
-    return { tasks: 0, weftPerSecond: 0, bareBatchedPerSecond: 0, barePerMessagePerSecond: 0, inMemoryPerSecond: 0, rows: [], skipped };
+    return { tasks: 0, weftPerSecond: 0, bareBatchedPerSecond: 0, barePerMessagePerSecond: 0, inMemoryPerSecond: 0, bullmqPerSecond: skipped, rows: [], skipped };
   }
+  const dir = mkdtempSync(join(tmpdir(), 'weft-bench-rabbitmq-'));
+  try {
+    URL_ = (await startedNode(dir)).url;
+    return await measure();
+  } finally {
+    await stopNode(dir);
+  }
+}
+
+async function measure(): Promise<AmqpBenchFigures> {
   // Interleaved rounds, so that a slow moment of the broker hits both sides.
   let weftPerSecond = 0;
   let bareBatchedPerSecond = 0;
@@ -182,7 +206,9 @@ export async function runAmqpBench(): Promise<AmqpBenchFigures> {
   say(`bare amqplib, one message per task: ${barePerMessagePerSecond.toFixed(0)} tasks/s`);
   const inMemoryPerSecond = await best(() => inMemory(TASKS));
   say(`Runtime.inMemory, 2 threads: ${inMemoryPerSecond.toFixed(0)} tasks/s`);
-  const figures = { tasks: TASKS, weftPerSecond, bareBatchedPerSecond, barePerMessagePerSecond, inMemoryPerSecond };
+  const bullmqPerSecond = await bullmqTinyTasks(BULLMQ_TASKS, 3);
+  say(`BullMQ, 1 worker process: ${typeof bullmqPerSecond === 'number' ? `${bullmqPerSecond.toFixed(0)} tasks/s` : bullmqPerSecond}`);
+  const figures = { tasks: TASKS, weftPerSecond, bareBatchedPerSecond, barePerMessagePerSecond, inMemoryPerSecond, bullmqPerSecond };
   return { ...figures, rows: rowsOf(figures) };
 }
 

@@ -58,7 +58,7 @@ function median(xs: number[]): number {
 }
 
 /** Runs the 2-process weft program (with mutual TLS when `tls`) and returns the receiver's times. */
-async function weft(plan: ClusterPlan, tls = false): Promise<ClusterTimes> {
+export async function weft(plan: ClusterPlan, tls = false): Promise<ClusterTimes> {
   const dir = mkdtempSync(join(tmpdir(), 'weft-bench-'));
   try {
     const hosts = join(dir, 'hosts');

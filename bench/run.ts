@@ -18,6 +18,7 @@ const SUITES: Suite[] = [
   { file: 'runtime.ts', export: 'runRuntimeBench' },
   { file: 'cluster.ts', export: 'runClusterBench' },
   { file: 'amqp.ts', export: 'runAmqpBench' },
+  { file: 'peers.ts', export: 'runPeersBench' },
 ];
 
 /** A suite that has not settled by then is reported as failed and the rest still run. */
