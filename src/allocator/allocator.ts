@@ -30,6 +30,14 @@ export interface Wiring {
   /** Bytes of each ring; also how far ahead of recv() a channel is decoded. */
   ringBytes: number;
   limits: Limits;
+  /** In a cluster, threads per process: worker w runs in process floor(w / threads). */
+  threads?: number;
+}
+
+/** A peer process lost (Config.cluster with onPeerLoss 'continue'), and its workers. */
+export interface PeerLoss {
+  process: number;
+  workers: number[];
 }
 
 /** A ring and the doorbell of the thread at its other end. */
@@ -98,6 +106,12 @@ export class Allocator implements FrameSink {
   private readonly channels = new Map<number, Entry>();
   private readonly stray = new Map<number, Strays>();
   private readonly finished: Uint8Array;
+  /** Per worker: its process once that was lost, else -1. */
+  private readonly lostWorkers: Int32Array;
+  private readonly threads: number;
+  /** Losses applied so far, and those not yet returned by peerLosses(). */
+  private lostApplied = 0;
+  private readonly lossList: PeerLoss[] = [];
   private readonly dirty: Emitter[] = [];
   private readonly backlog: Backlog;
   private readonly sending: Sending;
@@ -129,6 +143,8 @@ export class Allocator implements FrameSink {
     this.maxBatch = wiring.limits.maxMessageBytes;
     this.aheadBytes = wiring.ringBytes;
     this.finished = new Uint8Array(this.peers);
+    this.lostWorkers = new Int32Array(this.peers).fill(-1);
+    this.threads = wiring.threads ?? this.peers;
     const cap = wiring.limits.maxBacklogBytes;
     const backlog: Backlog = {
       bytes: 0,
@@ -160,6 +176,7 @@ export class Allocator implements FrameSink {
       maxBatch: this.maxBatch,
       highWater: wiring.limits.highWaterBytes,
       finished: this.finished,
+      lost: this.lostWorkers,
       until: (ready) => this.until(ready),
     };
   }
@@ -223,7 +240,33 @@ export class Allocator implements FrameSink {
     this.live('receive()');
     this.checkAbort();
     this.localWake = false;
+    // Read before draining: the router puts a lost process's last whole
+    // frames in the rings before it records the loss, so they are taken
+    // first and its channels close after them.
+    const lost = this.control.lostCount;
     for (const inbox of this.inboxes) inbox.drain(this);
+    if (lost !== this.lostApplied) this.applyLosses(lost);
+  }
+
+  private applyLosses(to: number): void {
+    for (const process of this.control.lost(this.lostApplied, to)) {
+      const workers = Array.from({ length: this.threads }, (_, k) => process * this.threads + k);
+      for (const w of workers) {
+        this.lostWorkers[w] = process;
+        this.finish(w);
+      }
+      this.lossList.push({ process, workers });
+    }
+    this.lostApplied = to;
+  }
+
+  /**
+   * Peer processes lost since the last call (Config.cluster with onPeerLoss
+   * 'continue'; learnt in receive()). Their workers' channels are closed
+   * towards this worker, and a send to them throws a PeerError.
+   */
+  peerLosses(): PeerLoss[] {
+    return this.lossList.splice(0);
   }
 
   /** Throws once the worker's function has returned. */
@@ -347,7 +390,7 @@ export class Allocator implements FrameSink {
   }
 
   private ready(parking: boolean): boolean {
-    if (this.localWake || this.control.aborted) return true;
+    if (this.localWake || this.control.aborted || this.control.lostCount !== this.lostApplied) return true;
     for (const inbox of this.inboxes) if (!inbox.stalled && inbox.reader.poll()) return true;
     // A worker with overflow also wakes when its consumer frees space, so
     // the overflow drains even while nothing arrives for it.

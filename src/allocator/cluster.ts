@@ -24,6 +24,8 @@ export async function launchCluster<R>(config: Extract<Config, { kind: 'cluster'
   });
   const fabric = buildClusterFabric(threads, processes, c.process, options.ringBytes, options);
   const routerBell = new Doorbell(fabric.routerBell);
+  const control = new Control(fabric.control);
+  const bells = fabric.bells.map((b) => new Doorbell(b));
   let guards!: WorkerGuards<R>;
   const router = new Router({
     process: c.process, processes, threads, addresses: c.addresses, links: mesh.links, bell: routerBell,
@@ -32,13 +34,17 @@ export async function launchCluster<R>(config: Extract<Config, { kind: 'cluster'
     limits: { peers: threads * processes, maxFrame: maxPayload(options.ringBytes), maxBatch: options.maxMessageBytes },
     heartbeatTimeoutMs: c.heartbeatTimeoutMs,
     onFailure: (e) => guards.failExternal(e),
+    onLoss: c.onPeerLoss === 'continue' ? (e) => {
+      console.error(`weft: process ${c.process}: ${e.message}; the others continue`);
+      control.lose(e.process, bells);
+    } : undefined,
   });
   const close = (): void => mesh.close();
   const workers = fabric.wirings.map((w) => startThread(task, w));
   guards = new WorkerGuards<R>(
     workers,
-    new Control(fabric.control),
-    fabric.bells.map((b) => new Doorbell(b)),
+    control,
+    bells,
     {
       exited: (k) => router.workerExited(k),
       finish: () => router.finish().finally(close),

@@ -39,6 +39,16 @@ export interface ClusterOptions extends Options {
   /** Silence after which a peer is declared dead, in ms. Default 3 000. */
   heartbeatTimeoutMs?: number;
   /**
+   * What the loss of a peer process (it dies, goes silent past
+   * heartbeatTimeoutMs, or closes its connections without a goodbye) does.
+   * 'abort' (the default, fail-stop): every worker stops with an
+   * AbortedError and join() rejects with a PeerError. 'continue': the
+   * survivors run on; each worker learns of it from `allocator.peerLosses()`,
+   * its channels from the lost workers close, and a send to them throws a
+   * PeerError (docs/semantics.md, "Peer loss").
+   */
+  onPeerLoss?: 'abort' | 'continue';
+  /**
    * Mutual TLS between the processes (PEM key, certificate, CA); defaults
    * to the files `weft keys` wrote in the folder WEFT_TLS_DIR names.
    */
@@ -83,6 +93,12 @@ function threadCount(what: string, value: unknown): number {
   const n = count(what, value);
   if (n > MAX_THREADS) throw new ConfigError(`${what} is at most ${MAX_THREADS} per process (rings grow as threads^2), got ${n}; use more processes (Config.cluster)`);
   return n;
+}
+
+function peerLossOf(value: unknown): 'abort' | 'continue' {
+  if (value === undefined) return 'abort';
+  if (value !== 'abort' && value !== 'continue') throw new ConfigError(`onPeerLoss must be 'abort' or 'continue', got ${JSON.stringify(value)}`);
+  return value;
 }
 
 function bytes(what: string, value: unknown, min: number, max: number): number {
@@ -149,6 +165,7 @@ export const Config = {
         secret: secretOf(o.secret),
         connectTimeoutMs: o.connectTimeoutMs ?? 30_000,
         heartbeatTimeoutMs: o.heartbeatTimeoutMs ?? 3_000,
+        onPeerLoss: peerLossOf(o.onPeerLoss),
         tls: o.tls !== undefined ? checkTls(o.tls, o.process) : process.env.WEFT_TLS_DIR ? checkTls(tlsFromDir(process.env.WEFT_TLS_DIR, o.process), o.process) : undefined,
       },
     });

@@ -14,6 +14,7 @@ import type { ChannelPull } from './pull.ts';
 import type { Outbox } from '../transport/outbox.ts';
 import { Kind } from '../transport/frame.ts';
 import { ChannelError } from '../errors.ts';
+import { PeerError } from '../transport/router.ts';
 
 export interface Push<T> {
   readonly channel: number;
@@ -56,6 +57,8 @@ export interface Sending {
   readonly highWater: number;
   /** Per worker: 1 once it has returned; what is still sent to it is dropped. */
   readonly finished: Uint8Array;
+  /** Per worker: its process once that was lost (onPeerLoss 'continue'), else -1; a send to it throws. */
+  readonly lost: Int32Array;
   /** Resolves once `ready` holds, moving overflow and receiving meanwhile. */
   until(ready: () => boolean): Promise<void>;
 }
@@ -138,6 +141,10 @@ export class RemotePush<T> extends Pusher<T> {
   }
 
   send(message: T): boolean {
+    const process = this.s.lost[this.target]!;
+    if (process >= 0) {
+      throw new PeerError(process, `send to worker ${this.target} on channel ${this.channel}: its process ${process} was lost (it died, went silent or closed its connections without a goodbye)`);
+    }
     if (this.shut !== undefined) this.refuse();
     const b = this.batcher;
     const full = this.add(b, message);

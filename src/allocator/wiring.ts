@@ -3,6 +3,7 @@
 
 import { createRingBuffer } from '../transport/ring.ts';
 import { DOORBELL_BYTES } from '../transport/doorbell.ts';
+import { Control } from '../transport/control.ts';
 import type { RingEnd, Wiring } from './allocator.ts';
 import type { Options } from './config.ts';
 
@@ -26,7 +27,7 @@ export function buildFabric(
   links: (from: number, to: number) => boolean = () => true,
 ): Fabric {
   const limits: Limits = { maxMessageBytes: given.maxMessageBytes, highWaterBytes: given.highWaterBytes, maxBacklogBytes: given.maxBacklogBytes };
-  const control = new SharedArrayBuffer(64);
+  const control = Control.create().buffer;
   const bells = Array.from({ length: peers }, () => new SharedArrayBuffer(DOORBELL_BYTES));
   const wirings: Wiring[] = bells.map((bell, index) => ({
     index, peers, control, bell, bells, routes: new Array<number>(peers).fill(-1), out: [], in: [], ringBytes, limits,
@@ -71,6 +72,7 @@ export function buildClusterFabric(threads: number, processes: number, process: 
   const peers = threads * processes;
   const base = process * threads;
   const local = buildFabric(threads, ringBytes, limits);
+  const control = Control.create(processes).buffer;
   const routerBell = new SharedArrayBuffer(DOORBELL_BYTES);
   const bells = [...local.bells, routerBell];
   const fromWorkers: SharedArrayBuffer[] = [];
@@ -85,7 +87,7 @@ export function buildClusterFabric(threads: number, processes: number, process: 
     const out = [...w.out, { ring: up, bell: routerBell }];
     for (let t = 0; t < peers; t++) if (Math.floor(t / threads) !== process) routes[t] = out.length - 1;
     const inn = [...w.in.map((e) => ({ ...e, peer: base + e.peer! })), { ring: down, bell: routerBell }];
-    return { ...w, index: base + k, peers, bells, routes, out, in: inn };
+    return { ...w, index: base + k, peers, control, bells, routes, out, in: inn, threads };
   });
-  return { control: local.control, bells, wirings, routerBell, fromWorkers, toWorkers };
+  return { control, bells, wirings, routerBell, fromWorkers, toWorkers };
 }

@@ -8,14 +8,18 @@
 // - The orchestrator is no peer of the allocator (its peers are worker
 //   threads), so it reaches the gateway over a BroadcastChannel: one message
 //   per task batch and per result batch, never per task.
-// - Unlike the thread backend this one is fail-stop, like the allocator under
-//   it: a worker or a process that dies aborts the whole cluster, and every
-//   running directive rejects with `RuntimeClosedError` carrying the cause.
+// - The allocator under it runs with onPeerLoss 'continue': a serving
+//   process that dies, freezes or leaves is reported to the gateway, which
+//   re-dispatches the tasks its workers held to the survivors. Process 0
+//   holds the orchestrator and the gateway: when it is lost, every serving
+//   worker fails with a PeerError, and so does every other process. A worker
+//   that throws (not a lost process) still aborts the whole cluster, and
+//   every running directive rejects with `RuntimeClosedError` and the cause.
 
 import { BroadcastChannel } from 'node:worker_threads';
 import { fileURLToPath } from 'node:url';
 import { ConfigError } from '../errors.ts';
-import type { Config, WorkerGuards } from '../allocator/index.ts';
+import { Config, type WorkerGuards } from '../allocator/index.ts';
 import { initializeModule } from '../allocator/initialize.ts';
 import { peersOf } from '../allocator/config.ts';
 import { LeaseTable, type Backend, type Lease, type LeaseHandlers } from './backend.ts';
@@ -36,6 +40,8 @@ export class ClusterBackend implements Backend {
   private readonly leases = new LeaseTable();
   private pending: Task[] = [];
   private closed = false;
+  /** Serving processes lost, and the tasks they held that ran again elsewhere. */
+  readonly losses = { processes: [] as number[], redispatched: 0 };
   private readonly ready: Promise<void>;
   private onReady!: { resolve: () => void; reject: (error: Error) => void };
 
@@ -49,7 +55,11 @@ export class ClusterBackend implements Backend {
     gateway.onmessage = (event) => {
       const message = (event as { data: FromGateway }).data;
       if ('results' in message) this.leases.route(message.results);
-      else this.onReady.resolve();
+      else if ('lost' in message) {
+        this.losses.processes.push(message.lost);
+        this.losses.redispatched += message.redispatched;
+        console.error(`weft: Runtime.cluster lost process ${message.lost}; the ${message.redispatched} task(s) it held run on the others`);
+      } else this.onReady.resolve();
     };
     // Once the workers have ended, for whatever reason, the gateway has no
     // one to talk to: closing it lets the process exit (an open
@@ -76,7 +86,7 @@ export class ClusterBackend implements Backend {
     process.env[CLUSTER_SETTINGS_ENV] = JSON.stringify(settings);
     let guards: WorkerGuards<void>;
     try {
-      guards = await initializeModule<void>(config, { module: workerModule(), export: 'serveCluster' }, settings.operations);
+      guards = await initializeModule<void>(surviving(config), { module: workerModule(), export: 'serveCluster' }, settings.operations);
     } catch (error) {
       gateway?.close();
       throw error;
@@ -138,4 +148,10 @@ export class ClusterBackend implements Backend {
     this.pending = [];
     this.leases.failAll(error);
   }
+}
+
+/** The cluster config with onPeerLoss 'continue': the gateway re-dispatches what a lost process held. */
+function surviving(config: Config): Config {
+  if (config.kind !== 'cluster') return config;
+  return Config.cluster({ ...config.options, ...config.cluster, onPeerLoss: 'continue' });
 }

@@ -19,4 +19,8 @@ export interface ClusterSettings {
 }
 
 export type ToGateway = { readonly tasks: readonly Task[] } | { readonly drop: string } | { readonly stop: 1 };
-export type FromGateway = { readonly ready: number } | { readonly results: readonly TaskResult[] };
+export type FromGateway =
+  | { readonly ready: number }
+  | { readonly results: readonly TaskResult[] }
+  /** A serving process was lost; the tasks its workers held went back to the queue. */
+  | { readonly lost: number; readonly redispatched: number };

@@ -2,6 +2,11 @@
 // relays task batches from the orchestrator (its process's main thread, which
 // is no peer of the cluster allocator) to the other workers, scheduled by a
 // Dispatcher, and relays their results back.
+//
+// The cluster runs with onPeerLoss 'continue': when a serving process is
+// lost, the tasks its workers held go back to the front of the queue for the
+// survivors. A result counts once: the Dispatcher only accepts a result from
+// the worker that holds the task, and a lost worker holds none.
 
 import { BroadcastChannel } from 'node:worker_threads';
 import type { Allocator, Pull } from '../allocator/index.ts';
@@ -35,7 +40,13 @@ export async function runGateway(allocator: Allocator, channel: string): Promise
     else if ('drop' in message) dispatcher.drop(message.drop);
     else stopping = true;
   };
-  let unready = allocator.peers - 1;
+  // Serving workers not ready yet, and those lost.
+  const unready = new Set(Array.from({ length: allocator.peers - 1 }, (_, k) => k + 1));
+  const lost = new Set<number>();
+  const markReady = (worker: number) => {
+    if (!unready.delete(worker) || unready.size > 0) return;
+    tell({ ready: allocator.peers - 1 - lost.size });
+  };
   let yieldedAt = performance.now();
   try {
     while (!stopping) {
@@ -50,13 +61,28 @@ export async function runGateway(allocator: Allocator, channel: string): Promise
           else if ('parked' in message) dispatcher.setParked(worker, message.parked);
           else if ('ready' in message) {
             dispatcher.setReady(worker, true);
-            if (--unready === 0) tell({ ready: allocator.peers - 1 });
+            markReady(worker);
           }
           // pong and dying are the thread backend's; a cluster is fail-stop
         }
         if (batch.length > 0) settled.push(...dispatcher.settle(worker, batch));
       }
       if (settled.length > 0) tell({ results: settled });
+      for (const loss of allocator.peerLosses()) {
+        for (const worker of loss.workers) {
+          lost.add(worker);
+          dispatcher.setReady(worker, false);
+        }
+        let redispatched = 0;
+        for (const worker of loss.workers) {
+          const back = dispatcher.takeFrom(worker);
+          redispatched += back.length;
+          dispatcher.requeue(back);
+          markReady(worker);
+        }
+        any = true;
+        tell({ lost: loss.process, redispatched });
+      }
       if (!any) {
         await allocator.awaitEventsAsync(PARK_MS);
         yieldedAt = performance.now();
@@ -65,7 +91,7 @@ export async function runGateway(allocator: Allocator, channel: string): Promise
         yieldedAt = performance.now();
       }
     }
-    for (let worker = 1; worker < allocator.peers; worker++) tasks[worker]!.send({ stop: 1 });
+    for (let worker = 1; worker < allocator.peers; worker++) if (!lost.has(worker)) tasks[worker]!.send({ stop: 1 });
     allocator.release();
   } finally {
     orchestrator.close();

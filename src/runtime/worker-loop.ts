@@ -8,6 +8,7 @@ import { packResult, sizeOf } from './outputs.ts';
 import type { Task, TaskResult } from './task.ts';
 import { RESULT_CHANNEL_BASE, TASK_CHANNEL, type HostMessage, type TaskId, type WorkerMessage } from './wire.ts';
 import { WorkerRuntime } from './worker-runtime.ts';
+import { PeerError } from '../transport/router.ts';
 
 // Results of cheap tasks leave in batches at the end of a run of tasks; once
 // a run has taken this long, each result is flushed as it is made, so the
@@ -47,6 +48,12 @@ export async function serveTasks(allocator: Allocator, coordinator: number, modu
     let runtime = modules === undefined ? undefined : await load(modules);
     for (;;) {
       allocator.receive();
+      // Only a cluster loses peers; losing the coordinator's process leaves nobody to serve.
+      for (const loss of allocator.peerLosses()) {
+        if (loss.workers.includes(coordinator)) {
+          throw new PeerError(loss.process, `process ${loss.process}, the orchestrator's, was lost: the directive cannot go on without it`);
+        }
+      }
       let message = tasks.recv();
       if (message === undefined) {
         await allocator.awaitEventsAsync();

@@ -1,13 +1,17 @@
-// Shared state of one run of workers: whether it was aborted and by whom.
-// Fail-stop needs one flag every thread can read without a message: a worker
-// spinning on its rings notices an abort on its next check, without having
-// to return to its event loop.
+// Shared state of one run of workers: whether it was aborted and by whom,
+// and (in a cluster that continues past peer loss) which peer processes
+// were lost, in the order they were. Fail-stop needs one flag every thread
+// can read without a message: a worker spinning on its rings notices an
+// abort, or a loss, on its next check, without returning to its event loop.
 
 import { Doorbell } from './doorbell.ts';
 
 const STATE = 0;
 const FAILED = 1;
 const CLAIM = 2;
+/** How many processes were lost; their indices follow from LOST_LIST on. */
+const LOST_COUNT = 3;
+const LOST_LIST = 16;
 const RUNNING = 0;
 const ABORTED = 1;
 
@@ -18,8 +22,30 @@ export class Control {
     this.cells = new Int32Array(buffer);
   }
 
-  static create(): Control {
-    return new Control(new SharedArrayBuffer(64));
+  /** Room for `processes` losses (a cluster's peers) past the fixed cells. */
+  static create(processes = 0): Control {
+    return new Control(new SharedArrayBuffer(4 * (LOST_LIST + processes)));
+  }
+
+  /** Processes lost so far. */
+  get lostCount(): number {
+    return Atomics.load(this.cells, LOST_COUNT);
+  }
+
+  /** The processes lost, from the `from`-th loss to the `to`-th. */
+  lost(from: number, to: number): number[] {
+    const out: number[] = [];
+    for (let k = from; k < to; k++) out.push(Atomics.load(this.cells, LOST_LIST + k));
+    return out;
+  }
+
+  /** Records that peer `process` was lost (one writer: the router) and wakes every doorbell. */
+  lose(process: number, bells: Iterable<Doorbell>): void {
+    const n = Atomics.load(this.cells, LOST_COUNT);
+    // The index is written before the count grows, so whoever reads the count reads it.
+    Atomics.store(this.cells, LOST_LIST + n, process);
+    Atomics.store(this.cells, LOST_COUNT, n + 1);
+    for (const bell of bells) bell.force();
   }
 
   get aborted(): boolean {

@@ -47,6 +47,12 @@ export interface RouterOptions {
   limits: DecoderLimits;
   heartbeatTimeoutMs: number;
   onFailure: (error: PeerError) => void;
+  /**
+   * Given (onPeerLoss 'continue'), a lost peer is reported here instead of
+   * failing the run: its connection is dropped, with whatever of its
+   * frames is still partial or queued, and frames for it are dropped.
+   */
+  onLoss?: (error: PeerError) => void;
 }
 
 interface Peer {
@@ -56,6 +62,8 @@ interface Peer {
   lastHeard: number;
   lastSent: number;
   goodbye: boolean;
+  /** Lost, and dropped (onLoss): nothing more is read from or written to it. */
+  gone: boolean;
   blocked: boolean;
 }
 
@@ -98,7 +106,7 @@ export class Router {
 
   private attach(index: number, socket: Socket, rest: Buffer, early: Error | undefined): Peer {
     const peer: Peer = {
-      index, socket, lastHeard: Date.now(), lastSent: Date.now(), goodbye: false, blocked: false,
+      index, socket, lastHeard: Date.now(), lastSent: Date.now(), goodbye: false, gone: false, blocked: false,
       decoder: new FrameDecoder(this.o.limits, (h, p) => this.inbound(peer, h, p)),
     };
     const where = `process ${index} (${this.o.addresses[index]})`;
@@ -107,7 +115,7 @@ export class Router {
       try {
         peer.decoder.push(chunk);
       } catch (e) {
-        this.fail(new PeerError(index, `${where} broke the protocol: ${(e as Error).message}`, { cause: e }));
+        this.peerFailed(peer, new PeerError(index, `${where} broke the protocol: ${(e as Error).message}`, { cause: e }));
         return;
       }
       this.publishInbound();
@@ -130,7 +138,28 @@ export class Router {
 
   private lost(peer: Peer, why: string): void {
     if (peer.goodbye || this.stopped) return;
-    this.fail(new PeerError(peer.index, why));
+    this.peerFailed(peer, new PeerError(peer.index, why));
+  }
+
+  private peerFailed(peer: Peer, error: PeerError): void {
+    if (this.o.onLoss === undefined) return this.fail(error);
+    if (peer.gone || this.stopped) return;
+    peer.gone = true;
+    peer.goodbye = true;
+    peer.blocked = false;
+    peer.socket.destroy();
+    // Its whole frames already in the rings are published before the loss
+    // is recorded (workers read them first); those still queued are dropped.
+    const { threads } = this.o;
+    this.waiting.forEach((queue, local) => {
+      const kept = queue.filter((w) => Math.floor(w.header.source / threads) !== peer.index);
+      for (const w of queue) if (!kept.includes(w)) this.waitingBytes -= w.payload.length;
+      this.stats.dropped += queue.length - kept.length;
+      this.waiting[local] = kept;
+    });
+    this.publishInbound();
+    this.o.onLoss(error);
+    this.checkFinished();
   }
 
   /** A frame from a peer: forward it to the worker it names. */
@@ -144,8 +173,8 @@ export class Router {
         this.checkFinished();
         return;
       case Kind.ABORT:
-        peer.goodbye = true;
-        this.fail(new PeerError(peer.index, `process ${peer.index} (${this.o.addresses[peer.index]}) failed: ${Buffer.from(payload).toString('utf8')}`));
+        if (this.o.onLoss === undefined) peer.goodbye = true;
+        this.peerFailed(peer, new PeerError(peer.index, `process ${peer.index} (${this.o.addresses[peer.index]}) failed: ${Buffer.from(payload).toString('utf8')}`));
         return;
     }
     if (Math.floor(h.source / threads) !== peer.index) {
@@ -241,6 +270,14 @@ export class Router {
           this.fail(new PeerError(-1, `a local worker wrote a frame for worker ${target}, which no connected process hosts`));
           return;
         }
+        if (peer.gone) {
+          // Lost: nobody reads it. The space goes back to the worker at once.
+          reader.advance(length);
+          flight.push({ end: reader.position, written: true });
+          this.giveBack(k);
+          this.stats.dropped++;
+          continue;
+        }
         if (peer.blocked) break;
         const frame = Buffer.from(reader.bytes.buffer, reader.bytes.byteOffset + at, HEADER_BYTES + length);
         reader.advance(length);
@@ -277,6 +314,7 @@ export class Router {
   }
 
   private send(peer: Peer, bytes: Uint8Array, written?: () => void): void {
+    if (peer.gone) return;
     peer.lastSent = Date.now();
     if (!peer.socket.write(bytes, written) && peer.socket.writableLength > HIGH_WATER) peer.blocked = true;
   }
@@ -319,8 +357,9 @@ export class Router {
     for (const peer of this.peers) {
       if (peer === undefined || peer.goodbye) continue;
       if (now - peer.lastHeard > this.o.heartbeatTimeoutMs) {
-        this.fail(new PeerError(peer.index, `process ${peer.index} (${this.o.addresses[peer.index]}) sent nothing for ${now - peer.lastHeard} ms: it is presumed dead`));
-        return;
+        this.peerFailed(peer, new PeerError(peer.index, `process ${peer.index} (${this.o.addresses[peer.index]}) sent nothing for ${now - peer.lastHeard} ms: it is presumed dead`));
+        if (this.stopped) return;
+        continue;
       }
       if (now - peer.lastSent >= this.o.heartbeatTimeoutMs / 3) this.control(peer, Kind.HEARTBEAT);
     }
