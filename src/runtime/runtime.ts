@@ -110,8 +110,9 @@ export class Runtime implements AsyncDisposable {
    * (`Config.fromArgs()` under `weft launch`). In process 0 it resolves to
    * the orchestrator; in the others it serves tasks until that runtime is
    * closed, then resolves to undefined. Worker 0 relays tasks, so the
-   * cluster needs at least 2 workers. Fail-stop: a lost worker or process
-   * fails every running directive.
+   * cluster needs at least 2 workers. A lost serving process is survived
+   * (its tasks run on the others); losing process 0, or a worker that
+   * throws, fails every running directive.
    */
   static async cluster(config: Config, options: ClusterRuntimeOptions = {}): Promise<Runtime | undefined> {
     if (reachedRuntime()) return new Promise<never>(() => {});
