@@ -14,6 +14,7 @@ import type { FromGateway, ToGateway } from './cluster-wire.ts';
 import { Dispatcher } from './dispatcher.ts';
 import type { TaskResult } from './task.ts';
 import { unpackResult } from './outputs.ts';
+import { PeerError } from '../transport/router.ts';
 import { isResult, RESULT_CHANNEL_BASE, TASK_CHANNEL, type HostMessage, type WorkerMessage } from './wire.ts';
 
 // Parked, the gateway still runs the orchestrator's messages (they arrive as
@@ -27,10 +28,18 @@ export async function runGateway(allocator: Allocator, channel: string): Promise
   const tasks = allocator.allocate<HostMessage>(TASK_CHANNEL)[0];
   const results: Pull<WorkerMessage>[] = [];
   for (let worker = 0; worker < allocator.peers; worker++) results.push(allocator.allocate<WorkerMessage>(RESULT_CHANNEL_BASE + worker)[1]);
-  const dispatcher = new Dispatcher(allocator.peers, (worker, batch) => {
-    for (const task of batch) tasks[worker]!.send(task);
-    tasks[worker]!.flush();
-  });
+  // A worker whose process was lost throws PeerError on send; that loss is
+  // learnt in receive() and may reach a send before the loop below handles
+  // it. What was sent then comes back when it does (takeFrom).
+  const send = (worker: number, messages: readonly HostMessage[]): void => {
+    try {
+      for (const message of messages) tasks[worker]!.send(message);
+      tasks[worker]!.flush();
+    } catch (error) {
+      if (!(error instanceof PeerError)) throw error;
+    }
+  };
+  const dispatcher = new Dispatcher(allocator.peers, send);
   const orchestrator = new BroadcastChannel(channel);
   const tell = (message: FromGateway) => orchestrator.postMessage(message);
   let stopping = false;
@@ -91,7 +100,7 @@ export async function runGateway(allocator: Allocator, channel: string): Promise
         yieldedAt = performance.now();
       }
     }
-    for (let worker = 1; worker < allocator.peers; worker++) if (!lost.has(worker)) tasks[worker]!.send({ stop: 1 });
+    for (let worker = 1; worker < allocator.peers; worker++) send(worker, [{ stop: 1 }]);
     allocator.release();
   } finally {
     orchestrator.close();

@@ -52,7 +52,7 @@ describe('Runtime.cluster after a process dies', () => {
       expect(code, detail(ps[i]!)).not.toBe(0);
       expect(code, detail(ps[i]!)).not.toBe(null);
       expect(at - victim.at, detail(ps[i]!)).toBeLessThan(5_000);
-      expect(detail(ps[i]!)).toMatch(/process 0, the orchestrator's, was lost/);
+      expect(detail(ps[i]!)).toMatch(/PeerError: .*process 0(, the orchestrator's,)? was lost/);
     }
   });
 });
