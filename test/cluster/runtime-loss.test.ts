@@ -1,7 +1,8 @@
 // Runtime.cluster survives losing a serving process: 3 processes x 2
 // threads, process 2 SIGKILLed in the middle of a map of 10^4 tasks (at a
 // point its operation picks, not after a sleep); the tasks it held run on
-// the survivors, the answer is right, and processes 0 and 1 exit 0. Losing
+// the survivors, the answer is right, and processes 0 and 1 exit 0; the
+// same when process 2 freezes (SIGSTOP) and only heartbeats can tell. Losing
 // process 0 (the orchestrator) fails the others with a clear error within 5 s.
 
 import { afterEach, describe, expect, it } from 'vitest';
@@ -19,10 +20,10 @@ afterEach(() => {
 
 const detail = (p: Running): string => `stdout:\n${p.stdout.join('\n')}\nstderr:\n${p.stderr.join('\n')}`;
 
-async function cluster(victim: number, mode: string): Promise<Running[]> {
+async function cluster(victim: number, mode: string, how = '1'): Promise<Running[]> {
   const hosts = hostfile(await freePorts(3));
   dirs.push(hosts.dir);
-  const ps = [0, 1, 2].map((i) => run(SCRIPT, ['-n', '3', '-p', String(i), '-w', '2', '-h', hosts.path, mode], i === victim ? { WEFT_TEST_VICTIM: '1' } : {}));
+  const ps = [0, 1, 2].map((i) => run(SCRIPT, ['-n', '3', '-p', String(i), '-w', '2', '-h', hosts.path, mode], i === victim ? { WEFT_TEST_VICTIM: how } : {}));
   started.push(...ps);
   return ps;
 }
@@ -41,6 +42,20 @@ describe('Runtime.cluster after a process dies', () => {
       expect(code, detail(ps[i]!)).toBe(0);
     }
     expect(ps[0]!.stdout).toContain('answer ok');
+  });
+
+  it('process 2 frozen (SIGSTOP) mid-map: found by heartbeat, its tasks run on the others, the answer is right, processes 0 and 1 exit 0', async () => {
+    const ps = await cluster(2, 'close', 'stop');
+    expect(await ps[2]!.errLine(/^victim stops$/), detail(ps[2]!)).toBeDefined();
+    for (const i of [0, 1]) {
+      const { code } = await ps[i]!.exited;
+      expect(code, detail(ps[i]!)).toBe(0);
+    }
+    expect(ps[0]!.stdout).toContain('answer ok');
+    expect(detail(ps[0]!)).toMatch(/process 2 \(127\.0\.0\.1:\d+\) sent nothing for \d+ ms: it is presumed dead; the others continue/);
+    expect(detail(ps[0]!)).toMatch(/lost process 2; the \d+ task\(s\) it held run on the others/);
+    // Still frozen: afterEach kills it.
+    expect(ps[2]!.child.exitCode).toBe(null);
   });
 
   it('process 0 killed mid-map: processes 1 and 2 exit non-zero within 5 s, naming the lost orchestrator', async () => {
