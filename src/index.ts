@@ -67,6 +67,7 @@ export {
   type Monoid,
   type RetryPolicy,
   type Backend,
+  type BackendStats,
   type Lease,
   type LeaseHandlers,
   type Progress,

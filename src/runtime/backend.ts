@@ -51,6 +51,16 @@ export interface Backend {
   dispatch(tasks: readonly Task[]): void;
   /** Stops the workers. Open leases get `failed`. */
   close(): Promise<void>;
+  /** What the backend has survived so far; a backend that loses nothing may omit it. */
+  stats?(): BackendStats;
+}
+
+/** What a backend has survived so far, for `Runtime.stats()`. */
+export interface BackendStats {
+  /** Worker processes lost while the runtime ran (`Runtime.cluster`: their indices). */
+  readonly lostProcesses: readonly number[];
+  /** Tasks that a lost process held and that were dispatched again to the others. */
+  readonly redispatched: number;
 }
 
 /**

@@ -22,7 +22,7 @@ import { ConfigError } from '../errors.ts';
 import { Config, type WorkerGuards } from '../allocator/index.ts';
 import { initializeModule } from '../allocator/initialize.ts';
 import { peersOf } from '../allocator/config.ts';
-import { LeaseTable, type Backend, type Lease, type LeaseHandlers } from './backend.ts';
+import { LeaseTable, type Backend, type BackendStats, type Lease, type LeaseHandlers } from './backend.ts';
 import { CLUSTER_SETTINGS_ENV, type ClusterSettings, type FromGateway, type ToGateway } from './cluster-wire.ts';
 import { RuntimeClosedError } from './errors.ts';
 import type { Task } from './task.ts';
@@ -40,8 +40,8 @@ export class ClusterBackend implements Backend {
   private readonly leases = new LeaseTable();
   private pending: Task[] = [];
   private closed = false;
-  /** Serving processes lost, and the tasks they held that ran again elsewhere. */
-  readonly losses = { processes: [] as number[], redispatched: 0 };
+  private readonly lostProcesses: number[] = [];
+  private redispatched = 0;
   private readonly ready: Promise<void>;
   private onReady!: { resolve: () => void; reject: (error: Error) => void };
 
@@ -56,8 +56,8 @@ export class ClusterBackend implements Backend {
       const message = (event as { data: FromGateway }).data;
       if ('results' in message) this.leases.route(message.results);
       else if ('lost' in message) {
-        this.losses.processes.push(message.lost);
-        this.losses.redispatched += message.redispatched;
+        this.lostProcesses.push(message.lost);
+        this.redispatched += message.redispatched;
         console.error(`weft: Runtime.cluster lost process ${message.lost}; the ${message.redispatched} task(s) it held run on the others`);
       } else this.onReady.resolve();
     };
@@ -105,6 +105,10 @@ export class ClusterBackend implements Backend {
       throw error;
     }
     return backend;
+  }
+
+  stats(): BackendStats {
+    return { lostProcesses: [...this.lostProcesses], redispatched: this.redispatched };
   }
 
   lease(handlers: LeaseHandlers): Lease {

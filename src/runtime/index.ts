@@ -6,7 +6,7 @@ export { defineOperation, defineMonoid, type Operation, type Monoid } from './re
 export { Retry, type RetryPolicy } from './retry.ts';
 export { WorkerRuntime } from './worker-runtime.ts';
 export { LoopbackBackend } from './loopback.ts';
-export { routeResults, LeaseTable, type Backend, type Lease, type LeaseHandlers } from './backend.ts';
+export { routeResults, LeaseTable, type Backend, type BackendStats, type Lease, type LeaseHandlers } from './backend.ts';
 export type { Progress } from './execution.ts';
 export type { Task, TaskResult, TaskFailure } from './task.ts';
 export {

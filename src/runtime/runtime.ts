@@ -7,7 +7,7 @@ import type { Config } from '../allocator/index.ts';
 import { testRunner } from '../allocator/initialize.ts';
 import { ModuleError } from '../errors.ts';
 import type { AmqpBackendOptions } from './amqp/backend.ts';
-import type { Backend } from './backend.ts';
+import type { Backend, BackendStats } from './backend.ts';
 import { IndexedStream, Literal, type RunOptions } from './directives.ts';
 import { execute, type Plan } from './execution.ts';
 import { LoopbackBackend } from './loopback.ts';
@@ -158,6 +158,11 @@ export class Runtime implements AsyncDisposable {
   /** One operation on each input; outputs in input order. */
   fanout<I, O>(operation: Operation<I, O>, inputs: Iterable<I> | AsyncIterable<I>, options?: RunOptions): Promise<O[]> {
     return IndexedStream.from(inputs).map(operation).run(this, options);
+  }
+
+  /** What the backend has survived so far: lost processes, tasks dispatched again. */
+  stats(): BackendStats {
+    return this.backend.stats?.() ?? { lostProcesses: [], redispatched: 0 };
   }
 
   /** Stops the workers; running directives reject with `RuntimeClosedError`. */

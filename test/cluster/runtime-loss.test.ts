@@ -20,6 +20,15 @@ afterEach(() => {
 
 const detail = (p: Running): string => `stdout:\n${p.stdout.join('\n')}\nstderr:\n${p.stderr.join('\n')}`;
 
+/** runtime.stats() after the map: process 2 lost, and at least the task it died in ran again. */
+function expectStats(p: Running): void {
+  const line = p.stdout.find((l) => l.startsWith('stats '));
+  expect(line, detail(p)).toBeDefined();
+  const stats = JSON.parse(line!.slice(6)) as { lostProcesses: number[]; redispatched: number };
+  expect(stats.lostProcesses).toEqual([2]);
+  expect(stats.redispatched).toBeGreaterThan(0);
+}
+
 async function cluster(victim: number, mode: string, how = '1'): Promise<Running[]> {
   const hosts = hostfile(await freePorts(3));
   dirs.push(hosts.dir);
@@ -42,6 +51,7 @@ describe('Runtime.cluster after a process dies', () => {
       expect(code, detail(ps[i]!)).toBe(0);
     }
     expect(ps[0]!.stdout).toContain('answer ok');
+    expectStats(ps[0]!);
   });
 
   it('process 2 frozen (SIGSTOP) mid-map: found by heartbeat, its tasks run on the others, the answer is right, processes 0 and 1 exit 0', async () => {
@@ -52,6 +62,7 @@ describe('Runtime.cluster after a process dies', () => {
       expect(code, detail(ps[i]!)).toBe(0);
     }
     expect(ps[0]!.stdout).toContain('answer ok');
+    expectStats(ps[0]!);
     expect(detail(ps[0]!)).toMatch(/process 2 \(127\.0\.0\.1:\d+\) sent nothing for \d+ ms: it is presumed dead; the others continue/);
     expect(detail(ps[0]!)).toMatch(/lost process 2; the \d+ task\(s\) it held run on the others/);
     // Still frozen: afterEach kills it.
