@@ -9,8 +9,8 @@
 
 import { execFile, spawn } from 'node:child_process';
 import { closeSync, existsSync, mkdirSync, openSync, readFileSync, realpathSync, rmSync, writeFileSync } from 'node:fs';
-import { createServer } from 'node:net';
 import { delimiter, dirname, join } from 'node:path';
+import { freePorts } from '../../src/cli/launch.ts';
 
 const NODE_NAME = 'weft-test@localhost';
 const START_TIMEOUT_MS = 180_000;
@@ -76,17 +76,6 @@ function nodeEnv(dir: string, state: Pick<NodeState, 'amqpPort' | 'epmdPort'> & 
     RABBITMQ_LOG_BASE: join(dir, 'log'),
     RABBITMQ_SERVER_ADDITIONAL_ERL_ARGS: '-kernel inet_dist_use_interface {127,0,0,1}',
   };
-}
-
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = createServer();
-    server.once('error', reject);
-    server.listen(0, '127.0.0.1', () => {
-      const { port } = server.address() as { port: number };
-      server.close(() => resolve(port));
-    });
-  });
 }
 
 function run(file: string, args: string[], env: NodeJS.ProcessEnv, timeout = 90_000): Promise<string> {
@@ -158,7 +147,7 @@ export async function startedNode(dir: string): Promise<RabbitmqNode> {
     // /tmp must not raise the disk alarm that blocks publishers.
     writeFileSync(join(dir, 'rabbitmq.conf'), 'loopback_users.guest = true\ndisk_free_limit.absolute = 1MB\n');
 
-    const [amqpPort, distPort, epmdPort] = [await freePort(), await freePort(), await freePort()];
+    const [amqpPort, distPort, epmdPort] = (await freePorts(3)) as [number, number, number];
     const env = nodeEnv(dir, { amqpPort, distPort, epmdPort });
     const output = openSync(join(dir, 'log', 'server.out'), 'a');
     // Our own epmd on its own port, so nothing is left running after the run
