@@ -1,14 +1,14 @@
 // The runtime's public surface. `src/index.ts` re-exports this list.
 
 export { Runtime, type RuntimeOptions, type InMemoryOptions, type AmqpRuntimeOptions, type ClusterRuntimeOptions } from './runtime.ts';
-export { IndexedStream, Fold, Literal, type RunOptions } from './directives.ts';
-export { defineOperation, defineMonoid, type Operation, type Monoid } from './registry.ts';
-export { Retry, type RetryPolicy } from './retry.ts';
+export { IndexedStream, Fold, Literal, type RunOptions } from './core/directives.ts';
+export { defineOperation, defineMonoid, type Operation, type Monoid } from './core/registry.ts';
+export { Retry, type RetryPolicy } from './core/retry.ts';
 export { WorkerRuntime } from './worker-runtime.ts';
-export { LoopbackBackend } from './loopback.ts';
-export { routeResults, LeaseTable, type Backend, type BackendStats, type Lease, type LeaseHandlers } from './backend.ts';
-export type { Progress } from './execution.ts';
-export type { Task, TaskResult, TaskFailure } from './task.ts';
+export { LoopbackBackend } from './backends/local/loopback.ts';
+export { routeResults, LeaseTable, type Backend, type BackendStats, type Lease, type LeaseHandlers } from './core/backend.ts';
+export type { Progress } from './core/execution.ts';
+export type { Task, TaskResult, TaskFailure } from './core/task.ts';
 export {
   TransientError,
   ArgumentError,
@@ -22,10 +22,10 @@ export {
   OutputError,
   DuplicateDefinitionError,
   RuntimeClosedError,
-} from './errors.ts';
+} from './core/errors.ts';
 // Types only: amqplib loads when `Runtime.amqp` or `WorkerRuntime.amqp` is
 // called. Named from the files that declare them, whose declarations do not
 // reach amqplib's types (a user's strict tsc would need @types/amqplib).
-export type { AmqpWorker, AmqpWorkerOptions, AmqpWorkerStats } from './amqp/worker.ts';
-export type { AmqpBackendOptions, AmqpConnectOptions } from './amqp/backend.ts';
-export { BrokerUnavailableError, DeadLetterError } from './amqp/errors.ts';
+export type { AmqpWorker, AmqpWorkerOptions, AmqpWorkerStats } from './backends/amqp/worker.ts';
+export type { AmqpBackendOptions, AmqpConnectOptions } from './backends/amqp/backend.ts';
+export { BrokerUnavailableError, DeadLetterError } from './backends/amqp/errors.ts';

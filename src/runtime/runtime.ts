@@ -6,15 +6,15 @@ import { availableParallelism } from 'node:os';
 import type { Config } from '../allocator/index.ts';
 import { testRunner } from '../allocator/initialize.ts';
 import { ModuleError } from '../errors.ts';
-import type { AmqpBackendOptions } from './amqp/backend.ts';
-import type { Backend, BackendStats } from './backend.ts';
-import { IndexedStream, Literal, type RunOptions } from './directives.ts';
-import { execute, type Plan } from './execution.ts';
-import { LoopbackBackend } from './loopback.ts';
-import { checkDuration, checkPositiveInteger, checkRunOptions, checkSharedOptions } from './options.ts';
-import type { Operation } from './registry.ts';
-import { DEFAULT_RETRY, type RetryPolicy } from './retry.ts';
-import { reachedRuntime } from './worker-runtime.ts';
+import type { AmqpBackendOptions } from './backends/amqp/backend.ts';
+import type { Backend, BackendStats } from './core/backend.ts';
+import { IndexedStream, Literal, type RunOptions } from './core/directives.ts';
+import { execute, type Plan } from './core/execution.ts';
+import { LoopbackBackend } from './backends/local/loopback.ts';
+import { checkDuration, checkPositiveInteger, checkRunOptions, checkSharedOptions } from './core/options.ts';
+import type { Operation } from './core/registry.ts';
+import { DEFAULT_RETRY, type RetryPolicy } from './core/retry.ts';
+import { reachedRuntime } from './core/executor.ts';
 
 export interface RuntimeOptions {
   /** Retry policy for transient errors; default: 3 retries, exponential from 10 ms, capped at 1 s. */
@@ -94,7 +94,7 @@ export class Runtime implements AsyncDisposable {
     checkPositiveInteger('runtime option', 'maxMessageBytes', options.maxMessageBytes);
     // Loaded on demand: a program on `Runtime.local()` or on another backend
     // never pulls in the thread allocator.
-    const { ThreadBackend } = await import('./thread-backend.ts');
+    const { ThreadBackend } = await import('./backends/threads/thread-backend.ts');
     const backend = await ThreadBackend.start({
       workers: options.workers ?? availableParallelism(),
       modules: operationsModules(options.operations),
@@ -117,7 +117,7 @@ export class Runtime implements AsyncDisposable {
   static async cluster(config: Config, options: ClusterRuntimeOptions = {}): Promise<Runtime | undefined> {
     if (reachedRuntime()) return new Promise<never>(() => {});
     checkSharedOptions('runtime option', options);
-    const { ClusterBackend } = await import('./cluster-backend.ts');
+    const { ClusterBackend } = await import('./backends/cluster/cluster-backend.ts');
     const backend = await ClusterBackend.start(config, operationsModules(options.operations));
     return backend === undefined ? undefined : new Runtime(backend, options);
   }
@@ -130,7 +130,7 @@ export class Runtime implements AsyncDisposable {
   static async amqp(options: AmqpRuntimeOptions): Promise<Runtime> {
     if (reachedRuntime()) return new Promise<never>(() => {});
     checkSharedOptions('runtime option', options);
-    const { AmqpBackend } = await import('./amqp/backend.ts');
+    const { AmqpBackend } = await import('./backends/amqp/backend.ts');
     return new Runtime(await AmqpBackend.start(options), options);
   }
 

@@ -6,8 +6,8 @@
 import type { GetMessage } from 'amqplib';
 import { describe, expect, it } from 'vitest';
 import { OperationError, Runtime } from '../../src/runtime/index.ts';
-import { namesOf } from '../../src/runtime/amqp/index.ts';
-import { decodeTasks } from '../../src/runtime/amqp/wire.ts';
+import { namesOf } from '../../src/runtime/backends/amqp/index.ts';
+import { decodeTasks } from '../../src/runtime/backends/amqp/messages.ts';
 import { KillAt, Spin } from './fixtures/operations.ts';
 import { AMQP_URL, brokerAvailable, brokerSession, range, rawConnection, type WorkerProcess } from './helpers.ts';
 

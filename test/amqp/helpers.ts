@@ -15,7 +15,7 @@ import { fileURLToPath } from 'node:url';
 import { connect, type ChannelModel } from 'amqplib';
 import { afterAll, beforeAll, inject } from 'vitest';
 import { Runtime } from '../../src/runtime/index.ts';
-import { namesOf } from '../../src/runtime/amqp/index.ts';
+import { namesOf } from '../../src/runtime/backends/amqp/index.ts';
 import { lock, startedNode, type RabbitmqNode } from '../setup/rabbitmq-node.ts';
 
 export const ROOT = fileURLToPath(new URL('../../', import.meta.url));

@@ -5,7 +5,7 @@
 import type { GetMessage } from 'amqplib';
 import { describe, expect, it } from 'vitest';
 import { defineOperation, OperationError } from '../../src/runtime/index.ts';
-import { namesOf } from '../../src/runtime/amqp/index.ts';
+import { namesOf } from '../../src/runtime/backends/amqp/index.ts';
 import { Increment } from './fixtures/operations.ts';
 import { brokerAvailable, range, rawConnection, servingCluster } from './helpers.ts';
 

@@ -7,7 +7,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { AbortError, Runtime } from '../../src/runtime/index.ts';
-import { namesOf } from '../../src/runtime/amqp/index.ts';
+import { namesOf } from '../../src/runtime/backends/amqp/index.ts';
 import { Increment, Stuck } from './fixtures/operations.ts';
 import { AMQP_URL, brokerAvailable, brokerSession, range, rawConnection } from './helpers.ts';
 

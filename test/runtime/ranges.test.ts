@@ -3,7 +3,7 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { defineMonoid } from '../../src/runtime/index.ts';
-import { RangeFold } from '../../src/runtime/ranges.ts';
+import { RangeFold } from '../../src/runtime/core/ranges.ts';
 
 // Concatenation is associative but not commutative: any swap shows.
 const Concat = defineMonoid('test.ranges.Concat', { empty: () => '', combine: (a: string, b: string) => a + b });

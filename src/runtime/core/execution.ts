@@ -9,7 +9,7 @@ import { RangeFold } from './ranges.ts';
 import type { Monoid, Operation } from './registry.ts';
 import type { RetryPolicy } from './retry.ts';
 import { failed, fromFailure, type Task, type TaskResult } from './task.ts';
-import { refusal } from '../allocator/codec.ts';
+import { refusal } from '../../allocator/codec.ts';
 
 // An async source yields one item per await. Items that are ready within
 // one turn of the event loop leave as one batch, up to this many; a source

@@ -1,5 +1,5 @@
 // The worker's side of the AMQP backend: one competing consumer of the task
-// queue that runs each batch with a WorkerRuntime and publishes its results
+// queue that runs each batch with an Executor and publishes its results
 // to the queue named by the batch's `replyTo`. `weft worker --amqp` runs one.
 //
 // Design notes
@@ -41,12 +41,12 @@
 
 import { hostname } from 'node:os';
 import type { ConsumeMessage } from 'amqplib';
-import { WorkerRuntime } from '../worker-runtime.ts';
-import type { Task, TaskResult } from '../task.ts';
+import { Executor } from '../../core/executor.ts';
+import type { Task, TaskResult } from '../../core/task.ts';
 import type { AmqpConnectOptions } from './backend.ts';
 import { publishConfirmed, ReconnectingConnection, redact, type Session } from './connection.ts';
 import { BrokerUnavailableError } from './errors.ts';
-import { checkOutput } from '../outputs.ts';
+import { checkOutput } from '../../core/outputs.ts';
 import { assertShared, DEFAULT_DELIVERY_LIMIT, namesOf, type Names } from './topology.ts';
 import {
   CONTENT_TYPE,
@@ -70,7 +70,7 @@ import {
   TYPE_RELEASE,
   TYPE_RESULTS,
   TYPE_TASKS,
-} from './wire.ts';
+} from './messages.ts';
 
 export interface AmqpWorkerOptions extends AmqpConnectOptions {
   /** The module(s) whose `defineOperation` calls this worker serves, as URL or path. */
@@ -114,7 +114,7 @@ export class AmqpWorker {
   private closing = false;
 
   private constructor(
-    private readonly runtime: WorkerRuntime,
+    private readonly runtime: Executor,
     private readonly options: AmqpWorkerOptions,
   ) {
     this.names = namesOf(options.prefix);
@@ -133,7 +133,7 @@ export class AmqpWorker {
   static async start(options: AmqpWorkerOptions): Promise<AmqpWorker> {
     const operations = options.operations;
     const modules = Array.isArray(operations) ? operations : [operations as string | URL];
-    const runtime = await WorkerRuntime.load(modules);
+    const runtime = await Executor.load(modules);
     const worker = new AmqpWorker(runtime, options);
     worker.connection.start();
     const timeoutMs = options.connectTimeoutMs ?? DEFAULT_CONNECT_TIMEOUT_MS;

@@ -5,7 +5,7 @@ import type { Progress } from './execution.ts';
 import { checkSource } from './options.ts';
 import type { Monoid, Operation } from './registry.ts';
 import type { RetryPolicy } from './retry.ts';
-import type { Runtime } from './runtime.ts';
+import type { Runtime } from '../runtime.ts';
 
 export interface RunOptions {
   /** Aborting rejects this directive with `AbortError` and drops its queued tasks; others go on. */

@@ -5,13 +5,13 @@
 // same value model, copies, an OutputError for an output that cannot be
 // sent), so a test on it sees what the other backends would.
 
-import { codecs, type Codec } from '../allocator/index.ts';
-import { packResult, unpackResult } from './outputs.ts';
-import { LeaseTable, type Backend, type Lease, type LeaseHandlers } from './backend.ts';
-import { RuntimeClosedError } from './errors.ts';
-import type { Task, TaskResult } from './task.ts';
-import type { WorkerMessage } from './wire.ts';
-import { WorkerRuntime } from './worker-runtime.ts';
+import { codecs, type Codec } from '../../../allocator/index.ts';
+import { packResult, unpackResult } from '../../core/outputs.ts';
+import { LeaseTable, type Backend, type Lease, type LeaseHandlers } from '../../core/backend.ts';
+import { RuntimeClosedError } from '../../core/errors.ts';
+import type { Task, TaskResult } from '../../core/task.ts';
+import type { WorkerMessage } from '../../channel-protocol/messages.ts';
+import { Executor } from '../../core/executor.ts';
 
 const taskCodec = codecs.msgpack<Task>();
 const resultCodec = codecs.msgpack<WorkerMessage>();
@@ -27,7 +27,7 @@ const delivered = (result: TaskResult): TaskResult => unpackResult(across(result
 
 export class LoopbackBackend implements Backend {
   readonly parallelism = 1;
-  private readonly worker = new WorkerRuntime();
+  private readonly worker = new Executor();
   private readonly leases = new LeaseTable();
   private queue: Task[] = [];
   private scheduled = false;

@@ -20,9 +20,9 @@
 
 import { randomBytes } from 'node:crypto';
 import type { ConsumeMessage } from 'amqplib';
-import type { Backend, Lease, LeaseHandlers } from '../backend.ts';
-import { RuntimeClosedError, WorkerLostError } from '../errors.ts';
-import { failed, type Task } from '../task.ts';
+import type { Backend, Lease, LeaseHandlers } from '../../core/backend.ts';
+import { RuntimeClosedError, WorkerLostError } from '../../core/errors.ts';
+import { failed, type Task } from '../../core/task.ts';
 import { BrokerUnavailableError, DeadLetterError } from './errors.ts';
 import type { BackoffOptions } from './backoff.ts';
 import { publishConfirmed, ReconnectingConnection, redact, type Session } from './connection.ts';
@@ -45,7 +45,7 @@ import {
   REASON_UNKNOWN_OPERATION,
   TYPE_RELEASE,
   TYPE_TASKS,
-} from './wire.ts';
+} from './messages.ts';
 
 /** Options shared by orchestrators and workers; both sides must agree on `prefix` and `deliveryLimit`. */
 export interface AmqpConnectOptions {

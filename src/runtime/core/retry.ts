@@ -1,6 +1,6 @@
 // How often, and after how long, a task that failed transiently is tried again.
 
-import { WeftError } from '../errors.ts';
+import { WeftError } from '../../errors.ts';
 
 export interface RetryPolicy {
   /** Retries after the first attempt; 0 disables retrying. */

@@ -2,7 +2,7 @@
 // or the cluster backend's gateway) and the workers it feeds over allocator
 // channels. Shared by both ends so they cannot disagree.
 
-import type { Task, TaskResult } from './task.ts';
+import type { Task, TaskResult } from '../core/task.ts';
 
 /** Coordinator to every worker: the one stable task channel. */
 export const TASK_CHANNEL = 0;

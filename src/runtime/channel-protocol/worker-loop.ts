@@ -2,13 +2,13 @@
 // arrive from the coordinator and stream results back to it. The thread
 // backend's threads and the cluster backend's workers both run it.
 
-import type { Allocator, Push } from '../allocator/index.ts';
-import { DEFAULT_MAX_MESSAGE_BYTES } from '../allocator/config.ts';
-import { packResult, sizeOf } from './outputs.ts';
-import type { Task, TaskResult } from './task.ts';
-import { RESULT_CHANNEL_BASE, TASK_CHANNEL, type HostMessage, type TaskId, type WorkerMessage } from './wire.ts';
-import { WorkerRuntime } from './worker-runtime.ts';
-import { PeerError } from '../transport/router.ts';
+import type { Allocator, Push } from '../../allocator/index.ts';
+import { DEFAULT_MAX_MESSAGE_BYTES } from '../../allocator/config.ts';
+import { packResult, sizeOf } from '../core/outputs.ts';
+import type { Task, TaskResult } from '../core/task.ts';
+import { RESULT_CHANNEL_BASE, TASK_CHANNEL, type HostMessage, type TaskId, type WorkerMessage } from './messages.ts';
+import { Executor } from '../core/executor.ts';
+import { PeerError } from '../../transport/router.ts';
 
 // Results of cheap tasks leave in batches at the end of a run of tasks; once
 // a run has taken this long, each result is flushed as it is made, so the
@@ -28,7 +28,7 @@ export async function serveTasks(allocator: Allocator, coordinator: number, modu
   // A module that cannot be imported ends this worker with the error; the
   // coordinator reports it rather than starting another worker.
   const load = async (urls: readonly string[]) => {
-    const runtime = await WorkerRuntime.load(urls);
+    const runtime = await Executor.load(urls);
     out.send({ ready: 1 });
     out.flush();
     return runtime;

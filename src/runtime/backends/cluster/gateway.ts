@@ -9,13 +9,13 @@
 // the worker that holds the task, and a lost worker holds none.
 
 import { BroadcastChannel } from 'node:worker_threads';
-import type { Allocator, Pull } from '../allocator/index.ts';
-import type { FromGateway, ToGateway } from './cluster-wire.ts';
-import { Dispatcher } from './dispatcher.ts';
-import type { TaskResult } from './task.ts';
-import { unpackResult } from './outputs.ts';
-import { PeerError } from '../transport/router.ts';
-import { isResult, RESULT_CHANNEL_BASE, TASK_CHANNEL, type HostMessage, type WorkerMessage } from './wire.ts';
+import type { Allocator, Pull } from '../../../allocator/index.ts';
+import type { FromGateway, ToGateway } from './gateway-messages.ts';
+import { Dispatcher } from '../../channel-protocol/dispatcher.ts';
+import type { TaskResult } from '../../core/task.ts';
+import { unpackResult } from '../../core/outputs.ts';
+import { PeerError } from '../../../transport/router.ts';
+import { isResult, RESULT_CHANNEL_BASE, TASK_CHANNEL, type HostMessage, type WorkerMessage } from '../../channel-protocol/messages.ts';
 
 // Parked, the gateway still runs the orchestrator's messages (they arrive as
 // events); this bound only limits how long a stop waits to be noticed.

@@ -14,8 +14,8 @@
 // do not count against that queue: a worker may hold up to `concurrency` of
 // them on top of it, so I/O-bound operations overlap by the dozen.
 
-import { Fifo } from './fifo.ts';
-import type { Task, TaskIdentity, TaskResult } from './task.ts';
+import { Fifo } from '../core/fifo.ts';
+import type { Task, TaskIdentity, TaskResult } from '../core/task.ts';
 
 // Work queued on a worker beyond the task it is running, in milliseconds.
 const QUEUED_WORK_MS = 4;

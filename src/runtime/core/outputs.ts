@@ -7,11 +7,11 @@
 // they are and are decoded once, by the coordinator, so nothing is encoded
 // twice. Numbers, booleans, null and short strings travel as plain results.
 
-import { codecs } from '../allocator/index.ts';
-import { refusal } from '../allocator/codec.ts';
+import { codecs } from '../../allocator/index.ts';
+import { refusal } from '../../allocator/codec.ts';
 import { OutputError } from './errors.ts';
 import { failed, type TaskResult } from './task.ts';
-import type { PackedResult, WorkerMessage } from './wire.ts';
+import type { PackedResult, WorkerMessage } from '../channel-protocol/messages.ts';
 
 const codec = codecs.msgpack<unknown>();
 

@@ -18,15 +18,15 @@
 
 import { BroadcastChannel } from 'node:worker_threads';
 import { fileURLToPath } from 'node:url';
-import { ConfigError } from '../errors.ts';
-import { Config, type WorkerGuards } from '../allocator/index.ts';
-import { initializeModule } from '../allocator/initialize.ts';
-import { peersOf } from '../allocator/config.ts';
-import { LeaseTable, type Backend, type BackendStats, type Lease, type LeaseHandlers } from './backend.ts';
-import { CLUSTER_SETTINGS_ENV, type ClusterSettings, type FromGateway, type ToGateway } from './cluster-wire.ts';
-import { RuntimeClosedError } from './errors.ts';
-import type { Task } from './task.ts';
-import { moduleUrl } from './worker-runtime.ts';
+import { ConfigError } from '../../../errors.ts';
+import { Config, type WorkerGuards } from '../../../allocator/index.ts';
+import { initializeModule } from '../../../allocator/initialize.ts';
+import { peersOf } from '../../../allocator/config.ts';
+import { LeaseTable, type Backend, type BackendStats, type Lease, type LeaseHandlers } from '../../core/backend.ts';
+import { CLUSTER_SETTINGS_ENV, type ClusterSettings, type FromGateway, type ToGateway } from './gateway-messages.ts';
+import { RuntimeClosedError } from '../../core/errors.ts';
+import type { Task } from '../../core/task.ts';
+import { moduleUrl } from '../../core/executor.ts';
 
 let channels = 0;
 

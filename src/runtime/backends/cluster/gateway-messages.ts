@@ -2,7 +2,7 @@
 // gateway (global worker 0, a thread of process 0) say to each other over a
 // BroadcastChannel, and how every worker learns its settings.
 
-import type { Task, TaskResult } from './task.ts';
+import type { Task, TaskResult } from '../../core/task.ts';
 
 /**
  * Environment variable holding `ClusterSettings` as JSON. Worker threads

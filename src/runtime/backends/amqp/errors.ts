@@ -1,7 +1,7 @@
 // Failures particular to the AMQP backend, one class per failure.
 
-import { WeftError } from '../../errors.ts';
-import { RuntimeClosedError } from '../errors.ts';
+import { WeftError } from '../../../errors.ts';
+import { RuntimeClosedError } from '../../core/errors.ts';
 
 /**
  * The broker could not be reached (first connection) or did not come back

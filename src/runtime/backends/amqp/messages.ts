@@ -16,7 +16,7 @@
 // its own format, so an older orchestrator keeps working with newer workers.
 
 import { Packr } from 'msgpackr';
-import type { Task, TaskFailure, TaskResult } from '../task.ts';
+import type { Task, TaskFailure, TaskResult } from '../../core/task.ts';
 
 /** Bumped when the body layout changes; a worker dead-letters a format it does not know. */
 export const FORMAT = 2;

@@ -24,16 +24,16 @@
 //   unanswered task blamed, as before.
 
 import { fileURLToPath } from 'node:url';
-import { startHosted, type Hosted } from '../allocator/hosted.ts';
-import type { Pull, Push } from '../allocator/index.ts';
-import { DEFAULT_MAX_MESSAGE_BYTES } from '../allocator/config.ts';
-import { LeaseTable, type Backend, type Lease, type LeaseHandlers } from './backend.ts';
-import { Dispatcher } from './dispatcher.ts';
-import { RuntimeClosedError, WorkerLostError } from './errors.ts';
-import { unpackResult } from './outputs.ts';
-import { failed, type Task, type TaskIdentity, type TaskResult } from './task.ts';
-import { isResult, RESULT_CHANNEL_BASE, TASK_CHANNEL, type HostMessage, type TaskId, type WorkerMessage } from './wire.ts';
-import { moduleUrl } from './worker-runtime.ts';
+import { startHosted, type Hosted } from '../../../allocator/hosted.ts';
+import type { Pull, Push } from '../../../allocator/index.ts';
+import { DEFAULT_MAX_MESSAGE_BYTES } from '../../../allocator/config.ts';
+import { LeaseTable, type Backend, type Lease, type LeaseHandlers } from '../../core/backend.ts';
+import { Dispatcher } from '../../channel-protocol/dispatcher.ts';
+import { RuntimeClosedError, WorkerLostError } from '../../core/errors.ts';
+import { unpackResult } from '../../core/outputs.ts';
+import { failed, type Task, type TaskIdentity, type TaskResult } from '../../core/task.ts';
+import { isResult, RESULT_CHANNEL_BASE, TASK_CHANNEL, type HostMessage, type TaskId, type WorkerMessage } from '../../channel-protocol/messages.ts';
+import { moduleUrl } from '../../core/executor.ts';
 
 // A task in flight on this many workers that died is given up on: it is
 // likely the one killing them.

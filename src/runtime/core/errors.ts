@@ -1,7 +1,7 @@
 // Runtime failures, one class per failure, so a caller can branch on `name`
 // or `instanceof` instead of parsing messages.
 
-import { WeftError } from '../errors.ts';
+import { WeftError } from '../../errors.ts';
 
 /**
  * Thrown by an operation to say "try me again": the runtime retries the task
