@@ -1,10 +1,24 @@
 // The public face of the worker side: what a user calls to serve tasks in a
-// process of their own. Backends use the Executor underneath directly.
+// process of their own. Backends use core's Executor directly.
 
-import { Executor } from './core/executor.ts';
+import { Executor, loadOperations } from './core/executor.ts';
+import type { Task, TaskResult } from './core/task.ts';
 import type { AmqpWorker, AmqpWorkerOptions } from './backends/amqp/worker.ts';
 
-export class WorkerRuntime extends Executor {
+export class WorkerRuntime {
+  readonly #executor = new Executor();
+
+  /**
+   * Imports the modules that define operations (their `defineOperation` calls
+   * register them) and returns a runtime that serves them. A module that
+   * starts a runtime at top level, as a main script does, counts as loaded
+   * once it reaches that call.
+   */
+  static async load(modules: readonly (string | URL)[]): Promise<WorkerRuntime> {
+    await loadOperations(modules);
+    return new WorkerRuntime();
+  }
+
   /**
    * Serves tasks from an AMQP broker (RabbitMQ) until closed: imports
    * `options.operations`, connects with reconnection, and consumes the task
@@ -13,5 +27,14 @@ export class WorkerRuntime extends Executor {
   static async amqp(options: AmqpWorkerOptions): Promise<AmqpWorker> {
     const { AmqpWorker } = await import('./backends/amqp/worker.ts');
     return AmqpWorker.start(options);
+  }
+
+  /**
+   * Runs one task. Returns synchronously when the operation does. Never
+   * throws: failures, including an unknown operation name, become error
+   * results.
+   */
+  execute(task: Task): TaskResult | Promise<TaskResult> {
+    return this.#executor.execute(task);
   }
 }

@@ -30,9 +30,10 @@ describe('Runtime.cluster', () => {
   it('runs directives on 2 processes of 2 threads, process 0 orchestrating', async () => {
     const hostfile = join(mkdtempSync(join(tmpdir(), 'weft-runtime-cluster-')), 'hosts');
     writeFileSync(hostfile, (await freePorts(2)).map((port) => `127.0.0.1:${port}\n`).join(''));
-    const [orchestrator, server] = await Promise.all(
-      [0, 1].map((index) => run(['-w', '2', '-n', '2', '-p', String(index), '-h', hostfile])),
-    );
+    const [orchestrator, server] = await Promise.all([0, 1].map((index) => run(['-w', '2', '-n', '2', '-p', String(index), '-h', hostfile])) as [
+      ReturnType<typeof run>,
+      ReturnType<typeof run>,
+    ]);
     expect(orchestrator.code, orchestrator.stderr).toBe(0);
     expect(server.code, server.stderr).toBe(0);
     expect(JSON.parse(orchestrator.stdout.trim().split('\n').at(-1)!)).toEqual({ fibSum: 143, mappedInOrder: true, concatInOrder: true });

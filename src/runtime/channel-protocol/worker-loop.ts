@@ -7,7 +7,7 @@ import { DEFAULT_MAX_MESSAGE_BYTES } from '../../allocator/config.ts';
 import { packResult, sizeOf } from '../core/outputs.ts';
 import type { Task, TaskResult } from '../core/task.ts';
 import { RESULT_CHANNEL_BASE, TASK_CHANNEL, type HostMessage, type TaskId, type WorkerMessage } from './messages.ts';
-import { Executor } from '../core/executor.ts';
+import { Executor, loadOperations } from '../core/executor.ts';
 import { PeerError } from '../../transport/router.ts';
 
 // Results of cheap tasks leave in batches at the end of a run of tasks; once
@@ -28,7 +28,8 @@ export async function serveTasks(allocator: Allocator, coordinator: number, modu
   // A module that cannot be imported ends this worker with the error; the
   // coordinator reports it rather than starting another worker.
   const load = async (urls: readonly string[]) => {
-    const runtime = await Executor.load(urls);
+    await loadOperations(urls);
+    const runtime = new Executor();
     out.send({ ready: 1 });
     out.flush();
     return runtime;

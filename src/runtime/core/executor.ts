@@ -38,29 +38,28 @@ export function reachedRuntime(): boolean {
   return true;
 }
 
-export class Executor {
-  /**
-   * Imports the modules that define operations (their `defineOperation` calls
-   * register them) and returns a runtime that serves them. A module that
-   * starts a runtime at top level, as a main script does, counts as loaded
-   * once it reaches that call.
-   */
-  static async load<T extends Executor>(this: new () => T, modules: readonly (string | URL)[]): Promise<T> {
-    const global = globalThis as Record<symbol, unknown>;
-    for (const module of modules) {
-      const url = moduleUrl(module);
-      const reached = new Promise<void>((resolve) => (global[LOADING] = resolve));
-      try {
-        await Promise.race([import(url), reached]);
-      } catch (error) {
-        throw new ModuleError(`cannot import operations module ${url}: ${(error as Error)?.message ?? error}`, { cause: error });
-      } finally {
-        delete global[LOADING];
-      }
+/**
+ * Imports the modules that define operations (their `defineOperation` calls
+ * register them). A module that starts a runtime at top level, as a main
+ * script does, counts as loaded once it reaches that call.
+ */
+export async function loadOperations(modules: readonly (string | URL)[]): Promise<void> {
+  const global = globalThis as Record<symbol, unknown>;
+  for (const module of modules) {
+    const url = moduleUrl(module);
+    const reached = new Promise<void>((resolve) => (global[LOADING] = resolve));
+    try {
+      await Promise.race([import(url), reached]);
+    } catch (error) {
+      throw new ModuleError(`cannot import operations module ${url}: ${(error as Error)?.message ?? error}`, { cause: error });
+    } finally {
+      delete global[LOADING];
     }
-    return new this();
   }
+}
 
+/** Runs tasks of the operations this thread has loaded. */
+export class Executor {
   /**
    * Runs one task. Returns synchronously when the operation does, so a batch
    * of cheap tasks costs no promise per task. Never throws: failures, including

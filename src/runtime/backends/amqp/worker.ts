@@ -41,7 +41,7 @@
 
 import { hostname } from 'node:os';
 import type { ConsumeMessage } from 'amqplib';
-import { Executor } from '../../core/executor.ts';
+import { Executor, loadOperations } from '../../core/executor.ts';
 import type { Task, TaskResult } from '../../core/task.ts';
 import type { AmqpConnectOptions } from './backend.ts';
 import { publishConfirmed, ReconnectingConnection, redact, type Session } from './connection.ts';
@@ -133,7 +133,8 @@ export class AmqpWorker {
   static async start(options: AmqpWorkerOptions): Promise<AmqpWorker> {
     const operations = options.operations;
     const modules = Array.isArray(operations) ? operations : [operations as string | URL];
-    const runtime = await Executor.load(modules);
+    await loadOperations(modules);
+    const runtime = new Executor();
     const worker = new AmqpWorker(runtime, options);
     worker.connection.start();
     const timeoutMs = options.connectTimeoutMs ?? DEFAULT_CONNECT_TIMEOUT_MS;
