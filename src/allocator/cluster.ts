@@ -5,7 +5,7 @@
 
 import type { Config } from './config.ts';
 import { WorkerGuards } from './guards.ts';
-import { buildClusterFabric } from './wiring.ts';
+import { buildClusterFabric } from '../transport/wiring.ts';
 import { startThread, type Task } from './thread.ts';
 import { Control } from '../transport/control.ts';
 import { Doorbell } from '../transport/doorbell.ts';

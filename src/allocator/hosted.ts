@@ -12,9 +12,10 @@ import { EventEmitter } from 'node:events';
 import type { Worker } from 'node:worker_threads';
 import { pathToFileURL } from 'node:url';
 import { resolve } from 'node:path';
-import { Allocator, type Wiring } from './allocator.ts';
+import { WorkerAllocator, type Allocator } from './allocator.ts';
+import { Endpoint } from './endpoint.ts';
 import { DEFAULT_HIGH_WATER_BYTES, DEFAULT_MAX_BACKLOG_BYTES, DEFAULT_MAX_MESSAGE_BYTES, DEFAULT_RING_BYTES } from './config.ts';
-import { buildFabric, relink } from './wiring.ts';
+import { buildFabric, relink, type Wiring } from '../transport/wiring.ts';
 import { startThread, type Task } from './thread.ts';
 import type { Report } from './worker.ts';
 import { Control } from '../transport/control.ts';
@@ -38,7 +39,9 @@ interface Slot {
 }
 
 export class Hosted extends EventEmitter<{ exit: [index: number, error: Error | undefined] }> {
+  /** The host's allocator, for the runtime on the main thread. */
   readonly host: Allocator;
+  private readonly endpoint: Endpoint;
   private readonly slots: Slot[] = [];
   private closing = false;
 
@@ -48,7 +51,8 @@ export class Hosted extends EventEmitter<{ exit: [index: number, error: Error | 
     private readonly ringBytes: number,
   ) {
     super();
-    this.host = new Allocator(hostWiring);
+    this.endpoint = new Endpoint(hostWiring);
+    this.host = new WorkerAllocator(this.endpoint);
   }
 
   static async start(o: HostedOptions): Promise<Hosted> {
@@ -102,7 +106,7 @@ export class Hosted extends EventEmitter<{ exit: [index: number, error: Error | 
     await slot.thread.terminate();
     const wiring = isolate({ ...slot.wiring });
     const { hostOut, hostIn } = relink(this.hostWiring, wiring, this.ringBytes);
-    this.host.rewire(index, hostOut, hostIn);
+    this.endpoint.rewire(index, hostOut, hostIn);
     await this.spawn(wiring);
   }
 
@@ -116,7 +120,7 @@ export class Hosted extends EventEmitter<{ exit: [index: number, error: Error | 
 
 /** Each worker gets its own abort flag: in a pool, one failure stops only itself. */
 function isolate(w: Wiring): Wiring {
-  return { ...w, control: new SharedArrayBuffer(64), bells: [w.bell] };
+  return { ...w, control: Control.buffer(), bells: [w.bell] };
 }
 
 export const startHosted = (o: HostedOptions): Promise<Hosted> => Hosted.start(o);

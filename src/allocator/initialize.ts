@@ -14,7 +14,7 @@ import { resolve } from 'node:path';
 import { checkConfig, peersOf, type Config } from './config.ts';
 import { WorkerGuards } from './guards.ts';
 import { launchCluster } from './cluster.ts';
-import { buildFabric } from './wiring.ts';
+import { buildFabric } from '../transport/wiring.ts';
 import { checkLaunched } from './launched.ts';
 import { startThread, type Task } from './thread.ts';
 import { runClosure, type Boot, type WorkerFn } from './worker.ts';

@@ -4,7 +4,7 @@
 // bytes of batches decoded but not yet read, and past a bound the
 // allocator leaves this channel's next frames in the ring.
 
-import type { Allocator } from './allocator.ts';
+import type { Endpoint } from './endpoint.ts';
 
 const NONE: ArrayLike<never> = [];
 /** take()'s answer when no message is there (a channel may carry undefined). */
@@ -29,8 +29,8 @@ export interface Pull<T> extends AsyncIterable<T> {
   batches(): AsyncIterable<ArrayLike<T>>;
 }
 
-/** What a puller needs from its worker's allocator. */
-export type PullHost = Pick<Allocator, 'checkAbort' | 'release' | 'receive' | 'awaitEventsAsync'>;
+/** What a puller needs from its worker's endpoint. */
+export type PullHost = Pick<Endpoint, 'checkAbort' | 'release' | 'receive' | 'awaitEventsAsync'>;
 
 export class ChannelPull<T> implements Pull<T> {
   private batches_: ArrayLike<T>[] = [];

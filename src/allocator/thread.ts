@@ -2,7 +2,7 @@
 
 import { Worker } from 'node:worker_threads';
 import type { Boot } from './worker.ts';
-import type { Wiring } from './allocator.ts';
+import type { Wiring } from '../transport/wiring.ts';
 
 const BOOTSTRAP = new URL('./bootstrap.mjs', import.meta.url);
 const RUNNER = new URL(import.meta.url.endsWith('.ts') ? './worker.ts' : './worker.js', import.meta.url).href;

@@ -3,7 +3,9 @@
 // outcome to the main thread. Also the entry the bootstrap calls.
 
 import { parentPort } from 'node:worker_threads';
-import { Allocator, type Wiring } from './allocator.ts';
+import { WorkerAllocator, type Allocator } from './allocator.ts';
+import { Endpoint } from './endpoint.ts';
+import type { Wiring } from '../transport/wiring.ts';
 import { codecs } from './codec.ts';
 import { AbortedError, CodecError, ModuleError } from '../errors.ts';
 
@@ -59,16 +61,16 @@ export function serializeError(error: unknown): SerializedError {
 
 /** Runs `fn` as this thread's worker and reports how it ended. */
 export async function runWorker<R>(fn: WorkerFn<R>, wiring: Wiring): Promise<void> {
-  const allocator = new Allocator(wiring);
+  const endpoint = new Endpoint(wiring);
   post({ type: 'ready' });
   let value: R;
   try {
-    value = await fn(allocator);
-    allocator.shutdown();
+    value = await fn(new WorkerAllocator(endpoint));
+    endpoint.shutdown();
   } catch (error) {
-    allocator.retire();
+    endpoint.retire();
     const aborted = error instanceof AbortedError;
-    if (!aborted) allocator.abort();
+    if (!aborted) endpoint.abort();
     post({ type: 'error', error: serializeError(error), aborted });
     return;
   }

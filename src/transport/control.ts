@@ -22,9 +22,9 @@ export class Control {
     this.cells = new Int32Array(buffer);
   }
 
-  /** Room for `processes` losses (a cluster's peers) past the fixed cells. */
-  static create(processes = 0): Control {
-    return new Control(new SharedArrayBuffer(4 * (LOST_LIST + processes)));
+  /** The memory of a run's control cells, with room for `processes` losses (a cluster's peers). */
+  static buffer(processes = 0): SharedArrayBuffer {
+    return new SharedArrayBuffer(4 * (LOST_LIST + processes));
   }
 
   /** Processes lost so far. */

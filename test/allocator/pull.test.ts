@@ -7,7 +7,7 @@
 import { describe, expect, it } from 'vitest';
 import fc from 'fast-check';
 import { ChannelPull } from '../../src/allocator/pull.ts';
-import type { Allocator } from '../../src/allocator/allocator.ts';
+import type { PullHost } from '../../src/allocator/pull.ts';
 
 type Op = { op: 'deliver'; size: number } | { op: 'local'; count: number } | { op: 'recv'; count: number };
 
@@ -20,7 +20,7 @@ const ops = fc.array(
   { maxLength: 60 },
 );
 
-const allocator = { checkAbort() {} } as unknown as Allocator;
+const allocator = { checkAbort() {} } as unknown as PullHost;
 const wake = (): void => {};
 
 describe('ChannelPull', () => {

@@ -1,14 +1,46 @@
-// Builds the shared memory for workers in one process: a doorbell per
-// worker and one ring per ordered pair of workers that talk.
+// The shared-memory layout of the workers in one process: a doorbell per
+// worker, one ring per ordered pair of workers that talk, and the control
+// cells of the run; in a cluster, one ring each way between every worker and
+// the router. A worker is built from its Wiring, which travels in workerData.
 
-import { createRingBuffer } from '../transport/ring.ts';
-import { DOORBELL_BYTES } from '../transport/doorbell.ts';
-import { Control } from '../transport/control.ts';
-import type { RingEnd, Wiring } from './allocator.ts';
-import type { Options } from './config.ts';
+import { createRingBuffer } from './ring.ts';
+import { DOORBELL_BYTES } from './doorbell.ts';
+import { Control } from './control.ts';
 
-/** The byte limits every worker of a run applies (Config options). */
-export type Limits = Required<Pick<Options, 'maxMessageBytes' | 'highWaterBytes' | 'maxBacklogBytes'>>;
+/** The byte limits every worker of a run applies (Config options of the same names). */
+export interface Limits {
+  maxMessageBytes: number;
+  highWaterBytes: number;
+  maxBacklogBytes: number;
+}
+
+/** Shared memory a worker is built from; travels in workerData. */
+export interface Wiring {
+  index: number;
+  peers: number;
+  control: SharedArrayBuffer;
+  /** This worker's doorbell. */
+  bell: SharedArrayBuffer;
+  /** Every doorbell in this process, rung on abort. */
+  bells: SharedArrayBuffer[];
+  /** Per target: index into `out`, or -1 for itself or a worker it has no route to. */
+  routes: number[];
+  out: RingEnd[];
+  in: RingEnd[];
+  /** Bytes of each ring; also how far ahead of recv() a channel is decoded. */
+  ringBytes: number;
+  limits: Limits;
+  /** In a cluster, threads per process: worker w runs in process floor(w / threads). */
+  threads?: number;
+}
+
+/** A ring and the doorbell of the thread at its other end. */
+export interface RingEnd {
+  ring: SharedArrayBuffer;
+  bell: SharedArrayBuffer;
+  /** For an incoming ring with a single writer: that worker. */
+  peer?: number;
+}
 
 export interface Fabric {
   control: SharedArrayBuffer;
@@ -27,7 +59,7 @@ export function buildFabric(
   links: (from: number, to: number) => boolean = () => true,
 ): Fabric {
   const limits: Limits = { maxMessageBytes: given.maxMessageBytes, highWaterBytes: given.highWaterBytes, maxBacklogBytes: given.maxBacklogBytes };
-  const control = Control.create().buffer;
+  const control = Control.buffer();
   const bells = Array.from({ length: peers }, () => new SharedArrayBuffer(DOORBELL_BYTES));
   const wirings: Wiring[] = bells.map((bell, index) => ({
     index, peers, control, bell, bells, routes: new Array<number>(peers).fill(-1), out: [], in: [], ringBytes, limits,
@@ -72,7 +104,7 @@ export function buildClusterFabric(threads: number, processes: number, process: 
   const peers = threads * processes;
   const base = process * threads;
   const local = buildFabric(threads, ringBytes, limits);
-  const control = Control.create(processes).buffer;
+  const control = Control.buffer(processes);
   const routerBell = new SharedArrayBuffer(DOORBELL_BYTES);
   const bells = [...local.bells, routerBell];
   const fromWorkers: SharedArrayBuffer[] = [];

@@ -1,0 +1,141 @@
+// The channels a worker has allocated, as its inboxes see them: where each
+// arriving batch or close goes. Frames for a channel not allocated yet wait
+// here as strays, bounded like a puller's decode-ahead, and are handed over
+// in arrival order once the channel is allocated.
+
+import type { Codec } from './codec.ts';
+import type { ChannelPull } from './pull.ts';
+import type { FrameSink } from '../transport/inbox.ts';
+import { ChannelError } from '../errors.ts';
+
+/** What a channel's pushers share: the worker's function returned. */
+export interface Retiring {
+  retire(index: number): void;
+}
+
+export interface Channel {
+  codec: Codec<unknown>;
+  pull: ChannelPull<unknown>;
+  pushes: Retiring[];
+}
+
+type Stray =
+  | { kind: 'batch'; source: number; codec: number; count: number; payload: Uint8Array }
+  | { kind: 'close'; source: number };
+
+/** Frames for a channel not allocated yet, and their bytes. */
+interface Strays {
+  list: Stray[];
+  bytes: number;
+}
+
+export class ChannelTable implements FrameSink {
+  private readonly channels = new Map<number, Channel>();
+  private readonly stray = new Map<number, Strays>();
+  private readonly eventList: number[] = [];
+  private readonly eventSeen = new Set<number>();
+  /** Inside the allocator's until(): take every frame, past the decode-ahead bound. */
+  receivingAll = false;
+
+  constructor(
+    /** This worker's index. */
+    private readonly index: number,
+    /** Frame bytes a channel may hold decoded ahead of recv() (and a channel not allocated yet, undecoded). */
+    private readonly aheadBytes: number,
+    /** A FIN from worker `source`: it returned (the endpoint closes its channels and drops what is bound for it). */
+    readonly finish: (source: number) => void,
+  ) {}
+
+  has(channel: number): boolean {
+    return this.channels.has(channel);
+  }
+
+  /** Registers an allocated channel and hands it what arrived for it before. */
+  add(channel: number, entry: Channel, finished: Uint8Array): void {
+    this.channels.set(channel, entry);
+    for (let source = 0; source < finished.length; source++) if (finished[source]) entry.pull.closeFrom(source);
+    const early = this.stray.get(channel);
+    if (early === undefined) return;
+    this.stray.delete(channel);
+    for (const s of early.list) {
+      if (s.kind === 'close') entry.pull.closeFrom(s.source);
+      else this.batch(s.source, channel, s.codec, s.count, s.payload, true);
+    }
+  }
+
+  /** Channel ids that received messages since the last call. */
+  events(): number[] {
+    const list = this.eventList.splice(0);
+    this.eventSeen.clear();
+    return list;
+  }
+
+  accepts(channel: number): boolean {
+    if (this.receivingAll) return true;
+    const entry = this.channels.get(channel);
+    if (entry !== undefined) return entry.pull.accepts();
+    return (this.stray.get(channel)?.bytes ?? 0) < this.aheadBytes;
+  }
+
+  batch(source: number, channel: number, codec: number, count: number, payload: Uint8Array, owned: boolean): boolean {
+    const entry = this.channels.get(channel);
+    if (entry === undefined) {
+      const strays = this.strays(channel);
+      strays.list.push({ kind: 'batch', source, codec, count, payload: owned ? payload : payload.slice() });
+      strays.bytes += payload.length;
+      return false;
+    }
+    if (codec !== entry.codec.id) {
+      throw new ChannelError(channel, `worker ${source} sends with codec #${codec}, worker ${this.index} allocated it with ${entry.codec.name} (#${entry.codec.id})`);
+    }
+    let batch: ArrayLike<unknown>;
+    try {
+      batch = entry.codec.decode(payload, count, owned);
+    } catch (error) {
+      throw new ChannelError(channel, `cannot decode a batch from worker ${source}: ${(error as Error).message}`, { cause: error });
+    }
+    entry.pull.deliver(batch, payload.length);
+    if (!this.eventSeen.has(channel)) {
+      this.eventSeen.add(channel);
+      this.eventList.push(channel);
+    }
+    return entry.codec.lends === true && !owned;
+  }
+
+  close(source: number, channel: number): void {
+    const entry = this.channels.get(channel);
+    if (entry !== undefined) entry.pull.closeFrom(source);
+    else this.strays(channel).list.push({ kind: 'close', source });
+  }
+
+  private strays(channel: number): Strays {
+    let s = this.stray.get(channel);
+    if (s === undefined) this.stray.set(channel, (s = { list: [], bytes: 0 }));
+    return s;
+  }
+
+  /** Every channel's puller: no more messages from `source`. */
+  closeFrom(source: number): void {
+    for (const entry of this.channels.values()) entry.pull.closeFrom(source);
+  }
+
+  /** Hosted pools: `source` was replaced by a newcomer, whose messages are expected again. */
+  reopenFrom(source: number): void {
+    for (const entry of this.channels.values()) entry.pull.reopenFrom(source);
+  }
+
+  /** The worker's function returned: every pusher refuses from now on. */
+  retire(): void {
+    for (const entry of this.channels.values()) for (const p of entry.pushes) p.retire(this.index);
+  }
+
+  /** At shutdown: batches for a channel this worker never allocated are the program's error. */
+  checkStrays(): void {
+    for (const [channel, { list }] of this.stray) {
+      const batches = list.filter((s) => s.kind === 'batch');
+      if (batches.length > 0) {
+        throw new ChannelError(channel, `worker ${this.index} received ${batches.length} batch(es) from worker ${batches[0]!.source} but never allocated the channel`);
+      }
+    }
+  }
+}

@@ -1,0 +1,329 @@
+// One worker's end of the fabric: the rings it reads and writes, its
+// doorbell, the run's control cells, and the machinery the worker's runner
+// drives (fail-stop, shutdown, a hosted pool's rewiring). Users never see
+// it: they get an Allocator (allocator.ts), which calls in here.
+
+import { ChannelTable } from './channels.ts';
+import { Losses, type PeerLoss } from './losses.ts';
+import { SpinPolicy } from './spin.ts';
+import type { Emitter, Sending } from './push.ts';
+import { Control } from '../transport/control.ts';
+import { Doorbell } from '../transport/doorbell.ts';
+import { Inbox } from '../transport/inbox.ts';
+import { Outbox, type Backlog } from '../transport/outbox.ts';
+import { Kind } from '../transport/frame.ts';
+import { RingReader, RingWriter } from '../transport/ring.ts';
+import type { RingEnd, Wiring } from '../transport/wiring.ts';
+import { AbortedError, AllocatorClosedError, OverflowError } from '../errors.ts';
+
+export interface AllocatorStats {
+  sentFrames: number;
+  sentBytes: number;
+  receivedFrames: number;
+  /** Frames and bytes waiting on this worker's side for ring space: its backlog. */
+  overflowFrames: number;
+  overflowBytes: number;
+}
+
+export class Endpoint {
+  readonly index: number;
+  readonly peers: number;
+  readonly table: ChannelTable;
+  /** Per target: the outbox towards it, or undefined for itself or a worker it has no route to. */
+  readonly outboxes: (Outbox | undefined)[];
+  /** Pushers holding unsent messages, for release(). */
+  readonly dirty: Emitter[] = [];
+  /** Per worker: 1 once it has returned. */
+  readonly finished: Uint8Array;
+  readonly sending: Sending;
+  /** Frame bytes a channel may hold decoded ahead of recv(). */
+  readonly aheadBytes: number;
+  /** Checks of the rings before parking; undefined: adaptive (see spin.ts). */
+  spinLimit: number | undefined = undefined;
+  private readonly control: Control;
+  private readonly bell: Doorbell;
+  private readonly allBells: Doorbell[];
+  private readonly seqs: Uint32Array;
+  private outboxList: Outbox[];
+  private inboxes: Inbox[];
+  private readonly inboxOf = new Map<number, Inbox>();
+  private readonly maxBatch: number;
+  private readonly losses: Losses;
+  private readonly backlog: Backlog;
+  /** The OverflowError that failed this worker; every later wait throws it again. */
+  private failure: OverflowError | undefined;
+  /** The worker's function returned: the allocator is closed. */
+  private retired = false;
+  private localWake = false;
+  private readonly spinner = new SpinPolicy();
+  private readonly readyNow = (): boolean => this.ready(false);
+
+  constructor(wiring: Wiring) {
+    this.index = wiring.index;
+    this.peers = wiring.peers;
+    this.control = new Control(wiring.control);
+    this.bell = new Doorbell(wiring.bell);
+    this.allBells = wiring.bells.map((b) => new Doorbell(b));
+    this.seqs = new Uint32Array(this.peers);
+    this.maxBatch = wiring.limits.maxMessageBytes;
+    this.aheadBytes = wiring.ringBytes;
+    this.table = new ChannelTable(this.index, this.aheadBytes, (source) => this.finish(source));
+    this.finished = new Uint8Array(this.peers);
+    this.losses = new Losses(this.peers, wiring.threads ?? this.peers, this.control);
+    const cap = wiring.limits.maxBacklogBytes;
+    const backlog: Backlog = {
+      bytes: 0,
+      cap,
+      overflow: (channel, target, frame) => {
+        const e = new OverflowError(
+          channel,
+          target,
+          `worker ${this.index}'s backlog would pass maxBacklogBytes (${cap}) with a frame of ${frame} bytes to worker ${target}: ` +
+            `${backlog.bytes} bytes already wait for ring space. Its receivers read slower than it sends: wait for push.ready() when send() returns false, or raise maxBacklogBytes in the Config`,
+        );
+        this.failure = e;
+        this.abort();
+        throw e;
+      },
+    };
+    this.backlog = backlog;
+    const out = wiring.out.map((e) => this.outbox(e));
+    this.outboxes = wiring.routes.map((r) => (r < 0 ? undefined : out[r]));
+    this.outboxList = out;
+    this.inboxes = wiring.in.map((e) => {
+      const inbox = this.inbox(e);
+      if (e.peer !== undefined) this.inboxOf.set(e.peer, inbox);
+      return inbox;
+    });
+    this.sending = {
+      outboxes: this.outboxes,
+      dirty: this.dirty,
+      maxBatch: this.maxBatch,
+      highWater: wiring.limits.highWaterBytes,
+      finished: this.finished,
+      lost: this.losses.workers,
+      until: (ready) => this.until(ready),
+    };
+  }
+
+  private outbox(e: RingEnd): Outbox {
+    return new Outbox(new RingWriter(e.ring, new Doorbell(e.bell)), this.index, this.seqs, this.backlog);
+  }
+
+  private inbox(e: RingEnd): Inbox {
+    return new Inbox(new RingReader(e.ring, new Doorbell(e.bell)), this.index, this.peers, this.maxBatch);
+  }
+
+  /** A message to oneself was sent: the worker has something to read. */
+  readonly wakeLocal = (): void => {
+    this.localWake = true;
+  };
+
+  /** Moves frames that have arrived into their channels' pullers (see Allocator.receive). */
+  receive(): void {
+    this.live('receive()');
+    this.checkAbort();
+    this.localWake = false;
+    // Read before draining: the router puts a lost process's last whole
+    // frames in the rings before it records the loss, so they are taken
+    // first and its channels close after them.
+    const lost = this.control.lostCount;
+    for (const inbox of this.inboxes) inbox.drain(this.table);
+    this.losses.apply(lost, this.table.finish);
+  }
+
+  peerLosses(): PeerLoss[] {
+    return this.losses.take();
+  }
+
+  /** Throws once the worker's function has returned. */
+  live(call: string): void {
+    if (this.retired) throw new AllocatorClosedError(`worker ${this.index} called ${call} after its function returned: the allocator closed with it`);
+  }
+
+  /** Hands every buffered message to the transport and publishes it. */
+  release(): void {
+    const dirty = this.dirty;
+    for (let i = 0; i < dirty.length; i++) {
+      dirty[i]!.listed = false;
+      dirty[i]!.emit();
+    }
+    dirty.length = 0;
+    for (const o of this.outboxList) {
+      o.drain();
+      o.publish();
+    }
+  }
+
+  /** Parks the thread until something happens (see Allocator.awaitEvents). */
+  awaitEvents(timeoutMs = Infinity): void {
+    if (!this.beforePark()) {
+      const epoch = this.bell.epoch();
+      this.bell.announce();
+      try {
+        if (!this.ready(true)) this.bell.wait(epoch, timeoutMs);
+      } finally {
+        this.bell.settle();
+      }
+    }
+    this.checkAbort();
+  }
+
+  async awaitEventsAsync(timeoutMs = Infinity): Promise<void> {
+    if (!this.beforePark()) {
+      const epoch = this.bell.epoch();
+      this.bell.announce();
+      try {
+        if (!this.ready(true)) await this.bell.waitAsync(epoch, timeoutMs);
+      } finally {
+        this.bell.settle();
+      }
+    }
+    this.checkAbort();
+  }
+
+  /**
+   * What a worker does before it parks; true when there is something to do
+   * already. Lent views expire, everything written is released, and overflow
+   * that release() just moved into a ring is the event a flow-controlled
+   * sender waits for: it returns rather than park on it. Then it spins.
+   */
+  private beforePark(): boolean {
+    this.returnLent();
+    return this.releaseMovedOverflow() || this.spinner.spin(this.spinLimit, this.readyNow);
+  }
+
+  drain(): Promise<void> {
+    this.live('drain()');
+    return this.until(() => this.backlog.bytes === 0 && this.stats().overflowFrames === 0);
+  }
+
+  /**
+   * Waits until `ready()` holds, moving overflow into the rings meanwhile.
+   * It receives too, and past the decode-ahead bound: a worker waiting
+   * here for space in a peer's ring may be what that peer waits on, in its
+   * own ready() or drain(), and taking the peer's frames is what lets it
+   * go on. What is taken waits in the pullers until read.
+   */
+  private async until(ready: () => boolean): Promise<void> {
+    for (;;) {
+      // Receive first: a FIN among the frames drops the overflow bound for its sender.
+      this.table.receivingAll = true;
+      try {
+        this.receive();
+      } finally {
+        this.table.receivingAll = false;
+      }
+      this.release();
+      if (ready()) return;
+      await this.awaitEventsAsync();
+    }
+  }
+
+  /** release(), and whether it moved overflowed frames into a ring. */
+  private releaseMovedOverflow(): boolean {
+    let before = 0;
+    for (const o of this.outboxList) before += o.overflowFrames;
+    this.release();
+    if (before === 0) return false;
+    let after = 0;
+    for (const o of this.outboxList) after += o.overflowFrames;
+    return after < before;
+  }
+
+  private ready(parking: boolean): boolean {
+    if (this.localWake || this.control.aborted || this.losses.pending) return true;
+    for (const inbox of this.inboxes) if (!inbox.stalled && inbox.reader.poll()) return true;
+    // A worker with overflow also wakes when its consumer frees space, so
+    // the overflow drains even while nothing arrives for it.
+    if (parking) for (const o of this.outboxList) if (o.wantSpace()) return true;
+    return false;
+  }
+
+  // Borrowed views expire when their worker waits for more: their bytes go
+  // back to the producers now, or a producer whose ring they fill could
+  // never wake this worker.
+  private returnLent(): void {
+    for (const inbox of this.inboxes) inbox.reader.release();
+  }
+
+  stats(): AllocatorStats {
+    const s: AllocatorStats = { sentFrames: 0, sentBytes: 0, receivedFrames: 0, overflowFrames: 0, overflowBytes: 0 };
+    for (const o of this.outboxList) {
+      s.sentFrames += o.sentFrames;
+      s.sentBytes += o.sentBytes;
+      s.overflowFrames += o.overflowFrames;
+      s.overflowBytes += o.overflowBytes;
+    }
+    for (const i of this.inboxes) s.receivedFrames += i.receivedFrames;
+    return s;
+  }
+
+  /** Throws AbortedError if another worker failed (fail-stop), or this worker's OverflowError. */
+  checkAbort(): void {
+    if (this.failure !== undefined) throw this.failure;
+    if (this.control.aborted) {
+      const failed = this.control.failedWorker;
+      const who = failed < 0 ? 'a peer process failed' : `worker ${failed} failed`;
+      throw new AbortedError(failed, `worker ${this.index} stopped: ${who}`);
+    }
+  }
+
+  /** Marks the run failed by this worker and wakes everyone. */
+  abort(): void {
+    this.control.abort(this.index, this.allBells);
+  }
+
+  /**
+   * Worker `source` returned. Its channels close, and overflow bound for it
+   * is dropped now: it reads no more, so waiting for its ring to have room
+   * (in drain(), ready() or this worker's own exit) would wait forever.
+   */
+  finish(source: number): void {
+    this.finished[source] = 1;
+    this.table.closeFrom(source);
+    this.outboxes[source]?.discard(source);
+  }
+
+  /**
+   * The worker's function returned: close every channel towards every
+   * worker, then wait until all overflow is in the rings. Incoming frames
+   * are still consumed meanwhile, so two finishing workers cannot wait on
+   * each other's full rings.
+   */
+  shutdown(): void {
+    this.release();
+    for (let target = 0; target < this.peers; target++) {
+      if (target !== this.index) this.outboxes[target]?.control(target, 0, Kind.FIN);
+    }
+    this.table.closeFrom(this.index);
+    for (;;) {
+      this.release();
+      this.receive();
+      if (this.stats().overflowFrames === 0) break;
+      this.awaitEvents(100);
+    }
+    this.retire();
+    this.table.checkStrays();
+  }
+
+  /** The worker's function is over: every later send, allocate or receive throws. */
+  retire(): void {
+    this.retired = true;
+    this.table.retire();
+  }
+
+  /** Hosted pools: point this endpoint's route to `peer` at fresh rings. */
+  rewire(peer: number, out: RingEnd, inn: RingEnd): void {
+    const old = this.outboxes[peer];
+    const fresh = this.outbox(out);
+    this.outboxList = this.outboxList.map((o) => (o === old ? fresh : o));
+    this.outboxes[peer] = fresh;
+    this.seqs[peer] = 0;
+    const inbox = this.inbox(inn);
+    this.inboxes = [...this.inboxes.filter((i) => i !== this.inboxOf.get(peer)), inbox];
+    this.inboxOf.set(peer, inbox);
+    this.finished[peer] = 0;
+    this.table.reopenFrom(peer);
+  }
+}

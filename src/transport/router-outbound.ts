@@ -1,0 +1,102 @@
+// The router's outbound half: frames the local workers wrote into their
+// rings to the router leave through the sockets of their target processes.
+//
+// Frames leave as views of the worker's ring, not copies: the socket
+// writes straight from shared memory, and the ring space is given back to
+// the worker only once the socket has written the frame (in ring order,
+// though frames to different peers may finish out of order).
+
+import { HEADER_BYTES, F_LENGTH, F_TARGET } from './frame.ts';
+import type { RingReader } from './ring.ts';
+import { sendTo, type Peer } from './router-peer.ts';
+
+/** A frame handed to a socket straight from a ring: its space returns once written. */
+interface InFlight {
+  /** The ring's read position just past the frame. */
+  end: number;
+  written: boolean;
+}
+
+export class Outbound {
+  /** Per worker ring: frames given to sockets as views of the ring, oldest first. */
+  private readonly inFlight: InFlight[][];
+
+  constructor(
+    /** Per local worker: the ring it writes remote frames into. */
+    private readonly fromWorkers: RingReader[],
+    /** Per process: its peer, undefined for this process. */
+    private readonly peers: readonly (Peer | undefined)[],
+    private readonly threads: number,
+    /** A frame for a worker no connected process hosts. */
+    private readonly unroutable: (target: number) => void,
+  ) {
+    this.inFlight = fromWorkers.map(() => []);
+  }
+
+  /** Moves frames the workers wrote into the sockets of their target processes; returns how many. */
+  pump(): number {
+    // Corked, the frames of one pass leave as one writev per socket rather
+    // than one write(2) each.
+    for (const p of this.peers) p?.socket.cork();
+    try {
+      return this.forward();
+    } finally {
+      for (const p of this.peers) p?.socket.uncork();
+    }
+  }
+
+  private forward(): number {
+    let moved = 0;
+    this.fromWorkers.forEach((reader, k) => {
+      const flight = this.inFlight[k]!;
+      let at: number;
+      while ((at = reader.next()) >= 0) {
+        const length = reader.view.getUint32(at + F_LENGTH, true);
+        const target = reader.view.getUint32(at + F_TARGET, true);
+        const peer = this.peers[Math.floor(target / this.threads)];
+        if (peer === undefined) {
+          this.unroutable(target);
+          return;
+        }
+        if (peer.gone) {
+          // Lost: nobody reads it. The space goes back to the worker at once.
+          reader.advance(length);
+          flight.push({ end: reader.position, written: true });
+          this.giveBack(k);
+          continue;
+        }
+        if (peer.blocked) break;
+        const frame = Buffer.from(reader.bytes.buffer, reader.bytes.byteOffset + at, HEADER_BYTES + length);
+        reader.advance(length);
+        const entry: InFlight = { end: reader.position, written: false };
+        flight.push(entry);
+        sendTo(peer, frame, () => {
+          entry.written = true;
+          this.giveBack(k);
+        });
+        moved++;
+      }
+    });
+    return moved;
+  }
+
+  private giveBack(k: number): void {
+    const flight = this.inFlight[k]!;
+    let n = 0;
+    while (n < flight.length && flight[n]!.written) n++;
+    if (n === 0) return;
+    const end = flight[n - 1]!.end;
+    flight.splice(0, n);
+    this.fromWorkers[k]!.release(end);
+  }
+
+  /** Whether some ring holds a frame whose socket can take it now. */
+  movable(): boolean {
+    return this.fromWorkers.some((reader) => {
+      const at = reader.next();
+      if (at < 0) return false;
+      const peer = this.peers[Math.floor(reader.view.getUint32(at + F_TARGET, true) / this.threads)];
+      return peer === undefined || !peer.blocked;
+    });
+  }
+}
