@@ -7,7 +7,7 @@ export { Retry, type RetryPolicy } from './core/retry.ts';
 export { WorkerRuntime } from './worker-runtime.ts';
 export { LoopbackBackend } from './backends/local/loopback.ts';
 export { routeResults, LeaseTable, type Backend, type BackendStats, type Lease, type LeaseHandlers } from './core/backend.ts';
-export type { Progress } from './core/execution.ts';
+export type { Progress } from './core/execution/execution.ts';
 export type { Task, TaskResult, TaskFailure } from './core/task.ts';
 export {
   TransientError,

@@ -9,7 +9,7 @@ import { ModuleError } from '../errors.ts';
 import type { AmqpBackendOptions } from './backends/amqp/backend.ts';
 import type { Backend, BackendStats } from './core/backend.ts';
 import { IndexedStream, Literal, type RunOptions } from './core/directives.ts';
-import { execute, type Plan } from './core/execution.ts';
+import { execute, type Plan } from './core/execution/execution.ts';
 import { LoopbackBackend } from './backends/local/loopback.ts';
 import { checkDuration, checkPositiveInteger, checkRunOptions, checkSharedOptions } from './core/options.ts';
 import type { Operation } from './core/registry.ts';

@@ -1,7 +1,7 @@
 // Directives: descriptions of work over indexed inputs, run by a Runtime.
 // Building one does nothing; `run` leases a result channel and drives it.
 
-import type { Progress } from './execution.ts';
+import type { Progress } from './execution/execution.ts';
 import { checkSource } from './options.ts';
 import type { Monoid, Operation } from './registry.ts';
 import type { RetryPolicy } from './retry.ts';

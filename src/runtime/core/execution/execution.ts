@@ -1,0 +1,271 @@
+// One directive running on a backend: admits inputs from its intake, sends
+// each item through its chain of operations one task at a time, retries
+// transient failures and timeouts, counts each result once, and hands the
+// outputs to its collector. Its parts, one file each: the table of pending
+// items (pending.ts), the source (intake.ts), the timeouts (deadlines.ts),
+// what becomes of the outputs (collect.ts).
+
+import type { Backend, Lease } from '../backend.ts';
+import { AbortError, OperationError, RetriesExhaustedError, TaskTimeoutError } from '../errors.ts';
+import type { Monoid, Operation } from '../registry.ts';
+import type { RetryPolicy } from '../retry.ts';
+import { failed, fromFailure, type Task, type TaskResult } from '../task.ts';
+import { refusal } from '../../../allocator/codec.ts';
+import { collector, type Collector } from './collect.ts';
+import { DeadlineQueue, disarm } from './deadlines.ts';
+import { Intake, type IntakeHost } from './intake.ts';
+import { PendingTable, type Pending } from './pending.ts';
+
+/** Task counts of one directive, for progress bars. Retries count as new dispatches. */
+export interface Progress {
+  dispatched: number;
+  done: number;
+  failed: number;
+}
+
+export interface ExecutionOptions {
+  signal?: AbortSignal | undefined;
+  retry: RetryPolicy;
+  /** A task without a result after this long is treated as a transient failure. */
+  timeoutMs?: number | undefined;
+  /** Most input items between pulled and finished at once. */
+  maxInFlight: number;
+  onProgress?: ((progress: Readonly<Progress>) => void) | undefined;
+}
+
+export interface Plan {
+  readonly stages: readonly Operation[];
+  readonly fold?: Monoid | undefined;
+}
+
+export function execute(
+  backend: Backend,
+  plan: Plan,
+  source: Iterable<unknown> | AsyncIterable<unknown>,
+  options: ExecutionOptions,
+): Promise<unknown> {
+  return new Promise((resolve, reject) => {
+    new Execution(backend, plan, source, options, resolve, reject).start();
+  });
+}
+
+class Execution implements IntakeHost {
+  private readonly pending: PendingTable;
+  /** Items waiting for a delayed retry. */
+  private readonly retrying = new Set<Pending>();
+  private readonly intake: Intake;
+  private readonly deadlines: DeadlineQueue<Pending> | undefined;
+  private readonly collector: Collector;
+  private readonly progress: Progress = { dispatched: 0, done: 0, failed: 0 };
+  /** Operation names by stage. */
+  private readonly ops: readonly string[];
+  private readonly lastStage: number;
+  private readonly maxInFlight: number;
+  private lease: Lease | undefined;
+  private key = '';
+  /** Inputs admitted so far. */
+  private length = 0;
+  settled = false;
+  private readonly onAbort = () => this.fail(new AbortError({ cause: this.options.signal?.reason }));
+
+  constructor(
+    private readonly backend: Backend,
+    plan: Plan,
+    source: Iterable<unknown> | AsyncIterable<unknown>,
+    private readonly options: ExecutionOptions,
+    private readonly resolve: (value: unknown) => void,
+    private readonly reject: (error: unknown) => void,
+  ) {
+    this.collector = collector(plan.fold);
+    this.ops = plan.stages.map((stage) => stage.name);
+    this.lastStage = plan.stages.length - 1;
+    this.maxInFlight = options.maxInFlight;
+    this.pending = new PendingTable(options.maxInFlight);
+    this.deadlines = options.timeoutMs === undefined ? undefined : new DeadlineQueue(options.timeoutMs, () => this.expire());
+    this.intake = new Intake(source, this);
+  }
+
+  start(): void {
+    const { signal } = this.options;
+    if (signal?.aborted) return this.fail(new AbortError({ cause: signal.reason }));
+    this.lease = this.backend.lease({ results: (results) => this.onResults(results), failed: (error) => this.fail(error) });
+    this.key = this.lease.key;
+    signal?.addEventListener('abort', this.onAbort, { once: true });
+    this.intake.pull();
+  }
+
+  // ------------------------------------------------------------ dispatch
+
+  hasRoom(): boolean {
+    return this.pending.count < this.maxInFlight;
+  }
+
+  admit(input: unknown, batch: Task[]): void {
+    const index = this.length++;
+    this.collector.admitted(index);
+    // A stream with no operation (a bare fold, say) completes without a task.
+    if (this.lastStage < 0) return this.complete(index, input);
+    batch.push(this.taskOf(this.pending.take(index, input)));
+  }
+
+  private taskOf(item: Pending): Task {
+    const task = { op: this.ops[item.stage]!, input: item.input, key: this.key, index: item.index, stage: item.stage, attempt: item.attempt };
+    if (this.deadlines === undefined) return task;
+    this.deadlines.arm(item, this.pending.count);
+    return { ...task, timeoutMs: this.deadlines.timeoutMs };
+  }
+
+  send(tasks: Task[], report = true): void {
+    if (tasks.length === 0 || this.settled) return;
+    this.progress.dispatched += tasks.length;
+    const sendable = this.sendable(tasks);
+    if (sendable.length > 0) this.backend.dispatch(sendable);
+    if (report) this.report();
+  }
+
+  /**
+   * Tasks whose input the channels' codec carries. The others fail here, as
+   * results of their own, on every backend alike: a backend would throw from
+   * dispatch (threads), or send nothing in its place (AMQP).
+   */
+  private sendable(tasks: Task[]): Task[] {
+    let refused: Map<Task, TaskResult> | undefined;
+    for (const task of tasks) {
+      const error = refusal(task.input);
+      if (error !== undefined) (refused ??= new Map()).set(task, failed(task, error));
+    }
+    if (refused === undefined) return tasks;
+    const failures = [...refused.values()];
+    queueMicrotask(() => this.onResults(failures));
+    return tasks.filter((task) => !refused.has(task));
+  }
+
+  // ------------------------------------------------------------ results
+
+  private onResults(results: readonly TaskResult[]): void {
+    if (this.settled) return;
+    let next: Task[] | undefined;
+    const lastStage = this.lastStage;
+    for (let i = 0; i < results.length; i++) {
+      const result = results[i]!;
+      const item = this.pending.lookup(result.index);
+      // A result counts once: it must be for the item's current stage, and a
+      // failure only for its current attempt (a late success of an earlier,
+      // timed-out attempt is as good as any).
+      if (item === undefined || item.stage !== result.stage) continue;
+      if (result.error !== undefined) {
+        if (result.attempt === item.attempt) this.onFailure(item, fromFailure(result.error), result.error.transient);
+        if (this.settled) return;
+        continue;
+      }
+      this.progress.done++;
+      disarm(item);
+      if (item.timer !== undefined) this.cancelRetry(item);
+      if (item.stage < lastStage) {
+        item.stage++;
+        item.attempt = 0;
+        item.input = result.output;
+        (next ??= []).push(this.taskOf(item));
+        continue;
+      }
+      const index = item.index;
+      this.pending.drop(item);
+      this.complete(index, result.output);
+      if (this.settled) return;
+    }
+    if (next !== undefined) this.send(next, false);
+    this.report();
+    if (this.hasRoom()) this.intake.pull();
+    this.finishIfDone();
+  }
+
+  private complete(index: number, output: unknown): void {
+    try {
+      this.collector.add(index, output);
+    } catch (error) {
+      this.fail(error);
+    }
+  }
+
+  private onFailure(item: Pending, error: Error, transient: boolean): void {
+    disarm(item);
+    if (item.timer !== undefined) this.cancelRetry(item);
+    this.progress.failed++;
+    const op = this.ops[item.stage]!;
+    const attempts = item.attempt + 1;
+    if (!transient) return this.fail(new OperationError(op, item.index, attempts, error));
+    if (item.attempt >= this.options.retry.retries) return this.fail(new RetriesExhaustedError(op, item.index, attempts, error));
+    item.attempt++;
+    const delay = this.options.retry.delayMs(item.attempt);
+    const { index, stage, attempt } = item;
+    const retry = () => {
+      if (item.timer !== undefined) {
+        item.timer = undefined;
+        this.retrying.delete(item);
+      }
+      // A late success of the failed attempt may have moved the item on meanwhile.
+      if (this.settled || this.pending.lookup(index) !== item || item.stage !== stage || item.attempt !== attempt) return;
+      this.send([this.taskOf(item)]);
+    };
+    if (delay <= 0) return retry();
+    item.timer = setTimeout(retry, delay);
+    this.retrying.add(item);
+  }
+
+  private cancelRetry(item: Pending): void {
+    clearTimeout(item.timer);
+    item.timer = undefined;
+    this.retrying.delete(item);
+  }
+
+  /** Fails the tasks whose deadline has passed, then waits for the next one. */
+  private expire(): void {
+    const deadlines = this.deadlines!;
+    if (this.settled) return;
+    let expired = false;
+    for (let item = deadlines.due(); item !== undefined; item = deadlines.due()) {
+      expired = true;
+      // Before the failure, which may end the directive and release the lease.
+      this.lease!.timedOut?.({ key: this.key, index: item.index, stage: item.stage, attempt: item.attempt });
+      this.onFailure(item, new TaskTimeoutError(this.ops[item.stage]!, item.index, deadlines.timeoutMs), true);
+      if (this.settled) return;
+    }
+    deadlines.rearm();
+    if (expired) this.report();
+  }
+
+  // ------------------------------------------------------------ the end
+
+  private report(): void {
+    this.options.onProgress?.({ ...this.progress });
+  }
+
+  finishIfDone(): void {
+    if (this.settled || !this.intake.done || this.pending.count > 0) return;
+    let value: unknown;
+    try {
+      value = this.collector.result(this.length);
+    } catch (error) {
+      return this.fail(error);
+    }
+    this.settle();
+    this.resolve(value);
+  }
+
+  fail(error: unknown): void {
+    if (this.settled) return;
+    this.settle();
+    this.intake.close();
+    this.reject(error);
+  }
+
+  private settle(): void {
+    this.settled = true;
+    this.options.signal?.removeEventListener('abort', this.onAbort);
+    this.deadlines?.clear();
+    for (const item of this.retrying) clearTimeout(item.timer);
+    this.retrying.clear();
+    this.pending.clear();
+    this.lease?.release();
+  }
+}
