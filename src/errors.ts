@@ -32,6 +32,27 @@ export class ProtocolError extends WeftError {
   override name = 'ProtocolError';
 }
 
+/** Raised on our side when a cluster handshake failed. `refused`: an answer that retrying cannot change, unlike a blip. */
+export class HandshakeError extends ProtocolError {
+  override name = 'HandshakeError';
+  constructor(message: string, readonly refused: boolean, options?: { cause?: unknown }) {
+    super(message, options);
+  }
+}
+
+/** Could not build the cluster's mesh: a peer unreachable, or refused us. */
+export class ConnectError extends WeftError {
+  override name = 'ConnectError';
+}
+
+/** A peer process failed or broke the protocol; `process` is -1 when no single process is to blame. */
+export class PeerError extends WeftError {
+  override name = 'PeerError';
+  constructor(readonly process: number, message: string, options?: { cause?: unknown }) {
+    super(message, options);
+  }
+}
+
 /** The module form named a module or export that cannot be used. */
 export class ModuleError extends WeftError {
   override name = 'ModuleError';

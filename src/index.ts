@@ -28,10 +28,10 @@ export {
   WorkerError,
   OverflowError,
   AllocatorClosedError,
+  PeerError,
+  ConnectError,
+  HandshakeError,
 } from './errors.ts';
-export { PeerError } from './transport/router.ts';
-export { ConnectError } from './transport/mesh.ts';
-export { HandshakeError } from './transport/handshake.ts';
 export type { TlsFiles } from './transport/tls.ts';
 export {
   Runtime,

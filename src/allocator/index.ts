@@ -7,3 +7,5 @@ export type { Push } from './push.ts';
 export type { Pull } from './pull.ts';
 export { codecs, type Codec, type Batcher, type TypedArrayOptions } from './codec.ts';
 export type { WorkerFn } from './worker.ts';
+// The lower layers' errors a program above meets (a send to a lost peer's worker).
+export { PeerError } from '../errors.ts';

@@ -13,8 +13,7 @@ import type { Batcher, Codec } from './codec.ts';
 import type { ChannelPull } from './pull.ts';
 import type { Outbox } from '../transport/outbox.ts';
 import { Kind } from '../transport/frame.ts';
-import { ChannelError } from '../errors.ts';
-import { PeerError } from '../transport/router.ts';
+import { ChannelError, PeerError } from '../errors.ts';
 
 export interface Push<T> {
   readonly channel: number;

@@ -22,38 +22,18 @@
 //   SHAPE   'WFID' u32 magic, u32 sender, u32 receiver, u32 processes, u32 threads, u32 ringBytes
 //   REFUSE  'WFNO' u32 magic, u32 length, UTF-8 reason; then the socket ends
 
-import { createHmac, randomBytes, timingSafeEqual } from 'node:crypto';
+import { randomBytes, timingSafeEqual } from 'node:crypto';
 import type { Socket } from 'node:net';
-import { isTlsRefusal } from './tls.ts';
-import { ProtocolError } from '../errors.ts';
+import {
+  DIALLER, HELLO_BYTES, LISTENER, MAC_BYTES, MAGIC_HELLO, MAGIC_PROOF, MAGIC_REFUSE, MAGIC_SHAPE, MAX_REASON, NONCE_BYTES,
+  PROTOCOL_VERSION, SHAPE_BYTES, hello, mac, message, refusal, shape, type Identity,
+} from './handshake-messages.ts';
+import { Reader } from './handshake-reader.ts';
+import { HandshakeError } from '../errors.ts';
 
-export const MAGIC_HELLO = 0x54464557; // 'WEFT' little-endian
-export const MAGIC_PROOF = 0x46504657; // 'WFPF'
-export const MAGIC_SHAPE = 0x44494657; // 'WFID'
-export const MAGIC_REFUSE = 0x4f4e4657; // 'WFNO'
-export const PROTOCOL_VERSION = 2;
-export const HELLO_BYTES = 40;
-const NONCE_BYTES = 32;
-const MAC_BYTES = 32;
-const SHAPE_BYTES = 24;
-const MAX_REASON = 1024;
 const REFUSAL_GRACE_MS = 1_000;
-/** Bytes a peer may send ahead of the handshake's end (its first frames). */
-const MAX_READ_AHEAD = 1 << 20;
-/** Separates weft's proofs from any other use of the same secret. */
-const DOMAIN = Buffer.from('weft handshake 2', 'ascii');
-const DIALLER = 1;
-const LISTENER = 2;
 /** Every wrong, relayed, reflected or replayed proof gets this one answer. */
 const WRONG_SECRET = 'wrong secret';
-
-export interface Identity {
-  process: number;
-  processes: number;
-  threads: number;
-  ringBytes: number;
-  secret: string | undefined;
-}
 
 /**
  * Our side of the connection: we dialled process `dialled`, or we listen
@@ -67,106 +47,6 @@ export interface Handshaken {
   process: number;
   /** Bytes that followed the handshake in the same read: the first frames. */
   rest: Buffer;
-}
-
-/** Raised on our side when the handshake failed. `refused`: an answer that retrying cannot change, unlike a blip. */
-export class HandshakeError extends ProtocolError {
-  override name = 'HandshakeError';
-  constructor(message: string, readonly refused: boolean, options?: { cause?: unknown }) {
-    super(message, options);
-  }
-}
-
-/** A REFUSE message with `reason`. */
-export function refusal(reason: string): Buffer {
-  const r = Buffer.from(reason.slice(0, MAX_REASON), 'utf8');
-  const head = Buffer.alloc(8);
-  head.writeUInt32LE(MAGIC_REFUSE, 0);
-  head.writeUInt32LE(r.length, 4);
-  return Buffer.concat([head, r]);
-}
-
-function hello(me: Identity, nonce: Buffer): Buffer {
-  const b = Buffer.alloc(HELLO_BYTES);
-  b.writeUInt32LE(MAGIC_HELLO, 0);
-  b.writeUInt16LE(PROTOCOL_VERSION, 4);
-  b.writeUInt16LE(me.secret !== undefined ? 1 : 0, 6);
-  nonce.copy(b, 8);
-  return b;
-}
-
-/** The proof `direction` sends: bound to both nonces, both indices, the cluster shape and the direction. */
-function mac(secret: string, direction: number, dNonce: Buffer, lNonce: Buffer, dialler: number, listener: number, me: Identity): Buffer {
-  const fields = Buffer.alloc(1 + 5 * 4);
-  fields.writeUInt8(direction, 0);
-  [dialler, listener, me.processes, me.threads, me.ringBytes].forEach((v, k) => fields.writeUInt32LE(v, 1 + 4 * k));
-  return createHmac('sha256', secret).update(DOMAIN).update(fields).update(dNonce).update(lNonce).digest();
-}
-
-function message(magic: number, body: Buffer): Buffer {
-  const head = Buffer.alloc(4);
-  head.writeUInt32LE(magic, 0);
-  return Buffer.concat([head, body]);
-}
-
-function shape(sender: number, receiver: number, me: Identity): Buffer {
-  const b = Buffer.alloc(SHAPE_BYTES);
-  [MAGIC_SHAPE, sender, receiver, me.processes, me.threads, me.ringBytes].forEach((v, k) => b.writeUInt32LE(v, 4 * k));
-  return b;
-}
-
-/** Reads exactly what the handshake needs from a socket, with a deadline. */
-class Reader {
-  private buffered: Buffer = Buffer.alloc(0);
-  private wake: (() => void) | undefined;
-  private ended: Error | undefined;
-  private readonly onData = (chunk: Buffer): void => {
-    this.buffered = this.buffered.length === 0 ? chunk : Buffer.concat([this.buffered, chunk]);
-    // A handshake is a few dozen bytes, and a peer may send its first frames
-    // right after it; a stranger that floods before we answered is not
-    // buffered without bound.
-    if (this.buffered.length > MAX_READ_AHEAD) {
-      this.ended ??= new HandshakeError(`the peer sent ${this.buffered.length} bytes before the handshake completed`, true);
-      this.socket.pause();
-    }
-    this.wake?.();
-  };
-  private readonly onEnd = (): void => {
-    this.ended ??= new HandshakeError('the peer closed the connection during the handshake', false);
-    this.wake?.();
-  };
-  private readonly onError = (e: Error): void => {
-    this.ended ??= new HandshakeError(`socket error during the handshake: ${e.message}`, isTlsRefusal(e), { cause: e });
-    this.wake?.();
-  };
-
-  constructor(private readonly socket: Socket) {
-    socket.on('data', this.onData);
-    socket.on('end', this.onEnd);
-    socket.on('close', this.onEnd);
-    socket.on('error', this.onError);
-  }
-
-  async take(n: number): Promise<Buffer> {
-    while (this.buffered.length < n) {
-      if (this.ended) throw this.ended;
-      await new Promise<void>((r) => (this.wake = r));
-      this.wake = undefined;
-    }
-    const out = this.buffered.subarray(0, n);
-    this.buffered = this.buffered.subarray(n);
-    return out;
-  }
-
-  /** Stops reading (later bytes wait in the socket for the next owner) and returns what was read ahead. */
-  detach(): Buffer {
-    this.socket.pause();
-    this.socket.off('data', this.onData);
-    this.socket.off('end', this.onEnd);
-    this.socket.off('close', this.onEnd);
-    this.socket.off('error', this.onError);
-    return this.buffered;
-  }
 }
 
 /** One connection's handshake: what both sides sent and how to answer. */

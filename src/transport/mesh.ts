@@ -10,11 +10,12 @@
 // cluster runs on unaffected.
 
 import { connect, type Socket } from 'node:net';
-import { handshake, HandshakeError, refusal, type Identity } from './handshake.ts';
+import { handshake } from './handshake.ts';
+import { refusal, type Identity } from './handshake-messages.ts';
 import { parseAddress } from './address.ts';
 import { RefusalLog } from './refusals.ts';
 import { certifiedProcess, dialTls, isTlsRefusal, listen, type TlsFiles } from './tls.ts';
-import { WeftError } from '../errors.ts';
+import { ConnectError, HandshakeError } from '../errors.ts';
 
 export interface MeshOptions extends Identity {
   addresses: string[];
@@ -38,11 +39,6 @@ export interface Mesh {
   links: (Link | undefined)[];
   /** Stops accepting, and logs what the refusal log still holds. */
   close(): void;
-}
-
-/** Could not build the mesh: a peer unreachable, or refused us. */
-export class ConnectError extends WeftError {
-  override name = 'ConnectError';
 }
 
 const HANDSHAKE_TIMEOUT_MS = 5_000;

@@ -27,15 +27,7 @@ import type { RingReader, RingWriter } from './ring.ts';
 import { Inbound } from './router-inbound.ts';
 import { Outbound } from './router-outbound.ts';
 import { sendControl, type Peer } from './router-peer.ts';
-import { ProtocolError, WeftError } from '../errors.ts';
-
-/** A peer process failed or broke the protocol. */
-export class PeerError extends WeftError {
-  override name = 'PeerError';
-  constructor(readonly process: number, message: string, options?: { cause?: unknown }) {
-    super(message, options);
-  }
-}
+import { PeerError, ProtocolError } from '../errors.ts';
 
 export interface RouterOptions {
   process: number;

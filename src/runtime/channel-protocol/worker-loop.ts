@@ -2,13 +2,12 @@
 // arrive from the coordinator and stream results back to it. The thread
 // backend's threads and the cluster backend's workers both run it.
 
-import type { Allocator, Push } from '../../allocator/index.ts';
+import { PeerError, type Allocator, type Push } from '../../allocator/index.ts';
 import { DEFAULT_MAX_MESSAGE_BYTES } from '../../allocator/config.ts';
 import { packResult, sizeOf } from '../core/outputs.ts';
 import type { Task, TaskResult } from '../core/task.ts';
 import { RESULT_CHANNEL_BASE, TASK_CHANNEL, type HostMessage, type TaskId, type WorkerMessage } from './messages.ts';
 import { Executor, loadOperations } from '../core/executor.ts';
-import { PeerError } from '../../transport/router.ts';
 
 // Results of cheap tasks leave in batches at the end of a run of tasks; once
 // a run has taken this long, each result is flushed as it is made, so the

@@ -9,12 +9,11 @@
 // the worker that holds the task, and a lost worker holds none.
 
 import { BroadcastChannel } from 'node:worker_threads';
-import type { Allocator, Pull } from '../../../allocator/index.ts';
+import { PeerError, type Allocator, type Pull } from '../../../allocator/index.ts';
 import type { FromGateway, ToGateway } from './gateway-messages.ts';
 import { Dispatcher } from '../../channel-protocol/dispatcher.ts';
 import type { TaskResult } from '../../core/task.ts';
 import { unpackResult } from '../../core/outputs.ts';
-import { PeerError } from '../../../transport/router.ts';
 import { isResult, RESULT_CHANNEL_BASE, TASK_CHANNEL, type HostMessage, type WorkerMessage } from '../../channel-protocol/messages.ts';
 
 // Parked, the gateway still runs the orchestrator's messages (they arrive as
