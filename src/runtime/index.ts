@@ -2,7 +2,8 @@
 
 export { Runtime, type RuntimeOptions, type InMemoryOptions, type AmqpRuntimeOptions, type ClusterRuntimeOptions } from './runtime.ts';
 export { IndexedStream, Fold, Literal, type RunOptions } from './core/directives.ts';
-export { defineOperation, defineMonoid, type Operation, type Monoid } from './core/registry.ts';
+export { defineOperation, defineMonoid, type Operation, type OperationFn, type Monoid } from './core/registry.ts';
+export type { TaskContext } from './core/context.ts';
 export { Retry, type RetryPolicy } from './core/retry.ts';
 export { WorkerRuntime } from './worker-runtime.ts';
 export { LoopbackBackend } from './backends/local/loopback.ts';
@@ -18,6 +19,8 @@ export {
   AbortError,
   UnknownOperationError,
   TaskTimeoutError,
+  TaskCancelledError,
+  TaskStuckError,
   WorkerLostError,
   OutputError,
   DuplicateDefinitionError,

@@ -2,7 +2,7 @@
 // or the cluster backend's gateway) and the workers it feeds over allocator
 // channels. Shared by both ends so they cannot disagree.
 
-import type { Task, TaskResult } from '../core/task.ts';
+import type { CancelScope, Task, TaskResult } from '../core/task.ts';
 
 /** Coordinator to every worker: the one stable task channel. */
 export const TASK_CHANNEL = 0;
@@ -41,6 +41,20 @@ export interface Pong {
 }
 
 /**
+ * Cancels tasks on a worker: the running ones see `ctx.signal` abort, and
+ * those received but not started answer at once with a TaskCancelledError.
+ * Every cancelled task still answers, so the coordinator learns when it ended.
+ */
+export interface Cancel {
+  readonly cancel: CancelScope;
+}
+
+/** A task's progress detail, carried as a result whose output is the detail (packed as outputs are). */
+export interface ProgressReport {
+  readonly progress: TaskResult | PackedResult;
+}
+
+/**
  * How many of a worker's tasks are async operations awaiting settlement,
  * sent when the number changes: they run concurrently, so the coordinator
  * may send that many more (up to its concurrency bound).
@@ -62,10 +76,15 @@ export interface PackedResult extends Omit<TaskResult, 'output'> {
   readonly packed: Uint8Array;
 }
 
-export type HostMessage = Hello | Task | Stop | Ping;
-export type WorkerMessage = Ready | TaskResult | PackedResult | Pong | Parked | Dying;
+export type HostMessage = Hello | Task | Stop | Ping | Cancel;
+export type WorkerMessage = Ready | TaskResult | PackedResult | Pong | Parked | Dying | ProgressReport;
 
 /** True for a worker's result (packed or not), false for its other messages. */
 export function isResult(message: WorkerMessage): message is TaskResult | PackedResult {
+  return 'key' in message;
+}
+
+/** True for a task (not a control message) from the coordinator. */
+export function isTask(message: HostMessage): message is Task {
   return 'key' in message;
 }

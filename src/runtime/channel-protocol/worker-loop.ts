@@ -5,8 +5,10 @@
 import { PeerError, type Allocator, type Push } from '../../allocator/index.ts';
 import { DEFAULT_MAX_MESSAGE_BYTES } from '../../allocator/config.ts';
 import { packResult, sizeOf } from '../core/outputs.ts';
-import type { Task, TaskResult } from '../core/task.ts';
-import { RESULT_CHANNEL_BASE, TASK_CHANNEL, type HostMessage, type TaskId, type WorkerMessage } from './messages.ts';
+import { TaskCancelledError } from '../core/errors.ts';
+import { Fifo } from '../core/fifo.ts';
+import { cancels, failed, type Task, type TaskResult } from '../core/task.ts';
+import { isTask, RESULT_CHANNEL_BASE, TASK_CHANNEL, type Cancel, type HostMessage, type TaskId, type WorkerMessage } from './messages.ts';
 import { Executor, loadOperations } from '../core/executor.ts';
 
 // Results of cheap tasks leave in batches at the end of a run of tasks; once
@@ -28,7 +30,7 @@ export async function serveTasks(allocator: Allocator, coordinator: number, modu
   // coordinator reports it rather than starting another worker.
   const load = async (urls: readonly string[]) => {
     await loadOperations(urls);
-    const runtime = new Executor();
+    const runtime = new Executor((task, detail) => out.progress(task, detail));
     out.send({ ready: 1 });
     out.flush();
     return runtime;
@@ -44,8 +46,26 @@ export async function serveTasks(allocator: Allocator, coordinator: number, modu
     }
   };
   process.on('exit', onExit);
+  let runtime: Executor | undefined;
+  // Messages received and not yet handled. A cancellation is applied as
+  // soon as it is received, ahead of the messages before it: tasks it names
+  // that wait here never start (they answer TaskCancelledError at once).
+  const inbox = new Fifo<Exclude<HostMessage, Cancel>>();
+  const take = () => {
+    for (let message = tasks.recv(); message !== undefined; message = tasks.recv()) {
+      if (!('cancel' in message)) {
+        inbox.push(message);
+        continue;
+      }
+      const scope = message.cancel;
+      runtime?.cancel(scope);
+      for (const task of inbox.extract((queued) => isTask(queued) && cancels(scope, queued))) {
+        out.send(failed(task as Task, new TaskCancelledError(`${scope.why} (before it started)`)));
+      }
+    }
+  };
   try {
-    let runtime = modules === undefined ? undefined : await load(modules);
+    if (modules !== undefined) runtime = await load(modules);
     for (;;) {
       allocator.receive();
       // Only a cluster loses peers; losing the coordinator's process leaves nobody to serve.
@@ -54,13 +74,14 @@ export async function serveTasks(allocator: Allocator, coordinator: number, modu
           throw new PeerError(loss.process, `process ${loss.process}, the orchestrator's, was lost: the directive cannot go on without it`);
         }
       }
-      let message = tasks.recv();
-      if (message === undefined) {
+      take();
+      if (inbox.length === 0) {
+        out.flush();
         await allocator.awaitEventsAsync();
         continue;
       }
       let flushedAt = performance.now();
-      for (; message !== undefined; message = tasks.recv()) {
+      for (let message = inbox.shift(); message !== undefined; message = inbox.shift()) {
         if ('hello' in message) {
           out.maxMessageBytes = message.maxMessageBytes;
           runtime = await load(message.hello);
@@ -83,6 +104,9 @@ export async function serveTasks(allocator: Allocator, coordinator: number, modu
         if (now - flushedAt >= FLUSH_AFTER_MS) {
           out.flush();
           flushedAt = now;
+          // A slow run: look for cancellations of what waits here.
+          allocator.receive();
+          take();
         }
       }
       out.flush();
@@ -143,6 +167,13 @@ class Results {
         this.flush();
       });
     });
+  }
+
+  /** A task's progress detail leaves at once (the context has throttled it). */
+  progress(task: Task, detail: unknown): void {
+    const report = packResult({ key: task.key, index: task.index, stage: task.stage, attempt: task.attempt, output: detail }, this.maxMessageBytes);
+    this.send({ progress: report });
+    this.flush();
   }
 
   /** The thread is exiting: what is made leaves, and what was running is named. */

@@ -13,22 +13,28 @@
 // - Push, not pull: results arrive through the callback given to `lease`, in
 //   batches, so a backend can hand over everything one read produced at once.
 
-import type { Task, TaskIdentity, TaskResult } from './task.ts';
+import type { Task, TaskIdentity, TaskProgress, TaskResult } from './task.ts';
 
 /** A directive's claim on the results routed to `key`. */
 export interface Lease {
   readonly key: string;
   /**
    * Ends the lease: tasks with this key still queued in the backend are
-   * dropped, and results for it that arrive later are discarded.
+   * dropped, and results for it that arrive later are discarded. Tasks of
+   * it running on workers are cancelled (their `ctx.signal` aborts with
+   * `why`), on backends that can reach them.
    */
-  release(): void;
+  release(why?: string): void;
   /**
-   * The directive stopped waiting for this task (its timeout passed) and
-   * will retry or fail it. A backend may check that the worker holding it
-   * is not stuck (the thread backend replaces a stuck thread); others ignore it.
+   * Cancels one attempt of one task (its timeout passed): its `ctx.signal`
+   * aborts on its worker, or it never starts. A backend that has this
+   * promises a result for that attempt once it no longer runs: its own, a
+   * TaskCancelledError (not started, or its thread was terminated), or a
+   * TaskStuckError (it runs on and cannot be stopped); the directive retries
+   * only then, so two attempts of a task never run at once. Without it, the
+   * directive retries at once.
    */
-  timedOut?(task: TaskIdentity): void;
+  cancel?(task: TaskIdentity, why: string): void;
 }
 
 export interface LeaseHandlers {
@@ -36,6 +42,8 @@ export interface LeaseHandlers {
   results(results: readonly TaskResult[]): void;
   /** The backend can no longer run this lease's tasks (closed, lost every worker). */
   failed(error: Error): void;
+  /** Progress details from this lease's tasks (`ctx.progress`), in the order they were sent. */
+  progress?(updates: readonly TaskProgress[]): void;
 }
 
 export interface Backend {
@@ -64,9 +72,10 @@ export interface BackendStats {
 }
 
 /**
- * The open leases of a backend: issues keys, routes results, fails them all
- * when the backend stops. `onRelease` drops what the backend still holds
- * for a key (queued tasks, work on workers); `onTimeout` is the lease's `timedOut`.
+ * The open leases of a backend: issues keys, routes results and progress,
+ * fails them all when the backend stops. `onRelease` drops what the backend
+ * still holds for a key (queued tasks, work on workers); `onCancel`, when
+ * given, is the lease's `cancel`.
  */
 export class LeaseTable {
   private readonly open = new Map<string, LeaseHandlers>();
@@ -74,16 +83,25 @@ export class LeaseTable {
 
   constructor(private readonly prefix = '') {}
 
-  lease(handlers: LeaseHandlers, onRelease: (key: string) => void, onTimeout?: (task: TaskIdentity) => void): Lease {
+  lease(
+    handlers: LeaseHandlers,
+    onRelease: (key: string, why: string) => void,
+    onCancel?: (task: TaskIdentity, why: string) => void,
+  ): Lease {
     const key = `${this.prefix}${this.next++}`;
     this.open.set(key, handlers);
-    return {
+    const lease: Lease = {
       key,
-      release: () => {
-        if (this.open.delete(key)) onRelease(key);
+      release: (why = 'its directive ended') => {
+        if (this.open.delete(key)) onRelease(key, why);
       },
-      timedOut: onTimeout,
     };
+    return onCancel === undefined ? lease : { ...lease, cancel: onCancel };
+  }
+
+  /** Hands each open lease its tasks' progress details; details for other keys are dropped. */
+  routeProgress(updates: readonly TaskProgress[]): void {
+    for (const update of updates) this.open.get(update.key)?.progress?.([update]);
   }
 
   has(key: string): boolean {

@@ -52,6 +52,25 @@ export class OutputError extends WeftError {
   override name = 'OutputError';
 }
 
+/**
+ * The reason a task's `ctx.signal` aborted with: its directive was aborted,
+ * failed or closed, its timeout passed, or a stream's consumer left. Also
+ * the error result of a cancelled task that had not started.
+ */
+export class TaskCancelledError extends WeftError {
+  override name = 'TaskCancelledError';
+}
+
+/**
+ * A timed-out task went on past `cancelGraceMs` after its cancellation, on a
+ * backend that cannot terminate its thread (a cluster worker in another
+ * process): it is not retried, since two attempts of one task never run at
+ * once, and its directive fails with this as the cause.
+ */
+export class TaskStuckError extends WeftError {
+  override name = 'TaskStuckError';
+}
+
 /** The worker thread running a task kept dying: the task is given up rather than retried forever. */
 export class WorkerLostError extends WeftError {
   override name = 'WorkerLostError';

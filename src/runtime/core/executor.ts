@@ -6,9 +6,10 @@
 import { isAbsolute, resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { ModuleError } from '../../errors.ts';
-import { UnknownOperationError } from './errors.ts';
+import { RunningContext, type ProgressSink } from './context.ts';
+import { TaskCancelledError, UnknownOperationError } from './errors.ts';
 import { lookupOperation } from './registry.ts';
-import { failed, succeeded, type Task, type TaskResult } from './task.ts';
+import { cancels, failed, succeeded, type CancelScope, type Task, type TaskResult } from './task.ts';
 
 /** A module given as URL, file URL string, or path (relative to the current directory) as a URL string. */
 export function moduleUrl(module: string | URL): string {
@@ -58,8 +59,22 @@ export async function loadOperations(modules: readonly (string | URL)[]): Promis
   }
 }
 
-/** Runs tasks of the operations this thread has loaded. */
+/**
+ * Runs tasks of the operations this thread has loaded, each with its
+ * TaskContext, and keeps the contexts of those still running (async
+ * operations) so that `cancel` can abort their signals.
+ */
 export class Executor {
+  private readonly running = new Set<RunningContext>();
+
+  /** `progress` receives each task's throttled progress details; without it they are dropped. */
+  constructor(private readonly progress?: ProgressSink) {}
+
+  /** Tasks whose (async) operation has not settled yet. */
+  get pending(): number {
+    return this.running.size;
+  }
+
   /**
    * Runs one task. Returns synchronously when the operation does, so a batch
    * of cheap tasks costs no promise per task. Never throws: failures, including
@@ -68,17 +83,42 @@ export class Executor {
   execute(task: Task): TaskResult | Promise<TaskResult> {
     const operation = lookupOperation(task.op);
     if (operation === undefined) return failed(task, new UnknownOperationError(task.op));
+    const context = new RunningContext(task, this.progress);
     try {
-      const output = operation.fn(task.input);
+      const output = operation.fn(task.input, context);
       if (output instanceof Promise) {
+        this.running.add(context);
         return output.then(
-          (value) => succeeded(task, value),
-          (error) => failed(task, error),
+          (value) => this.settled(context, succeeded(task, value)),
+          (error) => this.settled(context, failed(task, error)),
         );
       }
+      context.finish();
       return succeeded(task, output);
     } catch (error) {
+      context.finish();
       return failed(task, error);
     }
+  }
+
+  /**
+   * Aborts the signal of every running task that `scope` names, with a
+   * TaskCancelledError saying why; returns how many. Their results still
+   * come, whenever their operations return.
+   */
+  cancel(scope: CancelScope): number {
+    let count = 0;
+    for (const context of this.running) {
+      if (!cancels(scope, context.task)) continue;
+      context.abort(new TaskCancelledError(scope.why));
+      count++;
+    }
+    return count;
+  }
+
+  private settled(context: RunningContext, result: TaskResult): TaskResult {
+    this.running.delete(context);
+    context.finish();
+    return result;
   }
 }

@@ -49,10 +49,17 @@ export class Fifo<T> {
 
   /** Removes every item satisfying `match`; returns how many. */
   removeAll(match: (item: T) => boolean): number {
-    const before = this.length;
-    this.items = this.items.slice(this.head).filter((item) => !match(item));
+    return this.extract(match).length;
+  }
+
+  /** Removes every item satisfying `match` and returns them, in order. */
+  extract(match: (item: T) => boolean): T[] {
+    const kept: T[] = [];
+    const removed: T[] = [];
+    for (let i = this.head; i < this.items.length; i++) (match(this.items[i]!) ? removed : kept).push(this.items[i]!);
+    this.items = kept;
     this.head = 0;
-    return before - this.items.length;
+    return removed;
   }
 
   /** Empties the queue, returning what it held. */

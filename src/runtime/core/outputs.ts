@@ -10,7 +10,7 @@
 import { codecs } from '../../allocator/index.ts';
 import { refusal } from '../../allocator/codec.ts';
 import { OutputError } from './errors.ts';
-import { failed, type TaskResult } from './task.ts';
+import { failed, fromFailure, type TaskProgress, type TaskResult } from './task.ts';
 import type { PackedResult, WorkerMessage } from '../channel-protocol/messages.ts';
 
 const codec = codecs.msgpack<unknown>();
@@ -35,7 +35,7 @@ export function checkOutput(result: TaskResult): TaskResult {
 }
 
 /** The message that carries `result` to the coordinator, within `maxMessageBytes`. */
-export function packResult(result: TaskResult, maxMessageBytes: number): WorkerMessage {
+export function packResult(result: TaskResult, maxMessageBytes: number): TaskResult | PackedResult {
   if (result.error !== undefined) return result;
   const output = result.output;
   switch (typeof output) {
@@ -70,6 +70,7 @@ export function packResult(result: TaskResult, maxMessageBytes: number): WorkerM
 
 /** About how many bytes `message` adds to a batch: what the worker flushes by. */
 export function sizeOf(message: WorkerMessage): number {
+  if ('progress' in message) return sizeOf(message.progress);
   if ('packed' in message) return message.packed.length + RESULT_ROOM;
   if ('error' in message && message.error !== undefined) return RESULT_ROOM + 3 * (message.error.message.length + (message.error.stack?.length ?? 0));
   if ('output' in message && typeof message.output === 'string') return RESULT_ROOM + 3 * message.output.length;
@@ -85,4 +86,15 @@ export function unpackResult(message: TaskResult | PackedResult): TaskResult {
   } catch (error) {
     return failed(message, new OutputError(`the output cannot be decoded: ${(error as Error).message}`, { cause: error }));
   }
+}
+
+/**
+ * The coordinator's side of a progress report (a result whose output is the
+ * detail): a detail that could not travel arrives as the OutputError that
+ * says why, in its place.
+ */
+export function unpackProgress(report: TaskResult | PackedResult): TaskProgress {
+  const result = unpackResult(report);
+  const detail = result.error === undefined ? result.output : fromFailure(result.error);
+  return { key: result.key, index: result.index, stage: result.stage, attempt: result.attempt, detail };
 }

@@ -2,13 +2,20 @@
 // the worker looks that name up here. No code ever travels: a worker can only
 // run what the modules it imported defined.
 
+import type { TaskContext } from './context.ts';
 import { ArgumentError, DuplicateDefinitionError } from './errors.ts';
+
+/**
+ * What an operation runs: the input, and the task's context (its cancel
+ * signal, index, attempt, progress). A one-argument function is one too.
+ */
+export type OperationFn<I, O> = (input: I, ctx: TaskContext) => O | Promise<O>;
 
 /** A named function from `I` to `O`, run on workers. May be async. */
 export interface Operation<I = any, O = any> {
   readonly kind: 'operation';
   readonly name: string;
-  readonly fn: (input: I) => O | Promise<O>;
+  readonly fn: OperationFn<I, O>;
 }
 
 /** A named associative combine with its identity. Commutativity is never assumed. */
@@ -57,8 +64,11 @@ function register<D extends Definition>(definition: D): D {
   return definition;
 }
 
-/** Defines and registers an operation under `name`, which must be stable across processes. */
-export function defineOperation<I, O>(name: string, fn: (input: I) => O | Promise<O>): Operation<I, Awaited<O>> {
+/**
+ * Defines and registers an operation under `name`, which must be stable
+ * across processes. `fn(input, ctx)` may ignore `ctx` (see TaskContext).
+ */
+export function defineOperation<I, O>(name: string, fn: OperationFn<I, O>): Operation<I, Awaited<O>> {
   checkName('defineOperation', name);
   checkFunction('defineOperation', name, 'the operation', fn);
   return register({ kind: 'operation', name, fn } as Operation<I, Awaited<O>>);

@@ -13,7 +13,7 @@ export interface Task {
   readonly index: number;
   /** Position of `op` in a chain such as `.map(a).map(b)`: 0 for `a`, 1 for `b`. */
   readonly stage: number;
-  /** 0 for the first try, incremented by each retry. */
+  /** 0 for the first try, incremented by each retry (an operation sees it plus 1, as `ctx.attempt`). */
   readonly attempt: number;
   /**
    * The directive's per-task timeout, when it has one. A worker sends the
@@ -49,6 +49,29 @@ export function succeeded(task: Task, output: unknown): TaskResult {
 
 /** What identifies a task (and its result). */
 export type TaskIdentity = Pick<Task, 'key' | 'index' | 'stage' | 'attempt'>;
+
+/**
+ * What a cancellation names: every task of one directive (its routing key
+ * alone), or one attempt of one task (a timeout). `why` becomes the message
+ * of the `TaskCancelledError` that the tasks' `ctx.signal.reason` holds.
+ */
+export interface CancelScope {
+  readonly key: string;
+  readonly task?: readonly [index: number, stage: number, attempt: number];
+  readonly why: string;
+}
+
+/** Does `scope` cancel `task`? */
+export function cancels(scope: CancelScope, task: TaskIdentity): boolean {
+  if (task.key !== scope.key) return false;
+  const one = scope.task;
+  return one === undefined || (one[0] === task.index && one[1] === task.stage && one[2] === task.attempt);
+}
+
+/** A task's progress detail (from `ctx.progress`), on its way to the directive's `onProgress`. */
+export interface TaskProgress extends TaskIdentity {
+  readonly detail: unknown;
+}
 
 export function failed(task: TaskIdentity, error: unknown): TaskResult {
   return { key: task.key, index: task.index, stage: task.stage, attempt: task.attempt, error: toFailure(error) };

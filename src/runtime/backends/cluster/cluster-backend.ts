@@ -55,6 +55,7 @@ export class ClusterBackend implements Backend {
     gateway.onmessage = (event) => {
       const message = (event as { data: FromGateway }).data;
       if ('results' in message) this.leases.route(message.results);
+      else if ('progress' in message) this.leases.routeProgress(message.progress);
       else if ('lost' in message) {
         this.lostProcesses.push(message.lost);
         this.redispatched += message.redispatched;

@@ -2,7 +2,7 @@
 // gateway (global worker 0, a thread of process 0) say to each other over a
 // BroadcastChannel, and how every worker learns its settings.
 
-import type { Task, TaskResult } from '../../core/task.ts';
+import type { Task, TaskProgress, TaskResult } from '../../core/task.ts';
 
 /**
  * Environment variable holding `ClusterSettings` as JSON. Worker threads
@@ -22,5 +22,7 @@ export type ToGateway = { readonly tasks: readonly Task[] } | { readonly drop: s
 export type FromGateway =
   | { readonly ready: number }
   | { readonly results: readonly TaskResult[] }
+  /** Tasks' progress details (`ctx.progress`), already throttled by their workers. */
+  | { readonly progress: readonly TaskProgress[] }
   /** A serving process was lost; the tasks its workers held went back to the queue. */
   | { readonly lost: number; readonly redispatched: number };

@@ -12,8 +12,8 @@ import { BroadcastChannel } from 'node:worker_threads';
 import { PeerError, type Allocator, type Pull } from '../../../allocator/index.ts';
 import type { FromGateway, ToGateway } from './gateway-messages.ts';
 import { Dispatcher } from '../../channel-protocol/dispatcher.ts';
-import type { TaskResult } from '../../core/task.ts';
-import { unpackResult } from '../../core/outputs.ts';
+import type { TaskProgress, TaskResult } from '../../core/task.ts';
+import { unpackProgress, unpackResult } from '../../core/outputs.ts';
 import { isResult, RESULT_CHANNEL_BASE, TASK_CHANNEL, type HostMessage, type WorkerMessage } from '../../channel-protocol/messages.ts';
 
 // Parked, the gateway still runs the orchestrator's messages (they arrive as
@@ -61,12 +61,14 @@ export async function runGateway(allocator: Allocator, channel: string): Promise
       allocator.receive();
       let any = false;
       const settled: TaskResult[] = [];
+      const progress: TaskProgress[] = [];
       for (let worker = 1; worker < allocator.peers; worker++) {
         const batch: TaskResult[] = [];
         for (let message = results[worker]!.recv(); message !== undefined; message = results[worker]!.recv()) {
           any = true;
           if (isResult(message)) batch.push(unpackResult(message));
           else if ('parked' in message) dispatcher.setParked(worker, message.parked);
+          else if ('progress' in message) progress.push(unpackProgress(message.progress));
           else if ('ready' in message) {
             dispatcher.setReady(worker, true);
             markReady(worker);
@@ -75,6 +77,7 @@ export async function runGateway(allocator: Allocator, channel: string): Promise
         }
         if (batch.length > 0) settled.push(...dispatcher.settle(worker, batch));
       }
+      if (progress.length > 0) tell({ progress });
       if (settled.length > 0) tell({ results: settled });
       for (const loss of allocator.peerLosses()) {
         for (const worker of loss.workers) {

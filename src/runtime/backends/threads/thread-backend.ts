@@ -30,7 +30,7 @@ import { DEFAULT_MAX_MESSAGE_BYTES } from '../../../allocator/config.ts';
 import { LeaseTable, type Backend, type Lease, type LeaseHandlers } from '../../core/backend.ts';
 import { Dispatcher } from '../../channel-protocol/dispatcher.ts';
 import { RuntimeClosedError, WorkerLostError } from '../../core/errors.ts';
-import { unpackResult } from '../../core/outputs.ts';
+import { unpackProgress, unpackResult } from '../../core/outputs.ts';
 import { failed, type Task, type TaskIdentity, type TaskResult } from '../../core/task.ts';
 import { isResult, RESULT_CHANNEL_BASE, TASK_CHANNEL, type HostMessage, type TaskId, type WorkerMessage } from '../../channel-protocol/messages.ts';
 import { moduleUrl } from '../../core/executor.ts';
@@ -214,6 +214,7 @@ export class ThreadBackend implements Backend {
         else if ('ready' in message) this.onReady(index);
         else if ('parked' in message) this.dispatcher.setParked(index, message.parked);
         else if ('pong' in message) this.onPong(index, message.pong);
+        else if ('progress' in message) this.leases.routeProgress([unpackProgress(message.progress)]);
         else this.dying[index] = message.dying;
       }
       if (results.length > 0) settled.push(...this.dispatcher.settle(index, results));

@@ -226,7 +226,7 @@ class Execution implements IntakeHost {
     for (let item = deadlines.due(); item !== undefined; item = deadlines.due()) {
       expired = true;
       // Before the failure, which may end the directive and release the lease.
-      this.lease!.timedOut?.({ key: this.key, index: item.index, stage: item.stage, attempt: item.attempt });
+      this.lease!.cancel?.({ key: this.key, index: item.index, stage: item.stage, attempt: item.attempt }, 'its timeout passed');
       this.onFailure(item, new TaskTimeoutError(this.ops[item.stage]!, item.index, deadlines.timeoutMs), true);
       if (this.settled) return;
     }
