@@ -2,9 +2,11 @@
 export {
   Config,
   initialize,
-  WorkerGuards,
   codecs,
+  type WorkerGuards,
   type Allocator,
+  type TypedArray,
+  type TypedArrayConstructor,
   type TypedArrayOptions,
   type Options,
   type ClusterOptions,

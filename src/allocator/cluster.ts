@@ -4,7 +4,7 @@
 // goodbye; a peer that dies makes it reject with a PeerError.
 
 import type { Config } from './config.ts';
-import { WorkerGuards } from './guards.ts';
+import { Guards, type WorkerGuards } from './guards.ts';
 import { buildClusterFabric } from '../transport/wiring.ts';
 import { startThread, type Task } from './thread.ts';
 import { Control } from '../transport/control.ts';
@@ -26,7 +26,7 @@ export async function launchCluster<R>(config: Extract<Config, { kind: 'cluster'
   const routerBell = new Doorbell(fabric.routerBell);
   const control = new Control(fabric.control);
   const bells = fabric.bells.map((b) => new Doorbell(b));
-  let guards!: WorkerGuards<R>;
+  let guards!: Guards<R>;
   const router = new Router({
     process: c.process, processes, threads, addresses: c.addresses, links: mesh.links, bell: routerBell,
     fromWorkers: fabric.fromWorkers.map((r, k) => new RingReader(r, new Doorbell(fabric.bells[k]!))),
@@ -41,7 +41,7 @@ export async function launchCluster<R>(config: Extract<Config, { kind: 'cluster'
   });
   const close = (): void => mesh.close();
   const workers = fabric.wirings.map((w) => startThread(task, w));
-  guards = new WorkerGuards<R>(
+  guards = new Guards<R>(
     workers,
     control,
     bells,
@@ -57,5 +57,5 @@ export async function launchCluster<R>(config: Extract<Config, { kind: 'cluster'
   );
   void guards.join().catch(close);
   await guards.ready;
-  return guards;
+  return guards.handle;
 }

@@ -32,7 +32,45 @@ export interface GuardHooks {
   failed?(reason: string): void;
 }
 
-export class WorkerGuards<R> {
+/** What initialize() resolves to: the main thread's handle on the running workers. */
+export interface WorkerGuards<R> {
+  /** The workers' return values in index order, or a WorkerError naming the first to fail. */
+  join(): Promise<R[]>;
+  /**
+   * Stops the workers still running: they are aborted (a worker parked in
+   * `awaitEvents` or `for await` wakes with AbortedError), then terminated;
+   * resolves once every thread has exited. join() then rejects with an
+   * AbortedError unless every worker had returned. For `await using guards
+   * = await initialize(...)`: a worker that waits forever keeps its process
+   * alive, and one leaving the scope early (a throw) leaves none behind.
+   */
+  close(): Promise<void>;
+  /** close(), for `await using`. */
+  [Symbol.asyncDispose](): Promise<void>;
+}
+
+/** The WorkerGuards a program receives; the machinery stays on Guards. */
+class Handle<R> implements WorkerGuards<R> {
+  readonly #guards: Guards<R>;
+
+  constructor(guards: Guards<R>) {
+    this.#guards = guards;
+  }
+
+  join(): Promise<R[]> {
+    return this.#guards.join();
+  }
+
+  close(): Promise<void> {
+    return this.#guards.close();
+  }
+
+  [Symbol.asyncDispose](): Promise<void> {
+    return this.#guards.close();
+  }
+}
+
+export class Guards<R> {
   private readonly results: R[];
   private readonly exited: boolean[];
   /** Per worker: it reported ready (its function runs, or ran). */
@@ -44,6 +82,8 @@ export class WorkerGuards<R> {
   private settleReady!: { resolve: () => void; reject: (e: Error) => void };
   /** Resolves once every worker started; rejects if one failed first. */
   readonly ready: Promise<void>;
+  /** What initialize() hands the program. */
+  readonly handle: WorkerGuards<R> = new Handle(this);
 
   constructor(
     private readonly workers: Worker[],
@@ -64,29 +104,17 @@ export class WorkerGuards<R> {
     workers.forEach((w, i) => this.watch(w, i));
   }
 
-  /** The workers' return values in index order, or a WorkerError naming the first to fail. */
   join(): Promise<R[]> {
     return this.joined;
   }
 
-  /**
-   * Stops the workers still running: they are aborted (a worker parked in
-   * `awaitEvents` or `for await` wakes with AbortedError), then terminated;
-   * resolves once every thread has exited. join() then rejects with an
-   * AbortedError unless every worker had returned. For `await using guards
-   * = await initialize(...)`: a worker that waits forever keeps its process
-   * alive, and one leaving the scope early (a throw) leaves none behind.
-   */
+  /** See WorkerGuards.close. */
   async close(): Promise<void> {
     if (!this.exited.every(Boolean)) {
       this.failExternal(new AbortedError(-1, 'the workers were stopped by close()'));
       await Promise.all(this.workers.map((w) => w.terminate()));
     }
     await this.joined.catch(() => {});
-  }
-
-  [Symbol.asyncDispose](): Promise<void> {
-    return this.close();
   }
 
   private watch(worker: Worker, index: number): void {

@@ -1,11 +1,11 @@
 // The allocator layer's public surface.
 export { Config, type Options, type ClusterOptions } from './config.ts';
 export { initialize, type ModuleSpec } from './initialize.ts';
-export { WorkerGuards } from './guards.ts';
+export type { WorkerGuards } from './guards.ts';
 export type { Allocator, AllocatorStats, PeerLoss } from './allocator.ts';
 export type { Push } from './push.ts';
 export type { Pull } from './pull.ts';
-export { codecs, type Codec, type Batcher, type TypedArrayOptions } from './codec.ts';
+export { codecs, type Codec, type Batcher, type TypedArray, type TypedArrayConstructor, type TypedArrayOptions } from './codec.ts';
 export type { WorkerFn } from './worker.ts';
 // The lower layers' errors a program above meets (a send to a lost peer's worker).
 export { PeerError } from '../errors.ts';

@@ -12,7 +12,7 @@ import { isMainThread, workerData } from 'node:worker_threads';
 import { pathToFileURL } from 'node:url';
 import { resolve } from 'node:path';
 import { checkConfig, peersOf, type Config } from './config.ts';
-import { WorkerGuards } from './guards.ts';
+import { Guards, type WorkerGuards } from './guards.ts';
 import { launchCluster } from './cluster.ts';
 import { buildFabric } from '../transport/wiring.ts';
 import { checkLaunched } from './launched.ts';
@@ -110,16 +110,18 @@ async function launch<R>(given: Config, task: Task): Promise<WorkerGuards<R>> {
   const peers = peersOf(config);
   const fabric = buildFabric(peers, config.options.ringBytes, config.options);
   const workers = fabric.wirings.map((w) => startThread(task, w));
-  const guards = new WorkerGuards<R>(workers, new Control(fabric.control), fabric.bells.map((b) => new Doorbell(b)));
+  const guards = new Guards<R>(workers, new Control(fabric.control), fabric.bells.map((b) => new Doorbell(b)));
   await guards.ready;
-  return guards;
+  return guards.handle;
 }
 
 /** In a worker: an earlier closure call, already served by the main thread. */
 function replay<R>(results: unknown[] | undefined): Promise<WorkerGuards<R>> {
   const known = results as R[] | undefined;
+  const done = (): Promise<void> => Promise.resolve();
   return Promise.resolve({
-    ready: Promise.resolve(),
     join: () => (known !== undefined ? Promise.resolve(known) : new Promise<R[]>(() => {})),
-  } as unknown as WorkerGuards<R>);
+    close: done,
+    [Symbol.asyncDispose]: done,
+  });
 }
