@@ -30,7 +30,7 @@ export interface Pull<T> extends AsyncIterable<T> {
 }
 
 /** What a puller needs from its worker's endpoint. */
-export type PullHost = Pick<Endpoint, 'checkAbort' | 'release' | 'receive' | 'awaitEventsAsync'>;
+export type PullHost = Pick<Endpoint, 'checkAbort' | 'release' | 'receive' | 'spinThenPark'>;
 
 export class ChannelPull<T> implements Pull<T> {
   private batches_: ArrayLike<T>[] = [];
@@ -212,14 +212,23 @@ export class ChannelPull<T> implements Pull<T> {
     return this.open === 0;
   }
 
-  /** Receives until this puller has something or every sender closed; false when the latter. */
-  async fill(): Promise<boolean> {
+  /**
+   * Receives until this puller has something or every sender closed; false
+   * when the latter. Synchronous unless it has to park: a message that
+   * arrives while the endpoint spins is answered without a promise.
+   */
+  fill(): boolean | Promise<boolean> {
+    if (this.available) return true;
+    if (this.finished()) return false;
+    // Release first: a message this worker sent itself arrives only then.
+    // spinThenPark releases again before it spins.
+    this.host.release();
     for (;;) {
+      this.host.receive();
       if (this.available) return true;
       if (this.finished()) return false;
-      this.host.release();
-      this.host.receive();
-      if (!this.available && !this.finished()) await this.host.awaitEventsAsync();
+      const parked = this.host.spinThenPark();
+      if (parked !== true) return parked.then(() => this.fill());
     }
   }
 
@@ -250,20 +259,30 @@ export class ChannelPull<T> implements Pull<T> {
   }
 }
 
+const DONE: IteratorResult<never> = { value: undefined, done: true };
+
 // A hand-written iterator, not an async generator: a generator awaits once
-// per message (about 4 M/s at best); this one answers from the current batch
-// with an already resolved promise and only goes async when it must wait.
+// per message (about 4 M/s at best); this one answers with an already
+// resolved promise whenever it need not park: from the current batch, or
+// once the endpoint's spin saw the next one arrive.
 class Messages<T> implements AsyncIterator<T> {
   constructor(private readonly pull: ChannelPull<T>) {}
 
   next(): Promise<IteratorResult<T>> {
     const value = this.pull.take();
     if (value !== NOTHING) return Promise.resolve({ value, done: false });
-    return this.wait();
+    let filled: boolean | Promise<boolean>;
+    try {
+      filled = this.pull.fill();
+    } catch (error) {
+      return Promise.reject(error as Error);
+    }
+    if (filled === true) return Promise.resolve(this.result(true));
+    if (filled === false) return Promise.resolve(DONE);
+    return filled.then((more) => this.result(more));
   }
 
-  private async wait(): Promise<IteratorResult<T>> {
-    if (!(await this.pull.fill())) return { value: undefined, done: true };
-    return { value: this.pull.take() as T, done: false };
+  private result(more: boolean): IteratorResult<T> {
+    return more ? { value: this.pull.take() as T, done: false } : DONE;
   }
 }

@@ -3,7 +3,7 @@
 
 import { describe, expect, it } from 'vitest';
 import { Config, initialize } from '../../src/index.ts';
-import { ALL_TO_ALL, BATCHED, FLOOD } from './fixtures/workers.ts';
+import { ALL_TO_ALL, BATCHED, FLOOD, PARKED_PINGS, PINGS } from './fixtures/workers.ts';
 
 const workers = new URL('./fixtures/workers.ts', import.meta.url);
 
@@ -40,6 +40,18 @@ describe('exchange', () => {
     const [sender, receiver] = await guards.join();
     expect(receiver).toEqual({ objects: BATCHED, numbers: BATCHED, own: [], kinds: ['Array', 'Float64Array'] });
     expect(sender).toEqual({ objects: 0, numbers: 0, own: [0, 1, 2], kinds: [] });
+  });
+
+  it('async ping-pong: await next(), awaitEventsAsync() and for await answer every round trip, spinning or parked', async () => {
+    for (const [name, rounds] of [['pingPongAsync', PINGS], ['pingPongAsyncParked', PARKED_PINGS]] as const) {
+      const guards = await initialize<number>(Config.process(2), { module: workers, export: name });
+      expect(await guards.join()).toEqual([rounds, rounds]);
+    }
+  });
+
+  it('an async receiver that waits long past its spin, with nothing else keeping its thread alive, gets every message', async () => {
+    const guards = await initialize<number[]>(Config.process(2), { module: workers, export: 'lateMessages' });
+    expect(await guards.join()).toEqual([[], [1, 2, 3, 4, 5]]);
   });
 
   it('two workers flooding each other before receiving do not deadlock, overflow, and deliver in order', async () => {
