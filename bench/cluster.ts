@@ -57,8 +57,25 @@ function median(xs: number[]): number {
   return s[Math.floor(s.length / 2)]!;
 }
 
+// The two processes listen on ports freePorts() found free a moment before;
+// on a shared machine another process can take one in between (a TLS
+// handshake then met a listener that was not TLS). Such a run fails while
+// the mesh forms, with a ConnectError or a HandshakeError, and is run again
+// on fresh ports; any other failure is the bench's to report.
+const MESH_FAILURE = /\b(ConnectError|HandshakeError)\b/;
+const ATTEMPTS = 3;
+
 /** Runs the 2-process weft program (with mutual TLS when `tls`) and returns the receiver's times. */
 export async function weft(plan: ClusterPlan, tls = false): Promise<ClusterTimes> {
+  for (let attempt = 1; ; attempt++) {
+    const run = await weftOnce(plan, tls);
+    if (!('failed' in run)) return run;
+    if (!run.meshFailed || attempt === ATTEMPTS) throw new Error(run.failed);
+    console.log(`bench/cluster.ts: ${run.failed} while the mesh formed (a port taken by another process?); again on fresh ports, attempt ${attempt + 1} of ${ATTEMPTS}`);
+  }
+}
+
+async function weftOnce(plan: ClusterPlan, tls: boolean): Promise<ClusterTimes | { failed: string; meshFailed: boolean }> {
   const dir = mkdtempSync(join(tmpdir(), 'weft-bench-'));
   try {
     const hosts = join(dir, 'hosts');
@@ -66,22 +83,37 @@ export async function weft(plan: ClusterPlan, tls = false): Promise<ClusterTimes
     writeFileSync(hosts, ports.map((p) => `127.0.0.1:${p}\n`).join(''));
     if (tls) makeKeys({ dir: join(dir, 'keys'), processes: 2, days: 1 });
     const args = [...(tls ? ['--tls-dir', join(dir, 'keys')] : []), String(plan.frames), String(plan.frameBytes), String(plan.objects), String(plan.rounds)];
-    const runs = [0, 1].map((i) => {
-      const child = spawn(process.execPath, ['--import', 'tsx', PROGRAM, '-n', '2', '-p', String(i), '-w', '1', '-h', hosts, ...args], {
-        cwd: ROOT, stdio: ['ignore', 'pipe', 'inherit'],
-      });
+    let errors = '';
+    const children = [0, 1].map((i) => spawn(process.execPath, ['--import', 'tsx', PROGRAM, '-n', '2', '-p', String(i), '-w', '1', '-h', hosts, ...args], {
+      cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'],
+    }));
+    const runs = children.map((child, i) => {
       let result: ClusterTimes | undefined;
       createInterface({ input: child.stdout! }).on('line', (l) => {
         if (l.startsWith('result ')) result = JSON.parse(l.slice(7)) as ClusterTimes;
         else console.log(`[${i}] ${l}`);
       });
+      createInterface({ input: child.stderr! }).on('line', (l) => {
+        errors += `${l}\n`;
+        console.error(`[${i}] ${l}`);
+      });
       return new Promise<ClusterTimes | undefined>((resolve, reject) => {
-        child.on('close', (code) => (code === 0 ? resolve(result) : reject(new Error(`weft bench process ${i} exited with ${code}`))));
+        child.on('close', (code) => {
+          if (code === 0) resolve(result);
+          else reject(new Error(`weft bench process ${i} exited with ${code}`));
+        });
       });
     });
-    const [, times] = await Promise.all(runs);
-    if (times === undefined) throw new Error('the receiving weft process printed no result');
-    return times;
+    try {
+      const [, times] = await Promise.all(runs);
+      if (times === undefined) throw new Error('the receiving weft process printed no result');
+      return times;
+    } catch (error) {
+      // The other process would wait out its connect timeout: stop it now.
+      for (const child of children) child.kill();
+      await Promise.allSettled(runs);
+      return { failed: (error as Error).message, meshFailed: MESH_FAILURE.test(errors) };
+    }
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }

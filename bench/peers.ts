@@ -14,7 +14,7 @@ import { fileURLToPath } from 'node:url';
 import { unpack } from 'msgpackr';
 import { weft } from './cluster.ts';
 import { printRows, type Row } from './report.ts';
-import { freePort, nats } from './services.ts';
+import { nats } from './services.ts';
 
 const SENDER = fileURLToPath(new URL('./fixtures/peers-sender.mjs', import.meta.url));
 const ROOT = fileURLToPath(new URL('../', import.meta.url));
@@ -42,17 +42,17 @@ function sender(mode: string, port: number): Promise<ChildProcess> {
   });
 }
 
-/** ms per round: asks the sender for a round and waits until `received` has counted every object. */
-async function rounds(child: ChildProcess, arrived: (onObject: (i: number) => void) => () => void): Promise<number[]> {
+/** ms per round: asks the sender for a round and waits until every object arrived, in order. */
+async function rounds(child: ChildProcess, listen: (onObject: ((i: number) => void) | undefined) => void): Promise<number[]> {
   const times: number[] = [];
   for (let r = 0; r <= ROUNDS; r++) {
     const t0 = performance.now();
     let got = 0;
     await new Promise<void>((resolve, reject) => {
-      const stop = arrived((i) => {
+      listen((i) => {
         if (i !== got) reject(new Error(`object ${got} arrived as ${i}`));
         if (++got === PEER_OBJECTS) {
-          stop();
+          listen(undefined);
           resolve();
         }
       });
@@ -63,48 +63,63 @@ async function rounds(child: ChildProcess, arrived: (onObject: (i: number) => vo
   return times;
 }
 
+/** A peer's receiving end in this process: the port its sender reaches, and how to close it. */
+interface Receiver {
+  port: number;
+  close(): Promise<void>;
+}
+
+/** The rounds of one peer: `open` starts its receiver, which hands each object's index to `deliver`. */
+async function peerRounds(mode: 'nats' | 'zmq', open: (deliver: (i: number) => void) => Promise<Receiver>): Promise<number[]> {
+  let onObject: ((i: number) => void) | undefined;
+  const receiver = await open((i) => onObject?.(i));
+  try {
+    const child = await sender(mode, receiver.port);
+    try {
+      return await rounds(child, (f) => (onObject = f));
+    } finally {
+      child.kill();
+    }
+  } finally {
+    await receiver.close();
+  }
+}
+
 async function natsRounds(): Promise<number[] | string> {
   const started = nats();
   if (typeof started === 'string') return started;
   const server = await started;
-  const { connect } = await import('nats');
-  const nc = await connect({ servers: `127.0.0.1:${server.port}` });
-  let onObject: ((i: number) => void) | undefined;
-  nc.subscribe('weft.bench', { callback: (_error, message) => onObject?.((unpack(message.data) as { i: number }).i) });
-  await nc.flush();
-  const child = await sender('nats', server.port);
   try {
-    return await rounds(child, (f) => {
-      onObject = f;
-      return () => (onObject = undefined);
+    const { connect } = await import('nats');
+    return await peerRounds('nats', async (deliver) => {
+      const nc = await connect({ servers: `127.0.0.1:${server.port}` });
+      nc.subscribe('weft.bench', { callback: (_error, message) => deliver((unpack(message.data) as { i: number }).i) });
+      await nc.flush();
+      return { port: server.port, close: () => nc.close() };
     });
   } finally {
-    child.kill();
-    await nc.close();
     await server.stop();
   }
 }
 
 async function zmqRounds(): Promise<number[]> {
   const { Pull } = await import('zeromq');
-  const pull = new Pull();
-  const port = await freePort();
-  await pull.bind(`tcp://127.0.0.1:${port}`);
-  let onObject: ((i: number) => void) | undefined;
-  const reading = (async () => {
-    for await (const [message] of pull) onObject?.((unpack(message!) as { i: number }).i);
-  })();
-  const child = await sender('zmq', port);
-  try {
-    return await rounds(child, (f) => {
-      onObject = f;
-      return () => (onObject = undefined);
-    });
-  } finally {
-    child.kill();
-    pull.close();
-    await reading.catch(() => {});
-  }
+  return peerRounds('zmq', async (deliver) => {
+    const pull = new Pull();
+    // Port *: the system picks a free one at bind time, so no other process can take it first.
+    await pull.bind('tcp://127.0.0.1:*');
+    const port = Number(/:(\d+)$/.exec(pull.lastEndpoint ?? '')?.[1]);
+    const reading = (async () => {
+      for await (const [message] of pull) deliver((unpack(message!) as { i: number }).i);
+    })();
+    return {
+      port,
+      close: async () => {
+        pull.close();
+        await reading.catch(() => {});
+      },
+    };
+  });
 }
 
 export async function runPeersBench(): Promise<PeersFigures> {
