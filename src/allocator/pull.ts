@@ -5,12 +5,11 @@
 // allocator leaves this channel's next frames in the ring.
 
 import type { Endpoint } from './endpoint.ts';
+import { Fifo } from '../fifo.ts';
 
 const NONE: ArrayLike<never> = [];
 /** take()'s answer when no message is there (a channel may carry undefined). */
 const NOTHING: unique symbol = Symbol('nothing');
-/** Compact the list of batches once this many were read. */
-const COMPACT = 1024;
 
 export interface Pull<T> extends AsyncIterable<T> {
   readonly channel: number;
@@ -32,13 +31,17 @@ export interface Pull<T> extends AsyncIterable<T> {
 /** What a puller needs from its worker's endpoint. */
 export type PullHost = Pick<Endpoint, 'checkAbort' | 'release' | 'receive' | 'spinThenPark'>;
 
+/** A batch in a puller's queue, with its frame bytes (-1: self-sent messages). */
+interface Delivered<T> {
+  batch: ArrayLike<T>;
+  bytes: number;
+}
+
 export class ChannelPull<T> implements Pull<T> {
-  private batches_: ArrayLike<T>[] = [];
-  /** Frame bytes of each batch in batches_; -1 marks a batch of self-sent messages. */
-  private sizes: number[] = [];
-  private head = 0;
+  /** Batches delivered and not read to their end, the current one first. */
+  private readonly queue = new Fifo<Delivered<T>>();
   private pos = 0;
-  /** batches_[head] (NONE when there is none) and its length: recv's one check. */
+  /** The first queued batch (NONE when there is none) and its length: recv's one check. */
   private current: ArrayLike<T> = NONE;
   private end = 0;
   /** The batch self-sent messages are appended to, while it is the tail. */
@@ -81,8 +84,8 @@ export class ChannelPull<T> implements Pull<T> {
   deliver(batch: ArrayLike<T>, bytes: number): void {
     if (batch.length === 0) return;
     this.ahead += bytes;
-    this.sizes.push(bytes);
-    if (this.batches_.push(batch) - this.head === 1) this.enter(batch);
+    this.queue.push({ batch, bytes });
+    if (this.queue.length === 1) this.enter(batch);
     this.local = undefined;
   }
 
@@ -94,8 +97,8 @@ export class ChannelPull<T> implements Pull<T> {
   deliverLocal(message: T): void {
     if (this.local === undefined) {
       this.local = [];
-      this.sizes.push(-1);
-      if (this.batches_.push(this.local) - this.head === 1) this.enter(this.local);
+      this.queue.push({ batch: this.local, bytes: -1 });
+      if (this.queue.length === 1) this.enter(this.local);
     }
     this.local.push(message);
     this.localSent = true;
@@ -122,7 +125,7 @@ export class ChannelPull<T> implements Pull<T> {
   }
 
   get available(): boolean {
-    return this.pos < this.end || this.head + 1 < this.batches_.length;
+    return this.pos < this.end || this.queue.length > 1;
   }
 
   get done(): boolean {
@@ -156,9 +159,9 @@ export class ChannelPull<T> implements Pull<T> {
    * read to its end.
    */
   private advance(): boolean {
-    const batches = this.batches_;
-    if (batches.length === 0) return false;
-    const size = this.sizes[this.head]!;
+    const left = this.queue.shift();
+    if (left === undefined) return false;
+    const size = left.bytes;
     if (size < 0) {
       if (this.current === this.local) this.local = undefined;
     } else {
@@ -169,19 +172,11 @@ export class ChannelPull<T> implements Pull<T> {
         this.wake();
       }
     }
-    this.head++;
-    if (this.head < batches.length) {
-      if (this.head >= COMPACT) {
-        this.batches_ = batches.slice(this.head);
-        this.sizes = this.sizes.slice(this.head);
-        this.head = 0;
-      }
-      this.enter(this.batches_[this.head]!);
+    const next = this.queue.peek();
+    if (next !== undefined) {
+      this.enter(next.batch);
       return true;
     }
-    batches.length = 0;
-    this.sizes.length = 0;
-    this.head = 0;
     this.current = NONE as ArrayLike<T>;
     this.end = 0;
     this.pos = 0;

@@ -9,6 +9,7 @@
 // A batch larger than one ring frame is cut into PART frames that travel back
 // to back; the receiver reassembles them.
 
+import { Fifo } from '../fifo.ts';
 import { RingWriter } from './ring.ts';
 import {
   F_CHANNEL, F_CODEC, F_COUNT, F_FLAGS, F_KIND, F_LENGTH, F_SEQ, F_SOURCE, F_TARGET, F_TOTAL,
@@ -51,8 +52,7 @@ const SPARES_PER_SIZE = 4;
 const SLAB = 63 << 10;
 
 export class Outbox {
-  private readonly queue: Queued[] = [];
-  private head = 0;
+  private readonly queue = new Fifo<Queued>();
   /** Bytes of payload waiting in overflow. */
   overflowBytes = 0;
   sentFrames = 0;
@@ -79,7 +79,7 @@ export class Outbox {
   private slabAt = 0;
 
   get overflowFrames(): number {
-    return this.queue.length - this.head;
+    return this.queue.length;
   }
 
   /** Sends one batch of `count` messages as one DATA frame or a run of PARTs. */
@@ -105,7 +105,7 @@ export class Outbox {
     this.seqs[target] = (seq + 1) >>> 0;
     // Overflow first tries to move into the ring, so a sender that keeps
     // sending streams through the ring rather than piling up copies here.
-    if ((this.head === this.queue.length || this.drain()) && this.write(target, seq, channel, kind, codec, flags, count, total, payload)) {
+    if ((this.queue.length === 0 || this.drain()) && this.write(target, seq, channel, kind, codec, flags, count, total, payload)) {
       if (this.writer.unpublished >= this.publishBytes) this.writer.publish();
       return;
     }
@@ -140,8 +140,8 @@ export class Outbox {
   /** Moves overflow into the ring while it fits. Returns true when overflow is empty. */
   drain(): boolean {
     const q = this.queue;
-    while (this.head < q.length) {
-      const f = q[this.head]!;
+    let f: Queued | undefined;
+    while ((f = q.peek()) !== undefined) {
       if (!this.write(f.target, f.seq, f.channel, f.kind, f.codec, f.flags, f.count, f.total, f.payload)) {
         // Publish what fits before anyone waits for space, or the consumer
         // would never see those frames and never free the space we wait for.
@@ -151,11 +151,7 @@ export class Outbox {
       this.overflowBytes -= f.payload.length;
       this.backlog.bytes -= f.payload.length;
       this.recycle(f.payload);
-      q[this.head++] = undefined as unknown as Queued;
-    }
-    if (this.head > 0) {
-      q.length = 0;
-      this.head = 0;
+      q.shift();
     }
     return true;
   }
@@ -170,19 +166,10 @@ export class Outbox {
    * space in the ring of a worker that is gone.
    */
   discard(target: number): void {
-    const keep: Queued[] = [];
-    for (let i = this.head; i < this.queue.length; i++) {
-      const f = this.queue[i]!;
-      if (f.target === target) {
-        this.overflowBytes -= f.payload.length;
-        this.backlog.bytes -= f.payload.length;
-      } else {
-        keep.push(f);
-      }
+    for (const f of this.queue.extract((f) => f.target === target)) {
+      this.overflowBytes -= f.payload.length;
+      this.backlog.bytes -= f.payload.length;
     }
-    this.queue.length = 0;
-    this.queue.push(...keep);
-    this.head = 0;
   }
 
   /**
@@ -225,7 +212,7 @@ export class Outbox {
 
   /** Ask to be woken when the ring frees space for the head of overflow. */
   wantSpace(): boolean {
-    if (this.head === this.queue.length) return false;
-    return this.writer.wantSpace(this.queue[this.head]!.payload.length);
+    const first = this.queue.peek();
+    return first !== undefined && this.writer.wantSpace(first.payload.length);
   }
 }

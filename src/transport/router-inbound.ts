@@ -6,6 +6,7 @@
 import { HEADER_BYTES, writeHeader, type FrameHeader } from './frame.ts';
 import type { RingWriter } from './ring.ts';
 import { HIGH_WATER } from './router-peer.ts';
+import { Fifo } from '../fifo.ts';
 
 interface Waiting {
   header: FrameHeader;
@@ -13,7 +14,7 @@ interface Waiting {
 }
 
 export class Inbound {
-  private readonly waiting: Waiting[][];
+  private readonly waiting: Fifo<Waiting>[];
   private waitingBytes = 0;
   private readonly exited: boolean[];
   private paused = false;
@@ -25,7 +26,7 @@ export class Inbound {
     private readonly pause: (paused: boolean) => void,
   ) {
     this.exited = toWorkers.map(() => false);
-    this.waiting = toWorkers.map(() => []);
+    this.waiting = toWorkers.map(() => new Fifo<Waiting>());
   }
 
   /** A frame for local worker `local`: into its ring, or its queue while the ring is full. */
@@ -62,25 +63,20 @@ export class Inbound {
 
   /** Drops the queued frames whose source `from` says to drop (a lost process's). */
   drop(from: (source: number) => boolean): void {
-    this.waiting.forEach((queue, local) => {
-      const kept = queue.filter((w) => !from(w.header.source));
-      for (const w of queue) if (!kept.includes(w)) this.waitingBytes -= w.payload.length;
-      this.waiting[local] = kept;
-    });
+    for (const queue of this.waiting) {
+      for (const w of queue.extract((w) => from(w.header.source))) this.waitingBytes -= w.payload.length;
+    }
   }
 
   /** Moves queued frames into rings that have room again; returns how many. */
   drain(): number {
     let moved = 0;
     this.waiting.forEach((queue, local) => {
-      let i = 0;
-      while (i < queue.length && (this.exited[local] || this.place(local, queue[i]!.header, queue[i]!.payload))) {
-        this.waitingBytes -= queue[i]!.payload.length;
-        i++;
-      }
-      if (i > 0) {
-        queue.splice(0, i);
-        moved += i;
+      let w: Waiting | undefined;
+      while ((w = queue.peek()) !== undefined && (this.exited[local] || this.place(local, w.header, w.payload))) {
+        this.waitingBytes -= w.payload.length;
+        queue.shift();
+        moved++;
       }
     });
     if (moved > 0) this.publish();
@@ -94,7 +90,6 @@ export class Inbound {
   /** A local worker has ended: frames for it are dropped from now on. */
   workerExited(local: number): void {
     this.exited[local] = true;
-    this.waitingBytes -= this.waiting[local]!.reduce((n, w) => n + w.payload.length, 0);
-    this.waiting[local] = [];
+    for (const w of this.waiting[local]!.take()) this.waitingBytes -= w.payload.length;
   }
 }

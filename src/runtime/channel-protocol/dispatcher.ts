@@ -14,7 +14,7 @@
 // do not count against that queue: a worker may hold up to `concurrency` of
 // them on top of it, so I/O-bound operations overlap by the dozen.
 
-import { Fifo } from '../core/fifo.ts';
+import { Fifo } from '../../fifo.ts';
 import type { Task, TaskIdentity, TaskResult } from '../core/task.ts';
 
 // Work queued on a worker beyond the task it is running, in milliseconds.

@@ -6,7 +6,7 @@ import { PeerError, type Allocator, type Push } from '../../allocator/index.ts';
 import { DEFAULT_MAX_MESSAGE_BYTES } from '../../allocator/config.ts';
 import { packResult, sizeOf } from '../core/outputs.ts';
 import { TaskCancelledError } from '../core/errors.ts';
-import { Fifo } from '../core/fifo.ts';
+import { Fifo } from '../../fifo.ts';
 import { cancels, failed, type Task, type TaskResult } from '../core/task.ts';
 import { isTask, RESULT_CHANNEL_BASE, TASK_CHANNEL, type Cancel, type HostMessage, type TaskId, type WorkerMessage } from './messages.ts';
 import { Executor, loadOperations } from '../core/executor.ts';

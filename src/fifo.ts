@@ -1,5 +1,7 @@
-// An array-backed queue with O(1) amortised shift: the dispatch queue and the
-// per-worker in-flight lists shift one entry per task, millions of times.
+// weft's one queue: an array with a head index, so shift is O(1) amortised
+// (Array#shift moves every element). The dispatch queue and in-flight lists
+// shift one entry per task, the outboxes one per overflowed frame, a puller
+// one per batch. A leaf module like errors.ts: every layer may import it.
 
 export class Fifo<T> {
   private items: T[] = [];
@@ -19,8 +21,13 @@ export class Fifo<T> {
 
   shift(): T | undefined {
     if (this.head >= this.items.length) return undefined;
-    const item = this.items[this.head++]!;
-    if (this.head > 1024 && this.head * 2 > this.items.length) {
+    const item = this.items[this.head]!;
+    // The slot is past the head now: cleared, so what it held can be collected.
+    this.items[this.head++] = undefined as T;
+    if (this.head === this.items.length) {
+      this.items.length = 0;
+      this.head = 0;
+    } else if (this.head > 1024 && this.head * 2 > this.items.length) {
       this.items = this.items.slice(this.head);
       this.head = 0;
     }
