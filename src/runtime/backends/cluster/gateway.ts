@@ -14,14 +14,12 @@ import type { FromGateway, ToGateway } from './gateway-messages.ts';
 import { Dispatcher } from '../../channel-protocol/dispatcher.ts';
 import type { TaskProgress, TaskResult } from '../../core/task.ts';
 import { unpackProgress, unpackResult } from '../../core/outputs.ts';
+import { Pump } from '../../channel-protocol/pump.ts';
 import { isResult, RESULT_CHANNEL_BASE, TASK_CHANNEL, type HostMessage, type WorkerMessage } from '../../channel-protocol/messages.ts';
 
 // Parked, the gateway still runs the orchestrator's messages (they arrive as
 // events); this bound only limits how long a stop waits to be noticed.
 const PARK_MS = 50;
-// While results keep coming the loop never parks; it yields to the event loop
-// this often so the orchestrator's messages get in.
-const YIELD_MS = 2;
 
 export async function runGateway(allocator: Allocator, channel: string): Promise<void> {
   const tasks = allocator.allocate<HostMessage>(TASK_CHANNEL)[0];
@@ -55,53 +53,47 @@ export async function runGateway(allocator: Allocator, channel: string): Promise
     if (!unready.delete(worker) || unready.size > 0) return;
     tell({ ready: allocator.peers - 1 - lost.size });
   };
-  let yieldedAt = performance.now();
-  try {
-    while (!stopping) {
-      allocator.receive();
-      let any = false;
-      const settled: TaskResult[] = [];
-      const progress: TaskProgress[] = [];
-      for (let worker = 1; worker < allocator.peers; worker++) {
-        const batch: TaskResult[] = [];
-        for (let message = results[worker]!.recv(); message !== undefined; message = results[worker]!.recv()) {
-          any = true;
-          if (isResult(message)) batch.push(unpackResult(message));
-          else if ('parked' in message) dispatcher.setParked(worker, message.parked);
-          else if ('progress' in message) progress.push(unpackProgress(message.progress));
-          else if ('ready' in message) {
-            dispatcher.setReady(worker, true);
-            markReady(worker);
-          }
-          // pong and dying are the thread backend's; a cluster is fail-stop
-        }
-        if (batch.length > 0) settled.push(...dispatcher.settle(worker, batch));
-      }
-      if (progress.length > 0) tell({ progress });
-      if (settled.length > 0) tell({ results: settled });
-      for (const loss of allocator.peerLosses()) {
-        for (const worker of loss.workers) {
-          lost.add(worker);
-          dispatcher.setReady(worker, false);
-        }
-        let redispatched = 0;
-        for (const worker of loss.workers) {
-          const back = dispatcher.takeFrom(worker);
-          redispatched += back.length;
-          dispatcher.requeue(back);
+  /** Relays what arrived; true if anything did. */
+  const round = (): boolean => {
+    let any = false;
+    const settled: TaskResult[] = [];
+    const progress: TaskProgress[] = [];
+    for (let worker = 1; worker < allocator.peers; worker++) {
+      const batch: TaskResult[] = [];
+      for (let message = results[worker]!.recv(); message !== undefined; message = results[worker]!.recv()) {
+        any = true;
+        if (isResult(message)) batch.push(unpackResult(message));
+        else if ('parked' in message) dispatcher.setParked(worker, message.parked);
+        else if ('progress' in message) progress.push(unpackProgress(message.progress));
+        else if ('ready' in message) {
+          dispatcher.setReady(worker, true);
           markReady(worker);
         }
-        any = true;
-        tell({ lost: loss.process, redispatched });
+        // pong and dying are the thread backend's; a cluster is fail-stop
       }
-      if (!any) {
-        await allocator.awaitEventsAsync(PARK_MS);
-        yieldedAt = performance.now();
-      } else if (performance.now() - yieldedAt > YIELD_MS) {
-        await new Promise((resolve) => setImmediate(resolve));
-        yieldedAt = performance.now();
-      }
+      if (batch.length > 0) settled.push(...dispatcher.settle(worker, batch));
     }
+    if (progress.length > 0) tell({ progress });
+    if (settled.length > 0) tell({ results: settled });
+    for (const loss of allocator.peerLosses()) {
+      for (const worker of loss.workers) {
+        lost.add(worker);
+        dispatcher.setReady(worker, false);
+      }
+      let redispatched = 0;
+      for (const worker of loss.workers) {
+        const back = dispatcher.takeFrom(worker);
+        redispatched += back.length;
+        dispatcher.requeue(back);
+        markReady(worker);
+      }
+      any = true;
+      tell({ lost: loss.process, redispatched });
+    }
+    return any;
+  };
+  try {
+    await new Pump(allocator, PARK_MS, () => !stopping, round).run();
     for (let worker = 1; worker < allocator.peers; worker++) send(worker, [{ stop: 1 }]);
     allocator.release();
   } finally {

@@ -11,17 +11,8 @@
 //   thread did and joins in when it answers ready.
 // - The pump runs only while something is outstanding, so an idle runtime
 //   holds no timer and parks no thread.
-// - A thread cannot be interrupted, only terminated. When a directive's task
-//   times out, the host pings the thread holding it and sends it nothing
-//   more; a thread that has not answered within `cancelGraceMs` is stuck
-//   (the ping waits behind the task) and is terminated and replaced like a
-//   dead one, except that the timed-out tasks are given up, not re-queued
-//   (the directive has already retried or failed them).
-// - Who killed a thread: a thread that exits (process.exit) first sends the
-//   results it made and names the tasks it was running; only those count a
-//   death, so an innocent task queued behind the killer is never given up
-//   with it. A thread that dies without that note (a crash) gets every
-//   unanswered task blamed, as before.
+// - A thread stuck in a task is terminated and replaced (stuck.ts); of a
+//   dead thread's tasks, only those it was running are blamed (blame.ts).
 
 import { fileURLToPath } from 'node:url';
 import { startHosted, type Hosted } from '../../../allocator/hosted.ts';
@@ -29,32 +20,20 @@ import type { Pull, Push } from '../../../allocator/index.ts';
 import { DEFAULT_MAX_MESSAGE_BYTES } from '../../../allocator/config.ts';
 import { LeaseTable, type Backend, type Lease, type LeaseHandlers } from '../../core/backend.ts';
 import { Dispatcher } from '../../channel-protocol/dispatcher.ts';
-import { RuntimeClosedError, WorkerLostError } from '../../core/errors.ts';
+import { RuntimeClosedError } from '../../core/errors.ts';
 import { unpackProgress, unpackResult } from '../../core/outputs.ts';
-import { failed, type Task, type TaskIdentity, type TaskResult } from '../../core/task.ts';
+import type { Task, TaskResult } from '../../core/task.ts';
 import { isResult, RESULT_CHANNEL_BASE, TASK_CHANNEL, type HostMessage, type TaskId, type WorkerMessage } from '../../channel-protocol/messages.ts';
+import { Pump } from '../../channel-protocol/pump.ts';
 import { moduleUrl } from '../../core/executor.ts';
+import { Blame } from './blame.ts';
+import { DEFAULT_CANCEL_GRACE_MS, StuckWatch, type Watched } from './stuck.ts';
 
-// A task in flight on this many workers that died is given up on: it is
-// likely the one killing them.
-const MAX_DEATHS = 3;
 // The pump parks until a ring delivers; this bound only limits how long a
 // missed wake-up could stall it.
 const PARK_MS = 100;
-// While results keep coming the pump never parks; it yields to the event loop
-// this often so timers, aborts and async sources get their turn.
-const YIELD_MS = 2;
-/** Default time a thread holding a timed-out task has to show it is not stuck. */
-export const DEFAULT_CANCEL_GRACE_MS = 1000;
 
 type SlotState = 'starting' | 'ready' | 'dead';
-
-/** A ping to a thread holding timed-out tasks (`suspects`), and the timer that ends its grace. */
-interface Probe {
-  readonly id: number;
-  readonly suspects: Task[];
-  readonly timer: ReturnType<typeof setTimeout>;
-}
 
 export interface ThreadBackendOptions {
   workers: number;
@@ -64,9 +43,6 @@ export interface ThreadBackendOptions {
   cancelGraceMs?: number | undefined;
   maxMessageBytes?: number | undefined;
 }
-
-const sameTask = (task: Task, [key, index, stage, attempt]: TaskId) =>
-  task.key === key && task.index === index && task.stage === stage && task.attempt === attempt;
 
 function workerModule(): string {
   const self = import.meta.url;
@@ -80,14 +56,13 @@ export class ThreadBackend implements Backend {
   private readonly states: SlotState[];
   private readonly dispatcher: Dispatcher;
   private readonly leases = new LeaseTable();
-  private readonly deaths = new WeakMap<Task, number>();
-  private readonly probes: (Probe | undefined)[];
+  private readonly blame = new Blame();
+  private readonly watch: StuckWatch;
   /** What each thread said it was running as it exited, until it is replaced. */
   private readonly dying: (readonly TaskId[] | undefined)[];
-  private nextPing = 0;
-  private readonly cancelGraceMs: number;
   private readonly maxMessageBytes: number;
-  private pumping = false;
+  /** Receives results while anything is outstanding; stops when idle. */
+  private readonly pumper: Pump;
   private closed = false;
   private readonly started: Promise<void>;
   private onStarted!: { resolve: () => void; reject: (error: Error) => void };
@@ -99,9 +74,7 @@ export class ThreadBackend implements Backend {
   ) {
     const workers = options.workers;
     this.parallelism = workers;
-    this.cancelGraceMs = options.cancelGraceMs ?? DEFAULT_CANCEL_GRACE_MS;
     this.maxMessageBytes = options.maxMessageBytes ?? DEFAULT_MAX_MESSAGE_BYTES;
-    this.probes = new Array<Probe | undefined>(workers).fill(undefined);
     this.dying = new Array<readonly TaskId[] | undefined>(workers).fill(undefined);
     this.started = new Promise((resolve, reject) => (this.onStarted = { resolve, reject }));
     const host = pool.host;
@@ -116,6 +89,19 @@ export class ThreadBackend implements Backend {
         push.flush();
       },
       options.concurrency,
+    );
+    const watched: Watched = {
+      dispatcher: this.dispatcher,
+      isReady: (worker) => !this.closed && this.states[worker] === 'ready',
+      ping: (worker, id) => this.ping(worker, id),
+      stuck: (worker, suspects) => this.stuck(worker, suspects),
+    };
+    this.watch = new StuckWatch(workers, options.cancelGraceMs ?? DEFAULT_CANCEL_GRACE_MS, watched);
+    this.pumper = new Pump(
+      pool.host,
+      PARK_MS,
+      () => !this.closed && (this.dispatcher.inFlight > 0 || this.states.includes('starting') || this.watch.probing),
+      () => this.collect(),
     );
     pool.on('exit', (index: number, error: Error | undefined) => this.onExit(index, error));
   }
@@ -132,7 +118,7 @@ export class ThreadBackend implements Backend {
     });
     const backend = new ThreadBackend(pool, modules, options);
     for (let index = 0; index < options.workers; index++) backend.hello(index);
-    void backend.pump();
+    backend.pump();
     try {
       await backend.started;
     } catch (error) {
@@ -150,21 +136,23 @@ export class ThreadBackend implements Backend {
         // Its tasks on workers are forgotten too: their results would be
         // dropped anyway, and one that never answers must not hold a slot.
         this.dispatcher.drop(key);
-        void this.pump();
+        this.pump();
       },
-      (task) => this.onTimedOut(task),
+      (task) => {
+        if (!this.closed) this.watch.timedOut(task);
+      },
     );
   }
 
   dispatch(tasks: readonly Task[]): void {
     this.dispatcher.enqueue(tasks);
-    void this.pump();
+    this.pump();
   }
 
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
-    for (const probe of this.probes) clearTimeout(probe?.timer);
+    this.watch.clear();
     this.dispatcher.clear();
     this.leases.failAll(new RuntimeClosedError('the runtime was closed'));
     this.onStarted.reject(new RuntimeClosedError('the runtime was closed while starting'));
@@ -178,27 +166,9 @@ export class ThreadBackend implements Backend {
     push.flush();
   }
 
-  /** Receives results while anything is outstanding; stops when idle. */
-  private async pump(): Promise<void> {
-    if (this.pumping) return;
-    this.pumping = true;
-    try {
-      let yieldedAt = performance.now();
-      while (!this.closed && (this.dispatcher.inFlight > 0 || this.states.includes('starting') || this.probes.some((p) => p !== undefined))) {
-        this.pool.host.receive();
-        if (!this.collect()) {
-          await this.pool.host.awaitEventsAsync(PARK_MS);
-          yieldedAt = performance.now();
-        } else if (performance.now() - yieldedAt > YIELD_MS) {
-          await new Promise((resolve) => setImmediate(resolve));
-          yieldedAt = performance.now();
-        }
-      }
-    } catch (error) {
-      this.fail(error instanceof Error ? error : new Error(String(error)));
-    } finally {
-      this.pumping = false;
-    }
+  /** Starts the pump unless it runs. */
+  private pump(): void {
+    this.pumper.run().catch((error: unknown) => this.fail(error instanceof Error ? error : new Error(String(error))));
   }
 
   /** Moves arrived results to their leases; true if anything arrived. */
@@ -213,7 +183,7 @@ export class ThreadBackend implements Backend {
         if (isResult(message)) results.push(unpackResult(message));
         else if ('ready' in message) this.onReady(index);
         else if ('parked' in message) this.dispatcher.setParked(index, message.parked);
-        else if ('pong' in message) this.onPong(index, message.pong);
+        else if ('pong' in message) this.watch.pong(index, message.pong);
         else if ('progress' in message) this.leases.routeProgress([unpackProgress(message.progress)]);
         else this.dying[index] = message.dying;
       }
@@ -242,92 +212,42 @@ export class ThreadBackend implements Backend {
       this.fail(new RuntimeClosedError(`worker ${index} failed to start: ${cause.message}`, { cause }));
       return;
     }
-    this.endProbe(index);
+    this.watch.end(index);
     // What the thread sent before it ended: its last results and its note of
     // what it was running. Its rings are dropped by the replacement.
     this.pool.host.receive();
     this.collect();
-    const running = this.dying[index];
     const lost = this.dispatcher.takeFrom(index);
-    const blamed = running === undefined ? lost : lost.filter((task) => running.some((id) => sameTask(task, id)));
-    this.requeue(lost, new Set(blamed), error);
+    this.requeue(lost, Blame.blamed(lost, this.dying[index]), error);
     void this.replace(index);
   }
 
-  /**
-   * Puts a dead thread's tasks back in the queue; those it was running count
-   * a death, and one that has been running on MAX_DEATHS dead threads is
-   * given up with WorkerLostError.
-   */
-  private requeue(lost: Task[], blamed: ReadonlySet<Task>, error: Error | undefined): void {
-    const again: Task[] = [];
-    const given: TaskResult[] = [];
-    for (const task of lost) {
-      if (!blamed.has(task)) {
-        again.push(task);
-        continue;
-      }
-      const deaths = (this.deaths.get(task) ?? 0) + 1;
-      this.deaths.set(task, deaths);
-      if (deaths < MAX_DEATHS) again.push(task);
-      else {
-        const others = blamed.size > 1 ? ` (the last time, ${blamed.size - 1} other tasks were running alongside it)` : '';
-        const how = error === undefined ? '' : ` (${error.message})`;
-        given.push(failed(task, new WorkerLostError(`a worker thread died while running this task, ${deaths} times${how}${others}`)));
-      }
-    }
+  /** Puts a dead thread's tasks back in the queue, but for those given up (see Blame). */
+  private requeue(lost: readonly Task[], blamed: ReadonlySet<Task>, error: Error | undefined): void {
+    const { again, given } = this.blame.sort(lost, blamed, error);
     this.dispatcher.requeue(again);
     if (given.length > 0) this.leases.route(given);
-    void this.pump();
+    this.pump();
   }
 
-  // ---------------------------------------------------------------- stuck threads
+  // ---------------------------------------------------------------- stuck threads (stuck.ts)
 
-  /** A directive gave up waiting for `id`: if a thread still holds it, is that thread stuck? */
-  private onTimedOut(id: TaskIdentity): void {
-    if (this.closed) return;
-    const held = this.dispatcher.holder(id);
-    if (held === undefined || this.states[held.worker] !== 'ready') return;
-    const { worker, task } = held;
-    let probe = this.probes[worker];
-    if (probe === undefined) {
-      probe = { id: this.nextPing++, suspects: [], timer: setTimeout(() => this.terminateStuck(worker), this.cancelGraceMs) };
-      this.probes[worker] = probe;
-      this.dispatcher.setReady(worker, false);
-      const push = this.tasks[worker]!;
-      push.send({ ping: probe.id });
-      push.flush();
-      void this.pump();
-    }
-    probe.suspects.push(task);
+  private ping(worker: number, id: number): void {
+    const push = this.tasks[worker]!;
+    push.send({ ping: id });
+    push.flush();
+    this.pump();
   }
 
-  private onPong(index: number, id: number): void {
-    if (this.probes[index]?.id !== id) return;
-    this.endProbe(index);
-    if (this.states[index] === 'ready') this.dispatcher.setReady(index, true);
-  }
-
-  private endProbe(index: number): Probe | undefined {
-    const probe = this.probes[index];
-    clearTimeout(probe?.timer);
-    this.probes[index] = undefined;
-    return probe;
-  }
-
-  /** No pong within the grace: the thread is stuck in a task. Its timed-out tasks are given up, the rest re-queued. */
-  private terminateStuck(index: number): void {
-    const probe = this.endProbe(index);
-    if (probe === undefined || this.closed || this.states[index] !== 'ready') return;
-    this.states[index] = 'dead';
-    this.dispatcher.setReady(index, false);
-    const suspects = new Set(probe.suspects);
+  private stuck(worker: number, suspects: ReadonlySet<Task>): void {
+    this.states[worker] = 'dead';
+    this.dispatcher.setReady(worker, false);
     this.requeue(
-      this.dispatcher.takeFrom(index).filter((task) => !suspects.has(task)),
+      this.dispatcher.takeFrom(worker).filter((task) => !suspects.has(task)),
       new Set(),
       undefined,
     );
-    void this.replace(index);
+    void this.replace(worker);
   }
 
   private async replace(index: number): Promise<void> {
@@ -339,7 +259,7 @@ export class ThreadBackend implements Backend {
     }
     if (this.closed) return;
     this.hello(index);
-    void this.pump();
+    this.pump();
   }
 
   /** The backend cannot go on: every directive on it fails and the threads stop. */
