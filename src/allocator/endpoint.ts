@@ -6,24 +6,15 @@
 import { ChannelTable } from './channels.ts';
 import { Losses, type PeerLoss } from './losses.ts';
 import { SpinPolicy } from './spin.ts';
+import { Rings, type AllocatorStats } from './rings.ts';
 import type { Emitter, Sending } from './push.ts';
 import { Control } from '../transport/control.ts';
 import { Doorbell } from '../transport/doorbell.ts';
-import { Inbox } from '../transport/inbox.ts';
-import { Outbox, type Backlog } from '../transport/outbox.ts';
-import { Kind } from '../transport/frame.ts';
-import { RingReader, RingWriter } from '../transport/ring.ts';
+import type { Outbox, Backlog } from '../transport/outbox.ts';
 import type { RingEnd, Wiring } from '../transport/wiring.ts';
 import { AbortedError, AllocatorClosedError, OverflowError } from '../errors.ts';
 
-export interface AllocatorStats {
-  sentFrames: number;
-  sentBytes: number;
-  receivedFrames: number;
-  /** Frames and bytes waiting on this worker's side for ring space: its backlog. */
-  overflowFrames: number;
-  overflowBytes: number;
-}
+export type { AllocatorStats } from './rings.ts';
 
 export class Endpoint {
   readonly index: number;
@@ -43,11 +34,7 @@ export class Endpoint {
   private readonly control: Control;
   private readonly bell: Doorbell;
   private readonly allBells: Doorbell[];
-  private readonly seqs: Uint32Array;
-  private outboxList: Outbox[];
-  private inboxes: Inbox[];
-  private readonly inboxOf = new Map<number, Inbox>();
-  private readonly maxBatch: number;
+  private readonly rings: Rings;
   private readonly losses: Losses;
   private readonly backlog: Backlog;
   /** The OverflowError that failed this worker; every later wait throws it again. */
@@ -64,8 +51,6 @@ export class Endpoint {
     this.control = new Control(wiring.control);
     this.bell = new Doorbell(wiring.bell);
     this.allBells = wiring.bells.map((b) => new Doorbell(b));
-    this.seqs = new Uint32Array(this.peers);
-    this.maxBatch = wiring.limits.maxMessageBytes;
     this.aheadBytes = wiring.ringBytes;
     this.table = new ChannelTable(this.index, this.aheadBytes, (source) => this.finish(source));
     this.finished = new Uint8Array(this.peers);
@@ -87,31 +72,17 @@ export class Endpoint {
       },
     };
     this.backlog = backlog;
-    const out = wiring.out.map((e) => this.outbox(e));
-    this.outboxes = wiring.routes.map((r) => (r < 0 ? undefined : out[r]));
-    this.outboxList = out;
-    this.inboxes = wiring.in.map((e) => {
-      const inbox = this.inbox(e);
-      if (e.peer !== undefined) this.inboxOf.set(e.peer, inbox);
-      return inbox;
-    });
+    this.rings = new Rings(wiring, backlog);
+    this.outboxes = this.rings.outboxes;
     this.sending = {
       outboxes: this.outboxes,
       dirty: this.dirty,
-      maxBatch: this.maxBatch,
+      maxBatch: wiring.limits.maxMessageBytes,
       highWater: wiring.limits.highWaterBytes,
       finished: this.finished,
       lost: this.losses.workers,
       until: (ready) => this.until(ready),
     };
-  }
-
-  private outbox(e: RingEnd): Outbox {
-    return new Outbox(new RingWriter(e.ring, new Doorbell(e.bell)), this.index, this.seqs, this.backlog);
-  }
-
-  private inbox(e: RingEnd): Inbox {
-    return new Inbox(new RingReader(e.ring, new Doorbell(e.bell)), this.index, this.peers, this.maxBatch);
   }
 
   /** A message to oneself was sent: the worker has something to read. */
@@ -128,7 +99,7 @@ export class Endpoint {
     // frames in the rings before it records the loss, so they are taken
     // first and its channels close after them.
     const lost = this.control.lostCount;
-    for (const inbox of this.inboxes) inbox.drain(this.table);
+    this.rings.receive(this.table);
     this.losses.apply(lost, this.table.finish);
   }
 
@@ -149,10 +120,7 @@ export class Endpoint {
       dirty[i]!.emit();
     }
     dirty.length = 0;
-    for (const o of this.outboxList) {
-      o.drain();
-      o.publish();
-    }
+    this.rings.publish();
   }
 
   /** Parks the thread until something happens (see Allocator.awaitEvents). */
@@ -207,13 +175,13 @@ export class Endpoint {
    * sender waits for: it returns rather than park on it. Then it spins.
    */
   private beforePark(): boolean {
-    this.returnLent();
+    this.rings.returnLent();
     return this.releaseMovedOverflow() || this.spinner.spin(this.spinLimit, this.readyNow);
   }
 
   drain(): Promise<void> {
     this.live('drain()');
-    return this.until(() => this.backlog.bytes === 0 && this.stats().overflowFrames === 0);
+    return this.until(() => this.backlog.bytes === 0 && this.rings.overflowFrames() === 0);
   }
 
   /**
@@ -240,41 +208,18 @@ export class Endpoint {
 
   /** release(), and whether it moved overflowed frames into a ring. */
   private releaseMovedOverflow(): boolean {
-    let before = 0;
-    for (const o of this.outboxList) before += o.overflowFrames;
+    const before = this.rings.overflowFrames();
     this.release();
-    if (before === 0) return false;
-    let after = 0;
-    for (const o of this.outboxList) after += o.overflowFrames;
-    return after < before;
+    return before > 0 && this.rings.overflowFrames() < before;
   }
 
   private ready(parking: boolean): boolean {
     if (this.localWake || this.control.aborted || this.losses.pending) return true;
-    for (const inbox of this.inboxes) if (!inbox.stalled && inbox.reader.poll()) return true;
-    // A worker with overflow also wakes when its consumer frees space, so
-    // the overflow drains even while nothing arrives for it.
-    if (parking) for (const o of this.outboxList) if (o.wantSpace()) return true;
-    return false;
-  }
-
-  // Borrowed views expire when their worker waits for more: their bytes go
-  // back to the producers now, or a producer whose ring they fill could
-  // never wake this worker.
-  private returnLent(): void {
-    for (const inbox of this.inboxes) inbox.reader.release();
+    return this.rings.poll(parking);
   }
 
   stats(): AllocatorStats {
-    const s: AllocatorStats = { sentFrames: 0, sentBytes: 0, receivedFrames: 0, overflowFrames: 0, overflowBytes: 0 };
-    for (const o of this.outboxList) {
-      s.sentFrames += o.sentFrames;
-      s.sentBytes += o.sentBytes;
-      s.overflowFrames += o.overflowFrames;
-      s.overflowBytes += o.overflowBytes;
-    }
-    for (const i of this.inboxes) s.receivedFrames += i.receivedFrames;
-    return s;
+    return this.rings.stats();
   }
 
   /** Throws AbortedError if another worker failed (fail-stop), or this worker's OverflowError. */
@@ -300,7 +245,7 @@ export class Endpoint {
   finish(source: number): void {
     this.finished[source] = 1;
     this.table.closeFrom(source);
-    this.outboxes[source]?.discard(source);
+    this.rings.discard(source);
   }
 
   /**
@@ -311,14 +256,12 @@ export class Endpoint {
    */
   shutdown(): void {
     this.release();
-    for (let target = 0; target < this.peers; target++) {
-      if (target !== this.index) this.outboxes[target]?.control(target, 0, Kind.FIN);
-    }
+    this.rings.finishAll();
     this.table.closeFrom(this.index);
     for (;;) {
       this.release();
       this.receive();
-      if (this.stats().overflowFrames === 0) break;
+      if (this.rings.overflowFrames() === 0) break;
       this.awaitEvents(100);
     }
     this.retire();
@@ -333,14 +276,7 @@ export class Endpoint {
 
   /** Hosted pools: point this endpoint's route to `peer` at fresh rings. */
   rewire(peer: number, out: RingEnd, inn: RingEnd): void {
-    const old = this.outboxes[peer];
-    const fresh = this.outbox(out);
-    this.outboxList = this.outboxList.map((o) => (o === old ? fresh : o));
-    this.outboxes[peer] = fresh;
-    this.seqs[peer] = 0;
-    const inbox = this.inbox(inn);
-    this.inboxes = [...this.inboxes.filter((i) => i !== this.inboxOf.get(peer)), inbox];
-    this.inboxOf.set(peer, inbox);
+    this.rings.rewire(peer, out, inn);
     this.finished[peer] = 0;
     this.table.reopenFrom(peer);
   }

@@ -1,0 +1,128 @@
+// The rings of one worker: an outbox for each ring it writes (its overflow
+// counted against the worker's backlog cap) and an inbox for each ring it
+// reads. The endpoint drives them; this file knows how to reach them.
+
+import type { FrameSink } from '../transport/inbox.ts';
+import { Inbox } from '../transport/inbox.ts';
+import { Outbox, type Backlog } from '../transport/outbox.ts';
+import { Doorbell } from '../transport/doorbell.ts';
+import { Kind } from '../transport/frame.ts';
+import { RingReader, RingWriter } from '../transport/ring.ts';
+import type { RingEnd, Wiring } from '../transport/wiring.ts';
+
+export interface AllocatorStats {
+  sentFrames: number;
+  sentBytes: number;
+  receivedFrames: number;
+  /** Frames and bytes waiting on this worker's side for ring space: its backlog. */
+  overflowFrames: number;
+  overflowBytes: number;
+}
+
+export class Rings {
+  /** Per target: the outbox towards it, or undefined for itself or a worker it has no route to. */
+  readonly outboxes: (Outbox | undefined)[];
+  private outboxList: Outbox[];
+  private inboxes: Inbox[];
+  private readonly inboxOf = new Map<number, Inbox>();
+  /** Per target: the next frame's sequence number, shared by every outbox (a cluster's router ring carries many targets). */
+  private readonly seqs: Uint32Array;
+
+  constructor(
+    private readonly wiring: Wiring,
+    private readonly backlog: Backlog,
+  ) {
+    this.seqs = new Uint32Array(wiring.peers);
+    const out = wiring.out.map((e) => this.outbox(e));
+    this.outboxes = wiring.routes.map((r) => (r < 0 ? undefined : out[r]));
+    this.outboxList = out;
+    this.inboxes = wiring.in.map((e) => {
+      const inbox = this.inbox(e);
+      if (e.peer !== undefined) this.inboxOf.set(e.peer, inbox);
+      return inbox;
+    });
+  }
+
+  private outbox(e: RingEnd): Outbox {
+    return new Outbox(new RingWriter(e.ring, new Doorbell(e.bell)), this.wiring.index, this.seqs, this.backlog);
+  }
+
+  private inbox(e: RingEnd): Inbox {
+    return new Inbox(new RingReader(e.ring, new Doorbell(e.bell)), this.wiring.index, this.wiring.peers, this.wiring.limits.maxMessageBytes);
+  }
+
+  /** Hands every frame that has arrived (and that `sink` accepts) to `sink`. */
+  receive(sink: FrameSink): void {
+    for (const inbox of this.inboxes) inbox.drain(sink);
+  }
+
+  /** Moves overflow into the rings while it fits, and publishes what was written. */
+  publish(): void {
+    for (const o of this.outboxList) {
+      o.drain();
+      o.publish();
+    }
+  }
+
+  /** Frames waiting in overflow. */
+  overflowFrames(): number {
+    let n = 0;
+    for (const o of this.outboxList) n += o.overflowFrames;
+    return n;
+  }
+
+  /**
+   * Whether a ring holds a frame to read. Parking, also whether a ring has
+   * the space an overflow waits for, so the overflow drains even while
+   * nothing arrives.
+   */
+  poll(parking: boolean): boolean {
+    for (const inbox of this.inboxes) if (!inbox.stalled && inbox.reader.poll()) return true;
+    if (parking) for (const o of this.outboxList) if (o.wantSpace()) return true;
+    return false;
+  }
+
+  // Borrowed views expire when their worker waits for more: their bytes go
+  // back to the producers now, or a producer whose ring they fill could
+  // never wake this worker.
+  returnLent(): void {
+    for (const inbox of this.inboxes) inbox.reader.release();
+  }
+
+  stats(): AllocatorStats {
+    const s: AllocatorStats = { sentFrames: 0, sentBytes: 0, receivedFrames: 0, overflowFrames: 0, overflowBytes: 0 };
+    for (const o of this.outboxList) {
+      s.sentFrames += o.sentFrames;
+      s.sentBytes += o.sentBytes;
+      s.overflowFrames += o.overflowFrames;
+      s.overflowBytes += o.overflowBytes;
+    }
+    for (const i of this.inboxes) s.receivedFrames += i.receivedFrames;
+    return s;
+  }
+
+  /** A FIN to every other worker: this one returned. */
+  finishAll(): void {
+    const { index, peers } = this.wiring;
+    for (let target = 0; target < peers; target++) {
+      if (target !== index) this.outboxes[target]?.control(target, 0, Kind.FIN);
+    }
+  }
+
+  /** Drops the overflow bound for `target`, which reads no more. */
+  discard(target: number): void {
+    this.outboxes[target]?.discard(target);
+  }
+
+  /** Hosted pools: point the route to `peer` at fresh rings. */
+  rewire(peer: number, out: RingEnd, inn: RingEnd): void {
+    const old = this.outboxes[peer];
+    const fresh = this.outbox(out);
+    this.outboxList = this.outboxList.map((o) => (o === old ? fresh : o));
+    this.outboxes[peer] = fresh;
+    this.seqs[peer] = 0;
+    const inbox = this.inbox(inn);
+    this.inboxes = [...this.inboxes.filter((i) => i !== this.inboxOf.get(peer)), inbox];
+    this.inboxOf.set(peer, inbox);
+  }
+}
