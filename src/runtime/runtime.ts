@@ -6,7 +6,7 @@ import { availableParallelism } from 'node:os';
 import type { Config } from '../allocator/index.ts';
 import { testRunner } from '../allocator/initialize.ts';
 import { ModuleError } from '../errors.ts';
-import type { AmqpBackendOptions } from './backends/amqp/backend.ts';
+import type { AmqpBackendOptions } from './backends/amqp/options.ts';
 import type { Backend, BackendStats } from './core/backend.ts';
 import { IndexedStream, Literal, type RunOptions } from './core/directives.ts';
 import { execute, type Plan } from './core/execution/execution.ts';

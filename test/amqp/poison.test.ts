@@ -51,7 +51,7 @@ describe.runIf(available)('Runtime.amqp with poison messages', () => {
     const garbage = Buffer.from('these bytes are not a msgpack task batch');
     channel.publish(names.taskExchange, 'poison.garbage', garbage, {
       replyTo: 'nowhere',
-      headers: { 'x-weft-format': 1, 'x-weft-key': 'poison.garbage' },
+      headers: { 'x-weft-format': 2, 'x-weft-key': 'poison.garbage' },
     });
     channel.publish(names.taskExchange, 'poison.format', Buffer.from([0x91, 0x01]), { headers: { 'x-weft-format': 99 } });
     await channel.waitForConfirms();
@@ -64,7 +64,10 @@ describe.runIf(available)('Runtime.amqp with poison messages', () => {
     expect(undecodable.fields.routingKey).toBe('poison.garbage');
     expect(undecodable.content.equals(garbage)).toBe(true);
     expect(String(undecodable.properties.headers?.['x-weft-worker'])).toMatch(/:\d+:/);
-    await deadLetter(/^undecodable: message format 99, this worker reads format 1/);
+    // A dead letter keeps the x-weft-format its body came with.
+    expect(undecodable.properties.headers?.['x-weft-format']).toBe(2);
+    const wrongFormat = await deadLetter(/^undecodable: message format 99, this code reads format 2$/);
+    expect(wrongFormat.properties.headers?.['x-weft-format']).toBe(99);
   });
 
   it('answers an unknown operation with an error, dead-letters it, and other directives proceed', async () => {

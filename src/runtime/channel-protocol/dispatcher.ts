@@ -16,12 +16,11 @@
 
 import { Fifo } from '../../fifo.ts';
 import type { Task, TaskIdentity, TaskResult } from '../core/task.ts';
+import { TaskTime } from '../core/task-time.ts';
 
 // Work queued on a worker beyond the task it is running, in milliseconds.
 const QUEUED_WORK_MS = 4;
 const MAX_QUEUED_TASKS = 1024;
-// Until results have been timed, assume tasks take this long.
-const INITIAL_TASK_MS = 1;
 /** Default bound on one worker's parked async tasks. */
 export const DEFAULT_CONCURRENCY = 64;
 
@@ -37,7 +36,7 @@ interface WorkerState {
 export class Dispatcher {
   private readonly queue = new Fifo<Task>();
   private readonly workers: WorkerState[];
-  private taskMs = INITIAL_TASK_MS;
+  private readonly taskTime = new TaskTime();
   private outstanding = 0;
   private nextWorker = 0;
 
@@ -134,7 +133,7 @@ export class Dispatcher {
       // Results that came back together say little about one task's cost;
       // the time since the worker's previous delivery, shared among them, does.
       const now = performance.now();
-      this.taskMs = 0.7 * this.taskMs + (0.3 * Math.max(now - state.mark, 0.0001)) / matched.length;
+      this.taskTime.observe(now - state.mark, matched.length);
       state.mark = now;
     }
     this.assign();
@@ -147,7 +146,7 @@ export class Dispatcher {
     const ready = this.workers.filter((worker) => worker.ready).length;
     if (ready === 0) return;
     const fairShare = Math.ceil((this.queue.length + this.outstanding) / ready);
-    const limit = Math.max(2, Math.min(fairShare, MAX_QUEUED_TASKS, Math.ceil(QUEUED_WORK_MS / this.taskMs)));
+    const limit = Math.max(2, Math.min(fairShare, MAX_QUEUED_TASKS, Math.ceil(QUEUED_WORK_MS / this.taskTime.ms)));
     const now = performance.now();
     // Start at a different worker each time so the remainder of an uneven
     // split does not always land on worker 0.

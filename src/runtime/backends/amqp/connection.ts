@@ -13,7 +13,11 @@
 //   channel.
 
 import { connect, type ChannelModel, type ConfirmChannel, type Options } from 'amqplib';
-import type { BackoffOptions } from './backoff.ts';
+import type { BackoffOptions } from './options.ts';
+import { BrokerUnavailableError, PublishRefusedError, SessionLostError } from './errors.ts';
+
+/** How long the first connection may take by default, in ms. */
+export const DEFAULT_CONNECT_TIMEOUT_MS = 30_000;
 
 export interface Session {
   readonly connection: ChannelModel;
@@ -70,12 +74,26 @@ export class ReconnectingConnection {
     this.delayMs = this.initialMs;
   }
 
-  start(): void {
+  /**
+   * Connects (retrying with backoff) and resolves once the first session is
+   * up. If none is within `timeoutMs`, closes and rejects with
+   * BrokerUnavailableError, its cause the last attempt's error.
+   */
+  async open(timeoutMs: number = DEFAULT_CONNECT_TIMEOUT_MS): Promise<void> {
     void this.attempt();
+    try {
+      await this.whenUp(timeoutMs);
+    } catch (error) {
+      await this.close();
+      throw new BrokerUnavailableError(
+        `cannot reach the AMQP broker at ${redact(this.options.url)} within ${timeoutMs} ms: ${(error as Error).message}`,
+        { cause: error },
+      );
+    }
   }
 
   /** Resolves with the session once one is up; rejects with the last error after `timeoutMs`. */
-  whenUp(timeoutMs: number): Promise<Session> {
+  private whenUp(timeoutMs: number): Promise<Session> {
     if (this.session !== undefined) return Promise.resolve(this.session);
     return new Promise((resolve, reject) => {
       const waiter = {
@@ -90,7 +108,7 @@ export class ReconnectingConnection {
       };
       const timer = setTimeout(() => {
         this.waiters = this.waiters.filter((w) => w !== waiter);
-        reject(this.lastError ?? new Error('no connection yet'));
+        reject(this.lastError ?? new SessionLostError('no connection yet'));
       }, timeoutMs);
       this.waiters.push(waiter);
     });
@@ -99,7 +117,7 @@ export class ReconnectingConnection {
   async close(): Promise<void> {
     this.closed = true;
     clearTimeout(this.timer);
-    for (const waiter of this.waiters.splice(0)) waiter.reject(new Error('the connection was closed'));
+    for (const waiter of this.waiters.splice(0)) waiter.reject(new SessionLostError('the connection was closed'));
     const session = this.session;
     this.session = undefined;
     if (session !== undefined) {
@@ -149,10 +167,10 @@ export class ReconnectingConnection {
         this.hooks.down?.(error);
         this.schedule();
       };
-      connection.on('close', (error?: Error) => onLost(error ?? new Error('the broker closed the connection')));
-      channel.on('close', () => onLost(new Error('the broker closed the channel')));
+      connection.on('close', (error?: Error) => onLost(error ?? new SessionLostError('the broker closed the connection')));
+      channel.on('close', () => onLost(new SessionLostError('the broker closed the channel')));
       await this.hooks.setup(session);
-      if (lost) throw this.lastError ?? new Error('the connection was lost during setup');
+      if (lost) throw this.lastError ?? new SessionLostError('the connection was lost during setup');
       if (this.closed) {
         await connection.close().catch(() => {});
         return;
@@ -164,7 +182,7 @@ export class ReconnectingConnection {
       for (const waiter of this.waiters.splice(0)) waiter.resolve(session);
     } catch (error) {
       lost = true;
-      this.lastError = error instanceof Error ? error : new Error(String(error));
+      this.lastError = error instanceof Error ? error : new SessionLostError(String(error), { cause: error });
       connection?.close().catch(() => {});
       this.connecting = false;
       this.schedule();
@@ -192,7 +210,7 @@ export function publishConfirmed(
   return new Promise((resolve, reject) => {
     try {
       channel.publish(exchange, routingKey, content, options, (error: unknown) =>
-        error ? reject(error instanceof Error ? error : new Error(`the broker refused the message: ${String(error)}`)) : resolve(),
+        error ? reject(error instanceof Error ? error : new PublishRefusedError(`the broker refused the message: ${String(error)}`)) : resolve(),
       );
     } catch (error) {
       reject(error);

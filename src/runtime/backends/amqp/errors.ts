@@ -1,4 +1,7 @@
-// Failures particular to the AMQP backend, one class per failure.
+// Failures particular to the AMQP backend, one class per failure. The first
+// two reach users (a directive rejects with them); the others are causes:
+// what `BrokerUnavailableError` and `DeadLetterError` carry as `cause`, and
+// what a worker writes in a dead letter's `x-weft-reason`.
 
 import { WeftError } from '../../../errors.ts';
 import { RuntimeClosedError } from '../../core/errors.ts';
@@ -21,7 +24,26 @@ export class BrokerUnavailableError extends RuntimeClosedError {
  */
 export class DeadLetterError extends WeftError {
   override name = 'DeadLetterError';
-  constructor(readonly reason: string, readonly queue: string) {
-    super(`a message of this directive was dead-lettered to ${queue}: ${reason}`);
+  constructor(
+    readonly reason: string,
+    readonly queue: string,
+    options?: { cause?: unknown },
+  ) {
+    super(`a message of this directive was dead-lettered to ${queue}: ${reason}`, options);
   }
+}
+
+/** A message body or its headers are not weft's message format (see messages.ts). */
+export class MalformedMessageError extends WeftError {
+  override name = 'MalformedMessageError';
+}
+
+/** The connection to the broker, or its channel, closed or failed; `cause` is amqplib's error when it gave one. */
+export class SessionLostError extends WeftError {
+  override name = 'SessionLostError';
+}
+
+/** The broker refused (nacked) a published message. */
+export class PublishRefusedError extends WeftError {
+  override name = 'PublishRefusedError';
 }

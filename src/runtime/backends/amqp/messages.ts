@@ -6,22 +6,20 @@
 // header, not in every task. A result message holds the results of one task
 // message, published to the queue named by its `replyTo`.
 //
-// Format 2 (current) stores a batch by columns: the operation name once per
-// distinct name, stage and attempt once when every task shares them (they
-// almost always do), then the indices and the inputs (or outputs) as plain
-// arrays. Per task that is the index and the value, nothing else: a batch of
-// 256 small tasks is about 1.5 kB instead of 7.5 kB in format 1 (an object
-// per task repeating the operation name), and costs a fraction of the time
-// to encode and decode. Workers still read format 1 and answer a message in
-// its own format, so an older orchestrator keeps working with newer workers.
+// Format 2 stores a batch by columns: the operation name once per distinct
+// name, stage and attempt once when every task shares them (they almost
+// always do), then the indices and the inputs (or outputs) as plain arrays.
+// Per task that is the index and the value, nothing else: a batch of 256
+// small tasks is about 1.5 kB instead of 7.5 kB as an object per task
+// repeating the operation name, and costs a fraction of the time to encode
+// and decode. (Format 1, objects per task, never left the unreleased 0.1.0.)
 
 import { Packr } from 'msgpackr';
 import type { Task, TaskFailure, TaskResult } from '../../core/task.ts';
+import { MalformedMessageError } from './errors.ts';
 
 /** Bumped when the body layout changes; a worker dead-letters a format it does not know. */
 export const FORMAT = 2;
-/** Formats this code reads (and answers in). */
-export const FORMATS: readonly number[] = [1, 2];
 
 export const TYPE_TASKS = 'weft.tasks';
 export const TYPE_RESULTS = 'weft.results';
@@ -54,14 +52,6 @@ export const REASON_KILLED_WORKERS = 'killed-workers';
 // process can decode any message.
 const packr = new Packr({ useRecords: true, moreTypes: true });
 
-/** A task without its key: the batch's key is in `x-weft-key`. */
-type WireTask = Omit<Task, 'key'>;
-type WireResult = Omit<TaskResult, 'key'>;
-
-export class WireError extends Error {
-  override name = 'WireError';
-}
-
 /** A column of per-item numbers, or the one value they all share. */
 type Column = number | number[];
 
@@ -91,11 +81,11 @@ function unpack(content: Buffer): unknown {
   try {
     return packr.unpack(content);
   } catch (error) {
-    throw new WireError(`not msgpack: ${(error as Error).message}`);
+    throw new MalformedMessageError(`not msgpack: ${(error as Error).message}`);
   }
 }
 
-/** Encodes a task batch in format `FORMAT`: `[ops, op, index, stage, attempt, input]`, where `op`, `stage` and `attempt` are a column or a shared value (`op` indexes `ops`). */
+/** Encodes a task batch: `[ops, op, index, stage, attempt, input]`, where `op`, `stage` and `attempt` are a column or a shared value (`op` indexes `ops`). */
 export function encodeTasks(tasks: readonly Task[]): Buffer {
   const count = tasks.length;
   const ops: string[] = [];
@@ -121,51 +111,40 @@ export function encodeTasks(tasks: readonly Task[]): Buffer {
   return packr.pack([ops, op, index, stage, attempt, input]);
 }
 
-/** Decodes and checks a task batch of `format` (default `FORMAT`); throws `WireError` on anything else. */
-export function decodeTasks(content: Buffer, key: string, format: number = FORMAT): Task[] {
+/** Throws MalformedMessageError unless `format` (a message's `x-weft-format`) is the one this code reads. */
+export function checkFormat(format: number | undefined): void {
+  if (format !== FORMAT) throw new MalformedMessageError(`message format ${format ?? 'missing'}, this code reads format ${FORMAT}`);
+}
+
+/** Decodes and checks a task batch; throws MalformedMessageError on anything else. */
+export function decodeTasks(content: Buffer, key: string): Task[] {
   const body = unpack(content);
-  if (format === 2) {
-    if (!Array.isArray(body) || body.length !== 6 || !Array.isArray(body[0]) || !Array.isArray(body[2]) || !Array.isArray(body[5])) {
-      throw new WireError('the body is not a task batch');
-    }
-    const [ops, op, index, stage, attempt, input] = body as [unknown[], unknown, unknown[], unknown, unknown, unknown[]];
-    if (input.length !== index.length) throw new WireError('the task batch has unequal index and input columns');
-    const tasks = new Array<Task>(index.length);
-    for (let i = 0; i < index.length; i++) {
-      const at = cell(op, i);
-      const name = at === undefined ? undefined : ops[at];
-      const n = index[i];
-      const s = cell(stage, i);
-      const a = cell(attempt, i);
-      if (typeof name !== 'string' || !isCount(n) || s === undefined || a === undefined) {
-        throw new WireError(`task ${i} of the batch lacks op, index, stage or attempt`);
-      }
-      tasks[i] = { op: name, input: input[i], key, index: n, stage: s, attempt: a };
-    }
-    return tasks;
+  if (!Array.isArray(body) || body.length !== 6 || !Array.isArray(body[0]) || !Array.isArray(body[2]) || !Array.isArray(body[5])) {
+    throw new MalformedMessageError('the body is not a task batch');
   }
-  if (!Array.isArray(body)) throw new WireError('the body is not an array of tasks');
-  return body.map((task: unknown, position) => {
-    const t = task as Partial<WireTask> | null;
-    if (typeof t !== 'object' || t === null || typeof t.op !== 'string' || !isCount(t.index) || !isCount(t.stage) || !isCount(t.attempt)) {
-      throw new WireError(`task ${position} of the batch lacks op, index, stage or attempt`);
+  const [ops, op, index, stage, attempt, input] = body as [unknown[], unknown, unknown[], unknown, unknown, unknown[]];
+  if (input.length !== index.length) throw new MalformedMessageError('the task batch has unequal index and input columns');
+  const tasks = new Array<Task>(index.length);
+  for (let i = 0; i < index.length; i++) {
+    const at = cell(op, i);
+    const name = at === undefined ? undefined : ops[at];
+    const n = index[i];
+    const s = cell(stage, i);
+    const a = cell(attempt, i);
+    if (typeof name !== 'string' || !isCount(n) || s === undefined || a === undefined) {
+      throw new MalformedMessageError(`task ${i} of the batch lacks op, index, stage or attempt`);
     }
-    return { op: t.op, input: t.input, key, index: t.index, stage: t.stage, attempt: t.attempt };
-  });
+    tasks[i] = { op: name, input: input[i], key, index: n, stage: s, attempt: a };
+  }
+  return tasks;
 }
 
 /**
- * Encodes a result batch in `format` (default `FORMAT`; a worker answers in
- * its task message's format). Format 2: `[index, stage, attempt, output,
- * errors]`, `stage` and `attempt` a column or a shared value, `output` null
- * where the task failed, `errors` null or `[position, error, …]` pairs.
+ * Encodes a result batch: `[index, stage, attempt, output, errors]`, `stage`
+ * and `attempt` a column or a shared value, `output` null where the task
+ * failed, `errors` null or `[position, error, …]` pairs.
  */
-export function encodeResults(results: readonly TaskResult[], format: number = FORMAT): Buffer {
-  if (format === 1) {
-    return packr.pack(
-      results.map(({ index, stage, attempt, output, error }): WireResult => (error === undefined ? { index, stage, attempt, output } : { index, stage, attempt, error })),
-    );
-  }
+export function encodeResults(results: readonly TaskResult[]): Buffer {
   const count = results.length;
   const index = new Array<number>(count);
   const output = new Array<unknown>(count);
@@ -190,39 +169,28 @@ function failureOf(value: unknown): TaskFailure {
   return { name: String(e.name), message: String(e.message), stack: e.stack, transient: e.transient === true };
 }
 
-/** Decodes a result batch of `format` (default `FORMAT`); throws `WireError` on anything else. */
-export function decodeResults(content: Buffer, key: string, format: number = FORMAT): TaskResult[] {
+/** Decodes and checks a result batch; throws MalformedMessageError on anything else. */
+export function decodeResults(content: Buffer, key: string): TaskResult[] {
   const body = unpack(content);
-  if (format === 2) {
-    if (!Array.isArray(body) || body.length !== 5 || !Array.isArray(body[0]) || !Array.isArray(body[3])) {
-      throw new WireError('the body is not a result batch');
-    }
-    const [index, stage, attempt, output, errors] = body as [unknown[], unknown, unknown, unknown[], unknown];
-    if (output.length !== index.length) throw new WireError('the result batch has unequal index and output columns');
-    const failures = new Map<number, unknown>();
-    if (Array.isArray(errors)) for (let i = 0; i + 1 < errors.length; i += 2) failures.set(errors[i] as number, errors[i + 1]);
-    else if (errors !== null && errors !== undefined) throw new WireError('the result batch has a malformed error list');
-    const results = new Array<TaskResult>(index.length);
-    for (let i = 0; i < index.length; i++) {
-      const n = index[i];
-      const s = cell(stage, i);
-      const a = cell(attempt, i);
-      if (!isCount(n) || s === undefined || a === undefined) throw new WireError(`result ${i} of the batch lacks index, stage or attempt`);
-      results[i] = failures.has(i)
-        ? { key, index: n, stage: s, attempt: a, error: failureOf(failures.get(i)) }
-        : { key, index: n, stage: s, attempt: a, output: output[i] };
-    }
-    return results;
+  if (!Array.isArray(body) || body.length !== 5 || !Array.isArray(body[0]) || !Array.isArray(body[3])) {
+    throw new MalformedMessageError('the body is not a result batch');
   }
-  if (!Array.isArray(body)) throw new WireError('the body is not an array of results');
-  return body.map((result: unknown, position) => {
-    const r = result as Partial<WireResult> | null;
-    if (typeof r !== 'object' || r === null || !isCount(r.index) || !isCount(r.stage) || !isCount(r.attempt)) {
-      throw new WireError(`result ${position} of the batch lacks index, stage or attempt`);
-    }
-    if (r.error !== undefined) return { key, index: r.index, stage: r.stage, attempt: r.attempt, error: failureOf(r.error) };
-    return { key, index: r.index, stage: r.stage, attempt: r.attempt, output: r.output };
-  });
+  const [index, stage, attempt, output, errors] = body as [unknown[], unknown, unknown, unknown[], unknown];
+  if (output.length !== index.length) throw new MalformedMessageError('the result batch has unequal index and output columns');
+  const failures = new Map<number, unknown>();
+  if (Array.isArray(errors)) for (let i = 0; i + 1 < errors.length; i += 2) failures.set(errors[i] as number, errors[i + 1]);
+  else if (errors !== null && errors !== undefined) throw new MalformedMessageError('the result batch has a malformed error list');
+  const results = new Array<TaskResult>(index.length);
+  for (let i = 0; i < index.length; i++) {
+    const n = index[i];
+    const s = cell(stage, i);
+    const a = cell(attempt, i);
+    if (!isCount(n) || s === undefined || a === undefined) throw new MalformedMessageError(`result ${i} of the batch lacks index, stage or attempt`);
+    results[i] = failures.has(i)
+      ? { key, index: n, stage: s, attempt: a, error: failureOf(failures.get(i)) }
+      : { key, index: n, stage: s, attempt: a, output: output[i] };
+  }
+  return results;
 }
 
 /** A header value as a string, or undefined (AMQP headers may arrive as Buffers). */

@@ -20,6 +20,7 @@
 //   `x-expires` removes the queue of an orchestrator that died.
 
 import type { Channel } from 'amqplib';
+import { ArgumentError } from '../../core/errors.ts';
 
 export const DEFAULT_PREFIX = 'weft';
 /** Deliveries of one task message before the broker dead-letters it. */
@@ -43,7 +44,9 @@ export interface Names {
 }
 
 export function namesOf(prefix: string = DEFAULT_PREFIX): Names {
-  if (!/^[A-Za-z0-9_.:-]+$/.test(prefix)) throw new TypeError(`AMQP prefix must match [A-Za-z0-9_.:-]+, got ${JSON.stringify(prefix)}`);
+  if (typeof prefix !== 'string' || !/^[A-Za-z0-9_.:-]+$/.test(prefix)) {
+    throw new ArgumentError(`AMQP option prefix must be letters, digits and _.:- (at least one), got ${JSON.stringify(prefix)}`);
+  }
   return {
     taskExchange: `${prefix}.tasks`,
     taskQueue: `${prefix}.tasks`,

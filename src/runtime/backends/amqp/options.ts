@@ -1,0 +1,73 @@
+// What orchestrators and workers of the AMQP backend are given, and the
+// checks that refuse a bad value before anything connects. Public types (the
+// package's .d.ts names them), so this file names none of amqplib's types:
+// those are not shipped.
+
+import { ArgumentError } from '../../core/errors.ts';
+import { checkDuration, checkPositiveInteger } from '../../core/options.ts';
+
+/** How reconnection to the broker backs off. */
+export interface BackoffOptions {
+  /** First delay before reconnecting, in ms. Default 100. */
+  initialMs?: number;
+  /** Longest delay between attempts, in ms. Default 2000. */
+  maxMs?: number;
+}
+
+/** Options shared by orchestrators and workers; both sides must agree on `prefix` and `deliveryLimit`. */
+export interface AmqpConnectOptions {
+  /** `amqp://user:password@host:port/vhost`. */
+  url: string;
+  /** Names every queue and exchange: `<prefix>.tasks`, `<prefix>.dead`, … Default `weft`. */
+  prefix?: string;
+  /** Deliveries of a task message before the broker dead-letters it (quorum `x-delivery-limit`). Default 3. */
+  deliveryLimit?: number;
+  /** AMQP heartbeat in seconds. Default 5. */
+  heartbeatSeconds?: number;
+  /** Reconnection delays: from `initialMs` (100), doubling, up to `maxMs` (2000). */
+  backoff?: BackoffOptions;
+  /** How long the first connection may take before giving up, in ms. Default 30 000. */
+  connectTimeoutMs?: number;
+}
+
+export interface AmqpBackendOptions extends AmqpConnectOptions {
+  /** Most tasks in one message. Default 256. */
+  maxBatch?: number;
+  /** How long directives wait for a lost broker before failing, in ms. Default 30 000. */
+  reconnectTimeoutMs?: number;
+  /** The `parallelism` hint reported to directives. Default 16. */
+  parallelism?: number;
+}
+
+/** Refuses (ArgumentError) a bad value of the options both sides share; `where` names the caller. */
+export function checkConnectOptions(where: string, options: AmqpConnectOptions): void {
+  if (typeof options !== 'object' || options === null) throw new ArgumentError(`${where}s must be an object with a url, got ${String(options)}`);
+  if (!isAmqpUrl(options.url)) {
+    const got = typeof options.url === 'string' ? JSON.stringify(options.url) : String(options.url);
+    throw new ArgumentError(`${where} url must be an amqp:// or amqps:// URL, got ${got}`);
+  }
+  checkPositiveInteger(where, 'deliveryLimit', options.deliveryLimit);
+  checkPositiveInteger(where, 'heartbeatSeconds', options.heartbeatSeconds);
+  checkDuration(where, 'backoff.initialMs', options.backoff?.initialMs);
+  checkDuration(where, 'backoff.maxMs', options.backoff?.maxMs);
+  checkDuration(where, 'connectTimeoutMs', options.connectTimeoutMs);
+}
+
+/** Refuses a bad value of `Runtime.amqp`'s own options. */
+export function checkBackendOptions(options: AmqpBackendOptions): void {
+  const where = 'Runtime.amqp option';
+  checkConnectOptions(where, options);
+  checkPositiveInteger(where, 'maxBatch', options.maxBatch);
+  checkDuration(where, 'reconnectTimeoutMs', options.reconnectTimeoutMs);
+  checkPositiveInteger(where, 'parallelism', options.parallelism);
+}
+
+function isAmqpUrl(url: unknown): boolean {
+  if (typeof url !== 'string') return false;
+  try {
+    const { protocol } = new URL(url);
+    return protocol === 'amqp:' || protocol === 'amqps:';
+  } catch {
+    return false;
+  }
+}
