@@ -86,4 +86,5 @@ export {
   type AmqpWorkerStats,
   type AmqpBackendOptions,
   type AmqpConnectOptions,
+  type BackoffOptions,
 } from './runtime/index.ts';

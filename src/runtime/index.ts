@@ -30,5 +30,5 @@ export {
 // called. Named from the files that declare them, whose declarations do not
 // reach amqplib's types (a user's strict tsc would need @types/amqplib).
 export type { AmqpWorker, AmqpWorkerOptions, AmqpWorkerStats } from './backends/amqp/worker.ts';
-export type { AmqpBackendOptions, AmqpConnectOptions } from './backends/amqp/options.ts';
+export type { AmqpBackendOptions, AmqpConnectOptions, BackoffOptions } from './backends/amqp/options.ts';
 export { BrokerUnavailableError, DeadLetterError } from './backends/amqp/errors.ts';
