@@ -13,6 +13,7 @@ export {
   type ModuleSpec,
   type AllocatorStats,
   type PeerLoss,
+  type PeerJoin,
   type Push,
   type Pull,
   type Codec,

@@ -9,10 +9,12 @@ import { LocalPush, RemotePush, UnroutablePush, type Push } from './push.ts';
 import type { Endpoint, AllocatorStats } from './endpoint.ts';
 import type { Channel } from './channels.ts';
 import type { PeerLoss } from './losses.ts';
+import type { PeerJoin } from './joins.ts';
 import { ChannelError } from '../errors.ts';
 
 export type { AllocatorStats } from './endpoint.ts';
 export type { PeerLoss } from './losses.ts';
+export type { PeerJoin } from './joins.ts';
 
 const MAX_CHANNEL = 0xffffffff;
 
@@ -60,6 +62,14 @@ export interface Allocator {
    * towards this worker, and a send to them throws a PeerError.
    */
   peerLosses(): PeerLoss[];
+  /**
+   * Spare processes that joined since the last call (Config.cluster
+   * `spares`; learnt in receive()). Their workers' channels are open towards
+   * this worker from then on, and sends to them go through.
+   */
+  peerJoins(): PeerJoin[];
+  /** Whether `worker`'s process is in the cluster now: false for a spare not joined yet and for a lost process. */
+  present(worker: number): boolean;
 }
 
 /** The Allocator a worker's function receives, over its endpoint. */
@@ -140,5 +150,13 @@ export class WorkerAllocator implements Allocator {
 
   peerLosses(): PeerLoss[] {
     return this.#e.peerLosses();
+  }
+
+  peerJoins(): PeerJoin[] {
+    return this.#e.peerJoins();
+  }
+
+  present(worker: number): boolean {
+    return this.#e.present(worker);
   }
 }

@@ -36,6 +36,9 @@ export class ChannelTable implements FrameSink {
   private readonly eventSeen = new Set<number>();
   /** Inside the allocator's until(): take every frame, past the decode-ahead bound. */
   receivingAll = false;
+  /** Per worker: 1 while it is absent (a spare not joined); a frame from one applies the joins first. */
+  private absent: Uint8Array | undefined;
+  private catchUp: () => void = () => {};
 
   constructor(
     /** This worker's index. */
@@ -45,6 +48,12 @@ export class ChannelTable implements FrameSink {
     /** A FIN from worker `source`: it returned (the endpoint closes its channels and drops what is bound for it). */
     readonly finish: (source: number) => void,
   ) {}
+
+  /** Cluster spares: a frame from a worker in `absent` calls `catchUp` (which applies its join) before it is taken. */
+  watchAbsent(absent: Uint8Array, catchUp: () => void): void {
+    this.absent = absent;
+    this.catchUp = catchUp;
+  }
 
   has(channel: number): boolean {
     return this.channels.has(channel);
@@ -78,6 +87,7 @@ export class ChannelTable implements FrameSink {
   }
 
   batch(source: number, channel: number, codec: number, count: number, payload: Uint8Array, owned: boolean): boolean {
+    if (this.absent?.[source] === 1) this.catchUp();
     const entry = this.channels.get(channel);
     if (entry === undefined) {
       const strays = this.strays(channel);
@@ -103,6 +113,7 @@ export class ChannelTable implements FrameSink {
   }
 
   close(source: number, channel: number): void {
+    if (this.absent?.[source] === 1) this.catchUp();
     const entry = this.channels.get(channel);
     if (entry !== undefined) entry.pull.closeFrom(source);
     else this.strays(channel).list.push({ kind: 'close', source });

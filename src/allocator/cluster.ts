@@ -19,10 +19,10 @@ export async function launchCluster<R>(config: Extract<Config, { kind: 'cluster'
   const processes = c.addresses.length;
   const mesh = await connectMesh({
     process: c.process, processes, threads, ringBytes: options.ringBytes, secret: c.secret, tls: c.tls,
-    addresses: c.addresses, connectTimeoutMs: c.connectTimeoutMs,
+    addresses: c.addresses, connectTimeoutMs: c.connectTimeoutMs, spares: c.spares,
     log: (line) => console.error(line),
   });
-  const fabric = buildClusterFabric(threads, processes, c.process, options.ringBytes, options);
+  const fabric = buildClusterFabric(threads, processes, c.process, options.ringBytes, options, c.spares);
   const routerBell = new Doorbell(fabric.routerBell);
   const control = new Control(fabric.control);
   const bells = fabric.bells.map((b) => new Doorbell(b));
@@ -38,7 +38,13 @@ export async function launchCluster<R>(config: Extract<Config, { kind: 'cluster'
       console.error(`weft: process ${c.process}: ${e.message}; the others continue`);
       control.lose(e.process, bells);
     } : undefined,
+    spares: c.spares,
+    onJoin: (process) => {
+      console.error(`weft: process ${c.process}: spare process ${process} (${c.addresses[process]}) joined`);
+      control.join(process, bells);
+    },
   });
+  mesh.onJoin((process, link) => router.join(process, link));
   const close = (): void => mesh.close();
   const workers = fabric.wirings.map((w) => startThread(task, w));
   guards = new Guards<R>(
@@ -46,7 +52,12 @@ export async function launchCluster<R>(config: Extract<Config, { kind: 'cluster'
     control,
     bells,
     {
-      exited: (k) => router.workerExited(k),
+      exited: (k) => {
+        // A spare joining now would find this worker gone: the cluster is finishing.
+        mesh.refuseJoins();
+        router.workerExited(k);
+      },
+      refuseJoins: () => mesh.refuseJoins(),
       finish: () => router.finish().finally(close),
       failed: (reason) => {
         router.abort(`process ${c.process}: ${reason}`);

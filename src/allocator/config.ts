@@ -2,9 +2,9 @@
 // Flags follow timely's: -w/--threads, -n/--processes, -p/--process,
 // -h/--hostfile; and --tls-dir (a folder made by `weft keys`).
 
-import { readFileSync } from 'node:fs';
 import { ConfigError } from '../errors.ts';
 import { argsRead } from './launched.ts';
+import { readHostfile } from './hostfile.ts';
 import { MAX_RING_BYTES, MIN_RING_BYTES } from '../transport/ring.ts';
 import { parseAddress } from '../transport/address.ts';
 import { checkTls, tlsFromDir, type TlsFiles } from '../transport/tls.ts';
@@ -48,6 +48,16 @@ export interface ClusterOptions extends Options {
    * PeerError (docs/semantics.md, "Peer loss").
    */
   onPeerLoss?: 'abort' | 'continue';
+  /**
+   * Indices in `addresses` of spare processes (not 0). They count in the
+   * cluster's shape (worker indices, the handshake) but nobody waits for
+   * them: each starts absent, and a spare that starts while the cluster runs
+   * joins it; `allocator.peerJoins()` reports it, and until then a send to
+   * its workers throws a PeerError. A spare that never starts delays
+   * nothing; one that joins and dies is a lost peer. Needs onPeerLoss
+   * 'continue' (docs/semantics.md, "Spares").
+   */
+  spares?: number[];
   /**
    * Mutual TLS between the processes (PEM key, certificate, CA); defaults
    * to the files `weft keys` wrote in the folder WEFT_TLS_DIR names.
@@ -99,6 +109,17 @@ function peerLossOf(value: unknown): 'abort' | 'continue' {
   if (value === undefined) return 'abort';
   if (value !== 'abort' && value !== 'continue') throw new ConfigError(`onPeerLoss must be 'abort' or 'continue', got ${JSON.stringify(value)}`);
   return value;
+}
+
+function sparesOf(value: unknown, processes: number, onPeerLoss: 'abort' | 'continue'): number[] {
+  if (value === undefined) return [];
+  if (!Array.isArray(value) || value.some((k) => !Number.isInteger(k) || k < 1 || k >= processes) || new Set(value).size !== value.length) {
+    throw new ConfigError(`spares must be distinct process indices from 1 to ${processes - 1} (process 0 is never a spare), got ${JSON.stringify(value)}`);
+  }
+  if (value.length > 0 && onPeerLoss !== 'continue') {
+    throw new ConfigError(`spares ${JSON.stringify(value)} need onPeerLoss: 'continue': a spare that has not joined, or has left, is a peer the others run without`);
+  }
+  return [...(value as number[])].sort((a, b) => a - b);
 }
 
 function bytes(what: string, value: unknown, min: number, max: number): number {
@@ -154,6 +175,7 @@ export const Config = {
     const opts = options(o);
     // Two more rings per thread: to and from the router.
     ringTotal(threads, 2 * threads, opts);
+    const onPeerLoss = peerLossOf(o.onPeerLoss);
     return made({
       kind: 'cluster',
       threads,
@@ -165,7 +187,8 @@ export const Config = {
         secret: secretOf(o.secret),
         connectTimeoutMs: o.connectTimeoutMs ?? 30_000,
         heartbeatTimeoutMs: o.heartbeatTimeoutMs ?? 3_000,
-        onPeerLoss: peerLossOf(o.onPeerLoss),
+        onPeerLoss,
+        spares: sparesOf(o.spares, o.addresses.length, onPeerLoss),
         tls: o.tls !== undefined ? checkTls(o.tls, o.process) : process.env.WEFT_TLS_DIR ? checkTls(tlsFromDir(process.env.WEFT_TLS_DIR, o.process), o.process) : undefined,
       },
     });
@@ -212,10 +235,13 @@ export const Config = {
       if (index !== 0) throw new ConfigError(`--process ${index} is out of range for 1 process`);
       return { config: Config.process(threads), rest };
     }
-    const addresses = hostfile !== undefined ? readHostfile(hostfile) : Array.from({ length: processes }, (_, i) => `127.0.0.1:${DEFAULT_PORT + i}`);
-    if (addresses.length < processes) throw new ConfigError(`hostfile ${hostfile} lists ${addresses.length} addresses for ${processes} processes`);
+    const hosts = hostfile !== undefined ? readHostfile(hostfile) : { addresses: Array.from({ length: processes }, (_, i) => `127.0.0.1:${DEFAULT_PORT + i}`), spares: [] };
+    if (hosts.addresses.length < processes) throw new ConfigError(`hostfile ${hostfile} lists ${hosts.addresses.length} addresses for ${processes} processes`);
     const tls = tlsDir !== undefined ? { tls: tlsFromDir(tlsDir, index) } : {};
-    return { config: Config.cluster({ threads, process: index, addresses: addresses.slice(0, processes), ...tls }), rest };
+    // A hostfile that marks spares asks for a cluster that runs without them.
+    const spares = hosts.spares.filter((k) => k < processes);
+    const membership = spares.length > 0 ? { spares, onPeerLoss: 'continue' as const } : {};
+    return { config: Config.cluster({ threads, process: index, addresses: hosts.addresses.slice(0, processes), ...membership, ...tls }), rest };
   },
 };
 
@@ -224,16 +250,6 @@ function secretOf(given: string | undefined): string | undefined {
   if (given === undefined) return process.env.WEFT_SECRET || undefined;
   if (typeof given !== 'string' || given === '') throw new ConfigError(`secret must be a non-empty string, got ${JSON.stringify(given)}`);
   return given;
-}
-
-function readHostfile(path: string): string[] {
-  let text: string;
-  try {
-    text = readFileSync(path, 'utf8');
-  } catch (cause) {
-    throw new ConfigError(`cannot read hostfile ${path}: ${(cause as Error).message}`, { cause });
-  }
-  return text.split('\n').map((l) => l.trim()).filter((l) => l !== '' && !l.startsWith('#'));
 }
 
 /**

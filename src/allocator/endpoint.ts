@@ -5,6 +5,7 @@
 
 import { ChannelTable } from './channels.ts';
 import { Losses, type PeerLoss } from './losses.ts';
+import { Joins, type PeerJoin } from './joins.ts';
 import { SpinPolicy } from './spin.ts';
 import { Rings, type AllocatorStats } from './rings.ts';
 import type { Emitter, Sending } from './push.ts';
@@ -36,6 +37,7 @@ export class Endpoint {
   private readonly allBells: Doorbell[];
   private readonly rings: Rings;
   private readonly losses: Losses;
+  private readonly joins: Joins;
   private readonly backlog: Backlog;
   /** The OverflowError that failed this worker; every later wait throws it again. */
   private failure: OverflowError | undefined;
@@ -55,6 +57,11 @@ export class Endpoint {
     this.table = new ChannelTable(this.index, this.aheadBytes, (source) => this.finish(source));
     this.finished = new Uint8Array(this.peers);
     this.losses = new Losses(this.peers, wiring.threads ?? this.peers, this.control);
+    this.joins = new Joins(this.peers, wiring.threads ?? this.peers, wiring.absent ?? [], this.control);
+    // An absent spare's workers count as returned until it joins: channels
+    // do not wait for them, and nothing is sent to them.
+    this.finished.set(this.joins.absent);
+    if (wiring.absent?.length) this.table.watchAbsent(this.joins.absent, () => this.joins.apply(this.opened));
     const cap = wiring.limits.maxBacklogBytes;
     const backlog: Backlog = {
       bytes: 0,
@@ -81,6 +88,8 @@ export class Endpoint {
       highWater: wiring.limits.highWaterBytes,
       finished: this.finished,
       lost: this.losses.workers,
+      absent: this.joins.absent,
+      threads: wiring.threads ?? this.peers,
       until: (ready) => this.until(ready),
     };
   }
@@ -99,12 +108,30 @@ export class Endpoint {
     // frames in the rings before it records the loss, so they are taken
     // first and its channels close after them.
     const lost = this.control.lostCount;
+    // Joins before the frames, and after reading the losses: a spare lost
+    // had joined before, so its join is applied before its loss.
+    this.joins.apply(this.opened);
     this.rings.receive(this.table);
     this.losses.apply(lost, this.table.finish);
   }
 
+  /** A spare's worker joined: its messages are expected from now on. */
+  private readonly opened = (worker: number): void => {
+    this.finished[worker] = 0;
+    this.table.reopenFrom(worker);
+  };
+
   peerLosses(): PeerLoss[] {
     return this.losses.take();
+  }
+
+  peerJoins(): PeerJoin[] {
+    return this.joins.take();
+  }
+
+  /** Whether `worker`'s process is there: not a spare that has not joined, not lost. */
+  present(worker: number): boolean {
+    return this.joins.absent[worker] === 0 && this.losses.workers[worker] === -1;
   }
 
   /** Throws once the worker's function has returned. */
@@ -214,7 +241,7 @@ export class Endpoint {
   }
 
   private ready(parking: boolean): boolean {
-    if (this.localWake || this.control.aborted || this.losses.pending) return true;
+    if (this.localWake || this.control.aborted || this.losses.pending || this.joins.pending) return true;
     return this.rings.poll(parking);
   }
 
@@ -243,6 +270,7 @@ export class Endpoint {
    * (in drain(), ready() or this worker's own exit) would wait forever.
    */
   finish(source: number): void {
+    if (this.joins.absent[source] === 1) this.joins.apply(this.opened);
     this.finished[source] = 1;
     this.table.closeFrom(source);
     this.rings.discard(source);

@@ -30,6 +30,8 @@ export interface GuardHooks {
   finish?(): Promise<void>;
   /** The run failed here: tell the peers why. */
   failed?(reason: string): void;
+  /** Spares that connect from now on are turned away. */
+  refuseJoins?(): void;
 }
 
 /** What initialize() resolves to: the main thread's handle on the running workers. */
@@ -47,6 +49,13 @@ export interface WorkerGuards<R> {
   close(): Promise<void>;
   /** close(), for `await using`. */
   [Symbol.asyncDispose](): Promise<void>;
+  /**
+   * Config.cluster with spares: from now on a spare that connects is turned
+   * away ("the cluster is finishing"). Call it before telling the workers
+   * to stop, so that no spare joins after they decided whom to tell; it
+   * happens by itself once a worker of this process has ended.
+   */
+  refuseJoins(): void;
 }
 
 /** The WorkerGuards a program receives; the machinery stays on Guards. */
@@ -67,6 +76,10 @@ class Handle<R> implements WorkerGuards<R> {
 
   [Symbol.asyncDispose](): Promise<void> {
     return this.#guards.close();
+  }
+
+  refuseJoins(): void {
+    this.#guards.refuseJoins();
   }
 }
 
@@ -106,6 +119,11 @@ export class Guards<R> {
 
   join(): Promise<R[]> {
     return this.joined;
+  }
+
+  /** See WorkerGuards.refuseJoins. */
+  refuseJoins(): void {
+    this.hooks.refuseJoins?.();
   }
 
   /** See WorkerGuards.close. */

@@ -2,7 +2,7 @@
 export { Config, type Options, type ClusterOptions } from './config.ts';
 export { initialize, type ModuleSpec } from './initialize.ts';
 export type { WorkerGuards } from './guards.ts';
-export type { Allocator, AllocatorStats, PeerLoss } from './allocator.ts';
+export type { Allocator, AllocatorStats, PeerLoss, PeerJoin } from './allocator.ts';
 export type { Push } from './push.ts';
 export type { Pull } from './pull.ts';
 export { codecs, type Codec, type Batcher, type TypedArray, type TypedArrayConstructor, type TypedArrayOptions } from './codec.ts';

@@ -123,5 +123,6 @@ function replay<R>(results: unknown[] | undefined): Promise<WorkerGuards<R>> {
     join: () => (known !== undefined ? Promise.resolve(known) : new Promise<R[]>(() => {})),
     close: done,
     [Symbol.asyncDispose]: done,
+    refuseJoins: () => {},
   });
 }

@@ -58,6 +58,10 @@ export interface Sending {
   readonly finished: Uint8Array;
   /** Per worker: its process once that was lost (onPeerLoss 'continue'), else -1; a send to it throws. */
   readonly lost: Int32Array;
+  /** Per worker: 1 while its process is a spare that has not joined (Config.cluster spares); a send to it throws. */
+  readonly absent: Uint8Array;
+  /** Threads per process: worker w runs in process floor(w / threads). */
+  readonly threads: number;
   /** Resolves once `ready` holds, moving overflow and receiving meanwhile. */
   until(ready: () => boolean): Promise<void>;
 }
@@ -143,6 +147,10 @@ export class RemotePush<T> extends Pusher<T> {
     const process = this.s.lost[this.target]!;
     if (process >= 0) {
       throw new PeerError(process, `send to worker ${this.target} on channel ${this.channel}: its process ${process} was lost (it died, went silent or closed its connections without a goodbye)`);
+    }
+    if (this.s.absent[this.target] === 1) {
+      const spare = Math.floor(this.target / this.s.threads);
+      throw new PeerError(spare, `send to worker ${this.target} on channel ${this.channel}: its process ${spare} is a spare that has not joined (allocator.peerJoins() tells when it does)`);
     }
     if (this.shut !== undefined) this.refuse();
     const b = this.batcher;

@@ -1,6 +1,6 @@
 // Shared state of one run of workers: whether it was aborted and by whom,
 // and (in a cluster that continues past peer loss) which peer processes
-// were lost, in the order they were. Fail-stop needs one flag every thread
+// were lost and which spares joined, each in the order they were. Fail-stop needs one flag every thread
 // can read without a message: a worker spinning on its rings notices an
 // abort, or a loss, on its next check, without returning to its event loop.
 
@@ -11,6 +11,8 @@ const FAILED = 1;
 const CLAIM = 2;
 /** How many processes were lost; their indices follow from LOST_LIST on. */
 const LOST_COUNT = 3;
+/** How many spares joined; their indices follow the lost list (one slot per process each). */
+const JOIN_COUNT = 4;
 const LOST_LIST = 16;
 const RUNNING = 0;
 const ABORTED = 1;
@@ -22,9 +24,14 @@ export class Control {
     this.cells = new Int32Array(buffer);
   }
 
-  /** The memory of a run's control cells, with room for `processes` losses (a cluster's peers). */
+  /** The memory of a run's control cells, with room for `processes` losses and joins (a cluster's peers). */
   static buffer(processes = 0): SharedArrayBuffer {
-    return new SharedArrayBuffer(4 * (LOST_LIST + processes));
+    return new SharedArrayBuffer(4 * (LOST_LIST + 2 * processes));
+  }
+
+  /** Where the join list starts: past one loss slot per process. */
+  private get joinList(): number {
+    return LOST_LIST + (this.cells.length - LOST_LIST) / 2;
   }
 
   /** Processes lost so far. */
@@ -45,6 +52,29 @@ export class Control {
     // The index is written before the count grows, so whoever reads the count reads it.
     Atomics.store(this.cells, LOST_LIST + n, process);
     Atomics.store(this.cells, LOST_COUNT, n + 1);
+    for (const bell of bells) bell.force();
+  }
+
+  /** Spare processes joined so far. */
+  get joinCount(): number {
+    return Atomics.load(this.cells, JOIN_COUNT);
+  }
+
+  /** The spares joined, from the `from`-th join to the `to`-th. */
+  joined(from: number, to: number): number[] {
+    const out: number[] = [];
+    for (let k = from; k < to; k++) out.push(Atomics.load(this.cells, this.joinList + k));
+    return out;
+  }
+
+  /**
+   * Records that spare `process` joined (one writer: the router, before it
+   * reads the spare's first frame) and wakes every doorbell.
+   */
+  join(process: number, bells: Iterable<Doorbell>): void {
+    const n = Atomics.load(this.cells, JOIN_COUNT);
+    Atomics.store(this.cells, this.joinList + n, process);
+    Atomics.store(this.cells, JOIN_COUNT, n + 1);
     for (const bell of bells) bell.force();
   }
 

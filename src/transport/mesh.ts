@@ -8,6 +8,13 @@
 // connection is closed and counted in the refusal log, a bounded number may
 // sit in their handshake at once (the oldest is dropped first), and the
 // cluster runs on unaffected.
+//
+// Spares are the exception to waiting: the mesh is complete without them.
+// The same rule decides who dials, so a spare dials the processes below it
+// when it starts, and a process above a spare keeps dialling it in the
+// background until it answers. Each spare connection, whenever it comes,
+// is handed to the mesh's join handler, until refuseJoins() (the cluster
+// is finishing): from then a spare is refused, and nobody dials one.
 
 import { connect, type Socket } from 'node:net';
 import { handshake } from './handshake.ts';
@@ -24,6 +31,8 @@ export interface MeshOptions extends Identity {
   tls: TlsFiles | undefined;
   /** Where refused connections are reported. */
   log: (line: string) => void;
+  /** Process indices that may join later (Config.cluster spares): nobody waits for them. */
+  spares: readonly number[];
 }
 
 export interface Link {
@@ -35,13 +44,19 @@ export interface Link {
 }
 
 export interface Mesh {
-  /** One link per process, undefined at our own index. */
+  /** One link per process, undefined at our own index and at spares'. */
   links: (Link | undefined)[];
-  /** Stops accepting, and logs what the refusal log still holds. */
+  /** Where spare connections go, as they come (those that came before are handed over at once). */
+  onJoin(handler: (process: number, link: Link) => void): void;
+  /** From now on a spare is refused ("the cluster is finishing"), and not dialled. */
+  refuseJoins(): void;
+  /** Stops accepting and dialling, and logs what the refusal log still holds. */
   close(): void;
 }
 
 const HANDSHAKE_TIMEOUT_MS = 5_000;
+/** The longest pause between two attempts to dial a spare that is not up. */
+const SPARE_REDIAL_MS = 500;
 const NOT_TLS = 'this cluster requires mutual TLS: the peer does not speak TLS';
 /**
  * Connections the listener keeps in their handshake at once, beyond one per
@@ -57,7 +72,9 @@ export async function connectMesh(o: MeshOptions): Promise<Mesh> {
   const refusals = new RefusalLog(`weft: process ${o.process}`, o.log);
   let complete!: () => void;
   const allIn = new Promise<void>((r) => (complete = r));
-  const missing = (): number[] => links.flatMap((l, i) => (l === undefined && i !== o.process ? [i] : []));
+  const spare = (i: number): boolean => o.spares.includes(i);
+  const missing = (): number[] => links.flatMap((l, i) => (l === undefined && i !== o.process && !spare(i) ? [i] : []));
+  const joins = new Joins();
   const settle = (): void => {
     if (missing().length === 0) complete();
   };
@@ -71,6 +88,7 @@ export async function connectMesh(o: MeshOptions): Promise<Mesh> {
   const admit = (peer: number): string | undefined => {
     // Claimed as soon as admitted, so two diallers with one index cannot both get in.
     if (links[peer] !== undefined || claimed.has(peer)) return `duplicate process index ${peer}: it is already connected`;
+    if (spare(peer) && joins.refused) return `spare process ${peer} cannot join: the cluster is finishing`;
     claimed.add(peer);
     return undefined;
   };
@@ -99,6 +117,7 @@ export async function connectMesh(o: MeshOptions): Promise<Mesh> {
       handshake(socket, o, { admit: check }, HANDSHAKE_TIMEOUT_MS).then(
         ({ process, rest }) => {
           handshaking.delete(from);
+          if (spare(process)) return joins.add(process, park(socket, rest));
           links[process] = park(socket, rest);
           settle();
         },
@@ -117,12 +136,17 @@ export async function connectMesh(o: MeshOptions): Promise<Mesh> {
   const close = (): void => {
     server.close();
     refusals.flush();
+    joins.close();
   };
 
   const deadline = Date.now() + o.connectTimeoutMs;
   try {
     const dials = [];
     for (let j = 0; j < o.process; j++) {
+      if (spare(j)) {
+        void dialSpare(o, j, joins);
+        continue;
+      }
       dials.push(dial(o, j, deadline).then((link) => {
         links[j] = link;
         settle();
@@ -146,7 +170,34 @@ export async function connectMesh(o: MeshOptions): Promise<Mesh> {
     for (const l of links) l?.socket.destroy();
     throw error;
   }
-  return { links, close };
+  return { links, close, onJoin: (handler) => joins.handle(handler), refuseJoins: () => (joins.refused = true) };
+}
+
+/** Spare connections, held until a handler takes them. */
+class Joins {
+  refused = false;
+  closed = false;
+  private handler: ((process: number, link: Link) => void) | undefined;
+  private readonly early: [number, Link][] = [];
+
+  add(process: number, link: Link): void {
+    if (this.closed || this.refused) {
+      link.socket.destroy();
+      return;
+    }
+    if (this.handler !== undefined) this.handler(process, link);
+    else this.early.push([process, link]);
+  }
+
+  handle(handler: (process: number, link: Link) => void): void {
+    this.handler = handler;
+    for (const [process, link] of this.early.splice(0)) handler(process, link);
+  }
+
+  close(): void {
+    this.closed = true;
+    for (const [, link] of this.early.splice(0)) link.socket.destroy();
+  }
 }
 
 /**
@@ -174,36 +225,71 @@ function open(o: MeshOptions, host: string, port: number): Promise<Socket> {
   });
 }
 
+/** One attempt at process j: connected and handshaken, or the error that prevented it. */
+async function attempt(o: MeshOptions, j: number, timeoutMs: number): Promise<Link> {
+  const address = o.addresses[j]!;
+  const { host, port } = parseAddress(address);
+  const socket = await open(o, host, port);
+  const certified = certifiedProcess(socket);
+  if (certified !== undefined && certified !== j) {
+    socket.destroy();
+    throw new HandshakeError(`dialled process ${j} at ${address}, its certificate is for process ${certified}`, true);
+  }
+  const { rest } = await handshake(socket, o, { dialled: j }, Math.min(HANDSHAKE_TIMEOUT_MS, timeoutMs));
+  return park(socket, rest);
+}
+
+/** A refusal is an answer (wrong secret, another cluster, a certificate the peer rejects): retrying cannot change it. */
+function refusedBy(e: Error): boolean {
+  return (isTlsRefusal(e) && !(e instanceof HandshakeError)) || (e instanceof HandshakeError && e.refused);
+}
+
+/** Waits `ms`; `idle`: without holding the process open (a background redial). */
+const pause = (ms: number, idle = false): Promise<void> => new Promise((r) => {
+  const t = setTimeout(r, ms);
+  if (idle) t.unref();
+});
+
 /**
  * Dials process j until its handshake succeeds, retrying with backoff until
  * the deadline: a refused connect (not listening yet), a connection closed
  * or reset before the handshake ended (a blip, a listener dropping old
- * handshakes), a handshake that timed out. A refusal is an answer (wrong
- * secret, another cluster, a certificate the peer rejects): it fails at once.
+ * handshakes), a handshake that timed out. A refusal fails at once.
  */
 async function dial(o: MeshOptions, j: number, deadline: number): Promise<Link> {
   const address = o.addresses[j]!;
-  const { host, port } = parseAddress(address);
   let delay = 20;
   let last = 'no attempt';
   while (Date.now() < deadline) {
     try {
-      const socket = await open(o, host, port);
-      const certified = certifiedProcess(socket);
-      if (certified !== undefined && certified !== j) {
-        socket.destroy();
-        throw new HandshakeError(`dialled process ${j} at ${address}, its certificate is for process ${certified}`, true);
-      }
-      const { rest } = await handshake(socket, o, { dialled: j }, Math.min(HANDSHAKE_TIMEOUT_MS, Math.max(1, deadline - Date.now())));
-      return park(socket, rest);
+      return await attempt(o, j, Math.max(1, deadline - Date.now()));
     } catch (caught) {
       const e = caught as Error;
-      if (isTlsRefusal(e) && !(e instanceof HandshakeError)) throw new ConnectError(`process ${o.process} cannot join process ${j} at ${address}: TLS: ${e.message}`, { cause: e });
-      if (e instanceof HandshakeError && e.refused) throw new ConnectError(`process ${o.process} cannot join process ${j} at ${address}: ${e.message}`, { cause: e });
+      const tls = isTlsRefusal(e) && !(e instanceof HandshakeError) ? 'TLS: ' : '';
+      if (refusedBy(e)) throw new ConnectError(`process ${o.process} cannot join process ${j} at ${address}: ${tls}${e.message}`, { cause: e });
       last = e.message;
     }
-    await new Promise((r) => setTimeout(r, Math.min(delay, Math.max(0, deadline - Date.now()))));
+    await pause(Math.min(delay, Math.max(0, deadline - Date.now())));
     delay = Math.min(delay * 2, 500);
   }
   throw new ConnectError(`process ${o.process} cannot reach process ${j} at ${address} within ${o.connectTimeoutMs} ms: ${last}`);
+}
+
+/**
+ * Dials spare j, in the background, until it answers or the mesh stops
+ * taking joins. A refusal ends it (logged): whatever holds that address
+ * will not take us.
+ */
+async function dialSpare(o: MeshOptions, j: number, joins: Joins): Promise<void> {
+  let delay = 20;
+  while (!joins.closed && !joins.refused) {
+    try {
+      return joins.add(j, await attempt(o, j, HANDSHAKE_TIMEOUT_MS));
+    } catch (caught) {
+      const e = caught as Error;
+      if (refusedBy(e)) return o.log(`weft: process ${o.process}: spare process ${j} at ${o.addresses[j]} refused us: ${e.message}`);
+    }
+    await pause(delay, true);
+    delay = Math.min(delay * 2, SPARE_REDIAL_MS);
+  }
 }

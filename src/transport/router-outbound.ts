@@ -27,8 +27,8 @@ export class Outbound {
     /** Per process: its peer, undefined for this process. */
     private readonly peers: readonly (Peer | undefined)[],
     private readonly threads: number,
-    /** A frame for a worker no connected process hosts. */
-    private readonly unroutable: (target: number) => void,
+    /** A frame for a worker no connected process hosts: true to drop it (a spare not joined yet), false to stop. */
+    private readonly unroutable: (target: number) => boolean,
   ) {
     this.inFlight = fromWorkers.map(() => []);
   }
@@ -54,12 +54,9 @@ export class Outbound {
         const length = reader.view.getUint32(at + F_LENGTH, true);
         const target = reader.view.getUint32(at + F_TARGET, true);
         const peer = this.peers[Math.floor(target / this.threads)];
-        if (peer === undefined) {
-          this.unroutable(target);
-          return;
-        }
-        if (peer.gone) {
-          // Lost: nobody reads it. The space goes back to the worker at once.
+        if (peer === undefined && !this.unroutable(target)) return;
+        if (peer === undefined || peer.gone) {
+          // Lost, or not joined: nobody reads it. The space goes back to the worker at once.
           reader.advance(length);
           flight.push({ end: reader.position, written: true });
           this.giveBack(k);

@@ -49,6 +49,10 @@ export interface RouterOptions {
    * frames is still partial or queued, and frames for it are dropped.
    */
   onLoss?: (error: PeerError) => void;
+  /** Processes that may join later (spares); until one does, frames for it are dropped. */
+  spares?: readonly number[];
+  /** A spare joined: called before the first of its frames is read. */
+  onJoin?: (process: number) => void;
 }
 
 export class Router {
@@ -59,18 +63,26 @@ export class Router {
   private stopped = false;
   private finishing: { resolve: () => void; reject: (e: Error) => void } | undefined;
   private readonly timer: NodeJS.Timeout;
+  /** Reading from the sockets is paused: the inbound queue is over its high-water mark. */
+  private readPaused = false;
 
   constructor(private readonly o: RouterOptions) {
     this.inbound = new Inbound(o.toWorkers, (paused) => {
+      this.readPaused = paused;
       for (const p of this.peers) {
         if (paused) p?.socket.pause();
         else p?.socket.resume();
       }
     });
     this.peers = o.links.map((link, index) => (link === undefined ? undefined : this.attach(index, link.socket, link.rest, link.error)));
-    this.outbound = new Outbound(o.fromWorkers, this.peers, o.threads, (target) =>
-      this.fail(new PeerError(-1, `a local worker wrote a frame for worker ${target}, which no connected process hosts`)),
-    );
+    const spares = o.spares ?? [];
+    this.outbound = new Outbound(o.fromWorkers, this.peers, o.threads, (target) => {
+      const process = Math.floor(target / o.threads);
+      // A spare not joined yet reads nothing (its workers' pushers refuse sends; this is a FIN).
+      if (spares.includes(process) && this.peers[process] === undefined) return true;
+      this.fail(new PeerError(-1, `a local worker wrote a frame for worker ${target}, which no connected process hosts`));
+      return false;
+    });
     const beat = Math.max(50, Math.floor(o.heartbeatTimeoutMs / 3));
     this.timer = setInterval(() => this.heartbeat(), beat);
     this.timer.unref();
@@ -107,6 +119,23 @@ export class Router {
     }
     socket.resume();
     return peer;
+  }
+
+  /**
+   * Spare `index` connected: it is recorded as joined (onJoin) before its
+   * first frame is read, then served like every peer. Once this process is
+   * finishing it is turned away (its workers would find ours gone).
+   */
+  join(index: number, link: { socket: Socket; rest: Buffer; error?: Error }): void {
+    if (this.stopped || this.finishing !== undefined || this.peers[index] !== undefined) {
+      link.socket.destroy();
+      return;
+    }
+    this.o.onJoin?.(index);
+    const peer = this.attach(index, link.socket, link.rest, link.error);
+    this.peers[index] = peer;
+    if (this.readPaused) peer.socket.pause();
+    this.o.bell.force();
   }
 
   private lost(peer: Peer, why: string): void {

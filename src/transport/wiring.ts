@@ -32,6 +32,8 @@ export interface Wiring {
   limits: Limits;
   /** In a cluster, threads per process: worker w runs in process floor(w / threads). */
   threads?: number;
+  /** In a cluster, the spare processes absent when the worker starts (every spare but its own process). */
+  absent?: number[];
 }
 
 /** A ring and the doorbell of the thread at its other end. */
@@ -100,7 +102,7 @@ export interface ClusterFabric extends Fabric {
  * target routes to the worker's router ring; global index = process x
  * threads + local index.
  */
-export function buildClusterFabric(threads: number, processes: number, process: number, ringBytes: number, limits: Limits): ClusterFabric {
+export function buildClusterFabric(threads: number, processes: number, process: number, ringBytes: number, limits: Limits, spares: readonly number[] = []): ClusterFabric {
   const peers = threads * processes;
   const base = process * threads;
   const local = buildFabric(threads, ringBytes, limits);
@@ -119,7 +121,8 @@ export function buildClusterFabric(threads: number, processes: number, process: 
     const out = [...w.out, { ring: up, bell: routerBell }];
     for (let t = 0; t < peers; t++) if (Math.floor(t / threads) !== process) routes[t] = out.length - 1;
     const inn = [...w.in.map((e) => ({ ...e, peer: base + e.peer! })), { ring: down, bell: routerBell }];
-    return { ...w, index: base + k, peers, control, bells, routes, out, in: inn, threads };
+    const absent = spares.filter((p) => p !== process);
+    return { ...w, index: base + k, peers, control, bells, routes, out, in: inn, threads, absent };
   });
   return { control, bells, wirings, routerBell, fromWorkers, toWorkers };
 }
