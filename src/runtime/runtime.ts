@@ -160,9 +160,9 @@ export class Runtime implements AsyncDisposable {
     return IndexedStream.from(inputs).map(operation).run(this, options);
   }
 
-  /** What the backend has survived so far: lost processes, tasks dispatched again. */
+  /** What the backend has lived through so far: lost processes, tasks dispatched again, spare processes joined. */
   stats(): BackendStats {
-    return this.backend.stats?.() ?? { lostProcesses: [], redispatched: 0 };
+    return this.backend.stats?.() ?? { lostProcesses: [], redispatched: 0, joinedProcesses: [] };
   }
 
   /** Stops the workers; running directives reject with `RuntimeClosedError`. */

@@ -44,6 +44,8 @@ export interface LeaseHandlers {
   failed(error: Error): void;
   /** Progress details from this lease's tasks (`ctx.progress`), in the order they were sent. */
   progress?(updates: readonly TaskProgress[]): void;
+  /** The backend lost a process or saw one join (its `stats()` changed): a moment to report progress. */
+  membership?(): void;
 }
 
 export interface Backend {
@@ -69,6 +71,8 @@ export interface BackendStats {
   readonly lostProcesses: readonly number[];
   /** Tasks that a lost process held and that were dispatched again to the others. */
   readonly redispatched: number;
+  /** Spare processes that joined while the runtime ran (`Runtime.cluster`: their indices). */
+  readonly joinedProcesses: readonly number[];
 }
 
 /**
@@ -110,6 +114,11 @@ export class LeaseTable {
 
   route(results: readonly TaskResult[]): void {
     routeResults(results, this.open);
+  }
+
+  /** Tells every open lease that the backend's processes changed. */
+  membershipChanged(): void {
+    for (const h of [...this.open.values()]) h.membership?.();
   }
 
   /** Fails and forgets every open lease. */

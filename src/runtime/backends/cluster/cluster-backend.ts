@@ -15,6 +15,10 @@
 //   worker fails with a PeerError, and so does every other process. A worker
 //   that throws (not a lost process) still aborts the whole cluster, and
 //   every running directive rejects with `RuntimeClosedError` and the cause.
+// - A spare process (Config.cluster `spares`) that joins while the runtime
+//   runs serves like the others from its workers' first ready on. close()
+//   turns spares away before it tells the gateway to stop, so none joins
+//   after the gateway decided whom to stop.
 
 import { BroadcastChannel } from 'node:worker_threads';
 import { fileURLToPath } from 'node:url';
@@ -41,6 +45,7 @@ export class ClusterBackend implements Backend {
   private pending: Task[] = [];
   private closed = false;
   private readonly lostProcesses: number[] = [];
+  private readonly joinedProcesses: number[] = [];
   private redispatched = 0;
   private readonly ready: Promise<void>;
   private onReady!: { resolve: () => void; reject: (error: Error) => void };
@@ -60,6 +65,11 @@ export class ClusterBackend implements Backend {
         this.lostProcesses.push(message.lost);
         this.redispatched += message.redispatched;
         console.error(`weft: Runtime.cluster lost process ${message.lost}; the ${message.redispatched} task(s) it held run on the others`);
+        this.leases.membershipChanged();
+      } else if ('joined' in message) {
+        this.joinedProcesses.push(message.joined);
+        console.error(`weft: Runtime.cluster: spare process ${message.joined} joined; it gets tasks from now on`);
+        this.leases.membershipChanged();
       } else this.onReady.resolve();
     };
     // Once the workers have ended, for whatever reason, the gateway has no
@@ -109,7 +119,7 @@ export class ClusterBackend implements Backend {
   }
 
   stats(): BackendStats {
-    return { lostProcesses: [...this.lostProcesses], redispatched: this.redispatched };
+    return { lostProcesses: [...this.lostProcesses], redispatched: this.redispatched, joinedProcesses: [...this.joinedProcesses] };
   }
 
   lease(handlers: LeaseHandlers): Lease {
@@ -130,6 +140,7 @@ export class ClusterBackend implements Backend {
   async close(): Promise<void> {
     if (!this.closed) {
       this.fail(new RuntimeClosedError('the runtime was closed'));
+      this.guards.refuseJoins();
       this.gateway.postMessage({ stop: 1 } satisfies ToGateway);
     }
     await this.guards.join().catch(() => {});

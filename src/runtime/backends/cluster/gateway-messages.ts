@@ -25,4 +25,6 @@ export type FromGateway =
   /** Tasks' progress details (`ctx.progress`), already throttled by their workers. */
   | { readonly progress: readonly TaskProgress[] }
   /** A serving process was lost; the tasks its workers held went back to the queue. */
-  | { readonly lost: number; readonly redispatched: number };
+  | { readonly lost: number; readonly redispatched: number }
+  /** A spare process joined; its workers get tasks once they report ready. */
+  | { readonly joined: number };

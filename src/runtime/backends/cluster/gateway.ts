@@ -6,7 +6,9 @@
 // The cluster runs with onPeerLoss 'continue': when a serving process is
 // lost, the tasks its workers held go back to the front of the queue for the
 // survivors. A result counts once: the Dispatcher only accepts a result from
-// the worker that holds the task, and a lost worker holds none.
+// the worker that holds the task, and a lost worker holds none. A spare
+// process that joins is no different from a worker that starts late: its
+// workers report ready, and the Dispatcher gives them their share from then on.
 
 import { BroadcastChannel } from 'node:worker_threads';
 import { PeerError, type Allocator, type Pull } from '../../../allocator/index.ts';
@@ -46,12 +48,20 @@ export async function runGateway(allocator: Allocator, channel: string): Promise
     else if ('drop' in message) dispatcher.drop(message.drop);
     else stopping = true;
   };
-  // Serving workers not ready yet, and those lost.
-  const unready = new Set(Array.from({ length: allocator.peers - 1 }, (_, k) => k + 1));
+  // Serving workers not ready yet (spares not joined are not waited for), and those lost.
+  const unready = new Set(Array.from({ length: allocator.peers - 1 }, (_, k) => k + 1).filter((w) => allocator.present(w)));
   const lost = new Set<number>();
   const markReady = (worker: number) => {
     if (!unready.delete(worker) || unready.size > 0) return;
     tell({ ready: allocator.peers - 1 - lost.size });
+  };
+  // A spare counts as joined once all its workers are ready: from then on it gets tasks.
+  const readySeen = new Set<number>();
+  const joining = new Map<number, Set<number>>();
+  const joinedWhenReady = (process: number, waiting: Set<number>) => {
+    if (waiting.size > 0) return;
+    joining.delete(process);
+    tell({ joined: process });
   };
   /** Relays what arrived; true if anything did. */
   const round = (): boolean => {
@@ -68,6 +78,8 @@ export async function runGateway(allocator: Allocator, channel: string): Promise
         else if ('ready' in message) {
           dispatcher.setReady(worker, true);
           markReady(worker);
+          readySeen.add(worker);
+          for (const [process, waiting] of joining) if (waiting.delete(worker)) joinedWhenReady(process, waiting);
         }
         // pong and dying are the thread backend's; a cluster is fail-stop
       }
@@ -75,7 +87,14 @@ export async function runGateway(allocator: Allocator, channel: string): Promise
     }
     if (progress.length > 0) tell({ progress });
     if (settled.length > 0) tell({ results: settled });
+    for (const join of allocator.peerJoins()) {
+      any = true;
+      const waiting = new Set(join.workers.filter((w) => !readySeen.has(w)));
+      joining.set(join.process, waiting);
+      joinedWhenReady(join.process, waiting);
+    }
     for (const loss of allocator.peerLosses()) {
+      joining.delete(loss.process);
       for (const worker of loss.workers) {
         lost.add(worker);
         dispatcher.setReady(worker, false);
@@ -94,6 +113,9 @@ export async function runGateway(allocator: Allocator, channel: string): Promise
   };
   try {
     await new Pump(allocator, PARK_MS, () => !stopping, round).run();
+    // The orchestrator turned spares away before it said stop: a spare that
+    // joined before that is learnt here, and told to stop like the others.
+    allocator.receive();
     for (let worker = 1; worker < allocator.peers; worker++) send(worker, [{ stop: 1 }]);
     allocator.release();
   } finally {

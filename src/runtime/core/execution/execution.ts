@@ -21,6 +21,10 @@ export interface Progress {
   dispatched: number;
   done: number;
   failed: number;
+  /** Worker processes the backend lost while this directive ran (`Runtime.cluster`; their tasks ran again elsewhere). */
+  lostProcesses: readonly number[];
+  /** Spare processes that joined while this directive ran (`Runtime.cluster`). */
+  joinedProcesses: readonly number[];
 }
 
 export interface ExecutionOptions {
@@ -56,7 +60,9 @@ class Execution implements IntakeHost {
   private readonly intake: Intake;
   private readonly deadlines: DeadlineQueue<Pending> | undefined;
   private readonly collector: Collector;
-  private readonly progress: Progress = { dispatched: 0, done: 0, failed: 0 };
+  private readonly progress = { dispatched: 0, done: 0, failed: 0 };
+  /** How many processes the backend had lost, and had seen join, when this directive started. */
+  private readonly membershipAtStart: { lost: number; joined: number };
   /** Operation names by stage. */
   private readonly ops: readonly string[];
   private readonly lastStage: number;
@@ -77,6 +83,8 @@ class Execution implements IntakeHost {
     private readonly reject: (error: unknown) => void,
   ) {
     this.collector = collector(plan.fold);
+    const before = backend.stats?.();
+    this.membershipAtStart = { lost: before?.lostProcesses.length ?? 0, joined: before?.joinedProcesses.length ?? 0 };
     this.ops = plan.stages.map((stage) => stage.name);
     this.lastStage = plan.stages.length - 1;
     this.maxInFlight = options.maxInFlight;
@@ -88,7 +96,7 @@ class Execution implements IntakeHost {
   start(): void {
     const { signal } = this.options;
     if (signal?.aborted) return this.fail(new AbortError({ cause: signal.reason }));
-    this.lease = this.backend.lease({ results: (results) => this.onResults(results), failed: (error) => this.fail(error) });
+    this.lease = this.backend.lease({ results: (results) => this.onResults(results), failed: (error) => this.fail(error), membership: () => this.report() });
     this.key = this.lease.key;
     signal?.addEventListener('abort', this.onAbort, { once: true });
     this.intake.pull();
@@ -237,7 +245,13 @@ class Execution implements IntakeHost {
   // ------------------------------------------------------------ the end
 
   private report(): void {
-    this.options.onProgress?.({ ...this.progress });
+    if (this.options.onProgress === undefined) return;
+    const now = this.backend.stats?.();
+    this.options.onProgress({
+      ...this.progress,
+      lostProcesses: now?.lostProcesses.slice(this.membershipAtStart.lost) ?? [],
+      joinedProcesses: now?.joinedProcesses.slice(this.membershipAtStart.joined) ?? [],
+    });
   }
 
   finishIfDone(): void {

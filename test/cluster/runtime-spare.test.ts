@@ -1,0 +1,96 @@
+// Runtime.cluster grows while it runs: 3 processes x 2 threads whose
+// hostfile marks process 2 spare. Processes 0 and 1 start; the spare is
+// started when process 0 reports its first progress (not after a sleep),
+// joins, authenticated like any peer, and runs tasks of the same directive.
+// A spare with the wrong secret is refused and the directive completes
+// without it; a spare that never starts delays nothing.
+
+import { afterEach, describe, expect, it } from 'vitest';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { freePorts, killAll, run, type Running } from './helpers.ts';
+
+const SCRIPT = fileURLToPath(new URL('./fixtures/runtime-spare.ts', import.meta.url));
+const started: Running[] = [];
+const dirs: string[] = [];
+afterEach(() => {
+  killAll(started.splice(0));
+  for (const d of dirs.splice(0)) rmSync(d, { recursive: true, force: true });
+});
+
+const detail = (p: Running): string => `stdout:\n${p.stdout.join('\n')}\nstderr:\n${p.stderr.join('\n')}`;
+const SECRET = 'spare-test-secret';
+
+/** A hostfile of 3 processes, the last marked spare; `start(i)` runs process i; the 'file' mode's gate is `gate`. */
+async function cluster(mode: string) {
+  const dir = mkdtempSync(join(tmpdir(), 'weft-spare-'));
+  dirs.push(dir);
+  const hosts = join(dir, 'hosts');
+  const gate = join(dir, 'go');
+  const ports = await freePorts(3);
+  writeFileSync(hosts, `127.0.0.1:${ports[0]}\n127.0.0.1:${ports[1]}\n127.0.0.1:${ports[2]} spare\n`);
+  return {
+    open: () => writeFileSync(gate, ''),
+    start(i: number, secret = SECRET): Running {
+      const p = run(SCRIPT, ['-n', '3', '-p', String(i), '-w', '2', '-h', hosts, mode, gate], { WEFT_SECRET: secret, WEFT_TEST_PROCESS: String(i) });
+      started.push(p);
+      return p;
+    },
+  };
+}
+
+function printed<T>(p: Running, prefix: string): T {
+  const line = p.stdout.find((l) => l.startsWith(`${prefix} `));
+  expect(line, detail(p)).toBeDefined();
+  return JSON.parse(line!.slice(prefix.length + 1)) as T;
+}
+
+async function exitsZero(ps: Running[]): Promise<void> {
+  for (const p of ps) expect((await p.exited).code, detail(p)).toBe(0);
+}
+
+describe('Runtime.cluster with a spare process', () => {
+  it('a spare started at the first progress joins, runs tasks of the running directive, and the answer is right', async () => {
+    const c = await cluster('join');
+    const ps = [c.start(0), c.start(1)];
+    await ps[0]!.line(/^progress$/);
+    const at = performance.now();
+    const spare = c.start(2);
+    const ran = await spare.errLine(/^first task 2$/);
+    expect(ran, detail(spare)).toBeDefined();
+    console.info(`spare started -> its first task: ${(performance.now() - at).toFixed(0)} ms (includes its start-up and the pipes)`);
+    await exitsZero([...ps, spare]);
+    expect(ps[0]!.stdout, detail(ps[0]!)).toContain('answer ok');
+    const by = printed<Record<string, number>>(ps[0]!, 'by process');
+    expect(by['2'], detail(ps[0]!)).toBeGreaterThan(0);
+    expect(printed<number[]>(ps[0]!, 'joined')).toEqual([2]);
+    expect(printed<{ joinedProcesses: number[]; lostProcesses: number[] }>(ps[0]!, 'stats')).toMatchObject({ joinedProcesses: [2], lostProcesses: [] });
+    expect(detail(ps[1]!)).toMatch(/spare process 2 \(127\.0\.0\.1:\d+\) joined/);
+  });
+
+  it('a spare with the wrong secret is refused, and the directive completes without it', async () => {
+    const c = await cluster('file');
+    const ps = [c.start(0), c.start(1)];
+    await ps[0]!.line(/^progress$/);
+    const spare = c.start(2, 'not-the-secret');
+    const { code } = await spare.exited;
+    expect(code, detail(spare)).not.toBe(0);
+    expect(detail(spare)).toMatch(/ConnectError: process 2 cannot join process 0 at 127\.0\.0\.1:\d+: .*wrong secret/);
+    c.open();
+    await exitsZero(ps);
+    expect(ps[0]!.stdout, detail(ps[0]!)).toContain('answer ok');
+    expect(printed<Record<string, number>>(ps[0]!, 'by process')['2']).toBeUndefined();
+    expect(printed<{ joinedProcesses: number[] }>(ps[0]!, 'stats').joinedProcesses).toEqual([]);
+    expect(detail(ps[0]!)).toMatch(/refused .*wrong secret/);
+  });
+
+  it('a spare that never starts delays nothing: the directive completes and both processes exit 0', async () => {
+    const c = await cluster('none');
+    const ps = [c.start(0), c.start(1)];
+    await exitsZero(ps);
+    expect(ps[0]!.stdout, detail(ps[0]!)).toContain('answer ok');
+    expect(Object.keys(printed<Record<string, number>>(ps[0]!, 'by process')).sort()).toEqual(['0', '1']);
+  });
+});
