@@ -3,6 +3,8 @@
 //   workers) vs the best of piscina 5, tinypool 2 and workerpool 10 (one
 //   call per task, as their users write it), same thread count, same
 //   operation (target: weft >= 10x the best pool);
+// - the same tiny tasks with an async operation (`async n => n + 1`)
+//   against the sync one, weft on both sides: what async operations cost;
 // - a CPU-bound operation on 1 vs 2 weft workers (target: >= 1.8x), with
 //   the best of the three pools on 2 threads beside it, and the ceiling this
 //   machine allows: the same work on 1 vs 2 bare worker threads that never
@@ -26,10 +28,12 @@ import type { Row } from './report.ts';
 // Plain functions, so piscina's worker module can be generated from the very
 // same source (piscina cannot load TypeScript in its threads).
 const increment = (n: number): number => n + 1;
+const incrementAsync = async (n: number): Promise<number> => n + 1;
 const fib = (n: number): number => (n < 2 ? n : fib(n - 1) + fib(n - 2));
 const cpuBound = (n: number): number => fib(n);
 
 const Increment = defineOperation('bench.Increment', increment);
+const IncrementAsync = defineOperation('bench.IncrementAsync', incrementAsync);
 const CpuBound = defineOperation('bench.CpuBound', cpuBound);
 
 const TINY_TASKS = 20_000;
@@ -44,6 +48,8 @@ export interface RuntimeBenchFigures {
   piscinaTinyPerSecond: number;
   tinypoolTinyPerSecond: number;
   workerpoolTinyPerSecond: number;
+  /** The same tiny tasks, weft, with an async operation. */
+  weftTinyAsyncPerSecond: number;
   /** weft / the best pool; target >= 10. */
   tinyRatio: number;
   /** CPU-bound tasks per second. */
@@ -141,6 +147,7 @@ function rowsOf(f: RuntimeBenchFigures): Row[] {
   });
   return [
     row(`tiny tasks, ${f.threads} threads, batched vs 1 call/task`, f.weftTinyPerSecond, tinyAnchor, `best pool: ${tinyPool}`, 10),
+    row(`tiny tasks, ${f.threads} threads, async vs sync operation`, f.weftTinyAsyncPerSecond, f.weftTinyPerSecond, 'weft, sync operation', undefined),
     row(`fib(${CPU_N}), 2 workers vs 1`, f.weftCpuTwoWorkersPerSecond, f.weftCpuOneWorkerPerSecond, 'weft, 1 worker', 1.8),
     row(`fib(${CPU_N}), 2 threads`, f.weftCpuTwoWorkersPerSecond, cpuAnchor, `best pool: ${cpuPool}`, undefined),
   ];
@@ -190,6 +197,9 @@ export async function runRuntimeBench(options: { time?: number } = {}): Promise<
       })
       .add(`workerpool(${THREADS}) ${CPU_TASKS} x fib(${CPU_N})`, async () => {
         await Promise.all(cpu.map((n) => workerpoolPool.exec('cpuBound', [n])));
+      })
+      .add(`weft inMemory(${THREADS}) ${TINY_TASKS} tiny async tasks`, async () => {
+        await IndexedStream.from(tiny).map(IncrementAsync).run(two);
       });
     await bench.run();
     // Tasks per second from the mean time of one whole batch.
@@ -207,12 +217,14 @@ export async function runRuntimeBench(options: { time?: number } = {}): Promise<
     const piscinaCpuTwoThreadsPerSecond = perSecond(6, CPU_TASKS);
     const tinypoolCpuTwoThreadsPerSecond = perSecond(7, CPU_TASKS);
     const workerpoolCpuTwoThreadsPerSecond = perSecond(8, CPU_TASKS);
+    const weftTinyAsyncPerSecond = perSecond(9, TINY_TASKS);
     const figures: RuntimeBenchFigures = {
       threads: THREADS,
       weftTinyPerSecond,
       piscinaTinyPerSecond,
       tinypoolTinyPerSecond,
       workerpoolTinyPerSecond,
+      weftTinyAsyncPerSecond,
       tinyRatio: weftTinyPerSecond / Math.max(piscinaTinyPerSecond, tinypoolTinyPerSecond, workerpoolTinyPerSecond),
       weftCpuOneWorkerPerSecond,
       weftCpuTwoWorkersPerSecond,
@@ -237,6 +249,7 @@ function print(figures: RuntimeBenchFigures): void {
   console.log(`  tinypool 2      ${rate(figures.tinypoolTinyPerSecond)}`);
   console.log(`  workerpool 10   ${rate(figures.workerpoolTinyPerSecond)}`);
   console.log(`  ratio           ${figures.tinyRatio.toFixed(1)}x the best pool   (target >= 10x)`);
+  console.log(`  weft, async op  ${rate(figures.weftTinyAsyncPerSecond)}   ${(figures.weftTinyAsyncPerSecond / figures.weftTinyPerSecond).toFixed(2)}x the sync op`);
   console.log(`CPU-bound fib(${CPU_N})`);
   console.log(`  weft 1 worker   ${rate(figures.weftCpuOneWorkerPerSecond)}   (anchor)`);
   console.log(`  weft 2 workers  ${rate(figures.weftCpuTwoWorkersPerSecond)}`);

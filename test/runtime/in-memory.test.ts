@@ -20,6 +20,7 @@ import {
 import {
   AlwaysTransient,
   AsyncDouble,
+  AsyncIncrement,
   BadConcat,
   Concat,
   ExitOnce,
@@ -55,6 +56,13 @@ describe('Runtime.inMemory on 2 workers', () => {
   it('maps 10 000 items to outputs in input order', async () => {
     const inputs = range(0, 9_999);
     expect(await IndexedStream.from(inputs).map(Increment).run(runtime)).toEqual(inputs.map((n) => n + 1));
+  });
+
+  it('maps 10 000 items with async operations, settled at once or after a turn, mixed with sync ones, in input order', async () => {
+    const inputs = range(0, 9_999);
+    expect(await IndexedStream.from(inputs).map(AsyncIncrement).run(runtime)).toEqual(inputs.map((n) => n + 1));
+    const chained = IndexedStream.from(inputs).map(AsyncIncrement).map(Increment).map(AsyncDouble).map(AsyncIncrement);
+    expect(await chained.run(runtime)).toEqual(inputs.map((n) => (n + 2) * 2 + 1));
   });
 
   it('folds a non-commutative monoid in index order', async () => {

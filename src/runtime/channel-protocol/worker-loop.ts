@@ -76,6 +76,19 @@ export async function serveTasks(allocator: Allocator, coordinator: number, modu
       }
       take();
       if (inbox.length === 0) {
+        // Async tasks started since the last wait may have settled already
+        // (any that awaits nothing slow): a turn of the event loop runs
+        // their callbacks, which send and flush their results, before this
+        // worker spins for the next tasks (spinning first held the results
+        // back until the spin gave up), and before it reports how many it
+        // holds parked (the count of tasks about to settle made the
+        // coordinator send small extra batches).
+        if (out.startedAsync) {
+          out.startedAsync = false;
+          out.flush(false);
+          await new Promise(setImmediate);
+          continue;
+        }
         out.flush();
         await allocator.awaitEventsAsync();
         continue;
@@ -109,7 +122,7 @@ export async function serveTasks(allocator: Allocator, coordinator: number, modu
           take();
         }
       }
-      out.flush();
+      out.flush(!out.startedAsync);
     }
   } finally {
     process.off('exit', onExit);
@@ -134,6 +147,8 @@ class Results {
   private reported = 0;
   private pendingBytes = 0;
   private scheduled = false;
+  /** An async task started since the service loop last looked. */
+  startedAsync = false;
 
   constructor(private readonly push: Push<WorkerMessage>) {}
 
@@ -145,9 +160,11 @@ class Results {
     this.push.send(packed);
   }
 
-  flush(): void {
-    if (this.pendingBytes === 0 && this.parked.size === this.reported) return;
-    if (this.parked.size !== this.reported) {
+  /** Sends what is pending, and the parked count when it changed, unless `parked` is false. */
+  flush(parked = true): void {
+    const report = parked && this.parked.size !== this.reported;
+    if (this.pendingBytes === 0 && !report) return;
+    if (report) {
       this.reported = this.parked.size;
       this.push.send({ parked: this.reported });
     }
@@ -157,12 +174,15 @@ class Results {
 
   later(task: Task, outcome: Promise<TaskResult>): void {
     this.parked.add(task);
+    this.startedAsync = true;
     void outcome.then((result) => {
       this.parked.delete(task);
       this.send(result);
       if (this.scheduled) return;
       this.scheduled = true;
-      setImmediate(() => {
+      // After the callbacks already queued: the results of tasks that
+      // settled together leave in one flush, before the event loop turns.
+      queueMicrotask(() => {
         this.scheduled = false;
         this.flush();
       });
