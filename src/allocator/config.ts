@@ -5,7 +5,7 @@
 import { ConfigError } from '../errors.ts';
 import { argsRead } from './launched.ts';
 import { readHostfile } from './hostfile.ts';
-import { MAX_RING_BYTES, MIN_RING_BYTES } from '../transport/ring.ts';
+import { checkRingBytes } from '../transport/ring.ts';
 import { parseAddress } from '../transport/address.ts';
 import { checkTls, tlsFromDir, type TlsFiles } from '../transport/tls.ts';
 
@@ -140,9 +140,7 @@ function ringTotal(threads: number, extra: number, o: Required<Options>): void {
 function options(o: Options = {}): Required<Options> {
   if (o === null || typeof o !== 'object') throw new ConfigError(`options must be an object, got ${JSON.stringify(o)}`);
   const ringBytes = o.ringBytes ?? DEFAULT_RING_BYTES;
-  if (!Number.isInteger(ringBytes) || ringBytes < MIN_RING_BYTES || ringBytes > MAX_RING_BYTES || (ringBytes & (ringBytes - 1)) !== 0) {
-    throw new ConfigError(`ringBytes must be a power of two from ${MIN_RING_BYTES} to ${MAX_RING_BYTES}, got ${ringBytes}`);
-  }
+  checkRingBytes(ringBytes);
   const maxMessageBytes = bytes('maxMessageBytes', o.maxMessageBytes ?? DEFAULT_MAX_MESSAGE_BYTES, 1, 0xffffffff);
   const maxBacklogBytes = bytes('maxBacklogBytes', o.maxBacklogBytes ?? DEFAULT_MAX_BACKLOG_BYTES, 1, Number.MAX_SAFE_INTEGER);
   const highWaterBytes = bytes('highWaterBytes', o.highWaterBytes ?? Math.min(DEFAULT_HIGH_WATER_BYTES, maxBacklogBytes), 0, maxBacklogBytes);

@@ -9,13 +9,12 @@
 // of the script therefore happen once per worker too (docs/semantics.md).
 
 import { isMainThread, workerData } from 'node:worker_threads';
-import { pathToFileURL } from 'node:url';
-import { resolve } from 'node:path';
 import { checkConfig, peersOf, type Config } from './config.ts';
 import { Guards, type WorkerGuards } from './guards.ts';
 import { launchCluster } from './cluster.ts';
 import { buildFabric } from '../transport/wiring.ts';
 import { checkLaunched } from './launched.ts';
+import { moduleUrl } from './module-url.ts';
 import { startThread, type Task } from './thread.ts';
 import { runClosure, type Boot, type WorkerFn } from './worker.ts';
 import { Control } from '../transport/control.ts';
@@ -63,7 +62,7 @@ export async function initialize<R>(config: Config, logic: WorkerFn<R> | ModuleS
 
 /** The module form, for weft's own runtimes: `imports` are modules the workers will import by themselves. */
 export function initializeModule<R>(config: Config, spec: ModuleSpec, imports: readonly string[] = []): Promise<WorkerGuards<R>> {
-  return launch<R>(config, { mode: 'module', module: moduleHref(spec.module), export: spec.export ?? 'default', imports });
+  return launch<R>(config, { mode: 'module', module: moduleUrl(spec.module), export: spec.export ?? 'default', imports });
 }
 
 const EVAL_FLAG = /^(-e|--eval|-p|--print)(=|$)/;
@@ -80,7 +79,7 @@ function mainScript(): string {
   if (runner !== undefined) {
     throw new ModuleError(`initialize(config, fn) re-runs the main script in each worker, and under ${runner} that would re-run the test runner; use the module form, initialize(config, { module, export }) (README: Testing code that uses weft)`);
   }
-  return pathToFileURL(resolve(script)).href;
+  return moduleUrl(script);
 }
 
 /**
@@ -96,12 +95,6 @@ export function testRunner(script: string): string | undefined {
   const loaded = (process as { moduleLoadList?: string[] }).moduleLoadList;
   if (loaded?.some((m) => m.includes('test_runner'))) return 'node --test (node:test)';
   return undefined;
-}
-
-function moduleHref(m: URL | string): string {
-  if (m instanceof URL) return m.href;
-  if (typeof m !== 'string' || m === '') throw new ModuleError(`module must be a URL or a path, got ${JSON.stringify(m)}`);
-  return /^[a-z][a-z0-9+.-]*:/i.test(m) && !/^[a-z]:[\\/]/i.test(m) ? m : pathToFileURL(resolve(m)).href;
 }
 
 async function launch<R>(given: Config, task: Task): Promise<WorkerGuards<R>> {

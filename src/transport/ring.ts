@@ -26,6 +26,7 @@
 
 import { Doorbell } from './doorbell.ts';
 import { HEADER_BYTES, frameBytes } from './frame.ts';
+import { ConfigError } from '../errors.ts';
 
 const WRITE = 0;
 const READ = 16;
@@ -41,10 +42,15 @@ export function maxPayload(capacity: number): number {
   return (capacity >>> 1) - HEADER_BYTES;
 }
 
-export function createRingBuffer(capacity: number): SharedArrayBuffer {
-  if (!Number.isInteger(capacity) || capacity < MIN_RING_BYTES || capacity > MAX_RING_BYTES || (capacity & (capacity - 1)) !== 0) {
-    throw new RangeError(`ring capacity must be a power of two between ${MIN_RING_BYTES} and ${MAX_RING_BYTES} bytes, got ${capacity}`);
+/** The one check of a ring's size (Config's ringBytes): a ConfigError unless a power of two in range. */
+export function checkRingBytes(ringBytes: number): void {
+  if (!Number.isInteger(ringBytes) || ringBytes < MIN_RING_BYTES || ringBytes > MAX_RING_BYTES || (ringBytes & (ringBytes - 1)) !== 0) {
+    throw new ConfigError(`ringBytes must be a power of two from ${MIN_RING_BYTES} to ${MAX_RING_BYTES}, got ${ringBytes}`);
   }
+}
+
+export function createRingBuffer(capacity: number): SharedArrayBuffer {
+  checkRingBytes(capacity);
   return new SharedArrayBuffer(CONTROL_BYTES + capacity);
 }
 

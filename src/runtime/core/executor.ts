@@ -3,20 +3,12 @@
 // cluster process, an AMQP consumer) wraps one of these; it knows nothing of
 // how tasks arrive, so that each can.
 
-import { isAbsolute, resolve } from 'node:path';
-import { pathToFileURL } from 'node:url';
+import { moduleUrl } from '../../allocator/index.ts';
 import { ModuleError } from '../../errors.ts';
 import { RunningContext, type ProgressSink } from './context.ts';
 import { TaskCancelledError, UnknownOperationError } from './errors.ts';
 import { lookupOperation } from './registry.ts';
 import { cancels, failed, succeeded, type CancelScope, type Task, type TaskResult } from './task.ts';
-
-/** A module given as URL, file URL string, or path (relative to the current directory) as a URL string. */
-export function moduleUrl(module: string | URL): string {
-  if (module instanceof URL) return module.href;
-  if (/^[a-z][a-z0-9+.-]*:/i.test(module) && !isAbsolute(module)) return module;
-  return pathToFileURL(resolve(module)).href;
-}
 
 // While a worker imports an operations module, this global holds a function
 // that the module's own `Runtime.*` call invokes (see `reachedRuntime`). On

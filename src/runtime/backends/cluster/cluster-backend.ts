@@ -30,7 +30,7 @@ import { LeaseTable, type Backend, type BackendStats, type Lease, type LeaseHand
 import { CLUSTER_SETTINGS_ENV, type ClusterSettings, type FromGateway, type ToGateway } from './gateway-messages.ts';
 import { RuntimeClosedError } from '../../core/errors.ts';
 import type { Task } from '../../core/task.ts';
-import { moduleUrl } from '../../core/executor.ts';
+import { moduleUrl } from '../../../allocator/index.ts';
 
 let channels = 0;
 

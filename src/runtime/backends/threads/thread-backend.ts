@@ -25,7 +25,7 @@ import { unpackProgress, unpackResult } from '../../core/outputs.ts';
 import type { Task, TaskResult } from '../../core/task.ts';
 import { isResult, RESULT_CHANNEL_BASE, TASK_CHANNEL, type HostMessage, type TaskId, type WorkerMessage } from '../../channel-protocol/messages.ts';
 import { Pump } from '../../channel-protocol/pump.ts';
-import { moduleUrl } from '../../core/executor.ts';
+import { moduleUrl } from '../../../allocator/index.ts';
 import { Blame } from './blame.ts';
 import { DEFAULT_CANCEL_GRACE_MS, StuckWatch, type Watched } from './stuck.ts';
 
