@@ -8,8 +8,8 @@ import { testRunner } from '../allocator/initialize.ts';
 import { ModuleError } from '../errors.ts';
 import type { AmqpBackendOptions } from './backends/amqp/options.ts';
 import type { Backend, BackendStats } from './core/backend.ts';
-import { IndexedStream, Literal, type RunOptions } from './core/directives.ts';
-import { execute, type Plan } from './core/execution/execution.ts';
+import { enroll, IndexedStream, Literal, type RunOptions } from './core/directives.ts';
+import { execute } from './core/execution/execution.ts';
 import { LoopbackBackend } from './backends/local/loopback.ts';
 import { checkDuration, checkPositiveInteger, checkRunOptions, checkSharedOptions } from './core/options.ts';
 import type { Operation } from './core/registry.ts';
@@ -67,16 +67,50 @@ function operationsModules(operations: string | URL | readonly (string | URL)[] 
   return typeof modules === 'string' || modules instanceof URL ? [modules] : modules;
 }
 
-export class Runtime implements AsyncDisposable {
-  private readonly options: RuntimeOptions;
+// Reach into a Runtime from this module only (the class sets them).
+let wrap: (backend: Backend, options: RuntimeOptions) => Runtime;
+let unwrap: (runtime: Runtime) => Backend;
 
-  /** Wraps any backend, such as one written for another transport. */
-  constructor(
-    readonly backend: Backend,
-    options: RuntimeOptions = {},
-  ) {
+/** A runtime over `backend`: for tests of what the runtime makes of a backend's behaviour. */
+export function runtimeOver(backend: Backend, options: RuntimeOptions = {}): Runtime {
+  return wrap(backend, options);
+}
+
+/** The backend a runtime runs on: for tests that look at it. */
+export function backendOf(runtime: Runtime): Backend {
+  return unwrap(runtime);
+}
+
+/**
+ * The orchestrator: runs directives (`IndexedStream`, `Fold`, `Literal`,
+ * `call`, `fanout`) on the workers of one backend. Made by `Runtime.local`,
+ * `inMemory`, `cluster` or `amqp`.
+ */
+export class Runtime implements AsyncDisposable {
+  readonly #backend: Backend;
+
+  static {
+    wrap = (backend, options) => new Runtime(backend, options);
+    unwrap = (runtime) => runtime.#backend;
+  }
+
+  private constructor(backend: Backend, options: RuntimeOptions) {
     checkSharedOptions('runtime option', options);
-    this.options = options;
+    this.#backend = backend;
+    enroll(this, (plan, source, run) => {
+      try {
+        checkRunOptions(run);
+      } catch (error) {
+        return Promise.reject(error);
+      }
+      return execute(backend, plan, source, {
+        signal: run.signal,
+        retry: run.retry ?? options.retry ?? DEFAULT_RETRY,
+        timeoutMs: run.timeoutMs ?? options.timeoutMs,
+        maxInFlight: run.maxInFlight ?? options.maxInFlight ?? DEFAULT_MAX_IN_FLIGHT,
+        onProgress: run.onProgress,
+      });
+    });
   }
 
   /** Runs tasks on this thread: for tests, and for programs too small for threads. */
@@ -124,7 +158,7 @@ export class Runtime implements AsyncDisposable {
 
   /**
    * Runs tasks on AMQP (RabbitMQ) workers: processes running
-   * `weft worker --amqp <url> --operations <module>` or `AmqpWorker.start`.
+   * `weft worker --amqp <url> --operations <module>` or `WorkerRuntime.amqp`.
    * Resolves once connected; the workers may start before or after.
    */
   static async amqp(options: AmqpRuntimeOptions): Promise<Runtime> {
@@ -132,22 +166,6 @@ export class Runtime implements AsyncDisposable {
     checkSharedOptions('runtime option', options);
     const { AmqpBackend } = await import('./backends/amqp/backend.ts');
     return new Runtime(await AmqpBackend.start(options), options);
-  }
-
-  /** Runs a directive's plan over `source`; directives call this from their `run`. */
-  execute(plan: Plan, source: Iterable<unknown> | AsyncIterable<unknown>, options: RunOptions = {}): Promise<unknown> {
-    try {
-      checkRunOptions(options);
-    } catch (error) {
-      return Promise.reject(error);
-    }
-    return execute(this.backend, plan, source, {
-      signal: options.signal,
-      retry: options.retry ?? this.options.retry ?? DEFAULT_RETRY,
-      timeoutMs: options.timeoutMs ?? this.options.timeoutMs,
-      maxInFlight: options.maxInFlight ?? this.options.maxInFlight ?? DEFAULT_MAX_IN_FLIGHT,
-      onProgress: options.onProgress,
-    });
   }
 
   /** One operation on one input. */
@@ -162,12 +180,12 @@ export class Runtime implements AsyncDisposable {
 
   /** What the backend has lived through so far: lost processes, tasks dispatched again, spare processes joined. */
   stats(): BackendStats {
-    return this.backend.stats?.() ?? { lostProcesses: [], redispatched: 0, joinedProcesses: [] };
+    return this.#backend.stats?.() ?? { lostProcesses: [], redispatched: 0, joinedProcesses: [] };
   }
 
   /** Stops the workers; running directives reject with `RuntimeClosedError`. */
   close(): Promise<void> {
-    return this.backend.close();
+    return this.#backend.close();
   }
 
   [Symbol.asyncDispose](): Promise<void> {

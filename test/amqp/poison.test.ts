@@ -6,6 +6,7 @@ import type { GetMessage } from 'amqplib';
 import { describe, expect, it } from 'vitest';
 import { defineOperation, OperationError } from '../../src/runtime/index.ts';
 import { namesOf } from '../../src/runtime/backends/amqp/index.ts';
+import { backendOf } from '../../src/runtime/runtime.ts';
 import { Increment } from './fixtures/operations.ts';
 import { brokerAvailable, range, rawConnection, servingCluster } from './helpers.ts';
 
@@ -82,6 +83,6 @@ describe.runIf(available)('Runtime.amqp with poison messages', () => {
     expect(failure).toBeInstanceOf(OperationError);
     expect(((failure as OperationError).cause as Error).name).toBe('UnknownOperationError');
     const letter = await deadLetter(/^unknown-operation: 'amqp\.test\.Unregistered' not registered/);
-    expect(letter.fields.routingKey.startsWith(`${(cluster.runtime.backend as unknown as { id: string }).id}.`)).toBe(true);
+    expect(letter.fields.routingKey.startsWith(`${(backendOf(cluster.runtime) as unknown as { id: string }).id}.`)).toBe(true);
   });
 });

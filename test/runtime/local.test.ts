@@ -12,17 +12,20 @@ import {
   FoldError,
   IndexedStream,
   Literal,
-  LoopbackBackend,
   OperationError,
   Retry,
   RetriesExhaustedError,
   Runtime,
   RuntimeClosedError,
   defineOperation,
-  type Backend,
   type Operation,
   type Progress,
+  type RuntimeOptions,
 } from '../../src/runtime/index.ts';
+// The test of duplicate results needs a backend that makes them.
+import { LoopbackBackend } from '../../src/runtime/backends/local/loopback.ts';
+import type { Backend } from '../../src/runtime/core/backend.ts';
+import { runtimeOver } from '../../src/runtime/runtime.ts';
 import {
   AlwaysTransient,
   AsyncDouble,
@@ -38,7 +41,7 @@ import {
 } from './fixtures/operations.ts';
 
 const runtimes: Runtime[] = [];
-function local(options?: ConstructorParameters<typeof Runtime>[1]): Runtime {
+function local(options?: RuntimeOptions): Runtime {
   const runtime = Runtime.local(options);
   runtimes.push(runtime);
   return runtime;
@@ -179,7 +182,7 @@ describe('failures on the local runtime', () => {
       dispatch: (tasks) => inner.dispatch(tasks),
       close: () => inner.close(),
     };
-    const runtime = new Runtime(twice);
+    const runtime = runtimeOver(twice);
     runtimes.push(runtime);
     let last: Progress | undefined;
     const out = await IndexedStream.from(range(1, 20))

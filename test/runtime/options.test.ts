@@ -4,7 +4,7 @@
 
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ArgumentError, defineMonoid, defineOperation, IndexedStream, Retry, Runtime, type RunOptions } from '../../src/runtime/index.ts';
-import { Increment } from './fixtures/operations.ts';
+import { Increment, Sum } from './fixtures/operations.ts';
 
 const operations = new URL('./fixtures/operations.ts', import.meta.url);
 
@@ -64,6 +64,18 @@ describe('runtime options, sources and definitions', () => {
     expect(() => IndexedStream.from(42 as never)).toThrow(/IndexedStream.from: the source must be an iterable or an async iterable .*, got 42/);
     expect(() => IndexedStream.from(undefined as never)).toThrow(/got undefined/);
     expect(() => IndexedStream.from({} as never)).toThrow(/got an object/);
+  });
+
+  it('refuses to run a directive on anything but a Runtime', async () => {
+    const stream = IndexedStream.from([1, 2]).map(Increment);
+    for (const [runtime, shown] of [
+      [undefined, 'undefined'],
+      [{}, 'an object \\(Object\\)'],
+      [{ execute: () => Promise.resolve([]) }, 'an object \\(Object\\)'],
+    ] as const) {
+      await expect(stream.run(runtime as never)).rejects.toThrow(ArgumentError);
+      await expect(stream.fold(Sum).run(runtime as never)).rejects.toThrow(new RegExp(`run needs a Runtime .*, got ${shown}$`));
+    }
   });
 
   it('refuses an operation that is not a function or has no name', () => {

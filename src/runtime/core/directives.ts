@@ -1,8 +1,10 @@
 // Directives: descriptions of work over indexed inputs, run by a Runtime.
-// Building one does nothing; `run` leases a result channel and drives it.
+// Building one does nothing; `run` hands its plan to the runtime, which
+// leases a result channel and drives it.
 
-import type { Progress } from './execution/execution.ts';
-import { checkSource } from './options.ts';
+import { ArgumentError } from './errors.ts';
+import type { Plan, Progress } from './execution/execution.ts';
+import { checkSource, shown } from './options.ts';
 import type { Monoid, Operation } from './registry.ts';
 import type { RetryPolicy } from './retry.ts';
 import type { Runtime } from '../runtime.ts';
@@ -20,7 +22,28 @@ export interface RunOptions {
   onProgress?: (progress: Readonly<Progress>) => void;
 }
 
-type Source<T> = Iterable<T> | AsyncIterable<T>;
+/** A directive's inputs: anything `for` or `for await` can walk. */
+export type Source<T> = Iterable<T> | AsyncIterable<T>;
+
+/** How a runtime runs a directive's plan over its source. */
+export type Runner = (plan: Plan, source: Source<unknown>, options: RunOptions) => Promise<unknown>;
+
+// Each runtime's runner, set as it is made. A directive reaches its runtime
+// here rather than through a method, so running a bare plan is nothing a
+// user can call.
+const runners = new WeakMap<Runtime, Runner>();
+
+export function enroll(runtime: Runtime, runner: Runner): void {
+  runners.set(runtime, runner);
+}
+
+function runOn(runtime: Runtime, plan: Plan, source: Source<unknown>, options: RunOptions): Promise<unknown> {
+  const runner = runners.get(runtime);
+  if (runner === undefined) {
+    return Promise.reject(new ArgumentError(`run needs a Runtime (Runtime.local(), .inMemory(), .cluster() or .amqp()), got ${shown(runtime)}`));
+  }
+  return runner(plan, source, options);
+}
 
 /**
  * A stream of inputs, each known by its index. `map` chains operations;
@@ -47,7 +70,7 @@ export class IndexedStream<T> {
   }
 
   run(runtime: Runtime, options: RunOptions = {}): Promise<T[]> {
-    return runtime.execute({ stages: this.stages }, this.source, options) as Promise<T[]>;
+    return runOn(runtime, { stages: this.stages }, this.source, options) as Promise<T[]>;
   }
 }
 
@@ -62,7 +85,7 @@ export class Fold<T> {
 
   /** Resolves to the fold of all outputs in index order; `monoid.empty()` for no input. */
   run(runtime: Runtime, options: RunOptions = {}): Promise<T> {
-    return runtime.execute({ stages: this.stages, fold: this.monoid }, this.source, options) as Promise<T>;
+    return runOn(runtime, { stages: this.stages, fold: this.monoid }, this.source, options) as Promise<T>;
   }
 }
 
@@ -74,7 +97,7 @@ export class Literal<I, O> {
   ) {}
 
   async run(runtime: Runtime, options: RunOptions = {}): Promise<O> {
-    const [output] = (await runtime.execute({ stages: [this.operation] }, [this.input], options)) as O[];
+    const [output] = (await runOn(runtime, { stages: [this.operation] }, [this.input], options)) as O[];
     return output as O;
   }
 }

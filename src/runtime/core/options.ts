@@ -5,7 +5,8 @@
 import { ArgumentError } from './errors.ts';
 import type { RetryPolicy } from './retry.ts';
 
-function shown(value: unknown): string {
+/** `value` as an error message names it. */
+export function shown(value: unknown): string {
   if (typeof value === 'string') return JSON.stringify(value);
   if (typeof value === 'function') return 'a function';
   if (value === null || typeof value !== 'object') return String(value);
