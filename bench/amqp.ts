@@ -10,13 +10,21 @@
 //   hand-rolled job queue does it;
 // - the same tasks on BullMQ 6 on Redis (bench/bullmq.ts: its own
 //   redis-server, one worker process) (target: weft >= 10x);
-// - the same tasks on `Runtime.inMemory` (2 threads), for scale.
+// - the same tasks on `Runtime.inMemory` (2 threads), for scale;
+// - CPU-bound tasks on one `weft worker --threads 2` process beside two
+//   `--threads 1` processes, rounds interleaved (target: about 1x: a
+//   process's threads serve as well as as many processes);
+// - how long a directive's abort takes to reach a running task's
+//   `ctx.signal` on a worker process (docs/runtime.md promises 1 s on AMQP):
+//   a few observations, printed, not a row (it has no anchor).
 // Run alone with `npx tsx bench/amqp.ts`. This file is also the operations
 // module of the in-memory workers, so its top level only defines.
 
-import { mkdtempSync } from 'node:fs';
+import { spawn, type ChildProcess } from 'node:child_process';
+import { appendFileSync, existsSync, mkdtempSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import { isMainThread } from 'node:worker_threads';
 import { connect, type ConfirmChannel } from 'amqplib';
@@ -28,6 +36,19 @@ import { rabbitmqScripts, startedNode, stopNode } from '../test/setup/rabbitmq-n
 
 const increment = (n: number): number => n + 1;
 const Increment = defineOperation('bench.amqp.Increment', increment);
+/** Busy for `ms` milliseconds: a CPU-bound task. */
+const Spin = defineOperation('bench.amqp.Spin', (ms: number) => {
+  const until = performance.now() + ms;
+  while (performance.now() < until);
+  return ms;
+});
+/** Appends `started` to `log`, then on its signal's abort appends `aborted <Date.now()>` and rejects. */
+const AwaitAbort = defineOperation('bench.amqp.AwaitAbort', async (log: string, ctx) => {
+  appendFileSync(log, 'started\n');
+  await new Promise((resolve) => ctx.signal.addEventListener('abort', resolve, { once: true }));
+  appendFileSync(log, `aborted ${Date.now()}\n`);
+  throw ctx.signal.reason;
+});
 
 /** The bench's own node, set by runAmqpBench. */
 let URL_ = '';
@@ -42,6 +63,13 @@ const PREFETCH = 4;
 const ROUNDS = 5;
 /** BullMQ does a few thousand tasks/s: rounds of 5 000. */
 const BULLMQ_TASKS = 5_000;
+/** CPU-bound tasks per round of the threads-beside-processes figure, and their cost. */
+const SPIN_TASKS = 1_000;
+const SPIN_MS = 2;
+const SPIN_ROUNDS = 3;
+const ABORT_OBSERVATIONS = 5;
+const OPERATIONS = fileURLToPath(import.meta.url);
+const WEFT = fileURLToPath(new URL('../bin/weft.mjs', import.meta.url));
 
 export interface AmqpBenchFigures {
   tasks: number;
@@ -49,6 +77,13 @@ export interface AmqpBenchFigures {
   bareBatchedPerSecond: number;
   barePerMessagePerSecond: number;
   inMemoryPerSecond: number;
+  /** CPU-bound tasks per second: one worker process of 2 threads, and two of 1 thread each (best of the rounds). */
+  twoThreadsPerSecond: number;
+  twoProcessesPerSecond: number;
+  /** Each round's ratio of the two above. */
+  threadRatios: number[];
+  /** Milliseconds from `abort()` to the running task's signal, per observation. */
+  abortToSignalMs: number[];
   /** Or why BullMQ was not measured. */
   bullmqPerSecond: number | string;
   rows: Row[];
@@ -113,7 +148,8 @@ export async function bareRoundTrip(tasks: number, batch: number): Promise<numbe
 export async function weftRoundTrip(tasks: number): Promise<number> {
   const prefix = `weft-bench.weft.${process.pid}.${Date.now().toString(36)}`;
   const runtime = await Runtime.amqp({ url: URL_, prefix, maxBatch: BATCH, maxInFlight: WINDOW });
-  const worker = await WorkerRuntime.amqp({ url: URL_, prefix, prefetch: PREFETCH, operations: fileURLToPath(import.meta.url) });
+  // One worker thread: one worker, as the bare consumer is one.
+  const worker = await WorkerRuntime.amqp({ url: URL_, prefix, prefetch: PREFETCH, threads: 1, operations: OPERATIONS });
   try {
     const inputs = Array.from({ length: tasks }, (_, i) => i);
     // A warm-up run teaches the backend the task cost (its batch size).
@@ -126,11 +162,89 @@ export async function weftRoundTrip(tasks: number): Promise<number> {
   } finally {
     await worker.close();
     await runtime.close();
-    const connection = await connect(URL_);
-    const channel = await connection.createChannel();
-    for (const name of ['tasks', 'dead']) await channel.deleteQueue(`${prefix}.${name}`);
-    for (const name of ['tasks', 'dead', 'control']) await channel.deleteExchange(`${prefix}.${name}`);
-    await connection.close();
+    await deleteTopology(prefix);
+  }
+}
+
+async function deleteTopology(prefix: string): Promise<void> {
+  const connection = await connect(URL_);
+  const channel = await connection.createChannel();
+  for (const name of ['tasks', 'dead']) await channel.deleteQueue(`${prefix}.${name}`);
+  for (const name of ['tasks', 'dead', 'control']) await channel.deleteExchange(`${prefix}.${name}`);
+  await connection.close();
+}
+
+/** `weft worker --amqp` as a child process; resolves once it serves. */
+async function workerProcess(prefix: string, threads: number): Promise<ChildProcess> {
+  const child = spawn(process.execPath, [WEFT, 'worker', '--amqp', URL_, '--operations', OPERATIONS, '--prefix', prefix, '--threads', String(threads)], {
+    stdio: ['ignore', 'ignore', 'pipe'],
+  });
+  await new Promise<void>((resolve, reject) => {
+    createInterface({ input: child.stderr! }).on('line', (line) => {
+      if (/serving /.test(line)) resolve();
+    });
+    child.once('exit', (code) => reject(new Error(`weft worker exited (${code}) before serving`)));
+  });
+  return child;
+}
+
+async function stopProcesses(children: readonly ChildProcess[]): Promise<void> {
+  await Promise.all(
+    children.map((child) => {
+      const exited = new Promise((resolve) => child.once('exit', resolve));
+      child.kill('SIGTERM');
+      return exited;
+    }),
+  );
+}
+
+/** CPU-bound tasks per second on worker processes of `threads` threads each. */
+async function spinRound(processes: number, threads: number): Promise<number> {
+  const prefix = `weft-bench.spin.${process.pid}.${Date.now().toString(36)}`;
+  const runtime = await Runtime.amqp({ url: URL_, prefix });
+  const children = await Promise.all(Array.from({ length: processes }, () => workerProcess(prefix, threads)));
+  try {
+    const inputs = Array.from({ length: SPIN_TASKS }, () => SPIN_MS);
+    await runtime.fanout(Spin, inputs.slice(0, 100));
+    const started = performance.now();
+    await runtime.fanout(Spin, inputs);
+    return (SPIN_TASKS / (performance.now() - started)) * 1000;
+  } finally {
+    await stopProcesses(children);
+    await runtime.close();
+    await deleteTopology(prefix);
+  }
+}
+
+/** Milliseconds from a directive's abort to its running task's signal on a worker process, per observation. */
+async function abortToSignal(observations: number): Promise<number[]> {
+  const prefix = `weft-bench.abort.${process.pid}.${Date.now().toString(36)}`;
+  const runtime = await Runtime.amqp({ url: URL_, prefix });
+  const child = await workerProcess(prefix, 1);
+  const dir = mkdtempSync(join(tmpdir(), 'weft-bench-abort-'));
+  const latencies: number[] = [];
+  const lines = (log: string) => (existsSync(log) ? readFileSync(log, 'utf8').trim().split('\n') : []);
+  const until = async (done: () => boolean) => {
+    while (!done()) await new Promise((resolve) => setTimeout(resolve, 2));
+  };
+  try {
+    for (let n = 0; n < observations; n++) {
+      const log = join(dir, `run-${n}`);
+      const controller = new AbortController();
+      const directive = runtime.call(AwaitAbort, log, { signal: controller.signal }).catch(() => {});
+      await until(() => lines(log).length > 0);
+      const abortedAt = Date.now();
+      controller.abort();
+      await directive;
+      // The task writes the moment its signal aborted; waiting for the line costs nothing measured.
+      await until(() => lines(log).length > 1);
+      latencies.push(Number(lines(log)[1]!.split(' ')[1]) - abortedAt);
+    }
+    return latencies;
+  } finally {
+    await stopProcesses([child]);
+    await runtime.close();
+    await deleteTopology(prefix);
   }
 }
 
@@ -172,6 +286,7 @@ function rowsOf(f: Omit<AmqpBenchFigures, 'rows'>): Row[] {
       ? [row('tiny tasks, 1 worker vs BullMQ', f.bullmqPerSecond, 'BullMQ 6 on Redis, 1 worker process', 10)]
       : []),
     row('tiny tasks vs in-memory', f.inMemoryPerSecond, 'weft inMemory, 2 threads', undefined),
+    row(`${SPIN_MS} ms tasks, 1 worker process x 2 threads`, f.twoProcessesPerSecond, '2 worker processes x 1 thread', 1, f.twoThreadsPerSecond),
   ];
 }
 
@@ -179,7 +294,20 @@ export async function runAmqpBench(): Promise<AmqpBenchFigures> {
   if (rabbitmqScripts() === undefined) {
     const skipped = 'rabbitmq-server is not installed (Debian/Ubuntu: sudo apt-get install rabbitmq-server)';
     console.log(`bench/amqp.ts: skipped: ${skipped}`);
-    return { tasks: 0, weftPerSecond: 0, bareBatchedPerSecond: 0, barePerMessagePerSecond: 0, inMemoryPerSecond: 0, bullmqPerSecond: skipped, rows: [], skipped };
+    return {
+      tasks: 0,
+      weftPerSecond: 0,
+      bareBatchedPerSecond: 0,
+      barePerMessagePerSecond: 0,
+      inMemoryPerSecond: 0,
+      twoThreadsPerSecond: 0,
+      twoProcessesPerSecond: 0,
+      threadRatios: [],
+      abortToSignalMs: [],
+      bullmqPerSecond: skipped,
+      rows: [],
+      skipped,
+    };
   }
   const dir = mkdtempSync(join(tmpdir(), 'weft-bench-rabbitmq-'));
   try {
@@ -208,7 +336,31 @@ async function measure(): Promise<AmqpBenchFigures> {
   say(`Runtime.inMemory, 2 threads: ${inMemoryPerSecond.toFixed(0)} tasks/s`);
   const bullmqPerSecond = await bullmqTinyTasks(BULLMQ_TASKS, 3);
   say(`BullMQ, 1 worker process: ${typeof bullmqPerSecond === 'number' ? `${bullmqPerSecond.toFixed(0)} tasks/s` : bullmqPerSecond}`);
-  const figures = { tasks: TASKS, weftPerSecond, bareBatchedPerSecond, barePerMessagePerSecond, inMemoryPerSecond, bullmqPerSecond };
+  let twoThreadsPerSecond = 0;
+  let twoProcessesPerSecond = 0;
+  const threadRatios: number[] = [];
+  for (let round = 0; round < SPIN_ROUNDS; round++) {
+    const threads = await spinRound(1, 2);
+    const processes = await spinRound(2, 1);
+    say(`round ${round + 1}/${SPIN_ROUNDS}: ${SPIN_MS} ms tasks, 1 process x 2 threads ${threads.toFixed(0)} tasks/s, 2 processes x 1 thread ${processes.toFixed(0)} tasks/s`);
+    threadRatios.push(threads / processes);
+    twoThreadsPerSecond = Math.max(twoThreadsPerSecond, threads);
+    twoProcessesPerSecond = Math.max(twoProcessesPerSecond, processes);
+  }
+  const abortToSignalMs = await abortToSignal(ABORT_OBSERVATIONS);
+  say(`abort to ctx.signal on a worker process: ${abortToSignalMs.join(', ')} ms`);
+  const figures = {
+    tasks: TASKS,
+    weftPerSecond,
+    bareBatchedPerSecond,
+    barePerMessagePerSecond,
+    inMemoryPerSecond,
+    twoThreadsPerSecond,
+    twoProcessesPerSecond,
+    threadRatios,
+    abortToSignalMs,
+    bullmqPerSecond,
+  };
   return { ...figures, rows: rowsOf(figures) };
 }
 

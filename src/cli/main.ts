@@ -5,7 +5,7 @@ import { Command, InvalidArgumentError } from 'commander';
 import { launch } from './launch.ts';
 import { makeKeys } from './keys.ts';
 import { ConfigError } from '../errors.ts';
-import { worker } from './worker.ts';
+import { worker, type WorkerCommandOptions } from './worker.ts';
 
 function positive(value: string): number {
   const n = Number(value);
@@ -58,11 +58,13 @@ program
   .requiredOption('--amqp <url>', 'broker URL, amqp://user:password@host:port/vhost')
   .requiredOption('--operations <modules...>', 'module(s) whose defineOperation calls this worker serves (.js, or .ts through tsx)')
   .option('--prefix <prefix>', 'queue and exchange name prefix, as given to Runtime.amqp', 'weft')
-  .option('--prefetch <n>', 'task batches delivered ahead of the one running', positive, 4)
+  .option('--threads <n>', 'worker threads that run the tasks (default: the available parallelism)', positive)
+  .option('--prefetch <n>', 'task batches delivered and not yet answered (default: 2 per thread, at least 4)', positive)
+  .option('--cancel-grace <ms>', 'how long a cancelled task may run on before its thread is replaced', positive, 1000)
   .option('--delivery-limit <n>', 'deliveries of a task before it is dead-lettered (must match the orchestrator)', positive, 3)
   .option('--connect-timeout <ms>', 'give up if the broker cannot be reached for this long', positive, 30_000)
   .option('-q, --quiet', 'no connection news on stderr')
-  .action(async (o: { amqp: string; operations: string[]; prefix: string; prefetch: number; deliveryLimit: number; connectTimeout: number; quiet?: boolean }) => {
+  .action(async (o: WorkerCommandOptions) => {
     process.exitCode = await worker(o);
   });
 

@@ -1,5 +1,6 @@
 // `weft worker --amqp <url> --operations <module...>`: one task worker
-// process serving an AMQP broker until SIGINT or SIGTERM.
+// process serving an AMQP broker until SIGINT or SIGTERM, its tasks on
+// `--threads` worker threads.
 
 import { WorkerRuntime } from '../runtime/worker-runtime.ts';
 
@@ -7,7 +8,9 @@ export interface WorkerCommandOptions {
   amqp: string;
   operations: string[];
   prefix?: string;
+  threads?: number;
   prefetch?: number;
+  cancelGrace?: number;
   deliveryLimit?: number;
   connectTimeout?: number;
   quiet?: boolean;
@@ -16,17 +19,15 @@ export interface WorkerCommandOptions {
 /** Runs the worker; resolves with the exit code once it has stopped. */
 export async function worker(options: WorkerCommandOptions): Promise<number> {
   const log = options.quiet ? undefined : (line: string) => console.error(`weft worker ${process.pid}: ${line}`);
-  // TypeScript operations modules need tsx's loader, which a built weft
-  // does not otherwise register.
-  if (options.operations.some((module) => /\.[cm]?tsx?$/.test(module))) {
-    const { register } = await import('tsx/esm/api');
-    register();
-  }
+  // The threads import the operations (with tsx for TypeScript, see
+  // allocator/thread.ts); this thread holds the broker connection.
   const served = await WorkerRuntime.amqp({
     url: options.amqp,
     operations: options.operations,
     prefix: options.prefix,
+    threads: options.threads,
     prefetch: options.prefetch,
+    cancelGraceMs: options.cancelGrace,
     deliveryLimit: options.deliveryLimit,
     connectTimeoutMs: options.connectTimeout,
     log,

@@ -3,7 +3,8 @@
 
 import { Executor, loadOperations } from './core/executor.ts';
 import type { Task, TaskResult } from './core/task.ts';
-import type { AmqpWorker, AmqpWorkerOptions } from './backends/amqp/worker.ts';
+import type { AmqpWorker } from './backends/amqp/worker.ts';
+import type { AmqpWorkerOptions } from './backends/amqp/options.ts';
 
 export class WorkerRuntime {
   readonly #executor = new Executor();

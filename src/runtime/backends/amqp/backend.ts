@@ -5,19 +5,23 @@
 //
 // Design notes
 // - Releasing a lease with unanswered tasks tells every worker through the
-//   control fanout, so they drop its queued tasks; the broker offers no way
-//   to remove chosen messages from a queue.
+//   control fanout, so they drop its queued tasks (the broker offers no way
+//   to remove chosen messages from a queue) and cancel its running ones.
+// - Cancelling one task (its timeout passed) goes the same way; the worker
+//   running it answers once it has stopped, and only that answer lets the
+//   directive retry. Until it comes, the cancellation is sent again on
+//   every new session, in case a worker missed it.
 // - While disconnected, directives wait; if the broker is not back within
 //   `reconnectTimeoutMs`, every open lease fails with BrokerUnavailableError.
 
 import { randomBytes } from 'node:crypto';
 import type { Backend, Lease, LeaseHandlers } from '../../core/backend.ts';
 import { RuntimeClosedError } from '../../core/errors.ts';
-import type { Task } from '../../core/task.ts';
+import type { Task, TaskIdentity } from '../../core/task.ts';
 import { publishConfirmed, ReconnectingConnection, redact, type Session } from './connection.ts';
 import { BrokerUnavailableError } from './errors.ts';
-import { newLease, type LeaseState } from './lease-state.ts';
-import { HEADER_KEY, TYPE_RELEASE } from './messages.ts';
+import { idOf, newLease, type LeaseState } from './lease-state.ts';
+import { encodeCancel, HEADER_KEY, HEADER_WHY, TYPE_CANCEL, TYPE_RELEASE } from './messages.ts';
 import { checkBackendOptions, type AmqpBackendOptions } from './options.ts';
 import { TaskPublisher } from './publisher.ts';
 import { onDeadLetter, onResults } from './receiver.ts';
@@ -89,7 +93,11 @@ export class AmqpBackend implements Backend {
     if (session !== undefined) this.prepareSpare(session);
     else this.watchOutage();
     const taken = state;
-    return { key: taken.key, release: () => this.release(taken) };
+    return {
+      key: taken.key,
+      release: (why = 'its directive ended') => this.release(taken, why),
+      cancel: (task, why) => this.cancel(taken, task, why),
+    };
   }
 
   dispatch(tasks: readonly Task[]): void {
@@ -167,7 +175,7 @@ export class AmqpBackend implements Backend {
     }
   }
 
-  private release(state: LeaseState): void {
+  private release(state: LeaseState, why: string): void {
     if (!state.open) return;
     state.open = false;
     this.leases.delete(state.key);
@@ -178,14 +186,32 @@ export class AmqpBackend implements Backend {
       return;
     }
     if (state.unanswered.size > 0) {
-      // Tasks of this lease may still be queued: every worker drops them.
+      // Tasks of this lease may be queued or running: every worker drops or cancels them.
       publishConfirmed(session.channel, this.names.controlExchange, '', Buffer.alloc(0), {
         type: TYPE_RELEASE,
-        headers: { [HEADER_KEY]: state.key },
+        headers: { [HEADER_KEY]: state.key, [HEADER_WHY]: why },
       }).catch(() => {});
     }
     // A lease still being opened deletes its queue when the open finishes.
     if (state.consuming === session) this.chore(this.dropQueue(state.queue, session, state.consumerTag));
+  }
+
+  /** One attempt of one task is cancelled wherever it runs, or never starts; its answer ends the cancellation. */
+  private cancel(state: LeaseState, task: TaskIdentity, why: string): void {
+    const id = idOf(task.index, task.stage, task.attempt);
+    if (!state.open || !state.unanswered.has(id)) return;
+    state.cancelling.set(id, { index: task.index, stage: task.stage, attempt: task.attempt, why });
+    const session = this.connection.session;
+    if (session !== undefined) this.publishCancel(state, session, id);
+  }
+
+  private publishCancel(state: LeaseState, session: Session, id: number | string): void {
+    const task = state.cancelling.get(id);
+    if (task === undefined) return;
+    publishConfirmed(session.channel, this.names.controlExchange, '', encodeCancel(task.index, task.stage, task.attempt), {
+      type: TYPE_CANCEL,
+      headers: { [HEADER_KEY]: state.key, [HEADER_WHY]: task.why },
+    }).catch(() => {});
   }
 
   private async dropQueue(queue: string, session: Session, consumerTag: string | undefined): Promise<void> {
@@ -220,7 +246,10 @@ export class AmqpBackend implements Backend {
   private up(session: Session): void {
     clearTimeout(this.outage);
     this.outage = undefined;
-    for (const state of this.leases.values()) this.chore(this.openLease(state, session));
+    for (const state of this.leases.values()) {
+      this.chore(this.openLease(state, session));
+      for (const id of state.cancelling.keys()) this.publishCancel(state, session, id);
+    }
     this.publisher.resend(session);
     this.prepareSpare(session);
   }

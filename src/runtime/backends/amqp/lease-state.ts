@@ -21,6 +21,8 @@ export interface LeaseState {
   backlog: Task[];
   /** Tasks without an answer yet, by `idOf(index, stage, attempt)`. */
   readonly unanswered: Set<number | string>;
+  /** Cancelled tasks without an answer yet, by `idOf`, with why. */
+  readonly cancelling: Map<number | string, { index: number; stage: number; attempt: number; why: string }>;
 }
 
 const NO_HANDLERS: LeaseHandlers = { results: () => {}, failed: () => {} };
@@ -36,6 +38,7 @@ export function newLease(key: string, queue: string): LeaseState {
     consumerTag: undefined,
     backlog: [],
     unanswered: new Set(),
+    cancelling: new Map(),
   };
 }
 

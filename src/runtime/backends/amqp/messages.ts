@@ -4,7 +4,9 @@
 //
 // A task message holds a batch of tasks of one lease; the lease key is in a
 // header, not in every task. A result message holds the results of one task
-// message, published to the queue named by its `replyTo`.
+// message, published to the queue named by its `replyTo`; progress messages
+// travel the same way. Releases and cancellations go to every worker through
+// the control fanout.
 //
 // Format 2 stores a batch by columns: the operation name once per distinct
 // name, stage and attempt once when every task shares them (they almost
@@ -15,7 +17,7 @@
 // and decode. (Format 1, objects per task, never left the unreleased 0.1.0.)
 
 import { Packr } from 'msgpackr';
-import type { Task, TaskFailure, TaskResult } from '../../core/task.ts';
+import type { Task, TaskFailure, TaskProgress, TaskResult } from '../../core/task.ts';
 import { MalformedMessageError } from './errors.ts';
 
 /** Bumped when the body layout changes; a worker dead-letters a format it does not know. */
@@ -24,6 +26,8 @@ export const FORMAT = 2;
 export const TYPE_TASKS = 'weft.tasks';
 export const TYPE_RESULTS = 'weft.results';
 export const TYPE_RELEASE = 'weft.release';
+export const TYPE_CANCEL = 'weft.cancel';
+export const TYPE_PROGRESS = 'weft.progress';
 export const CONTENT_TYPE = 'application/x-msgpack';
 
 export const HEADER_FORMAT = 'x-weft-format';
@@ -34,6 +38,8 @@ export const HEADER_MS = 'x-weft-ms';
 export const HEADER_WORKER = 'x-weft-worker';
 /** On dead letters published by a worker: why. */
 export const HEADER_REASON = 'x-weft-reason';
+/** On releases and cancellations: why, the message of the tasks' `TaskCancelledError`. */
+export const HEADER_WHY = 'x-weft-why';
 /**
  * On task messages a worker published again (see worker.ts, "suspects"):
  * the worker deaths the tasks were present at before, since the broker's
@@ -191,6 +197,36 @@ export function decodeResults(content: Buffer, key: string): TaskResult[] {
       : { key, index: n, stage: s, attempt: a, output: output[i] };
   }
   return results;
+}
+
+/** A cancellation's body: the task it names, `[index, stage, attempt]` (its key is in `x-weft-key`). */
+export function encodeCancel(index: number, stage: number, attempt: number): Buffer {
+  return packr.pack([index, stage, attempt]);
+}
+
+export function decodeCancel(content: Buffer): [index: number, stage: number, attempt: number] {
+  const body = unpack(content);
+  if (!Array.isArray(body) || body.length !== 3 || !body.every(isCount)) throw new MalformedMessageError('the body is not a task to cancel');
+  return body as [number, number, number];
+}
+
+/** A progress message's body: `[index, stage, attempt, detail, …]`, four items per detail. */
+export function encodeProgress(updates: readonly TaskProgress[]): Buffer {
+  const flat: unknown[] = [];
+  for (const { index, stage, attempt, detail } of updates) flat.push(index, stage, attempt, detail);
+  return packr.pack(flat);
+}
+
+export function decodeProgress(content: Buffer, key: string): TaskProgress[] {
+  const body = unpack(content);
+  if (!Array.isArray(body) || body.length % 4 !== 0) throw new MalformedMessageError('the body is not a list of progress details');
+  const updates: TaskProgress[] = [];
+  for (let i = 0; i < body.length; i += 4) {
+    const [index, stage, attempt, detail] = body.slice(i, i + 4) as [unknown, unknown, unknown, unknown];
+    if (!isCount(index) || !isCount(stage) || !isCount(attempt)) throw new MalformedMessageError(`progress detail ${i / 4} lacks index, stage or attempt`);
+    updates.push({ key, index, stage, attempt, detail });
+  }
+  return updates;
 }
 
 /** A header value as a string, or undefined (AMQP headers may arrive as Buffers). */

@@ -39,8 +39,33 @@ export interface AmqpBackendOptions extends AmqpConnectOptions {
   parallelism?: number;
 }
 
+export interface AmqpWorkerOptions extends AmqpConnectOptions {
+  /** The module(s) whose `defineOperation` calls this worker serves, as URL or path. */
+  operations: string | URL | readonly (string | URL)[];
+  /** Worker threads that run the tasks. Default: `os.availableParallelism()`. */
+  threads?: number;
+  /** Task messages (batches) delivered and not yet answered. Default: 2 per thread, at least 4. */
+  prefetch?: number;
+  /**
+   * How long a cancelled task may run on before its thread is terminated
+   * and replaced, in ms. Default 1000.
+   */
+  cancelGraceMs?: number;
+  /** Where connection news goes. Default: nowhere. */
+  log?: (line: string) => void;
+}
+
+export interface AmqpWorkerStats {
+  /** Tasks run. */
+  executed: number;
+  /** Tasks dropped unread because their lease was released. */
+  dropped: number;
+  /** Messages published to the dead letters. */
+  deadLettered: number;
+}
+
 /** Refuses (ArgumentError) a bad value of the options both sides share; `where` names the caller. */
-export function checkConnectOptions(where: string, options: AmqpConnectOptions): void {
+function checkConnectOptions(where: string, options: AmqpConnectOptions): void {
   if (typeof options !== 'object' || options === null) throw new ArgumentError(`${where}s must be an object with a url, got ${String(options)}`);
   if (!isAmqpUrl(options.url)) {
     const got = typeof options.url === 'string' ? JSON.stringify(options.url) : String(options.url);
@@ -51,6 +76,15 @@ export function checkConnectOptions(where: string, options: AmqpConnectOptions):
   checkDuration(where, 'backoff.initialMs', options.backoff?.initialMs);
   checkDuration(where, 'backoff.maxMs', options.backoff?.maxMs);
   checkDuration(where, 'connectTimeoutMs', options.connectTimeoutMs);
+}
+
+/** Refuses a bad value of `WorkerRuntime.amqp`'s own options. */
+export function checkWorkerOptions(options: AmqpWorkerOptions): void {
+  const where = 'WorkerRuntime.amqp option';
+  checkConnectOptions(where, options);
+  checkPositiveInteger(where, 'threads', options.threads);
+  checkPositiveInteger(where, 'prefetch', options.prefetch);
+  checkDuration(where, 'cancelGraceMs', options.cancelGraceMs);
 }
 
 /** Refuses a bad value of `Runtime.amqp`'s own options. */

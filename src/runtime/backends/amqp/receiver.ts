@@ -19,6 +19,7 @@ import { DeadLetterError } from './errors.ts';
 import { idOf, type LeaseState } from './lease-state.ts';
 import {
   checkFormat,
+  decodeProgress,
   decodeResults,
   decodeTasks,
   FORMAT,
@@ -30,10 +31,11 @@ import {
   headerString,
   REASON_KILLED_WORKERS,
   REASON_UNKNOWN_OPERATION,
+  TYPE_PROGRESS,
 } from './messages.ts';
 import type { Names } from './topology.ts';
 
-/** A message on the lease's result queue: its results go to the directive, its timing to `taskTime`. */
+/** A message on the lease's result queue: its results (or progress details) go to the directive, its timing to `taskTime`. */
 export function onResults(state: LeaseState, session: Session, message: ConsumeMessage | null, taskTime: TaskTime): void {
   if (message === null) {
     // The broker cancelled the consumer: the queue was deleted under us.
@@ -41,21 +43,33 @@ export function onResults(state: LeaseState, session: Session, message: ConsumeM
     return;
   }
   const headers = message.properties.headers;
+  const progress = message.properties.type === TYPE_PROGRESS;
   let results;
+  let updates;
   try {
     // A message without the header is read as the current format.
     checkFormat(headerNumber(headers, HEADER_FORMAT) ?? FORMAT);
-    results = decodeResults(message.content, state.key);
+    if (progress) updates = decodeProgress(message.content, state.key);
+    else results = decodeResults(message.content, state.key);
   } catch (error) {
     session.channel.ack(message);
-    const reason = `a result message could not be decoded: ${(error as Error).message}`;
+    const reason = `a ${progress ? 'progress' : 'result'} message could not be decoded: ${(error as Error).message}`;
     if (state.open) state.handlers.failed(new DeadLetterError(reason, state.queue, { cause: error }));
     return;
   }
   session.channel.ack(message);
+  if (updates !== undefined) {
+    if (state.open) state.handlers.progress?.(updates);
+    return;
+  }
+  results = results!;
   const ms = headerNumber(headers, HEADER_MS);
   if (ms !== undefined && results.length > 0) taskTime.observe(ms, results.length);
-  for (const result of results) state.unanswered.delete(idOf(result.index, result.stage, result.attempt));
+  for (const result of results) {
+    const id = idOf(result.index, result.stage, result.attempt);
+    state.unanswered.delete(id);
+    state.cancelling.delete(id);
+  }
   if (state.open) state.handlers.results(results);
 }
 

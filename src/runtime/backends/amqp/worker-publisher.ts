@@ -1,12 +1,13 @@
-// What a worker publishes, each on its confirm channel and resolved once the
-// broker confirms: results to a lease's result queue, dead letters, and task
-// messages published anew (see suspects.ts).
+// What a worker publishes on its confirm channel: results and progress to a
+// lease's result queue, dead letters, and task messages published anew (see
+// suspects.ts). All but progress resolve once the broker confirms them.
 
 import type { ConsumeMessage } from 'amqplib';
-import type { TaskResult } from '../../core/task.ts';
+import type { TaskProgress, TaskResult } from '../../core/task.ts';
 import { publishConfirmed, type Session } from './connection.ts';
 import {
   CONTENT_TYPE,
+  encodeProgress,
   encodeResults,
   FORMAT,
   HEADER_COUNT,
@@ -17,6 +18,7 @@ import {
   HEADER_REASON,
   HEADER_WORKER,
   headerString,
+  TYPE_PROGRESS,
   TYPE_RESULTS,
   TYPE_TASKS,
 } from './messages.ts';
@@ -41,6 +43,15 @@ export class WorkerPublisher {
       type: TYPE_RESULTS,
       headers: { [HEADER_FORMAT]: FORMAT, [HEADER_KEY]: key, [HEADER_MS]: elapsedMs, [HEADER_WORKER]: this.worker },
     });
+  }
+
+  /** Progress details: not persistent, and not waited for (a lost one is overtaken by the next, or by the result). */
+  progress(session: Session, replyTo: string, key: string, updates: readonly TaskProgress[]): void {
+    publishConfirmed(session.channel, '', replyTo, encodeProgress(updates), {
+      contentType: CONTENT_TYPE,
+      type: TYPE_PROGRESS,
+      headers: { [HEADER_FORMAT]: FORMAT, [HEADER_KEY]: key },
+    }).catch(() => {});
   }
 
   /**

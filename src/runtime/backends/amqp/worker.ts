@@ -1,6 +1,7 @@
 // The worker's side of the AMQP backend: one competing consumer of the task
-// queue that runs each batch with an Executor and publishes its results
-// to the queue named by the batch's `replyTo`. `weft worker --amqp` runs one.
+// queue that runs each batch on its worker threads (task-threads.ts) and
+// publishes its results to the queue named by the batch's `replyTo`.
+// `weft worker --amqp` runs one.
 //
 // Design notes
 // - A task message is acked only once its results are confirmed by the
@@ -13,60 +14,45 @@
 //   published to the dead-letter exchange with a reason and acked; tasks
 //   naming an operation this worker does not have are answered with an
 //   error result and a copy goes to the dead letters.
-// - Task messages of released leases are acked unread (released-leases.ts).
-// - A synchronous task blocks the event loop, so a signal handler cannot
-//   run until it returns. While tasks run synchronously, the stop signals
-//   (`closeOnSignals`) are left to their default action: a SIGTERM then ends
-//   the process at once, and the broker delivers its unacked messages again.
+// - Task messages of released leases are acked unread; a release also
+//   cancels that lease's running tasks here, and a cancellation of one task
+//   (its timeout passed) cancels it where it runs (withdrawn.ts). Both come
+//   on the control fanout, which this worker's main thread reads at once:
+//   tasks run on threads, so no task holds it up.
 
-import { hostname } from 'node:os';
+import { availableParallelism, hostname } from 'node:os';
 import type { ConsumeMessage } from 'amqplib';
-import { Executor, loadOperations } from '../../core/executor.ts';
-import { checkOutput } from '../../core/outputs.ts';
-import type { Task, TaskResult } from '../../core/task.ts';
+import { TaskCancelledError } from '../../core/errors.ts';
+import { failed, type Task, type TaskResult } from '../../core/task.ts';
 import { ReconnectingConnection, redact, type Session } from './connection.ts';
 import { MalformedMessageError } from './errors.ts';
 import {
   checkFormat,
+  decodeCancel,
   decodeTasks,
   encodeTasks,
   HEADER_COUNT,
   HEADER_FORMAT,
   HEADER_KEY,
+  HEADER_WHY,
   headerNumber,
   headerString,
   REASON_KILLED_WORKERS,
   REASON_UNDECODABLE,
   REASON_UNKNOWN_OPERATION,
+  TYPE_CANCEL,
   TYPE_RELEASE,
 } from './messages.ts';
-import { checkPositiveInteger } from '../../core/options.ts';
-import { checkConnectOptions, type AmqpConnectOptions } from './options.ts';
-import { ReleasedLeases } from './released-leases.ts';
+import { checkWorkerOptions, type AmqpWorkerOptions, type AmqpWorkerStats } from './options.ts';
+import { ProgressRelay } from './progress-relay.ts';
 import { deathsOf, SETTLE_MS, Suspects } from './suspects.ts';
 import { TaskConsumer } from './task-consumer.ts';
+import { TaskThreads } from './task-threads.ts';
 import { assertShared, DEFAULT_DELIVERY_LIMIT, namesOf, type Names } from './topology.ts';
+import { Withdrawn } from './withdrawn.ts';
 import { WorkerPublisher } from './worker-publisher.ts';
 
-export interface AmqpWorkerOptions extends AmqpConnectOptions {
-  /** The module(s) whose `defineOperation` calls this worker serves, as URL or path. */
-  operations: string | URL | readonly (string | URL)[];
-  /** Task messages (batches) delivered ahead of the one running. Default 4. */
-  prefetch?: number;
-  /** Where connection news goes. Default: nowhere. */
-  log?: (line: string) => void;
-}
-
-export interface AmqpWorkerStats {
-  /** Tasks run. */
-  executed: number;
-  /** Tasks dropped unread because their lease was released. */
-  dropped: number;
-  /** Messages published to the dead letters. */
-  deadLettered: number;
-}
-
-const DEFAULT_PREFETCH = 4;
+const MIN_PREFETCH = 4;
 
 export class AmqpWorker {
   readonly id = `${hostname()}:${process.pid}:${Math.random().toString(36).slice(2, 8)}`;
@@ -76,18 +62,19 @@ export class AmqpWorker {
   private readonly consumer: TaskConsumer;
   private readonly publisher: WorkerPublisher;
   private readonly suspects: Suspects;
-  private readonly leases = new ReleasedLeases();
+  private readonly progress: ProgressRelay;
+  private readonly withdrawn = new Withdrawn();
   private readonly stopSignals: NodeJS.Signals[] = [];
   private readonly onStopSignal = () => void this.close();
   private whenClosed: (() => void) | undefined;
-  /** Batches being served, from delivery to ack. */
+  /** Messages being served, from delivery to ack. */
   private readonly running = new Set<Promise<void>>();
   private executed = 0;
   private dropped = 0;
   private closing = false;
 
   private constructor(
-    private readonly runtime: Executor,
+    private readonly threads: TaskThreads,
     private readonly options: AmqpWorkerOptions,
   ) {
     this.names = namesOf(options.prefix);
@@ -103,19 +90,27 @@ export class AmqpWorker {
     );
     this.consumer = new TaskConsumer(this.names.taskQueue, (session, message) => this.onTask(session, message));
     this.publisher = new WorkerPublisher(this.names, this.id, log);
+    this.progress = new ProgressRelay(this.publisher);
     this.suspects = new Suspects(this.names, this.connection, this.consumer, this.publisher, () => this.closing);
   }
 
-  /** Imports the operations, connects (retrying with backoff) and starts consuming tasks. */
+  /** Starts the threads (each imports the operations), connects (retrying with backoff) and starts consuming tasks. */
   static async start(options: AmqpWorkerOptions): Promise<AmqpWorker> {
-    const where = 'WorkerRuntime.amqp option';
-    checkConnectOptions(where, options);
-    checkPositiveInteger(where, 'prefetch', options.prefetch);
+    checkWorkerOptions(options);
     const operations = options.operations;
     const modules = Array.isArray(operations) ? operations : [operations as string | URL];
-    await loadOperations(modules);
-    const worker = new AmqpWorker(new Executor(), options);
-    await worker.connection.open(options.connectTimeoutMs);
+    const threads = await TaskThreads.start({
+      threads: options.threads ?? availableParallelism(),
+      modules,
+      cancelGraceMs: options.cancelGraceMs,
+    });
+    const worker = new AmqpWorker(threads, options);
+    try {
+      await worker.connection.open(options.connectTimeoutMs);
+    } catch (error) {
+      await threads.close();
+      throw error;
+    }
     return worker;
   }
 
@@ -125,9 +120,8 @@ export class AmqpWorker {
 
   /**
    * Closes on the first of `signals` (as `weft worker` does for SIGINT and
-   * SIGTERM) and resolves once closed. While a batch runs synchronously the
-   * signals keep their default action, so a worker stuck in a task still
-   * stops: at once, its unacked messages going back to the broker.
+   * SIGTERM) and resolves once closed. Tasks run on threads, so the signal
+   * is handled at once even while a task spins.
    */
   closeOnSignals(signals: readonly NodeJS.Signals[]): Promise<void> {
     this.stopSignals.push(...signals);
@@ -142,7 +136,11 @@ export class AmqpWorker {
     }
   }
 
-  /** Stops taking tasks, lets running batches finish and ack (a few seconds at most), and disconnects. */
+  /**
+   * Stops taking tasks, lets running batches finish and ack (a few seconds
+   * at most), disconnects (what is unacked goes back to the broker), and
+   * stops the threads.
+   */
   async close(): Promise<void> {
     if (this.closing) return;
     this.closing = true;
@@ -150,7 +148,9 @@ export class AmqpWorker {
     const session = this.connection.session;
     if (session !== undefined) await this.consumer.stop(session).catch(() => {});
     await Promise.race([Promise.allSettled([...this.running]), new Promise((resolve) => setTimeout(resolve, SETTLE_MS).unref())]);
+    this.progress.clear();
     await this.connection.close();
+    await this.threads.close();
     this.whenClosed?.();
   }
 
@@ -162,15 +162,33 @@ export class AmqpWorker {
     const { queue } = await channel.assertQueue('', { exclusive: true, autoDelete: true });
     await channel.bindQueue(queue, this.names.controlExchange, '');
     await channel.consume(queue, (message) => this.onControl(message), { noAck: true });
-    await channel.prefetch(this.options.prefetch ?? DEFAULT_PREFETCH);
+    await channel.prefetch(this.options.prefetch ?? Math.max(MIN_PREFETCH, 2 * (this.options.threads ?? availableParallelism())));
     if (this.closing) return;
     await this.consumer.start(session);
   }
 
+  /** A release or a cancellation: the tasks it names stop here, running or not yet delivered. */
   private onControl(message: ConsumeMessage | null): void {
-    if (message === null || message.properties.type !== TYPE_RELEASE) return;
-    const key = headerString(message.properties.headers, HEADER_KEY);
-    if (key !== undefined) this.leases.release(key);
+    if (message === null) return;
+    const { type, headers } = message.properties;
+    const key = headerString(headers, HEADER_KEY);
+    if (key === undefined) return;
+    const why = headerString(headers, HEADER_WHY) ?? 'its directive ended';
+    if (type === TYPE_RELEASE) {
+      this.withdrawn.release(key);
+      this.threads.release(key, why);
+      return;
+    }
+    if (type !== TYPE_CANCEL) return;
+    let task;
+    try {
+      task = decodeCancel(message.content);
+    } catch {
+      return; // not ours to act on: the orchestrator that sent it retries only on an answer, which this task will still give
+    }
+    const [index, stage, attempt] = task;
+    this.withdrawn.cancel({ key, index, stage, attempt }, why);
+    this.threads.cancel({ key, index, stage, attempt }, why);
   }
 
   private onTask(session: Session, message: ConsumeMessage | null): void {
@@ -183,7 +201,7 @@ export class AmqpWorker {
     if (this.suspects.hold(session, message)) return;
     const headers = message.properties.headers;
     const key = headerString(headers, HEADER_KEY) ?? message.fields.routingKey;
-    if (this.leases.isReleased(key)) {
+    if (this.withdrawn.isReleased(key)) {
       this.dropped += headerNumber(headers, HEADER_COUNT) ?? 0;
       session.channel.ack(message);
       return;
@@ -211,9 +229,9 @@ export class AmqpWorker {
       if (tasks.length > 1) return this.suspects.split(session, message, tasks, deaths);
       return this.suspects.isolate(session, running, message, () => this.run(session, message, key, replyTo, tasks));
     };
-    if (this.leases.isLive(key)) return this.track(serve());
+    if (this.withdrawn.isLive(key)) return this.track(serve());
     this.track(
-      this.leases.check(session, key, replyTo).then((open) => {
+      this.withdrawn.check(session, key, replyTo).then((open) => {
         if (open) return serve();
         this.dropped += tasks.length;
         if (!session.lost) session.channel.ack(message);
@@ -221,21 +239,42 @@ export class AmqpWorker {
     );
   }
 
-  /** Runs a batch (async operations concurrently), publishes its results, and acks once they are confirmed. */
+  /**
+   * Runs a batch on the threads (tasks cancelled before it came answer at
+   * once), publishes its results, and acks once they are confirmed. A batch
+   * whose lease is released meanwhile is acked unanswered.
+   */
   private async run(session: Session, message: ConsumeMessage, key: string, replyTo: string, tasks: Task[]): Promise<void> {
     const started = performance.now();
-    const outcomes: (TaskResult | Promise<TaskResult>)[] = [];
-    this.listenForStop(false);
-    try {
-      for (const task of tasks) outcomes.push(this.runtime.execute(task));
-    } finally {
-      if (!this.closing) this.listenForStop(true);
+    const cancelled = new Map<Task, TaskResult>();
+    for (const task of tasks) {
+      const why = this.withdrawn.whyCancelled(task);
+      if (why !== undefined) cancelled.set(task, failed(task, new TaskCancelledError(`${why} (before it started)`)));
     }
-    this.executed += tasks.length;
-    const results = (outcomes.some((outcome) => outcome instanceof Promise) ? await Promise.all(outcomes) : (outcomes as TaskResult[])).map(checkOutput);
-    const elapsed = performance.now() - started;
+    const runnable = cancelled.size === 0 ? tasks : tasks.filter((task) => !cancelled.has(task));
+    let ran: TaskResult[] | undefined;
+    try {
+      ran = await this.threads.run(runnable, (updates) => this.progress.add(session, replyTo, key, updates));
+    } catch (error) {
+      // The threads were closed, or failed for good (no thread could be
+      // replaced): nothing more can run here. The message stays unacked and
+      // goes back to the broker as this worker closes.
+      if (this.closing) return;
+      this.options.log?.(`the worker threads failed: ${(error as Error).message}; closing`);
+      void this.close();
+      return;
+    }
+    this.executed += runnable.length;
     if (session.lost) return; // the delivery is void; the broker delivers it again
-    const confirms = [this.publisher.results(session, replyTo, key, results, elapsed)];
+    if (ran === undefined) {
+      this.dropped += runnable.length;
+      session.channel.ack(message);
+      return;
+    }
+    let next = 0;
+    const results = cancelled.size === 0 ? ran : tasks.map((task) => cancelled.get(task) ?? ran[next++]!);
+    this.progress.flush(replyTo);
+    const confirms = [this.publisher.results(session, replyTo, key, results, performance.now() - started)];
     const unknown = tasks.filter((_, i) => results[i]!.error?.name === 'UnknownOperationError');
     if (unknown.length > 0) {
       const names = [...new Set(unknown.map((task) => task.op))].map((op) => `'${op}'`).join(', ');

@@ -1,5 +1,6 @@
-// A worker's knowledge of which leases are released, so that it acks their
-// task messages unread instead of running them.
+// What a worker knows to be withdrawn: released leases, whose task messages
+// it acks unread instead of running them, and cancelled tasks, which answer
+// TaskCancelledError at once if they arrive after their cancellation.
 //
 // Design notes
 // - Released leases (abort, failure) arrive on the control fanout. A worker
@@ -9,23 +10,41 @@
 //   a channel of its own since a missing queue closes the channel that
 //   asked. Keys seen alive are then covered by the control fanout, which the
 //   worker has been bound to since before it consumed them.
-// - Both sets are bounded: keys are never reused, so forgetting an old one
-//   costs at most one more check.
+// - A cancellation (a task's timeout passed) names one attempt of one task.
+//   It reaches every worker, and the one running the task acts on it; the
+//   others remember it in case the task's message comes to them later (it
+//   was still queued, or its worker died).
+// - Every set is bounded: keys are never reused, so forgetting an old one
+//   costs at most one more check, or one run of a cancelled task.
 
+import type { TaskIdentity } from '../../core/task.ts';
 import type { Session } from './connection.ts';
 
 const MAX_KNOWN_KEYS = 10_000;
 
-export class ReleasedLeases {
+export class Withdrawn {
   private readonly released = new Set<string>();
   /** Lease keys whose result queue was seen to exist. */
   private readonly live = new Set<string>();
   private readonly checks = new Map<string, Promise<boolean>>();
+  /** Why each cancelled task was cancelled, by `key:index:stage:attempt`. */
+  private readonly cancelled = new Map<string, string>();
 
   /** The control fanout says `key` was released. */
   release(key: string): void {
     remember(this.released, key);
     this.live.delete(key);
+  }
+
+  /** The control fanout says this task was cancelled. */
+  cancel(task: TaskIdentity, why: string): void {
+    this.cancelled.set(idOf(task), why);
+    if (this.cancelled.size > MAX_KNOWN_KEYS) this.cancelled.delete(this.cancelled.keys().next().value!);
+  }
+
+  /** Why `task` was cancelled, if it was. */
+  whyCancelled(task: TaskIdentity): string | undefined {
+    return this.cancelled.size === 0 ? undefined : this.cancelled.get(idOf(task));
   }
 
   isReleased(key: string): boolean {
@@ -51,6 +70,8 @@ export class ReleasedLeases {
     return check;
   }
 }
+
+const idOf = (task: TaskIdentity) => `${task.key}:${task.index}:${task.stage}:${task.attempt}`;
 
 /** Adds `key` to a bounded set of keys, forgetting the oldest. */
 function remember(keys: Set<string>, key: string): void {
