@@ -44,4 +44,9 @@ describe('AMQP options', () => {
     await expect(attempt).rejects.toThrow(ArgumentError);
     await expect(attempt).rejects.toThrow(message);
   });
+
+  it('WorkerRuntime.amqp names an operations module its threads cannot import, before connecting', async () => {
+    const attempt = WorkerRuntime.amqp({ url, operations: '/nonexistent/operations.ts', threads: 1, connectTimeoutMs: 60_000 });
+    await expect(attempt).rejects.toThrow(/failed to start: cannot import operations module file:\/\/\/nonexistent\/operations\.ts/);
+  });
 });

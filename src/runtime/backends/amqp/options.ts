@@ -5,6 +5,7 @@
 
 import { ArgumentError } from '../../core/errors.ts';
 import { checkDuration, checkPositiveInteger } from '../../core/options.ts';
+import { namesOf } from './topology.ts';
 
 /** How reconnection to the broker backs off. */
 export interface BackoffOptions {
@@ -71,6 +72,7 @@ function checkConnectOptions(where: string, options: AmqpConnectOptions): void {
     const got = typeof options.url === 'string' ? JSON.stringify(options.url) : String(options.url);
     throw new ArgumentError(`${where} url must be an amqp:// or amqps:// URL, got ${got}`);
   }
+  namesOf(options.prefix);
   checkPositiveInteger(where, 'deliveryLimit', options.deliveryLimit);
   checkPositiveInteger(where, 'heartbeatSeconds', options.heartbeatSeconds);
   checkDuration(where, 'backoff.initialMs', options.backoff?.initialMs);

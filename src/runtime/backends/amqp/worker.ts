@@ -104,14 +104,14 @@ export class AmqpWorker {
       modules,
       cancelGraceMs: options.cancelGraceMs,
     });
-    const worker = new AmqpWorker(threads, options);
     try {
+      const worker = new AmqpWorker(threads, options);
       await worker.connection.open(options.connectTimeoutMs);
+      return worker;
     } catch (error) {
       await threads.close();
       throw error;
     }
-    return worker;
   }
 
   stats(): AmqpWorkerStats {
