@@ -7,7 +7,7 @@ import { Config, ConfigError } from '../../src/index.ts';
 import { DEFAULT_PORT } from '../../src/allocator/config.ts';
 import { hostfile, ROOT } from './helpers.ts';
 import { execFileSync } from 'node:child_process';
-import { mkdtempSync, readFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 
@@ -37,6 +37,27 @@ describe('Config.cluster', () => {
   ])('refuses %s with a ConfigError', (_, o, message) => {
     expect(() => Config.cluster(o)).toThrow(ConfigError);
     expect(() => Config.cluster(o)).toThrow(message);
+  });
+
+  it('keeps spares (sorted) with onPeerLoss continue; none by default', () => {
+    const addresses = ['127.0.0.1:1', '127.0.0.1:2', '127.0.0.1:3', '127.0.0.1:4'];
+    const c = Config.cluster({ threads: 1, process: 0, addresses, onPeerLoss: 'continue', spares: [3, 1] });
+    expect(c.kind === 'cluster' && c.cluster.spares).toEqual([1, 3]);
+    const plain = Config.cluster({ threads: 1, process: 0, addresses });
+    expect(plain.kind === 'cluster' && plain.cluster.spares).toEqual([]);
+  });
+
+  it.each([
+    ['a spare index out of range', { spares: [3], onPeerLoss: 'continue' }, /spares must be distinct process indices from 1 to 2 \(process 0 is never a spare\), got \[3\]/],
+    ['process 0 as a spare', { spares: [0], onPeerLoss: 'continue' }, /spares must be distinct process indices from 1 to 2 .*got \[0\]/],
+    ['a spare twice', { spares: [2, 2], onPeerLoss: 'continue' }, /spares must be distinct .*got \[2,2\]/],
+    ['spares that are not a list', { spares: 2, onPeerLoss: 'continue' }, /spares must be distinct .*got 2/],
+    ['spares without onPeerLoss', { spares: [2] }, /spares \[2\] need onPeerLoss: 'continue'/],
+    ["spares with onPeerLoss 'abort'", { spares: [2], onPeerLoss: 'abort' }, /spares \[2\] need onPeerLoss: 'continue'/],
+  ])('refuses %s with a ConfigError naming the option', (_, o, message) => {
+    const given = { threads: 1, process: 0, addresses: ['127.0.0.1:1', '127.0.0.1:2', '127.0.0.1:3'], ...o } as Parameters<typeof Config.cluster>[0];
+    expect(() => Config.cluster(given)).toThrow(ConfigError);
+    expect(() => Config.cluster(given)).toThrow(message);
   });
 
   it('takes the secret from WEFT_SECRET when none is given', () => {
@@ -141,6 +162,22 @@ describe('Config.fromArgs', () => {
   ])('refuses %s with a ConfigError', (_, argv, message) => {
     expect(() => Config.fromArgs(argv)).toThrow(ConfigError);
     expect(() => Config.fromArgs(argv)).toThrow(message);
+  });
+
+  it('reads spares from hostfile lines marked spare, and then continues past absent processes', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'weft-hosts-'));
+    dirs.push(dir);
+    const path = join(dir, 'hosts');
+    writeFileSync(path, '# a comment\n127.0.0.1:5001\n127.0.0.1:5002   spare\n127.0.0.1:5003 spare\n');
+    const { config } = Config.fromArgs(['-n', '3', '-p', '2', '-h', path]);
+    expect(config.kind === 'cluster' && config.cluster).toMatchObject({ spares: [1, 2], onPeerLoss: 'continue', process: 2 });
+    // Spares past -n are not part of this cluster.
+    const two = Config.fromArgs(['-n', '2', '-h', path]).config;
+    expect(two.kind === 'cluster' && two.cluster).toMatchObject({ spares: [1], addresses: ['127.0.0.1:5001', '127.0.0.1:5002'] });
+    writeFileSync(path, '127.0.0.1:5001\n127.0.0.1:5002 spares\n');
+    expect(() => Config.fromArgs(['-n', '2', '-h', path])).toThrow(/hostfile .*hosts: "127.0.0.1:5002 spares" is not "host:port" or "host:port spare"/);
+    writeFileSync(path, '127.0.0.1:5001 spare\n127.0.0.1:5002\n');
+    expect(() => Config.fromArgs(['-n', '2', '-h', path])).toThrow(/spares must be distinct process indices from 1 to 1 .*got \[0\]/);
   });
 
   it('refuses a hostfile with too few or bad addresses', () => {
