@@ -2,6 +2,9 @@
 // of one script on 127.0.0.1. Each process gets timely's flags and a
 // generated hostfile; output lines are prefixed with the process index;
 // SIGINT/SIGTERM are forwarded; the first process to fail stops the rest.
+// With --spare k the last k processes are spares: the hostfile marks them,
+// launch starts the others and prints, per spare, the command that starts
+// it; a spare started by it while the cluster runs joins (docs/cluster.md).
 
 import { spawn, type ChildProcess } from 'node:child_process';
 import { createServer } from 'node:net';
@@ -13,6 +16,7 @@ import { createRequire } from 'node:module';
 import { pathToFileURL } from 'node:url';
 import { checkTls, tlsFromDir } from '../transport/tls.ts';
 import { LAUNCHED_ENV } from '../allocator/launched.ts';
+import { ConfigError } from '../errors.ts';
 
 export interface LaunchOptions {
   processes: number;
@@ -21,6 +25,8 @@ export interface LaunchOptions {
   args: string[];
   /** Mutual TLS: a folder made by `weft keys`, passed to every process as --tls-dir. */
   tlsDir?: string | undefined;
+  /** How many of the processes (the last ones) are spares, started by hand while the cluster runs. Default 0. */
+  spares?: number | undefined;
   /** Where to write prefixed output; defaults to the process's own streams. */
   out?: NodeJS.WritableStream;
   err?: NodeJS.WritableStream;
@@ -55,21 +61,32 @@ function nodeArgs(script: string): string[] {
   return ['--import', pathToFileURL(loader).href];
 }
 
-/** Resolves to the exit code of the cluster: 0 when every process succeeded. */
+/** A command line as a shell reads it back. */
+function shellLine(argv: string[]): string {
+  return argv.map((a) => (/^[\w@%+=:,./-]+$/.test(a) ? a : `'${a.replaceAll("'", "'\\''")}'`)).join(' ');
+}
+
+/** Resolves to the exit code of the cluster: 0 when every started process succeeded (spares are not waited for). */
 export async function launch(o: LaunchOptions): Promise<number> {
   const out = o.out ?? process.stdout;
   const err = o.err ?? process.stderr;
+  const spares = o.spares ?? 0;
+  if (!Number.isInteger(spares) || spares < 0 || spares >= o.processes) {
+    throw new ConfigError(`--spare ${spares} must be from 0 to ${o.processes - 1} for ${o.processes} processes (process 0 is never a spare)`);
+  }
+  const started = o.processes - spares;
   // Every process's files are checked before any starts: one clear error, not one per process.
   const tls = o.tlsDir !== undefined ? ['--tls-dir', resolve(o.tlsDir)] : [];
   for (let i = 0; o.tlsDir !== undefined && i < o.processes; i++) checkTls(tlsFromDir(tls[1]!, i), i);
   const dir = mkdtempSync(join(tmpdir(), 'weft-launch-'));
   const hostfile = join(dir, 'hosts');
   const ports = await freePorts(o.processes);
-  writeFileSync(hostfile, ports.map((p) => `127.0.0.1:${p}\n`).join(''));
+  writeFileSync(hostfile, ports.map((p, i) => `127.0.0.1:${p}${i >= started ? ' spare' : ''}\n`).join(''));
   const script = resolve(o.script);
+  const argvOf = (i: number): string[] => [...nodeArgs(script), script, '-n', String(o.processes), '-p', String(i), '-w', String(o.threads), '-h', hostfile, ...tls, ...o.args];
   const children: ChildProcess[] = [];
   let failed: number | undefined;
-  let remaining = o.processes;
+  let remaining = started;
 
   const stopAll = (signal: NodeJS.Signals): void => {
     for (const c of children) if (c.exitCode === null && c.signalCode === null) c.kill(signal);
@@ -81,10 +98,12 @@ export async function launch(o: LaunchOptions): Promise<number> {
   process.on('SIGINT', forward);
   process.on('SIGTERM', forward);
 
-  err.write(`weft: launching ${o.processes} processes x ${o.threads} threads of ${o.script}${o.tlsDir !== undefined ? ' with mutual TLS' : ''}\n`);
+  const spareNote = spares > 0 ? ` (the last ${spares} spare)` : '';
+  err.write(`weft: launching ${o.processes} processes${spareNote} x ${o.threads} threads of ${o.script}${o.tlsDir !== undefined ? ' with mutual TLS' : ''}\n`);
+  for (let i = started; i < o.processes; i++) err.write(`weft: spare process ${i} joins the running cluster when started with: ${shellLine([process.execPath, ...argvOf(i)])}\n`);
   const done = new Promise<number>((resolveDone) => {
-    for (let i = 0; i < o.processes; i++) {
-      const argv = [...nodeArgs(script), script, '-n', String(o.processes), '-p', String(i), '-w', String(o.threads), '-h', hostfile, ...tls, ...o.args];
+    for (let i = 0; i < started; i++) {
+      const argv = argvOf(i);
       const child = spawn(process.execPath, argv, { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, [LAUNCHED_ENV]: `${i}/${o.processes}` } });
       children.push(child);
       createInterface({ input: child.stdout! }).on('line', (l) => out.write(`[${i}] ${l}\n`));

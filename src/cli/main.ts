@@ -7,6 +7,12 @@ import { makeKeys } from './keys.ts';
 import { ConfigError } from '../errors.ts';
 import { worker, type WorkerCommandOptions } from './worker.ts';
 
+function natural(value: string): number {
+  const n = Number(value);
+  if (!/^\d+$/.test(value) || !Number.isSafeInteger(n)) throw new InvalidArgumentError(`expected a non-negative integer, got ${JSON.stringify(value)}`);
+  return n;
+}
+
 function positive(value: string): number {
   const n = Number(value);
   if (!Number.isInteger(n) || n < 1) throw new InvalidArgumentError(`expected a positive integer, got ${JSON.stringify(value)}`);
@@ -25,11 +31,12 @@ program
   .option('-w, --threads <n>', 'worker threads per process', positive, 1)
   .argument('<script>', 'a .js or .ts program that calls initialize(Config.fromArgs(...).config, ...)')
   .option('--tls-dir <dir>', 'mutual TLS between the processes, with the files `weft keys <dir>` made')
+  .option('--spare <k>', 'the last k processes are spares: not started, each joins the running cluster when started with the command printed', natural, 0)
   .argument('[args...]', 'passed on to the script')
   .allowUnknownOption()
-  .action(async (script: string, args: string[], o: { processes: number; threads: number; tlsDir?: string }) => {
+  .action(async (script: string, args: string[], o: { processes: number; threads: number; tlsDir?: string; spare: number }) => {
     try {
-      process.exitCode = await launch({ processes: o.processes, threads: o.threads, script, args, tlsDir: o.tlsDir });
+      process.exitCode = await launch({ processes: o.processes, threads: o.threads, script, args, tlsDir: o.tlsDir, spares: o.spare });
     } catch (error) {
       if (!(error instanceof ConfigError)) throw error;
       console.error(`weft launch: ${error.message}`);

@@ -3,14 +3,16 @@
 // started when process 0 reports its first progress (not after a sleep),
 // joins, authenticated like any peer, and runs tasks of the same directive.
 // A spare with the wrong secret is refused and the directive completes
-// without it; a spare that never starts delays nothing.
+// without it; a spare that never starts delays nothing. `weft launch
+// --spare 1` with mutual TLS: the spare, started with the command launch
+// prints, is certified by `weft keys` like the others and joins.
 
 import { afterEach, describe, expect, it } from 'vitest';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { freePorts, killAll, run, type Running } from './helpers.ts';
+import { freePorts, killAll, ROOT, run, type Running } from './helpers.ts';
 
 const SCRIPT = fileURLToPath(new URL('./fixtures/runtime-spare.ts', import.meta.url));
 const started: Running[] = [];
@@ -34,7 +36,7 @@ async function cluster(mode: string) {
   return {
     open: () => writeFileSync(gate, ''),
     start(i: number, secret = SECRET): Running {
-      const p = run(SCRIPT, ['-n', '3', '-p', String(i), '-w', '2', '-h', hosts, mode, gate], { WEFT_SECRET: secret, WEFT_TEST_PROCESS: String(i) });
+      const p = run(SCRIPT, ['-n', '3', '-p', String(i), '-w', '2', '-h', hosts, mode, gate], { WEFT_SECRET: secret });
       started.push(p);
       return p;
     },
@@ -64,7 +66,7 @@ describe('Runtime.cluster with a spare process', () => {
     await exitsZero([...ps, spare]);
     expect(ps[0]!.stdout, detail(ps[0]!)).toContain('answer ok');
     const by = printed<Record<string, number>>(ps[0]!, 'by process');
-    expect(by['2'], detail(ps[0]!)).toBeGreaterThan(0);
+    expect(by['2'] ?? 0, detail(ps[0]!)).toBeGreaterThan(0);
     expect(printed<number[]>(ps[0]!, 'joined')).toEqual([2]);
     expect(printed<{ joinedProcesses: number[]; lostProcesses: number[] }>(ps[0]!, 'stats')).toMatchObject({ joinedProcesses: [2], lostProcesses: [] });
     expect(detail(ps[1]!)).toMatch(/spare process 2 \(127\.0\.0\.1:\d+\) joined/);
@@ -92,5 +94,39 @@ describe('Runtime.cluster with a spare process', () => {
     await exitsZero(ps);
     expect(ps[0]!.stdout, detail(ps[0]!)).toContain('answer ok');
     expect(Object.keys(printed<Record<string, number>>(ps[0]!, 'by process')).sort()).toEqual(['0', '1']);
+  });
+
+  it('weft launch --spare 1 with mutual TLS: the spare, started with the command launch printed, joins and runs tasks', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'weft-spare-launch-'));
+    dirs.push(dir);
+    const weft = (args: string[]): Running => {
+      const p = run(join(ROOT, 'bin/weft.mjs'), args);
+      started.push(p);
+      return p;
+    };
+    const keys = weft(['keys', join(dir, 'keys'), '-n', '3']);
+    expect((await keys.exited).code, detail(keys)).toBe(0);
+    const cluster = weft(['launch', '-n', '3', '-w', '2', '--spare', '1', '--tls-dir', join(dir, 'keys'), SCRIPT, 'join']);
+    const how = await cluster.errLine(/^weft: spare process 2 joins the running cluster when started with: /);
+    expect(how, detail(cluster)).toBeDefined();
+    await cluster.line(/^\[0\] progress$/);
+    const [node, ...argv] = how!.replace(/^.*started with: /, '').split(' ');
+    expect(node).toBe(process.execPath);
+    expect(argv).toEqual(expect.arrayContaining(['-p', '2', '--tls-dir', join(dir, 'keys')]));
+    // run() adds tsx itself; the command's own --import of it is harmless.
+    const spare = run(argv[argv.indexOf(SCRIPT)]!, argv.slice(argv.indexOf(SCRIPT) + 1));
+    started.push(spare);
+    await exitsZero([cluster, spare]);
+    expect(cluster.stderr.join('\n')).toMatch(/launching 3 processes \(the last 1 spare\) x 2 threads of .* with mutual TLS/);
+    expect(cluster.stdout, detail(cluster)).toContain('[0] answer ok');
+    const by = JSON.parse(cluster.stdout.find((l) => l.startsWith('[0] by process '))!.slice('[0] by process '.length)) as Record<string, number>;
+    expect(by['2'] ?? 0, `${detail(cluster)}\nspare:\n${detail(spare)}`).toBeGreaterThan(0);
+  });
+
+  it('weft launch refuses --spare that leaves no process to start, naming the option', async () => {
+    const cluster = run(join(ROOT, 'bin/weft.mjs'), ['launch', '-n', '2', '--spare', '2', SCRIPT]);
+    started.push(cluster);
+    expect((await cluster.exited).code).toBe(2);
+    expect(cluster.stderr.join('\n')).toMatch(/weft launch: --spare 2 must be from 0 to 1 for 2 processes \(process 0 is never a spare\)/);
   });
 });
