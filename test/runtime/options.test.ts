@@ -87,6 +87,23 @@ describe('runtime options, sources and definitions', () => {
     expect(() => defineMonoid('test.options.NoCombine', { empty: () => 0 } as never)).toThrow(/combine must be a function, got undefined/);
   });
 
+  it('refuses a retry policy built from bad numbers, naming the call and the value', () => {
+    const refusals: [() => unknown, RegExp][] = [
+      [() => Retry.immediate(-1), /^Retry.immediate: retries must be a non-negative integer, got -1$/],
+      [() => Retry.immediate(1.5), /retries must be a non-negative integer, got 1.5/],
+      [() => Retry.fixed(2, -5), /^Retry.fixed: delayMs must be a finite number of milliseconds, 0 or more, got -5$/],
+      [() => Retry.fixed(2, 'soon' as never), /delayMs must be .*, got "soon"/],
+      [() => Retry.exponential(2, { initialMs: Number.NaN, maxMs: 10 }), /^Retry.exponential: initialMs must be .*, got NaN$/],
+      [() => Retry.exponential(2, { initialMs: 1, maxMs: Infinity }), /maxMs must be .*, got Infinity/],
+      [() => Retry.exponential(2, { initialMs: 1, maxMs: 10, factor: 0.5 }), /factor must be a finite number of 1 or more, got 0.5/],
+      [() => Retry.exponential(2, undefined as never), /options must be \{ initialMs, maxMs, factor\? \}, got undefined/],
+    ];
+    for (const [make, message] of refusals) {
+      expect(make).toThrow(ArgumentError);
+      expect(make).toThrow(message);
+    }
+  });
+
   it('still accepts every documented retry policy', async () => {
     const runtime = Runtime.local({ retry: Retry.none() });
     for (const retry of [Retry.none(), Retry.immediate(1), Retry.fixed(1, 5), Retry.exponential(2, { initialMs: 1, maxMs: 5 })]) {

@@ -19,18 +19,19 @@ export class ArgumentError extends WeftError {
 /** Two different definitions were registered under one operation or monoid name. */
 export class DuplicateDefinitionError extends WeftError {
   override name = 'DuplicateDefinitionError';
-  constructor(readonly definition: string) {
-    super(`a different definition is already registered under the name '${definition}'`);
+  constructor(readonly definition: string, options?: { cause?: unknown }) {
+    super(`a different definition is already registered under the name '${definition}'`, options);
   }
 }
 
 /** A worker received a task naming an operation its registry does not hold. */
 export class UnknownOperationError extends WeftError {
   override name = 'UnknownOperationError';
-  constructor(readonly operation: string) {
+  constructor(readonly operation: string, options?: { cause?: unknown }) {
     super(
       `unknown operation '${operation}': the worker did not import a module that defines it ` +
         `(pass that module in the runtime's 'operations' option)`,
+      options,
     );
   }
 }
@@ -38,8 +39,8 @@ export class UnknownOperationError extends WeftError {
 /** A task produced no result within the per-task timeout. Retried like a transient error. */
 export class TaskTimeoutError extends WeftError {
   override name = 'TaskTimeoutError';
-  constructor(readonly operation: string, readonly index: number, readonly timeoutMs: number) {
-    super(`operation ${operation} on input index ${index} produced no result within ${timeoutMs} ms`);
+  constructor(readonly operation: string, readonly index: number, readonly timeoutMs: number, options?: { cause?: unknown }) {
+    super(`operation ${operation} on input index ${index} produced no result within ${timeoutMs} ms`, options);
   }
 }
 

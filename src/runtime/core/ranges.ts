@@ -5,7 +5,7 @@
 // Memory holds one value per gap-separated range, so it is bounded by the
 // in-flight window, not by the input length.
 
-import { FoldError } from './errors.ts';
+import { ArgumentError, FoldError } from './errors.ts';
 import type { Monoid } from './registry.ts';
 
 interface Range<T> {
@@ -60,7 +60,7 @@ export class RangeFold<T> {
     if (length === 0) return this.monoid.empty();
     const whole = this.byStart.get(0);
     if (whole === undefined || whole.end !== length) {
-      throw new Error(`fold is incomplete: ${this.byStart.size} ranges for ${length} inputs`);
+      throw new ArgumentError(`fold of ${length} inputs asked while ${this.byStart.size} separate ranges are held: not every index was added`);
     }
     return whole.value;
   }

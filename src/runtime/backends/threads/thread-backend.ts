@@ -168,7 +168,9 @@ export class ThreadBackend implements Backend {
 
   /** Starts the pump unless it runs. */
   private pump(): void {
-    this.pumper.run().catch((error: unknown) => this.fail(error instanceof Error ? error : new Error(String(error))));
+    this.pumper.run().catch((error: unknown) => {
+      this.fail(error instanceof Error ? error : new RuntimeClosedError(`the host's receive loop failed: ${String(error)}`, { cause: error }));
+    });
   }
 
   /** Moves arrived results to their leases; true if anything arrived. */
@@ -208,8 +210,8 @@ export class ThreadBackend implements Backend {
     this.dispatcher.setReady(index, false);
     if (wasStarting) {
       // It could not even import the operations: a new thread would fail alike.
-      const cause = error ?? new Error(`worker ${index} exited before it was ready`);
-      this.fail(new RuntimeClosedError(`worker ${index} failed to start: ${cause.message}`, { cause }));
+      const why = error?.message ?? `worker ${index} exited before it was ready`;
+      this.fail(new RuntimeClosedError(`worker ${index} failed to start: ${why}`, { cause: error }));
       return;
     }
     this.watch.end(index);
