@@ -11,9 +11,11 @@ import { cancels, failed, type Task, type TaskResult } from '../core/task.ts';
 import { isTask, RESULT_CHANNEL_BASE, TASK_CHANNEL, type Cancel, type HostMessage, type TaskId, type WorkerMessage } from './messages.ts';
 import { Executor, loadOperations } from '../core/executor.ts';
 
-// Results of cheap tasks leave in batches at the end of a run of tasks; once
-// a run has taken this long, each result is flushed as it is made, so the
-// coordinator learns quickly that a slow worker is free and can send more.
+// Results leave in one batch at the end of a run of tasks, and within a
+// longer run at most once per FLUSH_AFTER_MS: what was made since the last
+// flush goes as soon as this long has passed. So cheap results still travel
+// together, the result of a task that alone takes this long leaves right
+// after it, and the coordinator learns quickly that a slow worker is free.
 const FLUSH_AFTER_MS = 1;
 
 const idOf = (task: Task): TaskId => [task.key, task.index, task.stage, task.attempt];

@@ -7,9 +7,13 @@
 //   directive, addressed by a routing key (Paladin's coordinated channel).
 //   Workers stay oblivious of directives: they copy the key from the task to
 //   its result, and the backend routes the result to the lease by that key.
-// - Delivery is at least once. A backend re-dispatches the tasks of a worker
-//   it lost; the orchestrator drops a result it already counted. So a backend
-//   never has to know whether a lost worker had finished a task.
+// - Delivery is at least once where a worker can be lost and the backend goes
+//   on: the thread backend re-queues a dead or stuck thread's tasks, the
+//   cluster backend those of a lost serving process, and on AMQP the broker
+//   redelivers an unacknowledged batch; the loopback backend has no worker to
+//   lose, and a loss a backend cannot survive fails its leases instead. The
+//   orchestrator drops a result it already counted, so a backend never has
+//   to know whether a lost worker had finished a task.
 // - Push, not pull: results arrive through the callback given to `lease`, in
 //   batches, so a backend can hand over everything one read produced at once.
 
@@ -49,7 +53,7 @@ export interface LeaseHandlers {
 }
 
 export interface Backend {
-  /** How many tasks can run at once; directives size their in-flight window from it. */
+  /** How many tasks can run at once: a hint, which nothing reads yet (the in-flight window is `maxInFlight`). */
   readonly parallelism: number;
   /** Opens a result lease with a routing key unique among this backend's open leases. */
   lease(handlers: LeaseHandlers): Lease;
