@@ -4,7 +4,7 @@
 
 import { PeerError, type Allocator, type Push } from '../../allocator/index.ts';
 import { DEFAULT_MAX_MESSAGE_BYTES } from '../../allocator/config.ts';
-import { packResult, sizeOf } from '../core/outputs.ts';
+import { packResult, sizeOf } from './outputs.ts';
 import { TaskCancelledError } from '../core/errors.ts';
 import { Fifo } from '../../fifo.ts';
 import { cancels, failed, type Task, type TaskResult } from '../core/task.ts';

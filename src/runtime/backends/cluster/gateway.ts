@@ -15,7 +15,7 @@ import { PeerError, type Allocator, type Pull } from '../../../allocator/index.t
 import type { FromGateway, ToGateway } from './gateway-messages.ts';
 import { Dispatcher } from '../../channel-protocol/dispatcher.ts';
 import type { TaskProgress, TaskResult } from '../../core/task.ts';
-import { unpackProgress, unpackResult } from '../../core/outputs.ts';
+import { unpackProgress, unpackResult } from '../../channel-protocol/outputs.ts';
 import { Pump } from '../../channel-protocol/pump.ts';
 import { isResult, RESULT_CHANNEL_BASE, TASK_CHANNEL, type HostMessage, type WorkerMessage } from '../../channel-protocol/messages.ts';
 

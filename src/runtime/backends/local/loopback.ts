@@ -6,7 +6,7 @@
 // sent), so a test on it sees what the other backends would.
 
 import { codecs, type Codec } from '../../../allocator/index.ts';
-import { packResult, unpackResult } from '../../core/outputs.ts';
+import { packResult, unpackResult } from '../../channel-protocol/outputs.ts';
 import { LeaseTable, type Backend, type Lease, type LeaseHandlers } from '../../core/backend.ts';
 import { RuntimeClosedError } from '../../core/errors.ts';
 import type { Task, TaskResult } from '../../core/task.ts';

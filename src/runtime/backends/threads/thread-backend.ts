@@ -21,7 +21,7 @@ import { DEFAULT_MAX_MESSAGE_BYTES } from '../../../allocator/config.ts';
 import { LeaseTable, type Backend, type Lease, type LeaseHandlers } from '../../core/backend.ts';
 import { Dispatcher } from '../../channel-protocol/dispatcher.ts';
 import { RuntimeClosedError } from '../../core/errors.ts';
-import { unpackProgress, unpackResult } from '../../core/outputs.ts';
+import { unpackProgress, unpackResult } from '../../channel-protocol/outputs.ts';
 import type { Task, TaskResult } from '../../core/task.ts';
 import { isResult, RESULT_CHANNEL_BASE, TASK_CHANNEL, type HostMessage, type TaskId, type WorkerMessage } from '../../channel-protocol/messages.ts';
 import { Pump } from '../../channel-protocol/pump.ts';

@@ -8,10 +8,9 @@
 // twice. Numbers, booleans, null and short strings travel as plain results.
 
 import { codecs } from '../../allocator/index.ts';
-import { refusal } from '../../allocator/codec.ts';
-import { OutputError } from './errors.ts';
-import { failed, fromFailure, type TaskProgress, type TaskResult } from './task.ts';
-import type { PackedResult, WorkerMessage } from '../channel-protocol/messages.ts';
+import { OutputError } from '../core/errors.ts';
+import { failed, fromFailure, type TaskProgress, type TaskResult } from '../core/task.ts';
+import type { PackedResult, WorkerMessage } from './messages.ts';
 
 const codec = codecs.msgpack<unknown>();
 
@@ -19,20 +18,6 @@ const codec = codecs.msgpack<unknown>();
 export const RESULT_ROOM = 256;
 // Strings up to this many characters are sent as they are.
 const SHORT_STRING = 1024;
-
-/**
- * `result`, or its task's OutputError if the codec refuses its output (a
- * function, a Promise, ...): for transports that encode results themselves
- * (AMQP), so they refuse what the channels refuse instead of sending
- * nothing in its place.
- */
-export function checkOutput(result: TaskResult): TaskResult {
-  if (result.error !== undefined) return result;
-  const output = result.output;
-  if (typeof output === 'function' || typeof output === 'symbol') return failed(result, new OutputError(`the output is a ${typeof output}, which cannot leave its thread`));
-  const refused = refusal(output);
-  return refused === undefined ? result : failed(result, new OutputError(`the output cannot be encoded: ${refused.message}`, { cause: refused }));
-}
 
 /** The message that carries `result` to the coordinator, within `maxMessageBytes`. */
 export function packResult(result: TaskResult, maxMessageBytes: number): TaskResult | PackedResult {
