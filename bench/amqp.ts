@@ -82,7 +82,7 @@ export interface AmqpBenchFigures {
   twoProcessesPerSecond: number;
   /** Each round's ratio of the two above. */
   threadRatios: number[];
-  /** Milliseconds from `abort()` to the running task's signal, per observation. */
+  /** Milliseconds from `abort()` to the running task's signal, per observation (Infinity: not within 5 s). */
   abortToSignalMs: number[];
   /** Or why BullMQ was not measured. */
   bullmqPerSecond: number | string;
@@ -224,20 +224,30 @@ async function abortToSignal(observations: number): Promise<number[]> {
   const dir = mkdtempSync(join(tmpdir(), 'weft-bench-abort-'));
   const latencies: number[] = [];
   const lines = (log: string) => (existsSync(log) ? readFileSync(log, 'utf8').trim().split('\n') : []);
-  const until = async (done: () => boolean) => {
-    while (!done()) await new Promise((resolve) => setTimeout(resolve, 2));
+  /** Waits for `done`; false if it is still not after `ms`. */
+  const until = async (done: () => boolean, ms: number) => {
+    const end = performance.now() + ms;
+    while (!done()) {
+      if (performance.now() > end) return false;
+      await new Promise((resolve) => setTimeout(resolve, 2));
+    }
+    return true;
   };
   try {
     for (let n = 0; n < observations; n++) {
       const log = join(dir, `run-${n}`);
       const controller = new AbortController();
       const directive = runtime.call(AwaitAbort, log, { signal: controller.signal }).catch(() => {});
-      await until(() => lines(log).length > 0);
+      if (!(await until(() => lines(log).length > 0, 30_000))) throw new Error('the task never started');
       const abortedAt = Date.now();
       controller.abort();
       await directive;
       // The task writes the moment its signal aborted; waiting for the line costs nothing measured.
-      await until(() => lines(log).length > 1);
+      // A signal not reached within 5 s counts as Infinity (and no more are tried).
+      if (!(await until(() => lines(log).length > 1, 5_000))) {
+        latencies.push(Infinity);
+        break;
+      }
       latencies.push(Number(lines(log)[1]!.split(' ')[1]) - abortedAt);
     }
     return latencies;

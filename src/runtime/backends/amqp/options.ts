@@ -45,7 +45,7 @@ export interface AmqpWorkerOptions extends AmqpConnectOptions {
   operations: string | URL | readonly (string | URL)[];
   /** Worker threads that run the tasks. Default: `os.availableParallelism()`. */
   threads?: number;
-  /** Task messages (batches) delivered and not yet answered. Default: 2 per thread, at least 4. */
+  /** Task messages (batches) delivered and not yet answered. Default: 4 per thread, at least 8. */
   prefetch?: number;
   /**
    * How long a cancelled task may run on before its thread is terminated

@@ -52,7 +52,11 @@ import { assertShared, DEFAULT_DELIVERY_LIMIT, namesOf, type Names } from './top
 import { Withdrawn } from './withdrawn.ts';
 import { WorkerPublisher } from './worker-publisher.ts';
 
-const MIN_PREFETCH = 4;
+// Task messages a worker holds, per thread and at the least: enough that a
+// thread finds the next batch waiting while the last one's results travel
+// back through the main thread (a thread hop each way).
+const PREFETCH_PER_THREAD = 4;
+const MIN_PREFETCH = 8;
 
 export class AmqpWorker {
   readonly id = `${hostname()}:${process.pid}:${Math.random().toString(36).slice(2, 8)}`;
@@ -69,6 +73,8 @@ export class AmqpWorker {
   private whenClosed: (() => void) | undefined;
   /** Messages being served, from delivery to ack. */
   private readonly running = new Set<Promise<void>>();
+  /** When the last batch's results were in (performance.now()). */
+  private lastFinished = -Infinity;
   private executed = 0;
   private dropped = 0;
   private closing = false;
@@ -162,7 +168,7 @@ export class AmqpWorker {
     const { queue } = await channel.assertQueue('', { exclusive: true, autoDelete: true });
     await channel.bindQueue(queue, this.names.controlExchange, '');
     await channel.consume(queue, (message) => this.onControl(message), { noAck: true });
-    await channel.prefetch(this.options.prefetch ?? Math.max(MIN_PREFETCH, 2 * (this.options.threads ?? availableParallelism())));
+    await channel.prefetch(this.options.prefetch ?? Math.max(MIN_PREFETCH, PREFETCH_PER_THREAD * (this.options.threads ?? availableParallelism())));
     if (this.closing) return;
     await this.consumer.start(session);
   }
@@ -274,7 +280,7 @@ export class AmqpWorker {
     let next = 0;
     const results = cancelled.size === 0 ? ran : tasks.map((task) => cancelled.get(task) ?? ran[next++]!);
     this.progress.flush(replyTo);
-    const confirms = [this.publisher.results(session, replyTo, key, results, performance.now() - started)];
+    const confirms = [this.publisher.results(session, replyTo, key, results, this.workTime(started))];
     const unknown = tasks.filter((_, i) => results[i]!.error?.name === 'UnknownOperationError');
     if (unknown.length > 0) {
       const names = [...new Set(unknown.map((task) => task.op))].map((op) => `'${op}'`).join(', ');
@@ -287,6 +293,21 @@ export class AmqpWorker {
     } catch {
       // Session lost before the confirm: the broker delivers the batch again.
     }
+  }
+
+  /**
+   * The time a batch started at `started` took the threads, for `x-weft-ms`
+   * (the orchestrator sizes messages from it): batches queue behind each
+   * other on the threads, so its wall time would count the others' work
+   * too, and the orchestrator would cut ever smaller messages. Since the
+   * previous batch finished, the threads worked on this one (as the
+   * channel-protocol Dispatcher times its workers).
+   */
+  private workTime(started: number): number {
+    const now = performance.now();
+    const took = Math.min(now - started, now - this.lastFinished);
+    this.lastFinished = now;
+    return took;
   }
 
   private async deadLetter(session: Session, message: ConsumeMessage, key: string, content: Buffer, reason: string, format?: number): Promise<void> {
