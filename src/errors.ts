@@ -1,6 +1,7 @@
-// One error class per failure, each with a stable `name`, so callers can
-// tell them apart without parsing messages. Every layer imports from here;
-// this file imports nothing.
+// One error class per failure, each with a stable `name` and an optional
+// `cause`, so callers can tell them apart without parsing messages. This is
+// the errors file of the allocator and transport layers (the runtime's are
+// in runtime/core/errors.ts, built on WeftError); it imports nothing.
 
 export class WeftError extends Error {
   override name = 'WeftError';
@@ -59,13 +60,16 @@ export class ModuleError extends WeftError {
 }
 
 /**
- * Raised inside a worker when another worker failed: fail-stop releases every
- * blocked wait with this error, naming the worker that failed first.
+ * Raised inside a worker when the run is stopped under it: another worker
+ * (or a peer process) failed, and fail-stop releases every blocked wait with
+ * this error, naming the worker that failed first (`failedWorker`, -1 for a
+ * peer process or `guards.close()`). Not to be confused with the runtime's
+ * AbortError, a directive cancelled by its caller's signal.
  */
-export class AbortedError extends WeftError {
-  override name = 'AbortedError';
-  constructor(readonly failedWorker: number, message: string) {
-    super(message);
+export class FailStopError extends WeftError {
+  override name = 'FailStopError';
+  constructor(readonly failedWorker: number, message: string, options?: { cause?: unknown }) {
+    super(message, options);
   }
 }
 
@@ -84,8 +88,8 @@ export class WorkerError extends WeftError {
  */
 export class OverflowError extends WeftError {
   override name = 'OverflowError';
-  constructor(readonly channel: number, readonly target: number, message: string) {
-    super(`channel ${channel}: ${message}`);
+  constructor(readonly channel: number, readonly target: number, message: string, options?: { cause?: unknown }) {
+    super(`channel ${channel}: ${message}`, options);
   }
 }
 

@@ -27,7 +27,7 @@ export {
   CodecError,
   ProtocolError,
   ModuleError,
-  AbortedError,
+  FailStopError,
   WorkerError,
   OverflowError,
   AllocatorClosedError,

@@ -42,7 +42,7 @@ export interface ClusterOptions extends Options {
    * What the loss of a peer process (it dies, goes silent past
    * heartbeatTimeoutMs, or closes its connections without a goodbye) does.
    * 'abort' (the default, fail-stop): every worker stops with an
-   * AbortedError and join() rejects with a PeerError. 'continue': the
+   * FailStopError and join() rejects with a PeerError. 'continue': the
    * survivors run on; each worker learns of it from `allocator.peerLosses()`,
    * its channels from the lost workers close, and a send to them throws a
    * PeerError (docs/semantics.md, "Peer loss").

@@ -13,7 +13,7 @@ import { Control } from '../transport/control.ts';
 import { Doorbell } from '../transport/doorbell.ts';
 import type { Outbox, Backlog } from '../transport/outbox.ts';
 import type { RingEnd, Wiring } from '../transport/wiring.ts';
-import { AbortedError, AllocatorClosedError, OverflowError } from '../errors.ts';
+import { FailStopError, AllocatorClosedError, OverflowError } from '../errors.ts';
 
 export type { AllocatorStats } from './rings.ts';
 
@@ -249,13 +249,13 @@ export class Endpoint {
     return this.rings.stats();
   }
 
-  /** Throws AbortedError if another worker failed (fail-stop), or this worker's OverflowError. */
+  /** Throws FailStopError if another worker failed (fail-stop), or this worker's OverflowError. */
   checkAbort(): void {
     if (this.failure !== undefined) throw this.failure;
     if (this.control.aborted) {
       const failed = this.control.failedWorker;
       const who = failed < 0 ? 'a peer process failed' : `worker ${failed} failed`;
-      throw new AbortedError(failed, `worker ${this.index} stopped: ${who}`);
+      throw new FailStopError(failed, `worker ${this.index} stopped: ${who}`);
     }
   }
 

@@ -1,12 +1,12 @@
 // The main thread's handle on running workers. Fail-stop lives here: the
 // first worker to fail (throw, or exit without returning) aborts the run,
-// which wakes every parked worker with an AbortedError; workers that do
+// which wakes every parked worker with an FailStopError; workers that do
 // not stop within a grace period are terminated, so join() always settles.
 
 import type { Worker } from 'node:worker_threads';
 import { Control } from '../transport/control.ts';
 import { Doorbell } from '../transport/doorbell.ts';
-import { AbortedError, ModuleError, WorkerError } from '../errors.ts';
+import { FailStopError, ModuleError, WorkerError } from '../errors.ts';
 import { decodeReturn, type Report, type SerializedError } from './worker.ts';
 
 const GRACE_MS = 2_000;
@@ -40,9 +40,9 @@ export interface WorkerGuards<R> {
   join(): Promise<R[]>;
   /**
    * Stops the workers still running: they are aborted (a worker parked in
-   * `awaitEvents` or `for await` wakes with AbortedError), then terminated;
+   * `awaitEvents` or `for await` wakes with FailStopError), then terminated;
    * resolves once every thread has exited. join() then rejects with an
-   * AbortedError unless every worker had returned. For `await using guards
+   * FailStopError unless every worker had returned. For `await using guards
    * = await initialize(...)`: a worker that waits forever keeps its process
    * alive, and one leaving the scope early (a throw) leaves none behind.
    */
@@ -129,7 +129,7 @@ export class Guards<R> {
   /** See WorkerGuards.close. */
   async close(): Promise<void> {
     if (!this.exited.every(Boolean)) {
-      this.failExternal(new AbortedError(-1, 'the workers were stopped by close()'));
+      this.failExternal(new FailStopError(-1, 'the workers were stopped by close()'));
       await Promise.all(this.workers.map((w) => w.terminate()));
     }
     await this.joined.catch(() => {});
@@ -175,7 +175,7 @@ export class Guards<R> {
   }
 
   private fail(f: Failure): void {
-    // A real failure outranks the AbortedErrors it caused in other workers.
+    // A real failure outranks the FailStopErrors it caused in other workers.
     const first = this.failure === undefined;
     if (first || (this.failure!.aborted && !f.aborted)) this.failure = f;
     if (!this.control.aborted) this.control.abort(f.external ? -1 : this.base + f.worker, this.bells);

@@ -19,7 +19,7 @@ import { moduleUrl } from './module-url.ts';
 import type { Report } from './worker.ts';
 import { Control } from '../transport/control.ts';
 import { Doorbell } from '../transport/doorbell.ts';
-import { ConfigError, ModuleError } from '../errors.ts';
+import { ConfigError, ModuleError, WorkerError } from '../errors.ts';
 
 export interface HostedOptions {
   workers: number;
@@ -90,7 +90,7 @@ export class Hosted extends EventEmitter<{ exit: [index: number, error: Error | 
       });
       thread.on('error', (e) => (failure = e));
       thread.on('exit', (code) => {
-        const error = failure ?? (code !== 0 ? new Error(`worker ${wiring.index} exited with code ${code}`) : undefined);
+        const error = failure ?? (code !== 0 ? new WorkerError(wiring.index, `worker ${wiring.index} exited with code ${code}`) : undefined);
         if (!started) refuse(new ModuleError(`worker ${wiring.index} failed to start: ${error?.message ?? 'it exited'}`, { cause: error }));
         else if (!this.closing) this.emit('exit', wiring.index, error);
       });
@@ -108,7 +108,7 @@ export class Hosted extends EventEmitter<{ exit: [index: number, error: Error | 
     await this.spawn(wiring);
   }
 
-  /** Stops every worker: parked ones wake with AbortedError, the rest are terminated. */
+  /** Stops every worker: parked ones wake with FailStopError, the rest are terminated. */
   async close(): Promise<void> {
     this.closing = true;
     for (const s of this.slots) new Control(s.wiring.control).abort(this.hostWiring.index, [new Doorbell(s.wiring.bell)]);

@@ -7,7 +7,7 @@ import { WorkerAllocator, type Allocator } from './allocator.ts';
 import { Endpoint } from './endpoint.ts';
 import type { Wiring } from '../transport/wiring.ts';
 import { codecs } from './codec.ts';
-import { AbortedError, CodecError, ModuleError } from '../errors.ts';
+import { FailStopError, CodecError, ModuleError } from '../errors.ts';
 
 export type WorkerFn<R> = (allocator: Allocator) => R | Promise<R>;
 
@@ -69,7 +69,7 @@ export async function runWorker<R>(fn: WorkerFn<R>, wiring: Wiring): Promise<voi
     endpoint.shutdown();
   } catch (error) {
     endpoint.retire();
-    const aborted = error instanceof AbortedError;
+    const aborted = error instanceof FailStopError;
     if (!aborted) endpoint.abort();
     post({ type: 'error', error: serializeError(error), aborted });
     return;

@@ -10,6 +10,7 @@ import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import forge from 'node-forge';
 import { tlsFileNames } from '../transport/tls.ts';
+import { ConfigError } from '../errors.ts';
 
 export interface KeysOptions {
   dir: string;
@@ -66,7 +67,7 @@ function certificate(
 export function makeKeys(o: KeysOptions): string[] {
   const names = ['ca.key', ...Array.from({ length: o.processes }, (_, i) => Object.values(tlsFileNames(i))).flat()];
   const taken = [...new Set(names)].filter((name) => existsSync(join(o.dir, name)));
-  if (taken.length > 0) throw new Error(`weft keys: ${taken.map((n) => join(o.dir, n)).join(', ')} already exist${taken.length === 1 ? 's' : ''}; remove them or choose another folder`);
+  if (taken.length > 0) throw new ConfigError(`weft keys: ${taken.map((n) => join(o.dir, n)).join(', ')} already exist${taken.length === 1 ? 's' : ''}; remove them or choose another folder`);
   const files = new Map<string, string>();
   const ca = keyPair();
   const caCert = certificate(`weft cluster CA ${randomBytes(6).toString('hex')}`, ca.publicKey, o.days, { key: ca.key });

@@ -12,7 +12,7 @@ import { X509Certificate } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { connect as connectTls, createSecureContext, TLSSocket } from 'node:tls';
-import { ConfigError } from '../errors.ts';
+import { ConfigError, HandshakeError } from '../errors.ts';
 
 export interface TlsFiles {
   /** This process's private key, PEM. */
@@ -109,10 +109,10 @@ export function listen(host: string, port: number, tls: TlsFiles | undefined, on
     };
     // From the connection on, silence included: a TLS handshake has as long as a weft one.
     const timer = setTimeout(() => {
-      failed(new Error(`no TLS handshake within ${TLS_HANDSHAKE_TIMEOUT_MS} ms`));
+      failed(new HandshakeError(`no TLS handshake within ${TLS_HANDSHAKE_TIMEOUT_MS} ms`, false));
       raw.destroy();
     }, TLS_HANDSHAKE_TIMEOUT_MS);
-    raw.once('close', () => failed(new Error('the peer closed the connection during the TLS handshake')));
+    raw.once('close', () => failed(new HandshakeError('the peer closed the connection during the TLS handshake', false)));
     raw.once('readable', () => {
       const first: Buffer | null = raw.read();
       if (first === null) return; // closed before a byte

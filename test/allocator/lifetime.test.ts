@@ -4,7 +4,7 @@
 // channels' value model.
 
 import { describe, expect, it } from 'vitest';
-import { AbortedError, Config, ModuleError, WorkerError, initialize, type WorkerGuards } from '../../src/index.ts';
+import { FailStopError, Config, ModuleError, WorkerError, initialize, type WorkerGuards } from '../../src/index.ts';
 
 const lifetime = new URL('./fixtures/lifetime.ts', import.meta.url);
 
@@ -16,7 +16,7 @@ describe('a run', () => {
       kept = guards;
     }
     const e = await kept.join().catch((error: unknown) => error);
-    expect(e).toBeInstanceOf(AbortedError);
+    expect(e).toBeInstanceOf(FailStopError);
     expect((e as Error).message).toBe('the workers were stopped by close()');
   });
 
