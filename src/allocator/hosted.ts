@@ -120,5 +120,3 @@ export class Hosted extends EventEmitter<{ exit: [index: number, error: Error | 
 function isolate(w: Wiring): Wiring {
   return { ...w, control: Control.buffer(), bells: [w.bell] };
 }
-
-export const startHosted = (o: HostedOptions): Promise<Hosted> => Hosted.start(o);

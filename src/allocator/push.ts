@@ -79,7 +79,21 @@ abstract class Pusher<T> implements Push<T> {
 
   abstract send(message: T): boolean;
   abstract flush(): void;
-  abstract close(): void;
+  /** Hands the buffered messages on (a frame, or the own puller). */
+  abstract emit(): void;
+  /** After close(): tells the receiver no more messages come. */
+  protected abstract closed(): void;
+
+  close(): void {
+    if (this.shut !== undefined) return;
+    this.shut = 'after close()';
+    // Closed whatever emit() throws: the receiver learns it either way.
+    try {
+      this.emit();
+    } finally {
+      this.closed();
+    }
+  }
 
   get backlog(): number {
     return 0;
@@ -191,17 +205,10 @@ export class RemotePush<T> extends Pusher<T> {
     this.outbox.publish();
   }
 
-  close(): void {
-    if (this.shut !== undefined) return;
-    this.shut = 'after close()';
-    // Closed whatever emit() throws: the receiver learns it either way.
-    try {
-      this.emit();
-    } finally {
-      if (this.s.finished[this.target] !== 1) this.outbox.control(this.target, this.channel, Kind.CLOSE);
-      this.outbox.drain();
-      this.outbox.publish();
-    }
+  protected closed(): void {
+    if (this.s.finished[this.target] !== 1) this.outbox.control(this.target, this.channel, Kind.CLOSE);
+    this.outbox.drain();
+    this.outbox.publish();
   }
 }
 
@@ -253,14 +260,8 @@ export class LocalPush<T> extends Pusher<T> implements Emitter {
     this.emit();
   }
 
-  close(): void {
-    if (this.shut !== undefined) return;
-    this.shut = 'after close()';
-    try {
-      this.emit();
-    } finally {
-      this.pull.closeFrom(this.target);
-    }
+  protected closed(): void {
+    this.pull.closeFrom(this.target);
   }
 
   protected override refuse(): never {
@@ -284,5 +285,7 @@ export class UnroutablePush<T> extends Pusher<T> {
 
   flush(): void {}
 
-  close(): void {}
+  emit(): void {}
+
+  protected closed(): void {}
 }

@@ -15,7 +15,7 @@
 //   dead thread's tasks, only those it was running are blamed (blame.ts).
 
 import { fileURLToPath } from 'node:url';
-import { startHosted, type Hosted } from '../../../allocator/hosted.ts';
+import { Hosted } from '../../../allocator/hosted.ts';
 import type { Pull, Push } from '../../../allocator/index.ts';
 import { DEFAULT_MAX_MESSAGE_BYTES } from '../../../allocator/config.ts';
 import { LeaseTable, type Backend, type Lease, type LeaseHandlers } from '../../core/backend.ts';
@@ -109,7 +109,7 @@ export class ThreadBackend implements Backend {
   /** Starts `workers` threads and resolves once each has imported `modules`. */
   static async start(options: ThreadBackendOptions): Promise<ThreadBackend> {
     const modules = options.modules.map(moduleUrl);
-    const pool = await startHosted({
+    const pool = await Hosted.start({
       workers: options.workers,
       module: workerModule(),
       export: 'serveThread',
