@@ -7,9 +7,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { AbortError, Runtime } from '../../src/runtime/index.ts';
-import { namesOf } from '../../src/runtime/backends/amqp/index.ts';
 import { Increment, Logged } from './fixtures/operations.ts';
-import { AMQP_URL, brokerAvailable, brokerSession, range, rawConnection } from './helpers.ts';
+import { AMQP_URL, brokerAvailable, brokerSession, range, taskQueueDrained } from './helpers.ts';
 
 const available = brokerAvailable('test/amqp/abort.test.ts');
 
@@ -52,13 +51,7 @@ describe.runIf(available)('Runtime.amqp abort', () => {
 
     // Once the task queue is empty, every task of the aborted directive has
     // reached a worker; all but those already running were dropped unread.
-    const connection = await rawConnection();
-    try {
-      const channel = await connection.createChannel();
-      await expect.poll(async () => (await channel.checkQueue(namesOf(prefix).taskQueue)).messageCount, { timeout: 20_000 }).toBe(0);
-    } finally {
-      await connection.close();
-    }
+    await taskQueueDrained(prefix);
     const ran = existsSync(log) ? readFileSync(log, 'utf8').trim().split('\n').length : 0;
     expect(doneAtAbort).toBeGreaterThanOrEqual(20);
     // At abort: 20 done, at most 4 running and 4 prefetched per the settings above.

@@ -13,7 +13,7 @@ import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import { connect, type ChannelModel } from 'amqplib';
-import { afterAll, beforeAll, inject } from 'vitest';
+import { afterAll, beforeAll, expect, inject } from 'vitest';
 import { Runtime } from '../../src/runtime/index.ts';
 import { namesOf } from '../../src/runtime/backends/amqp/index.ts';
 import { lock, startedNode, type RabbitmqNode } from '../setup/rabbitmq-node.ts';
@@ -65,6 +65,17 @@ export async function deleteTopology(prefix: string): Promise<void> {
 /** A plain amqplib connection for inspecting queues; closed by the caller. */
 export function rawConnection(): Promise<ChannelModel> {
   return connect(AMQP_URL);
+}
+
+/** Resolves once the task queue of `prefix` is empty: every task message has reached a worker and been acked. */
+export async function taskQueueDrained(prefix: string): Promise<void> {
+  const connection = await rawConnection();
+  try {
+    const channel = await connection.createChannel();
+    await expect.poll(async () => (await channel.checkQueue(namesOf(prefix).taskQueue)).messageCount, { timeout: 20_000 }).toBe(0);
+  } finally {
+    await connection.close();
+  }
 }
 
 /** Runs rabbitmqctl against the run's own node, resolving with its output. */

@@ -10,9 +10,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { AbortError, Runtime } from '../../src/runtime/index.ts';
-import { namesOf } from '../../src/runtime/backends/amqp/index.ts';
 import { Increment, Stuck } from './fixtures/operations.ts';
-import { AMQP_URL, brokerAvailable, brokerSession, range, rawConnection } from './helpers.ts';
+import { AMQP_URL, brokerAvailable, brokerSession, range, taskQueueDrained } from './helpers.ts';
 
 const available = await brokerAvailable('test/amqp/stuck.test.ts');
 
@@ -42,13 +41,7 @@ describe.runIf(available)('Runtime.amqp with a task that never returns', () => {
     const later = session.worker(prefix);
     await later.serving;
     expect(await runtime.fanout(Increment, range(0, 99))).toEqual(range(1, 100));
-    const connection = await rawConnection();
-    try {
-      const channel = await connection.createChannel();
-      await expect.poll(async () => (await channel.checkQueue(namesOf(prefix).taskQueue)).messageCount, { timeout: 20_000 }).toBe(0);
-    } finally {
-      await connection.close();
-    }
+    await taskQueueDrained(prefix);
     expect(await runtime.fanout(Increment, range(0, 9))).toEqual(range(1, 10));
     expect(readFileSync(log, 'utf8').trim().split('\n')).toEqual([String(stuck.child.pid)]);
     expect(later.child.exitCode).toBeNull();
