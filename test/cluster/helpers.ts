@@ -16,11 +16,11 @@ import { freePorts } from '../../src/cli/launch.ts';
 
 export { freePorts };
 
-/** A fresh folder with a hostfile for `ports`. */
-export function hostfile(ports: number[]): { dir: string; path: string } {
+/** A fresh folder with a hostfile for `ports`, the processes in `spares` marked spare. */
+export function hostfile(ports: number[], spares: readonly number[] = []): { dir: string; path: string } {
   const dir = mkdtempSync(join(tmpdir(), 'weft-test-'));
   const path = join(dir, 'hosts');
-  writeFileSync(path, ports.map((p) => `127.0.0.1:${p}\n`).join(''));
+  writeFileSync(path, ports.map((p, i) => `127.0.0.1:${p}${spares.includes(i) ? ' spare' : ''}\n`).join(''));
   return { dir, path };
 }
 
@@ -34,6 +34,9 @@ export interface Running {
   errLine(pattern: RegExp): Promise<string | undefined>;
   exited: Promise<{ code: number | null; signal: NodeJS.Signals | null; at: number }>;
 }
+
+/** A process's output, for assertion messages. */
+export const detail = (p: Running): string => `stdout:\n${p.stdout.join('\n')}\nstderr:\n${p.stderr.join('\n')}`;
 
 /** Runs a script under tsx in its own process. */
 export function run(script: string, args: string[], env: NodeJS.ProcessEnv = {}): Running {

@@ -8,7 +8,7 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import { rmSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
-import { freePorts, hostfile, killAll, run, type Running } from './helpers.ts';
+import { detail, freePorts, hostfile, killAll, run, type Running } from './helpers.ts';
 
 const SCRIPT = fileURLToPath(new URL('./fixtures/runtime-loss.ts', import.meta.url));
 const started: Running[] = [];
@@ -17,8 +17,6 @@ afterEach(() => {
   killAll(started.splice(0));
   for (const d of dirs.splice(0)) rmSync(d, { recursive: true, force: true });
 });
-
-const detail = (p: Running): string => `stdout:\n${p.stdout.join('\n')}\nstderr:\n${p.stderr.join('\n')}`;
 
 /** runtime.stats() after the map: process 2 lost, and at least the task it died in ran again. */
 function expectStats(p: Running): void {

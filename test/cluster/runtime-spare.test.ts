@@ -12,7 +12,7 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { freePorts, killAll, ROOT, run, type Running } from './helpers.ts';
+import { detail, freePorts, hostfile, killAll, ROOT, run, type Running } from './helpers.ts';
 
 const SCRIPT = fileURLToPath(new URL('./fixtures/runtime-spare.ts', import.meta.url));
 const started: Running[] = [];
@@ -22,17 +22,13 @@ afterEach(() => {
   for (const d of dirs.splice(0)) rmSync(d, { recursive: true, force: true });
 });
 
-const detail = (p: Running): string => `stdout:\n${p.stdout.join('\n')}\nstderr:\n${p.stderr.join('\n')}`;
 const SECRET = 'spare-test-secret';
 
 /** A hostfile of 3 processes, the last marked spare; `start(i)` runs process i; the 'file' mode's gate is `gate`. */
 async function cluster(mode: string) {
-  const dir = mkdtempSync(join(tmpdir(), 'weft-spare-'));
+  const { dir, path: hosts } = hostfile(await freePorts(3), [2]);
   dirs.push(dir);
-  const hosts = join(dir, 'hosts');
   const gate = join(dir, 'go');
-  const ports = await freePorts(3);
-  writeFileSync(hosts, `127.0.0.1:${ports[0]}\n127.0.0.1:${ports[1]}\n127.0.0.1:${ports[2]} spare\n`);
   return {
     open: () => writeFileSync(gate, ''),
     start(i: number, secret = SECRET): Running {

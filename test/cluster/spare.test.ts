@@ -6,11 +6,9 @@
 // is a lost peer like any other.
 
 import { afterEach, describe, expect, it } from 'vitest';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { rmSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
-import { freePorts, killAll, run, type Running } from './helpers.ts';
+import { detail, freePorts, hostfile, killAll, run, type Running } from './helpers.ts';
 
 const SCRIPT = fileURLToPath(new URL('./fixtures/spare.ts', import.meta.url));
 const started: Running[] = [];
@@ -20,16 +18,11 @@ afterEach(() => {
   for (const d of dirs.splice(0)) rmSync(d, { recursive: true, force: true });
 });
 
-const detail = (p: Running): string => `stdout:\n${p.stdout.join('\n')}\nstderr:\n${p.stderr.join('\n')}`;
-
 async function cluster(): Promise<(i: number, env?: NodeJS.ProcessEnv) => Running> {
-  const dir = mkdtempSync(join(tmpdir(), 'weft-spare-'));
-  dirs.push(dir);
-  const hosts = join(dir, 'hosts');
-  const ports = await freePorts(3);
-  writeFileSync(hosts, `127.0.0.1:${ports[0]}\n127.0.0.1:${ports[1]}\n127.0.0.1:${ports[2]} spare\n`);
+  const hosts = hostfile(await freePorts(3), [2]);
+  dirs.push(hosts.dir);
   return (i, env = {}) => {
-    const p = run(SCRIPT, ['-n', '3', '-p', String(i), '-w', '1', '-h', hosts], { WEFT_SECRET: 'spare-secret', ...env });
+    const p = run(SCRIPT, ['-n', '3', '-p', String(i), '-w', '1', '-h', hosts.path], { WEFT_SECRET: 'spare-secret', ...env });
     started.push(p);
     return p;
   };
