@@ -52,13 +52,20 @@ async function exitsZero(ps: Running[]): Promise<void> {
 describe('Runtime.cluster with a spare process', () => {
   it('a spare started at the first progress joins, runs tasks of the running directive, and the answer is right', async () => {
     const c = await cluster('join');
+    const since = (at: number) => () => performance.now() - at;
     const ps = [c.start(0), c.start(1)];
+    // The anchor: a process of the first cluster, from its start to its first task.
+    const anchor = ps[1]!.errLine(/^first task 1$/).then(since(performance.now()));
     await ps[0]!.line(/^progress$/);
     const at = performance.now();
     const spare = c.start(2);
+    const connected = ps[0]!.errLine(/spare process 2 \(127\.0\.0\.1:\d+\) joined$/).then(since(at));
+    const serving = ps[0]!.errLine(/Runtime\.cluster: spare process 2 joined/).then(since(at));
     const ran = await spare.errLine(/^first task 2$/);
     expect(ran, detail(spare)).toBeDefined();
-    console.info(`spare started -> its first task: ${(performance.now() - at).toFixed(0)} ms (includes its start-up and the pipes)`);
+    const ms = (t: number) => `${t.toFixed(0)} ms`;
+    console.info(`spare started -> connected ${ms(await connected)}, all its threads ready ${ms(await serving)}, its first task ${ms(since(at)())}; ` +
+      `process 1, started with the cluster -> its first task ${ms(await anchor)} (each includes node and tsx start-up and the pipes)`);
     await exitsZero([...ps, spare]);
     expect(ps[0]!.stdout, detail(ps[0]!)).toContain('answer ok');
     const by = printed<Record<string, number>>(ps[0]!, 'by process');
