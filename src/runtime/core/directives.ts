@@ -45,6 +45,9 @@ function runOn(runtime: Runtime, plan: Plan, source: Source<unknown>, options: R
   return runner(plan, source, options);
 }
 
+// Fold's constructor is private: `IndexedStream.fold` makes one through this.
+let foldOf: <T>(source: Source<unknown>, stages: readonly Operation[], monoid: Monoid<T>) => Fold<T>;
+
 /**
  * A stream of inputs, each known by its index. `map` chains operations;
  * `run` resolves to the outputs in input order; `fold` reduces them.
@@ -66,7 +69,7 @@ export class IndexedStream<T> {
   }
 
   fold(monoid: Monoid<T>): Fold<T> {
-    return new Fold<T>(this.source, this.stages, monoid);
+    return foldOf(this.source, this.stages, monoid);
   }
 
   run(runtime: Runtime, options: RunOptions = {}): Promise<T[]> {
@@ -76,8 +79,11 @@ export class IndexedStream<T> {
 
 /** The fold of an `IndexedStream` with a monoid: neighbouring ranges are combined as they complete. */
 export class Fold<T> {
-  /** @internal use `IndexedStream.fold` */
-  constructor(
+  static {
+    foldOf = (source, stages, monoid) => new Fold(source, stages, monoid);
+  }
+
+  private constructor(
     private readonly source: Source<unknown>,
     private readonly stages: readonly Operation[],
     private readonly monoid: Monoid<T>,
