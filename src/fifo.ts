@@ -40,10 +40,9 @@ export class Fifo<T> {
     this.head = 0;
   }
 
-  /** The first item satisfying `match`, left in place. */
-  find(match: (item: T) => boolean): T | undefined {
-    for (let i = this.head; i < this.items.length; i++) if (match(this.items[i]!)) return this.items[i];
-    return undefined;
+  /** The item `i` places from the front. */
+  at(i: number): T | undefined {
+    return this.items[this.head + i];
   }
 
   /** Removes the first item satisfying `match`, wherever it is. */

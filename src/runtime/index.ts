@@ -1,13 +1,13 @@
 // The runtime's public surface. `src/index.ts` re-exports this list.
 
 export { Runtime, type RuntimeOptions, type InMemoryOptions, type AmqpRuntimeOptions, type ClusterRuntimeOptions } from './runtime.ts';
-export { IndexedStream, Fold, Literal, type RunOptions, type Source } from './core/directives.ts';
+export { IndexedStream, Fold, Literal, type RunOptions, type Source, type StreamOptions } from './core/directives.ts';
 export { defineOperation, defineMonoid, type Operation, type OperationFn, type Monoid } from './core/registry.ts';
 export type { TaskContext } from './core/context.ts';
 export { Retry, type RetryPolicy } from './core/retry.ts';
 export { WorkerRuntime } from './worker-runtime.ts';
 export type { BackendStats } from './core/backend.ts';
-export type { Progress } from './core/execution/execution.ts';
+export type { Progress, TaskProgressDetail } from './core/execution/execution.ts';
 export type { Task, TaskResult, TaskFailure } from './core/task.ts';
 export {
   TransientError,

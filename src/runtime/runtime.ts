@@ -8,10 +8,11 @@ import { testRunner } from '../allocator/initialize.ts';
 import { ModuleError } from '../errors.ts';
 import type { AmqpBackendOptions } from './backends/amqp/options.ts';
 import type { Backend, BackendStats } from './core/backend.ts';
-import { enroll, IndexedStream, Literal, type RunOptions } from './core/directives.ts';
-import { execute } from './core/execution/execution.ts';
+import { enroll, IndexedStream, Literal, type RunOptions, type StreamOptions } from './core/directives.ts';
+import { execute, type ExecutionOptions } from './core/execution/execution.ts';
+import { OutputStream } from './core/execution/stream.ts';
 import { LoopbackBackend } from './backends/local/loopback.ts';
-import { checkDuration, checkPositiveInteger, checkRunOptions, checkSharedOptions } from './core/options.ts';
+import { checkPositiveInteger, checkRunOptions, checkSharedOptions, checkStreamOptions } from './core/options.ts';
 import type { Operation } from './core/registry.ts';
 import { DEFAULT_RETRY, type RetryPolicy } from './core/retry.ts';
 import { reachedRuntime } from './core/executor.ts';
@@ -23,6 +24,14 @@ export interface RuntimeOptions {
   timeoutMs?: number;
   /** Most input items of one directive in flight at once. Default: 4096. */
   maxInFlight?: number;
+  /**
+   * How long a cancelled task (its directive aborted or failed, its timeout
+   * passed, a stream's consumer left) has to return before it is stopped by
+   * force, in ms: its thread terminated and replaced (`Runtime.inMemory`),
+   * or given up on where it cannot be (docs/runtime.md, "Cancellation").
+   * Default 1000.
+   */
+  cancelGraceMs?: number;
 }
 
 export interface InMemoryOptions extends RuntimeOptions {
@@ -38,11 +47,6 @@ export interface InMemoryOptions extends RuntimeOptions {
    * this many deep), on top of the few tasks queued on it. Default 64.
    */
   concurrency?: number;
-  /**
-   * How long a thread holding a timed-out task has to show it is not stuck
-   * before it is terminated and replaced, in ms. Default 1000.
-   */
-  cancelGraceMs?: number;
   /** The channels' bound on one frame, in bytes; an output over it fails its task (OutputError). Default 256 MiB. */
   maxMessageBytes?: number;
 }
@@ -97,25 +101,34 @@ export class Runtime implements AsyncDisposable {
   private constructor(backend: Backend, options: RuntimeOptions) {
     checkSharedOptions('runtime option', options);
     this.#backend = backend;
-    enroll(this, (plan, source, run) => {
-      try {
-        checkRunOptions(run);
-      } catch (error) {
-        return Promise.reject(error);
-      }
-      return execute(backend, plan, source, {
-        signal: run.signal,
-        retry: run.retry ?? options.retry ?? DEFAULT_RETRY,
-        timeoutMs: run.timeoutMs ?? options.timeoutMs,
-        maxInFlight: run.maxInFlight ?? options.maxInFlight ?? DEFAULT_MAX_IN_FLIGHT,
-        onProgress: run.onProgress,
-      });
+    const executionOptions = (run: RunOptions): ExecutionOptions => ({
+      signal: run.signal,
+      retry: run.retry ?? options.retry ?? DEFAULT_RETRY,
+      timeoutMs: run.timeoutMs ?? options.timeoutMs,
+      maxInFlight: run.maxInFlight ?? options.maxInFlight ?? DEFAULT_MAX_IN_FLIGHT,
+      onProgress: run.onProgress,
+      cancelGraceMs: run.cancelGraceMs ?? options.cancelGraceMs,
+    });
+    enroll(this, {
+      run: (plan, source, run) => {
+        try {
+          checkRunOptions(run);
+        } catch (error) {
+          return Promise.reject(error);
+        }
+        return execute(backend, plan, source, executionOptions(run));
+      },
+      stream: (plan, source, run: StreamOptions) => {
+        checkStreamOptions(run);
+        return new OutputStream(backend, plan, source, executionOptions(run), run.ordered ?? false);
+      },
     });
   }
 
   /** Runs tasks on this thread: for tests, and for programs too small for threads. */
   static local(options: RuntimeOptions = {}): Runtime {
-    return new Runtime(new LoopbackBackend(), options);
+    checkSharedOptions('runtime option', options);
+    return new Runtime(new LoopbackBackend(options.cancelGraceMs), options);
   }
 
   /** Runs tasks on worker threads that import the `operations` module(s). */
@@ -124,7 +137,6 @@ export class Runtime implements AsyncDisposable {
     checkSharedOptions('runtime option', options);
     checkPositiveInteger('runtime option', 'workers', options.workers);
     checkPositiveInteger('runtime option', 'concurrency', options.concurrency);
-    checkDuration('runtime option', 'cancelGraceMs', options.cancelGraceMs);
     checkPositiveInteger('runtime option', 'maxMessageBytes', options.maxMessageBytes);
     // Loaded on demand: a program on `Runtime.local()` or on another backend
     // never pulls in the thread allocator.
@@ -152,7 +164,7 @@ export class Runtime implements AsyncDisposable {
     if (reachedRuntime()) return new Promise<never>(() => {});
     checkSharedOptions('runtime option', options);
     const { ClusterBackend } = await import('./backends/cluster/cluster-backend.ts');
-    const backend = await ClusterBackend.start(config, operationsModules(options.operations));
+    const backend = await ClusterBackend.start(config, operationsModules(options.operations), options.cancelGraceMs);
     return backend === undefined ? undefined : new Runtime(backend, options);
   }
 

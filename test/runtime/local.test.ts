@@ -34,7 +34,7 @@ import {
   FailAt,
   FibAt,
   FlakyOnce,
-  HangOnce,
+  SlowToCancel,
   Increment,
   Show,
   Sum,
@@ -153,10 +153,9 @@ describe('failures on the local runtime', () => {
     expect(() => defineOperation('test.Once', (n: number) => n + 1)).toThrow(DuplicateDefinitionError);
   });
 
-  it('retries a task that times out', async () => {
-    const m = marker();
-    const inputs = range(0, 5).map((value) => ({ value, marker: m, at: 3 }));
-    const out = await IndexedStream.from(inputs).map(HangOnce).run(local({ timeoutMs: 250, retry: Retry.immediate(3) }));
+  it('retries a task that times out, once its first attempt has ended on its signal', async () => {
+    const inputs = range(0, 5).map(() => ({ marker: marker(), lingerMs: 0 }));
+    const out = await IndexedStream.from(inputs).map(SlowToCancel).run(local({ timeoutMs: 250, retry: Retry.immediate(3) }));
     expect(out).toEqual(range(0, 5));
   });
 

@@ -13,14 +13,22 @@
 // Async operations awaiting settlement ("parked", as the worker reports)
 // do not count against that queue: a worker may hold up to `concurrency` of
 // them on top of it, so I/O-bound operations overlap by the dozen.
+//
+// Cancelled tasks: those still queued here are removed; those on a worker
+// stay its own, marked with the time their grace ends, until they answer
+// (every cancelled task answers: see Cancel in messages.ts). The backend
+// asks for the workers with a task past its grace (`overdue`) and stops
+// them by force, as it can. A worker holding cancelled tasks gets no new
+// ones meanwhile.
 
 import { Fifo } from '../../fifo.ts';
-import type { Task, TaskIdentity, TaskResult } from '../core/task.ts';
+import { cancels, type CancelScope, type Task, type TaskResult } from '../core/task.ts';
 import { TaskTime } from '../core/task-time.ts';
 
 // Work queued on a worker beyond the task it is running, in milliseconds.
 const QUEUED_WORK_MS = 4;
 const MAX_QUEUED_TASKS = 1024;
+const TIMER_SLACK_MS = 5;
 /** Default bound on one worker's parked async tasks. */
 export const DEFAULT_CONCURRENCY = 64;
 
@@ -31,6 +39,14 @@ interface WorkerState {
   parked: number;
   /** When the worker last delivered results, or received work while idle. */
   mark: number;
+  /** Its cancelled tasks not answered yet, with when their grace ends (performance.now() time). */
+  readonly cancelled: Map<Task, number>;
+}
+
+/** What a worker held, taken back: tasks to run elsewhere, and cancelled ones that never answered. */
+export interface TakenBack {
+  readonly live: Task[];
+  readonly cancelled: Task[];
 }
 
 export class Dispatcher {
@@ -46,7 +62,7 @@ export class Dispatcher {
     private readonly send: (worker: number, tasks: Task[]) => void,
     private readonly concurrency = DEFAULT_CONCURRENCY,
   ) {
-    this.workers = Array.from({ length: workers }, () => ({ ready: false, inFlight: new Fifo<Task>(), parked: 0, mark: 0 }));
+    this.workers = Array.from({ length: workers }, () => ({ ready: false, inFlight: new Fifo<Task>(), parked: 0, mark: 0, cancelled: new Map() }));
   }
 
   /** Tasks sent to workers and not yet answered. */
@@ -77,35 +93,63 @@ export class Dispatcher {
     this.assign();
   }
 
-  /** Takes back everything a worker has in flight, as when it is lost. */
-  takeFrom(worker: number): Task[] {
+  /** Takes back everything a worker has in flight, as when it is lost or stopped by force. */
+  takeFrom(worker: number): TakenBack {
     const state = this.workers[worker]!;
     const tasks = state.inFlight.take();
     state.parked = 0;
     this.outstanding -= tasks.length;
-    return tasks;
+    const cancelled = tasks.filter((task) => state.cancelled.has(task));
+    state.cancelled.clear();
+    return { live: cancelled.length === 0 ? tasks : tasks.filter((task) => !cancelled.includes(task)), cancelled };
   }
 
-  /** The worker holding a task with this identity, and the task, if one does. */
-  holder(id: TaskIdentity): { worker: number; task: Task } | undefined {
-    const same = (task: Task) => task.key === id.key && task.index === id.index && task.stage === id.stage && task.attempt === id.attempt;
+  /**
+   * Cancels the tasks `scope` names, with `graceMs` to answer: those queued
+   * here are removed, those on workers are marked. Returns the workers
+   * holding any, to be sent the cancellation.
+   */
+  cancel(scope: CancelScope, graceMs: number): number[] {
+    const unsent = this.queue.removeAll((task) => cancels(scope, task));
+    const holders: number[] = [];
+    const until = performance.now() + graceMs;
     for (let worker = 0; worker < this.workers.length; worker++) {
-      const task = this.workers[worker]!.inFlight.find(same);
-      if (task !== undefined) return { worker, task };
+      const state = this.workers[worker]!;
+      let held = false;
+      for (let i = 0, n = state.inFlight.length; i < n; i++) {
+        const task = state.inFlight.at(i)!;
+        if (!cancels(scope, task) || state.cancelled.has(task)) continue;
+        state.cancelled.set(task, until);
+        held = true;
+      }
+      if (held) holders.push(worker);
     }
-    return undefined;
+    if (unsent > 0) this.assign();
+    return holders;
   }
 
-  /** Removes one task from a worker's in-flight list (it is given up, not re-queued). */
-  forget(worker: number, task: Task): void {
-    this.outstanding -= this.workers[worker]!.inFlight.removeAll((held) => held === task);
+  /** Workers holding a cancelled task whose grace has ended. */
+  overdue(): number[] {
+    // A timer may fire a little before performance.now() says its delay
+    // has passed (libuv's clock is coarser): a grace ending within the
+    // slack counts as ended, or its only timer would find nothing to do.
+    const now = performance.now() + TIMER_SLACK_MS;
+    const late: number[] = [];
+    for (let worker = 0; worker < this.workers.length; worker++) {
+      for (const until of this.workers[worker]!.cancelled.values()) {
+        if (until > now) continue;
+        late.push(worker);
+        break;
+      }
+    }
+    return late;
   }
 
-  /** Forgets the tasks of one routing key, queued or in flight, and gives the room freed to others. */
-  drop(key: string): void {
-    this.queue.removeAll((task) => task.key === key);
-    for (const worker of this.workers) this.outstanding -= worker.inFlight.removeAll((task) => task.key === key);
-    this.assign();
+  /** Cancelled tasks still on workers. */
+  get cancelling(): number {
+    let count = 0;
+    for (const worker of this.workers) count += worker.cancelled.size;
+    return count;
   }
 
   clear(): void {
@@ -126,7 +170,9 @@ export class Dispatcher {
         task.key === result.key && task.index === result.index && task.stage === result.stage && task.attempt === result.attempt;
       const head = state.inFlight.peek();
       const found = head !== undefined && same(head) ? state.inFlight.shift() : state.inFlight.removeFirst(same);
-      if (found !== undefined) matched.push(result);
+      if (found === undefined) continue;
+      matched.push(result);
+      if (state.cancelled.size > 0) state.cancelled.delete(found);
     }
     this.outstanding -= matched.length;
     if (matched.length > 0) {
@@ -155,7 +201,9 @@ export class Dispatcher {
       const index = (first + step) % this.workers.length;
       const worker = this.workers[index]!;
       const room = limit + worker.parked;
-      if (!worker.ready || worker.inFlight.length >= room) continue;
+      // A worker still holding cancelled tasks gets nothing more until they
+      // answer: it may be stuck in one, and what waits behind it would wait too.
+      if (!worker.ready || worker.cancelled.size > 0 || worker.inFlight.length >= room) continue;
       if (worker.inFlight.length === 0) worker.mark = now;
       const batch: Task[] = [];
       while (worker.inFlight.length < room) {

@@ -107,8 +107,11 @@ export async function serveTasks(allocator: Allocator, coordinator: number, modu
           continue;
         }
         // The orchestrator is closing: results of async operations still
-        // running would go nowhere.
-        if ('stop' in message) return out.flush();
+        // running would go nowhere, but their signals tell them to stop.
+        if ('stop' in message) {
+          runtime?.cancel({ why: 'the runtime was closed' });
+          return out.flush();
+        }
         if (message.timeoutMs !== undefined) out.flush();
         out.running = message;
         const outcome = runtime!.execute(message);

@@ -52,11 +52,24 @@ export interface LeaseHandlers {
   membership?(): void;
 }
 
+/** Default time a cancelled task has to return before it is stopped by force, in ms. */
+export const DEFAULT_CANCEL_GRACE_MS = 1000;
+
+/** How a lease's tasks are treated, set per directive. */
+export interface LeaseOptions {
+  /**
+   * How long a cancelled task of this lease has to return before the
+   * backend stops it by force (terminates its thread, or gives up on it);
+   * default: the backend's own (DEFAULT_CANCEL_GRACE_MS unless configured).
+   */
+  readonly cancelGraceMs?: number | undefined;
+}
+
 export interface Backend {
   /** How many tasks can run at once: a hint, which nothing reads yet (the in-flight window is `maxInFlight`). */
   readonly parallelism: number;
   /** Opens a result lease with a routing key unique among this backend's open leases. */
-  lease(handlers: LeaseHandlers): Lease;
+  lease(handlers: LeaseHandlers, options?: LeaseOptions): Lease;
   /**
    * Queues tasks for the workers. Never blocks, and never delivers results
    * from inside the call (callers dispatch while iterating their own state).

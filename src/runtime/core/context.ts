@@ -61,9 +61,11 @@ export class RunningContext implements TaskContext {
   #timer: ReturnType<typeof setTimeout> | undefined;
   #finished = false;
 
+  /** `running`: the executor's set of cancellable contexts, which this one joins when its signal is first read. */
   constructor(
     readonly task: Task,
     private readonly sink: ProgressSink | undefined,
+    private readonly running: Set<RunningContext>,
   ) {}
 
   get index(): number {
@@ -77,6 +79,10 @@ export class RunningContext implements TaskContext {
   get signal(): AbortSignal {
     if (this.#controller === undefined) {
       this.#controller = new AbortController();
+      // Reachable by a cancellation even while its operation has not
+      // returned yet (Runtime.local delivers progress, and so cancellations,
+      // synchronously).
+      if (!this.#finished) this.running.add(this);
       if (this.#aborted) this.#controller.abort(this.#reason);
     }
     return this.#controller.signal;
@@ -108,6 +114,7 @@ export class RunningContext implements TaskContext {
   /** The task has returned: a detail still held leaves now, before the result. */
   finish(): void {
     this.#finished = true;
+    this.running.delete(this);
     if (this.#timer !== undefined) this.release();
   }
 

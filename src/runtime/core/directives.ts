@@ -18,15 +18,31 @@ export interface RunOptions {
   timeoutMs?: number;
   /** Overrides the runtime's bound on input items in flight. */
   maxInFlight?: number;
-  /** Called with task counts whenever they change. */
+  /**
+   * Called with task counts whenever they change, and with a task's own
+   * report (`progress.task`: its index, attempt and detail) whenever a task
+   * calls `ctx.progress(detail)`.
+   */
   onProgress?: (progress: Readonly<Progress>) => void;
+  /** Overrides the runtime's `cancelGraceMs` for this directive's cancelled tasks. */
+  cancelGraceMs?: number;
+}
+
+/** Options of `IndexedStream.stream`: those of `run`, and the order of the pairs. */
+export interface StreamOptions extends RunOptions {
+  /** Yield in input order (an output waits for those before it); default: as tasks complete. */
+  ordered?: boolean;
 }
 
 /** A directive's inputs: anything `for` or `for await` can walk. */
 export type Source<T> = Iterable<T> | AsyncIterable<T>;
 
-/** How a runtime runs a directive's plan over its source. */
-export type Runner = (plan: Plan, source: Source<unknown>, options: RunOptions) => Promise<unknown>;
+/** How a runtime runs a directive's plan over its source: to its outcome, or as a stream of `[index, output]`. */
+export interface Runner {
+  run(plan: Plan, source: Source<unknown>, options: RunOptions): Promise<unknown>;
+  /** Throws on bad options, at once. */
+  stream(plan: Plan, source: Source<unknown>, options: StreamOptions): AsyncIterableIterator<[number, unknown]>;
+}
 
 // Each runtime's runner, set as it is made. A directive reaches its runtime
 // here rather than through a method, so running a bare plan is nothing a
@@ -37,12 +53,18 @@ export function enroll(runtime: Runtime, runner: Runner): void {
   runners.set(runtime, runner);
 }
 
-function runOn(runtime: Runtime, plan: Plan, source: Source<unknown>, options: RunOptions): Promise<unknown> {
+function runnerOf(runtime: Runtime, what: string): Runner {
   const runner = runners.get(runtime);
-  if (runner === undefined) {
-    return Promise.reject(new ArgumentError(`run needs a Runtime (Runtime.local(), .inMemory(), .cluster() or .amqp()), got ${shown(runtime)}`));
+  if (runner === undefined) throw new ArgumentError(`${what} needs a Runtime (Runtime.local(), .inMemory(), .cluster() or .amqp()), got ${shown(runtime)}`);
+  return runner;
+}
+
+function runOn(runtime: Runtime, plan: Plan, source: Source<unknown>, options: RunOptions): Promise<unknown> {
+  try {
+    return runnerOf(runtime, 'run').run(plan, source, options);
+  } catch (error) {
+    return Promise.reject(error);
   }
-  return runner(plan, source, options);
 }
 
 // Fold's constructor is private: `IndexedStream.fold` makes one through this.
@@ -74,6 +96,17 @@ export class IndexedStream<T> {
 
   run(runtime: Runtime, options: RunOptions = {}): Promise<T[]> {
     return runOn(runtime, { stages: this.stages }, this.source, options) as Promise<T[]>;
+  }
+
+  /**
+   * Runs the directive as its outputs are consumed: `[index, output]` pairs
+   * as tasks complete (in input order with `ordered: true`), pulled through
+   * the same bounded window as `run` (pairs not yet taken count in it).
+   * Leaving the loop early (break, return, a throw) ends the directive and
+   * cancels its running tasks. The run starts at the first `next()`.
+   */
+  stream(runtime: Runtime, options: StreamOptions = {}): AsyncIterableIterator<[index: number, output: T]> {
+    return runnerOf(runtime, 'stream').stream({ stages: this.stages }, this.source, options) as AsyncIterableIterator<[number, T]>;
   }
 }
 

@@ -54,18 +54,14 @@ export async function loadOperations(modules: readonly (string | URL)[]): Promis
 /**
  * Runs tasks of the operations this thread has loaded, each with its
  * TaskContext, and keeps the contexts of those still running (async
- * operations) so that `cancel` can abort their signals.
+ * operations, and any that read their signal) so that `cancel` can abort
+ * their signals.
  */
 export class Executor {
   private readonly running = new Set<RunningContext>();
 
   /** `progress` receives each task's throttled progress details; without it they are dropped. */
   constructor(private readonly progress?: ProgressSink) {}
-
-  /** Tasks whose (async) operation has not settled yet. */
-  get pending(): number {
-    return this.running.size;
-  }
 
   /**
    * Runs one task. Returns synchronously when the operation does, so a batch
@@ -75,7 +71,7 @@ export class Executor {
   execute(task: Task): TaskResult | Promise<TaskResult> {
     const operation = lookupOperation(task.op);
     if (operation === undefined) return failed(task, new UnknownOperationError(task.op));
-    const context = new RunningContext(task, this.progress);
+    const context = new RunningContext(task, this.progress, this.running);
     try {
       const output = operation.fn(task.input, context);
       if (output instanceof Promise) {
@@ -109,7 +105,6 @@ export class Executor {
   }
 
   private settled(context: RunningContext, result: TaskResult): TaskResult {
-    this.running.delete(context);
     context.finish();
     return result;
   }

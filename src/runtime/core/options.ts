@@ -36,7 +36,7 @@ function checkRetry(where: string, value: unknown): void {
   }
 }
 
-/** `retry`, `timeoutMs`, `maxInFlight`: the options a runtime and a run share. */
+/** `retry`, `timeoutMs`, `maxInFlight`, `cancelGraceMs`: the options a runtime and a run share. */
 export function checkSharedOptions(where: string, options: unknown): void {
   if (options === undefined) return;
   if (typeof options !== 'object' || options === null) refuse(where, 'options', 'an object', options);
@@ -44,16 +44,24 @@ export function checkSharedOptions(where: string, options: unknown): void {
   checkRetry(where, o.retry);
   checkDuration(where, 'timeoutMs', o.timeoutMs);
   checkPositiveInteger(where, 'maxInFlight', o.maxInFlight);
+  checkDuration(where, 'cancelGraceMs', o.cancelGraceMs);
 }
 
 /** The options of `run`, `call`, `fanout`. */
-export function checkRunOptions(options: unknown): void {
-  const where = 'run option';
+export function checkRunOptions(options: unknown, where = 'run option'): void {
   checkSharedOptions(where, options);
   if (options === undefined) return;
   const o = options as Record<string, unknown>;
   if (o.signal !== undefined && !(o.signal instanceof AbortSignal)) refuse(where, 'signal', 'an AbortSignal', o.signal);
   if (o.onProgress !== undefined && typeof o.onProgress !== 'function') refuse(where, 'onProgress', 'a function', o.onProgress);
+}
+
+/** The options of `stream`: those of `run`, and `ordered`. */
+export function checkStreamOptions(options: unknown): void {
+  const where = 'stream option';
+  checkRunOptions(options, where);
+  const ordered = (options as Record<string, unknown> | undefined)?.ordered;
+  if (ordered !== undefined && typeof ordered !== 'boolean') refuse(where, 'ordered', 'a boolean', ordered);
 }
 
 /** A directive's input: anything `for` or `for await` can walk. */

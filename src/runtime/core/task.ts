@@ -51,18 +51,20 @@ export function succeeded(task: Task, output: unknown): TaskResult {
 export type TaskIdentity = Pick<Task, 'key' | 'index' | 'stage' | 'attempt'>;
 
 /**
- * What a cancellation names: every task of one directive (its routing key
- * alone), or one attempt of one task (a timeout). `why` becomes the message
- * of the `TaskCancelledError` that the tasks' `ctx.signal.reason` holds.
+ * What a cancellation names: every task (no key: the runtime closes), every
+ * task of one directive (its routing key alone), or one attempt of one task
+ * (a timeout). `why` becomes the message of the `TaskCancelledError` that
+ * the tasks' `ctx.signal.reason` holds.
  */
 export interface CancelScope {
-  readonly key: string;
+  readonly key?: string;
   readonly task?: readonly [index: number, stage: number, attempt: number];
   readonly why: string;
 }
 
 /** Does `scope` cancel `task`? */
 export function cancels(scope: CancelScope, task: TaskIdentity): boolean {
+  if (scope.key === undefined) return true;
   if (task.key !== scope.key) return false;
   const one = scope.task;
   return one === undefined || (one[0] === task.index && one[1] === task.stage && one[2] === task.attempt);

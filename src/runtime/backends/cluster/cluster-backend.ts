@@ -26,7 +26,7 @@ import { ConfigError } from '../../../errors.ts';
 import { Config, type WorkerGuards } from '../../../allocator/index.ts';
 import { initializeModule } from '../../../allocator/initialize.ts';
 import { peersOf } from '../../../allocator/config.ts';
-import { LeaseTable, type Backend, type BackendStats, type Lease, type LeaseHandlers } from '../../core/backend.ts';
+import { DEFAULT_CANCEL_GRACE_MS, LeaseTable, type Backend, type BackendStats, type Lease, type LeaseHandlers, type LeaseOptions } from '../../core/backend.ts';
 import { CLUSTER_SETTINGS_ENV, type ClusterSettings, type FromGateway, type ToGateway } from './gateway-messages.ts';
 import { RuntimeClosedError } from '../../core/errors.ts';
 import type { Task } from '../../core/task.ts';
@@ -54,6 +54,7 @@ export class ClusterBackend implements Backend {
     private readonly guards: WorkerGuards<void>,
     private readonly gateway: BroadcastChannel,
     workers: number,
+    private readonly cancelGraceMs: number,
   ) {
     this.parallelism = workers;
     this.ready = new Promise((resolve, reject) => (this.onReady = { resolve, reject }));
@@ -87,7 +88,7 @@ export class ClusterBackend implements Backend {
    * backend once every worker has imported `modules`; in the others, serves
    * until the orchestrator closes and resolves to undefined.
    */
-  static async start(config: Config, modules: readonly (string | URL)[]): Promise<ClusterBackend | undefined> {
+  static async start(config: Config, modules: readonly (string | URL)[], cancelGraceMs = DEFAULT_CANCEL_GRACE_MS): Promise<ClusterBackend | undefined> {
     const peers = peersOf(config);
     if (peers < 2) throw new ConfigError('Runtime.cluster needs at least 2 workers: worker 0 is the gateway, the others serve');
     const orchestrates = config.kind !== 'cluster' || config.cluster.process === 0;
@@ -108,7 +109,7 @@ export class ClusterBackend implements Backend {
       await guards.join();
       return undefined;
     }
-    const backend = new ClusterBackend(guards, gateway, peers - 1);
+    const backend = new ClusterBackend(guards, gateway, peers - 1, cancelGraceMs);
     try {
       await backend.ready;
     } catch (error) {
@@ -122,12 +123,21 @@ export class ClusterBackend implements Backend {
     return { lostProcesses: [...this.lostProcesses], redispatched: this.redispatched, joinedProcesses: [...this.joinedProcesses] };
   }
 
-  lease(handlers: LeaseHandlers): Lease {
+  lease(handlers: LeaseHandlers, options?: LeaseOptions): Lease {
     if (this.closed) throw new RuntimeClosedError('the runtime is closed');
-    return this.leases.lease(handlers, (key) => {
-      this.pending = this.pending.filter((task) => task.key !== key);
-      if (!this.closed) this.tell({ drop: key });
-    });
+    const graceMs = options?.cancelGraceMs ?? this.cancelGraceMs;
+    return this.leases.lease(
+      handlers,
+      (key, why) => {
+        this.pending = this.pending.filter((task) => task.key !== key);
+        if (!this.closed) this.tell({ cancel: { key, why }, graceMs });
+      },
+      (task, why) => {
+        // Tasks of this turn not yet sent go first, so the gateway knows the one it cancels.
+        this.flush();
+        if (!this.closed) this.tell({ cancel: { key: task.key, task: [task.index, task.stage, task.attempt], why }, graceMs });
+      },
+    );
   }
 
   dispatch(tasks: readonly Task[]): void {

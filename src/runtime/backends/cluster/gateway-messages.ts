@@ -2,7 +2,7 @@
 // gateway (global worker 0, a thread of process 0) say to each other over a
 // BroadcastChannel, and how every worker learns its settings.
 
-import type { Task, TaskProgress, TaskResult } from '../../core/task.ts';
+import type { CancelScope, Task, TaskProgress, TaskResult } from '../../core/task.ts';
 
 /**
  * Environment variable holding `ClusterSettings` as JSON. Worker threads
@@ -18,7 +18,11 @@ export interface ClusterSettings {
   readonly channel: string;
 }
 
-export type ToGateway = { readonly tasks: readonly Task[] } | { readonly drop: string } | { readonly stop: 1 };
+export type ToGateway =
+  | { readonly tasks: readonly Task[] }
+  /** Cancels tasks (a lease released: every task of its key; a timeout: one attempt); `graceMs` before they are given up on. */
+  | { readonly cancel: CancelScope; readonly graceMs: number }
+  | { readonly stop: 1 };
 export type FromGateway =
   | { readonly ready: number }
   | { readonly results: readonly TaskResult[] }

@@ -9,12 +9,22 @@
 // the worker that holds the task, and a lost worker holds none. A spare
 // process that joins is no different from a worker that starts late: its
 // workers report ready, and the Dispatcher gives them their share from then on.
+//
+// Cancellation reaches the workers holding the tasks (their signals abort).
+// A worker thread in another process cannot be terminated from here, so a
+// worker still holding a cancelled task `graceMs` later is set aside
+// instead: its other tasks go to the others, its cancelled ones are given
+// up on (a timed-out attempt fails its directive with TaskStuckError rather
+// than be retried beside itself), and it gets work again once it answers a
+// ping, which waits behind whatever it is running.
 
 import { BroadcastChannel } from 'node:worker_threads';
 import { PeerError, type Allocator, type Pull } from '../../../allocator/index.ts';
 import type { FromGateway, ToGateway } from './gateway-messages.ts';
 import { Dispatcher } from '../../channel-protocol/dispatcher.ts';
-import type { TaskProgress, TaskResult } from '../../core/task.ts';
+import { TaskCancelledError, TaskStuckError } from '../../core/errors.ts';
+import { failed, type TaskProgress, type TaskResult } from '../../core/task.ts';
+import { Cancellations } from '../../channel-protocol/cancels.ts';
 import { unpackProgress, unpackResult } from '../../channel-protocol/outputs.ts';
 import { Pump } from '../../channel-protocol/pump.ts';
 import { isResult, RESULT_CHANNEL_BASE, TASK_CHANNEL, type HostMessage, type WorkerMessage } from '../../channel-protocol/messages.ts';
@@ -42,10 +52,26 @@ export async function runGateway(allocator: Allocator, channel: string): Promise
   const orchestrator = new BroadcastChannel(channel);
   const tell = (message: FromGateway) => orchestrator.postMessage(message);
   let stopping = false;
+  // Workers set aside for holding a cancelled task past its grace, by the ping they must answer.
+  const setAside = new Map<number, number>();
+  let pings = 0;
+  const stuck = (worker: number) => {
+    if (setAside.has(worker) || lost.has(worker)) return;
+    dispatcher.setReady(worker, false);
+    const { live, cancelled } = dispatcher.takeFrom(worker);
+    dispatcher.requeue(live);
+    const error = new TaskStuckError(
+      `the task went on past its grace after it was cancelled, and a worker thread of another process cannot be terminated: it is not retried, so that two attempts never run at once (worker ${worker} gets no work until it is free)`,
+    );
+    if (cancelled.length > 0) tell({ results: cancelled.map((task) => failed(task, error)) });
+    setAside.set(worker, pings);
+    send(worker, [{ ping: pings++ }]);
+  };
+  const cancellations = new Cancellations(dispatcher, (worker, cancel) => send(worker, [cancel]), (answered) => tell({ results: answered }), stuck);
   orchestrator.onmessage = (event) => {
     const message = (event as { data: ToGateway }).data;
     if ('tasks' in message) dispatcher.enqueue(message.tasks);
-    else if ('drop' in message) dispatcher.drop(message.drop);
+    else if ('cancel' in message) cancellations.cancel(message.cancel, message.graceMs);
     else stopping = true;
   };
   // Serving workers not ready yet (spares not joined are not waited for), and those lost.
@@ -80,8 +106,11 @@ export async function runGateway(allocator: Allocator, channel: string): Promise
           markReady(worker);
           readySeen.add(worker);
           for (const [process, waiting] of joining) if (waiting.delete(worker)) joinedWhenReady(process, waiting);
+        } else if ('pong' in message && setAside.get(worker) === message.pong) {
+          setAside.delete(worker);
+          dispatcher.setReady(worker, true);
         }
-        // pong and dying are the thread backend's; a cluster is fail-stop
+        // dying is the thread backend's; a cluster is fail-stop
       }
       if (batch.length > 0) settled.push(...dispatcher.settle(worker, batch));
     }
@@ -101,9 +130,12 @@ export async function runGateway(allocator: Allocator, channel: string): Promise
       }
       let redispatched = 0;
       for (const worker of loss.workers) {
-        const back = dispatcher.takeFrom(worker);
-        redispatched += back.length;
-        dispatcher.requeue(back);
+        const { live, cancelled } = dispatcher.takeFrom(worker);
+        redispatched += live.length;
+        dispatcher.requeue(live);
+        const gone = new TaskCancelledError(`the task was cancelled and its process (${loss.process}) was lost`);
+        if (cancelled.length > 0) tell({ results: cancelled.map((task) => failed(task, gone)) });
+        setAside.delete(worker);
         markReady(worker);
       }
       any = true;
@@ -119,6 +151,7 @@ export async function runGateway(allocator: Allocator, channel: string): Promise
     for (let worker = 1; worker < allocator.peers; worker++) send(worker, [{ stop: 1 }]);
     allocator.release();
   } finally {
+    cancellations.clear();
     orchestrator.close();
   }
 }

@@ -5,16 +5,24 @@
 // same value model, copies, an OutputError for an output that cannot be
 // sent), so a test on it sees what the other backends would.
 
+//
+// Cancellation: a cancelled async operation sees its signal abort at once; a
+// synchronous one cannot be running when a cancellation arrives (it holds
+// the very thread). This thread cannot be terminated, so an async operation
+// that ignores its signal past the grace is given up on: a timed-out one
+// fails its directive with TaskStuckError rather than run beside its retry.
+
 import { codecs, type Codec } from '../../../allocator/index.ts';
 import { packResult, unpackResult } from '../../channel-protocol/outputs.ts';
-import { LeaseTable, type Backend, type Lease, type LeaseHandlers } from '../../core/backend.ts';
-import { RuntimeClosedError } from '../../core/errors.ts';
-import type { Task, TaskResult } from '../../core/task.ts';
+import { DEFAULT_CANCEL_GRACE_MS, LeaseTable, type Backend, type Lease, type LeaseHandlers, type LeaseOptions } from '../../core/backend.ts';
+import { RuntimeClosedError, TaskCancelledError, TaskStuckError } from '../../core/errors.ts';
+import { cancels, failed, type CancelScope, type Task, type TaskIdentity, type TaskResult } from '../../core/task.ts';
 import type { WorkerMessage } from '../../channel-protocol/messages.ts';
 import { Executor } from '../../core/executor.ts';
 
 const taskCodec = codecs.msgpack<Task>();
 const resultCodec = codecs.msgpack<WorkerMessage>();
+const detailCodec = codecs.msgpack<unknown>();
 
 /** One message through `codec`, as a receiver on another thread gets it. */
 function across<T>(codec: Codec<T>, message: T): T {
@@ -27,17 +35,32 @@ const delivered = (result: TaskResult): TaskResult => unpackResult(across(result
 
 export class LoopbackBackend implements Backend {
   readonly parallelism = 1;
-  private readonly worker = new Executor();
   private readonly leases = new LeaseTable();
+  private readonly worker = new Executor((task, detail) =>
+    this.leases.routeProgress([{ key: task.key, index: task.index, stage: task.stage, attempt: task.attempt, detail: across(detailCodec, detail) }]),
+  );
   private queue: Task[] = [];
+  /** Tasks whose async operation has not settled. */
+  private readonly running = new Set<Task>();
+  /** Timers that give up on cancelled tasks that run on. */
+  private readonly graces = new Set<ReturnType<typeof setTimeout>>();
   private scheduled = false;
   private closed = false;
 
-  lease(handlers: LeaseHandlers): Lease {
+  /** `cancelGraceMs`: how long a cancelled async task has to settle (default 1000 ms). */
+  constructor(private readonly cancelGraceMs = DEFAULT_CANCEL_GRACE_MS) {}
+
+  lease(handlers: LeaseHandlers, options?: LeaseOptions): Lease {
     if (this.closed) throw new RuntimeClosedError('the runtime is closed');
-    return this.leases.lease(handlers, (key) => {
-      this.queue = this.queue.filter((task) => task.key !== key);
-    });
+    const grace = options?.cancelGraceMs ?? this.cancelGraceMs;
+    return this.leases.lease(
+      handlers,
+      (key, why) => {
+        this.queue = this.queue.filter((task) => task.key !== key);
+        this.worker.cancel({ key, why });
+      },
+      (task, why) => this.cancel(task, why, grace),
+    );
   }
 
   dispatch(tasks: readonly Task[]): void {
@@ -51,7 +74,31 @@ export class LoopbackBackend implements Backend {
   async close(): Promise<void> {
     this.closed = true;
     this.queue = [];
+    for (const timer of this.graces) clearTimeout(timer);
+    this.graces.clear();
+    this.worker.cancel({ why: 'the runtime was closed' });
     this.leases.failAll(new RuntimeClosedError('the runtime was closed'));
+  }
+
+  /** One attempt timed out: it never starts, or its signal aborts; either way a result for it follows. */
+  private cancel(id: TaskIdentity, why: string, grace: number): void {
+    const scope: CancelScope = { key: id.key, task: [id.index, id.stage, id.attempt], why };
+    const queued = this.queue.findIndex((task) => cancels(scope, task));
+    const running = [...this.running].find((task) => cancels(scope, task));
+    if (queued >= 0 || running === undefined) {
+      if (queued >= 0) this.queue.splice(queued, 1);
+      const answer = [failed(id, new TaskCancelledError(`${why} (before it started)`))];
+      setImmediate(() => this.leases.route(answer));
+      return;
+    }
+    this.worker.cancel(scope);
+    const timer = setTimeout(() => {
+      this.graces.delete(timer);
+      if (!this.running.has(running)) return;
+      const message = `the task went on ${grace} ms after it was cancelled (${why}), and Runtime.local cannot stop it: it is not retried, so that two attempts never run at once`;
+      this.leases.route([failed(running, new TaskStuckError(message))]);
+    }, grace);
+    this.graces.add(timer);
   }
 
   // Runs what is queued now, then yields to the event loop so that timers,
@@ -65,9 +112,15 @@ export class LoopbackBackend implements Backend {
     for (const task of batch) {
       if (!this.leases.has(task.key)) continue;
       // Inputs the codec refuses never get here (Execution fails them).
-      const result = this.worker.execute(across(taskCodec, task));
-      if (result instanceof Promise) void result.then((settled) => this.leases.route([delivered(settled)]));
-      else results.push(delivered(result));
+      const copy = across(taskCodec, task);
+      const result = this.worker.execute(copy);
+      if (result instanceof Promise) {
+        this.running.add(copy);
+        void result.then((settled) => {
+          this.running.delete(copy);
+          this.leases.route([delivered(settled)]);
+        });
+      } else results.push(delivered(result));
     }
     this.leases.route(results);
   }

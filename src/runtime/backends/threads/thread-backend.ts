@@ -11,23 +11,28 @@
 //   thread did and joins in when it answers ready.
 // - The pump runs only while something is outstanding, so an idle runtime
 //   holds no timer and parks no thread.
-// - A thread stuck in a task is terminated and replaced (stuck.ts); of a
-//   dead thread's tasks, only those it was running are blamed (blame.ts).
+// - Cancellation (a directive ended, a task timed out, the runtime closes,
+//   see channel-protocol/cancels.ts): a thread cannot be interrupted, only
+//   terminated, so one still holding a cancelled task `cancelGraceMs` after
+//   it was told is terminated and replaced like a dead one; its cancelled
+//   tasks answer TaskCancelledError (a timed-out attempt's directive may now
+//   retry it) and its other tasks go to the other threads.
+// - Of a dead thread's tasks, only those it was running are blamed (blame.ts).
 
 import { fileURLToPath } from 'node:url';
 import { Hosted } from '../../../allocator/hosted.ts';
 import type { Pull, Push } from '../../../allocator/index.ts';
 import { DEFAULT_MAX_MESSAGE_BYTES } from '../../../allocator/config.ts';
-import { LeaseTable, type Backend, type Lease, type LeaseHandlers } from '../../core/backend.ts';
+import { DEFAULT_CANCEL_GRACE_MS, LeaseTable, type Backend, type Lease, type LeaseHandlers, type LeaseOptions } from '../../core/backend.ts';
 import { Dispatcher } from '../../channel-protocol/dispatcher.ts';
-import { RuntimeClosedError } from '../../core/errors.ts';
+import { Cancellations } from '../../channel-protocol/cancels.ts';
+import { RuntimeClosedError, TaskCancelledError } from '../../core/errors.ts';
 import { unpackProgress, unpackResult } from '../../channel-protocol/outputs.ts';
-import type { Task, TaskResult } from '../../core/task.ts';
+import { failed, type CancelScope, type Task, type TaskResult } from '../../core/task.ts';
 import { isResult, RESULT_CHANNEL_BASE, TASK_CHANNEL, type HostMessage, type TaskId, type WorkerMessage } from '../../channel-protocol/messages.ts';
 import { Pump } from '../../channel-protocol/pump.ts';
 import { moduleUrl } from '../../../allocator/index.ts';
 import { Blame } from './blame.ts';
-import { DEFAULT_CANCEL_GRACE_MS, StuckWatch, type Watched } from './stuck.ts';
 
 // The pump parks until a ring delivers; this bound only limits how long a
 // missed wake-up could stall it.
@@ -57,7 +62,12 @@ export class ThreadBackend implements Backend {
   private readonly dispatcher: Dispatcher;
   private readonly leases = new LeaseTable();
   private readonly blame = new Blame();
-  private readonly watch: StuckWatch;
+  private readonly cancellations: Cancellations;
+  private readonly cancelGraceMs: number;
+  /** Called once no cancelled task is left on a thread (close waits for it). */
+  private onCancelsAnswered: (() => void) | undefined;
+  /** close() was called: nothing new is accepted; the threads stop once cancelled tasks answered. */
+  private closing: Promise<void> | undefined;
   /** What each thread said it was running as it exited, until it is replaced. */
   private readonly dying: (readonly TaskId[] | undefined)[];
   private readonly maxMessageBytes: number;
@@ -90,17 +100,23 @@ export class ThreadBackend implements Backend {
       },
       options.concurrency,
     );
-    const watched: Watched = {
-      dispatcher: this.dispatcher,
-      isReady: (worker) => !this.closed && this.states[worker] === 'ready',
-      ping: (worker, id) => this.ping(worker, id),
-      stuck: (worker, suspects) => this.stuck(worker, suspects),
-    };
-    this.watch = new StuckWatch(workers, options.cancelGraceMs ?? DEFAULT_CANCEL_GRACE_MS, watched);
+    this.cancelGraceMs = options.cancelGraceMs ?? DEFAULT_CANCEL_GRACE_MS;
+    this.cancellations = new Cancellations(
+      this.dispatcher,
+      (worker, cancel) => {
+        const push = this.tasks[worker]!;
+        push.send(cancel);
+        push.flush();
+      },
+      (answered) => this.leases.route(answered),
+      (worker) => {
+        if (!this.closed && this.states[worker] === 'ready') this.terminate(worker);
+      },
+    );
     this.pumper = new Pump(
       pool.host,
       PARK_MS,
-      () => !this.closed && (this.dispatcher.inFlight > 0 || this.states.includes('starting') || this.watch.probing),
+      () => !this.closed && (this.dispatcher.inFlight > 0 || this.states.includes('starting')),
       () => this.collect(),
     );
     pool.on('exit', (index: number, error: Error | undefined) => this.onExit(index, error));
@@ -128,35 +144,55 @@ export class ThreadBackend implements Backend {
     return backend;
   }
 
-  lease(handlers: LeaseHandlers): Lease {
-    if (this.closed) throw new RuntimeClosedError('the runtime is closed');
+  lease(handlers: LeaseHandlers, options?: LeaseOptions): Lease {
+    if (this.closing !== undefined) throw new RuntimeClosedError('the runtime is closed');
+    const grace = options?.cancelGraceMs ?? this.cancelGraceMs;
     return this.leases.lease(
       handlers,
-      (key) => {
-        // Its tasks on workers are forgotten too: their results would be
-        // dropped anyway, and one that never answers must not hold a slot.
-        this.dispatcher.drop(key);
-        this.pump();
-      },
-      (task) => {
-        if (!this.closed) this.watch.timedOut(task);
-      },
+      (key, why) => this.cancel({ key, why }, grace),
+      (task, why) => this.cancel({ key: task.key, task: [task.index, task.stage, task.attempt], why }, grace),
     );
   }
 
   dispatch(tasks: readonly Task[]): void {
+    if (this.closing !== undefined) return;
     this.dispatcher.enqueue(tasks);
     this.pump();
   }
 
-  async close(): Promise<void> {
-    if (this.closed) return;
-    this.closed = true;
-    this.watch.clear();
-    this.dispatcher.clear();
+  /**
+   * Fails the open directives, cancels the running tasks, and stops the
+   * threads once those have answered or `cancelGraceMs` has passed.
+   */
+  close(): Promise<void> {
+    this.closing ??= this.stop();
+    return this.closing;
+  }
+
+  private async stop(): Promise<void> {
+    const held = this.cancel({ why: 'the runtime was closed' }, this.cancelGraceMs);
     this.leases.failAll(new RuntimeClosedError('the runtime was closed'));
     this.onStarted.reject(new RuntimeClosedError('the runtime was closed while starting'));
+    if (held) {
+      await new Promise<void>((resolve) => {
+        const timer = setTimeout(resolve, this.cancelGraceMs);
+        this.onCancelsAnswered = () => {
+          clearTimeout(timer);
+          resolve();
+        };
+      });
+    }
+    this.closed = true;
+    this.cancellations.clear();
+    this.dispatcher.clear();
     await this.pool.close();
+  }
+
+  private cancel(scope: CancelScope, graceMs: number): boolean {
+    if (this.closed) return false;
+    const held = this.cancellations.cancel(scope, graceMs);
+    if (held) this.pump();
+    return held;
   }
 
   private hello(index: number): void {
@@ -185,13 +221,13 @@ export class ThreadBackend implements Backend {
         if (isResult(message)) results.push(unpackResult(message));
         else if ('ready' in message) this.onReady(index);
         else if ('parked' in message) this.dispatcher.setParked(index, message.parked);
-        else if ('pong' in message) this.watch.pong(index, message.pong);
         else if ('progress' in message) this.leases.routeProgress([unpackProgress(message.progress)]);
-        else this.dying[index] = message.dying;
+        else if ('dying' in message) this.dying[index] = message.dying;
       }
       if (results.length > 0) settled.push(...this.dispatcher.settle(index, results));
     }
     if (settled.length > 0) this.leases.route(settled);
+    if (this.onCancelsAnswered !== undefined && this.dispatcher.cancelling === 0) this.onCancelsAnswered();
     return any;
   }
 
@@ -204,7 +240,7 @@ export class ThreadBackend implements Backend {
 
   private onExit(index: number, error: Error | undefined): void {
     // A thread this backend terminated as stuck is already dealt with.
-    if (this.closed || this.states[index] === 'dead') return;
+    if (this.closing !== undefined || this.states[index] === 'dead') return;
     const wasStarting = this.states[index] === 'starting';
     this.states[index] = 'dead';
     this.dispatcher.setReady(index, false);
@@ -214,12 +250,12 @@ export class ThreadBackend implements Backend {
       this.fail(new RuntimeClosedError(`worker ${index} failed to start: ${why}`, { cause: error }));
       return;
     }
-    this.watch.end(index);
     // What the thread sent before it ended: its last results and its note of
     // what it was running. Its rings are dropped by the replacement.
     this.pool.host.receive();
     this.collect();
-    const lost = this.dispatcher.takeFrom(index);
+    const { live: lost, cancelled } = this.dispatcher.takeFrom(index);
+    this.answerStopped(cancelled, `its thread ended (${error?.message ?? 'it exited'})`);
     this.requeue(lost, Blame.blamed(lost, this.dying[index]), error);
     void this.replace(index);
   }
@@ -232,24 +268,22 @@ export class ThreadBackend implements Backend {
     this.pump();
   }
 
-  // ---------------------------------------------------------------- stuck threads (stuck.ts)
+  // ---------------------------------------------------------------- cancelled tasks past their grace
 
-  private ping(worker: number, id: number): void {
-    const push = this.tasks[worker]!;
-    push.send({ ping: id });
-    push.flush();
-    this.pump();
+  /** A cancelled task outlived its grace: its thread is terminated and replaced, its other tasks re-queued. */
+  private terminate(index: number): void {
+    this.states[index] = 'dead';
+    this.dispatcher.setReady(index, false);
+    const { live, cancelled } = this.dispatcher.takeFrom(index);
+    this.answerStopped(cancelled, 'it ran on past its grace, so its thread was terminated');
+    this.requeue(live, new Set(), undefined);
+    void this.replace(index);
   }
 
-  private stuck(worker: number, suspects: ReadonlySet<Task>): void {
-    this.states[worker] = 'dead';
-    this.dispatcher.setReady(worker, false);
-    this.requeue(
-      this.dispatcher.takeFrom(worker).filter((task) => !suspects.has(task)),
-      new Set(),
-      undefined,
-    );
-    void this.replace(worker);
+  /** Cancelled tasks whose thread is gone answer, so that a timed-out attempt can be retried. */
+  private answerStopped(cancelled: readonly Task[], how: string): void {
+    if (cancelled.length === 0) return;
+    this.leases.route(cancelled.map((task) => failed(task, new TaskCancelledError(`the task was cancelled and ${how}`))));
   }
 
   private async replace(index: number): Promise<void> {
@@ -266,7 +300,7 @@ export class ThreadBackend implements Backend {
 
   /** The backend cannot go on: every directive on it fails and the threads stop. */
   private fail(error: Error): void {
-    if (this.closed) return;
+    if (this.closing !== undefined) return;
     this.leases.failAll(error);
     this.onStarted.reject(error);
     void this.close();

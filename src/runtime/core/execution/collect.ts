@@ -11,6 +11,8 @@ export interface Collector {
   add(index: number, output: unknown): void;
   /** What the directive resolves to, once every one of `length` outputs was added. */
   result(length: number): unknown;
+  /** Outputs added but not yet taken by a consumer (a stream's): they count in the window. */
+  readonly held: number;
 }
 
 export function collector(fold: Monoid | undefined): Collector {
@@ -19,6 +21,7 @@ export function collector(fold: Monoid | undefined): Collector {
 
 class InOrder implements Collector {
   private readonly outputs: unknown[] = [];
+  readonly held = 0;
 
   admitted(): void {
     // Room for the output now, so that outputs arriving out of order write
@@ -37,6 +40,7 @@ class InOrder implements Collector {
 
 class Folded implements Collector {
   private readonly fold: RangeFold<unknown>;
+  readonly held = 0;
 
   constructor(monoid: Monoid) {
     this.fold = new RangeFold(monoid);

@@ -9,7 +9,7 @@ import type { Backend, Lease } from '../backend.ts';
 import { AbortError, OperationError, RetriesExhaustedError, TaskTimeoutError } from '../errors.ts';
 import type { Monoid, Operation } from '../registry.ts';
 import type { RetryPolicy } from '../retry.ts';
-import { failed, fromFailure, type Task, type TaskResult } from '../task.ts';
+import { failed, fromFailure, type Task, type TaskProgress, type TaskResult } from '../task.ts';
 import { refusal } from '../../../allocator/codec.ts';
 import { collector, type Collector } from './collect.ts';
 import { DeadlineQueue, disarm } from './deadlines.ts';
@@ -25,6 +25,17 @@ export interface Progress {
   lostProcesses: readonly number[];
   /** Spare processes that joined while this directive ran (`Runtime.cluster`). */
   joinedProcesses: readonly number[];
+  /** Present when a task called `ctx.progress(detail)`: which task, and the detail. */
+  task?: TaskProgressDetail;
+}
+
+/** A task's own report of its progress (`ctx.progress(detail)`). */
+export interface TaskProgressDetail {
+  /** The input index of the task. */
+  readonly index: number;
+  /** Its attempt, 1 for the first. */
+  readonly attempt: number;
+  readonly detail: unknown;
 }
 
 export interface ExecutionOptions {
@@ -32,9 +43,11 @@ export interface ExecutionOptions {
   retry: RetryPolicy;
   /** A task without a result after this long is treated as a transient failure. */
   timeoutMs?: number | undefined;
-  /** Most input items between pulled and finished at once. */
+  /** Most input items between pulled and finished (or, streamed, taken) at once. */
   maxInFlight: number;
   onProgress?: ((progress: Readonly<Progress>) => void) | undefined;
+  /** How long a cancelled task has to return before it is stopped by force; default: the backend's. */
+  cancelGraceMs?: number | undefined;
 }
 
 export interface Plan {
@@ -49,11 +62,11 @@ export function execute(
   options: ExecutionOptions,
 ): Promise<unknown> {
   return new Promise((resolve, reject) => {
-    new Execution(backend, plan, source, options, resolve, reject).start();
+    new Execution(backend, plan, source, options, collector(plan.fold), resolve, reject).start();
   });
 }
 
-class Execution implements IntakeHost {
+export class Execution implements IntakeHost {
   private readonly pending: PendingTable;
   /** Items waiting for a delayed retry. */
   private readonly retrying = new Set<Pending>();
@@ -79,10 +92,11 @@ class Execution implements IntakeHost {
     plan: Plan,
     source: Iterable<unknown> | AsyncIterable<unknown>,
     private readonly options: ExecutionOptions,
+    collector: Collector,
     private readonly resolve: (value: unknown) => void,
     private readonly reject: (error: unknown) => void,
   ) {
-    this.collector = collector(plan.fold);
+    this.collector = collector;
     const before = backend.stats?.();
     this.membershipAtStart = { lost: before?.lostProcesses.length ?? 0, joined: before?.joinedProcesses.length ?? 0 };
     this.ops = plan.stages.map((stage) => stage.name);
@@ -96,7 +110,15 @@ class Execution implements IntakeHost {
   start(): void {
     const { signal } = this.options;
     if (signal?.aborted) return this.fail(new AbortError({ cause: signal.reason }));
-    this.lease = this.backend.lease({ results: (results) => this.onResults(results), failed: (error) => this.fail(error), membership: () => this.report() });
+    this.lease = this.backend.lease(
+      {
+        results: (results) => this.onResults(results),
+        failed: (error) => this.fail(error),
+        membership: () => this.report(),
+        progress: this.options.onProgress === undefined ? undefined : (updates) => this.onTaskProgress(updates),
+      },
+      { cancelGraceMs: this.options.cancelGraceMs },
+    );
     this.key = this.lease.key;
     signal?.addEventListener('abort', this.onAbort, { once: true });
     this.intake.pull();
@@ -105,7 +127,12 @@ class Execution implements IntakeHost {
   // ------------------------------------------------------------ dispatch
 
   hasRoom(): boolean {
-    return this.pending.count < this.maxInFlight;
+    return this.pending.count + this.collector.held < this.maxInFlight;
+  }
+
+  /** A consumer took outputs the collector held: pull into the room they leave. */
+  refill(): void {
+    if (!this.settled && this.hasRoom()) this.intake.pull();
   }
 
   admit(input: unknown, batch: Task[]): void {
@@ -162,11 +189,15 @@ class Execution implements IntakeHost {
       // timed-out attempt is as good as any).
       if (item === undefined || item.stage !== result.stage) continue;
       if (result.error !== undefined) {
-        if (result.attempt === item.attempt) this.onFailure(item, fromFailure(result.error), result.error.transient);
+        if (result.attempt === item.attempt) {
+          if (item.cancelling) this.onCancelled(item, result.error.name === 'TaskStuckError' ? fromFailure(result.error) : undefined);
+          else this.onFailure(item, fromFailure(result.error), result.error.transient);
+        }
         if (this.settled) return;
         continue;
       }
       this.progress.done++;
+      item.cancelling = false;
       disarm(item);
       if (item.timer !== undefined) this.cancelRetry(item);
       if (item.stage < lastStage) {
@@ -226,32 +257,63 @@ class Execution implements IntakeHost {
     this.retrying.delete(item);
   }
 
-  /** Fails the tasks whose deadline has passed, then waits for the next one. */
+  /**
+   * Cancels the tasks whose deadline has passed, then waits for the next
+   * one. On a backend that can cancel, a timed-out attempt is retried (or
+   * failed) only once its result says it ended (onCancelled), so two attempts
+   * of a task never run at once; on one that cannot, at once.
+   */
   private expire(): void {
     const deadlines = this.deadlines!;
     if (this.settled) return;
     let expired = false;
+    const cancel = this.lease!.cancel;
     for (let item = deadlines.due(); item !== undefined; item = deadlines.due()) {
       expired = true;
-      // Before the failure, which may end the directive and release the lease.
-      this.lease!.cancel?.({ key: this.key, index: item.index, stage: item.stage, attempt: item.attempt }, 'its timeout passed');
-      this.onFailure(item, new TaskTimeoutError(this.ops[item.stage]!, item.index, deadlines.timeoutMs), true);
+      if (cancel !== undefined) {
+        disarm(item);
+        item.cancelling = true;
+        cancel({ key: this.key, index: item.index, stage: item.stage, attempt: item.attempt }, `its timeout of ${deadlines.timeoutMs} ms passed`);
+        continue;
+      }
+      this.onFailure(item, this.timeoutOf(item), true);
       if (this.settled) return;
     }
     deadlines.rearm();
     if (expired) this.report();
   }
 
+  private timeoutOf(item: Pending): TaskTimeoutError {
+    return new TaskTimeoutError(this.ops[item.stage]!, item.index, this.deadlines!.timeoutMs);
+  }
+
+  /** A timed-out attempt has ended without an output: retry it, or, if it could not be stopped (`stuck`), fail. */
+  private onCancelled(item: Pending, stuck: Error | undefined): void {
+    item.cancelling = false;
+    if (stuck === undefined) return this.onFailure(item, this.timeoutOf(item), true);
+    this.progress.failed++;
+    this.fail(new OperationError(this.ops[item.stage]!, item.index, item.attempt + 1, stuck));
+  }
+
+  /** Tasks' own progress reports, each with its counts. */
+  private onTaskProgress(updates: readonly TaskProgress[]): void {
+    if (this.settled) return;
+    for (const { index, attempt, detail } of updates) this.report({ index, attempt: attempt + 1, detail });
+  }
+
   // ------------------------------------------------------------ the end
 
-  private report(): void {
+  /** Calls onProgress with the counts, and `task`'s own report when there is one. */
+  private report(task?: TaskProgressDetail): void {
     if (this.options.onProgress === undefined) return;
     const now = this.backend.stats?.();
-    this.options.onProgress({
+    const progress: Progress = {
       ...this.progress,
       lostProcesses: now?.lostProcesses.slice(this.membershipAtStart.lost) ?? [],
       joinedProcesses: now?.joinedProcesses.slice(this.membershipAtStart.joined) ?? [],
-    });
+    };
+    if (task !== undefined) progress.task = task;
+    this.options.onProgress(progress);
   }
 
   finishIfDone(): void {
@@ -268,18 +330,25 @@ class Execution implements IntakeHost {
 
   fail(error: unknown): void {
     if (this.settled) return;
-    this.settle();
+    this.settle(error instanceof AbortError ? 'its directive was aborted' : 'its directive failed');
     this.intake.close();
     this.reject(error);
   }
 
-  private settle(): void {
+  /** Ends the directive without an outcome (a stream's consumer left): its running tasks are cancelled. */
+  stop(why: string): void {
+    if (this.settled) return;
+    this.settle(why);
+    this.intake.close();
+  }
+
+  private settle(why = 'its directive ended'): void {
     this.settled = true;
     this.options.signal?.removeEventListener('abort', this.onAbort);
     this.deadlines?.clear();
     for (const item of this.retrying) clearTimeout(item.timer);
     this.retrying.clear();
     this.pending.clear();
-    this.lease?.release();
+    this.lease?.release(why);
   }
 }

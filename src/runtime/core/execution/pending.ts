@@ -16,6 +16,8 @@ export interface Pending extends Timed {
   input: unknown;
   /** The timer of a delayed retry. */
   timer: ReturnType<typeof setTimeout> | undefined;
+  /** The current attempt timed out and was cancelled: its retry waits for the result that says it ended. */
+  cancelling: boolean;
 }
 
 // The table has a power of two of slots. It starts small and doubles when an
@@ -34,7 +36,7 @@ function slotCount(maxInFlight: number): number {
 }
 
 function fresh(index: number, input: unknown): Pending {
-  return { index, stage: 0, attempt: 0, input, ticket: -1, deadline: 0, timer: undefined };
+  return { index, stage: 0, attempt: 0, input, ticket: -1, deadline: 0, timer: undefined, cancelling: false };
 }
 
 export class PendingTable {
@@ -72,6 +74,7 @@ export class PendingTable {
         item.stage = 0;
         item.attempt = 0;
         item.input = input;
+        item.cancelling = false;
         return item;
       }
       if (this.slots.length >= this.maxSlots) break;
