@@ -68,6 +68,8 @@ export class ThreadBackend implements Backend {
   private onCancelsAnswered: (() => void) | undefined;
   /** close() was called: nothing new is accepted; the threads stop once cancelled tasks answered. */
   private closing: Promise<void> | undefined;
+  /** Threads being replaced. */
+  private readonly replacing = new Set<Promise<void>>();
   /** What each thread said it was running as it exited, until it is replaced. */
   private readonly dying: (readonly TaskId[] | undefined)[];
   private readonly maxMessageBytes: number;
@@ -110,7 +112,8 @@ export class ThreadBackend implements Backend {
       },
       (answered) => this.leases.route(answered),
       (worker) => {
-        if (!this.closed && this.states[worker] === 'ready') this.terminate(worker);
+        // Closing, every thread is about to be terminated anyway.
+        if (this.closing === undefined && this.states[worker] === 'ready') this.terminate(worker);
       },
     );
     this.pumper = new Pump(
@@ -185,6 +188,7 @@ export class ThreadBackend implements Backend {
     this.closed = true;
     this.cancellations.clear();
     this.dispatcher.clear();
+    await Promise.allSettled(this.replacing);
     await this.pool.close();
   }
 
@@ -287,11 +291,16 @@ export class ThreadBackend implements Backend {
   }
 
   private async replace(index: number): Promise<void> {
+    const replacing = this.pool.replace(index);
+    // close() waits for it: a thread started after the pool closed would keep the process alive.
+    this.replacing.add(replacing);
     try {
-      await this.pool.replace(index);
+      await replacing;
     } catch (error) {
       this.fail(new RuntimeClosedError(`cannot replace worker ${index}: ${(error as Error).message}`, { cause: error }));
       return;
+    } finally {
+      this.replacing.delete(replacing);
     }
     if (this.closed) return;
     this.hello(index);
