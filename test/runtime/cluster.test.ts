@@ -1,7 +1,7 @@
 // `Runtime.cluster`: one script, two processes over TCP on loopback.
 
 import { spawn } from 'node:child_process';
-import { mkdtempSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { freePorts } from '../../src/cli/launch.ts';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -12,11 +12,12 @@ import { IndexedStream, Runtime } from '../../src/runtime/index.ts';
 import { FibAt, Sum } from './fixtures/operations.ts';
 
 const script = fileURLToPath(new URL('./fixtures/cluster-main.ts', import.meta.url));
+const cancelScript = fileURLToPath(new URL('./fixtures/cluster-cancel.ts', import.meta.url));
 
 
-function run(args: string[]): Promise<{ code: number | null; stdout: string; stderr: string }> {
+function run(args: string[], file = script): Promise<{ code: number | null; stdout: string; stderr: string }> {
   return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, ['--import', 'tsx', script, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn(process.execPath, ['--import', 'tsx', file, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
     let stdout = '';
     let stderr = '';
     child.stdout.on('data', (chunk: Buffer) => (stdout += chunk));
@@ -49,5 +50,36 @@ describe('Runtime.cluster', () => {
     } finally {
       await runtime.close();
     }
+  });
+
+  it('on 2 processes: cancellation reaches running tasks, streams stop early and keep order, progress arrives with its index', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'weft-runtime-cluster-cancel-'));
+    const hostfile = join(dir, 'hosts');
+    writeFileSync(hostfile, (await freePorts(2)).map((port) => `127.0.0.1:${port}\n`).join(''));
+    const [orchestrator, server] = await Promise.all([0, 1].map((index) => run(['-w', '2', '-n', '2', '-p', String(index), '-h', hostfile, dir], cancelScript)) as [
+      ReturnType<typeof run>,
+      ReturnType<typeof run>,
+    ]);
+    expect(orchestrator.code, orchestrator.stderr).toBe(0);
+    expect(server.code, server.stderr).toBe(0);
+    const seen = Object.assign({}, ...orchestrator.stdout.trim().split('\n').filter((line) => line.startsWith('{')).map((line) => JSON.parse(line) as object));
+    console.info(`cluster: abort -> operation saw ctx.signal abort: ${(seen.abortCooperative.latenciesMs as number[]).map((ms) => ms.toFixed(1)).join(', ')} ms`);
+    expect(seen.abortCooperative.error).toBe('AbortError');
+    expect(seen.abortCooperative.seen).toEqual([0, 1, 2].map(() => ({ name: 'TaskCancelledError', message: 'its directive was aborted' })));
+    expect(seen.timeoutNoOverlap).toEqual({ outputs: [0, 1, 2, 3], overlap: null });
+    expect(seen.breakEarly.seen).toBe(10);
+    expect(seen.breakEarly.closed).toBe(true);
+    expect(seen.breakEarly.pulledAtBreak).toBeLessThan(100_000);
+    expect(seen.breakEarly.pulledLater).toBe(seen.breakEarly.pulledAtBreak);
+    expect(seen.breakEarly.afterOk).toBe(true);
+    expect(seen.breakWhileRunning.started).toBeGreaterThan(0);
+    expect(seen.breakWhileRunning.aborted).toBe(seen.breakWhileRunning.started);
+    expect(seen.ordering).toEqual({ inOrder: true, allOnce: true });
+    expect(seen.chattyProgress.outputs).toEqual([0, 1, 2, 3]);
+    expect(seen.chattyProgress.indicesMatch).toBe(true);
+    expect(seen.chattyProgress.lastK).toEqual([0, 1, 2, 3].map(() => 99_999));
+    // A worker thread in another process cannot be terminated: the spinning one is set aside, the next directive completes on the others.
+    expect(seen.abortSpinning).toEqual({ error: 'AbortError', nextOk: true });
+    rmSync(dir, { recursive: true, force: true });
   });
 });
