@@ -2,14 +2,23 @@
 // (data on any of its incoming rings, space in a ring it is writing, or an
 // abort). One Int32 cell on its own 64-byte line each:
 //
-//   EPOCH  bumped by whoever rings; the sleeper waits on it
-//   PARKED 1 while the owner is about to wait or waiting
+//   EPOCH  bumped by whoever rings; the sleepers wait on it
+//   PARKED how many of the owner's waits are about to wait or waiting
 //
-// Why it cannot lose a wake-up: the owner stores PARKED = 1, then re-checks its
+// Why it cannot lose a wake-up: a waiter adds 1 to PARKED, then re-checks its
 // rings, then waits only if EPOCH still holds the value read before the
 // re-check. A producer publishes its ring index, then loads PARKED. Both are
-// sequentially consistent Atomics, so either the producer sees PARKED = 1 and
-// bumps EPOCH (the wait returns at once), or the owner's re-check sees the data.
+// sequentially consistent Atomics, so either the producer's load comes after
+// the waiter's add and sees PARKED > 0 (the waiter takes its 1 back only
+// once it woke), so it bumps EPOCH and the wait returns at once; or the
+// waiter's re-check comes after the publish and sees the data.
+//
+// A count, not a flag: an async worker may have several waits pending at
+// once (two `for await` loops on different channels). With a flag, the first
+// to wake cleared it while the other still slept; a producer then saw 0 and
+// did not ring, and the awake one received the frame into the sleeper's
+// puller, so nothing ever woke the sleeper. One notify wakes every waiter on
+// EPOCH. On x86 the add costs what the store did (both are locked).
 
 const EPOCH = 0;
 const PARKED = 16;
@@ -48,11 +57,12 @@ export class Doorbell {
   }
 
   announce(): void {
-    Atomics.store(this.cells, PARKED, 1);
+    Atomics.add(this.cells, PARKED, 1);
   }
 
+  /** Once per announce(), after the wait. */
   settle(): void {
-    Atomics.store(this.cells, PARKED, 0);
+    Atomics.sub(this.cells, PARKED, 1);
   }
 
   /** Park until rung or timeout; call between announce() and settle(). */

@@ -3,7 +3,7 @@
 
 import { describe, expect, it } from 'vitest';
 import { Config, initialize } from '../../src/index.ts';
-import { ALL_TO_ALL, BATCHED, FLOOD, PARKED_PINGS, PINGS } from './fixtures/workers.ts';
+import { ALL_TO_ALL, BATCHED, FLOOD, PARKED_PINGS, PINGS, TWO_WAITS_EPISODES } from './fixtures/workers.ts';
 
 const workers = new URL('./fixtures/workers.ts', import.meta.url);
 
@@ -47,6 +47,14 @@ describe('exchange', () => {
       const guards = await initialize<number>(Config.process(2), { module: workers, export: name });
       expect(await guards.join()).toEqual([rounds, rounds]);
     }
+  });
+
+  // Both loops park on the one doorbell of their worker; the test's timeout
+  // is the failure signal: a lost wake-up leaves a loop parked for ever.
+  it('two concurrent async waits in one parked worker are each woken for their own data', { timeout: 60_000 }, async () => {
+    const guards = await initialize<number>(Config.process(3), { module: workers, export: 'twoWaits' });
+    const pings = (worker: number): number => Array.from({ length: TWO_WAITS_EPISODES }, (_, e) => [0, (e * 7) % 13, (e * 5) % 11][worker]!).reduce((x, y) => x + y, 0);
+    expect(await guards.join()).toEqual([pings(1) + pings(2), pings(1), pings(2)]);
   });
 
   it('an async receiver that waits long past its spin, with nothing else keeping its thread alive, gets every message', async () => {
