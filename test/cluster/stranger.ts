@@ -64,6 +64,9 @@ export function shape(o: { sender: number; receiver: number; processes?: number;
   return b;
 }
 
+/** The connection closed before what was awaited, with no REFUSE. */
+export class Dropped extends Error {}
+
 export class Stranger {
   private buffered = Buffer.alloc(0);
   private wake: (() => void) | undefined;
@@ -109,10 +112,14 @@ export class Stranger {
     }
   }
 
-  /** The next n bytes; rejects if the connection closes first. */
+  /** The next n bytes; rejects if the connection closes first (Dropped if without a refusal). */
   async take(n: number): Promise<Buffer> {
     while (this.buffered.length < n) {
-      if (this.ended) throw new Error(`closed after ${this.buffered.length} of ${n} bytes: ${this.refusal() ?? 'no refusal'}`);
+      if (this.ended) {
+        const refusal = this.refusal();
+        const message = `closed after ${this.buffered.length} of ${n} bytes: ${refusal ?? 'no refusal'}`;
+        throw refusal === undefined ? new Dropped(message) : new Error(message);
+      }
       await new Promise<void>((r) => (this.wake = r));
       this.wake = undefined;
     }
