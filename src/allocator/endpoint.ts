@@ -62,24 +62,11 @@ export class Endpoint {
     // do not wait for them, and nothing is sent to them.
     this.finished.set(this.joins.absent);
     if (wiring.absent?.length) this.table.watchAbsent(this.joins.absent, () => this.joins.apply(this.opened));
-    const cap = wiring.limits.maxBacklogBytes;
-    const backlog: Backlog = {
-      bytes: 0,
-      cap,
-      overflow: (channel, target, frame) => {
-        const e = new OverflowError(
-          channel,
-          target,
-          `worker ${this.index}'s backlog would pass maxBacklogBytes (${cap}) with a frame of ${frame} bytes to worker ${target}: ` +
-            `${backlog.bytes} bytes already wait for ring space. Its receivers read slower than it sends: wait for push.ready() when send() returns false, or raise maxBacklogBytes in the Config`,
-        );
-        this.failure = e;
-        this.abort();
-        throw e;
-      },
-    };
-    this.backlog = backlog;
-    this.rings = new Rings(wiring, backlog);
+    this.rings = new Rings(wiring, (e) => {
+      this.failure = e;
+      this.abort();
+    });
+    this.backlog = this.rings.backlog;
     this.outboxes = this.rings.outboxes;
     this.sending = {
       outboxes: this.outboxes,

@@ -9,6 +9,7 @@ import { Doorbell } from '../transport/doorbell.ts';
 import { Kind } from '../transport/frame.ts';
 import { RingReader, RingWriter } from '../transport/ring.ts';
 import type { RingEnd, Wiring } from '../transport/wiring.ts';
+import { OverflowError } from '../errors.ts';
 
 export interface AllocatorStats {
   sentFrames: number;
@@ -27,11 +28,30 @@ export class Rings {
   private readonly inboxOf = new Map<number, Inbox>();
   /** Per target: the next frame's sequence number, shared by every outbox (a cluster's router ring carries many targets). */
   private readonly seqs: Uint32Array;
+  /** The worker's overflow, across its outboxes, and its cap. */
+  readonly backlog: Backlog;
 
   constructor(
     private readonly wiring: Wiring,
-    private readonly backlog: Backlog,
+    /** The backlog would pass its cap: the worker fails (the error is thrown to the sender after this). */
+    failed: (error: OverflowError) => void,
   ) {
+    const cap = wiring.limits.maxBacklogBytes;
+    const backlog: Backlog = {
+      bytes: 0,
+      cap,
+      overflow: (channel, target, frame) => {
+        const e = new OverflowError(
+          channel,
+          target,
+          `worker ${wiring.index}'s backlog would pass maxBacklogBytes (${cap}) with a frame of ${frame} bytes to worker ${target}: ` +
+            `${backlog.bytes} bytes already wait for ring space. Its receivers read slower than it sends: wait for push.ready() when send() returns false, or raise maxBacklogBytes in the Config`,
+        );
+        failed(e);
+        throw e;
+      },
+    };
+    this.backlog = backlog;
     this.seqs = new Uint32Array(wiring.peers);
     const out = wiring.out.map((e) => this.outbox(e));
     this.outboxes = wiring.routes.map((r) => (r < 0 ? undefined : out[r]));
