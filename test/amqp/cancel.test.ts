@@ -1,0 +1,71 @@
+// Cancellation reaching tasks that run on AMQP worker processes, through the
+// public API: a directive's abort reaches a cooperative task's ctx.signal
+// within 1 s; a task that spins forever has its thread replaced, and the
+// next directive runs; a timed-out task is retried only once its first
+// attempt has returned.
+
+import { existsSync, mkdtempSync, readFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { AbortError, Retry, Runtime } from '../../src/runtime/index.ts';
+import { AwaitAbort, Increment, SlowToStop, Stuck } from './fixtures/operations.ts';
+import { AMQP_URL, brokerAvailable, brokerSession, range } from './helpers.ts';
+
+const available = brokerAvailable('test/amqp/cancel.test.ts');
+const dir = mkdtempSync(join(tmpdir(), 'weft-amqp-cancel-'));
+const lines = (log: string) => (existsSync(log) ? readFileSync(log, 'utf8').trim().split('\n') : []);
+/** The time written at the end of the first line of `log` that starts with `word`. */
+const timeOf = (log: string, word: string) => Number(lines(log).find((line) => line.startsWith(word))!.split(' ').at(-1));
+
+describe.runIf(available)('cancellation on Runtime.amqp', () => {
+  const session = brokerSession();
+
+  it('reaches a task waiting on ctx.signal within 1 s of the abort', async () => {
+    const prefix = session.prefix('cancel-signal');
+    await using runtime = await Runtime.amqp({ url: AMQP_URL, prefix });
+    await session.worker(prefix, ['--threads', '1']).serving;
+    const log = join(dir, 'signal');
+    const controller = new AbortController();
+    const directive = runtime.call(AwaitAbort, { log }, { signal: controller.signal }).then(
+      () => undefined,
+      (error: unknown) => error,
+    );
+    await expect.poll(() => lines(log).length, { timeout: 20_000 }).toBe(1);
+    const abortedAt = Date.now();
+    controller.abort();
+    expect(await directive).toBeInstanceOf(AbortError);
+    await expect.poll(() => lines(log).length, { timeout: 10_000 }).toBe(2);
+    expect(timeOf(log, 'aborted') - abortedAt).toBeLessThan(1000);
+  });
+
+  it('replaces the thread of a task that spins past cancelGraceMs, and the next directive runs on it', async () => {
+    const prefix = session.prefix('cancel-spin');
+    await using runtime = await Runtime.amqp({ url: AMQP_URL, prefix });
+    // One thread: the next directive can only run once the stuck one is replaced.
+    const worker = session.worker(prefix, ['--threads', '1', '--cancel-grace', '200']);
+    await worker.serving;
+    const log = join(dir, 'spin');
+    const controller = new AbortController();
+    const directive = runtime.call(Stuck, { log }, { signal: controller.signal }).then(
+      () => undefined,
+      (error: unknown) => error,
+    );
+    await expect.poll(() => lines(log).length, { timeout: 20_000 }).toBe(1);
+    controller.abort();
+    expect(await directive).toBeInstanceOf(AbortError);
+    expect(await runtime.fanout(Increment, range(0, 99))).toEqual(range(1, 100));
+    expect(worker.child.exitCode).toBeNull();
+    expect(lines(log)).toHaveLength(1);
+  });
+
+  it('retries a timed-out task only once its first attempt has returned', async () => {
+    const prefix = session.prefix('cancel-timeout');
+    await using runtime = await Runtime.amqp({ url: AMQP_URL, prefix });
+    await session.worker(prefix, ['--threads', '2']).serving;
+    const log = join(dir, 'timeout');
+    // The first attempt takes 300 ms to stop once cancelled; the timeout is well past the start.
+    expect(await runtime.call(SlowToStop, { log, hold: 300 }, { timeoutMs: 3_000, retry: Retry.immediate(1) })).toBe(2);
+    expect(timeOf(log, 'start 2')).toBeGreaterThanOrEqual(timeOf(log, 'return 1'));
+  });
+});
