@@ -102,6 +102,7 @@ export class Hosted extends EventEmitter<{ exit: [index: number, error: Error | 
     const slot = this.slots[index];
     if (slot === undefined) throw new ConfigError(`no worker ${index} in this pool`);
     await slot.thread.terminate();
+    new Doorbell(slot.wiring.bell).clearWaits();
     const wiring = isolate({ ...slot.wiring });
     const { hostOut, hostIn } = relink(this.hostWiring, wiring, this.ringBytes);
     this.endpoint.rewire(index, hostOut, hostIn);

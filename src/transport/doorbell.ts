@@ -65,6 +65,15 @@ export class Doorbell {
     Atomics.sub(this.cells, PARKED, 1);
   }
 
+  /**
+   * Forgets the waits of an owner that was terminated: they never settle,
+   * and the bell's next owner (a replacement thread) must not inherit them,
+   * or every producer would ring it on every publish.
+   */
+  clearWaits(): void {
+    Atomics.store(this.cells, PARKED, 0);
+  }
+
   /** Park until rung or timeout; call between announce() and settle(). */
   wait(epoch: number, timeoutMs: number): void {
     Atomics.wait(this.cells, EPOCH, epoch, timeoutMs);

@@ -193,3 +193,21 @@ describe('ring', () => {
     expect(() => createRingBuffer(1024)).toThrow(/power of two/);
   });
 });
+
+describe('doorbell', () => {
+  it('rings while any of its owner\'s waits is pending, and not after a dead owner\'s waits are cleared', () => {
+    const bell = Doorbell.create();
+    const producer = new Doorbell(bell.buffer);
+    producer.ring();
+    expect(bell.epoch()).toBe(0);
+    bell.announce();
+    bell.announce();
+    bell.settle();
+    producer.ring();
+    expect(bell.epoch()).toBe(1); // one wait still pending: it must be woken
+    // The owner is terminated with that wait pending; its replacement gets the bell.
+    bell.clearWaits();
+    producer.ring();
+    expect(bell.epoch()).toBe(1);
+  });
+});
