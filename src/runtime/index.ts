@@ -7,7 +7,7 @@ export type { TaskContext } from './core/context.ts';
 export { Retry, type RetryPolicy } from './core/retry.ts';
 export { WorkerRuntime } from './worker-runtime.ts';
 export type { BackendStats } from './core/backend.ts';
-export type { Progress, TaskProgressDetail } from './core/execution/execution.ts';
+export type { Progress, TaskProgressDetail } from './core/execution/progress.ts';
 export type { Task, TaskResult, TaskFailure } from './core/task.ts';
 export {
   TransientError,

@@ -18,9 +18,9 @@
 //   tasks answer TaskCancelledError (a timed-out attempt's directive may now
 //   retry it) and its other tasks go to the other threads.
 // - Of a dead thread's tasks, only those it was running are blamed (blame.ts).
+// - The pool of threads and its options: pool.ts.
 
-import { fileURLToPath } from 'node:url';
-import { Hosted } from '../../../allocator/hosted.ts';
+import type { Hosted } from '../../../allocator/hosted.ts';
 import type { Pull, Push } from '../../../allocator/index.ts';
 import { DEFAULT_MAX_MESSAGE_BYTES } from '../../../allocator/config.ts';
 import { DEFAULT_CANCEL_GRACE_MS, LeaseTable, type Backend, type Lease, type LeaseHandlers, type LeaseOptions } from '../../core/backend.ts';
@@ -33,26 +33,13 @@ import { isResult, RESULT_CHANNEL_BASE, TASK_CHANNEL, type HostMessage, type Tas
 import { Pump } from '../../channel-protocol/pump.ts';
 import { moduleUrl } from '../../../allocator/index.ts';
 import { Blame } from './blame.ts';
+import { startPool, type ThreadBackendOptions } from './pool.ts';
 
 // The pump parks until a ring delivers; this bound only limits how long a
 // missed wake-up could stall it.
 const PARK_MS = 100;
 
 type SlotState = 'starting' | 'ready' | 'dead';
-
-export interface ThreadBackendOptions {
-  workers: number;
-  modules: readonly (string | URL)[];
-  /** Most parked async tasks per thread (see Dispatcher). */
-  concurrency?: number | undefined;
-  cancelGraceMs?: number | undefined;
-  maxMessageBytes?: number | undefined;
-}
-
-function workerModule(): string {
-  const self = import.meta.url;
-  return fileURLToPath(new URL(self.endsWith('.ts') ? './thread-worker.ts' : './thread-worker.js', self));
-}
 
 export class ThreadBackend implements Backend {
   readonly parallelism: number;
@@ -128,13 +115,7 @@ export class ThreadBackend implements Backend {
   /** Starts `workers` threads and resolves once each has imported `modules`. */
   static async start(options: ThreadBackendOptions): Promise<ThreadBackend> {
     const modules = options.modules.map(moduleUrl);
-    const pool = await Hosted.start({
-      workers: options.workers,
-      module: workerModule(),
-      export: 'serveThread',
-      imports: modules,
-      maxMessageBytes: options.maxMessageBytes,
-    });
+    const pool = await startPool(options, modules);
     const backend = new ThreadBackend(pool, modules, options);
     for (let index = 0; index < options.workers; index++) backend.hello(index);
     backend.pump();

@@ -3,57 +3,19 @@
 // transient failures and timeouts, counts each result once, and hands the
 // outputs to its collector. Its parts, one file each: the table of pending
 // items (pending.ts), the source (intake.ts), the timeouts (deadlines.ts),
-// what becomes of the outputs (collect.ts).
+// what becomes of the outputs (collect.ts), what it reports (progress.ts);
+// what it is given is in options.ts.
 
 import type { Backend, Lease } from '../backend.ts';
 import { AbortError, OperationError, RetriesExhaustedError, TaskTimeoutError } from '../errors.ts';
-import type { Monoid, Operation } from '../registry.ts';
-import type { RetryPolicy } from '../retry.ts';
 import { failed, fromFailure, type Task, type TaskProgress, type TaskResult } from '../task.ts';
 import { refusal } from '../../../allocator/codec.ts';
 import { collector, type Collector } from './collect.ts';
 import { DeadlineQueue, disarm } from './deadlines.ts';
 import { Intake, type IntakeHost } from './intake.ts';
 import { PendingTable, type Pending } from './pending.ts';
-
-/** Task counts of one directive, for progress bars. Retries count as new dispatches. */
-export interface Progress {
-  dispatched: number;
-  done: number;
-  failed: number;
-  /** Worker processes the backend lost while this directive ran (`Runtime.cluster`; their tasks ran again elsewhere). */
-  lostProcesses: readonly number[];
-  /** Spare processes that joined while this directive ran (`Runtime.cluster`). */
-  joinedProcesses: readonly number[];
-  /** Present when a task called `ctx.progress(detail)`: which task, and the detail. */
-  task?: TaskProgressDetail;
-}
-
-/** A task's own report of its progress (`ctx.progress(detail)`). */
-export interface TaskProgressDetail {
-  /** The input index of the task. */
-  readonly index: number;
-  /** Its attempt, 1 for the first. */
-  readonly attempt: number;
-  readonly detail: unknown;
-}
-
-export interface ExecutionOptions {
-  signal?: AbortSignal | undefined;
-  retry: RetryPolicy;
-  /** A task without a result after this long is treated as a transient failure. */
-  timeoutMs?: number | undefined;
-  /** Most input items between pulled and finished (or, streamed, taken) at once. */
-  maxInFlight: number;
-  onProgress?: ((progress: Readonly<Progress>) => void) | undefined;
-  /** How long a cancelled task has to return before it is stopped by force; default: the backend's. */
-  cancelGraceMs?: number | undefined;
-}
-
-export interface Plan {
-  readonly stages: readonly Operation[];
-  readonly fold?: Monoid | undefined;
-}
+import type { ExecutionOptions, Plan } from './options.ts';
+import { ProgressReport } from './progress.ts';
 
 export function execute(
   backend: Backend,
@@ -73,9 +35,7 @@ export class Execution implements IntakeHost {
   private readonly intake: Intake;
   private readonly deadlines: DeadlineQueue<Pending> | undefined;
   private readonly collector: Collector;
-  private readonly progress = { dispatched: 0, done: 0, failed: 0 };
-  /** How many processes the backend had lost, and had seen join, when this directive started. */
-  private readonly membershipAtStart: { lost: number; joined: number };
+  private readonly progress: ProgressReport;
   /** Operation names by stage. */
   private readonly ops: readonly string[];
   private readonly lastStage: number;
@@ -97,8 +57,7 @@ export class Execution implements IntakeHost {
     private readonly reject: (error: unknown) => void,
   ) {
     this.collector = collector;
-    const before = backend.stats?.();
-    this.membershipAtStart = { lost: before?.lostProcesses.length ?? 0, joined: before?.joinedProcesses.length ?? 0 };
+    this.progress = new ProgressReport(backend, options.onProgress);
     this.ops = plan.stages.map((stage) => stage.name);
     this.lastStage = plan.stages.length - 1;
     this.maxInFlight = options.maxInFlight;
@@ -114,7 +73,7 @@ export class Execution implements IntakeHost {
       {
         results: (results) => this.onResults(results),
         failed: (error) => this.fail(error),
-        membership: () => this.report(),
+        membership: () => this.progress.report(),
         progress: this.options.onProgress === undefined ? undefined : (updates) => this.onTaskProgress(updates),
       },
       { cancelGraceMs: this.options.cancelGraceMs },
@@ -152,10 +111,10 @@ export class Execution implements IntakeHost {
 
   send(tasks: Task[], report = true): void {
     if (tasks.length === 0 || this.settled) return;
-    this.progress.dispatched += tasks.length;
+    this.progress.counts.dispatched += tasks.length;
     const sendable = this.sendable(tasks);
     if (sendable.length > 0) this.backend.dispatch(sendable);
-    if (report) this.report();
+    if (report) this.progress.report();
   }
 
   /**
@@ -196,7 +155,7 @@ export class Execution implements IntakeHost {
         if (this.settled) return;
         continue;
       }
-      this.progress.done++;
+      this.progress.counts.done++;
       item.cancelling = false;
       disarm(item);
       if (item.timer !== undefined) this.cancelRetry(item);
@@ -213,7 +172,7 @@ export class Execution implements IntakeHost {
       if (this.settled) return;
     }
     if (next !== undefined) this.send(next, false);
-    this.report();
+    this.progress.report();
     if (this.hasRoom()) this.intake.pull();
     this.finishIfDone();
   }
@@ -229,7 +188,7 @@ export class Execution implements IntakeHost {
   private onFailure(item: Pending, error: Error, transient: boolean): void {
     disarm(item);
     if (item.timer !== undefined) this.cancelRetry(item);
-    this.progress.failed++;
+    this.progress.counts.failed++;
     const op = this.ops[item.stage]!;
     const attempts = item.attempt + 1;
     if (!transient) return this.fail(new OperationError(op, item.index, attempts, error));
@@ -280,7 +239,7 @@ export class Execution implements IntakeHost {
       if (this.settled) return;
     }
     deadlines.rearm();
-    if (expired) this.report();
+    if (expired) this.progress.report();
   }
 
   private timeoutOf(item: Pending): TaskTimeoutError {
@@ -291,30 +250,17 @@ export class Execution implements IntakeHost {
   private onCancelled(item: Pending, stuck: Error | undefined): void {
     item.cancelling = false;
     if (stuck === undefined) return this.onFailure(item, this.timeoutOf(item), true);
-    this.progress.failed++;
+    this.progress.counts.failed++;
     this.fail(new OperationError(this.ops[item.stage]!, item.index, item.attempt + 1, stuck));
   }
 
   /** Tasks' own progress reports, each with its counts. */
   private onTaskProgress(updates: readonly TaskProgress[]): void {
     if (this.settled) return;
-    for (const { index, attempt, detail } of updates) this.report({ index, attempt: attempt + 1, detail });
+    for (const { index, attempt, detail } of updates) this.progress.report({ index, attempt: attempt + 1, detail });
   }
 
   // ------------------------------------------------------------ the end
-
-  /** Calls onProgress with the counts, and `task`'s own report when there is one. */
-  private report(task?: TaskProgressDetail): void {
-    if (this.options.onProgress === undefined) return;
-    const now = this.backend.stats?.();
-    const progress: Progress = {
-      ...this.progress,
-      lostProcesses: now?.lostProcesses.slice(this.membershipAtStart.lost) ?? [],
-      joinedProcesses: now?.joinedProcesses.slice(this.membershipAtStart.joined) ?? [],
-    };
-    if (task !== undefined) progress.task = task;
-    this.options.onProgress(progress);
-  }
 
   finishIfDone(): void {
     if (this.settled || !this.intake.done || this.pending.count > 0) return;
