@@ -56,6 +56,12 @@ export interface AmqpWorkerOptions extends AmqpConnectOptions {
   log?: (line: string) => void;
 }
 
+// Task messages a worker holds, per thread and at the least: enough that a
+// thread finds the next batch waiting while the last one's results travel
+// back through the main thread (a thread hop each way).
+export const PREFETCH_PER_THREAD = 4;
+export const MIN_PREFETCH = 8;
+
 export interface AmqpWorkerStats {
   /** Tasks run. */
   executed: number;

@@ -36,6 +36,8 @@ const idOf = (task: Omit<TaskIdentity, 'key'>) => `${task.index}:${task.stage}:$
 export class TaskThreads {
   /** Running batches, by the key of their tasks (the AMQP lease key). */
   private readonly batches = new Map<string, Set<Batch>>();
+  /** When the last batch's results were in (performance.now()). */
+  private lastFinished = -Infinity;
 
   private constructor(private readonly backend: ThreadBackend) {}
 
@@ -97,6 +99,21 @@ export class TaskThreads {
     for (const batch of this.batches.get(task.key) ?? []) {
       if (batch.ids.includes(id)) batch.lease.cancel?.({ key: batch.lease.key, index: task.index, stage: task.stage, attempt: task.attempt }, why);
     }
+  }
+
+  /**
+   * The time a batch started at `started` took the threads, for `x-weft-ms`
+   * (the orchestrator sizes messages from it): batches queue behind each
+   * other on the threads, so its wall time would count the others' work
+   * too, and the orchestrator would cut ever smaller messages. Since the
+   * previous batch finished, the threads worked on this one (as the
+   * channel-protocol Dispatcher times its workers).
+   */
+  workTime(started: number): number {
+    const now = performance.now();
+    const took = Math.min(now - started, now - this.lastFinished);
+    this.lastFinished = now;
+    return took;
   }
 
   close(): Promise<void> {

@@ -67,6 +67,16 @@ export class WorkerPublisher {
     return publishConfirmed(session.channel, this.names.deadExchange, key, content, { persistent: true, contentType: CONTENT_TYPE, headers });
   }
 
+  /** A dead letter (see deadLetter) for `message`, acked once it is confirmed. */
+  async deadLetterAndAck(session: Session, message: ConsumeMessage, key: string, content: Buffer, reason: string, format?: number): Promise<void> {
+    try {
+      await this.deadLetter(session, key, content, reason, format);
+      session.channel.ack(message);
+    } catch {
+      // Session lost: the message comes back and is judged again.
+    }
+  }
+
   /** A task message published again as `content`, its routing, reply-to and key kept, carrying the deaths it was present at. */
   anew(session: Session, original: ConsumeMessage, content: Buffer, format: number, count: number, deaths: number): Promise<void> {
     const key = headerString(original.properties.headers, HEADER_KEY) ?? original.fields.routingKey;

@@ -43,7 +43,7 @@ import {
   TYPE_CANCEL,
   TYPE_RELEASE,
 } from './messages.ts';
-import { checkWorkerOptions, type AmqpWorkerOptions, type AmqpWorkerStats } from './options.ts';
+import { checkWorkerOptions, MIN_PREFETCH, PREFETCH_PER_THREAD, type AmqpWorkerOptions, type AmqpWorkerStats } from './options.ts';
 import { ProgressRelay } from './progress-relay.ts';
 import { deathsOf, SETTLE_MS, Suspects } from './suspects.ts';
 import { TaskConsumer } from './task-consumer.ts';
@@ -51,12 +51,6 @@ import { TaskThreads } from './task-threads.ts';
 import { assertShared, DEFAULT_DELIVERY_LIMIT, namesOf, type Names } from './topology.ts';
 import { Withdrawn } from './withdrawn.ts';
 import { WorkerPublisher } from './worker-publisher.ts';
-
-// Task messages a worker holds, per thread and at the least: enough that a
-// thread finds the next batch waiting while the last one's results travel
-// back through the main thread (a thread hop each way).
-const PREFETCH_PER_THREAD = 4;
-const MIN_PREFETCH = 8;
 
 export class AmqpWorker {
   readonly id = `${hostname()}:${process.pid}:${Math.random().toString(36).slice(2, 8)}`;
@@ -73,8 +67,6 @@ export class AmqpWorker {
   private whenClosed: (() => void) | undefined;
   /** Messages being served, from delivery to ack. */
   private readonly running = new Set<Promise<void>>();
-  /** When the last batch's results were in (performance.now()). */
-  private lastFinished = -Infinity;
   private executed = 0;
   private dropped = 0;
   private closing = false;
@@ -220,7 +212,7 @@ export class AmqpWorker {
       tasks = decodeTasks(message.content, key);
     } catch (error) {
       const reason = `${REASON_UNDECODABLE}: ${(error as Error).message}`;
-      this.track(this.deadLetter(session, message, key, message.content, reason, headerNumber(headers, HEADER_FORMAT)));
+      this.track(this.publisher.deadLetterAndAck(session, message, key, message.content, reason, headerNumber(headers, HEADER_FORMAT)));
       return;
     }
     // Batches that started before this message (not the tracked promise that will serve it).
@@ -228,7 +220,7 @@ export class AmqpWorker {
     const deaths = deathsOf(message);
     if (deaths > this.deliveryLimit) {
       const reason = `${REASON_KILLED_WORKERS}: ${deaths} workers died while this message was running alone on them`;
-      return this.track(this.deadLetter(session, message, key, message.content, reason));
+      return this.track(this.publisher.deadLetterAndAck(session, message, key, message.content, reason));
     }
     const serve = () => {
       if (deaths === 0) return this.run(session, message, key, replyTo, tasks);
@@ -280,7 +272,7 @@ export class AmqpWorker {
     let next = 0;
     const results = cancelled.size === 0 ? ran : tasks.map((task) => cancelled.get(task) ?? ran[next++]!);
     this.progress.flush(replyTo);
-    const confirms = [this.publisher.results(session, replyTo, key, results, this.workTime(started))];
+    const confirms = [this.publisher.results(session, replyTo, key, results, this.threads.workTime(started))];
     const unknown = tasks.filter((_, i) => results[i]!.error?.name === 'UnknownOperationError');
     if (unknown.length > 0) {
       const names = [...new Set(unknown.map((task) => task.op))].map((op) => `'${op}'`).join(', ');
@@ -292,30 +284,6 @@ export class AmqpWorker {
       session.channel.ack(message);
     } catch {
       // Session lost before the confirm: the broker delivers the batch again.
-    }
-  }
-
-  /**
-   * The time a batch started at `started` took the threads, for `x-weft-ms`
-   * (the orchestrator sizes messages from it): batches queue behind each
-   * other on the threads, so its wall time would count the others' work
-   * too, and the orchestrator would cut ever smaller messages. Since the
-   * previous batch finished, the threads worked on this one (as the
-   * channel-protocol Dispatcher times its workers).
-   */
-  private workTime(started: number): number {
-    const now = performance.now();
-    const took = Math.min(now - started, now - this.lastFinished);
-    this.lastFinished = now;
-    return took;
-  }
-
-  private async deadLetter(session: Session, message: ConsumeMessage, key: string, content: Buffer, reason: string, format?: number): Promise<void> {
-    try {
-      await this.publisher.deadLetter(session, key, content, reason, format);
-      session.channel.ack(message);
-    } catch {
-      // Session lost: the message comes back and is judged again.
     }
   }
 
