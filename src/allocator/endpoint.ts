@@ -271,7 +271,7 @@ export class Endpoint {
    */
   shutdown(): void {
     this.release();
-    this.rings.finishAll();
+    this.rings.finishAll(this.finished);
     this.table.closeFrom(this.index);
     for (;;) {
       this.release();

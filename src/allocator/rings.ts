@@ -121,11 +121,15 @@ export class Rings {
     return s;
   }
 
-  /** A FIN to every other worker: this one returned. */
-  finishAll(): void {
+  /**
+   * A FIN to every other worker: this one returned. Not to a worker that
+   * returned first: it reads no more, so a FIN that finds its ring full
+   * would wait in overflow, and this worker's exit with it, forever.
+   */
+  finishAll(finished: Uint8Array): void {
     const { index, peers } = this.wiring;
     for (let target = 0; target < peers; target++) {
-      if (target !== index) this.outboxes[target]?.control(target, 0, Kind.FIN);
+      if (target !== index && finished[target] !== 1) this.outboxes[target]?.control(target, 0, Kind.FIN);
     }
   }
 
