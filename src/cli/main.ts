@@ -67,7 +67,7 @@ program
   .option('--prefix <prefix>', 'queue and exchange name prefix, as given to Runtime.amqp', 'weft')
   .option('--threads <n>', 'worker threads that run the tasks (default: the available parallelism)', positive)
   .option('--prefetch <n>', 'task batches delivered and not yet answered (default: 4 per thread, at least 8)', positive)
-  .option('--cancel-grace <ms>', 'how long a cancelled task may run on before its thread is replaced', positive, 1000)
+  .option('--cancel-grace <ms>', 'how long a cancelled task may run on before its thread is replaced, unless its run sets cancelGraceMs', positive, 1000)
   .option('--delivery-limit <n>', 'deliveries of a task before it is dead-lettered (must match the orchestrator)', positive, 3)
   .option('--connect-timeout <ms>', 'give up if the broker cannot be reached for this long', positive, 30_000)
   .option('-q, --quiet', 'no connection news on stderr')

@@ -16,7 +16,7 @@ export interface WorkerCommandOptions {
   quiet?: boolean;
 }
 
-/** Runs the worker; resolves with the exit code once it has stopped. */
+/** Runs the worker; resolves with the exit code once it has stopped: 1 if its threads failed for good. */
 export async function worker(options: WorkerCommandOptions): Promise<number> {
   const log = options.quiet ? undefined : (line: string) => console.error(`weft worker ${process.pid}: ${line}`);
   // The threads import the operations (with tsx for TypeScript, see
@@ -33,7 +33,13 @@ export async function worker(options: WorkerCommandOptions): Promise<number> {
     log,
   });
   log?.(`serving ${options.operations.join(', ')} as ${served.id}`);
-  await served.closeOnSignals(['SIGINT', 'SIGTERM']);
+  try {
+    await served.closeOnSignals(['SIGINT', 'SIGTERM']);
+  } catch (error) {
+    // Said even with --quiet: the process ends with an error code.
+    console.error(`weft worker ${process.pid}: stopped: its worker threads failed for good: ${(error as Error).message}`);
+    return 1;
+  }
   log?.('stopped');
   return 0;
 }

@@ -1,7 +1,7 @@
 // Cancellation reaching tasks that run on AMQP worker processes, through the
 // public API: a directive's abort reaches a cooperative task's ctx.signal
-// within 1 s; a task that spins forever has its thread replaced, and the
-// next directive runs; a timed-out task is retried only once its first
+// within 1 s; a task that spins forever has its thread replaced (after the
+// worker's cancelGraceMs, or the run's own), and the next directive runs; a timed-out task is retried only once its first
 // attempt has returned.
 
 import { existsSync, mkdtempSync, readFileSync } from 'node:fs';
@@ -39,15 +39,20 @@ describe.runIf(available)('cancellation on Runtime.amqp', () => {
     expect(timeOf(log, 'aborted') - abortedAt).toBeLessThan(1000);
   });
 
-  it('replaces the thread of a task that spins past cancelGraceMs, and the next directive runs on it', async () => {
+  // One thread: the next directive can only run once the stuck one is replaced.
+  // In the second case the worker's own grace would outlast the test by far:
+  // only the run's, which travels with its tasks, can free the thread.
+  it.each([
+    { whose: "the worker's", workerGrace: '200', runGrace: undefined },
+    { whose: "the run's own", workerGrace: '3600000', runGrace: 200 },
+  ])('replaces the thread of a task that spins past $whose cancelGraceMs, and the next directive runs on it', async ({ workerGrace, runGrace }) => {
     const prefix = session.prefix('cancel-spin');
     await using runtime = await Runtime.amqp({ url: AMQP_URL, prefix });
-    // One thread: the next directive can only run once the stuck one is replaced.
-    const worker = session.worker(prefix, ['--threads', '1', '--cancel-grace', '200']);
+    const worker = session.worker(prefix, ['--threads', '1', '--cancel-grace', workerGrace]);
     await worker.serving;
-    const log = join(dir, 'spin');
+    const log = join(dir, `spin-${workerGrace}`);
     const controller = new AbortController();
-    const directive = runtime.call(Stuck, { log }, { signal: controller.signal }).then(
+    const directive = runtime.call(Stuck, { log }, { signal: controller.signal, cancelGraceMs: runGrace }).then(
       () => undefined,
       (error: unknown) => error,
     );

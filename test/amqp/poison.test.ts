@@ -1,4 +1,5 @@
-// Poison messages: bytes that are not a task batch, and a task naming an
+// Poison messages: bytes that are not a task batch (or a batch with headers
+// no orchestrator sends), and a task naming an
 // operation no worker has, go to the dead-letter queue with a reason while
 // other directives proceed.
 
@@ -6,6 +7,7 @@ import type { GetMessage } from 'amqplib';
 import { describe, expect, it } from 'vitest';
 import { defineOperation, OperationError } from '../../src/runtime/index.ts';
 import { namesOf } from '../../src/runtime/backends/amqp/index.ts';
+import { encodeTasks, FORMAT } from '../../src/runtime/backends/amqp/messages.ts';
 import { backendOf } from '../../src/runtime/runtime.ts';
 import { Increment } from './fixtures/operations.ts';
 import { brokerAvailable, range, rawConnection, servingCluster } from './helpers.ts';
@@ -50,6 +52,12 @@ describe.runIf(available)('Runtime.amqp with poison messages', () => {
     const connection = await rawConnection();
     const channel = await connection.createConfirmChannel();
     const garbage = Buffer.from('these bytes are not a msgpack task batch');
+    // A well-formed batch whose cancellation grace no orchestrator would send.
+    const task = { op: Increment.name, input: 1, key: 'poison.grace', index: 0, stage: 0, attempt: 0 };
+    channel.publish(names.taskExchange, 'poison.grace', encodeTasks([task]), {
+      replyTo: 'nowhere',
+      headers: { 'x-weft-format': FORMAT, 'x-weft-key': 'poison.grace', 'x-weft-grace-ms': -5 },
+    });
     channel.publish(names.taskExchange, 'poison.garbage', garbage, {
       replyTo: 'nowhere',
       headers: { 'x-weft-format': 2, 'x-weft-key': 'poison.garbage' },
@@ -67,6 +75,8 @@ describe.runIf(available)('Runtime.amqp with poison messages', () => {
     expect(String(undecodable.properties.headers?.['x-weft-worker'])).toMatch(/:\d+:/);
     // A dead letter keeps the x-weft-format its body came with.
     expect(undecodable.properties.headers?.['x-weft-format']).toBe(2);
+    const badGrace = await deadLetter(/^undecodable: x-weft-grace-ms is not a positive finite number of milliseconds$/);
+    expect(badGrace.fields.routingKey).toBe('poison.grace');
     const wrongFormat = await deadLetter(/^undecodable: message format 99, this code reads format 2$/);
     expect(wrongFormat.properties.headers?.['x-weft-format']).toBe(99);
   });

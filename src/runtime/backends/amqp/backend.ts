@@ -15,7 +15,7 @@
 //   `reconnectTimeoutMs`, every open lease fails with BrokerUnavailableError.
 
 import { randomBytes } from 'node:crypto';
-import type { Backend, Lease, LeaseHandlers } from '../../core/backend.ts';
+import type { Backend, Lease, LeaseHandlers, LeaseOptions } from '../../core/backend.ts';
 import { RuntimeClosedError } from '../../core/errors.ts';
 import type { Task, TaskIdentity } from '../../core/task.ts';
 import { publishConfirmed, ReconnectingConnection, redact, type Session } from './connection.ts';
@@ -75,7 +75,7 @@ export class AmqpBackend implements Backend {
     return backend;
   }
 
-  lease(handlers: LeaseHandlers): Lease {
+  lease(handlers: LeaseHandlers, options?: LeaseOptions): Lease {
     if (this.closed) throw new RuntimeClosedError('the runtime is closed');
     const session = this.connection.session;
     let state = this.spare;
@@ -89,6 +89,7 @@ export class AmqpBackend implements Backend {
       if (session !== undefined) this.chore(this.openLease(state, session));
     }
     state.handlers = handlers;
+    state.graceMs = options?.cancelGraceMs;
     this.leases.set(state.key, state);
     if (session !== undefined) this.prepareSpare(session);
     else this.watchOutage();

@@ -11,6 +11,8 @@ export interface LeaseState {
   readonly queue: string;
   /** Set when a directive takes the lease (a spare has none until then). */
   handlers: LeaseHandlers;
+  /** The directive's `cancelGraceMs`, sent with its tasks; undefined: the workers' own. */
+  graceMs: number | undefined;
   open: boolean;
   /** The session the result queue was (being) declared and consumed on. */
   openedOn: Session | undefined;
@@ -32,6 +34,7 @@ export function newLease(key: string, queue: string): LeaseState {
     key,
     queue,
     handlers: NO_HANDLERS,
+    graceMs: undefined,
     open: true,
     openedOn: undefined,
     consuming: undefined,

@@ -38,6 +38,12 @@ export const HEADER_MS = 'x-weft-ms';
 export const HEADER_WORKER = 'x-weft-worker';
 /** On dead letters published by a worker: why. */
 export const HEADER_REASON = 'x-weft-reason';
+/**
+ * On task messages of a run that sets `cancelGraceMs`: how long a cancelled
+ * task of theirs may run on before its thread is terminated. Without it, the
+ * worker's own `cancelGraceMs` holds.
+ */
+export const HEADER_GRACE_MS = 'x-weft-grace-ms';
 /** On releases and cancellations: why, the message of the tasks' `TaskCancelledError`. */
 export const HEADER_WHY = 'x-weft-why';
 /**
@@ -235,6 +241,19 @@ export function headerString(headers: Record<string, unknown> | undefined, name:
   if (typeof value === 'string') return value;
   if (Buffer.isBuffer(value)) return value.toString('utf8');
   return undefined;
+}
+
+/**
+ * A task message's `x-weft-grace-ms`: undefined when absent. A value that
+ * no orchestrator sends (not a positive finite number) is malformed.
+ */
+export function graceOf(headers: Record<string, unknown> | undefined): number | undefined {
+  const value = headers?.[HEADER_GRACE_MS];
+  if (value === undefined) return undefined;
+  if (typeof value !== 'number' || !Number.isFinite(value) || value <= 0) {
+    throw new MalformedMessageError(`${HEADER_GRACE_MS} is not a positive finite number of milliseconds`);
+  }
+  return value;
 }
 
 export function headerNumber(headers: Record<string, unknown> | undefined, name: string): number | undefined {

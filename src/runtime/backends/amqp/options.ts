@@ -49,7 +49,8 @@ export interface AmqpWorkerOptions extends AmqpConnectOptions {
   prefetch?: number;
   /**
    * How long a cancelled task may run on before its thread is terminated
-   * and replaced, in ms. Default 1000.
+   * and replaced, in ms, for tasks whose run set no `cancelGraceMs` of its
+   * own (a run's travels with its tasks). Default 1000.
    */
   cancelGraceMs?: number;
   /** Where connection news goes. Default: nowhere. */

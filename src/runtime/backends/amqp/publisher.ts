@@ -18,7 +18,7 @@ import type { Task } from '../../core/task.ts';
 import { TaskTime } from '../../core/task-time.ts';
 import { publishConfirmed, type ReconnectingConnection, type Session } from './connection.ts';
 import { idOf, type LeaseState } from './lease-state.ts';
-import { CONTENT_TYPE, encodeTasks, FORMAT, HEADER_COUNT, HEADER_FORMAT, HEADER_KEY, TYPE_TASKS } from './messages.ts';
+import { CONTENT_TYPE, encodeTasks, FORMAT, HEADER_COUNT, HEADER_FORMAT, HEADER_GRACE_MS, HEADER_KEY, TYPE_TASKS } from './messages.ts';
 import type { Names } from './topology.ts';
 
 // Work per task message, in ms of the workers' time.
@@ -122,7 +122,12 @@ export class TaskPublisher {
       contentType: CONTENT_TYPE,
       type: TYPE_TASKS,
       replyTo: lease.queue,
-      headers: { [HEADER_FORMAT]: FORMAT, [HEADER_KEY]: lease.key, [HEADER_COUNT]: publication.count },
+      headers: {
+        [HEADER_FORMAT]: FORMAT,
+        [HEADER_KEY]: lease.key,
+        [HEADER_COUNT]: publication.count,
+        ...(lease.graceMs === undefined ? {} : { [HEADER_GRACE_MS]: lease.graceMs }),
+      },
     }).then(
       () => this.unconfirmed.delete(publication),
       () => {

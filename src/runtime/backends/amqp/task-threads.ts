@@ -51,9 +51,10 @@ export class TaskThreads {
    * Runs the tasks of one message (all of one key) and resolves with one
    * result per task, in order; with undefined if their lease is released
    * meanwhile. Rejects if the threads are closed or fail for good.
-   * `progress` gets their progress details, keyed as the tasks.
+   * `graceMs`: their run's `cancelGraceMs`, if it set one (else the
+   * worker's). `progress` gets their progress details, keyed as the tasks.
    */
-  run(tasks: readonly Task[], progress: (updates: readonly TaskProgress[]) => void): Promise<TaskResult[] | undefined> {
+  run(tasks: readonly Task[], graceMs: number | undefined, progress: (updates: readonly TaskProgress[]) => void): Promise<TaskResult[] | undefined> {
     if (tasks.length === 0) return Promise.resolve([]);
     const key = tasks[0]!.key;
     const ids = tasks.map(idOf);
@@ -76,7 +77,7 @@ export class TaskThreads {
           reject(error);
         },
         progress: (updates) => progress(updates.map((update) => ({ ...update, key }))),
-      });
+      }, { cancelGraceMs: graceMs });
       const batch: Batch = { lease, ids, settle: resolve, done: false };
       let running = this.batches.get(key);
       if (running === undefined) this.batches.set(key, (running = new Set()));

@@ -13,6 +13,7 @@ import {
   HEADER_COUNT,
   HEADER_DEATHS,
   HEADER_FORMAT,
+  HEADER_GRACE_MS,
   HEADER_KEY,
   HEADER_MS,
   HEADER_REASON,
@@ -79,13 +80,15 @@ export class WorkerPublisher {
 
   /** A task message published again as `content`, its routing, reply-to and key kept, carrying the deaths it was present at. */
   anew(session: Session, original: ConsumeMessage, content: Buffer, format: number, count: number, deaths: number): Promise<void> {
-    const key = headerString(original.properties.headers, HEADER_KEY) ?? original.fields.routingKey;
+    const headers = original.properties.headers;
+    const key = headerString(headers, HEADER_KEY) ?? original.fields.routingKey;
+    const grace = headers?.[HEADER_GRACE_MS] as unknown;
     return publishConfirmed(session.channel, this.names.taskExchange, original.fields.routingKey, content, {
       persistent: true,
       contentType: CONTENT_TYPE,
       type: TYPE_TASKS,
       replyTo: original.properties.replyTo,
-      headers: { [HEADER_FORMAT]: format, [HEADER_KEY]: key, [HEADER_COUNT]: count, [HEADER_DEATHS]: deaths },
+      headers: { [HEADER_FORMAT]: format, [HEADER_KEY]: key, [HEADER_COUNT]: count, [HEADER_DEATHS]: deaths, ...(grace === undefined ? {} : { [HEADER_GRACE_MS]: grace }) },
     });
   }
 }

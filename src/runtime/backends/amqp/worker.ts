@@ -35,6 +35,7 @@ import {
   HEADER_FORMAT,
   HEADER_KEY,
   HEADER_WHY,
+  graceOf,
   headerNumber,
   headerString,
   REASON_KILLED_WORKERS,
@@ -64,7 +65,9 @@ export class AmqpWorker {
   private readonly withdrawn = new Withdrawn();
   private readonly stopSignals: NodeJS.Signals[] = [];
   private readonly onStopSignal = () => void this.close();
-  private whenClosed: (() => void) | undefined;
+  /** Settles once closed: rejected with the failure if the threads failed for good. */
+  private readonly ended: Promise<void>;
+  private endWith!: (failure: Error | undefined) => void;
   /** Messages being served, from delivery to ack. */
   private readonly running = new Set<Promise<void>>();
   private executed = 0;
@@ -76,6 +79,9 @@ export class AmqpWorker {
     private readonly options: AmqpWorkerOptions,
   ) {
     this.names = namesOf(options.prefix);
+    this.ended = new Promise((resolve, reject) => (this.endWith = (failure) => (failure === undefined ? resolve() : reject(failure))));
+    // Only closeOnSignals hands it out: a worker nobody waits on must not end the process with an unhandled rejection.
+    this.ended.catch(() => {});
     this.deliveryLimit = options.deliveryLimit ?? DEFAULT_DELIVERY_LIMIT;
     const log = options.log;
     this.connection = new ReconnectingConnection(
@@ -118,13 +124,18 @@ export class AmqpWorker {
 
   /**
    * Closes on the first of `signals` (as `weft worker` does for SIGINT and
-   * SIGTERM) and resolves once closed. Tasks run on threads, so the signal
-   * is handled at once even while a task spins.
+   * SIGTERM) and resolves once closed, by a signal or by close(). Tasks run
+   * on threads, so the signal is handled at once even while a task spins.
+   * Rejects, once closed, if the worker stopped on its own because its
+   * threads failed for good (a dead thread could not be replaced): its
+   * unacked tasks went back to the broker.
    */
   closeOnSignals(signals: readonly NodeJS.Signals[]): Promise<void> {
-    this.stopSignals.push(...signals);
-    this.listenForStop(true);
-    return new Promise((resolve) => (this.whenClosed = resolve));
+    if (!this.closing) {
+      this.stopSignals.push(...signals);
+      this.listenForStop(true);
+    }
+    return this.ended;
   }
 
   private listenForStop(on: boolean): void {
@@ -139,17 +150,25 @@ export class AmqpWorker {
    * at most), disconnects (what is unacked goes back to the broker), and
    * stops the threads.
    */
-  async close(): Promise<void> {
-    if (this.closing) return;
+  close(): Promise<void> {
+    return this.stop(undefined);
+  }
+
+  /** Closes once; a second call resolves when the first is done. */
+  private async stop(failure: Error | undefined): Promise<void> {
+    if (this.closing) return this.ended.catch(() => {});
     this.closing = true;
     this.listenForStop(false);
-    const session = this.connection.session;
-    if (session !== undefined) await this.consumer.stop(session).catch(() => {});
-    await Promise.race([Promise.allSettled([...this.running]), new Promise((resolve) => setTimeout(resolve, SETTLE_MS).unref())]);
-    this.progress.clear();
-    await this.connection.close();
-    await this.threads.close();
-    this.whenClosed?.();
+    try {
+      const session = this.connection.session;
+      if (session !== undefined) await this.consumer.stop(session).catch(() => {});
+      await Promise.race([Promise.allSettled([...this.running]), new Promise((resolve) => setTimeout(resolve, SETTLE_MS).unref())]);
+      this.progress.clear();
+      await this.connection.close();
+      await this.threads.close();
+    } finally {
+      this.endWith(failure);
+    }
   }
 
   private async setup(session: Session): Promise<void> {
@@ -206,9 +225,11 @@ export class AmqpWorker {
     }
     const replyTo = message.properties.replyTo as unknown;
     let tasks: Task[];
+    let graceMs: number | undefined;
     try {
       checkFormat(headerNumber(headers, HEADER_FORMAT));
       if (typeof replyTo !== 'string' || replyTo === '') throw new MalformedMessageError('no reply-to queue');
+      graceMs = graceOf(headers);
       tasks = decodeTasks(message.content, key);
     } catch (error) {
       const reason = `${REASON_UNDECODABLE}: ${(error as Error).message}`;
@@ -223,9 +244,9 @@ export class AmqpWorker {
       return this.track(this.publisher.deadLetterAndAck(session, message, key, message.content, reason));
     }
     const serve = () => {
-      if (deaths === 0) return this.run(session, message, key, replyTo, tasks);
+      if (deaths === 0) return this.run(session, message, key, replyTo, tasks, graceMs);
       if (tasks.length > 1) return this.suspects.split(session, message, tasks, deaths);
-      return this.suspects.isolate(session, running, message, () => this.run(session, message, key, replyTo, tasks));
+      return this.suspects.isolate(session, running, message, () => this.run(session, message, key, replyTo, tasks, graceMs));
     };
     if (this.withdrawn.isLive(key)) return this.track(serve());
     this.track(
@@ -242,7 +263,7 @@ export class AmqpWorker {
    * once), publishes its results, and acks once they are confirmed. A batch
    * whose lease is released meanwhile is acked unanswered.
    */
-  private async run(session: Session, message: ConsumeMessage, key: string, replyTo: string, tasks: Task[]): Promise<void> {
+  private async run(session: Session, message: ConsumeMessage, key: string, replyTo: string, tasks: Task[], graceMs: number | undefined): Promise<void> {
     const started = performance.now();
     const cancelled = new Map<Task, TaskResult>();
     for (const task of tasks) {
@@ -252,14 +273,14 @@ export class AmqpWorker {
     const runnable = cancelled.size === 0 ? tasks : tasks.filter((task) => !cancelled.has(task));
     let ran: TaskResult[] | undefined;
     try {
-      ran = await this.threads.run(runnable, (updates) => this.progress.add(session, replyTo, key, updates));
+      ran = await this.threads.run(runnable, graceMs, (updates) => this.progress.add(session, replyTo, key, updates));
     } catch (error) {
       // The threads were closed, or failed for good (no thread could be
       // replaced): nothing more can run here. The message stays unacked and
       // goes back to the broker as this worker closes.
       if (this.closing) return;
       this.options.log?.(`the worker threads failed: ${(error as Error).message}; closing`);
-      void this.close();
+      void this.stop(error as Error);
       return;
     }
     this.executed += runnable.length;
