@@ -10,7 +10,7 @@ import { MessageChannel, type Worker } from 'node:worker_threads';
 import { fileURLToPath } from 'node:url';
 import { Config, initialize } from '../src/index.ts';
 import type { Measured, Plan } from './fixtures/allocator-worker.ts';
-import { printRows, type Row } from './report.ts';
+import { printRows, rowOf, type Row } from './report.ts';
 
 const MiB = 1 << 20;
 /** Large enough that a 1 MiB message is one frame (a frame may take half the ring). */
@@ -81,19 +81,18 @@ function rows(raw: Measured[]): Row[] {
   const throughput = (name: string, weft: string, anchor: string, unit: string, target: number | undefined): Row => {
     const w = rate(weft);
     const a = rate(anchor);
-    return { suite: 'allocator', name, weft: w, anchor: a, anchorName: anchor, unit, ratio: w / a, target, higherIsBetter: true };
+    return rowOf({ suite: 'allocator', name, weft: w, anchor: a, anchorName: anchor, unit, target });
   };
   const latency = (name: string, weft: string, target: number | undefined): Row => {
     const w = micros(weft);
     const a = micros('postMessage ping-pong');
-    // For a latency the ratio is "times faster": anchor time over weft time.
-    return { suite: 'allocator', name, weft: w, anchor: a, anchorName: 'postMessage ping-pong', unit: 'us/round trip', ratio: a / w, target, higherIsBetter: false };
+    return rowOf({ suite: 'allocator', name, weft: w, anchor: a, anchorName: 'postMessage ping-pong', unit: 'us/round trip', target, higherIsBetter: false });
   };
   // Async against sync on the same work: the ratio is sync time over async time.
   const versus = (name: string, async: string, sync: string, target: number): Row => {
     const w = micros(async);
     const s = micros(sync);
-    return { suite: 'allocator', name, weft: w, anchor: s, anchorName: sync, unit: 'us/round trip', ratio: s / w, target, higherIsBetter: false };
+    return rowOf({ suite: 'allocator', name, weft: w, anchor: s, anchorName: sync, unit: 'us/round trip', target, higherIsBetter: false });
   };
   const frames = (): Row => throughput('1 MiB frames', 'weft 1 MiB frames', 'Buffer.copy 1 MiB', 'frames/s', 0.5);
   const all: (() => Row)[] = [

@@ -30,7 +30,7 @@ import { isMainThread } from 'node:worker_threads';
 import { connect, type ConfirmChannel } from 'amqplib';
 import { Packr } from 'msgpackr';
 import { Runtime, WorkerRuntime, defineOperation } from '../src/runtime/index.ts';
-import type { Row } from './report.ts';
+import { rowOf, type Row } from './report.ts';
 import { bullmqTinyTasks } from './bullmq.ts';
 import { rabbitmqScripts, startedNode, stopNode } from '../test/setup/rabbitmq-node.ts';
 
@@ -278,17 +278,8 @@ const best = async (run: () => Promise<number>) => {
 };
 
 function rowsOf(f: Omit<AmqpBenchFigures, 'rows'>): Row[] {
-  const row = (name: string, anchor: number, anchorName: string, target: number | undefined, weft = f.weftPerSecond): Row => ({
-    suite: 'amqp',
-    name,
-    weft,
-    anchor,
-    anchorName,
-    unit: 'tasks/s',
-    ratio: weft / anchor,
-    target,
-    higherIsBetter: true,
-  });
+  const row = (name: string, anchor: number, anchorName: string, target: number | undefined, weft = f.weftPerSecond): Row =>
+    rowOf({ suite: 'amqp', name, weft, anchor, anchorName, unit: 'tasks/s', target });
   return [
     row('tiny tasks, 1 worker', f.bareBatchedPerSecond, `bare amqplib, ${BATCH}/message`, 0.8),
     row('tiny tasks vs one message per task', f.barePerMessagePerSecond, 'bare amqplib, 1/message', undefined),

@@ -27,7 +27,7 @@ import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import type { ClusterTimes } from './fixtures/cluster-program.ts';
-import { printRows, type Row } from './report.ts';
+import { printRows, rowOf, type Row } from './report.ts';
 import { freePorts } from '../src/cli/launch.ts';
 import { makeKeys } from '../src/cli/keys.ts';
 
@@ -187,14 +187,8 @@ function tlsRows(plain: ClusterTimes, tls: ClusterTimes, plan: ClusterPlan): Row
   const bulk = (t: ClusterTimes) => bytes / MiB / (median(t.bulkMs) / 1000);
   const small = (t: ClusterTimes) => plan.objects / (median(t.smallMs) / 1000);
   return [
-    {
-      suite: 'cluster', name: '1 MiB frames, 2 processes, mutual TLS', weft: bulk(tls), anchor: bulk(plain), anchorName: 'weft over plain TCP',
-      unit: 'MiB/s', ratio: bulk(tls) / bulk(plain), target: undefined, higherIsBetter: true,
-    },
-    {
-      suite: 'cluster', name: '{i, x} objects, 2 processes, mutual TLS', weft: small(tls), anchor: small(plain), anchorName: 'weft over plain TCP',
-      unit: 'msg/s', ratio: small(tls) / small(plain), target: undefined, higherIsBetter: true,
-    },
+    rowOf({ suite: 'cluster', name: '1 MiB frames, 2 processes, mutual TLS', weft: bulk(tls), anchor: bulk(plain), anchorName: 'weft over plain TCP', unit: 'MiB/s' }),
+    rowOf({ suite: 'cluster', name: '{i, x} objects, 2 processes, mutual TLS', weft: small(tls), anchor: small(plain), anchorName: 'weft over plain TCP', unit: 'msg/s' }),
   ];
 }
 
@@ -220,14 +214,8 @@ export async function runClusterBench(plan: ClusterPlan = defaultPlan): Promise<
   const weftSmall = plan.objects / (median(w.smallMs) / 1000);
   const ipcSmall = plan.ipcObjects / (median(ipcMs) / 1000);
   const rows: Row[] = [
-    {
-      suite: 'cluster', name: '1 MiB frames, 2 processes', weft: weftBulk, anchor: rawBulk, anchorName: 'raw socket, 2 processes',
-      unit: 'MiB/s', ratio: weftBulk / rawBulk, target: 0.8, higherIsBetter: true,
-    },
-    {
-      suite: 'cluster', name: '{i, x} objects, 2 processes', weft: weftSmall, anchor: ipcSmall, anchorName: 'process.send IPC',
-      unit: 'msg/s', ratio: weftSmall / ipcSmall, target: 10, higherIsBetter: true,
-    },
+    rowOf({ suite: 'cluster', name: '1 MiB frames, 2 processes', weft: weftBulk, anchor: rawBulk, anchorName: 'raw socket, 2 processes', unit: 'MiB/s', target: 0.8 }),
+    rowOf({ suite: 'cluster', name: '{i, x} objects, 2 processes', weft: weftSmall, anchor: ipcSmall, anchorName: 'process.send IPC', unit: 'msg/s', target: 10 }),
     ...tlsRows(w, tls, plan),
   ];
   return { suite: 'cluster', rows, raw: { weft: w, tls, rawSocketMs, ipcMs, plan } };

@@ -13,7 +13,7 @@ import { fork, type ChildProcess } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { unpack } from 'msgpackr';
 import { weft } from './cluster.ts';
-import { printRows, type Row } from './report.ts';
+import { printRows, rowOf, type Row } from './report.ts';
 import { nats } from './services.ts';
 
 const SENDER = fileURLToPath(new URL('./fixtures/peers-sender.mjs', import.meta.url));
@@ -142,10 +142,7 @@ export async function runPeersBench(): Promise<PeersFigures> {
   for (const [name, value] of peers) say(`${name}: ${value.toFixed(0)} msg/s`);
   const [bestName, best] = peers.reduce((a, b) => (b[1] > a[1] ? b : a));
   const rows: Row[] = [
-    {
-      suite: 'peers', name: '{i, x} objects, 2 processes, batched vs 1 msg/object', weft: weftRate, anchor: best, anchorName: `best peer: ${bestName}`,
-      unit: 'msg/s', ratio: weftRate / best, target: 5, higherIsBetter: true,
-    },
+    rowOf({ suite: 'peers', name: '{i, x} objects, 2 processes, batched vs 1 msg/object', weft: weftRate, anchor: best, anchorName: `best peer: ${bestName}`, unit: 'msg/s', target: 5 }),
   ];
   return { suite: 'peers', rows, notes, raw: { weftMs, natsMs, zmqMs } };
 }

@@ -19,6 +19,16 @@ export interface Row {
   higherIsBetter: boolean;
 }
 
+/**
+ * A row from its two figures: the ratio is weft over anchor for rates,
+ * anchor over weft for times (`higherIsBetter: false`), so > 1 is always
+ * weft ahead.
+ */
+export function rowOf(r: Omit<Row, 'ratio' | 'target' | 'higherIsBetter'> & { target?: number | undefined; higherIsBetter?: boolean }): Row {
+  const higherIsBetter = r.higherIsBetter ?? true;
+  return { ...r, target: r.target, higherIsBetter, ratio: higherIsBetter ? r.weft / r.anchor : r.anchor / r.weft };
+}
+
 export function formatNumber(v: number): string {
   if (!Number.isFinite(v)) return String(v);
   const a = Math.abs(v);

@@ -23,7 +23,7 @@ import { Bench } from 'tinybench';
 import { Tinypool } from 'tinypool';
 import workerpool from 'workerpool';
 import { IndexedStream, Runtime, defineOperation } from '../src/runtime/index.ts';
-import type { Row } from './report.ts';
+import { rowOf, type Row } from './report.ts';
 
 // Plain functions, so piscina's worker module can be generated from the very
 // same source (piscina cannot load TypeScript in its threads).
@@ -128,17 +128,8 @@ const inputs = (count: number, value: (i: number) => number) => Array.from({ len
 
 /** Figures for `bench/run.ts`: weft beside its anchor, with the target ratio. */
 function rowsOf(f: RuntimeBenchFigures): Row[] {
-  const row = (name: string, weft: number, anchor: number, anchorName: string, target: number | undefined): Row => ({
-    suite: 'runtime',
-    name,
-    weft,
-    anchor,
-    anchorName,
-    unit: 'tasks/s',
-    ratio: weft / anchor,
-    target,
-    higherIsBetter: true,
-  });
+  const row = (name: string, weft: number, anchor: number, anchorName: string, target: number | undefined): Row =>
+    rowOf({ suite: 'runtime', name, weft, anchor, anchorName, unit: 'tasks/s', target });
   const [tinyPool, tinyAnchor] = bestPool({ 'piscina 5': f.piscinaTinyPerSecond, 'tinypool 2': f.tinypoolTinyPerSecond, 'workerpool 10': f.workerpoolTinyPerSecond });
   const [cpuPool, cpuAnchor] = bestPool({
     'piscina 5': f.piscinaCpuTwoThreadsPerSecond,
