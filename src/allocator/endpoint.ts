@@ -208,15 +208,25 @@ export class Endpoint {
   private async until(ready: () => boolean): Promise<void> {
     for (;;) {
       // Receive first: a FIN among the frames drops the overflow bound for its sender.
-      this.table.receivingAll = true;
-      try {
-        this.receive();
-      } finally {
-        this.table.receivingAll = false;
-      }
+      this.receiveAll();
       this.release();
       if (ready()) return;
       await this.awaitEventsAsync();
+    }
+  }
+
+  /**
+   * receive(), past the decode-ahead bound: a FIN behind frames no puller
+   * has room for is read too. Where a worker waits for ring space, the
+   * frames it takes are what frees its peer, and the FIN of a peer that
+   * returned is what drops the overflow bound for it.
+   */
+  private receiveAll(): void {
+    this.table.receivingAll = true;
+    try {
+      this.receive();
+    } finally {
+      this.table.receivingAll = false;
     }
   }
 
@@ -266,16 +276,19 @@ export class Endpoint {
   /**
    * The worker's function returned: close every channel towards every
    * worker, then wait until all overflow is in the rings. Incoming frames
-   * are still consumed meanwhile, so two finishing workers cannot wait on
-   * each other's full rings.
+   * are all consumed meanwhile (nobody reads them now, so no decode-ahead
+   * bound holds them back), so two finishing workers cannot wait on each
+   * other's full rings, nor on a FIN behind frames never to be read.
    */
   shutdown(): void {
     this.release();
-    this.rings.finishAll(this.finished);
+    // FINs read first: no FIN goes to a worker known to have returned.
+    this.receiveAll();
+    this.rings.finishAll((target) => this.finished[target] === 1 && this.joins.absent[target] === 0);
     this.table.closeFrom(this.index);
     for (;;) {
       this.release();
-      this.receive();
+      this.receiveAll();
       if (this.rings.overflowFrames() === 0) break;
       this.awaitEvents(100);
     }

@@ -123,13 +123,15 @@ export class Rings {
 
   /**
    * A FIN to every other worker: this one returned. Not to a worker that
-   * returned first: it reads no more, so a FIN that finds its ring full
-   * would wait in overflow, and this worker's exit with it, forever.
+   * `returned` first: it reads no more, so a FIN that finds its ring full
+   * would wait in overflow, and this worker's exit with it, forever. (A
+   * spare that has not joined still gets one: the router drops it, or
+   * delivers it if the spare joined meanwhile.)
    */
-  finishAll(finished: Uint8Array): void {
+  finishAll(returned: (target: number) => boolean): void {
     const { index, peers } = this.wiring;
     for (let target = 0; target < peers; target++) {
-      if (target !== index && finished[target] !== 1) this.outboxes[target]?.control(target, 0, Kind.FIN);
+      if (target !== index && !returned(target)) this.outboxes[target]?.control(target, 0, Kind.FIN);
     }
   }
 
@@ -141,6 +143,8 @@ export class Rings {
   /** Hosted pools: point the route to `peer` at fresh rings. */
   rewire(peer: number, out: RingEnd, inn: RingEnd): void {
     const old = this.outboxes[peer];
+    // What waits for the old ring is the old thread's; off the backlog with it.
+    old?.discard(peer);
     const fresh = this.outbox(out);
     this.outboxList = this.outboxList.map((o) => (o === old ? fresh : o));
     this.outboxes[peer] = fresh;

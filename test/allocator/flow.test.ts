@@ -59,6 +59,20 @@ describe('backpressure', () => {
     expect(sender!.later).toBe(0);
   });
 
+  it('a worker returns while its ring to a worker that returned first is full: no FIN waits behind it', async () => {
+    const guards = await initialize<number>(Config.process(2, small), { module: flow, export: 'returnAfterPeerReturned' });
+    const [overflowing] = await guards.join();
+    // The ring was full: frames waited in overflow when worker 1's FIN came.
+    expect(overflowing).toBeGreaterThan(0);
+  });
+
+  it('two workers that flooded each other without reading both return', async () => {
+    const guards = await initialize<number>(Config.process(2, small), { module: flow, export: 'floodEachOtherThenReturn' });
+    const overflow = await guards.join();
+    // Each returned with far more than a ring and the decode-ahead bound still to send.
+    for (const bytes of overflow) expect(bytes).toBeGreaterThan(4 * RING);
+  });
+
   it('the limits are checked where the Config is made', () => {
     expect(() => Config.process(2, { highWaterBytes: -1 })).toThrow(/highWaterBytes must be an integer from 0/);
     expect(() => Config.process(2, { maxBacklogBytes: 1 << 20, highWaterBytes: 2 << 20 })).toThrow(/highWaterBytes must be an integer from 0 to 1048576/);
