@@ -18,7 +18,7 @@ const badRuntimeOptions: [Partial<AmqpRuntimeOptions>, RegExp][] = [
   [{ maxBatch: 0 }, /Runtime\.amqp option maxBatch must be a positive integer, got 0/],
   [{ deliveryLimit: 1.5 }, /deliveryLimit must be a positive integer, got 1.5/],
   [{ heartbeatSeconds: -1 }, /heartbeatSeconds must be a positive integer, got -1/],
-  [{ reconnectTimeoutMs: Number.NaN }, /reconnectTimeoutMs must be a positive finite number of milliseconds, got NaN/],
+  [{ reconnectTimeoutMs: Number.NaN }, /reconnectTimeoutMs must be a positive number of milliseconds up to 2147483647 .*, got NaN/],
   [{ connectTimeoutMs: 0 }, /connectTimeoutMs must be .*, got 0/],
   [{ backoff: { initialMs: -1 } }, /backoff\.initialMs must be .*, got -1/],
   [{ parallelism: 0 }, /parallelism must be a positive integer, got 0/],

@@ -75,7 +75,7 @@ describe.runIf(available)('Runtime.amqp with poison messages', () => {
     expect(String(undecodable.properties.headers?.['x-weft-worker'])).toMatch(/:\d+:/);
     // A dead letter keeps the x-weft-format its body came with.
     expect(undecodable.properties.headers?.['x-weft-format']).toBe(2);
-    const badGrace = await deadLetter(/^undecodable: x-weft-grace-ms is not a positive finite number of milliseconds$/);
+    const badGrace = await deadLetter(/^undecodable: x-weft-grace-ms is not a positive number of milliseconds up to 2147483647$/);
     expect(badGrace.fields.routingKey).toBe('poison.grace');
     const wrongFormat = await deadLetter(/^undecodable: message format 99, this code reads format 2$/);
     expect(wrongFormat.properties.headers?.['x-weft-format']).toBe(99);

@@ -2,10 +2,10 @@
 // threads, and its main thread (the broker connection) stays free while
 // they spin. A worker whose threads fail for good stops with an error code.
 
-import { rmSync } from 'node:fs';
+import { existsSync, rmSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import { Runtime } from '../../src/runtime/index.ts';
-import { BreakThreads, Increment, ThreadOf, unreplaceableMarker } from './fixtures/operations.ts';
+import { BreakThreads, Increment, SpinAfterBreaking, ThreadOf, unreplaceableMarker } from './fixtures/operations.ts';
 import { AMQP_URL, brokerAvailable, brokerSession, range } from './helpers.ts';
 
 const available = brokerAvailable('test/amqp/threads.test.ts');
@@ -27,21 +27,32 @@ describe.runIf(available)('weft worker --threads', () => {
     expect(await batched.fanout(Increment, range(0, 9_999))).toEqual(range(1, 10_000));
   });
 
-  it('stops with exit code 1, saying why, when a dead thread cannot be replaced', async () => {
+  // The thread dies running a batch (its failure reaches that batch), or is
+  // terminated past its grace once its directive was aborted (no batch is
+  // left running to see the failure: the worker must notice it still).
+  it.each([
+    { how: 'a thread that died running a task', op: BreakThreads, abortOnceStarted: false },
+    { how: 'a thread terminated past its grace, with no task left running', op: SpinAfterBreaking, abortOnceStarted: true },
+  ])('stops with exit code 1, saying why, when $how cannot be replaced', async ({ op, abortOnceStarted }) => {
     const broken = session.prefix('threads-broken');
     await using runtime = await Runtime.amqp({ url: AMQP_URL, prefix: broken });
     const worker = session.worker(broken, ['--threads', '1']);
     await worker.serving;
+    const marker = unreplaceableMarker(worker.child.pid!);
     const controller = new AbortController();
-    const directive = runtime.call(BreakThreads, null, { signal: controller.signal }).catch((error: unknown) => error);
+    const directive = runtime.call(op, null, { signal: controller.signal, cancelGraceMs: 100 }).catch((error: unknown) => error);
     try {
+      if (abortOnceStarted) {
+        await expect.poll(() => existsSync(marker), { timeout: 20_000 }).toBe(true);
+        controller.abort();
+      }
       const { code } = await worker.exited;
       expect(code).toBe(1);
-      expect(worker.stderr.join('\n')).toMatch(/stopped: its worker threads failed for good: worker 0 failed to start: .*refuses to load in process/);
+      expect(worker.stderr.join('\n')).toMatch(/stopped: its worker threads failed for good: .*worker 0 failed to start: .*refuses to load in process/);
     } finally {
       controller.abort();
       await directive;
-      rmSync(unreplaceableMarker(worker.child.pid!), { force: true });
+      rmSync(marker, { force: true });
     }
   });
 });

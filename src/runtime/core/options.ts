@@ -21,9 +21,20 @@ export function checkPositiveInteger(where: string, option: string, value: unkno
   if (value !== undefined && !(Number.isSafeInteger(value) && (value as number) > 0)) refuse(where, option, 'a positive integer', value);
 }
 
+/**
+ * The longest timer Node keeps: a longer delay fires after 1 ms (with a
+ * TimeoutOverflowWarning), so "wait 30 days" would mean "do not wait".
+ */
+export const MAX_DURATION_MS = 2 ** 31 - 1;
+
+/** Whether `value` is a delay weft can wait for: positive, at most MAX_DURATION_MS. */
+export function isDuration(value: unknown): value is number {
+  return typeof value === 'number' && value > 0 && value <= MAX_DURATION_MS;
+}
+
 export function checkDuration(where: string, option: string, value: unknown): void {
-  if (value !== undefined && !(typeof value === 'number' && Number.isFinite(value) && value > 0)) {
-    refuse(where, option, 'a positive finite number of milliseconds', value);
+  if (value !== undefined && !isDuration(value)) {
+    refuse(where, option, `a positive number of milliseconds up to ${MAX_DURATION_MS} (about 24.8 days)`, value);
   }
 }
 

@@ -18,6 +18,7 @@
 
 import { Packr } from 'msgpackr';
 import type { Task, TaskFailure, TaskProgress, TaskResult } from '../../core/task.ts';
+import { isDuration, MAX_DURATION_MS } from '../../core/options.ts';
 import { MalformedMessageError } from './errors.ts';
 
 /** Bumped when the body layout changes; a worker dead-letters a format it does not know. */
@@ -245,14 +246,12 @@ export function headerString(headers: Record<string, unknown> | undefined, name:
 
 /**
  * A task message's `x-weft-grace-ms`: undefined when absent. A value that
- * no orchestrator sends (not a positive finite number) is malformed.
+ * no orchestrator sends (see checkDuration) is malformed.
  */
 export function graceOf(headers: Record<string, unknown> | undefined): number | undefined {
   const value = headers?.[HEADER_GRACE_MS];
   if (value === undefined) return undefined;
-  if (typeof value !== 'number' || !Number.isFinite(value) || value <= 0) {
-    throw new MalformedMessageError(`${HEADER_GRACE_MS} is not a positive finite number of milliseconds`);
-  }
+  if (!isDuration(value)) throw new MalformedMessageError(`${HEADER_GRACE_MS} is not a positive number of milliseconds up to ${MAX_DURATION_MS}`);
   return value;
 }
 

@@ -39,7 +39,12 @@ export class TaskThreads {
   /** When the last batch's results were in (performance.now()). */
   private lastFinished = -Infinity;
 
-  private constructor(private readonly backend: ThreadBackend) {}
+  /** Resolves with the error once the threads fail for good, running a batch or not. */
+  readonly failed: Promise<Error>;
+
+  private constructor(private readonly backend: ThreadBackend) {
+    this.failed = backend.failed;
+  }
 
   /** Starts the threads; resolves once every one has imported the operations. */
   static async start(options: TaskThreadsOptions): Promise<TaskThreads> {

@@ -82,6 +82,8 @@ export class AmqpWorker {
     this.ended = new Promise((resolve, reject) => (this.endWith = (failure) => (failure === undefined ? resolve() : reject(failure))));
     // Only closeOnSignals hands it out: a worker nobody waits on must not end the process with an unhandled rejection.
     this.ended.catch(() => {});
+    // Also when no batch runs to see it (a thread stopped past its grace, and its replacement failed).
+    void threads.failed.then((error) => this.failedThreads(error));
     this.deliveryLimit = options.deliveryLimit ?? DEFAULT_DELIVERY_LIMIT;
     const log = options.log;
     this.connection = new ReconnectingConnection(
@@ -152,6 +154,13 @@ export class AmqpWorker {
    */
   close(): Promise<void> {
     return this.stop(undefined);
+  }
+
+  /** The threads failed for good: nothing more can run here, so the worker closes, failed. */
+  private failedThreads(error: Error): void {
+    if (this.closing) return;
+    this.options.log?.(`the worker threads failed: ${error.message}; closing`);
+    void this.stop(error);
   }
 
   /** Closes once; a second call resolves when the first is done. */
@@ -278,9 +287,7 @@ export class AmqpWorker {
       // The threads were closed, or failed for good (no thread could be
       // replaced): nothing more can run here. The message stays unacked and
       // goes back to the broker as this worker closes.
-      if (this.closing) return;
-      this.options.log?.(`the worker threads failed: ${(error as Error).message}; closing`);
-      void this.stop(error as Error);
+      this.failedThreads(error as Error);
       return;
     }
     this.executed += runnable.length;

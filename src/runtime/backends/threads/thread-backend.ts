@@ -63,6 +63,14 @@ export class ThreadBackend implements Backend {
   /** Receives results while anything is outstanding; stops when idle. */
   private readonly pumper: Pump;
   private closed = false;
+  /** Why the backend failed for good, once it has. */
+  private failure: Error | undefined;
+  /**
+   * Resolves with the error once the backend fails for good (a thread that
+   * cannot be replaced), whether or not a directive was running to see it.
+   */
+  readonly failed: Promise<Error>;
+  private onFailed!: (error: Error) => void;
   private readonly started: Promise<void>;
   private onStarted!: { resolve: () => void; reject: (error: Error) => void };
 
@@ -76,6 +84,7 @@ export class ThreadBackend implements Backend {
     this.maxMessageBytes = options.maxMessageBytes ?? DEFAULT_MAX_MESSAGE_BYTES;
     this.dying = new Array<readonly TaskId[] | undefined>(workers).fill(undefined);
     this.started = new Promise((resolve, reject) => (this.onStarted = { resolve, reject }));
+    this.failed = new Promise((resolve) => (this.onFailed = resolve));
     const host = pool.host;
     this.tasks = host.allocate<HostMessage>(TASK_CHANNEL)[0];
     for (let index = 0; index < workers; index++) this.results.push(host.allocate<WorkerMessage>(RESULT_CHANNEL_BASE + index)[1]);
@@ -129,6 +138,7 @@ export class ThreadBackend implements Backend {
   }
 
   lease(handlers: LeaseHandlers, options?: LeaseOptions): Lease {
+    if (this.failure !== undefined) throw new RuntimeClosedError(`the runtime stopped: ${this.failure.message}`, { cause: this.failure });
     if (this.closing !== undefined) throw new RuntimeClosedError('the runtime is closed');
     const grace = options?.cancelGraceMs ?? this.cancelGraceMs;
     return this.leases.lease(
@@ -291,6 +301,8 @@ export class ThreadBackend implements Backend {
   /** The backend cannot go on: every directive on it fails and the threads stop. */
   private fail(error: Error): void {
     if (this.closing !== undefined) return;
+    this.failure = error;
+    this.onFailed(error);
     this.leases.failAll(error);
     this.onStarted.reject(error);
     void this.close();
