@@ -80,6 +80,8 @@ export async function handshake(socket: Socket, me: Identity, role: Role, timeou
   let timer: NodeJS.Timeout | undefined;
   const deadline = new Promise<never>((_, reject) => {
     timer = setTimeout(() => reject(new HandshakeError(`no handshake from ${socket.remoteAddress}:${socket.remotePort} within ${timeoutMs} ms`, false)), timeoutMs);
+    // The socket holds the process while it should; a background dial's must not.
+    timer.unref();
   });
   try {
     const x: Exchange = { reader, me, refuse, write: (bytes) => void socket.write(bytes) };

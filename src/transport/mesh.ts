@@ -213,10 +213,12 @@ function park(socket: Socket, rest: Buffer): Link {
 }
 
 /** One connection attempt: a socket (TLS-wrapped when configured), or the error that prevented it. */
-function open(o: MeshOptions, host: string, port: number): Promise<Socket> {
-  if (o.tls !== undefined) return dialTls(host, port, o.tls);
+/** `idle`: the socket does not hold the process open (see attempt). */
+function open(o: MeshOptions, host: string, port: number, idle: boolean): Promise<Socket> {
+  if (o.tls !== undefined) return dialTls(host, port, o.tls, HANDSHAKE_TIMEOUT_MS, idle);
   return new Promise<Socket>((resolve, reject) => {
     const s = connect({ host, port, noDelay: true });
+    if (idle) s.unref();
     s.once('connect', () => {
       s.off('error', reject);
       resolve(s);
@@ -225,17 +227,23 @@ function open(o: MeshOptions, host: string, port: number): Promise<Socket> {
   });
 }
 
-/** One attempt at process j: connected and handshaken, or the error that prevented it. */
-async function attempt(o: MeshOptions, j: number, timeoutMs: number): Promise<Link> {
+/**
+ * One attempt at process j: connected and handshaken, or the error that
+ * prevented it. `idle` (a background dial of a spare): until it is a link
+ * the attempt does not hold the process open, so a program that is done
+ * exits even while a silent stranger holds the spare's address.
+ */
+async function attempt(o: MeshOptions, j: number, timeoutMs: number, idle = false): Promise<Link> {
   const address = o.addresses[j]!;
   const { host, port } = parseAddress(address);
-  const socket = await open(o, host, port);
+  const socket = await open(o, host, port, idle);
   const certified = certifiedProcess(socket);
   if (certified !== undefined && certified !== j) {
     socket.destroy();
     throw new HandshakeError(`dialled process ${j} at ${address}, its certificate is for process ${certified}`, true);
   }
   const { rest } = await handshake(socket, o, { dialled: j }, Math.min(HANDSHAKE_TIMEOUT_MS, timeoutMs));
+  if (idle) socket.ref();
   return park(socket, rest);
 }
 
@@ -284,7 +292,7 @@ async function dialSpare(o: MeshOptions, j: number, joins: Joins): Promise<void>
   let delay = 20;
   while (!joins.closed && !joins.refused) {
     try {
-      return joins.add(j, await attempt(o, j, HANDSHAKE_TIMEOUT_MS));
+      return joins.add(j, await attempt(o, j, HANDSHAKE_TIMEOUT_MS, true));
     } catch (caught) {
       const e = caught as Error;
       if (refusedBy(e)) return o.log(`weft: process ${o.process}: spare process ${j} at ${o.addresses[j]} refused us: ${e.message}`);

@@ -144,15 +144,32 @@ export function listen(host: string, port: number, tls: TlsFiles | undefined, on
 }
 
 /** Connects with TLS and resolves once the peer's certificate verified against the CA. */
-export function dialTls(host: string, port: number, tls: TlsFiles): Promise<Socket> {
+/**
+ * Connects with TLS; the TLS handshake has `timeoutMs`, as a listener gives
+ * its dialler (a silent peer is not waited on forever). `idle`: the socket
+ * does not hold the process open (a background dial); the caller refs it
+ * once it is a link.
+ */
+export function dialTls(host: string, port: number, tls: TlsFiles, timeoutMs: number, idle: boolean): Promise<Socket> {
   return new Promise((resolve, reject) => {
     const s = connectTls({ host, port, ...tls, minVersion: 'TLSv1.3', checkServerIdentity: () => undefined });
+    if (idle) s.unref();
+    const timer = setTimeout(() => {
+      s.destroy();
+      reject(new HandshakeError(`no TLS handshake from ${host}:${port} within ${timeoutMs} ms`, false));
+    }, timeoutMs);
+    timer.unref(); // the socket holds the process while it should
+    const failed = (e: Error): void => {
+      clearTimeout(timer);
+      reject(e);
+    };
+    s.once('error', failed);
     s.once('secureConnect', () => {
-      s.off('error', reject);
+      clearTimeout(timer);
+      s.off('error', failed);
       s.setNoDelay(true);
       resolve(s);
     });
-    s.once('error', reject);
   });
 }
 

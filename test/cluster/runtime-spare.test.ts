@@ -9,6 +9,7 @@
 
 import { afterEach, describe, expect, it } from 'vitest';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { createServer, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -98,6 +99,33 @@ describe('Runtime.cluster with a spare process', () => {
     await exitsZero(ps);
     expect(ps[0]!.stdout, detail(ps[0]!)).toContain('answer ok');
     expect(Object.keys(printed<Record<string, number>>(ps[0]!, 'by process')).sort()).toEqual(['0', '1']);
+  });
+
+  it("a spare's address held by a silent stranger delays nothing: over mutual TLS the others finish and exit 0", async () => {
+    // Process 1 is the spare: process 2 dials it in the background (a process dials those below it).
+    const ports = await freePorts(3);
+    const { dir, path: hosts } = hostfile(ports, [1]);
+    dirs.push(dir);
+    // Accepts, never answers: the background dial's TLS handshake must neither hang nor hold the exit.
+    const held: Socket[] = [];
+    const stranger = createServer((socket) => held.push(socket.on('error', () => {})));
+    await new Promise<void>((resolve) => stranger.listen(ports[1], '127.0.0.1', resolve));
+    try {
+      const keys = run(join(ROOT, 'bin/weft.mjs'), ['keys', join(dir, 'keys'), '-n', '3']);
+      started.push(keys);
+      expect((await keys.exited).code, detail(keys)).toBe(0);
+      const ps = [0, 2].map((i) => {
+        const p = run(SCRIPT, ['-n', '3', '-p', String(i), '-w', '2', '-h', hosts, '--tls-dir', join(dir, 'keys'), 'none'], { WEFT_SECRET: SECRET });
+        started.push(p);
+        return p;
+      });
+      await exitsZero(ps);
+      expect(ps[0]!.stdout, detail(ps[0]!)).toContain('answer ok');
+      expect(held.length, 'the stranger was dialled').toBeGreaterThan(0);
+    } finally {
+      for (const socket of held) socket.destroy();
+      await new Promise((resolve) => stranger.close(resolve));
+    }
   });
 
   it('weft launch --spare 1 with mutual TLS: the spare, started with the command launch printed, joins and runs tasks', async () => {
