@@ -4,6 +4,7 @@
 // receive() and hands them to the program through peerLosses().
 
 import type { Control } from '../transport/control.ts';
+import { ProcessLog } from './process-log.ts';
 
 /** A peer process lost, and its workers. */
 export interface PeerLoss {
@@ -14,41 +15,28 @@ export interface PeerLoss {
 export class Losses {
   /** Per worker: its process once that was lost, else -1; a send to it throws. */
   readonly workers: Int32Array;
-  /** Losses applied so far. */
-  private applied = 0;
-  /** Losses applied and not yet returned by take(). */
-  private readonly list: PeerLoss[] = [];
+  private readonly log: ProcessLog;
 
-  constructor(
-    peers: number,
-    /** Threads per process: worker w runs in process floor(w / threads). */
-    private readonly threads: number,
-    private readonly control: Control,
-  ) {
+  constructor(peers: number, threads: number, control: Control) {
     this.workers = new Int32Array(peers).fill(-1);
+    this.log = new ProcessLog(threads, () => control.lostCount, (from, to) => control.lost(from, to));
   }
 
   /** Losses recorded and not applied yet. */
   get pending(): boolean {
-    return this.control.lostCount !== this.applied;
+    return this.log.pending;
   }
 
   /** Applies the losses up to the `to`-th (those not applied yet), calling `finish` for each lost worker. */
   apply(to: number, finish: (worker: number) => void): void {
-    if (to === this.applied) return;
-    for (const process of this.control.lost(this.applied, to)) {
-      const workers = Array.from({ length: this.threads }, (_, k) => process * this.threads + k);
-      for (const w of workers) {
-        this.workers[w] = process;
-        finish(w);
-      }
-      this.list.push({ process, workers });
-    }
-    this.applied = to;
+    this.log.apply(to, (worker, process) => {
+      this.workers[worker] = process;
+      finish(worker);
+    });
   }
 
   /** The losses applied since the last call. */
   take(): PeerLoss[] {
-    return this.list.splice(0);
+    return this.log.take();
   }
 }
