@@ -10,7 +10,7 @@ import type { AmqpBackendOptions } from './backends/amqp/options.ts';
 import type { Backend, BackendStats } from './core/backend.ts';
 import { enroll, IndexedStream, Literal, type RunOptions, type StreamOptions } from './core/directives.ts';
 import { execute } from './core/execution/execution.ts';
-import type { ExecutionOptions } from './core/execution/options.ts';
+import type { ExecutionOptions } from './core/execution/plan.ts';
 import { OutputStream } from './core/execution/stream.ts';
 import { LoopbackBackend } from './backends/local/loopback.ts';
 import { checkPositiveInteger, checkRunOptions, checkSharedOptions, checkStreamOptions } from './core/options.ts';

@@ -3,7 +3,7 @@
 // leases a result channel and drives it.
 
 import { ArgumentError } from './errors.ts';
-import type { Plan } from './execution/options.ts';
+import type { Plan } from './execution/plan.ts';
 import type { Progress } from './execution/progress.ts';
 import { checkSource, shown } from './options.ts';
 import type { Monoid, Operation } from './registry.ts';

@@ -14,7 +14,7 @@ import { collector, type Collector } from './collect.ts';
 import { DeadlineQueue, disarm } from './deadlines.ts';
 import { Intake, type IntakeHost } from './intake.ts';
 import { PendingTable, type Pending } from './pending.ts';
-import type { ExecutionOptions, Plan } from './options.ts';
+import type { ExecutionOptions, Plan } from './plan.ts';
 import { ProgressReport } from './progress.ts';
 
 export function execute(

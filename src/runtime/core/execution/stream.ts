@@ -9,7 +9,7 @@ import type { Backend } from '../backend.ts';
 import { Fifo } from '../../../fifo.ts';
 import type { Collector } from './collect.ts';
 import { Execution } from './execution.ts';
-import type { ExecutionOptions, Plan } from './options.ts';
+import type { ExecutionOptions, Plan } from './plan.ts';
 
 /** Outputs waiting for the consumer; with `ordered`, those ahead of an earlier one wait apart. */
 class Handover implements Collector {
