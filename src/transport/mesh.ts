@@ -16,13 +16,14 @@
 // is handed to the mesh's join handler, until refuseJoins() (the cluster
 // is finishing): from then a spare is refused, and nobody dials one.
 
-import { connect, type Socket } from 'node:net';
+import type { Socket } from 'node:net';
+import { dial, dialSpare, HANDSHAKE_TIMEOUT_MS, park } from './dial.ts';
 import { handshake } from './handshake.ts';
 import { refusal, type Identity } from './handshake-messages.ts';
 import { parseAddress } from './address.ts';
 import { RefusalLog } from './refusals.ts';
-import { certifiedProcess, dialTls, isTlsRefusal, listen, type TlsFiles } from './tls.ts';
-import { ConnectError, HandshakeError } from '../errors.ts';
+import { certifiedProcess, listen, type TlsFiles } from './tls.ts';
+import { ConnectError } from '../errors.ts';
 
 export interface MeshOptions extends Identity {
   addresses: string[];
@@ -54,9 +55,6 @@ export interface Mesh {
   close(): void;
 }
 
-const HANDSHAKE_TIMEOUT_MS = 5_000;
-/** The longest pause between two attempts to dial a spare that is not up. */
-const SPARE_REDIAL_MS = 500;
 const NOT_TLS = 'this cluster requires mutual TLS: the peer does not speak TLS';
 /**
  * Connections the listener keeps in their handshake at once, beyond one per
@@ -174,7 +172,7 @@ export async function connectMesh(o: MeshOptions): Promise<Mesh> {
 }
 
 /** Spare connections, held until a handler takes them. */
-class Joins {
+export class Joins {
   refused = false;
   closed = false;
   private handler: ((process: number, link: Link) => void) | undefined;
@@ -197,107 +195,5 @@ class Joins {
   close(): void {
     this.closed = true;
     for (const [, link] of this.early.splice(0)) link.socket.destroy();
-  }
-}
-
-/**
- * A connected link waits, paused, until the router takes it (once the whole
- * mesh is up). A reset in that gap must not be an uncaught 'error' that
- * kills the process with a bare ECONNRESET: it is recorded, and the router
- * reports the peer lost when it attaches.
- */
-function park(socket: Socket, rest: Buffer): Link {
-  const link: Link = { socket, rest };
-  socket.once('error', (e) => (link.error ??= e));
-  return link;
-}
-
-/** One connection attempt: a socket (TLS-wrapped when configured), or the error that prevented it. */
-/** `idle`: the socket does not hold the process open (see attempt). */
-function open(o: MeshOptions, host: string, port: number, idle: boolean): Promise<Socket> {
-  if (o.tls !== undefined) return dialTls(host, port, o.tls, HANDSHAKE_TIMEOUT_MS, idle);
-  return new Promise<Socket>((resolve, reject) => {
-    const s = connect({ host, port, noDelay: true });
-    if (idle) s.unref();
-    s.once('connect', () => {
-      s.off('error', reject);
-      resolve(s);
-    });
-    s.once('error', reject);
-  });
-}
-
-/**
- * One attempt at process j: connected and handshaken, or the error that
- * prevented it. `idle` (a background dial of a spare): until it is a link
- * the attempt does not hold the process open, so a program that is done
- * exits even while a silent stranger holds the spare's address.
- */
-async function attempt(o: MeshOptions, j: number, timeoutMs: number, idle = false): Promise<Link> {
-  const address = o.addresses[j]!;
-  const { host, port } = parseAddress(address);
-  const socket = await open(o, host, port, idle);
-  const certified = certifiedProcess(socket);
-  if (certified !== undefined && certified !== j) {
-    socket.destroy();
-    throw new HandshakeError(`dialled process ${j} at ${address}, its certificate is for process ${certified}`, true);
-  }
-  const { rest } = await handshake(socket, o, { dialled: j }, Math.min(HANDSHAKE_TIMEOUT_MS, timeoutMs));
-  if (idle) socket.ref();
-  return park(socket, rest);
-}
-
-/** A refusal is an answer (wrong secret, another cluster, a certificate the peer rejects): retrying cannot change it. */
-function refusedBy(e: Error): boolean {
-  return (isTlsRefusal(e) && !(e instanceof HandshakeError)) || (e instanceof HandshakeError && e.refused);
-}
-
-/** Waits `ms`; `idle`: without holding the process open (a background redial). */
-const pause = (ms: number, idle = false): Promise<void> => new Promise((r) => {
-  const t = setTimeout(r, ms);
-  if (idle) t.unref();
-});
-
-/**
- * Dials process j until its handshake succeeds, retrying with backoff until
- * the deadline: a refused connect (not listening yet), a connection closed
- * or reset before the handshake ended (a blip, a listener dropping old
- * handshakes), a handshake that timed out. A refusal fails at once.
- */
-async function dial(o: MeshOptions, j: number, deadline: number): Promise<Link> {
-  const address = o.addresses[j]!;
-  let delay = 20;
-  let last = 'no attempt';
-  while (Date.now() < deadline) {
-    try {
-      return await attempt(o, j, Math.max(1, deadline - Date.now()));
-    } catch (caught) {
-      const e = caught as Error;
-      const tls = isTlsRefusal(e) && !(e instanceof HandshakeError) ? 'TLS: ' : '';
-      if (refusedBy(e)) throw new ConnectError(`process ${o.process} cannot join process ${j} at ${address}: ${tls}${e.message}`, { cause: e });
-      last = e.message;
-    }
-    await pause(Math.min(delay, Math.max(0, deadline - Date.now())));
-    delay = Math.min(delay * 2, 500);
-  }
-  throw new ConnectError(`process ${o.process} cannot reach process ${j} at ${address} within ${o.connectTimeoutMs} ms: ${last}`);
-}
-
-/**
- * Dials spare j, in the background, until it answers or the mesh stops
- * taking joins. A refusal ends it (logged): whatever holds that address
- * will not take us.
- */
-async function dialSpare(o: MeshOptions, j: number, joins: Joins): Promise<void> {
-  let delay = 20;
-  while (!joins.closed && !joins.refused) {
-    try {
-      return joins.add(j, await attempt(o, j, HANDSHAKE_TIMEOUT_MS, true));
-    } catch (caught) {
-      const e = caught as Error;
-      if (refusedBy(e)) return o.log(`weft: process ${o.process}: spare process ${j} at ${o.addresses[j]} refused us: ${e.message}`);
-    }
-    await pause(delay, true);
-    delay = Math.min(delay * 2, SPARE_REDIAL_MS);
   }
 }

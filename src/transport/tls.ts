@@ -11,7 +11,7 @@ import { createServer as createTcpServer, type Server, type Socket } from 'node:
 import { X509Certificate } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { connect as connectTls, createSecureContext, TLSSocket } from 'node:tls';
+import { createSecureContext, TLSSocket } from 'node:tls';
 import { ConfigError, HandshakeError } from '../errors.ts';
 
 export interface TlsFiles {
@@ -139,36 +139,6 @@ export function listen(host: string, port: number, tls: TlsFiles | undefined, on
     server.listen(port, host, () => {
       server.off('error', reject);
       resolve(server);
-    });
-  });
-}
-
-/** Connects with TLS and resolves once the peer's certificate verified against the CA. */
-/**
- * Connects with TLS; the TLS handshake has `timeoutMs`, as a listener gives
- * its dialler (a silent peer is not waited on forever). `idle`: the socket
- * does not hold the process open (a background dial); the caller refs it
- * once it is a link.
- */
-export function dialTls(host: string, port: number, tls: TlsFiles, timeoutMs: number, idle: boolean): Promise<Socket> {
-  return new Promise((resolve, reject) => {
-    const s = connectTls({ host, port, ...tls, minVersion: 'TLSv1.3', checkServerIdentity: () => undefined });
-    if (idle) s.unref();
-    const timer = setTimeout(() => {
-      s.destroy();
-      reject(new HandshakeError(`no TLS handshake from ${host}:${port} within ${timeoutMs} ms`, false));
-    }, timeoutMs);
-    timer.unref(); // the socket holds the process while it should
-    const failed = (e: Error): void => {
-      clearTimeout(timer);
-      reject(e);
-    };
-    s.once('error', failed);
-    s.once('secureConnect', () => {
-      clearTimeout(timer);
-      s.off('error', failed);
-      s.setNoDelay(true);
-      resolve(s);
     });
   });
 }

@@ -13,6 +13,7 @@
 //   channel.
 
 import { connect, type ChannelModel, type ConfirmChannel, type Options } from 'amqplib';
+import { MAX_DURATION_MS } from '../../core/options.ts';
 import type { BackoffOptions } from './options.ts';
 import { BrokerUnavailableError, PublishRefusedError, SessionLostError } from './errors.ts';
 
@@ -132,7 +133,7 @@ export class ReconnectingConnection {
   private schedule(): void {
     if (this.closed || this.connecting || this.timer !== undefined) return;
     // Jitter keeps a fleet of workers from reconnecting in lockstep.
-    const delay = this.delayMs * (0.75 + Math.random() / 2);
+    const delay = Math.min(MAX_DURATION_MS, this.delayMs * (0.75 + Math.random() / 2));
     this.delayMs = Math.min(this.maxMs, this.delayMs * 2);
     this.timer = setTimeout(() => {
       this.timer = undefined;

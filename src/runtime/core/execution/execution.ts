@@ -16,6 +16,7 @@ import { Intake, type IntakeHost } from './intake.ts';
 import { PendingTable, type Pending } from './pending.ts';
 import type { ExecutionOptions, Plan } from './plan.ts';
 import { ProgressReport } from './progress.ts';
+import { MAX_DURATION_MS } from '../options.ts';
 
 export function execute(
   backend: Backend,
@@ -194,7 +195,8 @@ export class Execution implements IntakeHost {
     if (!transient) return this.fail(new OperationError(op, item.index, attempts, error));
     if (item.attempt >= this.options.retry.retries) return this.fail(new RetriesExhaustedError(op, item.index, attempts, error));
     item.attempt++;
-    const delay = this.options.retry.delayMs(item.attempt);
+    // A policy may ask for more than a timer can wait (it would fire at once): the most it can.
+    const delay = Math.min(MAX_DURATION_MS, this.options.retry.delayMs(item.attempt));
     const { index, stage, attempt } = item;
     const retry = () => {
       if (item.timer !== undefined) {
