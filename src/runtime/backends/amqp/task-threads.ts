@@ -42,6 +42,11 @@ export class TaskThreads {
   /** Resolves with the error once the threads fail for good, running a batch or not. */
   readonly failed: Promise<Error>;
 
+  /** Why the threads failed for good, once they have. */
+  get failure(): Error | undefined {
+    return this.backend.failure;
+  }
+
   private constructor(private readonly backend: ThreadBackend) {
     this.failed = backend.failed;
   }

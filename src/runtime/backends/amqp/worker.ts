@@ -116,7 +116,8 @@ export class AmqpWorker {
       return worker;
     } catch (error) {
       await threads.close();
-      throw error;
+      // Threads that failed while it connected closed the worker: that, not the closed connection, is why.
+      throw threads.failure ?? error;
     }
   }
 

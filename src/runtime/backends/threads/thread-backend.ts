@@ -63,8 +63,7 @@ export class ThreadBackend implements Backend {
   /** Receives results while anything is outstanding; stops when idle. */
   private readonly pumper: Pump;
   private closed = false;
-  /** Why the backend failed for good, once it has. */
-  private failure: Error | undefined;
+  private failedWith: Error | undefined;
   /**
    * Resolves with the error once the backend fails for good (a thread that
    * cannot be replaced), whether or not a directive was running to see it.
@@ -137,8 +136,13 @@ export class ThreadBackend implements Backend {
     return backend;
   }
 
+  /** Why the backend failed for good, once it has. */
+  get failure(): Error | undefined {
+    return this.failedWith;
+  }
+
   lease(handlers: LeaseHandlers, options?: LeaseOptions): Lease {
-    if (this.failure !== undefined) throw new RuntimeClosedError(`the runtime stopped: ${this.failure.message}`, { cause: this.failure });
+    if (this.failedWith !== undefined) throw new RuntimeClosedError(`the runtime stopped: ${this.failedWith.message}`, { cause: this.failedWith });
     if (this.closing !== undefined) throw new RuntimeClosedError('the runtime is closed');
     const grace = options?.cancelGraceMs ?? this.cancelGraceMs;
     return this.leases.lease(
@@ -301,7 +305,7 @@ export class ThreadBackend implements Backend {
   /** The backend cannot go on: every directive on it fails and the threads stop. */
   private fail(error: Error): void {
     if (this.closing !== undefined) return;
-    this.failure = error;
+    this.failedWith = error;
     this.onFailed(error);
     this.leases.failAll(error);
     this.onStarted.reject(error);
