@@ -38,6 +38,8 @@ export class Joins {
 
   /** Applies every join recorded so far, calling `open` for each worker that joined. */
   apply(open: (worker: number) => void): void {
+    // Every receive() asks: the common answer costs no closure.
+    if (!this.log.pending) return;
     this.log.apply(this.log.recorded(), (worker) => {
       this.absent[worker] = 0;
       open(worker);

@@ -29,6 +29,8 @@ export class Losses {
 
   /** Applies the losses up to the `to`-th (those not applied yet), calling `finish` for each lost worker. */
   apply(to: number, finish: (worker: number) => void): void {
+    // Every receive() asks: the common answer costs no closure.
+    if (this.log.has(to)) return;
     this.log.apply(to, (worker, process) => {
       this.workers[worker] = process;
       finish(worker);

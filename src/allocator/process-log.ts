@@ -30,6 +30,11 @@ export class ProcessLog {
     return this.recorded() !== this.applied;
   }
 
+  /** Whether the entries up to the `to`-th are all applied already. */
+  has(to: number): boolean {
+    return to === this.applied;
+  }
+
   /** Applies the entries up to the `to`-th, calling `each` for every worker of every process named. */
   apply(to: number, each: (worker: number, process: number) => void): void {
     if (to === this.applied) return;
