@@ -51,6 +51,7 @@ import { TaskConsumer } from './task-consumer.ts';
 import { TaskThreads } from './task-threads.ts';
 import { assertShared, DEFAULT_DELIVERY_LIMIT, namesOf, type Names } from './topology.ts';
 import { Withdrawn } from './withdrawn.ts';
+import { WorkerLifetime } from './worker-lifetime.ts';
 import { WorkerPublisher } from './worker-publisher.ts';
 
 export class AmqpWorker {
@@ -63,25 +64,17 @@ export class AmqpWorker {
   private readonly suspects: Suspects;
   private readonly progress: ProgressRelay;
   private readonly withdrawn = new Withdrawn();
-  private readonly stopSignals: NodeJS.Signals[] = [];
-  private readonly onStopSignal = () => void this.close();
-  /** Settles once closed: rejected with the failure if the threads failed for good. */
-  private readonly ended: Promise<void>;
-  private endWith!: (failure: Error | undefined) => void;
+  private readonly lifetime = new WorkerLifetime(() => this.shutdown());
   /** Messages being served, from delivery to ack. */
   private readonly running = new Set<Promise<void>>();
   private executed = 0;
   private dropped = 0;
-  private closing = false;
 
   private constructor(
     private readonly threads: TaskThreads,
     private readonly options: AmqpWorkerOptions,
   ) {
     this.names = namesOf(options.prefix);
-    this.ended = new Promise((resolve, reject) => (this.endWith = (failure) => (failure === undefined ? resolve() : reject(failure))));
-    // Only closeOnSignals hands it out: a worker nobody waits on must not end the process with an unhandled rejection.
-    this.ended.catch(() => {});
     // Also when no batch runs to see it (a thread stopped past its grace, and its replacement failed).
     void threads.failed.then((error) => this.failedThreads(error));
     this.deliveryLimit = options.deliveryLimit ?? DEFAULT_DELIVERY_LIMIT;
@@ -97,7 +90,7 @@ export class AmqpWorker {
     this.consumer = new TaskConsumer(this.names.taskQueue, (session, message) => this.onTask(session, message));
     this.publisher = new WorkerPublisher(this.names, this.id, log);
     this.progress = new ProgressRelay(this.publisher);
-    this.suspects = new Suspects(this.names, this.connection, this.consumer, this.publisher, () => this.closing);
+    this.suspects = new Suspects(this.names, this.connection, this.consumer, this.publisher, () => this.lifetime.closing);
   }
 
   /** Starts the threads (each imports the operations), connects (retrying with backoff) and starts consuming tasks. */
@@ -134,18 +127,7 @@ export class AmqpWorker {
    * unacked tasks went back to the broker.
    */
   closeOnSignals(signals: readonly NodeJS.Signals[]): Promise<void> {
-    if (!this.closing) {
-      this.stopSignals.push(...signals);
-      this.listenForStop(true);
-    }
-    return this.ended;
-  }
-
-  private listenForStop(on: boolean): void {
-    for (const signal of this.stopSignals) {
-      if (on) process.once(signal, this.onStopSignal);
-      else process.off(signal, this.onStopSignal);
-    }
+    return this.lifetime.closeOnSignals(signals);
   }
 
   /**
@@ -154,31 +136,23 @@ export class AmqpWorker {
    * stops the threads.
    */
   close(): Promise<void> {
-    return this.stop(undefined);
+    return this.lifetime.stop(undefined);
   }
 
   /** The threads failed for good: nothing more can run here, so the worker closes, failed. */
   private failedThreads(error: Error): void {
-    if (this.closing) return;
+    if (this.lifetime.closing) return;
     this.options.log?.(`the worker threads failed: ${error.message}; closing`);
-    void this.stop(error);
+    void this.lifetime.stop(error);
   }
 
-  /** Closes once; a second call resolves when the first is done. */
-  private async stop(failure: Error | undefined): Promise<void> {
-    if (this.closing) return this.ended.catch(() => {});
-    this.closing = true;
-    this.listenForStop(false);
-    try {
-      const session = this.connection.session;
-      if (session !== undefined) await this.consumer.stop(session).catch(() => {});
-      await Promise.race([Promise.allSettled([...this.running]), new Promise((resolve) => setTimeout(resolve, SETTLE_MS).unref())]);
-      this.progress.clear();
-      await this.connection.close();
-      await this.threads.close();
-    } finally {
-      this.endWith(failure);
-    }
+  private async shutdown(): Promise<void> {
+    const session = this.connection.session;
+    if (session !== undefined) await this.consumer.stop(session).catch(() => {});
+    await Promise.race([Promise.allSettled([...this.running]), new Promise((resolve) => setTimeout(resolve, SETTLE_MS).unref())]);
+    this.progress.clear();
+    await this.connection.close();
+    await this.threads.close();
   }
 
   private async setup(session: Session): Promise<void> {
@@ -190,7 +164,7 @@ export class AmqpWorker {
     await channel.bindQueue(queue, this.names.controlExchange, '');
     await channel.consume(queue, (message) => this.onControl(message), { noAck: true });
     await channel.prefetch(this.options.prefetch ?? Math.max(MIN_PREFETCH, PREFETCH_PER_THREAD * (this.options.threads ?? availableParallelism())));
-    if (this.closing) return;
+    if (this.lifetime.closing) return;
     await this.consumer.start(session);
   }
 
@@ -222,7 +196,7 @@ export class AmqpWorker {
     if (message === null) {
       // The broker cancelled us (the task queue was deleted): start over,
       // which declares it again.
-      if (!this.closing) void session.connection.close().catch(() => {});
+      if (!this.lifetime.closing) void session.connection.close().catch(() => {});
       return;
     }
     if (this.suspects.hold(session, message)) return;
