@@ -46,8 +46,17 @@ function printed<T>(p: Running, prefix: string): T {
   return JSON.parse(line!.slice(prefix.length + 1)) as T;
 }
 
+/**
+ * Each exits 0. One that has not exited 45 s in fails the test with what it
+ * printed, before vitest's timeout would fail it with nothing to go on.
+ */
 async function exitsZero(ps: Running[]): Promise<void> {
-  for (const p of ps) expect((await p.exited).code, detail(p)).toBe(0);
+  for (const p of ps) {
+    let timer: NodeJS.Timeout | undefined;
+    const stuck = new Promise<string>((resolve) => (timer = setTimeout(() => resolve('still running after 45 s'), 45_000)));
+    const code = await Promise.race([p.exited.then((e) => e.code), stuck]).finally(() => clearTimeout(timer));
+    expect(code, detail(p)).toBe(0);
+  }
 }
 
 describe('Runtime.cluster with a spare process', () => {
