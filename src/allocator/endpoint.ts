@@ -56,12 +56,12 @@ export class Endpoint {
     this.aheadBytes = wiring.ringBytes;
     this.table = new ChannelTable(this.index, this.aheadBytes, (source) => this.finish(source));
     this.finished = new Uint8Array(this.peers);
-    this.losses = new Losses(this.peers, wiring.threads ?? this.peers, this.control);
-    this.joins = new Joins(this.peers, wiring.threads ?? this.peers, wiring.absent ?? [], this.control);
+    this.losses = new Losses(this.peers, wiring.threads ?? this.peers, this.control, this.table.finish);
+    this.joins = new Joins(this.peers, wiring.threads ?? this.peers, wiring.absent ?? [], this.control, this.opened);
     // An absent spare's workers count as returned until it joins: channels
     // do not wait for them, and nothing is sent to them.
     this.finished.set(this.joins.absent);
-    if (wiring.absent?.length) this.table.watchAbsent(this.joins.absent, () => this.joins.apply(this.opened));
+    if (wiring.absent?.length) this.table.watchAbsent(this.joins.absent, () => this.joins.apply());
     this.rings = new Rings(wiring, (e) => {
       this.failure = e;
       this.abort();
@@ -97,9 +97,9 @@ export class Endpoint {
     const lost = this.control.lostCount;
     // Joins before the frames, and after reading the losses: a spare lost
     // had joined before, so its join is applied before its loss.
-    this.joins.apply(this.opened);
+    this.joins.apply();
     this.rings.receive(this.table);
-    this.losses.apply(lost, this.table.finish);
+    this.losses.apply(lost);
   }
 
   /** A spare's worker joined: its messages are expected from now on. */
@@ -267,7 +267,7 @@ export class Endpoint {
    * (in drain(), ready() or this worker's own exit) would wait forever.
    */
   finish(source: number): void {
-    if (this.joins.absent[source] === 1) this.joins.apply(this.opened);
+    if (this.joins.absent[source] === 1) this.joins.apply();
     this.finished[source] = 1;
     this.table.closeFrom(source);
     this.rings.discard(source);

@@ -25,10 +25,16 @@ export class Joins {
     /** Spare processes absent at the start (every spare but the worker's own). */
     spares: readonly number[],
     control: Control,
+    /** Called for each worker that joined, as its join is applied. */
+    open: (worker: number) => void,
   ) {
     this.absent = new Uint8Array(peers);
     for (const process of spares) this.absent.fill(1, process * threads, (process + 1) * threads);
-    this.log = new ProcessLog(threads, () => control.joinCount, (from, to) => control.joined(from, to));
+    const absent = this.absent;
+    this.log = new ProcessLog(threads, () => control.joinCount, (from, to) => control.joined(from, to), (worker) => {
+      absent[worker] = 0;
+      open(worker);
+    });
   }
 
   /** Joins recorded and not applied yet. */
@@ -36,14 +42,9 @@ export class Joins {
     return this.log.pending;
   }
 
-  /** Applies every join recorded so far, calling `open` for each worker that joined. */
-  apply(open: (worker: number) => void): void {
-    // Every receive() asks: the common answer costs no closure.
-    if (!this.log.pending) return;
-    this.log.apply(this.log.recorded(), (worker) => {
-      this.absent[worker] = 0;
-      open(worker);
-    });
+  /** Applies every join recorded so far. */
+  apply(): void {
+    this.log.apply();
   }
 
   /** The joins applied since the last call. */

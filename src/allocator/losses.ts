@@ -17,9 +17,18 @@ export class Losses {
   readonly workers: Int32Array;
   private readonly log: ProcessLog;
 
-  constructor(peers: number, threads: number, control: Control) {
-    this.workers = new Int32Array(peers).fill(-1);
-    this.log = new ProcessLog(threads, () => control.lostCount, (from, to) => control.lost(from, to));
+  constructor(
+    peers: number,
+    threads: number,
+    control: Control,
+    /** Called for each lost worker, as its loss is applied. */
+    finish: (worker: number) => void,
+  ) {
+    const workers = (this.workers = new Int32Array(peers).fill(-1));
+    this.log = new ProcessLog(threads, () => control.lostCount, (from, to) => control.lost(from, to), (worker, process) => {
+      workers[worker] = process;
+      finish(worker);
+    });
   }
 
   /** Losses recorded and not applied yet. */
@@ -27,14 +36,9 @@ export class Losses {
     return this.log.pending;
   }
 
-  /** Applies the losses up to the `to`-th (those not applied yet), calling `finish` for each lost worker. */
-  apply(to: number, finish: (worker: number) => void): void {
-    // Every receive() asks: the common answer costs no closure.
-    if (this.log.has(to)) return;
-    this.log.apply(to, (worker, process) => {
-      this.workers[worker] = process;
-      finish(worker);
-    });
+  /** Applies the losses up to the `to`-th (those not applied yet). */
+  apply(to: number): void {
+    this.log.apply(to);
   }
 
   /** The losses applied since the last call. */

@@ -23,6 +23,8 @@ export class ProcessLog {
     readonly recorded: () => number,
     /** The processes of entries `from` to `to` (excluded). */
     private readonly read: (from: number, to: number) => number[],
+    /** What applying an entry does, for each worker of its process. */
+    private readonly each: (worker: number, process: number) => void,
   ) {}
 
   /** Entries recorded and not applied yet. */
@@ -30,17 +32,12 @@ export class ProcessLog {
     return this.recorded() !== this.applied;
   }
 
-  /** Whether the entries up to the `to`-th are all applied already. */
-  has(to: number): boolean {
-    return to === this.applied;
-  }
-
-  /** Applies the entries up to the `to`-th, calling `each` for every worker of every process named. */
-  apply(to: number, each: (worker: number, process: number) => void): void {
+  /** Applies the entries up to the `to`-th (default: all recorded), calling `each` for every worker of every process named. */
+  apply(to = this.recorded()): void {
     if (to === this.applied) return;
     for (const process of this.read(this.applied, to)) {
       const workers = Array.from({ length: this.threads }, (_, k) => process * this.threads + k);
-      for (const w of workers) each(w, process);
+      for (const w of workers) this.each(w, process);
       this.list.push({ process, workers });
     }
     this.applied = to;

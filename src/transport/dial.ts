@@ -40,7 +40,7 @@ export function park(socket: Socket, rest: Buffer): Link {
 function open(o: MeshOptions, host: string, port: number, idle: boolean): Promise<Socket> {
   const tls = o.tls;
   const s = tls === undefined
-    ? connect({ host, port, noDelay: true })
+    ? connect({ host, port })
     : connectTls({ host, port, ...tls, minVersion: 'TLSv1.3', checkServerIdentity: () => undefined });
   if (idle) s.unref();
   return new Promise<Socket>((resolve, reject) => {
