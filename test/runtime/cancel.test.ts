@@ -9,6 +9,7 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { ArgumentError, IndexedStream, OperationError, Retry, Runtime } from '../../src/index.ts';
 import { AwaitAbort, BadProgress, HangOnce, Increment } from './fixtures/operations.ts';
 import { abortCooperative, abortSpinning, breakEarly, breakWhileRunning, chattyProgress, ordering, timeoutNoOverlap, until } from './fixtures/cancel-scenarios.ts';
+import { inProcessBackends } from './fixtures/in-process.ts';
 
 const operations = new URL('./fixtures/operations.ts', import.meta.url);
 const root = mkdtempSync(join(tmpdir(), 'weft-cancel-'));
@@ -16,12 +17,7 @@ afterAll(() => rmSync(root, { recursive: true, force: true }));
 let dirs = 0;
 const freshDir = () => mkdtempSync(join(root, `d${dirs++}-`));
 
-const backends: [string, () => Promise<Runtime>][] = [
-  ['local', async () => Runtime.local()],
-  ['in memory', () => Runtime.inMemory({ workers: 2, operations })],
-];
-
-describe.each(backends)('cancellation on %s', (name, start) => {
+describe.each(inProcessBackends)('cancellation on %s', (name, start) => {
   it('aborting a directive aborts the ctx.signal of its tasks waiting on it', async () => {
     await using runtime = await start();
     const result = await abortCooperative(runtime, freshDir());

@@ -5,21 +5,16 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { Retry, Runtime } from '../../src/index.ts';
+import { Retry } from '../../src/index.ts';
 import { Increment, Whereabouts } from './fixtures/operations.ts';
+import { inProcessBackends } from './fixtures/in-process.ts';
 
-const operations = new URL('./fixtures/operations.ts', import.meta.url);
 const dir = mkdtempSync(join(tmpdir(), 'weft-context-'));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
 let markers = 0;
 const marker = () => join(dir, `m${markers++}`);
 
-const backends: [string, () => Promise<Runtime>][] = [
-  ['local', async () => Runtime.local()],
-  ['in memory', () => Runtime.inMemory({ workers: 2, operations })],
-];
-
-describe.each(backends)('TaskContext on %s', (_, start) => {
+describe.each(inProcessBackends)('TaskContext on %s', (_, start) => {
   it('gives each task its index and its attempt (1, then 2 for the retry); one-argument operations still work', async () => {
     await using runtime = await start();
     const m = marker();
