@@ -14,7 +14,7 @@ import { AMQP_URL, brokerAvailable, brokerSession, range } from './helpers.ts';
 
 const available = brokerAvailable('test/amqp/cancel.test.ts');
 const dir = mkdtempSync(join(tmpdir(), 'weft-amqp-cancel-'));
-const lines = (log: string) => (existsSync(log) ? readFileSync(log, 'utf8').trim().split('\n') : []);
+const lines = (log: string) => (existsSync(log) ? readFileSync(log, 'utf8').split('\n').filter((line) => line !== '') : []);
 /** The time written at the end of the first line of `log` that starts with `word`. */
 const timeOf = (log: string, word: string) => Number(lines(log).find((line) => line.startsWith(word))!.split(' ').at(-1));
 
