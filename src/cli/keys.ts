@@ -31,6 +31,19 @@ function keyPair(): { key: forge.pki.rsa.PrivateKey; publicKey: forge.pki.rsa.Pu
   };
 }
 
+/**
+ * A certificate serial from 16 random bytes, as the hex forge writes
+ * verbatim into a DER INTEGER. DER wants it positive (top bit clear) and
+ * minimal (no leading zero byte before a byte whose top bit is clear):
+ * OpenSSL refuses a certificate whose serial starts 00 0x ("illegal
+ * padding"), which one in 256 random serials did before bit 6 was set.
+ */
+export function serialNumber(random: Uint8Array): string {
+  const bytes = Buffer.from(random);
+  bytes[0] = (bytes[0]! & 0x7f) | 0x40;
+  return bytes.toString('hex');
+}
+
 function certificate(
   subject: string,
   publicKey: forge.pki.rsa.PublicKey,
@@ -39,8 +52,7 @@ function certificate(
 ): forge.pki.Certificate {
   const cert = forge.pki.createCertificate();
   cert.publicKey = publicKey;
-  // A positive serial of 16 random bytes (the top bit cleared).
-  cert.serialNumber = (randomBytes(16)[0]! & 0x7f).toString(16).padStart(2, '0') + randomBytes(15).toString('hex');
+  cert.serialNumber = serialNumber(randomBytes(16));
   cert.validity.notBefore = new Date(Date.now() - 5 * 60_000); // some slack for clocks that differ
   cert.validity.notAfter = new Date(Date.now() + days * DAY_MS);
   cert.setSubject([{ name: 'commonName', value: subject }]);
