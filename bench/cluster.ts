@@ -28,7 +28,7 @@ import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import type { ClusterTimes } from './fixtures/cluster-program.ts';
 import { printRows, rowOf, type Row } from './report.ts';
-import { freePorts } from '../src/cli/launch.ts';
+import { freePorts } from '../src/cli/ports.ts';
 import { makeKeys } from '../src/cli/keys.ts';
 
 const MiB = 1 << 20;

@@ -8,7 +8,7 @@ import { existsSync, mkdtempSync, rmSync } from 'node:fs';
 import { connect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { delimiter, join } from 'node:path';
-import { freePorts } from '../src/cli/launch.ts';
+import { freePorts } from '../src/cli/ports.ts';
 
 export interface Service {
   readonly port: number;

@@ -7,7 +7,6 @@
 // it; a spare started by it while the cluster runs joins (docs/cluster.md).
 
 import { spawn, type ChildProcess } from 'node:child_process';
-import { createServer } from 'node:net';
 import { mkdtempSync, writeFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
@@ -16,6 +15,7 @@ import { createRequire } from 'node:module';
 import { pathToFileURL } from 'node:url';
 import { checkTls, tlsFromDir } from '../transport/tls.ts';
 import { LAUNCHED_ENV } from '../allocator/launched.ts';
+import { freePorts } from './ports.ts';
 import { ConfigError } from '../errors.ts';
 
 export interface LaunchOptions {
@@ -33,27 +33,6 @@ export interface LaunchOptions {
 }
 
 const STOP_GRACE_MS = 3_000;
-
-/**
- * `n` distinct ports free on 127.0.0.1 right now (listen on port 0, note it,
- * close). Another program may take one before it is used: a process that
- * then cannot listen fails with a clear ConnectError.
- */
-export async function freePorts(n: number): Promise<number[]> {
-  const ports: number[] = [];
-  while (ports.length < n) {
-    const port = await new Promise<number>((resolve, reject) => {
-      const s = createServer();
-      s.once('error', reject);
-      s.listen(0, '127.0.0.1', () => {
-        const p = (s.address() as { port: number }).port;
-        s.close(() => resolve(p));
-      });
-    });
-    if (!ports.includes(port)) ports.push(port);
-  }
-  return ports;
-}
 
 function nodeArgs(script: string): string[] {
   if (!/\.[cm]?tsx?$/.test(script)) return [];

@@ -12,7 +12,7 @@ import { expect } from 'vitest';
 export const ROOT = fileURLToPath(new URL('../../', import.meta.url));
 export const PROGRAM = fileURLToPath(new URL('./fixtures/program.ts', import.meta.url));
 
-import { freePorts } from '../../src/cli/launch.ts';
+import { freePorts } from '../../src/cli/ports.ts';
 
 export { freePorts };
 
@@ -63,8 +63,10 @@ export function run(script: string, args: string[], env: NodeJS.ProcessEnv = {})
   out.on('line', feed(stdout));
   err.on('line', feed(stderr));
   // 'close' comes after the streams ended, so every line has been seen.
+  let closed = false;
   const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null; at: number }>((resolve) => {
     child.on('close', (code, signal) => {
+      closed = true;
       const at = performance.now();
       for (const w of waiters.splice(0)) {
         if (w.reject) w.reject(new Error(`process exited (${code ?? signal}) before printing ${w.pattern}\nstdout:\n${stdout.join('\n')}\nstderr:\n${stderr.join('\n')}`));
@@ -76,7 +78,7 @@ export function run(script: string, args: string[], env: NodeJS.ProcessEnv = {})
   const waitFor = (stream: string[], pattern: RegExp, strict: boolean): Promise<string | undefined> => {
     const seen = stream.find((l) => pattern.test(l));
     if (seen !== undefined) return Promise.resolve(seen);
-    if (child.exitCode !== null || child.signalCode !== null) {
+    if (closed) {
       return strict ? Promise.reject(new Error(`process already exited before printing ${pattern}`)) : Promise.resolve(undefined);
     }
     return new Promise((resolve, reject) => waiters.push({ stream, pattern, resolve, ...(strict ? { reject } : {}) }));
@@ -131,4 +133,15 @@ export async function gatedCluster(n: number, env: NodeJS.ProcessEnv, started: R
       rmSync(hosts.dir, { recursive: true, force: true });
     },
   };
+}
+
+/** The refusals one process logged: the lines at once plus the counts of its summary lines. */
+export function refusalsLogged(stderr: string[]): number {
+  let n = 0;
+  for (const l of stderr) {
+    if (/refused a connection from/.test(l)) n++;
+    const m = /refused (\d+) more connections?/.exec(l);
+    if (m) n += Number(m[1]);
+  }
+  return n;
 }

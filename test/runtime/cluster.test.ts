@@ -2,7 +2,7 @@
 
 import { spawn } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { freePorts } from '../../src/cli/launch.ts';
+import { freePorts } from '../../src/cli/ports.ts';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -23,7 +23,8 @@ function run(args: string[], file = script): Promise<{ code: number | null; stdo
     child.stdout.on('data', (chunk: Buffer) => (stdout += chunk));
     child.stderr.on('data', (chunk: Buffer) => (stderr += chunk));
     child.once('error', reject);
-    child.once('exit', (code) => resolve({ code, stdout, stderr }));
+    // 'close', not 'exit': the last lines may still be in the pipes at exit.
+    child.once('close', (code) => resolve({ code, stdout, stderr }));
   });
 }
 

@@ -10,7 +10,7 @@
 import { execFile, spawn } from 'node:child_process';
 import { closeSync, existsSync, mkdirSync, openSync, readFileSync, realpathSync, rmSync, writeFileSync } from 'node:fs';
 import { delimiter, dirname, join } from 'node:path';
-import { freePorts } from '../../src/cli/launch.ts';
+import { freePorts } from '../../src/cli/ports.ts';
 
 const NODE_NAME = 'weft-test@localhost';
 const START_TIMEOUT_MS = 180_000;
