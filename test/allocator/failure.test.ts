@@ -6,7 +6,6 @@ import { describe, expect, it } from 'vitest';
 import { Config, WorkerError, initialize } from '../../src/index.ts';
 
 const workers = new URL('./fixtures/workers.ts', import.meta.url);
-const SECONDS = 15_000;
 
 async function failure(exportName: string): Promise<WorkerError> {
   const guards = await initialize(Config.process(2), { module: workers, export: exportName });
@@ -28,20 +27,20 @@ describe('a failing worker', () => {
     expect(cause.message).toBe('worker 1 gives up: boom');
     expect(cause.stack).toContain('throwsWhileOtherWaits');
     expect(cause.stack).toContain('workers.ts');
-  }, SECONDS);
+  });
 
   it('that throws releases a worker inside for await', async () => {
     const error = await failure('throwsWhileOtherIterates');
     expect(error.worker).toBe(1);
     expect(error.message).toContain('worker 1 gives up: boom');
     expect((error.cause as Error).stack).toContain('throwsWhileOtherIterates');
-  }, SECONDS);
+  });
 
   it('that calls process.exit(3) rejects join() naming it and its exit code', async () => {
     const error = await failure('exits');
     expect(error.worker).toBe(1);
     expect(error.message).toMatch(/exited with code 3/);
-  }, SECONDS);
+  });
 
   it('that receives with a codec other than the sender\'s fails with a ChannelError naming the channel', async () => {
     const error = await failure('codecMismatch');
@@ -49,11 +48,11 @@ describe('a failing worker', () => {
     expect(error.message).toContain('ChannelError');
     expect(error.message).toContain('channel 22');
     expect(error.message).toMatch(/codec/);
-  }, SECONDS);
+  });
 
   it('that receives batches on a channel it never allocated fails with a ChannelError naming the channel', async () => {
     const error = await failure('unallocatedChannel');
     expect(error.worker).toBe(1);
     expect(error.message).toMatch(/ChannelError: channel 30: .*never allocated/);
-  }, SECONDS);
+  });
 });

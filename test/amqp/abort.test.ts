@@ -54,7 +54,9 @@ describe.runIf(available)('Runtime.amqp abort', () => {
     await taskQueueDrained(prefix);
     const ran = existsSync(log) ? readFileSync(log, 'utf8').trim().split('\n').length : 0;
     expect(doneAtAbort).toBeGreaterThanOrEqual(20);
-    // At abort: 20 done, at most 4 running and 4 prefetched per the settings above.
-    expect(ran).toBeLessThan(60);
+    // At abort: 20 done, at most 4 running and 4 prefetched per the settings
+    // above, and more start while the abort travels to the workers (80 a
+    // second): far fewer than all of them, which is what ran without drops.
+    expect(ran).toBeLessThan(total / 4);
   });
 });

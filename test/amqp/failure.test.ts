@@ -35,7 +35,7 @@ describe.runIf(available)('Runtime.amqp when workers die', () => {
     expect(outputs).toEqual(range(0, 299));
     expect(killedAt).toBeLessThan(300);
     expect((await victim.exited).signal).toBe('SIGKILL');
-  });
+  }, 180_000);
 
   it('dead-letters a task that keeps killing its workers and fails the directive with that reason', async () => {
     const prefix = session.prefix('killer');
@@ -65,7 +65,7 @@ describe.runIf(available)('Runtime.amqp when workers die', () => {
     expect((error.cause as Error).name).toBe('WorkerLostError');
     expect(error.message).toMatch(/dead-lettered this task \(delivery_limit\)/);
     replacements = Infinity; // no more replacements after this
-  });
+  }, 180_000);
 
   it('names the input that kills its workers, and dead-letters it alone, not the tasks prefetched with it', async () => {
     const prefix = session.prefix('killer-in-batch');
@@ -104,5 +104,5 @@ describe.runIf(available)('Runtime.amqp when workers die', () => {
     expect(letters).toHaveLength(1);
     expect(letters[0]!.properties.headers?.['x-weft-format']).toBe(FORMAT);
     expect(decodeTasks(letters[0]!.content, 'key').map((task) => task.index)).toEqual([13]);
-  });
+  }, 180_000);
 });

@@ -100,7 +100,7 @@ export function startWorker(prefix: string, extra: string[] = []): WorkerProcess
   );
   const stderr: string[] = [];
   const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) =>
-    child.once('exit', (code, signal) => resolve({ code, signal })),
+    child.once('close', (code, signal) => resolve({ code, signal })),
   );
   const serving = new Promise<void>((resolve, reject) => {
     createInterface({ input: child.stderr! }).on('line', (line) => {
@@ -167,7 +167,8 @@ export function brokerSession(options: BrokerSessionOptions = {}): BrokerSession
   beforeAll(async () => {
     unlock = await lockBroker();
     await options.setup?.(session);
-  }, 180_000);
+    // The lock may wait for the other fork's AMQP files, one or two of them.
+  }, 600_000);
 
   afterAll(async () => {
     await options.teardown?.();

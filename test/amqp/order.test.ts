@@ -20,7 +20,7 @@ describe.runIf(available)('Runtime.amqp start order', () => {
       .fold(Sum)
       .run(runtime, { onProgress: (progress) => (dispatched = progress.dispatched) });
     // The tasks are out before a worker starts (the first progress report is the dispatch).
-    await expect.poll(() => dispatched).toBe(10);
+    await expect.poll(() => dispatched, { timeout: 20_000 }).toBe(10);
     const worker = session.worker(prefix);
     expect(await total).toBe(143);
     await worker.serving;

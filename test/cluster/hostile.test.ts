@@ -9,7 +9,7 @@ import { randomBytes } from 'node:crypto';
 import { connect } from 'node:net';
 import { rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { freePorts, hostfile, killAll, runProcess, type Running } from './helpers.ts';
+import { freePorts, hostfile, killAll, refusalsLogged, runProcess, type Running } from './helpers.ts';
 import { diallerProof, hello, helloV1, shape } from './stranger.ts';
 
 const SECRET = 'hostile test secret';
@@ -55,17 +55,6 @@ function visit(port: number, first: Buffer, then?: (theirs: Buffer) => Buffer): 
       resolve({ received, refusal });
     });
   });
-}
-
-/** The refusals one process logged: the lines at once plus the counts of its summary lines. */
-function refusalsLogged(stderr: string[]): number {
-  let n = 0;
-  for (const l of stderr) {
-    if (/refused a connection from/.test(l)) n++;
-    const m = /refused (\d+) more connections?/.exec(l);
-    if (m) n += Number(m[1]);
-  }
-  return n;
 }
 
 const started: Running[] = [];
