@@ -7,30 +7,46 @@
 // (on a busy machine, dozens a second) and the process that should listen
 // on it fails. Ports below the range are only ever taken on purpose: a
 // random one checked free by binding it stays free unless another program
-// picks the very same port.
+// picks the very same port. Where the range is unknown (not Linux) or
+// leaves too little room below it, listen(0) it is, race and all.
 
 import { readFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 
-/** How far below the ephemeral range ports are drawn from. */
+/** At most this many ports below the range: enough that two callers at once rarely draw the same one. */
 const SPAN = 12_000;
+/** The ports below this are the well-known ones, often privileged. */
 const LOWEST = 1024;
+/** Less room than this below the range, and draws would collide too often. */
+const LEAST_SPAN = 2_000;
+/** Probes per port wanted before giving up on the range (every one taken, or refused). */
+const PROBES_PER_PORT = 50;
 
-/** The first port of the kernel's ephemeral range (Linux), or undefined where it cannot be read. */
-function ephemeralFloor(): number | undefined {
+/** Where freePorts draws from: [low, high), or undefined for listen(0). */
+export function portRange(): { low: number; high: number } | undefined {
+  let floor: number;
   try {
-    const low = Number(readFileSync('/proc/sys/net/ipv4/ip_local_port_range', 'utf8').trim().split(/\s+/)[0]);
-    return Number.isInteger(low) && low - SPAN >= LOWEST ? low : undefined;
+    floor = Number(readFileSync('/proc/sys/net/ipv4/ip_local_port_range', 'utf8').trim().split(/\s+/)[0]);
   } catch {
     return undefined;
   }
+  if (!Number.isInteger(floor)) return undefined;
+  const low = Math.max(LOWEST, floor - SPAN);
+  return floor - low >= LEAST_SPAN ? { low, high: floor } : undefined;
 }
 
-/** Binds `port` (0: any) on 127.0.0.1 and closes it again; the port bound, or undefined if it was taken. */
-function probe(port: number): Promise<number | undefined> {
+/**
+ * Binds `port` (0: any) on 127.0.0.1 and closes it again: the port bound,
+ * 'taken' if something holds it, 'refused' if this process may not bind it.
+ */
+function probe(port: number): Promise<number | 'taken' | 'refused'> {
   return new Promise((resolve, reject) => {
     const s = createServer();
-    s.once('error', (error: NodeJS.ErrnoException) => (error.code === 'EADDRINUSE' || error.code === 'EACCES' ? resolve(undefined) : reject(error)));
+    s.once('error', (error: NodeJS.ErrnoException) => {
+      if (error.code === 'EADDRINUSE') resolve('taken');
+      else if (error.code === 'EACCES') resolve('refused');
+      else reject(error);
+    });
     s.listen(port, '127.0.0.1', () => {
       const bound = (s.address() as { port: number }).port;
       s.close(() => resolve(bound));
@@ -39,17 +55,21 @@ function probe(port: number): Promise<number | undefined> {
 }
 
 /**
- * `n` distinct ports free on 127.0.0.1 right now, below the ephemeral range
- * where it is known (else from listen(0)). Another program may still take
- * one before it is used: a process that then cannot listen fails with a
- * clear ConnectError.
+ * `n` distinct ports free on 127.0.0.1 right now: drawn below the ephemeral
+ * range where it is known (see above), else, or if the range gives too
+ * few (every port tried was taken, or refused to this process), from
+ * listen(0). Another program may still take one before it is used: a
+ * process that then cannot listen fails with a clear ConnectError.
  */
 export async function freePorts(n: number): Promise<number[]> {
-  const floor = ephemeralFloor();
+  const range = portRange();
   const ports: number[] = [];
+  let probes = range === undefined ? 0 : PROBES_PER_PORT * n;
   while (ports.length < n) {
-    const port = await probe(floor === undefined ? 0 : floor - SPAN + Math.floor(Math.random() * SPAN));
-    if (port !== undefined && !ports.includes(port)) ports.push(port);
+    const drawn = probes-- > 0 ? range!.low + Math.floor(Math.random() * (range!.high - range!.low)) : 0;
+    const port = await probe(drawn);
+    if (port === 'refused') probes = 0;
+    else if (port !== 'taken' && !ports.includes(port)) ports.push(port);
   }
   return ports;
 }

@@ -4,19 +4,18 @@
 // worker's cancelGraceMs, or the run's own), and the next directive runs; a timed-out task is retried only once its first
 // attempt has returned.
 
-import { existsSync, mkdtempSync, readFileSync } from 'node:fs';
+import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { AbortError, Retry, Runtime } from '../../src/runtime/index.ts';
 import { AwaitAbort, Increment, SlowToStop, Stuck } from './fixtures/operations.ts';
-import { AMQP_URL, brokerAvailable, brokerSession, range } from './helpers.ts';
+import { AMQP_URL, brokerAvailable, brokerSession, logLines, range } from './helpers.ts';
 
 const available = brokerAvailable('test/amqp/cancel.test.ts');
 const dir = mkdtempSync(join(tmpdir(), 'weft-amqp-cancel-'));
-const lines = (log: string) => (existsSync(log) ? readFileSync(log, 'utf8').split('\n').filter((line) => line !== '') : []);
 /** The time written at the end of the first line of `log` that starts with `word`. */
-const timeOf = (log: string, word: string) => Number(lines(log).find((line) => line.startsWith(word))!.split(' ').at(-1));
+const timeOf = (log: string, word: string) => Number(logLines(log).find((line) => line.startsWith(word))!.split(' ').at(-1));
 
 describe.runIf(available)('cancellation on Runtime.amqp', () => {
   const session = brokerSession();
@@ -31,11 +30,11 @@ describe.runIf(available)('cancellation on Runtime.amqp', () => {
       () => undefined,
       (error: unknown) => error,
     );
-    await expect.poll(() => lines(log).length, { timeout: 20_000 }).toBe(1);
+    await expect.poll(() => logLines(log).length, { timeout: 20_000 }).toBe(1);
     const abortedAt = Date.now();
     controller.abort();
     expect(await directive).toBeInstanceOf(AbortError);
-    await expect.poll(() => lines(log).length, { timeout: 10_000 }).toBe(2);
+    await expect.poll(() => logLines(log).length, { timeout: 10_000 }).toBe(2);
     expect(timeOf(log, 'aborted') - abortedAt).toBeLessThan(1000);
   });
 
@@ -56,12 +55,12 @@ describe.runIf(available)('cancellation on Runtime.amqp', () => {
       () => undefined,
       (error: unknown) => error,
     );
-    await expect.poll(() => lines(log).length, { timeout: 20_000 }).toBe(1);
+    await expect.poll(() => logLines(log).length, { timeout: 20_000 }).toBe(1);
     controller.abort();
     expect(await directive).toBeInstanceOf(AbortError);
     expect(await runtime.fanout(Increment, range(0, 99))).toEqual(range(1, 100));
     expect(worker.child.exitCode).toBeNull();
-    expect(lines(log)).toHaveLength(1);
+    expect(logLines(log)).toHaveLength(1);
   });
 
   it('retries a timed-out task only once its first attempt has returned', async () => {

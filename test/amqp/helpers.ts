@@ -9,6 +9,7 @@
 // CI is set: then they fail, since in CI they must run.
 
 import { spawn, type ChildProcess } from 'node:child_process';
+import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
@@ -39,6 +40,9 @@ export function brokerAvailable(suite: string): boolean {
 
 /** The integers from `from` to `to`, both included. */
 export const range = (from: number, to: number): number[] => Array.from({ length: to - from + 1 }, (_, i) => from + i);
+
+/** The lines an operation appended to `log` so far: none while it does not exist, or exists but is still empty. */
+export const logLines = (log: string): string[] => (existsSync(log) ? readFileSync(log, 'utf8').split('\n').filter((line) => line !== '') : []);
 
 let prefixes = 0;
 /** A prefix no other test (or earlier run) uses: its own queues and exchanges. */

@@ -73,7 +73,12 @@ export class Stranger {
   /** Every byte received, in order. */
   readonly received: Buffer[] = [];
   readonly closed: Promise<void>;
-  private ended = false;
+  #ended = false;
+
+  /** Whether the connection has closed. */
+  get ended(): boolean {
+    return this.#ended;
+  }
 
   constructor(readonly socket: Socket) {
     socket.on('data', (c: Buffer) => {
@@ -83,7 +88,7 @@ export class Stranger {
     });
     socket.on('error', () => {}); // a reset is a close too
     this.closed = new Promise((resolve) => socket.on('close', () => {
-      this.ended = true;
+      this.#ended = true;
       this.wake?.();
       resolve();
     }));
