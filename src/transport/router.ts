@@ -63,6 +63,9 @@ export class Router {
   private stopped = false;
   private finishing: { resolve: () => void; reject: (e: Error) => void } | undefined;
   private readonly timer: NodeJS.Timeout;
+  /** The heartbeat timer's period, and when it last ran. */
+  private readonly beat: number;
+  private lastTick = Date.now();
   /** Reading from the sockets is paused: the inbound queue is over its high-water mark. */
   private readPaused = false;
 
@@ -83,8 +86,8 @@ export class Router {
       this.fail(new PeerError(-1, `a local worker wrote a frame for worker ${target}, which no connected process hosts`));
       return false;
     });
-    const beat = Math.max(50, Math.floor(o.heartbeatTimeoutMs / 3));
-    this.timer = setInterval(() => this.heartbeat(), beat);
+    this.beat = Math.max(50, Math.floor(o.heartbeatTimeoutMs / 3));
+    this.timer = setInterval(() => this.heartbeat(), this.beat);
     this.timer.unref();
     void this.loop();
   }
@@ -209,9 +212,16 @@ export class Router {
 
   private heartbeat(): void {
     const now = Date.now();
+    // A tick this late means this process was not running (the machine or
+    // the process was paused, or its main thread blocked). Timers run before
+    // sockets are read, so what peers sent meanwhile is not counted yet: a
+    // verdict now would find every peer silent. Judge at the next tick, once
+    // the sockets have been read; a peer that is really gone is still silent.
+    const woke = now - this.lastTick > 2 * this.beat;
+    this.lastTick = now;
     for (const peer of this.peers) {
       if (peer === undefined || peer.goodbye) continue;
-      if (now - peer.lastHeard > this.o.heartbeatTimeoutMs) {
+      if (!woke && now - peer.lastHeard > this.o.heartbeatTimeoutMs) {
         this.peerFailed(peer, new PeerError(peer.index, `process ${peer.index} (${this.o.addresses[peer.index]}) sent nothing for ${now - peer.lastHeard} ms: it is presumed dead`));
         if (this.stopped) return;
         continue;
