@@ -63,9 +63,10 @@ export class Router {
   private stopped = false;
   private finishing: { resolve: () => void; reject: (e: Error) => void } | undefined;
   private readonly timer: NodeJS.Timeout;
-  /** The heartbeat timer's period, and when it last ran. */
+  /** The heartbeat timer's period, when it last ran, and whether that tick put off its verdict. */
   private readonly beat: number;
   private lastTick = Date.now();
+  private deferred = false;
   /** Reading from the sockets is paused: the inbound queue is over its high-water mark. */
   private readPaused = false;
 
@@ -216,8 +217,11 @@ export class Router {
     // the process was paused, or its main thread blocked). Timers run before
     // sockets are read, so what peers sent meanwhile is not counted yet: a
     // verdict now would find every peer silent. Judge at the next tick, once
-    // the sockets have been read; a peer that is really gone is still silent.
-    const woke = now - this.lastTick > 2 * this.beat;
+    // the sockets have been read (a poll phase always runs between two
+    // ticks); a peer that is really gone is still silent then. Never two
+    // ticks in a row, so a main thread always late cannot put it off for good.
+    const woke = now - this.lastTick > 2 * this.beat && !this.deferred;
+    this.deferred = woke;
     this.lastTick = now;
     for (const peer of this.peers) {
       if (peer === undefined || peer.goodbye) continue;
