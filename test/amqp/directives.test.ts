@@ -1,13 +1,13 @@
 // Runtime.amqp with two `weft worker --amqp` processes: the seed example,
 // map order over 5 000 items, and every directive form, unchanged.
 
-import { mkdtempSync, readFileSync } from 'node:fs';
+import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { IndexedStream, Literal } from '../../src/runtime/index.ts';
 import { FibAt, Increment, Logged, ReturnsFunction, Sum } from './fixtures/operations.ts';
-import { brokerAvailable, range, servingCluster } from './helpers.ts';
+import { brokerAvailable, logLines, range, servingCluster } from './helpers.ts';
 
 const available = brokerAvailable('test/amqp/directives.test.ts');
 
@@ -41,7 +41,7 @@ describe.runIf(available)('Runtime.amqp with 2 worker processes', () => {
     const log = join(mkdtempSync(join(tmpdir(), 'weft-amqp-')), 'pids');
     const inputs = range(0, 39).map((value) => ({ value, ms: 20, log }));
     expect(await cluster.runtime.fanout(Logged, inputs)).toEqual(range(0, 39));
-    const pids = new Set(readFileSync(log, 'utf8').trim().split('\n'));
+    const pids = new Set(logLines(log));
     expect(pids).toEqual(new Set(cluster.workers.map((worker) => String(worker.child.pid))));
   });
 });

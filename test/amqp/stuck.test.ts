@@ -5,13 +5,13 @@
 // going back to the broker), and a worker started afterwards never runs the
 // stale tasks.
 
-import { existsSync, mkdtempSync, readFileSync } from 'node:fs';
+import { existsSync, mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { AbortError, Runtime } from '../../src/runtime/index.ts';
 import { Increment, Stuck } from './fixtures/operations.ts';
-import { AMQP_URL, brokerAvailable, brokerSession, range, taskQueueDrained } from './helpers.ts';
+import { AMQP_URL, brokerAvailable, brokerSession, logLines, range, taskQueueDrained } from './helpers.ts';
 
 const available = await brokerAvailable('test/amqp/stuck.test.ts');
 
@@ -43,7 +43,7 @@ describe.runIf(available)('Runtime.amqp with a task that never returns', () => {
     expect(await runtime.fanout(Increment, range(0, 99))).toEqual(range(1, 100));
     await taskQueueDrained(prefix);
     expect(await runtime.fanout(Increment, range(0, 9))).toEqual(range(1, 10));
-    expect(readFileSync(log, 'utf8').trim().split('\n')).toEqual([String(stuck.child.pid)]);
+    expect(logLines(log)).toEqual([String(stuck.child.pid)]);
     expect(later.child.exitCode).toBeNull();
   });
 });
