@@ -90,7 +90,7 @@ function cell(column: unknown, i: number): number | undefined {
   return isCount(value) ? value : undefined;
 }
 
-function unpack(content: Buffer): unknown {
+function unpack(content: Uint8Array): unknown {
   try {
     return packr.unpack(content);
   } catch (error) {
@@ -130,7 +130,7 @@ export function checkFormat(format: number | undefined): void {
 }
 
 /** Decodes and checks a task batch; throws MalformedMessageError on anything else. */
-export function decodeTasks(content: Buffer, key: string): Task[] {
+export function decodeTasks(content: Uint8Array, key: string): Task[] {
   const body = unpack(content);
   if (!Array.isArray(body) || body.length !== 6 || !Array.isArray(body[0]) || !Array.isArray(body[2]) || !Array.isArray(body[5])) {
     throw new MalformedMessageError('the body is not a task batch');

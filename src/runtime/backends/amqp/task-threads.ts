@@ -1,20 +1,31 @@
 // Where an AMQP worker runs its tasks: N worker threads of the thread
 // backend (`Runtime.inMemory`'s machinery: its pool, dispatcher, stuck-thread
-// replacement and cancellation), fed one task message at a time. The
-// worker's main thread keeps the broker connection, so heartbeats, acks and
-// cancellations never wait behind a synchronous task.
+// replacement and cancellation). The worker's main thread keeps the broker
+// connection, so heartbeats, acks and cancellations never wait behind a
+// synchronous task.
 //
 // Design notes
-// - Each task message runs under a lease of its own on the thread backend,
-//   its tasks re-keyed to that lease and their results and progress keyed
-//   back: the message's results are all in once that lease has one per
-//   task, and releasing it cancels exactly that message's running tasks.
-// - At least once inside too: a thread that dies has its tasks run again
-//   on another, so a task may answer twice; the first answer counts.
+// - A task message goes to a thread whole and undecoded, as one task of an
+//   internal operation (thread-batch.ts) under a lease of its own, and its
+//   results come back encoded: the main thread spends nothing per task.
+// - Cancellations reach the tasks' own signals through a BroadcastChannel
+//   to the threads. A batch holding a cancelled task (or of a released
+//   lease) is also cancelled on the thread backend, only for its grace: a
+//   batch that has not answered `cancelGraceMs` later has its thread
+//   terminated and replaced, and runs again elsewhere with its cancelled
+//   tasks answering TaskCancelledError unrun. So its other tasks may run
+//   twice (at least once, as a dead thread's tasks always did).
+// - A batch the thread backend gives up on (its threads kept dying, or its
+//   results are over the frame bound) is split into batches of one task,
+//   so only the task to blame gets that failure; a batch of one answers it.
 
+import { BroadcastChannel } from 'node:worker_threads';
 import { ThreadBackend } from '../threads/thread-backend.ts';
 import type { Lease } from '../../core/backend.ts';
-import type { Task, TaskIdentity, TaskProgress, TaskResult } from '../../core/task.ts';
+import type { TaskFailure, TaskIdentity, TaskProgress, TaskResult } from '../../core/task.ts';
+import { taskId, type LeaseTaskId } from './identity.ts';
+import { decodeResults, decodeTasks, encodeResults, encodeTasks } from './messages.ts';
+import { BATCH_OPERATION, type BatchInput, type BatchOutput, type Cancellation, type Skip } from './thread-batch.ts';
 
 export interface TaskThreadsOptions {
   threads: number;
@@ -22,22 +33,44 @@ export interface TaskThreadsOptions {
   cancelGraceMs?: number | undefined;
 }
 
-/** One task message running on the threads. */
-interface Batch {
-  readonly lease: Lease;
-  /** `index:stage:attempt` of each task, in order. */
-  readonly ids: readonly string[];
-  readonly settle: (results: TaskResult[] | undefined) => void;
-  done: boolean;
+/** A batch that ran: its result message's body, and what went with it. */
+export interface BatchRun {
+  readonly results: Buffer;
+  /** Tasks that ran (not answered as cancelled unrun). */
+  readonly ran: number;
+  /** Tasks naming an operation the threads do not have, as a task message's body, and those names. */
+  readonly unknown?: { readonly body: Buffer; readonly ops: readonly string[] };
 }
 
-const idOf = (task: Omit<TaskIdentity, 'key'>) => `${task.index}:${task.stage}:${task.attempt}`;
+/** A batch's end: it ran, its body was not a task batch (why), or its lease was released (undefined). */
+export type BatchOutcome = BatchRun | { readonly malformed: string } | undefined;
+
+/** The message's tasks cancelled before it started: `[index, stage, attempt, why]`. */
+export type Withdrawn = () => readonly (readonly [number, number, number, string])[];
+
+/** One task message running on the threads. */
+interface Batch {
+  readonly key: string;
+  readonly body: Buffer;
+  readonly lease: Lease;
+  /** The index of its task on the lease: one more each time it is sent again. */
+  sent: number;
+  /** Its tasks' identities, decoded only when a cancellation must find the batches that hold a task. */
+  ids: Set<LeaseTaskId> | undefined;
+  done: boolean;
+  readonly settle: (outcome: BatchOutcome) => void;
+  readonly reject: (error: Error) => void;
+}
+
+const toBuffer = (bytes: Uint8Array) => (Buffer.isBuffer(bytes) ? bytes : Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength));
 
 export class TaskThreads {
   /** Running batches, by the key of their tasks (the AMQP lease key). */
   private readonly batches = new Map<string, Set<Batch>>();
   /** When the last batch's results were in (performance.now()). */
   private lastFinished = -Infinity;
+  private readonly channelName = `weft.amqp.${process.pid}.${Math.random().toString(36).slice(2)}`;
+  private readonly cancellations = new BroadcastChannel(this.channelName);
 
   /** Resolves with the error once the threads fail for good, running a batch or not. */
   readonly failed: Promise<Error>;
@@ -49,66 +82,64 @@ export class TaskThreads {
 
   private constructor(private readonly backend: ThreadBackend) {
     this.failed = backend.failed;
+    this.cancellations.unref();
   }
 
   /** Starts the threads; resolves once every one has imported the operations. */
   static async start(options: TaskThreadsOptions): Promise<TaskThreads> {
-    const backend = await ThreadBackend.start({ workers: options.threads, modules: options.modules, cancelGraceMs: options.cancelGraceMs });
+    const self = import.meta.url;
+    const batches = new URL(self.endsWith('.ts') ? './thread-batch.ts' : './thread-batch.js', self);
+    const backend = await ThreadBackend.start({ workers: options.threads, modules: [...options.modules, batches], cancelGraceMs: options.cancelGraceMs });
     return new TaskThreads(backend);
   }
 
   /**
-   * Runs the tasks of one message (all of one key) and resolves with one
-   * result per task, in order; with undefined if their lease is released
-   * meanwhile. Rejects if the threads are closed or fail for good.
-   * `graceMs`: their run's `cancelGraceMs`, if it set one (else the
-   * worker's). `progress` gets their progress details, keyed as the tasks.
+   * Runs the task message `body` of lease `key` on a thread. Resolves with
+   * what it became (see BatchOutcome); rejects if the threads are closed or
+   * fail for good. `graceMs`: its run's `cancelGraceMs`, if it set one (else
+   * the worker's). `withdrawn` is asked each time the batch is sent;
+   * `progress` gets its tasks' progress details.
    */
-  run(tasks: readonly Task[], graceMs: number | undefined, progress: (updates: readonly TaskProgress[]) => void): Promise<TaskResult[] | undefined> {
-    if (tasks.length === 0) return Promise.resolve([]);
-    const key = tasks[0]!.key;
-    const ids = tasks.map(idOf);
-    const expected = new Set(ids).size;
-    const answers = new Map<string, TaskResult>();
+  run(body: Buffer, key: string, graceMs: number | undefined, withdrawn: Withdrawn, progress: (updates: readonly TaskProgress[]) => void): Promise<BatchOutcome> {
     return new Promise((resolve, reject) => {
-      const lease = this.backend.lease({
-        results: (results) => {
-          for (const result of results) {
-            const id = idOf(result);
-            if (!answers.has(id)) answers.set(id, { ...result, key });
-          }
-          if (answers.size < expected || batch.done) return;
-          this.end(key, batch, 'its results are in');
-          resolve(ids.map((id) => answers.get(id)!));
+      const lease = this.backend.lease(
+        {
+          results: (results) => {
+            for (const result of results) if (!batch.done && result.index === batch.sent) this.answered(batch, result, graceMs, withdrawn, progress);
+          },
+          failed: (error) => {
+            batch.done = true;
+            this.forget(batch);
+            reject(error);
+          },
+          progress: (updates) => progress(updates.flatMap((update) => progressOf(key, update.detail as unknown[]))),
         },
-        failed: (error) => {
-          batch.done = true;
-          this.batches.get(key)?.delete(batch);
-          reject(error);
-        },
-        progress: (updates) => progress(updates.map((update) => ({ ...update, key }))),
-      }, { cancelGraceMs: graceMs });
-      const batch: Batch = { lease, ids, settle: resolve, done: false };
+        { cancelGraceMs: graceMs },
+      );
+      const batch: Batch = { key, body, lease, sent: 0, ids: undefined, done: false, settle: resolve, reject };
       let running = this.batches.get(key);
       if (running === undefined) this.batches.set(key, (running = new Set()));
       running.add(batch);
-      this.backend.dispatch(tasks.map((task) => ({ ...task, key: lease.key })));
+      this.send(batch, withdrawn().map(([index, stage, attempt, why]) => [index, stage, attempt, `${why} (before it started)`]));
     });
   }
 
   /** Lease `key` was released: its running tasks are cancelled (`why`), and their batches resolve undefined. */
   release(key: string, why: string): void {
+    this.tell({ key, why });
     for (const batch of [...(this.batches.get(key) ?? [])]) {
-      this.end(key, batch, why);
+      this.end(batch, why);
       batch.settle(undefined);
     }
   }
 
-  /** One task is cancelled: its signal aborts, or its thread is replaced after `cancelGraceMs`; it still answers. */
+  /** One task is cancelled: its signal aborts, or its batch's thread is replaced after the grace; it still answers. */
   cancel(task: TaskIdentity, why: string): void {
-    const id = idOf(task);
+    this.tell({ key: task.key, task: [task.index, task.stage, task.attempt], why });
+    const id = taskId(task.index, task.stage, task.attempt);
     for (const batch of this.batches.get(task.key) ?? []) {
-      if (batch.ids.includes(id)) batch.lease.cancel?.({ key: batch.lease.key, index: task.index, stage: task.stage, attempt: task.attempt }, why);
+      batch.ids ??= new Set(decodeTasks(batch.body, batch.key).map((t) => taskId(t.index, t.stage, t.attempt)));
+      if (batch.ids.has(id)) batch.lease.cancel?.({ key: batch.lease.key, index: batch.sent, stage: 0, attempt: 0 }, why);
     }
   }
 
@@ -128,14 +159,82 @@ export class TaskThreads {
   }
 
   close(): Promise<void> {
+    this.cancellations.close();
     return this.backend.close();
   }
 
-  private end(key: string, batch: Batch, why: string): void {
+  private send(batch: Batch, skip: readonly Skip[]): void {
+    const input: BatchInput = { body: batch.body, key: batch.key, channel: this.channelName, skip };
+    this.backend.dispatch([{ op: BATCH_OPERATION, input, key: batch.lease.key, index: batch.sent, stage: 0, attempt: 0 }]);
+  }
+
+  private tell(cancellation: Cancellation): void {
+    this.cancellations.postMessage(cancellation);
+  }
+
+  private answered(batch: Batch, result: TaskResult, graceMs: number | undefined, withdrawn: Withdrawn, progress: (updates: readonly TaskProgress[]) => void): void {
+    const error = result.error;
+    if (error === undefined) {
+      this.end(batch, 'its results are in');
+      batch.settle(outcomeOf(result.output as BatchOutput));
+      return;
+    }
+    if (error.name === 'TaskCancelledError') {
+      // Cancelled for one of its tasks before it ran, or its thread was
+      // terminated past the grace: again, its cancelled tasks unrun.
+      batch.sent++;
+      return this.send(batch, withdrawn().map(([index, stage, attempt]) => [index, stage, attempt, error.message]));
+    }
+    this.end(batch, 'it is split');
+    const tasks = decodeTasks(batch.body, batch.key);
+    if (tasks.length <= 1) {
+      batch.settle({ results: encodeResults(tasks.map((task) => failure(task, error))), ran: tasks.length });
+      return;
+    }
+    const parts = tasks.map((task) => this.run(encodeTasks([task]), batch.key, graceMs, withdrawn, progress));
+    Promise.all(parts).then((outcomes) => batch.settle(merged(outcomes, batch.key)), batch.reject);
+  }
+
+  private end(batch: Batch, why: string): void {
     batch.done = true;
     batch.lease.release(why);
-    const running = this.batches.get(key);
-    running?.delete(batch);
-    if (running?.size === 0) this.batches.delete(key);
+    this.forget(batch);
   }
+
+  private forget(batch: Batch): void {
+    const running = this.batches.get(batch.key);
+    running?.delete(batch);
+    if (running?.size === 0) this.batches.delete(batch.key);
+  }
+}
+
+const failure = (task: TaskIdentity, error: TaskFailure): TaskResult => ({ key: task.key, index: task.index, stage: task.stage, attempt: task.attempt, error });
+
+function outcomeOf(output: BatchOutput): BatchOutcome {
+  if ('malformed' in output) return output;
+  const { results, ran, unknown } = output;
+  return unknown === undefined ? { results: toBuffer(results), ran } : { results: toBuffer(results), ran, unknown: { body: toBuffer(unknown.body), ops: unknown.ops } };
+}
+
+/** The batches of one task each that a batch was split into, as one. */
+function merged(outcomes: readonly BatchOutcome[], key: string): BatchOutcome {
+  const results: TaskResult[] = [];
+  const unknown = [];
+  let ran = 0;
+  for (const outcome of outcomes) {
+    if (outcome === undefined || 'malformed' in outcome) return outcome;
+    results.push(...decodeResults(outcome.results, key));
+    if (outcome.unknown !== undefined) unknown.push(...decodeTasks(outcome.unknown.body, key));
+    ran += outcome.ran;
+  }
+  const encoded = encodeResults(results);
+  if (unknown.length === 0) return { results: encoded, ran };
+  return { results: encoded, ran, unknown: { body: encodeTasks(unknown), ops: [...new Set(unknown.map((task) => task.op))] } };
+}
+
+/** A batch's progress detail, `[index, stage, attempt, detail, …]`, as its tasks' details. */
+function progressOf(key: string, flat: readonly unknown[]): TaskProgress[] {
+  const updates: TaskProgress[] = [];
+  for (let i = 0; i + 3 < flat.length; i += 4) updates.push({ key, index: flat[i] as number, stage: flat[i + 1] as number, attempt: flat[i + 2] as number, detail: flat[i + 3] });
+  return updates;
 }

@@ -19,6 +19,7 @@
 
 import type { TaskIdentity } from '../../core/task.ts';
 import type { Session } from './connection.ts';
+import { taskId, type LeaseTaskId } from './identity.ts';
 
 const MAX_KNOWN_KEYS = 10_000;
 
@@ -27,8 +28,8 @@ export class Withdrawn {
   /** Lease keys whose result queue was seen to exist. */
   private readonly live = new Set<string>();
   private readonly checks = new Map<string, Promise<boolean>>();
-  /** Why each cancelled task was cancelled, by `key:index:stage:attempt`. */
-  private readonly cancelled = new Map<string, string>();
+  /** Cancelled tasks, `[index, stage, attempt, why]`, by lease key and task. */
+  private readonly cancelled = new Map<string, Map<LeaseTaskId, readonly [number, number, number, string]>>();
 
   /** The control fanout says `key` was released. */
   release(key: string): void {
@@ -38,13 +39,20 @@ export class Withdrawn {
 
   /** The control fanout says this task was cancelled. */
   cancel(task: TaskIdentity, why: string): void {
-    this.cancelled.set(idOf(task), why);
-    if (this.cancelled.size > MAX_KNOWN_KEYS) this.cancelled.delete(this.cancelled.keys().next().value!);
+    let tasks = this.cancelled.get(task.key);
+    if (tasks === undefined) {
+      tasks = new Map();
+      this.cancelled.set(task.key, tasks);
+      if (this.cancelled.size > MAX_KNOWN_KEYS) this.cancelled.delete(this.cancelled.keys().next().value!);
+    }
+    tasks.set(taskId(task.index, task.stage, task.attempt), [task.index, task.stage, task.attempt, why]);
+    if (tasks.size > MAX_KNOWN_KEYS) tasks.delete(tasks.keys().next().value!);
   }
 
-  /** Why `task` was cancelled, if it was. */
-  whyCancelled(task: TaskIdentity): string | undefined {
-    return this.cancelled.size === 0 ? undefined : this.cancelled.get(idOf(task));
+  /** The cancelled tasks of lease `key`, `[index, stage, attempt, why]`. */
+  cancelledOf(key: string): readonly (readonly [number, number, number, string])[] {
+    const tasks = this.cancelled.size === 0 ? undefined : this.cancelled.get(key);
+    return tasks === undefined ? [] : [...tasks.values()];
   }
 
   isReleased(key: string): boolean {
@@ -70,8 +78,6 @@ export class Withdrawn {
     return check;
   }
 }
-
-const idOf = (task: TaskIdentity) => `${task.key}:${task.index}:${task.stage}:${task.attempt}`;
 
 /** Adds `key` to a bounded set of keys, forgetting the oldest. */
 function remember(keys: Set<string>, key: string): void {

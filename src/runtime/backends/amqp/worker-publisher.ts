@@ -3,12 +3,11 @@
 // suspects.ts). All but progress resolve once the broker confirms them.
 
 import type { ConsumeMessage } from 'amqplib';
-import type { TaskProgress, TaskResult } from '../../core/task.ts';
+import type { TaskProgress } from '../../core/task.ts';
 import { publishConfirmed, type Session } from './connection.ts';
 import {
   CONTENT_TYPE,
   encodeProgress,
-  encodeResults,
   FORMAT,
   HEADER_COUNT,
   HEADER_DEATHS,
@@ -36,9 +35,9 @@ export class WorkerPublisher {
     private readonly log: ((line: string) => void) | undefined,
   ) {}
 
-  /** The results of one task message, with the time the worker spent on them. */
-  results(session: Session, replyTo: string, key: string, results: readonly TaskResult[], elapsedMs: number): Promise<void> {
-    return publishConfirmed(session.channel, '', replyTo, encodeResults(results), {
+  /** The results of one task message (a result message's body), with the time the worker spent on them. */
+  results(session: Session, replyTo: string, key: string, body: Buffer, elapsedMs: number): Promise<void> {
+    return publishConfirmed(session.channel, '', replyTo, body, {
       persistent: true,
       contentType: CONTENT_TYPE,
       type: TYPE_RESULTS,

@@ -22,15 +22,13 @@
 
 import { availableParallelism, hostname } from 'node:os';
 import type { ConsumeMessage } from 'amqplib';
-import { TaskCancelledError } from '../../core/errors.ts';
-import { failed, type Task, type TaskResult } from '../../core/task.ts';
+import type { Task } from '../../core/task.ts';
 import { ReconnectingConnection, redact, type Session } from './connection.ts';
 import { MalformedMessageError } from './errors.ts';
 import {
   checkFormat,
   decodeCancel,
   decodeTasks,
-  encodeTasks,
   HEADER_COUNT,
   HEADER_FORMAT,
   HEADER_KEY,
@@ -203,61 +201,70 @@ export class AmqpWorker {
     const headers = message.properties.headers;
     const key = headerString(headers, HEADER_KEY) ?? message.fields.routingKey;
     if (this.withdrawn.isReleased(key)) {
-      this.dropped += headerNumber(headers, HEADER_COUNT) ?? 0;
+      this.dropped += countOf(message);
       session.channel.ack(message);
       return;
     }
     const replyTo = message.properties.replyTo as unknown;
-    let tasks: Task[];
+    const deaths = deathsOf(message);
+    // Decoded here only when redelivered (the suspects' rules need its
+    // tasks) or of a lease not yet seen alive (so that a poison message is
+    // dead-lettered, not dropped as of a released lease): a few messages per
+    // lease. Else only on the thread that runs it.
+    let tasks: Task[] | undefined;
     let graceMs: number | undefined;
     try {
       checkFormat(headerNumber(headers, HEADER_FORMAT));
       if (typeof replyTo !== 'string' || replyTo === '') throw new MalformedMessageError('no reply-to queue');
       graceMs = graceOf(headers);
-      tasks = decodeTasks(message.content, key);
+      if (deaths > 0 || !this.withdrawn.isLive(key)) tasks = decodeTasks(message.content, key);
     } catch (error) {
-      const reason = `${REASON_UNDECODABLE}: ${(error as Error).message}`;
-      this.track(this.publisher.deadLetterAndAck(session, message, key, message.content, reason, headerNumber(headers, HEADER_FORMAT)));
-      return;
+      return this.undecodable(session, message, key, (error as Error).message);
     }
     // Batches that started before this message (not the tracked promise that will serve it).
     const running = [...this.running];
-    const deaths = deathsOf(message);
     if (deaths > this.deliveryLimit) {
       const reason = `${REASON_KILLED_WORKERS}: ${deaths} workers died while this message was running alone on them`;
       return this.track(this.publisher.deadLetterAndAck(session, message, key, message.content, reason));
     }
     const serve = () => {
-      if (deaths === 0) return this.run(session, message, key, replyTo, tasks, graceMs);
+      if (deaths === 0 || tasks === undefined) return this.run(session, message, key, replyTo, graceMs);
+      this.options.log?.(`redelivered: a message of ${key} (${deaths} worker deaths), ${tasks.length > 1 ? 'split into one message per task' : 'run alone'}`);
       if (tasks.length > 1) return this.suspects.split(session, message, tasks, deaths);
-      return this.suspects.isolate(session, running, message, () => this.run(session, message, key, replyTo, tasks, graceMs));
+      return this.suspects.isolate(session, running, message, () => this.run(session, message, key, replyTo, graceMs));
     };
     if (this.withdrawn.isLive(key)) return this.track(serve());
     this.track(
       this.withdrawn.check(session, key, replyTo).then((open) => {
         if (open) return serve();
-        this.dropped += tasks.length;
+        this.dropped += countOf(message);
         if (!session.lost) session.channel.ack(message);
       }),
     );
   }
 
+  /** A message whose body or headers are not weft's goes to the dead letters, acked once it is there. */
+  private undecodable(session: Session, message: ConsumeMessage, key: string, why: string): void {
+    const reason = `${REASON_UNDECODABLE}: ${why}`;
+    this.track(this.publisher.deadLetterAndAck(session, message, key, message.content, reason, headerNumber(message.properties.headers, HEADER_FORMAT)));
+  }
+
   /**
-   * Runs a batch on the threads (tasks cancelled before it came answer at
-   * once), publishes its results, and acks once they are confirmed. A batch
-   * whose lease is released meanwhile is acked unanswered.
+   * Runs a batch on the threads (its tasks cancelled before it came answer
+   * at once), publishes its results, and acks once they are confirmed. A
+   * batch whose lease is released meanwhile is acked unanswered.
    */
-  private async run(session: Session, message: ConsumeMessage, key: string, replyTo: string, tasks: Task[], graceMs: number | undefined): Promise<void> {
+  private async run(session: Session, message: ConsumeMessage, key: string, replyTo: string, graceMs: number | undefined): Promise<void> {
     const started = performance.now();
-    const cancelled = new Map<Task, TaskResult>();
-    for (const task of tasks) {
-      const why = this.withdrawn.whyCancelled(task);
-      if (why !== undefined) cancelled.set(task, failed(task, new TaskCancelledError(`${why} (before it started)`)));
-    }
-    const runnable = cancelled.size === 0 ? tasks : tasks.filter((task) => !cancelled.has(task));
-    let ran: TaskResult[] | undefined;
+    let outcome;
     try {
-      ran = await this.threads.run(runnable, graceMs, (updates) => this.progress.add(session, replyTo, key, updates));
+      outcome = await this.threads.run(
+        message.content,
+        key,
+        graceMs,
+        () => this.withdrawn.cancelledOf(key),
+        (updates) => this.progress.add(session, replyTo, key, updates),
+      );
     } catch (error) {
       // The threads were closed, or failed for good (no thread could be
       // replaced): nothing more can run here. The message stays unacked and
@@ -265,22 +272,20 @@ export class AmqpWorker {
       this.failedThreads(error as Error);
       return;
     }
-    this.executed += runnable.length;
+    if (outcome !== undefined && 'malformed' in outcome) return this.undecodable(session, message, key, outcome.malformed);
     if (session.lost) return; // the delivery is void; the broker delivers it again
-    if (ran === undefined) {
-      this.dropped += runnable.length;
+    if (outcome === undefined) {
+      this.dropped += countOf(message);
       session.channel.ack(message);
       return;
     }
-    let next = 0;
-    const results = cancelled.size === 0 ? ran : tasks.map((task) => cancelled.get(task) ?? ran[next++]!);
+    this.executed += outcome.ran;
     this.progress.flush(replyTo);
-    const confirms = [this.publisher.results(session, replyTo, key, results, this.threads.workTime(started))];
-    const unknown = tasks.filter((_, i) => results[i]!.error?.name === 'UnknownOperationError');
-    if (unknown.length > 0) {
-      const names = [...new Set(unknown.map((task) => task.op))].map((op) => `'${op}'`).join(', ');
+    const confirms = [this.publisher.results(session, replyTo, key, outcome.results, this.threads.workTime(started))];
+    if (outcome.unknown !== undefined) {
+      const names = outcome.unknown.ops.map((op) => `'${op}'`).join(', ');
       const reason = `${REASON_UNKNOWN_OPERATION}: ${names} not registered on worker ${this.id}`;
-      confirms.push(this.publisher.deadLetter(session, key, encodeTasks(unknown), reason));
+      confirms.push(this.publisher.deadLetter(session, key, outcome.unknown.body, reason));
     }
     try {
       await Promise.all(confirms);
@@ -295,3 +300,6 @@ export class AmqpWorker {
     void promise.finally(() => this.running.delete(promise));
   }
 }
+
+/** The tasks a message says it holds. */
+const countOf = (message: ConsumeMessage) => headerNumber(message.properties.headers, HEADER_COUNT) ?? 0;

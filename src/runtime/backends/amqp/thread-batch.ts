@@ -1,0 +1,207 @@
+// A task message on a worker thread: the AMQP worker's main thread hands the
+// body over undecoded, as the input of one internal operation, and gets its
+// results back encoded, ready to publish. Each message crosses between the
+// threads once each way, however many tasks it holds; decoding, running
+// and encoding all happen here, off the thread that keeps the broker
+// connection. Every worker thread imports this module beside the user's
+// operations (task-threads.ts).
+//
+// Design notes
+// - The batch runs under the thread backend as one task, so a stuck thread
+//   is terminated and replaced, and a dead one's batch runs again, as for
+//   any task (task-threads.ts decides what a batch that did not answer
+//   becomes).
+// - Its tasks run each with their own context, on an Executor of the batch:
+//   a cancellation (a released lease, a timed-out task) comes on a
+//   BroadcastChannel of the worker and aborts the signal of the tasks it
+//   names, not the batch's. Cancellations that arrive before a task starts
+//   are remembered (a bounded number), and that task answers
+//   TaskCancelledError without running.
+// - Async operations of a batch overlap, at most DEFAULT_CONCURRENCY at once
+//   (the bound a thread has for them).
+// - Progress details of its tasks (each throttled by its own context) are
+//   gathered and leave as one detail of the batch per PROGRESS_INTERVAL_MS,
+//   a little over it so the batch's own context never holds one back.
+
+import { BroadcastChannel } from 'node:worker_threads';
+import { DEFAULT_CONCURRENCY } from '../../channel-protocol/dispatcher.ts';
+import { PROGRESS_INTERVAL_MS, type TaskContext } from '../../core/context.ts';
+import { refusal } from '../../../allocator/codec.ts';
+import { OutputError, TaskCancelledError } from '../../core/errors.ts';
+import { Executor } from '../../core/executor.ts';
+import { defineOperation } from '../../core/registry.ts';
+import { failed, type CancelScope, type Task, type TaskResult } from '../../core/task.ts';
+import { taskId, type LeaseTaskId } from './identity.ts';
+import { decodeTasks, encodeResults, encodeTasks } from './messages.ts';
+
+export const BATCH_OPERATION = 'weft.amqp.batch';
+
+/** A task the batch must not run, with the message of the TaskCancelledError it answers instead. */
+export type Skip = readonly [index: number, stage: number, attempt: number, message: string];
+
+export interface BatchInput {
+  readonly body: Uint8Array;
+  /** The lease key of the message's tasks. */
+  readonly key: string;
+  /** The name of the worker's BroadcastChannel of cancellations (see Cancellation). */
+  readonly channel: string;
+  readonly skip: readonly Skip[];
+}
+
+export type BatchOutput =
+  | {
+      /** The results, encoded as a result message's body. */
+      readonly results: Uint8Array;
+      /** Tasks that ran (not skipped). */
+      readonly ran: number;
+      /** Tasks naming an operation this thread does not have, encoded as a task message's body, and those names. */
+      readonly unknown?: { readonly body: Uint8Array; readonly ops: readonly string[] };
+    }
+  | { readonly malformed: string };
+
+/** What the main thread broadcasts to its threads: every task of `key`, or one of them (`task`). */
+export interface Cancellation {
+  readonly key: string;
+  readonly task?: readonly [index: number, stage: number, attempt: number];
+  readonly why: string;
+}
+
+const MAX_REMEMBERED = 10_000;
+/** Executors of the batches running on this thread. */
+const running = new Set<Executor>();
+/** Cancellations received, for tasks that had not started: by key, and by key and task. */
+const releasedKeys = new Map<string, string>();
+const cancelledTasks = new Map<string, Map<LeaseTaskId, string>>();
+let listening: BroadcastChannel | undefined;
+
+function listen(name: string): void {
+  if (listening !== undefined) return;
+  listening = new BroadcastChannel(name);
+  // The thread's life is the thread backend's to decide, not this listener's.
+  listening.unref();
+  listening.onmessage = (event) => cancel((event as { data: Cancellation }).data);
+}
+
+function cancel(message: Cancellation): void {
+  const scope: CancelScope = message;
+  for (const executor of running) executor.cancel(scope);
+  if (message.task === undefined) return remember(releasedKeys, message.key, message.why);
+  let tasks = cancelledTasks.get(message.key);
+  if (tasks === undefined) remember(cancelledTasks, message.key, (tasks = new Map()));
+  const [index, stage, attempt] = message.task;
+  remember(tasks, taskId(index, stage, attempt), message.why);
+}
+
+function remember<K, V>(map: Map<K, V>, key: K, value: V): void {
+  map.set(key, value);
+  if (map.size > MAX_REMEMBERED) map.delete(map.keys().next().value!);
+}
+
+/** Why `task` must not start, if it is skipped or a cancellation named it before it did. */
+function withdrawn(task: Task, skip: ReadonlyMap<LeaseTaskId, string> | undefined): string | undefined {
+  if (skip === undefined && releasedKeys.size === 0 && cancelledTasks.size === 0) return undefined;
+  const id = taskId(task.index, task.stage, task.attempt);
+  const skipped = skip?.get(id);
+  if (skipped !== undefined) return skipped;
+  const why = releasedKeys.get(task.key) ?? cancelledTasks.get(task.key)?.get(id);
+  return why === undefined ? undefined : `${why} (before it started)`;
+}
+
+/** The batch's progress details, one message of them per interval. */
+class ProgressOut {
+  private readonly held = new Map<LeaseTaskId, [number, number, number, unknown]>();
+  private sentAt = -Infinity;
+  private timer: ReturnType<typeof setTimeout> | undefined;
+
+  constructor(private readonly context: TaskContext) {}
+
+  add(task: Task, detail: unknown): void {
+    const id = taskId(task.index, task.stage, task.attempt);
+    this.held.delete(id);
+    this.held.set(id, [task.index, task.stage, task.attempt, detail]);
+    const wait = PROGRESS_INTERVAL_MS + 1 - (performance.now() - this.sentAt);
+    if (wait <= 0) this.flush();
+    else this.timer ??= setTimeout(() => this.flush(), wait);
+  }
+
+  /** Sends what is held: also before the batch's result, so no detail arrives after it. */
+  flush(): void {
+    clearTimeout(this.timer);
+    this.timer = undefined;
+    if (this.held.size === 0) return;
+    const flat = [...this.held.values()].flat();
+    this.held.clear();
+    this.sentAt = performance.now();
+    this.context.progress(flat);
+  }
+}
+
+function runBatch(input: BatchInput, context: TaskContext): BatchOutput | Promise<BatchOutput> {
+  listen(input.channel);
+  let tasks: Task[];
+  try {
+    tasks = decodeTasks(input.body, input.key);
+  } catch (error) {
+    return { malformed: (error as Error).message };
+  }
+  const progress = new ProgressOut(context);
+  const executor = new Executor((task, detail) => progress.add(task, detail));
+  const skip = input.skip.length === 0 ? undefined : new Map(input.skip.map(([index, stage, attempt, message]) => [taskId(index, stage, attempt), message]));
+  const results = new Array<TaskResult>(tasks.length);
+  let ran = 0;
+  const finish = (): BatchOutput => {
+    running.delete(executor);
+    progress.flush();
+    return outputOf(tasks, results, ran);
+  };
+  running.add(executor);
+  /** Runs tasks from `next` on; a promise from the first async one that finds DEFAULT_CONCURRENCY others in flight. */
+  let next = 0;
+  let parked = 0;
+  let wake: (() => void) | undefined;
+  const advance = (): boolean => {
+    for (; next < tasks.length; next++) {
+      if (parked >= DEFAULT_CONCURRENCY) return false;
+      const i = next;
+      const task = tasks[i]!;
+      const why = withdrawn(task, skip);
+      if (why !== undefined) {
+        results[i] = failed(task, new TaskCancelledError(why));
+        continue;
+      }
+      ran++;
+      const outcome = executor.execute(task);
+      if (!(outcome instanceof Promise)) {
+        results[i] = outcome;
+        continue;
+      }
+      parked++;
+      void outcome.then((result) => {
+        results[i] = result;
+        parked--;
+        wake?.();
+      });
+    }
+    return true;
+  };
+  if (advance() && parked === 0) return finish();
+  return new Promise<BatchOutput>((resolve) => {
+    wake = () => {
+      if (advance() && parked === 0) resolve(finish());
+    };
+  });
+}
+
+function outputOf(tasks: readonly Task[], results: TaskResult[], ran: number): BatchOutput {
+  for (let i = 0; i < results.length; i++) {
+    const result = results[i]!;
+    const refused = result.error === undefined ? refusal(result.output) : undefined;
+    if (refused !== undefined) results[i] = failed(result, new OutputError(`the output cannot be encoded: ${refused.message}`, { cause: refused }));
+  }
+  const unknown = tasks.filter((_, i) => results[i]!.error?.name === 'UnknownOperationError');
+  const encoded = encodeResults(results);
+  if (unknown.length === 0) return { results: encoded, ran };
+  return { results: encoded, ran, unknown: { body: encodeTasks(unknown), ops: [...new Set(unknown.map((task) => task.op))] } };
+}
+
+defineOperation(BATCH_OPERATION, runBatch);
