@@ -28,6 +28,6 @@ export {
 // Types only: amqplib loads when `Runtime.amqp` or `WorkerRuntime.amqp` is
 // called. Named from the files that declare them, whose declarations do not
 // reach amqplib's types (a user's strict tsc would need @types/amqplib).
-export type { AmqpWorker } from './backends/amqp/worker.ts';
-export type { AmqpBackendOptions, AmqpConnectOptions, AmqpWorkerOptions, AmqpWorkerStats, BackoffOptions } from './backends/amqp/options.ts';
-export { BrokerUnavailableError, DeadLetterError } from './backends/amqp/errors.ts';
+export type { AmqpWorker } from './backends/amqp/worker/worker.ts';
+export type { AmqpBackendOptions, AmqpConnectOptions, AmqpWorkerOptions, AmqpWorkerStats, BackoffOptions } from './backends/amqp/shared/options.ts';
+export { BrokerUnavailableError, DeadLetterError } from './backends/amqp/shared/errors.ts';

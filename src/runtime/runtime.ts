@@ -6,7 +6,7 @@ import { availableParallelism } from 'node:os';
 import type { Config } from '../allocator/index.ts';
 import { testRunner } from '../allocator/initialize.ts';
 import { ModuleError } from '../errors.ts';
-import type { AmqpBackendOptions } from './backends/amqp/options.ts';
+import type { AmqpBackendOptions } from './backends/amqp/shared/options.ts';
 import type { Backend, BackendStats } from './core/backend.ts';
 import { enroll, IndexedStream, Literal, type RunOptions, type StreamOptions } from './core/directives.ts';
 import { execute } from './core/execution/execution.ts';
@@ -177,7 +177,7 @@ export class Runtime implements AsyncDisposable {
   static async amqp(options: AmqpRuntimeOptions): Promise<Runtime> {
     if (reachedRuntime()) return new Promise<never>(() => {});
     checkSharedOptions('runtime option', options);
-    const { AmqpBackend } = await import('./backends/amqp/backend.ts');
+    const { AmqpBackend } = await import('./backends/amqp/orchestrator/backend.ts');
     return new Runtime(await AmqpBackend.start(options), options);
   }
 

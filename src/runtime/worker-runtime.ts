@@ -3,8 +3,8 @@
 
 import { Executor, loadOperations } from './core/executor.ts';
 import type { Task, TaskResult } from './core/task.ts';
-import type { AmqpWorker } from './backends/amqp/worker.ts';
-import type { AmqpWorkerOptions } from './backends/amqp/options.ts';
+import type { AmqpWorker } from './backends/amqp/worker/worker.ts';
+import type { AmqpWorkerOptions } from './backends/amqp/shared/options.ts';
 
 export class WorkerRuntime {
   readonly #executor = new Executor();
@@ -26,7 +26,7 @@ export class WorkerRuntime {
    * queue that `Runtime.amqp` publishes to. What `weft worker --amqp` runs.
    */
   static async amqp(options: AmqpWorkerOptions): Promise<AmqpWorker> {
-    const { AmqpWorker } = await import('./backends/amqp/worker.ts');
+    const { AmqpWorker } = await import('./backends/amqp/worker/worker.ts');
     return AmqpWorker.start(options);
   }
 

@@ -7,7 +7,7 @@ import type { GetMessage } from 'amqplib';
 import { describe, expect, it } from 'vitest';
 import { OperationError, Runtime } from '../../src/runtime/index.ts';
 import { namesOf } from '../../src/runtime/backends/amqp/index.ts';
-import { decodeTasks, FORMAT } from '../../src/runtime/backends/amqp/messages.ts';
+import { decodeTasks, FORMAT } from '../../src/runtime/backends/amqp/shared/messages.ts';
 import { KillAt, Spin } from './fixtures/operations.ts';
 import { AMQP_URL, brokerAvailable, brokerSession, range, rawConnection, type WorkerProcess } from './helpers.ts';
 
@@ -35,6 +35,8 @@ describe.runIf(available)('Runtime.amqp when workers die', () => {
     expect(outputs).toEqual(range(0, 299));
     expect(killedAt).toBeLessThan(300);
     expect((await victim.exited).signal).toBe('SIGKILL');
+    // What the victim held came back to the survivor: the broker delivered it again.
+    expect(survivor.stderr.some((line) => /redelivered: a message of /.test(line))).toBe(true);
   }, 180_000);
 
   it('dead-letters a task that keeps killing its workers and fails the directive with that reason', async () => {

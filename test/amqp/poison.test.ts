@@ -7,7 +7,7 @@ import type { GetMessage } from 'amqplib';
 import { describe, expect, it } from 'vitest';
 import { defineOperation, OperationError } from '../../src/runtime/index.ts';
 import { namesOf } from '../../src/runtime/backends/amqp/index.ts';
-import { encodeTasks, FORMAT } from '../../src/runtime/backends/amqp/messages.ts';
+import { encodeTasks, FORMAT } from '../../src/runtime/backends/amqp/shared/messages.ts';
 import { backendOf } from '../../src/runtime/runtime.ts';
 import { Increment } from './fixtures/operations.ts';
 import { brokerAvailable, range, rawConnection, servingCluster } from './helpers.ts';

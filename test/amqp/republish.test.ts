@@ -5,9 +5,9 @@
 
 import type { ConsumeMessage, Options } from 'amqplib';
 import { describe, expect, it } from 'vitest';
-import type { Session } from '../../src/runtime/backends/amqp/connection.ts';
-import { namesOf } from '../../src/runtime/backends/amqp/topology.ts';
-import { WorkerPublisher } from '../../src/runtime/backends/amqp/worker-publisher.ts';
+import type { Session } from '../../src/runtime/backends/amqp/shared/connection.ts';
+import { namesOf } from '../../src/runtime/backends/amqp/shared/topology.ts';
+import { WorkerPublisher } from '../../src/runtime/backends/amqp/worker/publisher.ts';
 
 function recordingSession(published: Options.Publish[]): Session {
   const channel = {

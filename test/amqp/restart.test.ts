@@ -1,15 +1,20 @@
 // The broker restarted mid-directive: orchestrator and workers reconnect
-// with backoff and the directive completes with the right answer. And when
+// with backoff and the directive completes with the right answer. The
+// directive cannot end before the broker is stopped (most of its tasks wait
+// for a file written only then), and the workers say they reconnected. And when
 // the broker stays away longer than `reconnectTimeoutMs`, the directive
 // fails with BrokerUnavailableError instead of hanging.
 //
 // Restarts the broker application (`rabbitmqctl stop_app` / `start_app`)
 // of the run's own node (test/setup/rabbitmq.ts), never another broker.
 
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { BrokerUnavailableError, Runtime } from '../../src/runtime/index.ts';
-import { Spin } from './fixtures/operations.ts';
-import { AMQP_URL, brokerAvailable, brokerSession, rabbitmqctl, range } from './helpers.ts';
+import { Gated, Spin } from './fixtures/operations.ts';
+import { AMQP_URL, brokerAvailable, brokerSession, rabbitmqctl, range, type WorkerProcess } from './helpers.ts';
 
 const available = brokerAvailable('test/amqp/restart.test.ts');
 
@@ -31,24 +36,38 @@ describe.runIf(available)('Runtime.amqp across a broker restart', () => {
     const started = [session.worker(prefix), session.worker(prefix)];
     await Promise.all(started.map((worker) => worker.serving));
 
-    let restart: Promise<void> | undefined;
-    let doneAtRestart = 0;
+    // Tasks from `free` on wait for the gate, which opens once the broker is down.
+    const gate = join(mkdtempSync(join(tmpdir(), 'weft-amqp-restart-')), 'open');
     const total = 600;
+    const free = 50;
+    let done = 0;
+    let doneWhenStopped: number | undefined;
+    let restart: Promise<void> | undefined;
     const outputs = runtime.fanout(
-      Spin,
-      range(0, total - 1).map((value) => ({ value, ms: 10 })),
+      Gated,
+      range(0, total - 1).map((value) => (value < free ? { value } : { value, gate })),
       {
-        onProgress: ({ done }) => {
-          if (restart === undefined && done >= 50) {
-            doneAtRestart = done;
-            restart = rabbitmqctl('stop_app').then(startBroker);
+        onProgress: (progress) => {
+          done = progress.done;
+          if (restart === undefined && done >= free / 2) {
+            restart = rabbitmqctl('stop_app').then(() => {
+              doneWhenStopped = done;
+              writeFileSync(gate, '');
+              return startBroker();
+            });
           }
         },
       },
     );
     expect(await outputs).toEqual(range(0, total - 1));
     await restart;
-    expect(doneAtRestart).toBeLessThan(total / 2);
+    expect(doneWhenStopped).toBeLessThan(total);
+    // A worker lost the broker and connected again.
+    const reconnected = (worker: WorkerProcess) => {
+      const lost = worker.stderr.findIndex((line) => /lost the broker/.test(line));
+      return lost >= 0 && worker.stderr.slice(lost).some((line) => /connected to /.test(line));
+    };
+    await expect.poll(() => started.some(reconnected), { timeout: 60_000 }).toBe(true);
   }, 120_000);
 
   it('fails with BrokerUnavailableError when the broker stays away past reconnectTimeoutMs', async () => {

@@ -1,8 +1,8 @@
 // The AMQP (RabbitMQ) backend: `Runtime.amqp` for the orchestrator,
 // `AmqpWorker` (or `weft worker --amqp`) for each worker process.
 
-export { AmqpBackend } from './backend.ts';
-export { AmqpWorker } from './worker.ts';
-export type { AmqpBackendOptions, AmqpConnectOptions, AmqpWorkerOptions, AmqpWorkerStats, BackoffOptions } from './options.ts';
-export { BrokerUnavailableError, DeadLetterError } from './errors.ts';
-export { namesOf, type Names } from './topology.ts';
+export { AmqpBackend } from './orchestrator/backend.ts';
+export { AmqpWorker } from './worker/worker.ts';
+export type { AmqpBackendOptions, AmqpConnectOptions, AmqpWorkerOptions, AmqpWorkerStats, BackoffOptions } from './shared/options.ts';
+export { BrokerUnavailableError, DeadLetterError } from './shared/errors.ts';
+export { namesOf, type Names } from './shared/topology.ts';

@@ -1,7 +1,7 @@
 // The orchestrator's side of the AMQP backend (`Runtime.amqp`): each
 // directive (lease) gets its own result queue, and its tasks go to the
 // shared task queue through the confirming publisher (publisher.ts); what
-// comes back is handled in receiver.ts.
+// comes back is handled in leases.ts.
 //
 // Design notes
 // - Releasing a lease with unanswered tasks tells every worker through the
@@ -15,17 +15,16 @@
 //   `reconnectTimeoutMs`, every open lease fails with BrokerUnavailableError.
 
 import { randomBytes } from 'node:crypto';
-import type { Backend, Lease, LeaseHandlers, LeaseOptions } from '../../core/backend.ts';
-import { RuntimeClosedError } from '../../core/errors.ts';
-import type { Task, TaskIdentity } from '../../core/task.ts';
-import { publishConfirmed, ReconnectingConnection, redact, type Session } from './connection.ts';
-import { BrokerUnavailableError } from './errors.ts';
-import { idOf, newLease, type LeaseState } from './lease-state.ts';
-import { encodeCancel, HEADER_KEY, HEADER_WHY, TYPE_CANCEL, TYPE_RELEASE } from './messages.ts';
-import { checkBackendOptions, type AmqpBackendOptions } from './options.ts';
+import type { Backend, Lease, LeaseHandlers, LeaseOptions } from '../../../core/backend.ts';
+import { RuntimeClosedError } from '../../../core/errors.ts';
+import type { Task, TaskIdentity } from '../../../core/task.ts';
+import { publishConfirmed, ReconnectingConnection, redact, type Session } from '../shared/connection.ts';
+import { BrokerUnavailableError } from '../shared/errors.ts';
+import { encodeCancel, HEADER_KEY, HEADER_WHY, taskId, TYPE_CANCEL, TYPE_RELEASE } from '../shared/messages.ts';
+import { checkBackendOptions, type AmqpBackendOptions } from '../shared/options.ts';
 import { TaskPublisher } from './publisher.ts';
-import { onDeadLetter, onResults } from './receiver.ts';
-import { assertResultQueue, assertShared, DEFAULT_DELIVERY_LIMIT, namesOf, type Names } from './topology.ts';
+import { newLease, onDeadLetter, onResults, type LeaseState } from './leases.ts';
+import { assertResultQueue, assertShared, DEFAULT_DELIVERY_LIMIT, namesOf, type Names } from '../shared/topology.ts';
 
 const DEFAULT_MAX_BATCH = 256;
 const DEFAULT_RECONNECT_TIMEOUT_MS = 30_000;
@@ -199,7 +198,7 @@ export class AmqpBackend implements Backend {
 
   /** One attempt of one task is cancelled wherever it runs, or never starts; its answer ends the cancellation. */
   private cancel(state: LeaseState, task: TaskIdentity, why: string): void {
-    const id = idOf(task.index, task.stage, task.attempt);
+    const id = taskId(task.index, task.stage, task.attempt);
     if (!state.open || !state.unanswered.has(id)) return;
     state.cancelling.set(id, { index: task.index, stage: task.stage, attempt: task.attempt, why });
     const session = this.connection.session;

@@ -4,12 +4,12 @@
 // threads once each way, however many tasks it holds; decoding, running
 // and encoding all happen here, off the thread that keeps the broker
 // connection. Every worker thread imports this module beside the user's
-// operations (task-threads.ts).
+// operations (threads.ts).
 //
 // Design notes
 // - The batch runs under the thread backend as one task, so a stuck thread
 //   is terminated and replaced, and a dead one's batch runs again, as for
-//   any task (task-threads.ts decides what a batch that did not answer
+//   any task (threads.ts decides what a batch that did not answer
 //   becomes).
 // - Its tasks run each with their own context, on an Executor of the batch:
 //   a cancellation (a released lease, a timed-out task) comes on a
@@ -24,15 +24,15 @@
 //   a little over it so the batch's own context never holds one back.
 
 import { BroadcastChannel } from 'node:worker_threads';
-import { DEFAULT_CONCURRENCY } from '../../channel-protocol/dispatcher.ts';
-import { PROGRESS_INTERVAL_MS, type TaskContext } from '../../core/context.ts';
-import { refusal } from '../../../allocator/codec.ts';
-import { OutputError, TaskCancelledError } from '../../core/errors.ts';
-import { Executor } from '../../core/executor.ts';
-import { defineOperation } from '../../core/registry.ts';
-import { failed, type CancelScope, type Task, type TaskResult } from '../../core/task.ts';
-import { taskId, type LeaseTaskId } from './identity.ts';
-import { decodeTasks, encodeResults, encodeTasks } from './messages.ts';
+import { DEFAULT_CONCURRENCY } from '../../../channel-protocol/dispatcher.ts';
+import { PROGRESS_INTERVAL_MS, type TaskContext } from '../../../core/context.ts';
+import { refusal } from '../../../../allocator/codec.ts';
+import { OutputError, TaskCancelledError } from '../../../core/errors.ts';
+import { Executor } from '../../../core/executor.ts';
+import { defineOperation } from '../../../core/registry.ts';
+import { failed, type CancelScope, type Task, type TaskResult } from '../../../core/task.ts';
+import { taskId, type LeaseTaskId } from '../shared/messages.ts';
+import { decodeTasks, encodeResults, encodeTasks } from '../shared/messages.ts';
 
 export const BATCH_OPERATION = 'weft.amqp.batch';
 

@@ -10,16 +10,16 @@
 //   else needs re-sending. A message sent twice is answered twice; the
 //   orchestrator counts each result once.
 // - Messages are sized from how long tasks take (the workers report it in a
-//   header, see receiver.ts): about `BATCH_MS` of work per message, so cheap
+//   header, see leases.ts): about `BATCH_MS` of work per message, so cheap
 //   tasks travel by the hundred and slow ones one or two at a time across
 //   competing workers.
 
-import type { Task } from '../../core/task.ts';
-import { TaskTime } from '../../core/task-time.ts';
-import { publishConfirmed, type ReconnectingConnection, type Session } from './connection.ts';
-import { idOf, type LeaseState } from './lease-state.ts';
-import { CONTENT_TYPE, encodeTasks, FORMAT, HEADER_COUNT, HEADER_FORMAT, HEADER_GRACE_MS, HEADER_KEY, TYPE_TASKS } from './messages.ts';
-import type { Names } from './topology.ts';
+import type { Task } from '../../../core/task.ts';
+import { TaskTime } from '../../../core/task-time.ts';
+import { publishConfirmed, type ReconnectingConnection, type Session } from '../shared/connection.ts';
+import type { LeaseState } from './leases.ts';
+import { CONTENT_TYPE, encodeTasks, FORMAT, HEADER_COUNT, HEADER_FORMAT, HEADER_GRACE_MS, HEADER_KEY, taskId, TYPE_TASKS } from '../shared/messages.ts';
+import type { Names } from '../shared/topology.ts';
 
 // Work per task message, in ms of the workers' time.
 const BATCH_MS = 20;
@@ -62,7 +62,7 @@ export class TaskPublisher {
   enqueue(state: LeaseState, tasks: readonly Task[]): void {
     if (!state.open) return;
     for (const task of tasks) {
-      state.unanswered.add(idOf(task.index, task.stage, task.attempt));
+      state.unanswered.add(taskId(task.index, task.stage, task.attempt));
       state.backlog.push(task);
     }
     this.dirty.add(state);

@@ -1,10 +1,16 @@
 // What a worker publishes on its confirm channel: results and progress to a
 // lease's result queue, dead letters, and task messages published anew (see
-// suspects.ts). All but progress resolve once the broker confirms them.
+// consumer.ts). All but progress resolve once the broker confirms them.
+//
+// Progress details from a worker's tasks on their way to the orchestrator:
+// gathered per result queue for RELAY_MS, the latest detail of each task
+// winning, then sent as one message. Each task's context already throttles
+// its details (core/context.ts); this bounds the messages a batch of many
+// chatty tasks costs its result queue to one per RELAY_MS.
 
 import type { ConsumeMessage } from 'amqplib';
-import type { TaskProgress } from '../../core/task.ts';
-import { publishConfirmed, type Session } from './connection.ts';
+import type { TaskProgress } from '../../../core/task.ts';
+import { publishConfirmed, type Session } from '../shared/connection.ts';
 import {
   CONTENT_TYPE,
   encodeProgress,
@@ -18,11 +24,13 @@ import {
   HEADER_REASON,
   HEADER_WORKER,
   headerString,
+  taskId,
   TYPE_PROGRESS,
   TYPE_RESULTS,
   TYPE_TASKS,
-} from './messages.ts';
-import type { Names } from './topology.ts';
+  type LeaseTaskId,
+} from '../shared/messages.ts';
+import type { Names } from '../shared/topology.ts';
 
 export class WorkerPublisher {
   /** Messages published to the dead letters. */
@@ -89,5 +97,56 @@ export class WorkerPublisher {
       replyTo: original.properties.replyTo,
       headers: { [HEADER_FORMAT]: format, [HEADER_KEY]: key, [HEADER_COUNT]: count, [HEADER_DEATHS]: deaths, ...(grace === undefined ? {} : { [HEADER_GRACE_MS]: grace }) },
     });
+  }
+}
+
+const RELAY_MS = 50;
+
+interface Held {
+  readonly session: Session;
+  readonly key: string;
+  /** By task identity; a Map keeps the order in which tasks first reported. */
+  readonly updates: Map<LeaseTaskId, TaskProgress>;
+}
+
+export class ProgressRelay {
+  /** By result queue. */
+  private readonly held = new Map<string, Held>();
+  private timer: ReturnType<typeof setTimeout> | undefined;
+
+  constructor(private readonly publisher: WorkerPublisher) {}
+
+  add(session: Session, replyTo: string, key: string, updates: readonly TaskProgress[]): void {
+    let held = this.held.get(replyTo);
+    if (held === undefined || held.session !== session) {
+      held = { session, key, updates: new Map() };
+      this.held.set(replyTo, held);
+    }
+    for (const update of updates) {
+      const id = taskId(update.index, update.stage, update.attempt);
+      // Deleted first, so a newer detail goes after the others' older ones.
+      held.updates.delete(id);
+      held.updates.set(id, update);
+    }
+    this.timer ??= setTimeout(() => {
+      this.timer = undefined;
+      for (const replyTo of [...this.held.keys()]) this.flush(replyTo);
+    }, RELAY_MS);
+  }
+
+  /** Sends what is held for `replyTo` now: before a result, so no detail of a task arrives after it. */
+  flush(replyTo: string): void {
+    const held = this.held.get(replyTo);
+    if (held === undefined) return;
+    this.held.delete(replyTo);
+    if (held.session.lost) return;
+    this.publisher.progress(held.session, replyTo, held.key, [...held.updates.values()]);
+  }
+
+  /** Nothing held is sent (the worker is closing). */
+  clear(): void {
+    clearTimeout(this.timer);
+    this.timer = undefined;
+    this.held.clear();
   }
 }

@@ -1,5 +1,7 @@
-// What reaches the orchestrator from the broker: result messages on a
-// lease's result queue, and dead letters of its leases.
+// What the orchestrator knows of one lease (one directive): its result
+// queue, on which session it is declared and consumed, the tasks waiting for
+// that, and the tasks not answered yet; and what reaches it from the broker:
+// result messages on that queue, and dead letters of its leases.
 //
 // Design notes
 // - A result message is acked before its results are handed to the
@@ -11,12 +13,12 @@
 //   counts each result once).
 
 import type { ConsumeMessage } from 'amqplib';
-import { RuntimeClosedError, WorkerLostError } from '../../core/errors.ts';
-import { failed, type Task } from '../../core/task.ts';
-import type { TaskTime } from '../../core/task-time.ts';
-import type { Session } from './connection.ts';
-import { DeadLetterError } from './errors.ts';
-import { idOf, type LeaseState } from './lease-state.ts';
+import type { LeaseHandlers } from '../../../core/backend.ts';
+import { RuntimeClosedError, WorkerLostError } from '../../../core/errors.ts';
+import { failed, type Task } from '../../../core/task.ts';
+import type { TaskTime } from '../../../core/task-time.ts';
+import type { Session } from '../shared/connection.ts';
+import { DeadLetterError } from '../shared/errors.ts';
 import {
   checkFormat,
   decodeProgress,
@@ -31,9 +33,50 @@ import {
   headerString,
   REASON_KILLED_WORKERS,
   REASON_UNKNOWN_OPERATION,
+  taskId,
   TYPE_PROGRESS,
-} from './messages.ts';
-import type { Names } from './topology.ts';
+  type LeaseTaskId,
+} from '../shared/messages.ts';
+import type { Names } from '../shared/topology.ts';
+
+export interface LeaseState {
+  readonly key: string;
+  readonly queue: string;
+  /** Set when a directive takes the lease (a spare has none until then). */
+  handlers: LeaseHandlers;
+  /** The directive's `cancelGraceMs`, sent with its tasks; undefined: the workers' own. */
+  graceMs: number | undefined;
+  open: boolean;
+  /** The session the result queue was (being) declared and consumed on. */
+  openedOn: Session | undefined;
+  /** The session whose channel consumes this lease's queue. */
+  consuming: Session | undefined;
+  consumerTag: string | undefined;
+  /** Tasks dispatched before the result queue was ready. */
+  backlog: Task[];
+  /** Tasks without an answer yet, by `taskId`. */
+  readonly unanswered: Set<LeaseTaskId>;
+  /** Cancelled tasks without an answer yet, by `taskId`, with why. */
+  readonly cancelling: Map<LeaseTaskId, { index: number; stage: number; attempt: number; why: string }>;
+}
+
+const NO_HANDLERS: LeaseHandlers = { results: () => {}, failed: () => {} };
+
+export function newLease(key: string, queue: string): LeaseState {
+  return {
+    key,
+    queue,
+    handlers: NO_HANDLERS,
+    graceMs: undefined,
+    open: true,
+    openedOn: undefined,
+    consuming: undefined,
+    consumerTag: undefined,
+    backlog: [],
+    unanswered: new Set(),
+    cancelling: new Map(),
+  };
+}
 
 /** A message on the lease's result queue: its results (or progress details) go to the directive, its timing to `taskTime`. */
 export function onResults(state: LeaseState, session: Session, message: ConsumeMessage | null, taskTime: TaskTime): void {
@@ -66,7 +109,7 @@ export function onResults(state: LeaseState, session: Session, message: ConsumeM
   const ms = headerNumber(headers, HEADER_MS);
   if (ms !== undefined && results.length > 0) taskTime.observe(ms, results.length);
   for (const result of results) {
-    const id = idOf(result.index, result.stage, result.attempt);
+    const id = taskId(result.index, result.stage, result.attempt);
     state.unanswered.delete(id);
     state.cancelling.delete(id);
   }

@@ -3,8 +3,8 @@
 // package's .d.ts names them), so this file names none of amqplib's types:
 // those are not shipped.
 
-import { ArgumentError } from '../../core/errors.ts';
-import { checkDuration, checkPositiveInteger } from '../../core/options.ts';
+import { ArgumentError } from '../../../core/errors.ts';
+import { checkDuration, checkPositiveInteger } from '../../../core/options.ts';
 import { namesOf } from './topology.ts';
 
 /** How reconnection to the broker backs off. */

@@ -17,8 +17,8 @@
 // and decode. (Format 1, objects per task, never left the unreleased 0.1.0.)
 
 import { Packr } from 'msgpackr';
-import type { Task, TaskFailure, TaskProgress, TaskResult } from '../../core/task.ts';
-import { isDuration, MAX_DURATION_MS } from '../../core/options.ts';
+import type { Task, TaskFailure, TaskProgress, TaskResult } from '../../../core/task.ts';
+import { isDuration, MAX_DURATION_MS } from '../../../core/options.ts';
 import { MalformedMessageError } from './errors.ts';
 
 /** Bumped when the body layout changes; a worker dead-letters a format it does not know. */
@@ -48,7 +48,7 @@ export const HEADER_GRACE_MS = 'x-weft-grace-ms';
 /** On releases and cancellations: why, the message of the tasks' `TaskCancelledError`. */
 export const HEADER_WHY = 'x-weft-why';
 /**
- * On task messages a worker published again (see worker.ts, "suspects"):
+ * On task messages a worker published again (see worker/consumer.ts, "suspects"):
  * the worker deaths the tasks were present at before, since the broker's
  * own count starts again for the new message.
  */
@@ -64,6 +64,26 @@ export const REASON_KILLED_WORKERS = 'killed-workers';
 // without shared structures each message carries its own definitions, so any
 // process can decode any message.
 const packr = new Packr({ useRecords: true, moreTypes: true });
+
+// A task's identity within its lease, the one form every part of the
+// backend keys tasks by (answers awaited, cancellations, progress held): the
+// lease key is known from where the task is, so index, stage and attempt
+// remain.
+
+/**
+ * The index for a first stage's first attempt (a small integer, the cheapest
+ * key a Map has, and the common case), a negative number for other stages
+ * and attempts while it fits, a string beyond.
+ */
+export type LeaseTaskId = number | string;
+
+export function taskId(index: number, stage: number, attempt: number): LeaseTaskId {
+  return stage === 0 && attempt === 0
+    ? index
+    : index < 0x2_0000_0000 && stage < 1024 && attempt < 1024
+      ? -((index * 1024 + stage) * 1024 + attempt) - 1
+      : `${index}:${stage}:${attempt}`;
+}
 
 /** A column of per-item numbers, or the one value they all share. */
 type Column = number | number[];

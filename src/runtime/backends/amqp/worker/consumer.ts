@@ -1,4 +1,6 @@
-// Suspects: task messages the broker delivers again.
+// A worker's consumer of the shared task queue, started on each session and
+// stopped on close; and the suspects: task messages the broker delivers
+// again, for which the consumer stops while one runs alone.
 //
 // Design notes
 // - A redelivered message was held by a worker that died, but holding is
@@ -15,12 +17,43 @@
 //   `killed-workers`) under its own index.
 
 import type { ConsumeMessage } from 'amqplib';
-import type { Task } from '../../core/task.ts';
-import type { ReconnectingConnection, Session } from './connection.ts';
-import { encodeTasks, FORMAT, HEADER_COUNT, HEADER_DEATHS, HEADER_FORMAT, headerNumber } from './messages.ts';
-import type { TaskConsumer } from './task-consumer.ts';
-import type { Names } from './topology.ts';
-import type { WorkerPublisher } from './worker-publisher.ts';
+import type { Task } from '../../../core/task.ts';
+import type { Session } from '../shared/connection.ts';
+import { encodeTasks, FORMAT, HEADER_COUNT, HEADER_DEATHS, HEADER_FORMAT, headerNumber } from '../shared/messages.ts';
+import type { WorkerPublisher } from './publisher.ts';
+
+export class TaskConsumer {
+  private current: { session: Session; tag: string } | undefined;
+
+  constructor(
+    readonly queue: string,
+    private readonly onTask: (session: Session, message: ConsumeMessage | null) => void,
+    /** True once the worker closes: it consumes no more. */
+    private readonly closing: () => boolean,
+  ) {}
+
+  /** True from `start` until `stop`. */
+  get active(): boolean {
+    return this.current !== undefined;
+  }
+
+  async start(session: Session): Promise<void> {
+    const { consumerTag } = await session.channel.consume(this.queue, (message) => this.onTask(session, message));
+    this.current = { session, tag: consumerTag };
+  }
+
+  /** Starts again after a suspect ran alone, unless the worker is closing or the consumer runs. */
+  async resume(session: Session): Promise<void> {
+    if (!this.closing() && !this.active) await this.start(session);
+  }
+
+  /** Cancels the consumer if it is `session`'s (one of a lost session is gone with it). */
+  async stop(session: Session): Promise<void> {
+    const current = this.current;
+    this.current = undefined;
+    if (current?.session === session) await session.channel.cancel(current.tag);
+  }
+}
 
 /** How long a suspect waits for the batches running before it, in ms. */
 export const SETTLE_MS = 5_000;
@@ -35,11 +68,8 @@ export class Suspects {
   private isolation: Isolation | undefined;
 
   constructor(
-    private readonly names: Names,
-    private readonly connection: ReconnectingConnection,
     private readonly consumer: TaskConsumer,
     private readonly publisher: WorkerPublisher,
-    private readonly closing: () => boolean,
   ) {}
 
   /** While a suspect runs alone on `session`, keeps `message` to publish anew unrun; true if kept. */
@@ -79,7 +109,7 @@ export class Suspects {
         // Acks are never answered, and a suspect that ends the process could
         // cut them off in a socket buffer; the broker answers this declare
         // only once it has handled every frame sent before it on the channel.
-        await session.channel.checkQueue(this.names.taskQueue);
+        await session.channel.checkQueue(this.consumer.queue);
         if (isolation.held.length === 0 && !this.consumer.active) break;
       }
       await run();
@@ -87,9 +117,9 @@ export class Suspects {
       // Session lost: what was held comes back from the broker.
     } finally {
       this.isolation = undefined;
-      if (!session.lost && this.connection.session === session) {
+      if (!session.lost) {
         await this.releaseHeld(isolation).catch(() => {});
-        if (!this.closing() && !this.consumer.active) await this.consumer.start(session).catch(() => {});
+        await this.consumer.resume(session).catch(() => {});
       }
     }
   }

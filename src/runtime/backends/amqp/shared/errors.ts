@@ -3,8 +3,8 @@
 // what `BrokerUnavailableError` and `DeadLetterError` carry as `cause`, and
 // what a worker writes in a dead letter's `x-weft-reason`.
 
-import { WeftError } from '../../../errors.ts';
-import { RuntimeClosedError } from '../../core/errors.ts';
+import { WeftError } from '../../../../errors.ts';
+import { RuntimeClosedError } from '../../../core/errors.ts';
 
 /**
  * The broker could not be reached (first connection) or did not come back

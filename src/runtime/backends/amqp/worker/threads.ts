@@ -6,7 +6,7 @@
 //
 // Design notes
 // - A task message goes to a thread whole and undecoded, as one task of an
-//   internal operation (thread-batch.ts) under a lease of its own, and its
+//   internal operation (on-thread.ts) under a lease of its own, and its
 //   results come back encoded: the main thread spends nothing per task.
 // - Cancellations reach the tasks' own signals through a BroadcastChannel
 //   to the threads. A batch holding a cancelled task (or of a released
@@ -20,12 +20,12 @@
 //   so only the task to blame gets that failure; a batch of one answers it.
 
 import { BroadcastChannel } from 'node:worker_threads';
-import { ThreadBackend } from '../threads/thread-backend.ts';
-import type { Lease } from '../../core/backend.ts';
-import type { TaskFailure, TaskIdentity, TaskProgress, TaskResult } from '../../core/task.ts';
-import { taskId, type LeaseTaskId } from './identity.ts';
-import { decodeResults, decodeTasks, encodeResults, encodeTasks } from './messages.ts';
-import { BATCH_OPERATION, type BatchInput, type BatchOutput, type Cancellation, type Skip } from './thread-batch.ts';
+import { ThreadBackend } from '../../threads/thread-backend.ts';
+import type { Lease } from '../../../core/backend.ts';
+import type { TaskFailure, TaskIdentity, TaskProgress, TaskResult } from '../../../core/task.ts';
+import { taskId, type LeaseTaskId } from '../shared/messages.ts';
+import { decodeResults, decodeTasks, encodeResults, encodeTasks } from '../shared/messages.ts';
+import { BATCH_OPERATION, type BatchInput, type BatchOutput, type Cancellation, type Skip } from './on-thread.ts';
 
 export interface TaskThreadsOptions {
   threads: number;
@@ -88,7 +88,7 @@ export class TaskThreads {
   /** Starts the threads; resolves once every one has imported the operations. */
   static async start(options: TaskThreadsOptions): Promise<TaskThreads> {
     const self = import.meta.url;
-    const batches = new URL(self.endsWith('.ts') ? './thread-batch.ts' : './thread-batch.js', self);
+    const batches = new URL(self.endsWith('.ts') ? './on-thread.ts' : './on-thread.js', self);
     const backend = await ThreadBackend.start({ workers: options.threads, modules: [...options.modules, batches], cancelGraceMs: options.cancelGraceMs });
     return new TaskThreads(backend);
   }

@@ -1,5 +1,5 @@
 // The worker's side of the AMQP backend: one competing consumer of the task
-// queue that runs each batch on its worker threads (task-threads.ts) and
+// queue that runs each batch on its worker threads (threads.ts) and
 // publishes its results to the queue named by the batch's `replyTo`.
 // `weft worker --amqp` runs one.
 //
@@ -9,7 +9,7 @@
 //   message unacked, and the broker delivers it again, to another worker if
 //   there is one; a quorum queue counts those deliveries and dead-letters the
 //   message past `deliveryLimit`. Redelivered messages are suspects
-//   (suspects.ts).
+//   (consumer.ts).
 // - Nothing blocks the consumer: a message that cannot be decoded is
 //   published to the dead-letter exchange with a reason and acked; tasks
 //   naming an operation this worker does not have are answered with an
@@ -22,9 +22,9 @@
 
 import { availableParallelism, hostname } from 'node:os';
 import type { ConsumeMessage } from 'amqplib';
-import type { Task } from '../../core/task.ts';
-import { ReconnectingConnection, redact, type Session } from './connection.ts';
-import { MalformedMessageError } from './errors.ts';
+import type { Task } from '../../../core/task.ts';
+import { ReconnectingConnection, redact, type Session } from '../shared/connection.ts';
+import { MalformedMessageError } from '../shared/errors.ts';
 import {
   checkFormat,
   decodeCancel,
@@ -41,16 +41,14 @@ import {
   REASON_UNKNOWN_OPERATION,
   TYPE_CANCEL,
   TYPE_RELEASE,
-} from './messages.ts';
-import { checkWorkerOptions, MIN_PREFETCH, PREFETCH_PER_THREAD, type AmqpWorkerOptions, type AmqpWorkerStats } from './options.ts';
-import { ProgressRelay } from './progress-relay.ts';
-import { deathsOf, SETTLE_MS, Suspects } from './suspects.ts';
-import { TaskConsumer } from './task-consumer.ts';
-import { TaskThreads } from './task-threads.ts';
-import { assertShared, DEFAULT_DELIVERY_LIMIT, namesOf, type Names } from './topology.ts';
+} from '../shared/messages.ts';
+import { checkWorkerOptions, MIN_PREFETCH, PREFETCH_PER_THREAD, type AmqpWorkerOptions, type AmqpWorkerStats } from '../shared/options.ts';
+import { assertShared, DEFAULT_DELIVERY_LIMIT, namesOf, type Names } from '../shared/topology.ts';
+import { deathsOf, SETTLE_MS, Suspects, TaskConsumer } from './consumer.ts';
+import { WorkerLifetime } from './lifetime.ts';
+import { ProgressRelay, WorkerPublisher } from './publisher.ts';
+import { TaskThreads } from './threads.ts';
 import { Withdrawn } from './withdrawn.ts';
-import { WorkerLifetime } from './worker-lifetime.ts';
-import { WorkerPublisher } from './worker-publisher.ts';
 
 export class AmqpWorker {
   readonly id = `${hostname()}:${process.pid}:${Math.random().toString(36).slice(2, 8)}`;
@@ -85,10 +83,10 @@ export class AmqpWorker {
         down: (error) => log?.(`lost the broker (${error.message}); reconnecting`),
       },
     );
-    this.consumer = new TaskConsumer(this.names.taskQueue, (session, message) => this.onTask(session, message));
+    this.consumer = new TaskConsumer(this.names.taskQueue, (session, message) => this.onTask(session, message), () => this.lifetime.closing);
     this.publisher = new WorkerPublisher(this.names, this.id, log);
     this.progress = new ProgressRelay(this.publisher);
-    this.suspects = new Suspects(this.names, this.connection, this.consumer, this.publisher, () => this.lifetime.closing);
+    this.suspects = new Suspects(this.consumer, this.publisher);
   }
 
   /** Starts the threads (each imports the operations), connects (retrying with backoff) and starts consuming tasks. */

@@ -20,7 +20,7 @@
 //   `x-expires` removes the queue of an orchestrator that died.
 
 import type { Channel } from 'amqplib';
-import { ArgumentError } from '../../core/errors.ts';
+import { ArgumentError } from '../../../core/errors.ts';
 
 export const DEFAULT_PREFIX = 'weft';
 /** Deliveries of one task message before the broker dead-letters it. */

@@ -13,7 +13,7 @@
 //   channel.
 
 import { connect, type ChannelModel, type ConfirmChannel, type Options } from 'amqplib';
-import { MAX_DURATION_MS } from '../../core/options.ts';
+import { MAX_DURATION_MS } from '../../../core/options.ts';
 import type { BackoffOptions } from './options.ts';
 import { BrokerUnavailableError, PublishRefusedError, SessionLostError } from './errors.ts';
 

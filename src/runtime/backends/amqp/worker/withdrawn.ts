@@ -17,9 +17,9 @@
 // - Every set is bounded: keys are never reused, so forgetting an old one
 //   costs at most one more check, or one run of a cancelled task.
 
-import type { TaskIdentity } from '../../core/task.ts';
-import type { Session } from './connection.ts';
-import { taskId, type LeaseTaskId } from './identity.ts';
+import type { TaskIdentity } from '../../../core/task.ts';
+import type { Session } from '../shared/connection.ts';
+import { taskId, type LeaseTaskId } from '../shared/messages.ts';
 
 const MAX_KNOWN_KEYS = 10_000;
 
