@@ -28,6 +28,7 @@ import { TaskTime } from '../core/task-time.ts';
 // Work queued on a worker beyond the task it is running, in milliseconds.
 const QUEUED_WORK_MS = 4;
 const MAX_QUEUED_TASKS = 1024;
+const MIN_QUEUED_TASKS = 2;
 const TIMER_SLACK_MS = 5;
 /** Default bound on one worker's parked async tasks. */
 export const DEFAULT_CONCURRENCY = 64;
@@ -61,6 +62,8 @@ export class Dispatcher {
     workers: number,
     private readonly send: (worker: number, tasks: Task[]) => void,
     private readonly concurrency = DEFAULT_CONCURRENCY,
+    /** Tasks a worker may always hold, whatever they cost: more where each task is a whole batch (an AMQP message). */
+    private readonly minQueued = MIN_QUEUED_TASKS,
   ) {
     this.workers = Array.from({ length: workers }, () => ({ ready: false, inFlight: new Fifo<Task>(), parked: 0, mark: 0, cancelled: new Map() }));
   }
@@ -192,7 +195,7 @@ export class Dispatcher {
     const ready = this.workers.filter((worker) => worker.ready).length;
     if (ready === 0) return;
     const fairShare = Math.ceil((this.queue.length + this.outstanding) / ready);
-    const limit = Math.max(2, Math.min(fairShare, MAX_QUEUED_TASKS, Math.ceil(QUEUED_WORK_MS / this.taskTime.ms)));
+    const limit = Math.max(this.minQueued, Math.min(fairShare, MAX_QUEUED_TASKS, Math.ceil(QUEUED_WORK_MS / this.taskTime.ms)));
     const now = performance.now();
     // Start at a different worker each time so the remainder of an uneven
     // split does not always land on worker 0.

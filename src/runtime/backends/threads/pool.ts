@@ -9,6 +9,8 @@ export interface ThreadBackendOptions {
   modules: readonly (string | URL)[];
   /** Most parked async tasks per thread (see Dispatcher). */
   concurrency?: number | undefined;
+  /** Tasks each thread may always hold (see Dispatcher); default 2. */
+  minQueued?: number | undefined;
   cancelGraceMs?: number | undefined;
   maxMessageBytes?: number | undefined;
 }

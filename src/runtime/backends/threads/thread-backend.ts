@@ -96,6 +96,7 @@ export class ThreadBackend implements Backend {
         push.flush();
       },
       options.concurrency,
+      options.minQueued,
     );
     this.cancelGraceMs = options.cancelGraceMs ?? DEFAULT_CANCEL_GRACE_MS;
     this.cancellations = new Cancellations(

@@ -31,6 +31,8 @@ export interface TaskThreadsOptions {
   threads: number;
   modules: readonly (string | URL)[];
   cancelGraceMs?: number | undefined;
+  /** Task messages the worker holds at most (its prefetch). */
+  messages: number;
 }
 
 /** A batch that ran: its result message's body, and what went with it. */
@@ -89,7 +91,16 @@ export class TaskThreads {
   static async start(options: TaskThreadsOptions): Promise<TaskThreads> {
     const self = import.meta.url;
     const batches = new URL(self.endsWith('.ts') ? './on-thread.ts' : './on-thread.js', self);
-    const backend = await ThreadBackend.start({ workers: options.threads, modules: [...options.modules, batches], cancelGraceMs: options.cancelGraceMs });
+    const backend = await ThreadBackend.start({
+      workers: options.threads,
+      modules: [...options.modules, batches],
+      cancelGraceMs: options.cancelGraceMs,
+      // Each thread may hold its share of the messages the worker holds, to
+      // run one after another: the dispatcher's default (a few ms of work,
+      // at least 2) would have it wait a round trip through the main
+      // thread between two messages.
+      minQueued: Math.ceil(options.messages / options.threads),
+    });
     return new TaskThreads(backend);
   }
 

@@ -94,11 +94,8 @@ export class AmqpWorker {
     checkWorkerOptions(options);
     const operations = options.operations;
     const modules = Array.isArray(operations) ? operations : [operations as string | URL];
-    const threads = await TaskThreads.start({
-      threads: options.threads ?? availableParallelism(),
-      modules,
-      cancelGraceMs: options.cancelGraceMs,
-    });
+    const count = options.threads ?? availableParallelism();
+    const threads = await TaskThreads.start({ threads: count, modules, cancelGraceMs: options.cancelGraceMs, messages: prefetchOf(options, count) });
     try {
       const worker = new AmqpWorker(threads, options);
       await worker.connection.open(options.connectTimeoutMs);
@@ -159,7 +156,7 @@ export class AmqpWorker {
     const { queue } = await channel.assertQueue('', { exclusive: true, autoDelete: true });
     await channel.bindQueue(queue, this.names.controlExchange, '');
     await channel.consume(queue, (message) => this.onControl(message), { noAck: true });
-    await channel.prefetch(this.options.prefetch ?? Math.max(MIN_PREFETCH, PREFETCH_PER_THREAD * (this.options.threads ?? availableParallelism())));
+    await channel.prefetch(prefetchOf(this.options, this.options.threads ?? availableParallelism()));
     if (this.lifetime.closing) return;
     await this.consumer.start(session);
   }
@@ -298,6 +295,9 @@ export class AmqpWorker {
     void promise.finally(() => this.running.delete(promise));
   }
 }
+
+/** Task messages the broker hands the worker before it acks: 4 per thread and at least 8 unless set. */
+const prefetchOf = (options: AmqpWorkerOptions, threads: number) => options.prefetch ?? Math.max(MIN_PREFETCH, PREFETCH_PER_THREAD * threads);
 
 /** The tasks a message says it holds. */
 const countOf = (message: ConsumeMessage) => headerNumber(message.properties.headers, HEADER_COUNT) ?? 0;
