@@ -48,7 +48,7 @@ export interface BatchRun {
 export type BatchOutcome = BatchRun | { readonly malformed: string } | undefined;
 
 /** The message's tasks cancelled before it started: `[index, stage, attempt, why]`. */
-export type Withdrawn = () => readonly (readonly [number, number, number, string])[];
+export type CancelledOf = () => readonly (readonly [number, number, number, string])[];
 
 /** One task message running on the threads. */
 interface Batch {
@@ -108,15 +108,15 @@ export class TaskThreads {
    * Runs the task message `body` of lease `key` on a thread. Resolves with
    * what it became (see BatchOutcome); rejects if the threads are closed or
    * fail for good. `graceMs`: its run's `cancelGraceMs`, if it set one (else
-   * the worker's). `withdrawn` is asked each time the batch is sent;
+   * the worker's). `cancelledOf` is asked each time the batch is sent;
    * `progress` gets its tasks' progress details.
    */
-  run(body: Buffer, key: string, graceMs: number | undefined, withdrawn: Withdrawn, progress: (updates: readonly TaskProgress[]) => void): Promise<BatchOutcome> {
+  run(body: Buffer, key: string, graceMs: number | undefined, cancelledOf: CancelledOf, progress: (updates: readonly TaskProgress[]) => void): Promise<BatchOutcome> {
     return new Promise((resolve, reject) => {
       const lease = this.backend.lease(
         {
           results: (results) => {
-            for (const result of results) if (!batch.done && result.index === batch.sent) this.answered(batch, result, graceMs, withdrawn, progress);
+            for (const result of results) if (!batch.done && result.index === batch.sent) this.answered(batch, result, graceMs, cancelledOf, progress);
           },
           failed: (error) => {
             batch.done = true;
@@ -131,7 +131,7 @@ export class TaskThreads {
       let running = this.batches.get(key);
       if (running === undefined) this.batches.set(key, (running = new Set()));
       running.add(batch);
-      this.send(batch, withdrawn().map(([index, stage, attempt, why]) => [index, stage, attempt, `${why} (before it started)`]));
+      this.send(batch, cancelledOf().map(([index, stage, attempt, why]) => [index, stage, attempt, `${why} (before it started)`]));
     });
   }
 
@@ -183,7 +183,7 @@ export class TaskThreads {
     this.cancellations.postMessage(cancellation);
   }
 
-  private answered(batch: Batch, result: TaskResult, graceMs: number | undefined, withdrawn: Withdrawn, progress: (updates: readonly TaskProgress[]) => void): void {
+  private answered(batch: Batch, result: TaskResult, graceMs: number | undefined, cancelledOf: CancelledOf, progress: (updates: readonly TaskProgress[]) => void): void {
     const error = result.error;
     if (error === undefined) {
       this.end(batch, 'its results are in');
@@ -194,7 +194,7 @@ export class TaskThreads {
       // Cancelled for one of its tasks before it ran, or its thread was
       // terminated past the grace: again, its cancelled tasks unrun.
       batch.sent++;
-      return this.send(batch, withdrawn().map(([index, stage, attempt]) => [index, stage, attempt, error.message]));
+      return this.send(batch, cancelledOf().map(([index, stage, attempt]) => [index, stage, attempt, error.message]));
     }
     this.end(batch, 'it is split');
     const tasks = decodeTasks(batch.body, batch.key);
@@ -202,7 +202,7 @@ export class TaskThreads {
       batch.settle({ results: encodeResults(tasks.map((task) => failure(task, error))), ran: tasks.length });
       return;
     }
-    const parts = tasks.map((task) => this.run(encodeTasks([task]), batch.key, graceMs, withdrawn, progress));
+    const parts = tasks.map((task) => this.run(encodeTasks([task]), batch.key, graceMs, cancelledOf, progress));
     Promise.all(parts).then((outcomes) => batch.settle(merged(outcomes, batch.key)), batch.reject);
   }
 
