@@ -169,9 +169,11 @@ export class TaskThreads {
     return took;
   }
 
-  close(): Promise<void> {
+  /** Cancels the running tasks (their signals abort, as the thread backend's own tasks' do) and stops the threads. */
+  async close(): Promise<void> {
+    for (const key of this.batches.keys()) this.tell({ key, why: 'the runtime was closed' });
+    await this.backend.close();
     this.cancellations.close();
-    return this.backend.close();
   }
 
   private send(batch: Batch, skip: readonly Skip[]): void {
