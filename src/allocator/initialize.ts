@@ -28,6 +28,50 @@ export interface ModuleSpec {
   export?: string;
 }
 
+// While a worker thread imports a module for its operations (the main
+// script, by default), this global holds a function that the module's
+// first initialize() or Runtime.* call invokes (see reachedStart). On the
+// global object, not in a module variable, because the module may import
+// another copy of weft than the worker runs.
+const LOADING = Symbol.for('weft.loadingOperations');
+
+/**
+ * Imports `url` for what it defines: resolves once it is imported, or once
+ * it reaches its first initialize() or Runtime.* call at top level, as a
+ * main script does; what it defines above that call is defined then.
+ */
+export async function importUntilStart(url: string): Promise<void> {
+  const global = globalThis as Record<symbol, unknown>;
+  const reached = new Promise<void>((resolve) => (global[LOADING] = resolve));
+  try {
+    await Promise.race([import(url), reached]);
+  } finally {
+    delete global[LOADING];
+  }
+}
+
+/**
+ * Called by initialize() and `Runtime.*`: true when this call is reached
+ * while importUntilStart imports the module. The caller must start
+ * nothing and never resolve, so that the rest of the script runs only
+ * where it was started.
+ */
+export function reachedStart(): boolean {
+  const signal = (globalThis as Record<symbol, unknown>)[LOADING];
+  if (typeof signal !== 'function') return false;
+  (signal as () => void)();
+  return true;
+}
+
+/**
+ * True in a worker thread of the closure form, which re-runs the main
+ * script up to the initialize() call it serves: a runtime the script
+ * starts before that call runs its directives on this thread.
+ */
+export function inClosureWorker(): boolean {
+  return boot()?.mode === 'closure';
+}
+
 let closureCalls = 0;
 const history: unknown[][] = [];
 
@@ -37,6 +81,7 @@ function boot(): Boot | undefined {
 }
 
 export async function initialize<R>(config: Config, logic: WorkerFn<R> | ModuleSpec): Promise<WorkerGuards<R>> {
+  if (reachedStart()) return new Promise<never>(() => {});
   checkLaunched();
   if (typeof logic === 'function') {
     const ordinal = closureCalls++;

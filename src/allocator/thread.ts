@@ -1,12 +1,12 @@
-// Starting one weft worker thread: the bootstrap, and whether it needs tsx.
+// Starting one weft worker thread: the bootstrap, and whether it must register tsx.
 
 import { Worker } from 'node:worker_threads';
 import type { Boot } from './worker.ts';
 import type { Wiring } from '../transport/wiring.ts';
+import { mustRegisterTsx, TYPESCRIPT_FILE } from '../typescript.ts';
 
 const BOOTSTRAP = new URL('./bootstrap.mjs', import.meta.url);
 const RUNNER = new URL(import.meta.url.endsWith('.ts') ? './worker.ts' : './worker.js', import.meta.url).href;
-const TS = /\.[cm]?tsx?$/;
 
 export type Task = (
   | { mode: 'closure'; script: string; ordinal: number; history: unknown[][] }
@@ -17,18 +17,17 @@ export type Task = (
 };
 
 /**
- * Whether a worker thread must register tsx before it imports anything.
- * Node 20 does not carry the main thread's loader into worker threads, so
- * the worker needs its own whenever the user's code is TypeScript: the entry
- * script (the closure form re-runs it, and runtimes default their operations
- * to it), the module it starts, or a module it will import. Weft's own file
- * extension counts only in a checkout, where weft itself is TypeScript; an
- * installed weft is JavaScript and says nothing of the user's code.
+ * Whether a worker thread must register tsx before it imports anything:
+ * when the code it runs is TypeScript (the entry script, which the closure
+ * form re-runs and runtimes default their operations to; the module it
+ * starts; a module it will import; weft itself in a checkout) and neither
+ * an inherited tsx nor Node's own type stripping runs it (typescript.ts).
  */
 function needsTsx(task: Task): boolean {
   const entry = process.argv[1];
   const urls = [task.mode === 'closure' ? task.script : task.module, ...(task.imports ?? []), RUNNER];
-  return (entry !== undefined && TS.test(entry)) || urls.some((u) => TS.test(pathname(u)));
+  const typescript = (entry !== undefined && TYPESCRIPT_FILE.test(entry)) || urls.some((u) => TYPESCRIPT_FILE.test(pathname(u)));
+  return typescript && mustRegisterTsx(`a worker thread running TypeScript (${task.mode === 'closure' ? task.script : task.module})`);
 }
 
 function pathname(url: string): string {
