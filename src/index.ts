@@ -1,4 +1,9 @@
 // weft's public API: everything a user imports is listed here.
+//
+// A few public types are Node's (Buffer in TLS files, NodeJS.Signals, a
+// Worker): this reference, kept in dist/index.d.ts, loads @types/node for
+// an app whose tsconfig lists no types (`"types": []`, tsc --init's default).
+/// <reference types="node" preserve="true" />
 export {
   Config,
   initialize,

@@ -160,7 +160,7 @@ export class Guards<R> {
     });
     worker.on('exit', (code) => {
       if (!reported) {
-        const message = `worker ${index} exited with code ${code} before returning`;
+        const message = `worker ${this.base + index} exited with code ${code} before returning`;
         this.fail({ worker: index, error: { name: 'Error', message, stack: undefined }, aborted: false });
       }
       this.exited[index] = true;
