@@ -26,8 +26,8 @@ export type Task = (
 function needsTsx(task: Task): boolean {
   const entry = process.argv[1];
   const urls = [task.mode === 'closure' ? task.script : task.module, ...(task.imports ?? []), RUNNER];
-  const typescript = (entry !== undefined && TYPESCRIPT_FILE.test(entry)) || urls.some((u) => TYPESCRIPT_FILE.test(pathname(u)));
-  return typescript && mustRegisterTsx(`a worker thread running TypeScript (${task.mode === 'closure' ? task.script : task.module})`);
+  const typescript = [...(entry === undefined ? [] : [entry]), ...urls].find((u) => TYPESCRIPT_FILE.test(pathname(u)));
+  return typescript !== undefined && mustRegisterTsx(`a worker thread running TypeScript (${typescript})`);
 }
 
 function pathname(url: string): string {
