@@ -11,7 +11,6 @@
 import { isMainThread, workerData } from 'node:worker_threads';
 import { checkConfig, peersOf, type Config } from './config.ts';
 import { Guards, type WorkerGuards } from './guards.ts';
-import { launchCluster } from './cluster.ts';
 import { buildFabric } from '../transport/wiring.ts';
 import { checkLaunched } from './launched.ts';
 import { moduleUrl } from './module-url.ts';
@@ -144,7 +143,9 @@ export function testRunner(script: string): string | undefined {
 
 async function launch<R>(given: Config, task: Task): Promise<WorkerGuards<R>> {
   const config = checkConfig(given);
-  if (config.kind === 'cluster') return launchCluster<R>(config, task);
+  // Loaded on demand: a program of threads in one process never loads the
+  // mesh, the router and their sockets.
+  if (config.kind === 'cluster') return (await import('./cluster.ts')).launchCluster<R>(config, task);
   const peers = peersOf(config);
   const fabric = buildFabric(peers, config.options.ringBytes, config.options);
   const workers = fabric.wirings.map((w) => startThread(task, w));

@@ -3,7 +3,7 @@
 import { Worker } from 'node:worker_threads';
 import type { Boot } from './worker.ts';
 import type { Wiring } from '../transport/wiring.ts';
-import { mustRegisterTsx, TYPESCRIPT_FILE } from '../typescript.ts';
+import { mustRegisterTsx, TYPESCRIPT_FILE, workerExecArgv } from '../typescript.ts';
 
 const BOOTSTRAP = new URL('./bootstrap.mjs', import.meta.url);
 const RUNNER = new URL(import.meta.url.endsWith('.ts') ? './worker.ts' : './worker.js', import.meta.url).href;
@@ -45,5 +45,5 @@ export function startThread(task: Task, wiring: Wiring): Worker {
   // arguments (Config.fromArgs(process.argv.slice(2))): it must see the same
   // ones as the main thread, or each worker would pick another program.
   const argv = task.mode === 'closure' ? process.argv.slice(2) : [];
-  return new Worker(BOOTSTRAP, { workerData: { weft: boot }, argv, name: `weft worker ${wiring.index}` });
+  return new Worker(BOOTSTRAP, { workerData: { weft: boot }, argv, execArgv: workerExecArgv(), name: `weft worker ${wiring.index}` });
 }
