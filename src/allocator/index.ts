@@ -1,8 +1,6 @@
 // The allocator layer's public surface.
 export { Config, type Options, type ClusterOptions } from './config.ts';
 export { initialize, type ModuleSpec } from './initialize.ts';
-// For the runtime layer: how a script imported for its operations, or re-run by the closure form, meets a runtime's start.
-export { importUntilStart, inClosureWorker, reachedStart } from './initialize.ts';
 export type { WorkerGuards } from './guards.ts';
 export type { Allocator, AllocatorStats, PeerLoss, PeerJoin } from './allocator.ts';
 export type { Push } from './push.ts';

@@ -11,13 +11,13 @@
 import { isMainThread, workerData } from 'node:worker_threads';
 import { checkConfig, peersOf, type Config } from './config.ts';
 import { Guards, type WorkerGuards } from './guards.ts';
-import { buildFabric } from '../transport/wiring.ts';
+import { buildFabric } from '../transport/index.ts';
 import { checkLaunched } from './launched.ts';
 import { moduleUrl } from './module-url.ts';
 import { startThread, type Task } from './thread.ts';
 import { runClosure, type Boot, type WorkerFn } from './worker.ts';
-import { Control } from '../transport/control.ts';
-import { Doorbell } from '../transport/doorbell.ts';
+import { Control } from '../transport/index.ts';
+import { Doorbell } from '../transport/index.ts';
 import { ModuleError } from '../errors.ts';
 
 export interface ModuleSpec {

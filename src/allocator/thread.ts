@@ -2,7 +2,7 @@
 
 import { Worker } from 'node:worker_threads';
 import type { Boot } from './worker.ts';
-import type { Wiring } from '../transport/wiring.ts';
+import type { Wiring } from '../transport/index.ts';
 import { mustRegisterTsx, TYPESCRIPT_FILE, workerExecArgv } from '../typescript.ts';
 
 const BOOTSTRAP = new URL('./bootstrap.mjs', import.meta.url);

@@ -3,8 +3,8 @@
 // directive means (order, folding, retries, abort) is decided here.
 
 import { availableParallelism } from 'node:os';
-import { inClosureWorker, reachedStart, type Config } from '../allocator/index.ts';
-import { testRunner } from '../allocator/initialize.ts';
+import type { Config } from '../allocator/index.ts';
+import { inClosureWorker, reachedStart, testRunner } from '../allocator/internal.ts';
 import { ModuleError } from '../errors.ts';
 import type { AmqpBackendOptions } from './backends/amqp/options.ts';
 import type { Backend, BackendStats } from './core/backend.ts';

@@ -3,7 +3,8 @@
 // cluster process, an AMQP consumer) wraps one of these; it knows nothing of
 // how tasks arrive, so that each can.
 
-import { importUntilStart, moduleUrl } from '../../allocator/index.ts';
+import { moduleUrl } from '../../allocator/index.ts';
+import { importUntilStart } from '../../allocator/internal.ts';
 import { ModuleError } from '../../errors.ts';
 import { RunningContext, type ProgressSink } from './context.ts';
 import { TaskCancelledError, UnknownOperationError } from './errors.ts';
