@@ -10,7 +10,8 @@
 // and spread. The programs import the built package (dist/) through an app
 // folder whose node_modules/weft links to this checkout, as an installed
 // weft resolves. Usage: npm run build && node bench/startup.ts [rounds]
-// (Node 22.18+; or npx tsx bench/startup.ts).
+// (Node 22.18+; or npx tsx bench/startup.ts). WEFT_STARTUP_BASE=<a built
+// checkout> adds that weft's program, beside, for an A/B in the same run.
 
 import { spawnSync } from 'node:child_process';
 import { mkdirSync, mkdtempSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
@@ -43,6 +44,13 @@ writeFileSync(join(app, 'plain.mjs'), plain);
 writeFileSync(join(app, 'weft.mjs'), program('weft', false));
 writeFileSync(join(app, 'channels.mjs'), program('weft/channels', false));
 writeFileSync(join(app, 'weft.ts'), program('weft', true));
+const base = process.env.WEFT_STARTUP_BASE;
+if (base !== undefined) {
+  mkdirSync(join(app, 'base', 'node_modules'), { recursive: true });
+  symlinkSync(base, join(app, 'base', 'node_modules', 'weft'));
+  writeFileSync(join(app, 'base', 'package.json'), JSON.stringify({ type: 'module' }));
+  writeFileSync(join(app, 'base', 'weft.mjs'), program('weft', false));
+}
 
 const tsx = join(root, 'node_modules', '.bin', 'tsx');
 const variants: [string, string, string[]][] = [
@@ -51,6 +59,7 @@ const variants: [string, string, string[]][] = [
   ['weft/channels', process.execPath, ['channels.mjs']],
   ['weft.ts node', process.execPath, ['weft.ts']],
   ['weft.ts tsx', tsx, ['weft.ts']],
+  ...(base === undefined ? [] : [['base weft', process.execPath, [join('base', 'weft.mjs')]] as [string, string, string[]]]),
 ];
 
 function once(file: string, args: string[]): number {
@@ -80,7 +89,9 @@ for (const [name] of variants) {
   const xs = times.get(name)!;
   console.log(`  ${name.padEnd(14)} median ${median(xs).toFixed(0)} ms (${spread(xs, 0)})`);
 }
-for (const [a, b, target] of [['weft', 'plain', 1.5], ['weft/channels', 'plain', 1.5], ['weft.ts tsx', 'weft.ts node', 1.2]] as const) {
+const pairs: [string, string, number | undefined][] = [['weft', 'plain', 1.5], ['weft/channels', 'plain', 1.5], ['weft.ts tsx', 'weft.ts node', 1.2]];
+if (base !== undefined) pairs.push(['base weft', 'plain', undefined], ['weft', 'base weft', undefined]);
+for (const [a, b, target] of pairs) {
   const ratios = perRound(a, b);
-  console.log(`  ${a} / ${b}: median ${median(ratios).toFixed(2)}x (${spread(ratios, 2)}), target <= ${target}x`);
+  console.log(`  ${a} / ${b}: median ${median(ratios).toFixed(2)}x (${spread(ratios, 2)})${target === undefined ? '' : `, target <= ${target}x`}`);
 }

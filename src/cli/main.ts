@@ -4,7 +4,7 @@
 
 import { existsSync, readFileSync } from 'node:fs';
 import { Command, InvalidArgumentError } from 'commander';
-import { ConfigError } from '../errors.ts';
+import { ConfigError, ModuleError } from '../errors.ts';
 import { importOptional } from '../optional.ts';
 import type { WorkerCommandOptions } from './worker.ts';
 
@@ -75,8 +75,15 @@ program
   .option('--connect-timeout <ms>', 'give up if the broker cannot be reached for this long', positive, 30_000)
   .option('-q, --quiet', 'no connection news on stderr')
   .action(async (o: WorkerCommandOptions) => {
-    const { worker } = await import('./worker.ts');
-    process.exitCode = await worker(o);
+    try {
+      const { worker } = await import('./worker.ts');
+      process.exitCode = await worker(o);
+    } catch (error) {
+      // A missing amqplib, or operations that cannot be imported: one line, not a stack.
+      if (!(error instanceof ModuleError)) throw error;
+      console.error(`weft worker: ${error.message}`);
+      process.exitCode = 2;
+    }
   });
 
 // The suites are TypeScript kept beside the sources, not in the package:

@@ -86,6 +86,10 @@ describe('the installed package', () => {
     const amqp = run(['node', 'amqp.mjs']);
     expect(amqp.stderr).toMatch(/ModuleError: the AMQP backend \(Runtime.amqp, WorkerRuntime.amqp, weft worker\) needs the package amqplib, an optional peer dependency of weft that is not installed: npm install amqplib/);
     expect(amqp.status).not.toBe(0);
+    writeFileSync(join(app, 'no-ops.mjs'), 'export {};\n');
+    const worker = run(['weft', 'worker', '--amqp', 'amqp://127.0.0.1:1', '--operations', './no-ops.mjs']);
+    expect(worker.stderr).toBe('weft worker: the AMQP backend (Runtime.amqp, WorkerRuntime.amqp, weft worker) needs the package amqplib, an optional peer dependency of weft that is not installed: npm install amqplib\n');
+    expect(worker.status).toBe(2);
     const keys = run(['weft', 'keys', '-n', '1', 'keys']);
     expect(keys.stderr).toBe('weft keys needs the package node-forge, an optional peer dependency of weft that is not installed: npm install node-forge\n');
     expect(keys.status).toBe(1);
