@@ -45,5 +45,20 @@ export function startThread(task: Task, wiring: Wiring): Worker {
   // arguments (Config.fromArgs(process.argv.slice(2))): it must see the same
   // ones as the main thread, or each worker would pick another program.
   const argv = task.mode === 'closure' ? process.argv.slice(2) : [];
-  return new Worker(BOOTSTRAP, { workerData: { weft: boot }, argv, execArgv: workerExecArgv(), name: `weft worker ${wiring.index}` });
+  const options = { workerData: { weft: boot }, argv, name: `weft worker ${wiring.index}` };
+  const execArgv = inheritOnly ? undefined : workerExecArgv();
+  if (execArgv === undefined) return new Worker(BOOTSTRAP, options);
+  try {
+    return new Worker(BOOTSTRAP, { ...options, execArgv });
+  } catch (error) {
+    // Node refuses per-process flags given explicitly, which it leaves out
+    // by itself when a thread inherits them (a `node --test` child carries
+    // several): such a process's threads inherit, tsx included.
+    if ((error as { code?: unknown }).code !== 'ERR_WORKER_INVALID_EXEC_ARGV') throw error;
+    inheritOnly = true;
+    return new Worker(BOOTSTRAP, options);
+  }
 }
+
+/** This process's flags cannot be given to a thread explicitly (see startThread). */
+let inheritOnly = false;
