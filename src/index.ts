@@ -1,41 +1,10 @@
-// weft's public API: everything a user imports is listed here.
-export {
-  Config,
-  initialize,
-  codecs,
-  type WorkerGuards,
-  type Allocator,
-  type TypedArray,
-  type TypedArrayConstructor,
-  type TypedArrayOptions,
-  type Options,
-  type ClusterOptions,
-  type ModuleSpec,
-  type AllocatorStats,
-  type PeerLoss,
-  type PeerJoin,
-  type Push,
-  type Pull,
-  type Codec,
-  type Batcher,
-  type WorkerFn,
-} from './allocator/index.ts';
-export {
-  WeftError,
-  ConfigError,
-  ChannelError,
-  CodecError,
-  ProtocolError,
-  ModuleError,
-  FailStopError,
-  WorkerError,
-  OverflowError,
-  AllocatorClosedError,
-  PeerError,
-  ConnectError,
-  HandshakeError,
-} from './errors.ts';
-export type { TlsFiles } from './transport/tls.ts';
+// weft's public API: the channels (channels.ts, also the `weft/channels` entry) and the task runtime below.
+//
+// A few public types are Node's (Buffer in TLS files, NodeJS.Signals, a
+// Worker): this reference, kept in dist/index.d.ts, loads @types/node for
+// an app whose tsconfig lists no types (`"types": []`, tsc --init's default).
+/// <reference types="node" preserve="true" />
+export * from './channels.ts';
 export {
   Runtime,
   IndexedStream,

@@ -1,7 +1,8 @@
 // Plain JavaScript on purpose: this is the first thing a weft worker thread
-// runs, before any TypeScript loader exists in it. Node 20 does not carry
-// tsx's loader into worker threads (not even with --import in execArgv), so
-// the bootstrap registers it itself when the script or weft is TypeScript.
+// runs, before any TypeScript loader exists in it. The main thread decided
+// whether it must register tsx (src/typescript.ts): only when the code is
+// TypeScript and neither a tsx the program runs under (inherited through
+// execArgv) nor Node's own type stripping runs it.
 import { workerData } from 'node:worker_threads';
 
 const boot = workerData.weft;

@@ -5,7 +5,7 @@
 
 import type { Codec } from './codec.ts';
 import type { ChannelPull } from './pull.ts';
-import type { FrameSink } from '../transport/inbox.ts';
+import type { FrameSink } from '../transport/index.ts';
 import { ChannelError } from '../errors.ts';
 
 /** What a channel's pushers share: the worker's function returned. */

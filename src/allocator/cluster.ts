@@ -5,13 +5,13 @@
 
 import type { Config } from './config.ts';
 import { Guards, type WorkerGuards } from './guards.ts';
-import { buildClusterFabric } from '../transport/wiring.ts';
+import { buildClusterFabric } from '../transport/index.ts';
 import { startThread, type Task } from './thread.ts';
-import { Control } from '../transport/control.ts';
-import { Doorbell } from '../transport/doorbell.ts';
-import { connectMesh } from '../transport/mesh.ts';
-import { Router } from '../transport/router.ts';
-import { RingReader, RingWriter, maxPayload } from '../transport/ring.ts';
+import { Control } from '../transport/index.ts';
+import { Doorbell } from '../transport/index.ts';
+import { connectMesh } from '../transport/network.ts';
+import { Router } from '../transport/network.ts';
+import { RingReader, RingWriter, maxPayload } from '../transport/index.ts';
 
 export async function launchCluster<R>(config: Extract<Config, { kind: 'cluster' }>, task: Task): Promise<WorkerGuards<R>> {
   const { threads, options } = config;

@@ -5,9 +5,9 @@
 import { ConfigError } from '../errors.ts';
 import { argsRead } from './launched.ts';
 import { readHostfile } from './hostfile.ts';
-import { checkRingBytes } from '../transport/ring.ts';
-import { parseAddress } from '../transport/address.ts';
-import { checkTls, tlsFromDir, type TlsFiles } from '../transport/tls.ts';
+import { checkRingBytes } from '../transport/index.ts';
+import { parseAddress } from '../transport/index.ts';
+import { checkTls, tlsFromDir, type TlsFiles } from '../transport/index.ts';
 
 export interface Options {
   /** Bytes of each ring between two threads (a power of two). Default 1 MiB. */

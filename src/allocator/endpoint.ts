@@ -9,10 +9,10 @@ import { Joins, type PeerJoin } from './joins.ts';
 import { SpinPolicy } from './spin.ts';
 import { Rings, type AllocatorStats } from './rings.ts';
 import type { Emitter, Sending } from './push.ts';
-import { Control } from '../transport/control.ts';
-import { Doorbell } from '../transport/doorbell.ts';
-import type { Outbox, Backlog } from '../transport/outbox.ts';
-import type { RingEnd, Wiring } from '../transport/wiring.ts';
+import { Control } from '../transport/index.ts';
+import { Doorbell } from '../transport/index.ts';
+import type { Outbox, Backlog } from '../transport/index.ts';
+import type { RingEnd, Wiring } from '../transport/index.ts';
 import { FailStopError, AllocatorClosedError, OverflowError } from '../errors.ts';
 
 export type { AllocatorStats } from './rings.ts';

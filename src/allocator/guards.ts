@@ -4,8 +4,8 @@
 // not stop within a grace period are terminated, so join() always settles.
 
 import type { Worker } from 'node:worker_threads';
-import { Control } from '../transport/control.ts';
-import { Doorbell } from '../transport/doorbell.ts';
+import { Control } from '../transport/index.ts';
+import { Doorbell } from '../transport/index.ts';
 import { FailStopError, ModuleError, WorkerError } from '../errors.ts';
 import { decodeReturn, type Report, type SerializedError } from './worker.ts';
 
@@ -160,7 +160,7 @@ export class Guards<R> {
     });
     worker.on('exit', (code) => {
       if (!reported) {
-        const message = `worker ${index} exited with code ${code} before returning`;
+        const message = `worker ${this.base + index} exited with code ${code} before returning`;
         this.fail({ worker: index, error: { name: 'Error', message, stack: undefined }, aborted: false });
       }
       this.exited[index] = true;

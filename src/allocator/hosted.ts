@@ -13,12 +13,12 @@ import type { Worker } from 'node:worker_threads';
 import { WorkerAllocator, type Allocator } from './allocator.ts';
 import { Endpoint } from './endpoint.ts';
 import { DEFAULT_HIGH_WATER_BYTES, DEFAULT_MAX_BACKLOG_BYTES, DEFAULT_MAX_MESSAGE_BYTES, DEFAULT_RING_BYTES } from './config.ts';
-import { buildFabric, relink, type Wiring } from '../transport/wiring.ts';
+import { buildFabric, relink, type Wiring } from '../transport/index.ts';
 import { startThread, type Task } from './thread.ts';
 import { moduleUrl } from './module-url.ts';
 import type { Report } from './worker.ts';
-import { Control } from '../transport/control.ts';
-import { Doorbell } from '../transport/doorbell.ts';
+import { Control } from '../transport/index.ts';
+import { Doorbell } from '../transport/index.ts';
 import { ConfigError, ModuleError, WorkerError } from '../errors.ts';
 
 export interface HostedOptions {

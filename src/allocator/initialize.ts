@@ -11,14 +11,13 @@
 import { isMainThread, workerData } from 'node:worker_threads';
 import { checkConfig, peersOf, type Config } from './config.ts';
 import { Guards, type WorkerGuards } from './guards.ts';
-import { launchCluster } from './cluster.ts';
-import { buildFabric } from '../transport/wiring.ts';
+import { buildFabric } from '../transport/index.ts';
 import { checkLaunched } from './launched.ts';
 import { moduleUrl } from './module-url.ts';
 import { startThread, type Task } from './thread.ts';
 import { runClosure, type Boot, type WorkerFn } from './worker.ts';
-import { Control } from '../transport/control.ts';
-import { Doorbell } from '../transport/doorbell.ts';
+import { Control } from '../transport/index.ts';
+import { Doorbell } from '../transport/index.ts';
 import { ModuleError } from '../errors.ts';
 
 export interface ModuleSpec {
@@ -26,6 +25,50 @@ export interface ModuleSpec {
   module: URL | string;
   /** The function export to call with the allocator. Default 'default'. */
   export?: string;
+}
+
+// While a worker thread imports a module for its operations (the main
+// script, by default), this global holds a function that the module's
+// first initialize() or Runtime.* call invokes (see reachedStart). On the
+// global object, not in a module variable, because the module may import
+// another copy of weft than the worker runs.
+const LOADING = Symbol.for('weft.loadingOperations');
+
+/**
+ * Imports `url` for what it defines: resolves once it is imported, or once
+ * it reaches its first initialize() or Runtime.* call at top level, as a
+ * main script does; what it defines above that call is defined then.
+ */
+export async function importUntilStart(url: string): Promise<void> {
+  const global = globalThis as Record<symbol, unknown>;
+  const reached = new Promise<void>((resolve) => (global[LOADING] = resolve));
+  try {
+    await Promise.race([import(url), reached]);
+  } finally {
+    delete global[LOADING];
+  }
+}
+
+/**
+ * Called by initialize() and `Runtime.*`: true when this call is reached
+ * while importUntilStart imports the module. The caller must start
+ * nothing and never resolve, so that the rest of the script runs only
+ * where it was started.
+ */
+export function reachedStart(): boolean {
+  const signal = (globalThis as Record<symbol, unknown>)[LOADING];
+  if (typeof signal !== 'function') return false;
+  (signal as () => void)();
+  return true;
+}
+
+/**
+ * True in a worker thread of the closure form, which re-runs the main
+ * script up to the initialize() call it serves: a runtime the script
+ * starts before that call runs its directives on this thread.
+ */
+export function inClosureWorker(): boolean {
+  return boot()?.mode === 'closure';
 }
 
 let closureCalls = 0;
@@ -37,6 +80,7 @@ function boot(): Boot | undefined {
 }
 
 export async function initialize<R>(config: Config, logic: WorkerFn<R> | ModuleSpec): Promise<WorkerGuards<R>> {
+  if (reachedStart()) return new Promise<never>(() => {});
   checkLaunched();
   if (typeof logic === 'function') {
     const ordinal = closureCalls++;
@@ -99,7 +143,9 @@ export function testRunner(script: string): string | undefined {
 
 async function launch<R>(given: Config, task: Task): Promise<WorkerGuards<R>> {
   const config = checkConfig(given);
-  if (config.kind === 'cluster') return launchCluster<R>(config, task);
+  // Loaded on demand: a program of threads in one process never loads the
+  // mesh, the router and their sockets.
+  if (config.kind === 'cluster') return (await import('./cluster.ts')).launchCluster<R>(config, task);
   const peers = peersOf(config);
   const fabric = buildFabric(peers, config.options.ringBytes, config.options);
   const workers = fabric.wirings.map((w) => startThread(task, w));

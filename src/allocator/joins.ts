@@ -5,7 +5,7 @@
 // frames (and, for a frame from a worker still absent, before that frame),
 // so nothing from a spare arrives ahead of its join.
 
-import type { Control } from '../transport/control.ts';
+import type { Control } from '../transport/index.ts';
 import { ProcessLog } from './process-log.ts';
 
 /** A spare process that joined, and its workers. */

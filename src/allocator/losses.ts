@@ -3,7 +3,7 @@
 // records each loss in the control cells; a worker applies them in
 // receive() and hands them to the program through peerLosses().
 
-import type { Control } from '../transport/control.ts';
+import type { Control } from '../transport/index.ts';
 import { ProcessLog } from './process-log.ts';
 
 /** A peer process lost, and its workers. */

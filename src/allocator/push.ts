@@ -11,8 +11,8 @@
 
 import type { Batcher, Codec } from './codec.ts';
 import type { ChannelPull } from './pull.ts';
-import type { Outbox } from '../transport/outbox.ts';
-import { Kind } from '../transport/frame.ts';
+import type { Outbox } from '../transport/index.ts';
+import { Kind } from '../transport/index.ts';
 import { ChannelError, PeerError } from '../errors.ts';
 
 export interface Push<T> {

@@ -2,13 +2,13 @@
 // counted against the worker's backlog cap) and an inbox for each ring it
 // reads. The endpoint drives them; this file knows how to reach them.
 
-import type { FrameSink } from '../transport/inbox.ts';
-import { Inbox } from '../transport/inbox.ts';
-import { Outbox, type Backlog } from '../transport/outbox.ts';
-import { Doorbell } from '../transport/doorbell.ts';
-import { Kind } from '../transport/frame.ts';
-import { RingReader, RingWriter } from '../transport/ring.ts';
-import type { RingEnd, Wiring } from '../transport/wiring.ts';
+import type { FrameSink } from '../transport/index.ts';
+import { Inbox } from '../transport/index.ts';
+import { Outbox, type Backlog } from '../transport/index.ts';
+import { Doorbell } from '../transport/index.ts';
+import { Kind } from '../transport/index.ts';
+import { RingReader, RingWriter } from '../transport/index.ts';
+import type { RingEnd, Wiring } from '../transport/index.ts';
 import { OverflowError } from '../errors.ts';
 
 export interface AllocatorStats {

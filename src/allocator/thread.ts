@@ -1,12 +1,12 @@
-// Starting one weft worker thread: the bootstrap, and whether it needs tsx.
+// Starting one weft worker thread: the bootstrap, and whether it must register tsx.
 
 import { Worker } from 'node:worker_threads';
 import type { Boot } from './worker.ts';
-import type { Wiring } from '../transport/wiring.ts';
+import type { Wiring } from '../transport/index.ts';
+import { mustRegisterTsx, TYPESCRIPT_FILE, workerExecArgv } from '../typescript.ts';
 
 const BOOTSTRAP = new URL('./bootstrap.mjs', import.meta.url);
 const RUNNER = new URL(import.meta.url.endsWith('.ts') ? './worker.ts' : './worker.js', import.meta.url).href;
-const TS = /\.[cm]?tsx?$/;
 
 export type Task = (
   | { mode: 'closure'; script: string; ordinal: number; history: unknown[][] }
@@ -17,18 +17,17 @@ export type Task = (
 };
 
 /**
- * Whether a worker thread must register tsx before it imports anything.
- * Node 20 does not carry the main thread's loader into worker threads, so
- * the worker needs its own whenever the user's code is TypeScript: the entry
- * script (the closure form re-runs it, and runtimes default their operations
- * to it), the module it starts, or a module it will import. Weft's own file
- * extension counts only in a checkout, where weft itself is TypeScript; an
- * installed weft is JavaScript and says nothing of the user's code.
+ * Whether a worker thread must register tsx before it imports anything:
+ * when the code it runs is TypeScript (the entry script, which the closure
+ * form re-runs and runtimes default their operations to; the module it
+ * starts; a module it will import; weft itself in a checkout) and neither
+ * an inherited tsx nor Node's own type stripping runs it (typescript.ts).
  */
 function needsTsx(task: Task): boolean {
   const entry = process.argv[1];
   const urls = [task.mode === 'closure' ? task.script : task.module, ...(task.imports ?? []), RUNNER];
-  return (entry !== undefined && TS.test(entry)) || urls.some((u) => TS.test(pathname(u)));
+  const typescript = [...(entry === undefined ? [] : [entry]), ...urls].find((u) => TYPESCRIPT_FILE.test(pathname(u)));
+  return typescript !== undefined && mustRegisterTsx(`a worker thread running TypeScript (${typescript})`);
 }
 
 function pathname(url: string): string {
@@ -46,5 +45,20 @@ export function startThread(task: Task, wiring: Wiring): Worker {
   // arguments (Config.fromArgs(process.argv.slice(2))): it must see the same
   // ones as the main thread, or each worker would pick another program.
   const argv = task.mode === 'closure' ? process.argv.slice(2) : [];
-  return new Worker(BOOTSTRAP, { workerData: { weft: boot }, argv, name: `weft worker ${wiring.index}` });
+  const options = { workerData: { weft: boot }, argv, name: `weft worker ${wiring.index}` };
+  const execArgv = inheritOnly ? undefined : workerExecArgv();
+  if (execArgv === undefined) return new Worker(BOOTSTRAP, options);
+  try {
+    return new Worker(BOOTSTRAP, { ...options, execArgv });
+  } catch (error) {
+    // Node refuses per-process flags given explicitly, which it leaves out
+    // by itself when a thread inherits them (a `node --test` child carries
+    // several): such a process's threads inherit, tsx included.
+    if ((error as { code?: unknown }).code !== 'ERR_WORKER_INVALID_EXEC_ARGV') throw error;
+    inheritOnly = true;
+    return new Worker(BOOTSTRAP, options);
+  }
 }
+
+/** This process's flags cannot be given to a thread explicitly (see startThread). */
+let inheritOnly = false;

@@ -5,7 +5,7 @@
 import { parentPort } from 'node:worker_threads';
 import { WorkerAllocator, type Allocator } from './allocator.ts';
 import { Endpoint } from './endpoint.ts';
-import type { Wiring } from '../transport/wiring.ts';
+import type { Wiring } from '../transport/index.ts';
 import { codecs } from './codec.ts';
 import { FailStopError, CodecError, ModuleError } from '../errors.ts';
 

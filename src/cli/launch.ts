@@ -11,12 +11,12 @@ import { mkdtempSync, writeFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { createInterface } from 'node:readline';
-import { createRequire } from 'node:module';
 import { pathToFileURL } from 'node:url';
 import { checkTls, tlsFromDir } from '../transport/tls.ts';
-import { LAUNCHED_ENV } from '../allocator/launched.ts';
+import { LAUNCHED_ENV, launchedValue } from '../allocator/launched.ts';
 import { freePorts } from './ports.ts';
 import { ConfigError } from '../errors.ts';
+import { mustRegisterTsx, tsxEntry, tsxFlags, TYPESCRIPT_FILE } from '../typescript.ts';
 
 export interface LaunchOptions {
   processes: number;
@@ -34,10 +34,14 @@ export interface LaunchOptions {
 
 const STOP_GRACE_MS = 3_000;
 
+// A TypeScript script runs as typescript.ts says: under the tsx weft launch
+// runs under, or Node's own type stripping, or an installed tsx.
 function nodeArgs(script: string): string[] {
-  if (!/\.[cm]?tsx?$/.test(script)) return [];
-  const loader = createRequire(import.meta.url).resolve('tsx');
-  return ['--import', pathToFileURL(loader).href];
+  if (!TYPESCRIPT_FILE.test(script)) return [];
+  const inherited = tsxFlags();
+  if (inherited.length > 0) return inherited;
+  if (!mustRegisterTsx(`weft launch ${script}`)) return [];
+  return ['--import', pathToFileURL(tsxEntry(`weft launch ${script}`)).href];
 }
 
 /** A command line as a shell reads it back. */
@@ -83,7 +87,7 @@ export async function launch(o: LaunchOptions): Promise<number> {
   const done = new Promise<number>((resolveDone) => {
     for (let i = 0; i < started; i++) {
       const argv = argvOf(i);
-      const child = spawn(process.execPath, argv, { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, [LAUNCHED_ENV]: `${i}/${o.processes}` } });
+      const child = spawn(process.execPath, argv, { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, [LAUNCHED_ENV]: launchedValue(i, o.processes) } });
       children.push(child);
       createInterface({ input: child.stdout! }).on('line', (l) => out.write(`[${i}] ${l}\n`));
       createInterface({ input: child.stderr! }).on('line', (l) => err.write(`[${i}] ${l}\n`));

@@ -1,11 +1,12 @@
-// The `weft` command line.
+// The `weft` command line. Each command imports its own code when it runs,
+// so that one command does not load what another needs (node-forge for
+// `keys`, the AMQP backend for `worker`: optional peer dependencies).
 
 import { existsSync, readFileSync } from 'node:fs';
 import { Command, InvalidArgumentError } from 'commander';
-import { launch } from './launch.ts';
-import { makeKeys } from './keys.ts';
-import { ConfigError } from '../errors.ts';
-import { worker, type WorkerCommandOptions } from './worker.ts';
+import { ConfigError, ModuleError } from '../errors.ts';
+import { importOptional } from '../optional.ts';
+import type { WorkerCommandOptions } from './worker.ts';
 
 function natural(value: string): number {
   const n = Number(value);
@@ -35,6 +36,7 @@ program
   .argument('[args...]', 'passed on to the script')
   .allowUnknownOption()
   .action(async (script: string, args: string[], o: { processes: number; threads: number; tlsDir?: string; spare: number }) => {
+    const { launch } = await import('./launch.ts');
     try {
       process.exitCode = await launch({ processes: o.processes, threads: o.threads, script, args, tlsDir: o.tlsDir, spares: o.spare });
     } catch (error) {
@@ -50,8 +52,9 @@ program
   .requiredOption('-n, --processes <n>', 'processes', positive)
   .option('--days <n>', 'how long the certificates are valid', positive, 825)
   .argument('<dir>', 'folder to write ca.crt, ca.key, process-<i>.crt and process-<i>.key into (keep ca.key safe: it makes members)')
-  .action((dir: string, o: { processes: number; days: number }) => {
+  .action(async (dir: string, o: { processes: number; days: number }) => {
     try {
+      const { makeKeys } = await importOptional('node-forge', 'weft keys', () => import('./keys.ts'));
       for (const path of makeKeys({ dir, processes: o.processes, days: o.days })) console.log(path);
     } catch (error) {
       console.error((error as Error).message);
@@ -72,24 +75,30 @@ program
   .option('--connect-timeout <ms>', 'give up if the broker cannot be reached for this long', positive, 30_000)
   .option('-q, --quiet', 'no connection news on stderr')
   .action(async (o: WorkerCommandOptions) => {
-    process.exitCode = await worker(o);
+    try {
+      const { worker } = await import('./worker.ts');
+      process.exitCode = await worker(o);
+    } catch (error) {
+      // A missing amqplib, or operations that cannot be imported: one line, not a stack.
+      if (!(error instanceof ModuleError)) throw error;
+      console.error(`weft worker: ${error.message}`);
+      process.exitCode = 2;
+    }
   });
 
-program
-  .command('bench')
-  .description('run the benchmarks (weft beside postMessage, raw sockets and piscina)')
-  .action(async () => {
-    // The suites are TypeScript kept beside the sources, not in the package.
-    const suites = new URL('../../bench/run.ts', import.meta.url);
-    if (!existsSync(suites)) {
-      console.error('weft bench: the benchmark suites ship with a checkout of weft, not with the package (bench/ is missing)');
-      process.exitCode = 2;
-      return;
-    }
-    const { register } = await import('tsx/esm/api');
-    register();
-    const { main } = (await import(suites.href)) as { main: () => Promise<void> };
-    await main();
-  });
+// The suites are TypeScript kept beside the sources, not in the package:
+// an installed weft has no `bench` command.
+const suites = new URL('../../bench/run.ts', import.meta.url);
+if (existsSync(suites)) {
+  program
+    .command('bench')
+    .description('run the benchmarks (weft beside postMessage, raw sockets and piscina)')
+    .action(async () => {
+      const { register } = await importOptional('tsx', 'weft bench', () => import('tsx/esm/api'));
+      register();
+      const { main } = (await import(suites.href)) as { main: () => Promise<void> };
+      await main();
+    });
+}
 
 await program.parseAsync(process.argv);

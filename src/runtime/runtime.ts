@@ -4,7 +4,7 @@
 
 import { availableParallelism } from 'node:os';
 import type { Config } from '../allocator/index.ts';
-import { testRunner } from '../allocator/initialize.ts';
+import { inClosureWorker, reachedStart, testRunner } from '../allocator/internal.ts';
 import { ModuleError } from '../errors.ts';
 import type { AmqpBackendOptions } from './backends/amqp/shared/options.ts';
 import type { Backend, BackendStats } from './core/backend.ts';
@@ -16,7 +16,6 @@ import { LoopbackBackend } from './backends/local/loopback.ts';
 import { checkPositiveInteger, checkRunOptions, checkSharedOptions, checkStreamOptions } from './core/options.ts';
 import type { Operation } from './core/registry.ts';
 import { DEFAULT_RETRY, type RetryPolicy } from './core/retry.ts';
-import { reachedRuntime } from './core/executor.ts';
 
 export interface RuntimeOptions {
   /** Retry policy for transient errors; default: 3 retries, exponential from 10 ms, capped at 1 s. */
@@ -134,11 +133,16 @@ export class Runtime implements AsyncDisposable {
 
   /** Runs tasks on worker threads that import the `operations` module(s). */
   static async inMemory(options: InMemoryOptions = {}): Promise<Runtime> {
-    if (reachedRuntime()) return new Promise<never>(() => {});
+    if (reachedStart()) return new Promise<never>(() => {});
     checkSharedOptions('runtime option', options);
     checkPositiveInteger('runtime option', 'workers', options.workers);
     checkPositiveInteger('runtime option', 'concurrency', options.concurrency);
     checkPositiveInteger('runtime option', 'maxMessageBytes', options.maxMessageBytes);
+    // The closure form re-runs the main script in each worker thread, and
+    // this call comes before the initialize() the thread serves: its
+    // directives run here, as the rest of the script's top level does,
+    // rather than on a pool of threads per worker.
+    if (inClosureWorker()) return new Runtime(new LoopbackBackend(options.cancelGraceMs), options);
     // Loaded on demand: a program on `Runtime.local()` or on another backend
     // never pulls in the thread allocator.
     const { ThreadBackend } = await import('./backends/threads/thread-backend.ts');
@@ -162,7 +166,7 @@ export class Runtime implements AsyncDisposable {
    * throws, fails every running directive.
    */
   static async cluster(config: Config, options: ClusterRuntimeOptions = {}): Promise<Runtime | undefined> {
-    if (reachedRuntime()) return new Promise<never>(() => {});
+    if (reachedStart()) return new Promise<never>(() => {});
     checkSharedOptions('runtime option', options);
     const { ClusterBackend } = await import('./backends/cluster/cluster-backend.ts');
     const backend = await ClusterBackend.start(config, operationsModules(options.operations), options.cancelGraceMs);
@@ -175,7 +179,7 @@ export class Runtime implements AsyncDisposable {
    * Resolves once connected; the workers may start before or after.
    */
   static async amqp(options: AmqpRuntimeOptions): Promise<Runtime> {
-    if (reachedRuntime()) return new Promise<never>(() => {});
+    if (reachedStart()) return new Promise<never>(() => {});
     checkSharedOptions('runtime option', options);
     const { AmqpBackend } = await import('./backends/amqp/orchestrator/backend.ts');
     return new Runtime(await AmqpBackend.start(options), options);

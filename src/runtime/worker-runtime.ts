@@ -9,6 +9,9 @@ import type { AmqpWorkerOptions } from './backends/amqp/shared/options.ts';
 export class WorkerRuntime {
   readonly #executor = new Executor();
 
+  /** Made by `WorkerRuntime.load`, which imports the operations first. */
+  private constructor() {}
+
   /**
    * Imports the modules that define operations (their `defineOperation` calls
    * register them) and returns a runtime that serves them. A module that

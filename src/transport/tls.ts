@@ -7,11 +7,16 @@
 // names its process ("weft process <i>"), and a peer must claim exactly
 // that index; a certificate without that name may take any index.
 
-import { createServer as createTcpServer, type Server, type Socket } from 'node:net';
-import { X509Certificate } from 'node:crypto';
+import type { Server, Socket } from 'node:net';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { createSecureContext, TLSSocket } from 'node:tls';
+
+// node:tls, node:crypto and node:net are loaded when first used, not on
+// import: node:tls alone costs every weft program, and each worker thread
+// that re-runs it, more start-up than the rest of the channels
+// (bench/startup.ts).
+const tlsModule = () => process.getBuiltinModule('node:tls');
+const cryptoModule = () => process.getBuiltinModule('node:crypto');
 import { ConfigError, HandshakeError } from '../errors.ts';
 
 export interface TlsFiles {
@@ -51,8 +56,8 @@ export function checkTls(tls: TlsFiles, process: number): TlsFiles {
   }
   let named: number | undefined;
   try {
-    createSecureContext({ key: tls.key, cert: tls.cert, ca: tls.ca });
-    named = processNamed(new X509Certificate(tls.cert).subject);
+    tlsModule().createSecureContext({ key: tls.key, cert: tls.cert, ca: tls.ca });
+    named = processNamed(new (cryptoModule().X509Certificate)(tls.cert).subject);
   } catch (cause) {
     throw new ConfigError(`tls: key, cert and ca are not usable together: ${(cause as Error).message}`, { cause });
   }
@@ -88,11 +93,11 @@ const TLS_HANDSHAKE_RECORD = 0x16;
 
 /** Listens on host:port, plain or TLS; rejects when the address cannot be used. */
 export function listen(host: string, port: number, tls: TlsFiles | undefined, on: ListenHandlers): Promise<Server> {
-  const context = tls !== undefined ? createSecureContext({ ...tls, minVersion: 'TLSv1.3' }) : undefined;
+  const context = tls !== undefined ? tlsModule().createSecureContext({ ...tls, minVersion: 'TLSv1.3' }) : undefined;
   // Paused on connect, so a TLS listener can look at the first bytes before
   // TLS reads them: a plain weft peer gets a reason it can read, rather
   // than a close that looks like a blip and is retried until its deadline.
-  const server = createTcpServer({ pauseOnConnect: true }, (raw) => {
+  const server = process.getBuiltinModule('node:net').createServer({ pauseOnConnect: true }, (raw) => {
     on.connection(raw);
     if (context === undefined) {
       raw.resume();
@@ -124,7 +129,7 @@ export function listen(host: string, port: number, tls: TlsFiles | undefined, on
         return;
       }
       // A TLSSocket over a socket with bytes already read takes those first.
-      const socket = new TLSSocket(raw, { isServer: true, secureContext: context, requestCert: true, rejectUnauthorized: true });
+      const socket = new (tlsModule().TLSSocket)(raw, { isServer: true, secureContext: context, requestCert: true, rejectUnauthorized: true });
       socket.once('error', failed);
       socket.once('secure', () => {
         clearTimeout(timer);
@@ -145,7 +150,7 @@ export function listen(host: string, port: number, tls: TlsFiles | undefined, on
 
 /** The process index a `weft keys` certificate names, for a TLS socket; undefined otherwise. */
 export function certifiedProcess(socket: Socket): number | undefined {
-  if (!(socket instanceof TLSSocket)) return undefined;
+  if (!(socket instanceof tlsModule().TLSSocket)) return undefined;
   const cn: unknown = socket.getPeerCertificate().subject?.CN;
   return typeof cn === 'string' ? processNamed(`CN=${cn}`) : undefined;
 }

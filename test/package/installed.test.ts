@@ -9,7 +9,7 @@
 // the dist/ the global setup just built.
 
 import { execFileSync, spawnSync } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { delimiter, dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -55,8 +55,14 @@ beforeAll(() => {
   tarball = process.env.WEFT_TARBALL ?? join(app, sh('npm', ['pack', '--ignore-scripts', '--silent', '--pack-destination', app], root).trim().split('\n').pop()!);
   writeFileSync(join(app, 'package.json'), JSON.stringify({ name: 'app', private: true, type: 'module' }));
   // From the local npm cache where it can: the same versions the checkout uses.
-  sh('npm', ['install', '--prefer-offline', '--no-audit', '--no-fund', '--loglevel=error', tarball, `typescript@${devVersion('typescript')}`, `@types/node@${devVersion('@types/node')}`], app);
+  // TypeScript 5.9 (the checkout's) and 7 side by side, as `tsc` and `tsc7`.
+  sh('npm', ['install', '--prefer-offline', '--no-audit', '--no-fund', '--loglevel=error', tarball, `typescript@${devVersion('typescript')}`, 'ts7@npm:typescript@^7', `@types/node@${devVersion('@types/node')}`], app);
 }, 300_000);
+
+/** Installs tsx into the app, for the tests that run under it (weft does not install it). */
+function installTsx(): void {
+  sh('npm', ['install', '--prefer-offline', '--no-audit', '--no-fund', '--loglevel=error', `tsx@${devVersion('tsx')}`], app);
+}
 
 afterAll(() => {
   if (app !== undefined) rmSync(app, { recursive: true, force: true });
@@ -71,7 +77,65 @@ describe('the installed package', () => {
     expect(files.filter((f) => /\.map$|^(src|test|bench|examples|\.ci|\.cache)\//.test(f))).toEqual([]);
   });
 
-  it.each(['hello.mjs', 'hello.ts'])("runs the README's channels example as %s", (name) => {
+  it('installs without its optional peers: amqplib, node-forge, tsx', () => {
+    for (const name of ['amqplib', 'node-forge', 'tsx']) expect(existsSync(join(app, 'node_modules', name))).toBe(false);
+  });
+
+  it('says which package is missing when a feature needs an optional peer', () => {
+    writeFileSync(join(app, 'amqp.mjs'), `import { Runtime } from 'weft';\nawait Runtime.amqp({ url: 'amqp://127.0.0.1:1' });\n`);
+    const amqp = run(['node', 'amqp.mjs']);
+    expect(amqp.stderr).toMatch(/ModuleError: the AMQP backend \(Runtime.amqp, WorkerRuntime.amqp, weft worker\) needs the package amqplib, an optional peer dependency of weft that is not installed: npm install amqplib/);
+    expect(amqp.status).not.toBe(0);
+    writeFileSync(join(app, 'no-ops.mjs'), 'export {};\n');
+    const worker = run(['weft', 'worker', '--amqp', 'amqp://127.0.0.1:1', '--operations', './no-ops.mjs']);
+    expect(worker.stderr).toBe('weft worker: the AMQP backend (Runtime.amqp, WorkerRuntime.amqp, weft worker) needs the package amqplib, an optional peer dependency of weft that is not installed: npm install amqplib\n');
+    expect(worker.status).toBe(2);
+    const keys = run(['weft', 'keys', '-n', '1', 'keys']);
+    expect(keys.stderr).toBe('weft keys needs the package node-forge, an optional peer dependency of weft that is not installed: npm install node-forge\n');
+    expect(keys.status).toBe(1);
+    // A Node.js that does not strip types, and no tsx: weft says so before any thread starts.
+    writeFileSync(join(app, 'ops-only.ts'), `export const x: number = 1;\n`);
+    writeFileSync(join(app, 'no-strip.mjs'), `import { Runtime } from 'weft';\ntry { await Runtime.inMemory({ workers: 1, operations: './ops-only.ts' }); } catch (e) { console.log(e.name + ': ' + e.message); }\n`);
+    const noStrip = run(['node', '--no-experimental-strip-types', 'no-strip.mjs']);
+    expect(noStrip.stdout).toMatch(/^ModuleError: a worker thread running TypeScript \(file:.*ops-only.ts\) on Node.js v[\d.]+, which does not strip types itself \(22.18\+ does\), and not run under tsx, needs the package tsx/);
+  });
+
+  it('can be required from CommonJS', () => {
+    const r = run(['node', '-e', "const weft = require('weft'); console.log(typeof weft.initialize, typeof weft.Runtime.inMemory)"]);
+    expect(r.stdout).toBe('function function\n');
+    expect(r.status).toBe(0);
+  });
+
+  it("does not list bench in weft --help: the suites are not in the package", () => {
+    const r = run(['weft', '--help']);
+    expect(r.stdout).toMatch(/launch \[options\]/);
+    expect(r.stdout).not.toMatch(/bench/);
+  });
+
+  it.each(['tsc', 'tsc7'])("type-checks the README's examples under %s --init defaults", (tsc) => {
+    const dir = join(app, `init-${tsc}`);
+    mkdirSync(dir);
+    const bin = join(app, 'node_modules', tsc === 'tsc' ? 'typescript' : 'ts7', 'bin', 'tsc');
+    execFileSync(process.execPath, [bin, '--init'], { cwd: dir, env, stdio: 'ignore' });
+    writeFileSync(join(dir, 'channels.ts'), readmeExample('## Channels'));
+    writeFileSync(join(dir, 'tasks.ts'), readmeExample('## Tasks'));
+    const r = spawnSync(process.execPath, [bin, '-p', '.', '--noEmit'], { cwd: dir, env, encoding: 'utf8' });
+    expect(r.stdout + r.stderr).toBe('');
+    expect(r.status).toBe(0);
+  });
+
+  it.each(['hello.mjs', 'hello.ts'])("runs the README's channels example as %s with node", (name) => {
+    save(name, readmeExample('## Channels'));
+    const r = run(['node', name]);
+    expect(r.stderr).toBe('');
+    expect(r.status).toBe(0);
+    const lines = r.stdout.trim().split('\n');
+    expect(lines.slice(0, 4).sort()).toEqual(['worker 0: <hello, 0>', 'worker 0: <hello, 0>', 'worker 1: <hello, 1>', 'worker 1: <hello, 1>']);
+    expect(lines[4]).toBe('[ 0, 1 ]');
+  });
+
+  it.each(['hello.mjs', 'hello.ts'])("runs the README's channels example as %s under tsx", (name) => {
+    installTsx();
     save(name, readmeExample('## Channels'));
     const r = run(name.endsWith('.ts') ? ['tsx', name] : ['node', name]);
     expect(r.stderr).toBe('');
@@ -81,9 +145,10 @@ describe('the installed package', () => {
     expect(lines[4]).toBe('[ 0, 1 ]');
   });
 
-  it.each(['tasks.mjs', 'tasks.ts'])("runs the README's tasks example as %s", (name) => {
+  it.each([['tasks.mjs', 'node'], ['tasks.ts', 'node'], ['tasks.ts', 'tsx']])("runs the README's tasks example as %s with %s", (name, runner) => {
+    if (runner === 'tsx') installTsx();
     save(name, readmeExample('## Tasks'));
-    const r = run(name.endsWith('.ts') ? ['tsx', name] : ['node', name]);
+    const r = run([runner, name]);
     expect(r.stderr).toBe('');
     expect(r.status).toBe(0);
     expect(r.stdout).toBe('143\n');
@@ -144,6 +209,7 @@ test('the closure form says to use the module form', async () => {
 });
 `,
     );
+    if (typed) installTsx();
     const r = run(typed ? ['node', '--import', 'tsx', '--test', '--test-reporter=tap', `weft.test.${ext}`] : ['node', '--test', '--test-reporter=tap', `weft.test.${ext}`]);
     expect(r.stdout).toMatch(/# pass 3\n# fail 0/);
     expect(r.status).toBe(0);
@@ -162,11 +228,11 @@ test('the closure form says to use the module form', async () => {
     expect(r.stdout).toBe(`${JSON.parse(readFileSync(join(root, 'package.json'), 'utf8')).version}\n`);
   });
 
-  it('type-checks a strict app without skipLibCheck', () => {
+  it("type-checks a strict app without skipLibCheck, listing no types (\"types\": [])", () => {
     writeFileSync(
       join(app, 'tsconfig.json'),
       JSON.stringify({
-        compilerOptions: { target: 'ES2022', module: 'nodenext', moduleResolution: 'nodenext', strict: true, noEmit: true, skipLibCheck: false, types: ['node'] },
+        compilerOptions: { target: 'ES2022', module: 'nodenext', moduleResolution: 'nodenext', strict: true, noEmit: true, skipLibCheck: false, types: [] },
         include: ['typed.ts'],
       }),
     );

@@ -33,12 +33,13 @@ describe('a task that never returns', () => {
     await using runtime = await Runtime.inMemory({ workers: 2, operations, cancelGraceMs: 100 });
     const inputs = range(0, 20).map((value) => ({ value, at: 7 }));
     const stuck = failure(runtime.fanout(SpinAt, inputs, { timeoutMs: 200, retry: Retry.immediate(1) }));
-    const others = runtime.fanout(Increment, range(1, 1000));
-    const error = await stuck;
+    // Both awaited together: an assertion failing on one must not leave the
+    // other's rejection (the runtime closing under it) unobserved.
+    const [error, others] = await Promise.all([stuck, runtime.fanout(Increment, range(1, 1000))]);
     expect(error).toBeInstanceOf(RetriesExhaustedError);
     expect(error.index).toBe(7);
     expect(error.attempts).toBe(2);
-    expect(await others).toEqual(range(2, 1001));
+    expect(others).toEqual(range(2, 1001));
     expect(await runtime.fanout(Increment, range(1, 1000))).toEqual(range(2, 1001));
   });
 });

@@ -115,6 +115,7 @@ describe('failures on the local runtime', () => {
       .catch((e: unknown) => e);
     expect(error).toBeInstanceOf(RetriesExhaustedError);
     expect(error).toMatchObject({ operation: 'test.AlwaysTransient', attempts: 3 });
+    expect((error as Error).message).toMatch(/still failing after 2 retries on input index/);
     expect((error as Error).message).toMatch(/still busy with/);
   });
 
@@ -157,6 +158,16 @@ describe('failures on the local runtime', () => {
     const inputs = range(0, 5).map(() => ({ marker: marker(), lingerMs: 0 }));
     const out = await IndexedStream.from(inputs).map(SlowToCancel).run(local({ timeoutMs: 250, retry: Retry.immediate(3) }));
     expect(out).toEqual(range(0, 5));
+  });
+
+  it('says no retry was allowed when a task times out under Retry.none()', async () => {
+    const error = await IndexedStream.from([{ marker: marker(), lingerMs: 0 }])
+      .map(SlowToCancel)
+      .run(local({ timeoutMs: 50, retry: Retry.none() }))
+      .catch((e: unknown) => e);
+    expect(error).toBeInstanceOf(RetriesExhaustedError);
+    expect(error).toMatchObject({ operation: 'test.SlowToCancel', index: 0, attempts: 1 });
+    expect((error as Error).message).toMatch(/^operation test\.SlowToCancel failed and its retry policy allows no retry on input index 0 \(attempt 1\): TaskTimeoutError: /);
   });
 
   it('aborts one of two concurrent directives and leaves the other alone', async () => {

@@ -3,7 +3,7 @@
 // backend's threads and the cluster backend's workers both run it.
 
 import { PeerError, type Allocator, type Push } from '../../allocator/index.ts';
-import { DEFAULT_MAX_MESSAGE_BYTES } from '../../allocator/config.ts';
+import { DEFAULT_MAX_MESSAGE_BYTES } from '../../allocator/internal.ts';
 import { packResult, sizeOf } from './outputs.ts';
 import { TaskCancelledError } from '../core/errors.ts';
 import { Fifo } from '../../fifo.ts';

@@ -17,7 +17,7 @@
 //   result, whichever is first. So a task calling progress() in a tight loop
 //   costs its result channel about 20 messages a second.
 
-import { refusal } from '../../allocator/codec.ts';
+import { refusal } from '../../allocator/internal.ts';
 import { ArgumentError } from './errors.ts';
 import type { Task } from './task.ts';
 

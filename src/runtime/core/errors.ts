@@ -102,7 +102,8 @@ export class OperationError extends WeftError {
 export class RetriesExhaustedError extends OperationError {
   override name = 'RetriesExhaustedError';
   constructor(operation: string, index: number, attempts: number, cause: Error) {
-    super(operation, index, attempts, cause, 'still failing after all retries');
+    // With Retry.none() the one attempt was all there was: nothing was retried.
+    super(operation, index, attempts, cause, attempts === 1 ? 'failed and its retry policy allows no retry' : `still failing after ${attempts - 1} retries`);
   }
 }
 

@@ -4,49 +4,25 @@
 // how tasks arrive, so that each can.
 
 import { moduleUrl } from '../../allocator/index.ts';
+import { importUntilStart } from '../../allocator/internal.ts';
 import { ModuleError } from '../../errors.ts';
 import { RunningContext, type ProgressSink } from './context.ts';
 import { TaskCancelledError, UnknownOperationError } from './errors.ts';
 import { lookupOperation } from './registry.ts';
 import { cancels, failed, succeeded, type CancelScope, type Task, type TaskResult } from './task.ts';
 
-// While a worker imports an operations module, this global holds a function
-// that the module's own `Runtime.*` call invokes (see `reachedRuntime`). On
-// the global object, not in a module variable, because the module may import
-// another copy of weft than the worker runs.
-const LOADING = Symbol.for('weft.loadingOperations');
-
-/**
- * Called by `Runtime.inMemory`/`cluster`/`amqp`: true when this call is the
- * operations module's own top-level runtime start, reached while a worker
- * imports that module (the main script, by default). The worker then has
- * every operation defined above the call; the caller must not start a
- * nested runtime, and never resolves instead, so the rest of the script (the
- * directives) runs only in the main thread.
- */
-export function reachedRuntime(): boolean {
-  const signal = (globalThis as Record<symbol, unknown>)[LOADING];
-  if (typeof signal !== 'function') return false;
-  (signal as () => void)();
-  return true;
-}
-
 /**
  * Imports the modules that define operations (their `defineOperation` calls
- * register them). A module that starts a runtime at top level, as a main
- * script does, counts as loaded once it reaches that call.
+ * register them). A module that starts a runtime (or initialize) at top
+ * level, as a main script does, counts as loaded once it reaches that call.
  */
 export async function loadOperations(modules: readonly (string | URL)[]): Promise<void> {
-  const global = globalThis as Record<symbol, unknown>;
   for (const module of modules) {
     const url = moduleUrl(module);
-    const reached = new Promise<void>((resolve) => (global[LOADING] = resolve));
     try {
-      await Promise.race([import(url), reached]);
+      await importUntilStart(url);
     } catch (error) {
       throw new ModuleError(`cannot import operations module ${url}: ${(error as Error)?.message ?? error}`, { cause: error });
-    } finally {
-      delete global[LOADING];
     }
   }
 }

@@ -9,7 +9,7 @@
 import type { Backend, Lease } from '../backend.ts';
 import { AbortError, OperationError, RetriesExhaustedError, TaskTimeoutError } from '../errors.ts';
 import { failed, fromFailure, type Task, type TaskProgress, type TaskResult } from '../task.ts';
-import { refusal } from '../../../allocator/codec.ts';
+import { refusal } from '../../../allocator/internal.ts';
 import { collector, type Collector } from './collect.ts';
 import { DeadlineQueue, disarm } from './deadlines.ts';
 import { Intake, type IntakeHost } from './intake.ts';

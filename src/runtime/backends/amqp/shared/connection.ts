@@ -12,7 +12,8 @@
 //   nothing if it was replaced, so nothing acks a delivery tag on the wrong
 //   channel.
 
-import { connect, type ChannelModel, type ConfirmChannel, type Options } from 'amqplib';
+import type { ChannelModel, ConfirmChannel, Options } from 'amqplib';
+import { connect } from './amqplib.ts';
 import { MAX_DURATION_MS } from '../../../core/options.ts';
 import type { BackoffOptions } from './options.ts';
 import { BrokerUnavailableError, PublishRefusedError, SessionLostError } from './errors.ts';

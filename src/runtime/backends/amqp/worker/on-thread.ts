@@ -26,7 +26,7 @@
 import { BroadcastChannel } from 'node:worker_threads';
 import { DEFAULT_CONCURRENCY } from '../../../channel-protocol/dispatcher.ts';
 import { PROGRESS_INTERVAL_MS, type TaskContext } from '../../../core/context.ts';
-import { refusal } from '../../../../allocator/codec.ts';
+import { refusal } from '../../../../allocator/internal.ts';
 import { OutputError, TaskCancelledError } from '../../../core/errors.ts';
 import { Executor } from '../../../core/executor.ts';
 import { defineOperation } from '../../../core/registry.ts';
