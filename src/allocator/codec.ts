@@ -38,6 +38,11 @@ export interface Codec<T> {
    */
   readonly lends?: boolean;
   /**
+   * Bytes per element, on a codec whose message is its bytes as they are
+   * (`codecs.typedArray`): such a channel's pushers lend memory (`loan()`).
+   */
+  readonly elementBytes?: number;
+  /**
    * Optional: the puller has handed out every message of a decoded batch.
    * A codec whose batch containers never reach the user (numbers: recv
    * returns the values, not the array) may reuse the container.

@@ -4,6 +4,7 @@ export { initialize, type ModuleSpec } from './initialize.ts';
 export type { WorkerGuards } from './guards.ts';
 export type { Allocator, AllocatorStats, PeerLoss, PeerJoin } from './allocator.ts';
 export type { Push } from './push.ts';
+export type { Loan } from './loan.ts';
 export type { Pull } from './pull.ts';
 export { codecs, type Codec, type Batcher, type TypedArray, type TypedArrayConstructor, type TypedArrayOptions } from './codec.ts';
 export type { WorkerFn } from './worker.ts';
