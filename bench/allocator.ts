@@ -31,6 +31,7 @@ export const defaultPlan: Plan = {
   frames: 200,
   frameBytes: MiB,
   encodeObjects: 200_000,
+  large: [[64 << 10, 2_000], [MiB, 200], [16 * MiB, 12]],
   timeMs: 1_500,
   // WEFT_BENCH_ONLY=<regexp>: run only the matching tasks, e.g. 'numbers'.
   ...(process.env.WEFT_BENCH_ONLY ? { only: process.env.WEFT_BENCH_ONLY } : {}),
@@ -62,7 +63,7 @@ export async function runAllocatorBench(plan: Plan = defaultPlan): Promise<Alloc
     const big = await measure({ ...plan, only: exactly(tuned) }, { ringBytes: RING_BYTES });
     raw.push(...big.map((m) => ({ ...m, name: m.name + TUNED })));
   }
-  return { suite: 'allocator', rows: rows(raw), raw };
+  return { suite: 'allocator', rows: rows(raw, plan), raw };
 }
 
 async function measure(plan: Plan, options: { ringBytes?: number }): Promise<Measured[]> {
@@ -86,7 +87,7 @@ async function measure(plan: Plan, options: { ringBytes?: number }): Promise<Mea
   }
 }
 
-function rows(raw: Measured[]): Row[] {
+function rows(raw: Measured[], plan: Plan): Row[] {
   const by = new Map(raw.map((m) => [m.name, m]));
   const get = (name: string): Measured => {
     const m = by.get(name);
@@ -136,6 +137,14 @@ function rows(raw: Measured[]): Row[] {
     () => throughput('1 MiB frames', `weft 1 MiB frames${TUNED}`, `Buffer.copy 1 MiB${TUNED}`, 'frames/s', 0.5),
     () => throughput('1 MiB frames vs owned copy', `weft 1 MiB frames${TUNED}`, `allocate + copy 1 MiB${TUNED}`, 'frames/s', undefined),
     () => throughput('1 MiB frames, borrowed (zero-copy receive)', `weft 1 MiB frames, borrowed${TUNED}`, `Buffer.copy 1 MiB${TUNED}`, 'frames/s', 0.5),
+    ...plan.large.flatMap(([bytes]) => {
+      const label = bytes >= MiB ? `${bytes / MiB} MiB` : `${bytes >> 10} KiB`;
+      return [
+        () => throughput(`${label} messages, receiver owns a copy`, `weft ${label} owned`, `postMessage ${label} clone`, 'msg/s', 2),
+        () => throughput(`${label} messages, receiver owns a copy, vs transfer`, `weft ${label} owned`, `postMessage ${label} transfer`, 'msg/s', bytes === MiB ? 1 : undefined),
+        () => throughput(`${label} messages, loaned chunk, borrowed`, `weft ${label} loan + borrow`, `postMessage ${label} transfer`, 'msg/s', bytes === MiB ? 5 : undefined),
+      ];
+    }),
   ];
   // With WEFT_BENCH_ONLY some tasks did not run: print what can be computed.
   const out: Row[] = [];

@@ -216,7 +216,13 @@ export class RemotePush<T> extends Pusher<T> {
       return this.ownLoan(byteLength, (bytes) => this.sendLoaned((outbox) => outbox.data(this.target, this.channel, this.codec, 1, bytes)));
     }
     const chunk = slab.alloc(byteLength, -1);
-    if (chunk === undefined) return undefined;
+    // Until a loan succeeds, a parked worker wakes when a chunk comes back
+    // (awaitEvents then returns), as it does for ring space.
+    if (chunk === undefined) {
+      slab.wanted = Math.max(slab.wanted, byteLength);
+      return undefined;
+    }
+    slab.wanted = 0;
     return new PushLoan(this.channel, chunk.bytes, () => this.sendChunk(chunk), () => slab.release(chunk));
   }
 
@@ -225,13 +231,7 @@ export class RemotePush<T> extends Pusher<T> {
       const loan = this.loan(byteLength);
       if (loan !== undefined) return loan;
       const slab = this.outbox.chunks!;
-      const before = slab.wanted;
-      slab.wanted = Math.max(before, byteLength);
-      try {
-        await this.s.until(() => slab.wantSpace(byteLength));
-      } finally {
-        slab.wanted = before;
-      }
+      await this.s.until(() => slab.wantSpace(byteLength));
     }
   }
 

@@ -142,7 +142,8 @@ export class Outbox {
     // Overflow first tries to move into the ring, so a sender that keeps
     // sending streams through the ring rather than piling up copies here.
     if (chunk !== SLAB_WAITS && (this.queue.length === 0 || this.drain()) && this.write(target, seq, channel, kind, codec, flags, count, total, payload)) {
-      if (this.writer.unpublished >= this.publishBytes) this.writer.publish();
+      // A slab frame stands for at least SLAB_MIN_BYTES: published as that many bytes of frames would be.
+      if (flags === Flags.SLAB || this.writer.unpublished >= this.publishBytes) this.writer.publish();
       return;
     }
     if (this.backlog.bytes + payload.length > this.backlog.cap) {

@@ -112,14 +112,14 @@ export class SlabWriter {
    */
   alloc(length: number, target: number): Chunk | undefined {
     const size = (Math.max(length, 1) + PAGE - 1) & ~(PAGE - 1);
-    if (size > this.capacity || this.spareSlots.length === 0) {
-      this.reclaim();
-      if (size > this.capacity || this.spareSlots.length === 0) return undefined;
-    }
-    let at = this.fit(size);
+    if (size > this.capacity) return undefined;
+    // Chunks that came back are reused before the slab grows into fresh memory.
+    let at = this.spareSlots.length > 0 ? this.fit(size) : -1;
     if (at < 0) {
       this.reclaim();
+      if (this.spareSlots.length === 0) return undefined;
       at = this.fit(size);
+      if (at < 0) at = this.grow(size);
       if (at < 0) return undefined;
     }
     const slot = this.spareSlots.pop()!;
@@ -130,7 +130,7 @@ export class SlabWriter {
     return chunk;
   }
 
-  /** The offset of `size` free bytes, taken; -1 if there is no room even after growing. */
+  /** The offset of `size` free bytes below the top, taken; -1 if none. */
   private fit(size: number): number {
     const free = this.free;
     for (let i = 0; i < free.length; i++) {
@@ -144,7 +144,13 @@ export class SlabWriter {
       }
       return at;
     }
-    // Free space that ends at the top is extended by growing, not left behind.
+    return -1;
+  }
+
+  /** The offset of `size` bytes at the top, the slab grown to hold them; -1 past its capacity. */
+  private grow(size: number): number {
+    // Free space that ends at the top is extended, not left behind.
+    const free = this.free;
     const last = free[free.length - 1];
     const from = last !== undefined && last.at + last.size === this.top ? last.at : this.top;
     const end = from + size;
