@@ -18,6 +18,12 @@ export interface Batcher<T> {
    * reused by the next take(): copy them before then if they must live on.
    */
   take(): Uint8Array;
+  /**
+   * Optional: take() as parts to be laid end to end, so a payload whose
+   * large parts are the messages' own bytes (msgpack's detached bytes) is
+   * copied once, into the ring or slab, instead of first into one buffer.
+   */
+  takeParts?(): Uint8Array[];
 }
 
 export interface Codec<T> {

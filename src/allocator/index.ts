@@ -6,6 +6,7 @@ export type { Allocator, AllocatorStats, PeerLoss, PeerJoin } from './allocator.
 export type { Push } from './push.ts';
 export type { Loan } from './loan.ts';
 export type { Pull } from './pull.ts';
+export { Detached } from './codec-msgpack.ts';
 export { codecs, type Codec, type Batcher, type TypedArray, type TypedArrayConstructor, type TypedArrayOptions } from './codec.ts';
 export type { WorkerFn } from './worker.ts';
 export { moduleUrl } from './module-url.ts';

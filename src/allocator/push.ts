@@ -172,6 +172,15 @@ abstract class Pusher<T> implements Push<T> {
     }
   }
 
+  /** take(), as parts when the codec lays its payload out in parts (see Batcher.takeParts). */
+  protected takeParts(batcher: Batcher<T>): Uint8Array | Uint8Array[] {
+    try {
+      return batcher.takeParts?.() ?? batcher.take();
+    } catch (error) {
+      throw new ChannelError(this.channel, (error as Error).message, { cause: error });
+    }
+  }
+
   protected refuse(): never {
     throw new ChannelError(this.channel, `send to worker ${this.target} ${this.shut!}`);
   }
@@ -281,11 +290,12 @@ export class RemotePush<T> extends Pusher<T> {
   emit(): void {
     const count = this.batcher.count;
     if (count === 0) return;
-    const payload = this.take(this.batcher);
+    const payload = this.takeParts(this.batcher);
     // Nobody will read it: a worker that returned reads no more.
     if (this.s.finished[this.target] === 1) return;
-    if (payload.length > this.s.maxBatch) {
-      throw new ChannelError(this.channel, `a batch of ${payload.length} bytes exceeds maxMessageBytes (${this.s.maxBatch})`);
+    const length = Array.isArray(payload) ? payload.reduce((n, p) => n + p.length, 0) : payload.length;
+    if (length > this.s.maxBatch) {
+      throw new ChannelError(this.channel, `a batch of ${length} bytes exceeds maxMessageBytes (${this.s.maxBatch})`);
     }
     this.outbox.data(this.target, this.channel, this.codec, count, payload);
   }

@@ -48,6 +48,19 @@ export interface Backlog {
 }
 
 const EMPTY = new Uint8Array(0);
+/** A payload given in parts, as one buffer. */
+export function concat(given: Uint8Array | Uint8Array[], length = Array.isArray(given) ? given.reduce((n, p) => n + p.length, 0) : given.length): Uint8Array {
+  if (!Array.isArray(given)) return given;
+  if (given.length === 1) return given[0]!;
+  const out = new Uint8Array(length);
+  let at = 0;
+  for (const p of given) {
+    out.set(p, at);
+    at += p.length;
+  }
+  return out;
+}
+
 /** put()'s chunk for a slab batch that waits in overflow for its chunk. */
 const SLAB_WAITS = {} as Chunk;
 /** Publish once this many bytes of frames are written but unannounced (capped at a quarter ring). */
@@ -100,20 +113,32 @@ export class Outbox {
     return this.queue.length;
   }
 
-  /** Sends one batch of `count` messages as one DATA frame or a run of PARTs. */
-  data(target: number, channel: number, codec: number, count: number, payload: Uint8Array): void {
+  /**
+   * Sends one batch of `count` messages as one DATA frame or a run of PARTs,
+   * or through the slab. A payload in parts is laid end to end: into its
+   * chunk directly when it goes through the slab.
+   */
+  data(target: number, channel: number, codec: number, count: number, given: Uint8Array | Uint8Array[]): void {
     const slab = this.chunks;
-    if (slab !== undefined && payload.length >= SLAB_MIN_BYTES && payload.length <= slab.capacity) {
-      const chunk = this.queue.length === 0 || this.drain() ? slab.alloc(payload.length, target) : undefined;
+    const length = Array.isArray(given) ? given.reduce((n, p) => n + p.length, 0) : given.length;
+    if (slab !== undefined && length >= SLAB_MIN_BYTES && length <= slab.capacity) {
+      const chunk = this.queue.length === 0 || this.drain() ? slab.alloc(length, target) : undefined;
       if (chunk === undefined) {
         // Behind others, or no room in the slab: a copy waits in overflow for a chunk.
-        this.put(target, channel, Kind.DATA, codec, Flags.SLAB, count, payload.length, payload, SLAB_WAITS);
+        this.put(target, channel, Kind.DATA, codec, Flags.SLAB, count, length, concat(given, length), SLAB_WAITS);
         return;
       }
-      chunk.bytes.set(payload);
+      if (Array.isArray(given)) {
+        let at = 0;
+        for (const p of given) {
+          chunk.bytes.set(p, at);
+          at += p.length;
+        }
+      } else chunk.bytes.set(given);
       this.sendChunk(chunk, channel, codec, count);
       return;
     }
+    const payload = concat(given, length);
     const max = this.writer.maxPayload;
     if (payload.length <= max) {
       this.put(target, channel, Kind.DATA, codec, 0, count, payload.length, payload);
