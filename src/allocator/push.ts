@@ -165,17 +165,18 @@ abstract class Pusher<T> implements Push<T> {
   }
 
   protected take(batcher: Batcher<T>): Uint8Array {
-    try {
-      return batcher.take();
-    } catch (error) {
-      throw new ChannelError(this.channel, (error as Error).message, { cause: error });
-    }
+    return this.encoded(() => batcher.take());
   }
 
   /** take(), as parts when the codec lays its payload out in parts (see Batcher.takeParts). */
   protected takeParts(batcher: Batcher<T>): Uint8Array | Uint8Array[] {
+    return this.encoded(() => batcher.takeParts?.() ?? batcher.take());
+  }
+
+  /** A batch's encoding; a failure names the channel. */
+  private encoded<R>(encode: () => R): R {
     try {
-      return batcher.takeParts?.() ?? batcher.take();
+      return encode();
     } catch (error) {
       throw new ChannelError(this.channel, (error as Error).message, { cause: error });
     }

@@ -52,13 +52,21 @@ const EMPTY = new Uint8Array(0);
 export function concat(given: Uint8Array | Uint8Array[], length = Array.isArray(given) ? given.reduce((n, p) => n + p.length, 0) : given.length): Uint8Array {
   if (!Array.isArray(given)) return given;
   if (given.length === 1) return given[0]!;
-  const out = new Uint8Array(length);
+  return layOut(given, new Uint8Array(length));
+}
+
+/** Copies `parts` end to end into `into`. */
+function layOut(parts: Uint8Array | Uint8Array[], into: Uint8Array): Uint8Array {
+  if (!Array.isArray(parts)) {
+    into.set(parts);
+    return into;
+  }
   let at = 0;
-  for (const p of given) {
-    out.set(p, at);
+  for (const p of parts) {
+    into.set(p, at);
     at += p.length;
   }
-  return out;
+  return into;
 }
 
 /** put()'s chunk for a slab batch that waits in overflow for its chunk. */
@@ -128,13 +136,7 @@ export class Outbox {
         this.put(target, channel, Kind.DATA, codec, Flags.SLAB, count, length, concat(given, length), SLAB_WAITS);
         return;
       }
-      if (Array.isArray(given)) {
-        let at = 0;
-        for (const p of given) {
-          chunk.bytes.set(p, at);
-          at += p.length;
-        }
-      } else chunk.bytes.set(given);
+      layOut(given, chunk.bytes);
       this.sendChunk(chunk, channel, codec, count);
       return;
     }
