@@ -1,8 +1,11 @@
 // The allocator suite: weft's channels beside MessagePort.postMessage between
 // the same two worker threads, in one run, plus two single-thread ceilings
 // (msgpackr's encode rate, Buffer.copy bandwidth). It runs on default
-// options, as users do; then its 1 MiB tasks run again on two fresh threads
-// with rings large enough that a 1 MiB message is one frame. Every weft
+// options, as users do (large messages then go through the sender's slab);
+// then its 1 MiB tasks run again on two fresh threads with rings large
+// enough that a 1 MiB message is one frame, and no slab, to measure the
+// ring path. Large messages (64 KiB, 1 MiB, 16 MiB) are compared with
+// postMessage's clone and transfer between the same threads. Every weft
 // figure is printed with its anchor and the ratio; absolute numbers are this
 // run's only.
 //
@@ -16,7 +19,7 @@ import type { Measured, Plan } from './fixtures/allocator-worker.ts';
 import { printRows, rowOf, type Row } from './report.ts';
 
 const MiB = 1 << 20;
-/** Large enough that a 1 MiB message is one frame (a frame may take half the ring). */
+/** Large enough that a 1 MiB message is one frame (a frame may take half the ring); with no slab, so it goes there. */
 const RING_BYTES = 4 * MiB;
 
 export const defaultPlan: Plan = {
@@ -31,6 +34,7 @@ export const defaultPlan: Plan = {
   frames: 200,
   frameBytes: MiB,
   encodeObjects: 200_000,
+  large: [[64 << 10, 2_000], [MiB, 200], [16 * MiB, 12]],
   timeMs: 1_500,
   // WEFT_BENCH_ONLY=<regexp>: run only the matching tasks, e.g. 'numbers'.
   ...(process.env.WEFT_BENCH_ONLY ? { only: process.env.WEFT_BENCH_ONLY } : {}),
@@ -44,7 +48,7 @@ export interface AllocatorFigures {
 
 /** The tasks run again on tuned rings; their names get TUNED appended. */
 const TUNED_TASKS = ['weft 1 MiB frames', 'weft 1 MiB frames, borrowed', 'Buffer.copy 1 MiB', 'allocate + copy 1 MiB'];
-const TUNED = ', 4 MiB rings';
+const TUNED = ', 4 MiB rings, no slab';
 /** On the default rings: every task but those only the tuned rows use. */
 const UNTUNED_ONLY = '^(?!weft 1 MiB frames, borrowed$|allocate \\+ copy 1 MiB$)';
 
@@ -59,13 +63,13 @@ export async function runAllocatorBench(plan: Plan = defaultPlan): Promise<Alloc
   const raw = await measure({ ...plan, only: plan.only ?? UNTUNED_ONLY }, {});
   const tuned = TUNED_TASKS.filter((name) => plan.only === undefined || new RegExp(plan.only).test(name));
   if (tuned.length > 0) {
-    const big = await measure({ ...plan, only: exactly(tuned) }, { ringBytes: RING_BYTES });
+    const big = await measure({ ...plan, only: exactly(tuned) }, { ringBytes: RING_BYTES, slabBytes: 0 });
     raw.push(...big.map((m) => ({ ...m, name: m.name + TUNED })));
   }
-  return { suite: 'allocator', rows: rows(raw), raw };
+  return { suite: 'allocator', rows: rows(raw, plan), raw };
 }
 
-async function measure(plan: Plan, options: { ringBytes?: number }): Promise<Measured[]> {
+async function measure(plan: Plan, options: { ringBytes?: number; slabBytes?: number }): Promise<Measured[]> {
   // The postMessage anchor must run between the very threads weft uses, so
   // each gets one end of a MessageChannel as soon as it exists.
   const threads: Worker[] = [];
@@ -86,7 +90,7 @@ async function measure(plan: Plan, options: { ringBytes?: number }): Promise<Mea
   }
 }
 
-function rows(raw: Measured[]): Row[] {
+function rows(raw: Measured[], plan: Plan): Row[] {
   const by = new Map(raw.map((m) => [m.name, m]));
   const get = (name: string): Measured => {
     const m = by.get(name);
@@ -132,10 +136,18 @@ function rows(raw: Measured[]): Row[] {
     () => latency('ping-pong (async, parked)', 'weft ping-pong (async, parked)', undefined),
     () => versus('async ping-pong vs sync (spinning)', 'weft ping-pong (async)', 'weft ping-pong (spinning)', 0.7),
     () => versus('async ping-pong vs sync (parked)', 'weft ping-pong (async, parked)', 'weft ping-pong (parked)', 0.7),
-    () => throughput('1 MiB messages (default 1 MiB rings: several frames each)', 'weft 1 MiB frames', 'Buffer.copy 1 MiB', 'frames/s', undefined),
-    () => throughput('1 MiB frames', `weft 1 MiB frames${TUNED}`, `Buffer.copy 1 MiB${TUNED}`, 'frames/s', 0.5),
-    () => throughput('1 MiB frames vs owned copy', `weft 1 MiB frames${TUNED}`, `allocate + copy 1 MiB${TUNED}`, 'frames/s', undefined),
-    () => throughput('1 MiB frames, borrowed (zero-copy receive)', `weft 1 MiB frames, borrowed${TUNED}`, `Buffer.copy 1 MiB${TUNED}`, 'frames/s', 0.5),
+    () => throughput('1 MiB messages, default options (through the slab)', 'weft 1 MiB frames', 'Buffer.copy 1 MiB', 'frames/s', undefined),
+    () => throughput('1 MiB frames (4 MiB rings, no slab)', `weft 1 MiB frames${TUNED}`, `Buffer.copy 1 MiB${TUNED}`, 'frames/s', 0.5),
+    () => throughput('1 MiB frames (4 MiB rings, no slab) vs owned copy', `weft 1 MiB frames${TUNED}`, `allocate + copy 1 MiB${TUNED}`, 'frames/s', undefined),
+    () => throughput('1 MiB frames (4 MiB rings, no slab), borrowed (zero-copy receive)', `weft 1 MiB frames, borrowed${TUNED}`, `Buffer.copy 1 MiB${TUNED}`, 'frames/s', 0.5),
+    ...plan.large.flatMap(([bytes]) => {
+      const label = bytes >= MiB ? `${bytes / MiB} MiB` : `${bytes >> 10} KiB`;
+      return [
+        () => throughput(`${label} messages, receiver owns a copy`, `weft ${label} owned`, `postMessage ${label} clone`, 'msg/s', 2),
+        () => throughput(`${label} messages, receiver owns a copy, vs transfer`, `weft ${label} owned`, `postMessage ${label} transfer`, 'msg/s', bytes === MiB ? 1 : undefined),
+        () => throughput(`${label} messages, loaned chunk, borrowed`, `weft ${label} loan + borrow`, `postMessage ${label} transfer`, 'msg/s', bytes === MiB ? 5 : undefined),
+      ];
+    }),
   ];
   // With WEFT_BENCH_ONLY some tasks did not run: print what can be computed.
   const out: Row[] = [];

@@ -19,6 +19,7 @@ export {
   type PeerLoss,
   type PeerJoin,
   type Push,
+  type Loan,
   type Pull,
   type Codec,
   type Batcher,

@@ -113,7 +113,7 @@ export class WorkerAllocator implements Allocator {
       } else if (e.outboxes[target] === undefined) {
         pushes.push(new UnroutablePush(channel, target, e.index));
       } else {
-        pushes.push(new RemotePush(channel, target, codec.id, codec.batcher(), e.sending));
+        pushes.push(new RemotePush(channel, target, codec.id, codec.batcher(), e.sending, codec.elementBytes));
       }
     }
     e.table.add(channel, { codec, pull, pushes } as unknown as Channel, e.finished);

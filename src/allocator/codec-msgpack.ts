@@ -1,8 +1,9 @@
 // The default codec, msgpack (msgpackr), and the value model it carries the
 // same on every path: what it refuses, it refuses at send().
 
-import { Packr } from 'msgpackr';
+import { Packr, addExtension } from 'msgpackr';
 import type { Batcher, Codec } from './codec.ts';
+import { concat } from '../transport/index.ts';
 import { CodecError } from '../errors.ts';
 
 const MSGPACK_BATCH = 256;
@@ -96,6 +97,105 @@ export function refusal(value: unknown): CodecError | undefined {
   }
 }
 
+/**
+ * Bytes a message carries beside its msgpack body rather than inside it: in
+ * a batch they follow the body as they are (to a thread of this process,
+ * into the slab chunk with one copy and no encoding), and arrive as an
+ * owned Uint8Array of their own. For large binary payloads weft builds
+ * itself (a task's output); not part of the public value model.
+ */
+export class Detached {
+  constructor(readonly bytes: Uint8Array) {}
+}
+
+const DETACHED_TYPE = 0x57;
+/** First byte of a batch with detached bytes: 0xc1 is never a msgpack value. */
+const FRAMED = 0xc1;
+const ZEROS = new Uint8Array(8);
+/** Detached bytes of the batch being packed (undefined outside a batch's pack). */
+let packing: Uint8Array[] | undefined;
+/** Detached bytes of the batch being decoded. */
+let unpacking: Uint8Array[] | undefined;
+
+function copy(bytes: Uint8Array): Uint8Array {
+  // A buffer of just these bytes, not from Node's pool: the receiver owns it.
+  const out = Buffer.allocUnsafeSlow(bytes.length);
+  out.set(bytes);
+  return new Uint8Array(out.buffer, 0, bytes.length);
+}
+
+// Registered once for every Packr, but only Detached values use it. Inside
+// a batch, the extension holds the index of bytes that follow the body;
+// packed on its own (outside a batch), the bytes themselves.
+addExtension({
+  Class: Detached,
+  type: DETACHED_TYPE,
+  pack(d: Detached): Uint8Array {
+    if (packing !== undefined) {
+      const ref = new Uint8Array(5);
+      ref[0] = 1;
+      new DataView(ref.buffer).setUint32(1, packing.push(d.bytes) - 1, true);
+      return ref;
+    }
+    const inline = new Uint8Array(1 + d.bytes.length);
+    inline.set(d.bytes, 1);
+    return inline;
+  },
+  unpack(data: Uint8Array): Uint8Array {
+    if (data[0] !== 1) return copy(data.subarray(1));
+    const index = data.length === 5 ? new DataView(data.buffer, data.byteOffset, 5).getUint32(1, true) : -1;
+    const bytes = unpacking?.[index];
+    if (bytes === undefined) throw new CodecError(`a batch refers to detached bytes #${index} it does not carry`);
+    return copy(bytes);
+  },
+});
+
+/**
+ * A batch with detached bytes: FRAMED, 3 bytes of padding, u32 body length,
+ * u32 count n, then n u32 lengths, padded to 8; the msgpack body, padded to
+ * 8; each detached part, padded to 8 (so typed views fit in place).
+ */
+function frame(body: Uint8Array, parts: Uint8Array[]): Uint8Array[] {
+  const headBytes = (12 + 4 * parts.length + 7) & ~7;
+  const head = new Uint8Array(headBytes + ((body.length + 7) & ~7));
+  const v = new DataView(head.buffer);
+  head[0] = FRAMED;
+  v.setUint32(4, body.length, true);
+  v.setUint32(8, parts.length, true);
+  parts.forEach((p, i) => v.setUint32(12 + 4 * i, p.length, true));
+  head.set(body, headBytes);
+  const out: Uint8Array[] = [head];
+  for (const p of parts) {
+    out.push(p);
+    if (p.length % 8 !== 0) out.push(ZEROS.subarray(0, 8 - (p.length % 8)));
+  }
+  return out;
+}
+
+/** The body of a framed batch, its detached parts set aside for the extension. */
+function unframe(bytes: Uint8Array): Uint8Array {
+  const v = new DataView(bytes.buffer, bytes.byteOffset, bytes.length);
+  const fail = (): never => {
+    throw new CodecError(`a batch of ${bytes.length} bytes with detached parts is malformed`);
+  };
+  if (bytes.length < 12) fail();
+  const bodyLength = v.getUint32(4, true);
+  const n = v.getUint32(8, true);
+  const headBytes = (12 + 4 * n + 7) & ~7;
+  if (headBytes > bytes.length) fail();
+  let at = headBytes + ((bodyLength + 7) & ~7);
+  const parts: Uint8Array[] = [];
+  for (let i = 0; i < n; i++) {
+    const length = v.getUint32(12 + 4 * i, true);
+    if (at + length > bytes.length) fail();
+    parts.push(bytes.subarray(at, at + length));
+    at += (length + 7) & ~7;
+  }
+  if (headBytes + bodyLength > bytes.length) fail();
+  unpacking = parts;
+  return bytes.subarray(headBytes, headBytes + bodyLength);
+}
+
 class MsgpackBatcher<T> implements Batcher<T> {
   private readonly pending: T[] = [];
   constructor(private readonly packr: Packr) {}
@@ -110,12 +210,20 @@ class MsgpackBatcher<T> implements Batcher<T> {
   }
 
   take(): Uint8Array {
+    return concat(this.takeParts());
+  }
+
+  takeParts(): Uint8Array[] {
+    const parts: Uint8Array[] = [];
+    packing = parts;
     try {
       const bytes = this.packr.pack(this.pending);
       this.pending.length = 0;
-      return bytes;
+      return parts.length === 0 ? [bytes] : frame(bytes, parts);
     } catch (error) {
       throw this.isolate(error);
+    } finally {
+      packing = undefined;
     }
   }
 
@@ -142,7 +250,15 @@ export function msgpack<T>(): Codec<T> {
     name: 'msgpack',
     batcher: () => new MsgpackBatcher<T>(packr),
     decode(bytes, count) {
-      const batch = packr.unpack(unshared(bytes)) as T[];
+      let batch: T[];
+      if (bytes[0] === FRAMED) {
+        try {
+          // Only the body is copied out of shared memory; the detached parts are copied once, by the extension.
+          batch = packr.unpack(unshared(unframe(bytes))) as T[];
+        } finally {
+          unpacking = undefined;
+        }
+      } else batch = packr.unpack(unshared(bytes)) as T[];
       if (!Array.isArray(batch) || batch.length !== count) {
         throw new CodecError(`msgpack payload holds ${Array.isArray(batch) ? batch.length : 'no array of'} messages, header says ${count}`);
       }

@@ -113,6 +113,7 @@ export function typedArray<A extends TypedArray>(ctor: TypedArrayConstructor<A>,
     id: 16 + index,
     name: borrow ? `${ctor.name} (borrowed)` : ctor.name,
     lends: borrow,
+    elementBytes: ctor.BYTES_PER_ELEMENT,
     batcher: () => new TypedArrayBatcher(ctor),
     decode(bytes, count, owned) {
       if (count !== 1 || bytes.length % ctor.BYTES_PER_ELEMENT !== 0) {

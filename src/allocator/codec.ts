@@ -18,6 +18,12 @@ export interface Batcher<T> {
    * reused by the next take(): copy them before then if they must live on.
    */
   take(): Uint8Array;
+  /**
+   * Optional: take() as parts to be laid end to end, so a payload whose
+   * large parts are the messages' own bytes (msgpack's detached bytes) is
+   * copied once, into the ring or slab, instead of first into one buffer.
+   */
+  takeParts?(): Uint8Array[];
 }
 
 export interface Codec<T> {
@@ -37,6 +43,11 @@ export interface Codec<T> {
    * when the ring takes their bytes back.
    */
   readonly lends?: boolean;
+  /**
+   * Bytes per element, on a codec whose message is its bytes as they are
+   * (`codecs.typedArray`): such a channel's pushers lend memory (`loan()`).
+   */
+  readonly elementBytes?: number;
   /**
    * Optional: the puller has handed out every message of a decoded batch.
    * A codec whose batch containers never reach the user (numbers: recv

@@ -5,7 +5,7 @@
 import { ConfigError } from '../errors.ts';
 import { argsRead } from './launched.ts';
 import { readHostfile } from './hostfile.ts';
-import { checkRingBytes } from '../transport/index.ts';
+import { checkRingBytes, MAX_SLAB_BYTES } from '../transport/index.ts';
 import { parseAddress } from '../transport/index.ts';
 import { checkTls, tlsFromDir, type TlsFiles } from '../transport/index.ts';
 
@@ -24,6 +24,13 @@ export interface Options {
    * worker fails with an OverflowError. Default 256 MiB.
    */
   maxBacklogBytes?: number;
+  /**
+   * Bytes of shared memory each worker may have in flight as large
+   * messages (64 KiB and more) to threads of its own process, outside the
+   * rings; only what is used is taken. Past it, large messages wait as
+   * backlog. 0 sends them through the rings. Default 256 MiB.
+   */
+  slabBytes?: number;
 }
 
 export interface ClusterOptions extends Options {
@@ -74,6 +81,7 @@ export const DEFAULT_RING_BYTES = 1 << 20;
 export const DEFAULT_MAX_MESSAGE_BYTES = 256 << 20;
 export const DEFAULT_HIGH_WATER_BYTES = 1 << 20;
 export const DEFAULT_MAX_BACKLOG_BYTES = 256 << 20;
+export const DEFAULT_SLAB_BYTES = 256 << 20;
 /**
  * Worker threads per process. Rings grow as threads^2 (one per ordered
  * pair): 64 threads with 1 MiB rings already reserve 4 GiB.
@@ -144,7 +152,8 @@ function options(o: Options = {}): Required<Options> {
   const maxMessageBytes = bytes('maxMessageBytes', o.maxMessageBytes ?? DEFAULT_MAX_MESSAGE_BYTES, 1, 0xffffffff);
   const maxBacklogBytes = bytes('maxBacklogBytes', o.maxBacklogBytes ?? DEFAULT_MAX_BACKLOG_BYTES, 1, Number.MAX_SAFE_INTEGER);
   const highWaterBytes = bytes('highWaterBytes', o.highWaterBytes ?? Math.min(DEFAULT_HIGH_WATER_BYTES, maxBacklogBytes), 0, maxBacklogBytes);
-  return { ringBytes, maxMessageBytes, highWaterBytes, maxBacklogBytes };
+  const slabBytes = bytes('slabBytes', o.slabBytes ?? DEFAULT_SLAB_BYTES, 0, MAX_SLAB_BYTES);
+  return { ringBytes, maxMessageBytes, highWaterBytes, maxBacklogBytes, slabBytes };
 }
 
 export const Config = {

@@ -12,7 +12,7 @@ import { EventEmitter } from 'node:events';
 import type { Worker } from 'node:worker_threads';
 import { WorkerAllocator, type Allocator } from './allocator.ts';
 import { Endpoint } from './endpoint.ts';
-import { DEFAULT_HIGH_WATER_BYTES, DEFAULT_MAX_BACKLOG_BYTES, DEFAULT_MAX_MESSAGE_BYTES, DEFAULT_RING_BYTES } from './config.ts';
+import { DEFAULT_HIGH_WATER_BYTES, DEFAULT_MAX_BACKLOG_BYTES, DEFAULT_MAX_MESSAGE_BYTES, DEFAULT_RING_BYTES, DEFAULT_SLAB_BYTES } from './config.ts';
 import { buildFabric, relink, type Wiring } from '../transport/index.ts';
 import { startThread, type Task } from './thread.ts';
 import { moduleUrl } from './module-url.ts';
@@ -58,7 +58,7 @@ export class Hosted extends EventEmitter<{ exit: [index: number, error: Error | 
     if (!Number.isInteger(o.workers) || o.workers < 1) throw new ConfigError(`workers must be a positive integer, got ${JSON.stringify(o.workers)}`);
     const ringBytes = o.ringBytes ?? DEFAULT_RING_BYTES;
     const hostIndex = o.workers;
-    const fabric = buildFabric(o.workers + 1, ringBytes, { maxMessageBytes: o.maxMessageBytes ?? DEFAULT_MAX_MESSAGE_BYTES, highWaterBytes: DEFAULT_HIGH_WATER_BYTES, maxBacklogBytes: DEFAULT_MAX_BACKLOG_BYTES }, (a, b) => a === hostIndex || b === hostIndex);
+    const fabric = buildFabric(o.workers + 1, ringBytes, { maxMessageBytes: o.maxMessageBytes ?? DEFAULT_MAX_MESSAGE_BYTES, highWaterBytes: DEFAULT_HIGH_WATER_BYTES, maxBacklogBytes: DEFAULT_MAX_BACKLOG_BYTES, slabBytes: DEFAULT_SLAB_BYTES }, (a, b) => a === hostIndex || b === hostIndex);
     const pool = new Hosted({ mode: 'module', module: moduleUrl(o.module), export: o.export ?? 'default', imports: o.imports ?? [] }, isolate(fabric.wirings[hostIndex]!), ringBytes);
     try {
       await Promise.all(fabric.wirings.slice(0, hostIndex).map((w) => pool.spawn(isolate(w))));

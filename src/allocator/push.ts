@@ -11,8 +11,9 @@
 
 import type { Batcher, Codec } from './codec.ts';
 import type { ChannelPull } from './pull.ts';
-import type { Outbox } from '../transport/index.ts';
+import type { Outbox, Chunk } from '../transport/index.ts';
 import { Kind } from '../transport/index.ts';
+import { PushLoan, type Loan } from './loan.ts';
 import { ChannelError, PeerError } from '../errors.ts';
 
 export interface Push<T> {
@@ -37,6 +38,19 @@ export interface Push<T> {
   flush(): void;
   /** Tells the receiver no more messages come from this worker (flushing first); always closes. */
   close(): void;
+  /**
+   * Memory for one message of a typed-array channel, to fill in place and
+   * send with `loan.send()`: towards a thread of this process, a chunk of
+   * this worker's slab that the receiver reads where it was written (no
+   * copy at all with `{ borrow: true }`). `byteLength` is a whole number of
+   * elements. Undefined while the slab has no room for it (its chunks are
+   * with receivers): wait with `awaitLoan()`. Elsewhere (to itself, to
+   * another process, more than `slabBytes`) the memory is the loan's own
+   * and travels as a sent message does.
+   */
+  loan(byteLength: number): Loan | undefined;
+  /** `loan()`, waiting (receiving meanwhile, as `ready()` does) until the slab has room. */
+  awaitLoan(byteLength: number): Promise<Loan>;
 }
 
 /** What release() calls on every pusher holding unsent messages. */
@@ -75,9 +89,32 @@ abstract class Pusher<T> implements Push<T> {
   constructor(
     readonly channel: number,
     readonly target: number,
+    /** Bytes per element of a typed-array channel's messages; undefined on other channels (no loans). */
+    protected readonly elementBytes: number | undefined,
   ) {}
 
   abstract send(message: T): boolean;
+  abstract loan(byteLength: number): Loan | undefined;
+
+  async awaitLoan(byteLength: number): Promise<Loan> {
+    return this.loan(byteLength)!;
+  }
+
+  /** Refuses a loan the channel cannot carry, before any memory is taken. */
+  protected checkLoan(byteLength: number, max: number): void {
+    if (this.elementBytes === undefined) {
+      throw new ChannelError(this.channel, 'loan() needs a typed-array channel (codecs.typedArray): a loan\'s bytes are one message as they are');
+    }
+    if (!Number.isInteger(byteLength) || byteLength < 0 || byteLength % this.elementBytes !== 0 || byteLength > max) {
+      throw new ChannelError(this.channel, `loan() takes a byte length from 0 to ${max} that is a multiple of ${this.elementBytes} (the element size), got ${String(byteLength)}`);
+    }
+  }
+
+  /** Memory of the loan's own, for a target no slab reaches. */
+  protected ownLoan(byteLength: number, deliver: (bytes: Uint8Array) => boolean): Loan {
+    const bytes = new Uint8Array(Buffer.allocUnsafeSlow(byteLength).buffer as ArrayBuffer, 0, byteLength);
+    return new PushLoan(this.channel, bytes, () => deliver(bytes), () => {});
+  }
   abstract flush(): void;
   /** Hands the buffered messages on (a frame, or the own puller). */
   abstract emit(): void;
@@ -127,8 +164,18 @@ abstract class Pusher<T> implements Push<T> {
   }
 
   protected take(batcher: Batcher<T>): Uint8Array {
+    return this.encoded(() => batcher.take());
+  }
+
+  /** take(), as parts when the codec lays its payload out in parts (see Batcher.takeParts). */
+  protected takeParts(batcher: Batcher<T>): Uint8Array | Uint8Array[] {
+    return this.encoded(() => batcher.takeParts?.() ?? batcher.take());
+  }
+
+  /** A batch's encoding; a failure names the channel. */
+  private encoded<R>(encode: () => R): R {
     try {
-      return batcher.take();
+      return encode();
     } catch (error) {
       throw new ChannelError(this.channel, (error as Error).message, { cause: error });
     }
@@ -149,8 +196,9 @@ export class RemotePush<T> extends Pusher<T> {
     private readonly codec: number,
     private readonly batcher: Batcher<T>,
     private readonly s: Sending,
+    elementBytes?: number,
   ) {
-    super(channel, target);
+    super(channel, target, elementBytes);
   }
 
   private get outbox(): Outbox {
@@ -158,6 +206,66 @@ export class RemotePush<T> extends Pusher<T> {
   }
 
   send(message: T): boolean {
+    this.check();
+    const b = this.batcher;
+    const full = this.add(b, message);
+    if (!this.listed) {
+      this.listed = true;
+      this.s.dirty.push(this);
+    }
+    if (full) this.emit();
+    return this.outbox.overflowBytes <= this.s.highWater;
+  }
+
+  loan(byteLength: number): Loan | undefined {
+    this.check();
+    this.checkLoan(byteLength, this.s.maxBatch);
+    const slab = this.outbox.chunks;
+    if (slab === undefined || byteLength > slab.capacity) {
+      return this.ownLoan(byteLength, (bytes) => this.sendLoaned((outbox) => outbox.data(this.target, this.channel, this.codec, 1, bytes)));
+    }
+    const chunk = slab.alloc(byteLength, -1);
+    // Until a loan succeeds, a parked worker wakes when a chunk comes back
+    // (awaitEvents then returns), as it does for ring space.
+    if (chunk === undefined) {
+      slab.wanted = Math.max(slab.wanted, byteLength);
+      return undefined;
+    }
+    slab.wanted = 0;
+    return new PushLoan(this.channel, chunk.bytes, () => this.sendChunk(chunk), () => slab.release(chunk));
+  }
+
+  override async awaitLoan(byteLength: number): Promise<Loan> {
+    for (;;) {
+      const loan = this.loan(byteLength);
+      if (loan !== undefined) return loan;
+      const slab = this.outbox.chunks!;
+      await this.s.until(() => slab.wantSpace(byteLength));
+    }
+  }
+
+  private sendChunk(chunk: Chunk): boolean {
+    try {
+      return this.sendLoaned((outbox) => {
+        chunk.target = this.target;
+        outbox.sendChunk(chunk, this.channel, this.codec, 1);
+      });
+    } finally {
+      // Not sent (refused, or its target returned): the chunk is free again.
+      if (chunk.target < 0 || this.s.finished[this.target] === 1) this.outbox.chunks?.release(chunk);
+    }
+  }
+
+  /** A loan's message: after what this pusher batched before it, checked as send() checks. */
+  private sendLoaned(put: (outbox: Outbox) => void): boolean {
+    this.check();
+    this.emit();
+    if (this.s.finished[this.target] !== 1) put(this.outbox);
+    return this.outbox.overflowBytes <= this.s.highWater;
+  }
+
+  /** Throws where a send to this target cannot go. */
+  private check(): void {
     const process = this.s.lost[this.target]!;
     if (process >= 0) {
       throw new PeerError(process, `send to worker ${this.target} on channel ${this.channel}: its process ${process} was lost (it died, went silent or closed its connections without a goodbye)`);
@@ -167,14 +275,6 @@ export class RemotePush<T> extends Pusher<T> {
       throw new PeerError(spare, `send to worker ${this.target} on channel ${this.channel}: its process ${spare} is a spare that has not joined (allocator.peerJoins() tells when it does)`);
     }
     if (this.shut !== undefined) this.refuse();
-    const b = this.batcher;
-    const full = this.add(b, message);
-    if (!this.listed) {
-      this.listed = true;
-      this.s.dirty.push(this);
-    }
-    if (full) this.emit();
-    return this.outbox.overflowBytes <= this.s.highWater;
   }
 
   override get backlog(): number {
@@ -190,11 +290,12 @@ export class RemotePush<T> extends Pusher<T> {
   emit(): void {
     const count = this.batcher.count;
     if (count === 0) return;
-    const payload = this.take(this.batcher);
+    const payload = this.takeParts(this.batcher);
     // Nobody will read it: a worker that returned reads no more.
     if (this.s.finished[this.target] === 1) return;
-    if (payload.length > this.s.maxBatch) {
-      throw new ChannelError(this.channel, `a batch of ${payload.length} bytes exceeds maxMessageBytes (${this.s.maxBatch})`);
+    const length = Array.isArray(payload) ? payload.reduce((n, p) => n + p.length, 0) : payload.length;
+    if (length > this.s.maxBatch) {
+      throw new ChannelError(this.channel, `a batch of ${length} bytes exceeds maxMessageBytes (${this.s.maxBatch})`);
     }
     this.outbox.data(this.target, this.channel, this.codec, count, payload);
   }
@@ -230,8 +331,14 @@ export class LocalPush<T> extends Pusher<T> implements Emitter {
     private readonly codec: Codec<T>,
     private readonly dirty: Emitter[],
   ) {
-    super(channel, target);
+    super(channel, target, codec.elementBytes);
     this.batcher = codec.batcher();
+  }
+
+  loan(byteLength: number): Loan {
+    if (this.shut !== undefined) this.refuse();
+    this.checkLoan(byteLength, 0xffffffff);
+    return this.ownLoan(byteLength, (bytes) => this.send(this.codec.decode(bytes, 1, true)[0]!));
   }
 
   send(message: T): boolean {
@@ -276,10 +383,14 @@ export class UnroutablePush<T> extends Pusher<T> {
     target: number,
     private readonly source: number,
   ) {
-    super(channel, target);
+    super(channel, target, undefined);
   }
 
   send(_message: T): boolean {
+    throw new ChannelError(this.channel, `worker ${this.source} has no route to worker ${this.target}`);
+  }
+
+  loan(_byteLength: number): Loan {
     throw new ChannelError(this.channel, `worker ${this.source} has no route to worker ${this.target}`);
   }
 

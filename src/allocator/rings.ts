@@ -8,6 +8,7 @@ import { Outbox, type Backlog } from '../transport/index.ts';
 import { Doorbell } from '../transport/index.ts';
 import { Kind } from '../transport/index.ts';
 import { RingReader, RingWriter } from '../transport/index.ts';
+import { SlabReader, SlabWriter } from '../transport/index.ts';
 import type { RingEnd, Wiring } from '../transport/index.ts';
 import { OverflowError } from '../errors.ts';
 
@@ -30,6 +31,8 @@ export class Rings {
   private readonly seqs: Uint32Array;
   /** The worker's overflow, across its outboxes, and its cap. */
   readonly backlog: Backlog;
+  /** The worker's slab, shared by its outboxes to threads of its process. */
+  readonly slab: SlabWriter | undefined;
 
   constructor(
     private readonly wiring: Wiring,
@@ -52,6 +55,7 @@ export class Rings {
       },
     };
     this.backlog = backlog;
+    this.slab = wiring.slab === undefined ? undefined : new SlabWriter(wiring.slab);
     this.seqs = new Uint32Array(wiring.peers);
     const out = wiring.out.map((e) => this.outbox(e));
     this.outboxes = wiring.routes.map((r) => (r < 0 ? undefined : out[r]));
@@ -64,11 +68,13 @@ export class Rings {
   }
 
   private outbox(e: RingEnd): Outbox {
-    return new Outbox(new RingWriter(e.ring, new Doorbell(e.bell)), this.wiring.index, this.seqs, this.backlog);
+    return new Outbox(new RingWriter(e.ring, new Doorbell(e.bell)), this.wiring.index, this.seqs, this.backlog, e.slab === undefined ? undefined : this.slab);
   }
 
   private inbox(e: RingEnd): Inbox {
-    return new Inbox(new RingReader(e.ring, new Doorbell(e.bell)), this.wiring.index, this.wiring.peers, this.wiring.limits.maxMessageBytes);
+    const bell = new Doorbell(e.bell);
+    const slab = e.slab === undefined ? undefined : new SlabReader(e.slab, bell);
+    return new Inbox(new RingReader(e.ring, bell), this.wiring.index, this.wiring.peers, this.wiring.limits.maxMessageBytes, slab);
   }
 
   /** Hands every frame that has arrived (and that `sink` accepts) to `sink`. */
@@ -98,15 +104,19 @@ export class Rings {
    */
   poll(parking: boolean): boolean {
     for (const inbox of this.inboxes) if (!inbox.stalled && inbox.reader.poll()) return true;
-    if (parking) for (const o of this.outboxList) if (o.wantSpace()) return true;
+    if (parking) {
+      for (const o of this.outboxList) if (o.wantSpace()) return true;
+      // A loan that waits for room in the slab.
+      if (this.slab !== undefined && this.slab.wanted > 0 && this.slab.wantSpace(this.slab.wanted)) return true;
+    }
     return false;
   }
 
   // Borrowed views expire when their worker waits for more: their bytes go
-  // back to the producers now, or a producer whose ring they fill could
-  // never wake this worker.
+  // back to the producers now, or a producer whose ring (or slab) they fill
+  // could never wake this worker.
   returnLent(): void {
-    for (const inbox of this.inboxes) inbox.reader.release();
+    for (const inbox of this.inboxes) inbox.returnLent();
   }
 
   stats(): AllocatorStats {

@@ -40,9 +40,18 @@ export const enum Kind {
 export const enum Flags {
   /** On a PART frame: this is the last piece. */
   LAST = 1,
+  /**
+   * On a DATA frame between threads of one process: the payload is a slab
+   * descriptor (slab.ts), `total` the batch's bytes in the sender's slab.
+   * Never on TCP.
+   */
+  SLAB = 2,
 }
 
 export const MAX_KIND = Kind.ABORT;
+
+/** Payload bytes of a DATA frame flagged SLAB (slab.ts's DESCRIPTOR_BYTES). */
+export const SLAB_DESCRIPTOR_BYTES = 16;
 
 /** Largest ABORT reason, in bytes. */
 export const MAX_REASON_BYTES = 4096;
@@ -99,13 +108,20 @@ export function readHeader(view: DataView, at: number): FrameHeader {
  * hostile or corrupted peer controls is checked here, before any length is
  * used to slice or allocate.
  */
-export function validateHeader(h: FrameHeader, limits: { peers: number; maxFrame: number; maxBatch: number }): void {
+export function validateHeader(h: FrameHeader, limits: { peers: number; maxFrame: number; maxBatch: number; slab?: boolean }): void {
   if (h.kind < Kind.DATA || h.kind > MAX_KIND) throw new ProtocolError(`frame kind ${h.kind} is not a weft frame kind`);
   if (h.length > limits.maxFrame) throw new ProtocolError(`frame length ${h.length} exceeds the limit of ${limits.maxFrame} bytes`);
   if (h.source >= limits.peers) throw new ProtocolError(`frame source ${h.source} is not a worker (peers: ${limits.peers})`);
   if (h.target >= limits.peers) throw new ProtocolError(`frame target ${h.target} is not a worker (peers: ${limits.peers})`);
   switch (h.kind) {
     case Kind.DATA:
+      if (h.flags & Flags.SLAB) {
+        if (limits.slab !== true) throw new ProtocolError('a DATA frame refers to a slab where there is none (slab frames stay between threads of one process)');
+        if (h.length !== SLAB_DESCRIPTOR_BYTES) throw new ProtocolError(`slab DATA frame carries ${h.length} bytes, a descriptor is ${SLAB_DESCRIPTOR_BYTES}`);
+        if (h.total > limits.maxBatch) throw new ProtocolError(`batch of ${h.total} bytes exceeds the limit of ${limits.maxBatch} bytes`);
+        if (h.count === 0 || h.count > h.total + 1) throw new ProtocolError(`DATA frame count ${h.count} is impossible for ${h.total} batch bytes`);
+        break;
+      }
       if (h.total !== h.length) throw new ProtocolError(`DATA frame total ${h.total} differs from its length ${h.length}`);
       if (h.count === 0 || h.count > h.length + 1) {
         // A batch of `count` messages needs at least... nothing per message for
@@ -123,5 +139,6 @@ export function validateHeader(h: FrameHeader, limits: { peers: number; maxFrame
     default:
       if (h.length !== 0) throw new ProtocolError(`control frame of kind ${h.kind} carries ${h.length} payload bytes`);
   }
-  if (h.flags & ~Flags.LAST) throw new ProtocolError(`unknown frame flags 0x${h.flags.toString(16)}`);
+  const known = h.kind === Kind.DATA ? Flags.SLAB : h.kind === Kind.PART ? Flags.LAST : 0;
+  if (h.flags & ~known) throw new ProtocolError(`frame flags 0x${h.flags.toString(16)} are not valid on a frame of kind ${h.kind}`);
 }

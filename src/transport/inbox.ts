@@ -1,10 +1,12 @@
 // The receiving end of one ring: walks published frames, checks each header
 // against what this worker knows (target, source, sequence), reassembles
-// PART runs, and hands whole batches to a sink. A ring is written by weft's
+// PART runs, resolves slab descriptors to the sender's chunks (giving each
+// back once the sink is done with it), and hands whole batches to a sink. A ring is written by weft's
 // own threads, but a header is still checked before its length is trusted:
 // a bug must surface as a ProtocolError naming the frame, never as garbage.
 
 import { RingReader, maxPayload } from './ring.ts';
+import { readDescriptor, type Descriptor, type SlabReader } from './slab.ts';
 import {
   F_CHANNEL, F_CODEC, F_COUNT, F_FLAGS, F_KIND, F_LENGTH, F_SEQ, F_SOURCE, F_TARGET, F_TOTAL,
   Flags, HEADER_BYTES, Kind, validateHeader, type FrameHeader,
@@ -14,9 +16,10 @@ import { ProtocolError } from '../errors.ts';
 export interface FrameSink {
   /**
    * A whole batch. Unless `owned` (a reassembled PART run, in memory of its
-   * own), `payload` views the ring. Returns true if the sink keeps that view
-   * (a borrowing codec): the ring then keeps those bytes until the next
-   * drain() instead of handing them back to the producer.
+   * own), `payload` views the ring or a chunk of the sender's slab. Returns
+   * true if the sink keeps that view (a borrowing codec): the ring (or the
+   * chunk) then keeps those bytes until the next drain() instead of handing
+   * them back to the producer.
    */
   batch(source: number, channel: number, codec: number, count: number, payload: Uint8Array, owned: boolean): boolean;
   close(source: number, channel: number): void;
@@ -42,7 +45,9 @@ export class Inbox {
   /** Next expected sequence number per source. */
   private readonly expected: Uint32Array;
   private readonly partial = new Map<number, Partial>();
-  private readonly limits: { peers: number; maxFrame: number; maxBatch: number };
+  private readonly limits: { peers: number; maxFrame: number; maxBatch: number; slab: boolean };
+  /** Slab chunks the sink kept views of: given back at the next drain(). */
+  private readonly lent: Descriptor[] = [];
   receivedFrames = 0;
   /**
    * The last drain() stopped at a frame its sink would not take yet. Until
@@ -58,9 +63,19 @@ export class Inbox {
     private readonly target: number,
     peers: number,
     maxBatch: number,
+    /** The writer's slab, on a ring between threads of one process. */
+    private readonly slab?: SlabReader,
   ) {
     this.expected = new Uint32Array(peers);
-    this.limits = { peers, maxFrame: maxPayload(reader.capacity), maxBatch };
+    this.limits = { peers, maxFrame: maxPayload(reader.capacity), maxBatch, slab: slab !== undefined };
+  }
+
+  /** Borrowed views of this ring and of the writer's slab expire: their bytes go back to the writer. */
+  returnLent(): void {
+    this.reader.release();
+    const lent = this.lent;
+    for (let i = 0; i < lent.length; i++) this.slab!.done(lent[i]!);
+    lent.length = 0;
   }
 
   /**
@@ -75,7 +90,7 @@ export class Inbox {
     const h = this.header;
     const quarter = r.capacity >>> 2;
     // Views lent during the previous drain expire now.
-    r.release();
+    this.returnLent();
     // Where the first frame lent this drain starts. Positions are int32
     // counters that turn negative after 2 GiB, so "none yet" is a flag of
     // its own, never a negative position (it was: once the counters went
@@ -144,6 +159,10 @@ export class Inbox {
     switch (h.kind) {
       case Kind.DATA:
         if (this.partial.has(h.source)) throw new ProtocolError(`DATA frame from worker ${h.source} interrupts a PART run`);
+        if (h.flags & Flags.SLAB) {
+          this.chunk(h, payload, sink);
+          return false;
+        }
         return sink.batch(h.source, h.channel, h.codec, h.count, payload, false);
       case Kind.PART:
         this.part(h, payload, sink);
@@ -156,6 +175,19 @@ export class Inbox {
         return false;
       default:
         throw new ProtocolError(`frame kind ${h.kind} does not travel on rings`);
+    }
+  }
+
+  /** A batch in a chunk of the writer's slab: given back at once, unless the sink keeps a view. */
+  private chunk(h: FrameHeader, payload: Uint8Array, sink: FrameSink): void {
+    const d = readDescriptor(new DataView(payload.buffer, payload.byteOffset, payload.length), 0);
+    const bytes = this.slab!.view(d, h.total);
+    let kept = false;
+    try {
+      kept = sink.batch(h.source, h.channel, h.codec, h.count, bytes, false);
+    } finally {
+      if (kept) this.lent.push(d);
+      else this.slab!.done(d);
     }
   }
 

@@ -6,10 +6,11 @@
 // process never loads them.
 export { buildClusterFabric, buildFabric, relink, type RingEnd, type Wiring } from './wiring.ts';
 export { RingReader, RingWriter, checkRingBytes, maxPayload } from './ring.ts';
+export { SlabReader, SlabWriter, MAX_SLAB_BYTES, type Chunk } from './slab.ts';
 export { Control } from './control.ts';
 export { Doorbell } from './doorbell.ts';
 export { Kind } from './frame.ts';
 export { Inbox, type FrameSink } from './inbox.ts';
-export { Outbox, type Backlog } from './outbox.ts';
+export { Outbox, concat, type Backlog } from './outbox.ts';
 export { parseAddress } from './address.ts';
 export { checkTls, tlsFromDir, type TlsFiles } from './tls.ts';

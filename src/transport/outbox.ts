@@ -6,14 +6,19 @@
 // hard cap: past it the backlog fails instead of growing into an
 // out-of-memory crash.
 //
-// A batch larger than one ring frame is cut into PART frames that travel back
+// A batch of SLAB_MIN_BYTES or more, towards a thread of this process, goes
+// into a chunk of the worker's slab (slab.ts) and the ring carries its
+// descriptor; while the slab has no room (its chunks are with receivers),
+// the batch waits in overflow like a frame waiting for ring space. Any other
+// batch larger than one ring frame is cut into PART frames that travel back
 // to back; the receiver reassembles them.
 
 import { Fifo } from '../fifo.ts';
 import { RingWriter } from './ring.ts';
+import { SLAB_MIN_BYTES, writeDescriptor, type Chunk, type SlabWriter } from './slab.ts';
 import {
   F_CHANNEL, F_CODEC, F_COUNT, F_FLAGS, F_KIND, F_LENGTH, F_SEQ, F_SOURCE, F_TARGET, F_TOTAL,
-  Flags, HEADER_BYTES, Kind,
+  Flags, HEADER_BYTES, Kind, SLAB_DESCRIPTOR_BYTES,
 } from './frame.ts';
 
 interface Queued {
@@ -26,6 +31,12 @@ interface Queued {
   count: number;
   total: number;
   payload: Uint8Array;
+  /**
+   * A slab batch: its chunk once it has one (payload is then the
+   * descriptor), or undefined while it waits for one (payload is then the
+   * batch).
+   */
+  chunk?: Chunk;
 }
 
 /** A worker's overflow across its outboxes, and what to do once it would pass its cap. */
@@ -37,6 +48,29 @@ export interface Backlog {
 }
 
 const EMPTY = new Uint8Array(0);
+/** A payload given in parts, as one buffer. */
+export function concat(given: Uint8Array | Uint8Array[], length = Array.isArray(given) ? given.reduce((n, p) => n + p.length, 0) : given.length): Uint8Array {
+  if (!Array.isArray(given)) return given;
+  if (given.length === 1) return given[0]!;
+  return layOut(given, new Uint8Array(length));
+}
+
+/** Copies `parts` end to end into `into`. */
+function layOut(parts: Uint8Array | Uint8Array[], into: Uint8Array): Uint8Array {
+  if (!Array.isArray(parts)) {
+    into.set(parts);
+    return into;
+  }
+  let at = 0;
+  for (const p of parts) {
+    into.set(p, at);
+    at += p.length;
+  }
+  return into;
+}
+
+/** put()'s chunk for a slab batch that waits in overflow for its chunk. */
+const SLAB_WAITS = {} as Chunk;
 /** Publish once this many bytes of frames are written but unannounced (capped at a quarter ring). */
 const PUBLISH_BYTES = 1 << 16;
 /** Overflow copies from 4 KiB to 4 MiB reuse buffers, a few per power-of-two size. */
@@ -67,9 +101,14 @@ export class Outbox {
     private readonly source: number,
     private readonly seqs: Uint32Array,
     private readonly backlog: Backlog,
+    /** The worker's slab, when the ring's reader can read it (a thread of this process). */
+    readonly chunks?: SlabWriter,
   ) {
     this.publishBytes = Math.min(PUBLISH_BYTES, writer.capacity >>> 2);
   }
+
+  private readonly descriptor = new Uint8Array(SLAB_DESCRIPTOR_BYTES);
+  private readonly descriptorView = new DataView(this.descriptor.buffer);
 
   private readonly publishBytes: number;
   /** Spare overflow buffers by log2 of their size. */
@@ -82,8 +121,26 @@ export class Outbox {
     return this.queue.length;
   }
 
-  /** Sends one batch of `count` messages as one DATA frame or a run of PARTs. */
-  data(target: number, channel: number, codec: number, count: number, payload: Uint8Array): void {
+  /**
+   * Sends one batch of `count` messages as one DATA frame or a run of PARTs,
+   * or through the slab. A payload in parts is laid end to end: into its
+   * chunk directly when it goes through the slab.
+   */
+  data(target: number, channel: number, codec: number, count: number, given: Uint8Array | Uint8Array[]): void {
+    const slab = this.chunks;
+    const length = Array.isArray(given) ? given.reduce((n, p) => n + p.length, 0) : given.length;
+    if (slab !== undefined && length >= SLAB_MIN_BYTES && length <= slab.capacity) {
+      const chunk = this.queue.length === 0 || this.drain() ? slab.alloc(length, target) : undefined;
+      if (chunk === undefined) {
+        // Behind others, or no room in the slab: a copy waits in overflow for a chunk.
+        this.put(target, channel, Kind.DATA, codec, Flags.SLAB, count, length, concat(given, length), SLAB_WAITS);
+        return;
+      }
+      layOut(given, chunk.bytes);
+      this.sendChunk(chunk, channel, codec, count);
+      return;
+    }
+    const payload = concat(given, length);
     const max = this.writer.maxPayload;
     if (payload.length <= max) {
       this.put(target, channel, Kind.DATA, codec, 0, count, payload.length, payload);
@@ -96,22 +153,32 @@ export class Outbox {
     }
   }
 
+  /** Sends a filled chunk of this outbox's slab (its target set) as one batch of `count` messages. */
+  sendChunk(chunk: Chunk, channel: number, codec: number, count: number): void {
+    writeDescriptor(this.descriptorView, 0, chunk);
+    this.put(chunk.target, channel, Kind.DATA, codec, Flags.SLAB, count, chunk.length, this.descriptor, chunk);
+  }
+
   control(target: number, channel: number, kind: Kind.CLOSE | Kind.FIN): void {
     this.put(target, channel, kind, 0, 0, 0, 0, EMPTY);
   }
 
-  private put(target: number, channel: number, kind: Kind, codec: number, flags: number, count: number, total: number, payload: Uint8Array): void {
+  private put(target: number, channel: number, kind: Kind, codec: number, flags: number, count: number, total: number, payload: Uint8Array, chunk?: Chunk): void {
     const seq = this.seqs[target]!;
     this.seqs[target] = (seq + 1) >>> 0;
     // Overflow first tries to move into the ring, so a sender that keeps
     // sending streams through the ring rather than piling up copies here.
-    if ((this.queue.length === 0 || this.drain()) && this.write(target, seq, channel, kind, codec, flags, count, total, payload)) {
-      if (this.writer.unpublished >= this.publishBytes) this.writer.publish();
+    if (chunk !== SLAB_WAITS && (this.queue.length === 0 || this.drain()) && this.write(target, seq, channel, kind, codec, flags, count, total, payload)) {
+      // A slab frame stands for at least SLAB_MIN_BYTES: published as that many bytes of frames would be.
+      if (flags === Flags.SLAB || this.writer.unpublished >= this.publishBytes) this.writer.publish();
       return;
     }
-    if (this.backlog.bytes + payload.length > this.backlog.cap) this.backlog.overflow(channel, target, payload.length);
+    if (this.backlog.bytes + payload.length > this.backlog.cap) {
+      if (chunk !== undefined && chunk !== SLAB_WAITS) this.chunks!.release(chunk);
+      this.backlog.overflow(channel, target, payload.length);
+    }
     // The caller may reuse `payload` (batchers do): overflow keeps its own copy.
-    this.queue.push({ target, seq, channel, kind, codec, flags, count, total, payload: this.copyOf(payload) });
+    this.queue.push({ target, seq, channel, kind, codec, flags, count, total, payload: this.copyOf(payload), chunk: chunk === SLAB_WAITS ? undefined : chunk });
     this.overflowBytes += payload.length;
     this.backlog.bytes += payload.length;
   }
@@ -142,6 +209,10 @@ export class Outbox {
     const q = this.queue;
     let f: Queued | undefined;
     while ((f = q.peek()) !== undefined) {
+      if (f.flags === Flags.SLAB && f.chunk === undefined && !this.chunkFor(f)) {
+        this.writer.publish();
+        return false;
+      }
       if (!this.write(f.target, f.seq, f.channel, f.kind, f.codec, f.flags, f.count, f.total, f.payload)) {
         // Publish what fits before anyone waits for space, or the consumer
         // would never see those frames and never free the space we wait for.
@@ -153,6 +224,20 @@ export class Outbox {
       this.recycle(f.payload);
       q.shift();
     }
+    return true;
+  }
+
+  /** A queued slab batch at the head of overflow gets its chunk, if the slab has room now. */
+  private chunkFor(f: Queued): boolean {
+    const chunk = this.chunks!.alloc(f.total, f.target);
+    if (chunk === undefined) return false;
+    chunk.bytes.set(f.payload);
+    this.overflowBytes -= f.payload.length - SLAB_DESCRIPTOR_BYTES;
+    this.backlog.bytes -= f.payload.length - SLAB_DESCRIPTOR_BYTES;
+    this.recycle(f.payload);
+    writeDescriptor(this.descriptorView, 0, chunk);
+    f.payload = this.descriptor.slice();
+    f.chunk = chunk;
     return true;
   }
 
@@ -170,6 +255,7 @@ export class Outbox {
       this.overflowBytes -= f.payload.length;
       this.backlog.bytes -= f.payload.length;
     }
+    this.chunks?.reclaimTarget(target);
   }
 
   /**
@@ -213,6 +299,8 @@ export class Outbox {
   /** Ask to be woken when the ring frees space for the head of overflow. */
   wantSpace(): boolean {
     const first = this.queue.peek();
-    return first !== undefined && this.writer.wantSpace(first.payload.length);
+    if (first === undefined) return false;
+    if (first.flags === Flags.SLAB && first.chunk === undefined) return this.chunks!.wantSpace(first.total);
+    return this.writer.wantSpace(first.payload.length);
   }
 }

@@ -4,6 +4,7 @@
 // the router. A worker is built from its Wiring, which travels in workerData.
 
 import { createRingBuffer } from './ring.ts';
+import { createSlab } from './slab.ts';
 import { DOORBELL_BYTES } from './doorbell.ts';
 import { Control } from './control.ts';
 
@@ -12,6 +13,8 @@ export interface Limits {
   maxMessageBytes: number;
   highWaterBytes: number;
   maxBacklogBytes: number;
+  /** Bytes of each worker's slab (large batches to threads of its process); 0: none. */
+  slabBytes: number;
 }
 
 /** Shared memory a worker is built from; travels in workerData. */
@@ -27,6 +30,8 @@ export interface Wiring {
   routes: number[];
   out: RingEnd[];
   in: RingEnd[];
+  /** This worker's slab, where its large batches to threads of this process go (none when slabBytes is 0). */
+  slab?: SharedArrayBuffer;
   /** Bytes of each ring; also how far ahead of recv() a channel is decoded. */
   ringBytes: number;
   limits: Limits;
@@ -42,6 +47,8 @@ export interface RingEnd {
   bell: SharedArrayBuffer;
   /** For an incoming ring with a single writer: that worker. */
   peer?: number;
+  /** The slab of the ring's writer, when its reader is a thread of the same process. */
+  slab?: SharedArrayBuffer;
 }
 
 export interface Fabric {
@@ -60,19 +67,20 @@ export function buildFabric(
   given: Limits,
   links: (from: number, to: number) => boolean = () => true,
 ): Fabric {
-  const limits: Limits = { maxMessageBytes: given.maxMessageBytes, highWaterBytes: given.highWaterBytes, maxBacklogBytes: given.maxBacklogBytes };
+  const limits: Limits = { maxMessageBytes: given.maxMessageBytes, highWaterBytes: given.highWaterBytes, maxBacklogBytes: given.maxBacklogBytes, slabBytes: given.slabBytes };
   const control = Control.buffer();
   const bells = Array.from({ length: peers }, () => new SharedArrayBuffer(DOORBELL_BYTES));
   const wirings: Wiring[] = bells.map((bell, index) => ({
-    index, peers, control, bell, bells, routes: new Array<number>(peers).fill(-1), out: [], in: [], ringBytes, limits,
+    index, peers, control, bell, bells, routes: new Array<number>(peers).fill(-1), out: [], in: [], ringBytes, limits, slab: createSlab(limits.slabBytes),
   }));
   for (let from = 0; from < peers; from++) {
+    const slab = wirings[from]!.slab;
     for (let to = 0; to < peers; to++) {
       if (from === to || !links(from, to)) continue;
       const ring = createRingBuffer(ringBytes);
       const w = wirings[from]!;
-      w.routes[to] = w.out.push({ ring, bell: bells[to]! }) - 1;
-      wirings[to]!.in.push({ ring, bell: bells[from]!, peer: from });
+      w.routes[to] = w.out.push({ ring, bell: bells[to]!, slab }) - 1;
+      wirings[to]!.in.push({ ring, bell: bells[from]!, peer: from, slab });
     }
   }
   return { control, bells, wirings };
@@ -82,10 +90,12 @@ export function buildFabric(
 export function relink(host: Wiring, peer: Wiring, ringBytes: number): { hostOut: RingEnd; hostIn: RingEnd } {
   const toPeer = createRingBuffer(ringBytes);
   const toHost = createRingBuffer(ringBytes);
-  peer.out = [{ ring: toHost, bell: host.bell }];
+  // A slab of its own too: the host may still hold views of the old one's chunks.
+  peer.slab = createSlab(peer.limits.slabBytes);
+  peer.out = [{ ring: toHost, bell: host.bell, slab: peer.slab }];
   peer.routes = peer.routes.map((_, i) => (i === host.index ? 0 : -1));
-  peer.in = [{ ring: toPeer, bell: host.bell, peer: host.index }];
-  return { hostOut: { ring: toPeer, bell: peer.bell }, hostIn: { ring: toHost, bell: peer.bell, peer: peer.index } };
+  peer.in = [{ ring: toPeer, bell: host.bell, peer: host.index, slab: host.slab }];
+  return { hostOut: { ring: toPeer, bell: peer.bell, slab: host.slab }, hostIn: { ring: toHost, bell: peer.bell, peer: peer.index, slab: peer.slab } };
 }
 
 export interface ClusterFabric extends Fabric {

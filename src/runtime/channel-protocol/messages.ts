@@ -3,6 +3,7 @@
 // channels. Shared by both ends so they cannot disagree.
 
 import type { CancelScope, Task, TaskResult } from '../core/task.ts';
+import type { Detached } from '../../allocator/index.ts';
 
 /** Coordinator to every worker: the one stable task channel. */
 export const TASK_CHANNEL = 0;
@@ -76,11 +77,22 @@ export interface PackedResult extends Omit<TaskResult, 'output'> {
   readonly packed: Uint8Array;
 }
 
+/**
+ * A result whose output is binary (a typed array, Buffer, DataView or
+ * ArrayBuffer of 64 KiB or more): its bytes travel detached from the batch
+ * (codec-msgpack's Detached: one copy into the slab, one out), `kind` says
+ * what to rebuild.
+ */
+export interface RawResult extends Omit<TaskResult, 'output'> {
+  readonly raw: Detached | Uint8Array;
+  readonly kind: string;
+}
+
 export type HostMessage = Hello | Task | Stop | Ping | Cancel;
-export type WorkerMessage = Ready | TaskResult | PackedResult | Pong | Parked | Dying | ProgressReport;
+export type WorkerMessage = Ready | TaskResult | PackedResult | RawResult | Pong | Parked | Dying | ProgressReport;
 
 /** True for a worker's result (packed or not), false for its other messages. */
-export function isResult(message: WorkerMessage): message is TaskResult | PackedResult {
+export function isResult(message: WorkerMessage): message is TaskResult | PackedResult | RawResult {
   return 'key' in message;
 }
 

@@ -6,11 +6,15 @@
 // results that would end the worker and lose the batch. The bytes travel as
 // they are and are decoded once, by the coordinator, so nothing is encoded
 // twice. Numbers, booleans, null and short strings travel as plain results.
+// A binary output of RAW_MIN_BYTES or more (typed array, Buffer, DataView,
+// ArrayBuffer) is not encoded at all: its bytes travel detached from the
+// batch (to a thread of this process: copied once into the slab and once
+// out, so a 200 MB output is held at most three times at once).
 
-import { codecs } from '../../allocator/index.ts';
+import { codecs, Detached } from '../../allocator/index.ts';
 import { OutputError } from '../core/errors.ts';
 import { failed, fromFailure, type TaskProgress, type TaskResult } from '../core/task.ts';
-import type { PackedResult, WorkerMessage } from './messages.ts';
+import type { PackedResult, RawResult, WorkerMessage } from './messages.ts';
 
 const codec = codecs.msgpack<unknown>();
 
@@ -20,7 +24,7 @@ export const RESULT_ROOM = 256;
 const SHORT_STRING = 1024;
 
 /** The message that carries `result` to the coordinator, within `maxMessageBytes`. */
-export function packResult(result: TaskResult, maxMessageBytes: number): TaskResult | PackedResult {
+export function packResult(result: TaskResult, maxMessageBytes: number): TaskResult | PackedResult | RawResult {
   if (result.error !== undefined) return result;
   const output = result.output;
   switch (typeof output) {
@@ -38,6 +42,11 @@ export function packResult(result: TaskResult, maxMessageBytes: number): TaskRes
     default:
       return result;
   }
+  const raw = rawOf(output);
+  if (raw !== undefined) {
+    if (raw.bytes.length + RESULT_ROOM > maxMessageBytes) return tooLarge(result, raw.bytes.length, maxMessageBytes);
+    return { key: result.key, index: result.index, stage: result.stage, attempt: result.attempt, raw: new Detached(raw.bytes), kind: raw.kind };
+  }
   let bytes: Uint8Array;
   try {
     const batcher = codec.batcher();
@@ -46,24 +55,80 @@ export function packResult(result: TaskResult, maxMessageBytes: number): TaskRes
   } catch (error) {
     return failed(result, new OutputError(`the output cannot be encoded: ${(error as Error).message}`, { cause: error }));
   }
-  if (bytes.length + RESULT_ROOM > maxMessageBytes) {
-    return failed(result, new OutputError(`the output is ${bytes.length} bytes encoded, over the bound of ${maxMessageBytes - RESULT_ROOM} (maxMessageBytes ${maxMessageBytes} less room for the result)`));
-  }
+  if (bytes.length + RESULT_ROOM > maxMessageBytes) return tooLarge(result, bytes.length, maxMessageBytes);
   // The codec reuses its buffer on the next encode.
   return { key: result.key, index: result.index, stage: result.stage, attempt: result.attempt, packed: bytes.slice() };
+}
+
+function tooLarge(result: TaskResult, bytes: number, maxMessageBytes: number): TaskResult {
+  return failed(result, new OutputError(`the output is ${bytes} bytes encoded, over the bound of ${maxMessageBytes - RESULT_ROOM} (maxMessageBytes ${maxMessageBytes} less room for the result)`));
+}
+
+/** Binary outputs at least this large travel detached (RawResult). */
+const RAW_MIN_BYTES = 64 << 10;
+type TypedCtor = new (buffer: ArrayBuffer, byteOffset: number, length: number) => ArrayBufferView;
+const TYPED = new Map<unknown, { name: string; ctor: TypedCtor; size: number }>(
+  [Int8Array, Uint8Array, Uint8ClampedArray, Int16Array, Uint16Array, Int32Array, Uint32Array, Float32Array, Float64Array, BigInt64Array, BigUint64Array]
+    .map((c) => [c, { name: c.name, ctor: c as unknown as TypedCtor, size: c.BYTES_PER_ELEMENT }]),
+);
+const TYPED_BY_NAME = new Map([...TYPED.values()].map((t) => [t.name, t]));
+
+/** A large binary output's bytes and what to rebuild from them; undefined for anything else. */
+function rawOf(output: object | bigint | string): { bytes: Uint8Array; kind: string } | undefined {
+  let kind: string;
+  if (output instanceof ArrayBuffer) kind = 'ArrayBuffer';
+  else if (Buffer.isBuffer(output)) kind = 'Buffer';
+  else if (output instanceof DataView) kind = 'DataView';
+  else {
+    // Exactly a built-in typed array: a subclass goes the encoded way, as msgpack carries it.
+    const typed = TYPED.get((output as object).constructor);
+    if (typed === undefined) return undefined;
+    kind = typed.name;
+  }
+  const view = output as ArrayBuffer | ArrayBufferView;
+  const bytes = view instanceof ArrayBuffer ? new Uint8Array(view) : new Uint8Array(view.buffer, view.byteOffset, view.byteLength);
+  return bytes.length >= RAW_MIN_BYTES ? { bytes, kind } : undefined;
+}
+
+/** A RawResult's output, rebuilt over the bytes that arrived (an ArrayBuffer of their own). */
+function rebuild(bytes: Uint8Array, kind: string): unknown {
+  const buffer = bytes.buffer as ArrayBuffer;
+  switch (kind) {
+    case 'ArrayBuffer':
+      return buffer;
+    case 'Buffer':
+      return Buffer.from(buffer, 0, bytes.length);
+    case 'DataView':
+      return new DataView(buffer, 0, bytes.length);
+    default: {
+      const typed = TYPED_BY_NAME.get(kind);
+      if (typed === undefined || bytes.length % typed.size !== 0) throw new Error(`${bytes.length} bytes do not make a ${kind}`);
+      return new typed.ctor(buffer, 0, bytes.length / typed.size);
+    }
+  }
 }
 
 /** About how many bytes `message` adds to a batch: what the worker flushes by. */
 export function sizeOf(message: WorkerMessage): number {
   if ('progress' in message) return sizeOf(message.progress);
   if ('packed' in message) return message.packed.length + RESULT_ROOM;
+  if ('raw' in message) return (message.raw instanceof Detached ? message.raw.bytes : message.raw).length + RESULT_ROOM;
   if ('error' in message && message.error !== undefined) return RESULT_ROOM + 3 * (message.error.message.length + (message.error.stack?.length ?? 0));
   if ('output' in message && typeof message.output === 'string') return RESULT_ROOM + 3 * message.output.length;
   return RESULT_ROOM;
 }
 
 /** The coordinator's side: the result with its output decoded. */
-export function unpackResult(message: TaskResult | PackedResult): TaskResult {
+export function unpackResult(message: TaskResult | PackedResult | RawResult): TaskResult {
+  if ('raw' in message) {
+    try {
+      // Decoded, raw is the bytes that arrived, in a buffer of their own.
+      const output = rebuild(message.raw instanceof Detached ? message.raw.bytes.slice() : message.raw, message.kind);
+      return { key: message.key, index: message.index, stage: message.stage, attempt: message.attempt, output };
+    } catch (error) {
+      return failed(message, new OutputError(`the output cannot be decoded: ${(error as Error).message}`, { cause: error }));
+    }
+  }
   if (!('packed' in message)) return message;
   try {
     const output = codec.decode(message.packed, 1, true)[0];
@@ -78,7 +143,7 @@ export function unpackResult(message: TaskResult | PackedResult): TaskResult {
  * detail): a detail that could not travel arrives as the OutputError that
  * says why, in its place.
  */
-export function unpackProgress(report: TaskResult | PackedResult): TaskProgress {
+export function unpackProgress(report: TaskResult | PackedResult | RawResult): TaskProgress {
   const result = unpackResult(report);
   const detail = result.error === undefined ? result.output : fromFailure(result.error);
   return { key: result.key, index: result.index, stage: result.stage, attempt: result.attempt, detail };

@@ -1,0 +1,251 @@
+// Large batches between threads of one process travel outside the rings: the
+// sender copies (or fills, through a loan) a chunk of its slab, and the ring
+// carries a 16-byte descriptor of it. docs/ring.md has the picture.
+//
+// A slab is one growable SharedArrayBuffer per sending worker, handed to its
+// readers at start-up (workerData), so no chunk ever needs a message of its
+// own. Only its owner allocates in it, so the allocator is plain local
+// state; the one thing shared is, per chunk slot, its generation (GEN,
+// bumped by the owner each time the slot is handed out) and the generation
+// its receiver gave back (DONE). A descriptor names slot and generation; a
+// receiver that finds GEN moved on refuses the descriptor rather than read
+// bytes that belong to another message now.
+//
+//   bytes 0..63          WANT  1 while the owner waits for a chunk to come back
+//   bytes 64..64+8*SLOTS GEN, DONE per slot (i32 each)
+//   bytes DATA..         chunks, 4 KiB aligned; the buffer grows (up to
+//                        DATA + slabBytes) as the owner needs more
+//
+// Returning is a Dekker pair like the ring's READ/WANT: the receiver stores
+// DONE, then loads WANT; the owner stores WANT = 1, then re-reads DONE. Either
+// the owner sees the chunk back, or the receiver sees WANT and rings.
+
+import { Doorbell } from './doorbell.ts';
+import { SLAB_DESCRIPTOR_BYTES } from './frame.ts';
+import { ProtocolError } from '../errors.ts';
+
+const WANT = 0;
+const SLOTS = 4096;
+const TABLE = 16;
+const DATA = (TABLE * 4 + 8 * SLOTS + 4095) & ~4095;
+const PAGE = 4096;
+/** Grow by at least this much: each grow is a system call. */
+const GROW_STEP = 4 << 20;
+
+/** Batches of at least this many bytes go through the slab (smaller ones are cheaper in the ring). */
+export const SLAB_MIN_BYTES = 64 << 10;
+/** Bytes of a descriptor in a DATA frame flagged SLAB. */
+export const DESCRIPTOR_BYTES = SLAB_DESCRIPTOR_BYTES;
+/** The largest slabBytes: descriptors carry 32-bit offsets. */
+export const MAX_SLAB_BYTES = 2 ** 32 - DATA - PAGE;
+
+/** Where a batch lies in its sender's slab. */
+export interface Descriptor {
+  slot: number;
+  generation: number;
+  /** From the start of the slab's data area. */
+  offset: number;
+  length: number;
+}
+
+export function writeDescriptor(view: DataView, at: number, d: Descriptor): void {
+  view.setUint32(at, d.slot, true);
+  view.setUint32(at + 4, d.generation, true);
+  view.setUint32(at + 8, d.offset, true);
+  view.setUint32(at + 12, d.length, true);
+}
+
+export function readDescriptor(view: DataView, at: number): Descriptor {
+  return { slot: view.getUint32(at, true), generation: view.getUint32(at + 4, true), offset: view.getUint32(at + 8, true), length: view.getUint32(at + 12, true) };
+}
+
+/** A worker's slab, holding up to `slabBytes` of chunks; undefined when 0 (no slab). */
+export function createSlab(slabBytes: number): SharedArrayBuffer | undefined {
+  if (slabBytes === 0) return undefined;
+  // Growable: only what was grown into is mapped, and only what was written is resident.
+  return new SharedArrayBuffer(DATA, { maxByteLength: DATA + slabBytes });
+}
+
+/** A chunk handed out by the owner and not yet back. */
+export interface Chunk extends Descriptor {
+  /** The worker it was sent to (-1 while loaned and not sent). */
+  target: number;
+  /** The chunk's bytes: length bytes at offset. */
+  bytes: Uint8Array;
+}
+
+interface Extent {
+  at: number;
+  size: number;
+}
+
+/** The owner's side: hands chunks out and takes them back. */
+export class SlabWriter {
+  private readonly cells: Int32Array;
+  /** Free space below `top`, by offset, neighbours merged. */
+  private free: Extent[] = [];
+  private top = 0;
+  private readonly spareSlots: number[] = [];
+  private readonly out = new Map<number, Chunk>();
+  /** Bytes a waiting loan wants, for poll(); 0 when none waits. */
+  wanted = 0;
+
+  constructor(readonly buffer: SharedArrayBuffer) {
+    this.cells = new Int32Array(buffer, 0, TABLE + 2 * SLOTS);
+    for (let s = SLOTS - 1; s >= 0; s--) this.spareSlots.push(s);
+  }
+
+  /** The most a chunk can hold. */
+  get capacity(): number {
+    return this.buffer.maxByteLength - DATA;
+  }
+
+  /** Chunks handed out and not back yet (for tests and stats). */
+  get outstanding(): number {
+    return this.out.size;
+  }
+
+  /**
+   * A chunk of `length` bytes for `target`, or undefined while the slab has
+   * no room (chunks are still with their receivers). Reuses the lowest free
+   * space first: it was touched before, and fresh memory costs page faults.
+   */
+  alloc(length: number, target: number): Chunk | undefined {
+    const size = (Math.max(length, 1) + PAGE - 1) & ~(PAGE - 1);
+    if (size > this.capacity) return undefined;
+    // Chunks that came back are reused before the slab grows into fresh memory.
+    let at = this.spareSlots.length > 0 ? this.fit(size) : -1;
+    if (at < 0) {
+      this.reclaim();
+      if (this.spareSlots.length === 0) return undefined;
+      at = this.fit(size);
+      if (at < 0) at = this.grow(size);
+      if (at < 0) return undefined;
+    }
+    const slot = this.spareSlots.pop()!;
+    const generation = (this.cells[TABLE + 2 * slot]! + 1) | 0 || 1;
+    Atomics.store(this.cells, TABLE + 2 * slot, generation);
+    const chunk: Chunk = { slot, generation, offset: at, length, target, bytes: new Uint8Array(this.buffer, DATA + at, length) };
+    this.out.set(slot, chunk);
+    return chunk;
+  }
+
+  /** The offset of `size` free bytes below the top, taken; -1 if none. */
+  private fit(size: number): number {
+    const free = this.free;
+    for (let i = 0; i < free.length; i++) {
+      const e = free[i]!;
+      if (e.size < size) continue;
+      const at = e.at;
+      if (e.size === size) free.splice(i, 1);
+      else {
+        e.at += size;
+        e.size -= size;
+      }
+      return at;
+    }
+    return -1;
+  }
+
+  /** The offset of `size` bytes at the top, the slab grown to hold them; -1 past its capacity. */
+  private grow(size: number): number {
+    // Free space that ends at the top is extended, not left behind.
+    const free = this.free;
+    const last = free[free.length - 1];
+    const from = last !== undefined && last.at + last.size === this.top ? last.at : this.top;
+    const end = from + size;
+    if (end > this.capacity) return -1;
+    if (DATA + end > this.buffer.byteLength) this.buffer.grow(Math.min(DATA + this.capacity, Math.max(DATA + end, this.buffer.byteLength + GROW_STEP)));
+    if (from !== this.top) free.pop();
+    this.top = end;
+    return from;
+  }
+
+  /** Takes back every chunk its receiver gave back. */
+  reclaim(): void {
+    for (const c of this.out.values()) {
+      if (c.target >= 0 && Atomics.load(this.cells, TABLE + 2 * c.slot + 1) === c.generation) this.release(c);
+    }
+  }
+
+  /** Gives a chunk back to the free space (a returned one, a cancelled loan, one whose receiver is gone). */
+  release(c: Chunk): void {
+    if (this.out.get(c.slot) !== c) return;
+    this.out.delete(c.slot);
+    this.spareSlots.push(c.slot);
+    const size = (Math.max(c.length, 1) + PAGE - 1) & ~(PAGE - 1);
+    this.insert(c.offset, size);
+  }
+
+  private insert(at: number, size: number): void {
+    const free = this.free;
+    let i = 0;
+    while (i < free.length && free[i]!.at < at) i++;
+    const before = free[i - 1];
+    const after = free[i];
+    if (before !== undefined && before.at + before.size === at) {
+      before.size += size;
+      if (after !== undefined && before.at + before.size === after.at) {
+        before.size += after.size;
+        free.splice(i, 1);
+      }
+    } else if (after !== undefined && at + size === after.at) {
+      after.at = at;
+      after.size += size;
+    } else free.splice(i, 0, { at, size });
+  }
+
+  /** `target` reads no more (it returned, or died and was replaced): every chunk it held is free again. */
+  reclaimTarget(target: number): void {
+    for (const c of this.out.values()) if (c.target === target) this.release(c);
+  }
+
+  /**
+   * Asks the receivers to ring the owner's doorbell when they give a chunk
+   * back; true if room for `length` bytes is there already (then do not park).
+   */
+  wantSpace(length: number): boolean {
+    Atomics.store(this.cells, WANT, 1);
+    this.reclaim();
+    const c = this.alloc(length, -1);
+    if (c === undefined) return false;
+    this.release(c);
+    return true;
+  }
+}
+
+/** A receiver's side of one sender's slab. */
+export class SlabReader {
+  private readonly cells: Int32Array;
+
+  constructor(
+    readonly buffer: SharedArrayBuffer,
+    /** The owner's doorbell, rung when a chunk comes back while it waits. */
+    private readonly owner: Doorbell,
+  ) {
+    this.cells = new Int32Array(buffer, 0, TABLE + 2 * SLOTS);
+  }
+
+  /** The bytes a descriptor names, after checking it names a chunk that is still its message's. */
+  view(d: Descriptor, total: number): Uint8Array {
+    if (d.slot >= SLOTS) throw new ProtocolError(`slab descriptor names slot ${d.slot}; a slab has ${SLOTS}`);
+    if (d.length !== total) throw new ProtocolError(`slab descriptor of ${d.length} bytes in a frame whose batch is ${total} bytes`);
+    const now = Atomics.load(this.cells, TABLE + 2 * d.slot);
+    if (now !== d.generation) {
+      throw new ProtocolError(`slab chunk ${d.slot} is at generation ${now}, the descriptor names generation ${d.generation}: the chunk was reused, its message is gone`);
+    }
+    if (DATA + d.offset + d.length > this.buffer.byteLength) {
+      throw new ProtocolError(`slab descriptor reaches byte ${d.offset + d.length}, past the ${this.buffer.byteLength - DATA} bytes of the sender's slab`);
+    }
+    return new Uint8Array(this.buffer, DATA + d.offset, d.length);
+  }
+
+  /** The receiver is done with the chunk: its owner may reuse it. */
+  done(d: Descriptor): void {
+    Atomics.store(this.cells, TABLE + 2 * d.slot + 1, d.generation);
+    if (Atomics.load(this.cells, WANT) !== 0) {
+      Atomics.store(this.cells, WANT, 0);
+      this.owner.force();
+    }
+  }
+}

@@ -1,0 +1,85 @@
+// Large messages between threads through the sender's slab (docs/ring.md,
+// "Slabs"): byte-exact owned and borrowed, loans filled in place, and the
+// bound attacked: a receiver that holds a borrowed chunk, loans never sent,
+// a flood that ignores backpressure, options given wrong values.
+
+import { describe, expect, it } from 'vitest';
+import { Config, ConfigError, initialize, OverflowError, WorkerError } from '../../src/index.ts';
+import { MiB, SLAB } from './fixtures/slab.ts';
+
+const workers = new URL('./fixtures/slab.ts', import.meta.url);
+
+describe('large messages between threads', () => {
+  it('arrive byte for byte, owned or borrowed, at 64 KiB, 1 MiB and 16 MiB, while the 64 KiB rings carry only descriptors', async () => {
+    const guards = await initialize<{ ringBytesSent: number; ok: boolean[]; borrowedShared: boolean; ownedShared: boolean }>(Config.process(2, { ringBytes: 1 << 16 }), { module: workers, export: 'ownedAndBorrowed' });
+    const [sender, receiver] = await guards.join();
+    expect(receiver!.ok).toEqual([true, true, true, true, true, true]);
+    // Six messages, 34 MiB: the ring saw six 16-byte descriptors and the CLOSE-free rest.
+    expect(sender!.ringBytesSent).toBe(6 * 16);
+    expect(receiver!.borrowedShared).toBe(true);
+    expect(receiver!.ownedShared).toBe(false);
+  });
+
+  it('through the rings instead with slabBytes: 0', async () => {
+    const guards = await initialize<{ ringBytesSent: number; ok: boolean[] }>(Config.process(2, { ringBytes: 1 << 16, slabBytes: 0 }), { module: workers, export: 'ownedAndBorrowed' });
+    const [sender, receiver] = await guards.join();
+    expect(receiver!.ok.every(Boolean)).toBe(true);
+    expect(sender!.ringBytesSent).toBe(2 * (16 * MiB + MiB + (64 << 10)));
+  });
+
+  it('can be loaned: filled in place, borrowed by the receiver; a spent loan and bad lengths are refused by name', async () => {
+    const guards = await initialize<{ got: boolean[]; errors: string[] }>(Config.process(2), { module: workers, export: 'loans' });
+    const [sender, receiver] = await guards.join();
+    expect(receiver!.got).toEqual([true, true, true]);
+    const e = sender!.errors;
+    expect(e.slice(0, 3)).toEqual([
+      expect.stringMatching(/^ChannelError: .*a loan's bytes were read after it was sent/),
+      expect.stringMatching(/^ChannelError: .*a loan was sent after it was sent/),
+      expect.stringMatching(/^ChannelError: .*a loan was cancelled after it was sent/),
+    ]);
+    for (const [i, bad] of ['-8', '12', '1.5', 'NaN', String(2 ** 40), '8'].entries()) {
+      expect(e[3 + i]).toMatch(new RegExp(`^ChannelError: .*loan\\(\\) takes a byte length from 0 to \\d+ that is a multiple of 8 \\(the element size\\), got ${bad.replace('.', '\\.')}$`));
+    }
+    expect(e[9]).toMatch(/^ChannelError: .*loan\(\) needs a typed-array channel/);
+    expect(e[10]).toMatch(/^ChannelError: .*read after it was cancelled/);
+  });
+});
+
+describe('the slab bound', () => {
+  it('a receiver that holds a borrowed chunk and reads nothing more: the sender gets send() false, its backlog stays bounded, and the held view stays intact', async () => {
+    const guards = await initialize<{ sent: number; backlog: number; heldIntact: boolean; received: number }>(Config.process(2, { slabBytes: SLAB }), { module: workers, export: 'heldBorrow' });
+    const [sender, receiver] = await guards.join();
+    // The slab holds SLAB / MiB chunks; past it messages wait as backlog,
+    // and send() says to wait once that passes highWaterBytes (1 MiB).
+    expect(sender!.sent).toBeGreaterThanOrEqual(SLAB / MiB + 1);
+    expect(sender!.sent).toBeLessThanOrEqual(SLAB / MiB + 2);
+    expect(sender!.backlog).toBeGreaterThan(MiB);
+    expect(sender!.backlog).toBeLessThanOrEqual(2 * MiB + 64);
+    expect(receiver!.heldIntact).toBe(true);
+    expect(receiver!.received).toBe(sender!.sent);
+  });
+
+  it('a sender that loans and never sends: loans stop at the bound, a cancelled one comes back, and the run ends', async () => {
+    const guards = await initialize<{ loans: number; afterCancel: boolean; delivered: number }>(Config.process(2, { slabBytes: SLAB }), { module: workers, export: 'loanNeverSent' });
+    const [sender, receiver] = await guards.join();
+    expect(sender!.loans).toBe(SLAB / MiB);
+    expect(sender!.afterCancel).toBe(true);
+    expect(receiver!.delivered).toBe(0);
+  });
+
+  it('a flood that ignores send()\'s answer fails its sender with an OverflowError at maxBacklogBytes, not out of memory', async () => {
+    const guards = await initialize<number>(Config.process(2, { slabBytes: SLAB, maxBacklogBytes: 8 * MiB }), { module: workers, export: 'floodIgnoringBackpressure' });
+    const error = await guards.join().then(() => undefined, (e: unknown) => e);
+    expect(error).toBeInstanceOf(WorkerError);
+    expect((error as WorkerError).cause).toMatchObject({ name: OverflowError.name });
+    expect((error as WorkerError).message).toMatch(/backlog would pass maxBacklogBytes \(8388608\)/);
+  });
+
+  it('slabBytes given a wrong value is a ConfigError naming it', () => {
+    for (const bad of [-1, 1.5, Number.NaN, 2 ** 32, '1' as unknown as number]) {
+      expect(() => Config.process(2, { slabBytes: bad })).toThrow(ConfigError);
+      expect(() => Config.process(2, { slabBytes: bad })).toThrow(/slabBytes must be an integer from 0 to \d+, got /);
+    }
+    expect(Config.process(2, { slabBytes: 0 }).options.slabBytes).toBe(0);
+  });
+});

@@ -1,0 +1,213 @@
+// The slab (large batches between threads, outside the rings): its
+// descriptor's bytes, the header checks of a slab frame, the owner's
+// allocator against random returns, a descriptor whose chunk was reused,
+// and an outbox and inbox carrying large batches through a slab that fills.
+
+import { describe, expect, it } from 'vitest';
+import fc from 'fast-check';
+import { RingReader, RingWriter, createRingBuffer } from '../../src/transport/ring.ts';
+import { Doorbell } from '../../src/transport/doorbell.ts';
+import { Outbox } from '../../src/transport/outbox.ts';
+import { Inbox, type FrameSink } from '../../src/transport/inbox.ts';
+import { Flags, Kind, validateHeader, type FrameHeader } from '../../src/transport/frame.ts';
+import { FrameDecoder } from '../../src/transport/decoder.ts';
+import {
+  DESCRIPTOR_BYTES, SLAB_MIN_BYTES, SlabReader, SlabWriter, createSlab, readDescriptor, writeDescriptor, type Chunk,
+} from '../../src/transport/slab.ts';
+import { ProtocolError } from '../../src/index.ts';
+
+const u32 = fc.integer({ min: 0, max: 0xffffffff });
+const descriptor = fc.record({ slot: u32, generation: u32, offset: u32, length: u32 });
+
+describe('slab descriptors', () => {
+  it('are four little-endian u32 (slot, generation, offset, length) and read back as written, at any offset', () => {
+    fc.assert(
+      fc.property(descriptor, fc.integer({ min: 0, max: 40 }), (d, at) => {
+        const bytes = new Uint8Array(at + DESCRIPTOR_BYTES + 8).fill(0xaa);
+        const view = new DataView(bytes.buffer);
+        writeDescriptor(view, at, d);
+        const le = (v: number): number[] => [v & 0xff, (v >>> 8) & 0xff, (v >>> 16) & 0xff, v >>> 24];
+        expect([...bytes.subarray(at, at + DESCRIPTOR_BYTES)]).toEqual([...le(d.slot), ...le(d.generation), ...le(d.offset), ...le(d.length)]);
+        // Nothing outside its 16 bytes is touched.
+        expect(bytes.subarray(0, at).every((b) => b === 0xaa)).toBe(true);
+        expect(bytes.subarray(at + DESCRIPTOR_BYTES).every((b) => b === 0xaa)).toBe(true);
+        expect(readDescriptor(view, at)).toEqual(d);
+      }),
+    );
+  });
+
+  it('travel in DATA frames flagged SLAB only where a slab is, with a descriptor-sized payload and a batch within maxBatch', () => {
+    const limits = { peers: 4, maxFrame: 1 << 12, maxBatch: 1 << 20 };
+    fc.assert(
+      fc.property(
+        fc.record({ kind: fc.integer({ min: 1, max: 7 }), flags: fc.integer({ min: 0, max: 3 }), length: fc.integer({ min: 0, max: 64 }), total: fc.integer({ min: 0, max: 2 << 20 }), count: fc.integer({ min: 0, max: 4 }) }),
+        fc.boolean(),
+        (f, slab) => {
+          const h: FrameHeader = { length: f.length, channel: 0, source: 1, target: 2, seq: 0, kind: f.kind as Kind, codec: 16, flags: f.flags, count: f.count, total: f.total };
+          if (!(f.flags & Flags.SLAB)) return;
+          const ok = slab && f.kind === Kind.DATA && !(f.flags & Flags.LAST) && f.length === DESCRIPTOR_BYTES && f.total <= limits.maxBatch && f.count > 0 && f.count <= f.total + 1;
+          if (ok) expect(() => validateHeader(h, { ...limits, slab })).not.toThrow();
+          else expect(() => validateHeader(h, { ...limits, slab })).toThrow(ProtocolError);
+        },
+      ),
+    );
+  });
+
+  it('are refused from a TCP peer: a slab frame names memory only threads of the sending process have', () => {
+    const frame = new Uint8Array(32 + DESCRIPTOR_BYTES);
+    const v = new DataView(frame.buffer);
+    v.setUint32(0, DESCRIPTOR_BYTES, true);
+    v.setUint32(8, 0, true);
+    v.setUint32(12, 1, true);
+    v.setUint8(20, Kind.DATA);
+    v.setUint16(22, Flags.SLAB, true);
+    v.setUint32(24, 1, true);
+    v.setUint32(28, 1 << 16, true);
+    const decoder = new FrameDecoder({ peers: 2, maxFrame: 1 << 20, maxBatch: 1 << 20 }, () => {
+      throw new Error('delivered');
+    });
+    expect(() => decoder.push(frame)).toThrow(/refers to a slab where there is none/);
+  });
+});
+
+describe('a slab', () => {
+  it('hands out chunks that never overlap, reuses what came back, and refuses a descriptor whose chunk was reused', () => {
+    let reusedSeen = 0;
+    fc.assert(
+      fc.property(
+        fc.array(fc.oneof(
+          { weight: 3, arbitrary: fc.record({ op: fc.constant('alloc' as const), length: fc.integer({ min: 0, max: 96 << 10 }) }) },
+          { weight: 2, arbitrary: fc.record({ op: fc.constant('done' as const), pick: fc.nat() }) },
+          { weight: 1, arbitrary: fc.record({ op: fc.constant('gone' as const), target: fc.integer({ min: 0, max: 2 }) }) },
+        ), { minLength: 1, maxLength: 80 }),
+        (script) => {
+          const buffer = createSlab(256 << 10)!;
+          const writer = new SlabWriter(buffer);
+          const reader = new SlabReader(buffer, Doorbell.create());
+          const live: Chunk[] = [];
+          const stale: Chunk[] = [];
+          let stamp = 0;
+          const stamps = new Map<Chunk, number>();
+          for (const s of script) {
+            if (s.op === 'alloc') {
+              const target = s.length % 3;
+              const c = writer.alloc(s.length, target);
+              if (c === undefined) {
+                // Refused only while chunks are out: an empty slab holds anything up to its capacity.
+                expect(live.length).toBeGreaterThan(0);
+                continue;
+              }
+              for (const l of live) expect(c.offset + c.length <= l.offset || l.offset + l.length <= c.offset || c.length === 0 || l.length === 0).toBe(true);
+              if (stale.some((o) => o.slot === c.slot)) reusedSeen++;
+              c.bytes.fill(++stamp & 255);
+              stamps.set(c, stamp & 255);
+              live.push(c);
+            } else if (s.op === 'done' && live.length > 0) {
+              const c = live.splice(s.pick % live.length, 1)[0]!;
+              const got = reader.view(c, c.length);
+              expect(got.every((b) => b === stamps.get(c))).toBe(true);
+              reader.done(c);
+              stale.push(c);
+            } else if (s.op === 'gone') {
+              writer.reclaimTarget(s.target);
+              for (let i = live.length - 1; i >= 0; i--) if (live[i]!.target === s.target) stale.push(...live.splice(i, 1));
+            }
+            // Every live chunk still holds what was written into it.
+            for (const l of live) expect(reader.view(l, l.length).every((b) => b === stamps.get(l))).toBe(true);
+          }
+          writer.reclaim();
+          expect(writer.outstanding).toBe(live.length);
+          for (const o of stale) {
+            const now = live.find((l) => l.slot === o.slot);
+            if (now !== undefined) expect(() => reader.view(o, o.length)).toThrow(/was reused, its message is gone/);
+          }
+        },
+      ),
+      { numRuns: 150 },
+    );
+    expect(reusedSeen).toBeGreaterThan(0);
+  });
+
+  it('wakes its owner when a chunk comes back while it waits for room', () => {
+    const buffer = createSlab(64 << 10)!;
+    const bell = Doorbell.create();
+    const writer = new SlabWriter(buffer);
+    const reader = new SlabReader(buffer, bell);
+    const c = writer.alloc(64 << 10, 1)!;
+    expect(writer.alloc(4096, 1)).toBeUndefined();
+    const before = bell.epoch();
+    expect(writer.wantSpace(4096)).toBe(false);
+    reader.done(c);
+    expect(bell.epoch()).toBe(before + 1);
+    expect(writer.alloc(4096, 1)).toBeDefined();
+  });
+});
+
+describe('outbox and inbox with a slab', () => {
+  it('carry large batches through a slab that fills, in order and byte-exact, with borrowed chunks held until the next drain', () => {
+    let waited = 0;
+    fc.assert(
+      fc.property(
+        fc.array(fc.record({ large: fc.boolean(), length: fc.integer({ min: 0, max: 48 << 10 }), seed: fc.integer(), lend: fc.boolean(), receive: fc.boolean() }), { minLength: 1, maxLength: 30 }),
+        (batches) => {
+          const ring = createRingBuffer(4096);
+          const slabBuffer = createSlab(256 << 10)!;
+          const slab = new SlabWriter(slabBuffer);
+          const backlog = { bytes: 0, cap: Infinity, overflow: (): never => { throw new Error('no cap here'); } };
+          const outbox = new Outbox(new RingWriter(ring, Doorbell.create()), 0, new Uint32Array(1), backlog, slab);
+          const inbox = new Inbox(new RingReader(ring, Doorbell.create()), 0, 1, 1 << 20, new SlabReader(slabBuffer, Doorbell.create()));
+          const want = batches.map((b) => {
+            const n = b.large ? SLAB_MIN_BYTES + b.length : b.length >> 6;
+            const bytes = new Uint8Array(n);
+            let x = b.seed | 1;
+            for (let i = 0; i < n; i += 64) bytes[i] = x = (x * 1103515245 + 12345) & 0xff;
+            return bytes;
+          });
+          let next = 0;
+          let kept: { view: Uint8Array; want: Uint8Array }[] = [];
+          const sink: FrameSink = {
+            batch: (_s, _c, _k, _n, payload) => {
+              const i = next++;
+              expect(Buffer.from(payload).equals(Buffer.from(want[i]!))).toBe(true);
+              if (!batches[i]!.lend) return false;
+              kept.push({ view: payload, want: want[i]!.slice() });
+              return true;
+            },
+            close: () => {},
+            finish: () => {},
+            accepts: () => true,
+          };
+          const receive = (): void => {
+            // Views kept from the last drain are intact up to this one.
+            for (const k of kept) expect(Buffer.from(k.view).equals(Buffer.from(k.want))).toBe(true);
+            kept = [];
+            inbox.drain(sink);
+          };
+          batches.forEach((b, i) => {
+            outbox.data(0, 1, 16, 1, want[i]!);
+            if (outbox.overflowFrames > 0) waited++;
+            if (b.receive) {
+              outbox.drain();
+              outbox.publish();
+              receive();
+            }
+          });
+          for (let rounds = 0; ; rounds++) {
+            const empty = outbox.drain();
+            outbox.publish();
+            receive();
+            if (empty && next === batches.length) break;
+            expect(rounds).toBeLessThan(1000);
+          }
+          receive();
+          inbox.returnLent();
+          slab.reclaim();
+          expect(slab.outstanding).toBe(0);
+          expect(backlog.bytes).toBe(0);
+        },
+      ),
+      { numRuns: 60 },
+    );
+    expect(waited).toBeGreaterThan(0);
+  });
+});
