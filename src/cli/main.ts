@@ -3,7 +3,7 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { Command, InvalidArgumentError } from 'commander';
 import { launch } from './launch.ts';
-import { makeKeys } from './keys.ts';
+import { makeKeys, revoke } from './keys.ts';
 import { ConfigError } from '../errors.ts';
 import { worker, type WorkerCommandOptions } from './worker.ts';
 
@@ -44,15 +44,31 @@ program
     }
   });
 
-program
+const keys = program
   .command('keys')
   .description('make a CA and, per process, a key and certificate for mutual TLS (weft launch --tls-dir, Config.fromArgs --tls-dir, WEFT_TLS_DIR)')
-  .requiredOption('-n, --processes <n>', 'processes', positive)
+  .option('-n, --processes <n>', 'processes (required)', positive)
   .option('--days <n>', 'how long the certificates are valid', positive, 825)
   .argument('<dir>', 'folder to write ca.crt, ca.key, process-<i>.crt and process-<i>.key into (keep ca.key safe: it makes members)')
-  .action((dir: string, o: { processes: number; days: number }) => {
+  .action((dir: string, o: { processes?: number; days: number }) => {
     try {
+      // Not a required option: `weft keys revoke` goes through this command too.
+      if (o.processes === undefined) throw new ConfigError('weft keys: -n, --processes <n> is required');
       for (const path of makeKeys({ dir, processes: o.processes, days: o.days })) console.log(path);
+    } catch (error) {
+      console.error((error as Error).message);
+      process.exitCode = 1;
+    }
+  });
+
+keys
+  .command('revoke')
+  .description('revoke process <i>\'s certificate: adds it to crl.pem in <dir>, which every process reading <dir> loads; the others keep their keys')
+  .argument('<dir>', 'a folder made by `weft keys` (needs ca.key)')
+  .argument('<i>', 'the process whose certificate (process-<i>.crt) is revoked', natural)
+  .action((dir: string, i: number) => {
+    try {
+      console.log(revoke(dir, i));
     } catch (error) {
       console.error((error as Error).message);
       process.exitCode = 1;

@@ -29,6 +29,7 @@ import {
   PROTOCOL_VERSION, SHAPE_BYTES, hello, mac, message, refusal, shape, type Identity,
 } from './handshake-messages.ts';
 import { Reader } from './handshake-reader.ts';
+import { certifiedProcess } from './tls.ts';
 import { HandshakeError } from '../errors.ts';
 
 const REFUSAL_GRACE_MS = 1_000;
@@ -66,7 +67,6 @@ interface Exchange {
 export async function handshake(socket: Socket, me: Identity, role: Role, timeoutMs: number): Promise<Handshaken> {
   const reader = new Reader(socket);
   const nonce = randomBytes(NONCE_BYTES);
-  socket.write(hello(me, nonce));
   let refused = false;
   const refuse = (reason: string, final = true): never => {
     refused = true;
@@ -77,6 +77,14 @@ export async function handshake(socket: Socket, me: Identity, role: Role, timeou
     setTimeout(() => socket.destroy(), REFUSAL_GRACE_MS).unref();
     throw new HandshakeError(`refused ${socket.remoteAddress}:${socket.remotePort}: ${reason}`, final);
   };
+  // A certificate that names a process which never dials us is refused
+  // before our HELLO: only a peer that may be a member hears from us.
+  const certified = 'admit' in role ? certifiedProcess(socket) : undefined;
+  if (certified !== undefined && (certified <= me.process || certified >= me.processes)) {
+    reader.detach();
+    refuse(`its certificate is for process ${certified}, which does not dial process ${me.process}`);
+  }
+  socket.write(hello(me, nonce));
   let timer: NodeJS.Timeout | undefined;
   const deadline = new Promise<never>((_, reject) => {
     timer = setTimeout(() => reject(new HandshakeError(`no handshake from ${socket.remoteAddress}:${socket.remotePort} within ${timeoutMs} ms`, false)), timeoutMs);
