@@ -185,9 +185,9 @@ function ringTotal(threads: number, extra: number, o: Required<Options>): void {
   }
 }
 
-function options(o: Options = {}, known: readonly string[] = OPTION_FIELDS): Required<Options> {
-  if (o === null || typeof o !== 'object') throw new ConfigError(`options must be an object, got ${JSON.stringify(o)}`);
-  onlyKnown('options', o, known);
+function options(where: string, o: Options = {}, known: readonly string[] = OPTION_FIELDS): Required<Options> {
+  if (o === null || typeof o !== 'object') throw new ConfigError(`${where} options must be an object, got ${JSON.stringify(o)}`);
+  onlyKnown(`${where}'s options`, o, known);
   const ringBytes = o.ringBytes ?? DEFAULT_RING_BYTES;
   checkRingBytes(ringBytes);
   const maxMessageBytes = bytes('maxMessageBytes', o.maxMessageBytes ?? DEFAULT_MAX_MESSAGE_BYTES, 1, 0xffffffff);
@@ -199,13 +199,13 @@ function options(o: Options = {}, known: readonly string[] = OPTION_FIELDS): Req
 export const Config = {
   /** One worker thread. */
   thread(o?: Options): Config {
-    return made({ kind: 'thread', threads: 1, options: options(o) });
+    return made({ kind: 'thread', threads: 1, options: options('Config.thread', o) });
   },
 
   /** `threads` worker threads in this process. */
   process(threads: number, o?: Options): Config {
     const n = threadCount('threads', threads);
-    const opts = options(o);
+    const opts = options('Config.process', o);
     ringTotal(n, 0, opts);
     return made({ kind: 'process', threads: n, options: opts });
   },
@@ -219,7 +219,7 @@ export const Config = {
     if (!Number.isInteger(o.process) || o.process < 0 || o.process >= o.addresses.length) {
       throw new ConfigError(`process index must be an integer from 0 to ${o.addresses.length - 1}, got ${JSON.stringify(o.process)}`);
     }
-    const opts = options(o, [...OPTION_FIELDS, ...CLUSTER_FIELDS]);
+    const opts = options('Config.cluster', o, [...OPTION_FIELDS, ...CLUSTER_FIELDS]);
     // Two more rings per thread: to and from the router.
     ringTotal(threads, 2 * threads, opts);
     const onPeerLoss = peerLossOf(fromEnv('onPeerLoss', o.onPeerLoss));
@@ -309,12 +309,12 @@ function secretOf(given: string | undefined): string | undefined {
  * rebuilt through the same checks, so a mistake in it is a ConfigError
  * naming the field rather than a TypeError deep inside.
  */
-export function checkConfig(c: unknown): Config {
+export function checkConfig(c: unknown, where = 'initialize'): Config {
   const want = 'a Config (Config.thread(), Config.process(n), Config.cluster({...}) or Config.fromArgs().config)';
-  if (c === null || typeof c !== 'object') throw new ConfigError(`initialize needs ${want}, got ${c === null ? 'null' : typeof c}`);
+  if (c === null || typeof c !== 'object') throw new ConfigError(`${where} needs ${want}, got ${c === null ? 'null' : typeof c}`);
   if (checked.has(c as Config)) return c as Config;
   const o = c as Partial<Record<string, unknown>>;
-  if (o.kind !== 'thread' && o.kind !== 'process' && o.kind !== 'cluster') throw new ConfigError(`initialize needs ${want}; this object's kind is ${JSON.stringify(o.kind)}`);
+  if (o.kind !== 'thread' && o.kind !== 'process' && o.kind !== 'cluster') throw new ConfigError(`${where} needs ${want}; this object's kind is ${JSON.stringify(o.kind)}`);
   const fields = o.kind === 'cluster' ? ['kind', 'threads', 'options', 'cluster'] : ['kind', 'threads', 'options'];
   onlyKnown(`a ${o.kind} config`, o, fields);
   // A config Config.* did not make, whole: what it lacks was never checked.

@@ -6,6 +6,8 @@ import { rmSync } from 'node:fs';
 import { Config, ConfigError } from '../../src/index.ts';
 import { DEFAULT_PORT } from '../../src/allocator/config.ts';
 import { hostfile, ROOT } from './helpers.ts';
+import { forgeIdentity } from './forged.ts';
+import { makeKeys, revoke } from '../../src/cli/keys.ts';
 import { execFileSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -112,16 +114,29 @@ describe('Config.cluster tls', () => {
     expect(plain.kind === 'cluster' && plain.cluster.tls).toBe(undefined);
   });
 
-  it('refuses with a ConfigError: a missing field, text that is not PEM, a key that is not the certificate\'s, a folder without the files', () => {
+  it('refuses with a ConfigError naming the field and the reason: a missing field, text that is not PEM, a key that is not the certificate\'s, a folder without the files', () => {
     const dir = keysDir();
     const read = (name: string) => readFileSync(join(dir, name), 'utf8');
     const good = { key: read('process-0.key'), cert: read('process-0.crt'), ca: read('ca.crt') };
+    const ca = { key: read('ca.key'), cert: read('ca.crt') };
+    const name = 'weft process 0';
     const cases: [unknown, RegExp][] = [
       [{ ...good, ca: undefined }, /tls\.ca must be PEM text \(a string or a Buffer\), got undefined/],
       [{ ...good, key: 42 }, /tls\.key must be PEM text/],
-      [{ ...good, cert: 'not a certificate' }, /tls: key, cert and ca are not usable together/],
-      [{ ...good, key: read('process-1.key') }, /tls: key, cert and ca are not usable together: .*key values mismatch/],
-      [{ ...good, key: read('process-1.key'), cert: read('process-1.crt') }, /tls: the certificate is process 1's, this is process 0/],
+      [{ ...good, crl: 42 }, /tls\.crl must be PEM text \(a string or a Buffer\) or absent, got number/],
+      [{ ...good, cert: 'not a certificate' }, /^tls: tls\.cert: not a readable certificate: /],
+      [{ ...good, ca: 'not a CA' }, /^tls: tls\.ca: not a PEM certificate/],
+      [{ ...good, ca: read('process-1.crt') }, /^tls: tls\.ca: CN=weft process 1 is not a CA certificate$/],
+      [{ ...good, key: 'not a key' }, /^tls: tls\.key: not a readable private key: /],
+      [{ ...good, key: read('process-1.key') }, /^tls: tls\.key: not the key of tls\.cert$/],
+      [{ ...good, key: read('process-1.key'), cert: read('process-1.crt') }, /^tls: tls\.cert: the certificate is process 1's, this is process 0$/],
+      [{ ...good, ...forgeIdentity({ name, issuer: ca, from: -30, to: -1 }) }, /^tls: tls\.cert: certificate expired on \w{3} +\d+ [\d:]+ \d{4} GMT$/],
+      [{ ...good, ...forgeIdentity({ name, issuer: ca, from: 2, to: 30 }) }, /^tls: tls\.cert: certificate not valid before \w{3} +\d+ [\d:]+ \d{4} GMT$/],
+      [{ ...good, ...forgeIdentity({ name, issuer: forgeIdentity({ name: 'another CA', ca: true }) }) }, /^tls: tls\.cert: certificate not signed by the cluster CA$/],
+      [{ ...good, ...forgeIdentity({ name }) }, /^tls: tls\.cert: certificate not signed by the cluster CA$/],
+      [{ ...good, ...ca }, /^tls: tls\.cert: a CA certificate, not a process's$/],
+      [{ ...good, crl: 'not a list' }, /^tls: tls\.crl: not a PEM CRL/],
+      [{ ...good, crl: '-----BEGIN X509 CRL-----\nAAAA\n-----END X509 CRL-----\n' }, /^tls: tls\.crl: not a readable CRL/],
     ];
     for (const [tls, message] of cases) {
       expect(() => Config.cluster({ threads: 1, process: 0, addresses, tls: tls as never })).toThrow(ConfigError);
@@ -130,6 +145,60 @@ describe('Config.cluster tls', () => {
     const hosts = hostfile([5001, 5002]);
     dirs.push(hosts.dir);
     expect(() => Config.fromArgs(['-n', '2', '-h', hosts.path, '--tls-dir', hosts.dir])).toThrow(/tls: cannot read .*ca\.crt \(made by `weft keys/);
+  });
+});
+
+describe('Config.cluster tls: checked up front', () => {
+  let parent = '';
+  afterAll(() => rmSync(parent, { recursive: true, force: true }));
+  /** A fresh folder made by `weft keys` for 2 processes. */
+  const keys = (): string => {
+    parent ||= mkdtempSync(join(tmpdir(), 'weft-config-tls-checks-'));
+    const dir = mkdtempSync(join(parent, 'keys-'));
+    makeKeys({ dir, processes: 2, days: 365 });
+    return dir;
+  };
+  const addresses = ['127.0.0.1:1', '127.0.0.1:2'];
+  const fromDir = (dir: string, process: number) => {
+    const hosts = hostfile([5001, 5002]);
+    dirs.push(hosts.dir);
+    return Config.fromArgs(['-n', '2', '-p', String(process), '-h', hosts.path, '--tls-dir', dir]).config;
+  };
+
+  it('names the file that is wrong in a --tls-dir folder, and why', () => {
+    const dir = keys();
+    const read = (name: string) => readFileSync(join(dir, name), 'utf8');
+    const expired = forgeIdentity({ name: 'weft process 0', issuer: { key: read('ca.key'), cert: read('ca.crt') }, from: -30, to: -1 });
+    writeFileSync(join(dir, 'process-0.crt'), expired.cert);
+    writeFileSync(join(dir, 'process-0.key'), expired.key);
+    expect(() => fromDir(dir, 0)).toThrow(ConfigError);
+    expect(() => fromDir(dir, 0)).toThrow(new RegExp(`^tls: ${join(dir, 'process-0.crt')}: certificate expired on `));
+    writeFileSync(join(dir, 'process-1.key'), read('ca.key'));
+    expect(() => fromDir(dir, 1)).toThrow(new RegExp(`^tls: ${join(dir, 'process-1.key')}: not the key of ${join(dir, 'process-1.crt')}$`));
+  });
+
+  it('loads the CRL weft keys revoke wrote: the revoked process is refused at its config, the others carry the list', () => {
+    const dir = keys();
+    revoke(dir, 1);
+    expect(() => fromDir(dir, 1)).toThrow(new RegExp(`^tls: ${join(dir, 'process-1.crt')}: certificate revoked on `));
+    const zero = fromDir(dir, 0);
+    expect(zero.kind === 'cluster' && String(zero.cluster.tls?.crl)).toBe(readFileSync(join(dir, 'crl.pem'), 'utf8'));
+    // Another cluster's list is not this CA's.
+    const other = keys();
+    revoke(other, 0);
+    writeFileSync(join(dir, 'crl.pem'), readFileSync(join(other, 'crl.pem')));
+    expect(() => fromDir(dir, 0)).toThrow(new RegExp(`^tls: ${join(dir, 'crl.pem')}: not signed by the cluster CA$`));
+  });
+
+  it('warns when the certificate expires within 30 days', async () => {
+    const dir = keys();
+    const read = (name: string) => readFileSync(join(dir, name), 'utf8');
+    const soon = forgeIdentity({ name: 'weft process 0', issuer: { key: read('ca.key'), cert: read('ca.crt') }, to: 10 });
+    const warned = new Promise<Error>((resolve) => process.once('warning', resolve));
+    Config.cluster({ threads: 1, process: 0, addresses, tls: { ...soon, ca: read('ca.crt') } });
+    const warning = await warned;
+    expect(warning.name).toBe('WeftWarning');
+    expect(warning.message).toMatch(/^tls: tls\.cert expires on \w{3} +\d+ [\d:]+ \d{4} GMT \(in (9|10) days\): make new keys before then/);
   });
 });
 
