@@ -14,6 +14,20 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 
 const dirs: string[] = [];
+
+/** Runs `fn` with these environment variables set, then puts them back. */
+function withEnv(vars: Record<string, string>, fn: () => void): void {
+  const saved = Object.keys(vars).map((k) => [k, process.env[k]] as const);
+  Object.assign(process.env, vars);
+  try {
+    fn();
+  } finally {
+    for (const [k, v] of saved) {
+      if (v === undefined) delete process.env[k];
+      else process.env[k] = v;
+    }
+  }
+}
 afterEach(() => {
   for (const d of dirs.splice(0)) rmSync(d, { recursive: true, force: true });
 });
@@ -60,6 +74,24 @@ describe('Config.cluster', () => {
     const given = { threads: 1, process: 0, addresses: ['127.0.0.1:1', '127.0.0.1:2', '127.0.0.1:3'], ...o } as Parameters<typeof Config.cluster>[0];
     expect(() => Config.cluster(given)).toThrow(ConfigError);
     expect(() => Config.cluster(given)).toThrow(message);
+  });
+
+  it.each([
+    ['an unknown option', { heartbeatTimeout: 5000 }, /^Config\.cluster's options has no field "heartbeatTimeout"; its fields are ringBytes, .*, onPeerLoss, spares, tls$/],
+    ['onPeerLoss given a wrong value', { onPeerLoss: 'ignore' }, /^onPeerLoss \(--on-peer-loss, WEFT_ON_PEER_LOSS\) must be 'abort' or 'continue', got "ignore"$/],
+    ['heartbeatTimeoutMs that is not a number', { heartbeatTimeoutMs: '3000' }, /^heartbeatTimeoutMs \(--heartbeat-timeout, WEFT_HEARTBEAT_TIMEOUT_MS\) must be an integer number of ms from 150 to 2147483647, got "3000"$/],
+    ['heartbeatTimeoutMs of a fraction', { heartbeatTimeoutMs: 2500.5 }, /^heartbeatTimeoutMs .* got 2500.5$/],
+    ['connectTimeoutMs below 1', { connectTimeoutMs: 0 }, /^connectTimeoutMs \(--connect-timeout, WEFT_CONNECT_TIMEOUT_MS\) must be an integer number of ms from 1 to 2147483647, got 0$/],
+    ['connectTimeoutMs past what a timer keeps', { connectTimeoutMs: 2 ** 31 }, /^connectTimeoutMs .* got 2147483648$/],
+  ])('refuses %s with a ConfigError naming it', (_, o, message) => {
+    const given = { threads: 1, process: 0, addresses: ['127.0.0.1:1'], ...o } as Parameters<typeof Config.cluster>[0];
+    expect(() => Config.cluster(given)).toThrow(ConfigError);
+    expect(() => Config.cluster(given)).toThrow(message);
+  });
+
+  it('refuses a cluster option given to Config.process or Config.thread, saying where it belongs', () => {
+    expect(() => Config.process(2, { onPeerLoss: 'continue' } as never)).toThrow(/^Config\.process's options has no field "onPeerLoss": it is a cluster option, given to Config\.cluster\(\{ \.\.\. \}\) \(config\.cluster\); its fields are ringBytes, maxMessageBytes, highWaterBytes, maxBacklogBytes$/);
+    expect(() => Config.thread({ ringbytes: 1 << 16 } as never)).toThrow(/^Config\.thread's options has no field "ringbytes"; its fields are ringBytes/);
   });
 
   it('takes the secret from WEFT_SECRET when none is given', () => {
@@ -247,6 +279,50 @@ describe('Config.fromArgs', () => {
     expect(() => Config.fromArgs(['-n', '2', '-h', path])).toThrow(/hostfile .*hosts: "127.0.0.1:5002 spares" is not "host:port" or "host:port spare"/);
     writeFileSync(path, '127.0.0.1:5001 spare\n127.0.0.1:5002\n');
     expect(() => Config.fromArgs(['-n', '2', '-h', path])).toThrow(/spares must be distinct process indices from 1 to 1 .*got \[0\]/);
+  });
+
+  it('reads --on-peer-loss, --heartbeat-timeout and --connect-timeout, or their environment variables; a given option wins over the environment', () => {
+    const { config } = Config.fromArgs(['-n', '2', '--on-peer-loss', 'continue', '--heartbeat-timeout', '5000', '--connect-timeout=1000', 'mode']);
+    expect(config.kind === 'cluster' && config.cluster).toMatchObject({ onPeerLoss: 'continue', heartbeatTimeoutMs: 5000, connectTimeoutMs: 1000 });
+    const defaults = Config.fromArgs(['-n', '2']).config;
+    expect(defaults.kind === 'cluster' && defaults.cluster).toMatchObject({ onPeerLoss: 'abort', heartbeatTimeoutMs: 3000, connectTimeoutMs: 30_000 });
+    withEnv({ WEFT_ON_PEER_LOSS: 'continue', WEFT_HEARTBEAT_TIMEOUT_MS: '7000', WEFT_CONNECT_TIMEOUT_MS: '2000' }, () => {
+      const env = Config.fromArgs(['-n', '2']).config;
+      expect(env.kind === 'cluster' && env.cluster).toMatchObject({ onPeerLoss: 'continue', heartbeatTimeoutMs: 7000, connectTimeoutMs: 2000 });
+      const flag = Config.fromArgs(['-n', '2', '--heartbeat-timeout', '4000', '--on-peer-loss', 'abort']).config;
+      expect(flag.kind === 'cluster' && flag.cluster).toMatchObject({ onPeerLoss: 'abort', heartbeatTimeoutMs: 4000, connectTimeoutMs: 2000 });
+      const given = Config.cluster({ threads: 1, process: 0, addresses: ['127.0.0.1:1'], heartbeatTimeoutMs: 9000 });
+      expect(given.kind === 'cluster' && given.cluster.heartbeatTimeoutMs).toBe(9000);
+    });
+  });
+
+  it.each([
+    ['an unknown --on-peer-loss', ['--on-peer-loss', 'maybe'], /^onPeerLoss \(--on-peer-loss, WEFT_ON_PEER_LOSS\) must be 'abort' or 'continue', got "maybe"$/],
+    ['--on-peer-loss without a value', ['--on-peer-loss'], /^flag --on-peer-loss needs a value$/],
+    ['a --heartbeat-timeout that is not a number', ['--heartbeat-timeout', 'soon'], /^flag --heartbeat-timeout needs a non-negative integer, got "soon"$/],
+    ['a --heartbeat-timeout too short', ['--heartbeat-timeout', '10'], /^heartbeatTimeoutMs \(--heartbeat-timeout, WEFT_HEARTBEAT_TIMEOUT_MS\) must be an integer number of ms from 150 to 2147483647, got 10$/],
+    ['a --connect-timeout of 0', ['--connect-timeout=0'], /^connectTimeoutMs \(--connect-timeout, WEFT_CONNECT_TIMEOUT_MS\) must be an integer number of ms from 1 to 2147483647, got 0$/],
+    ['a --connect-timeout past what a timer keeps', ['--connect-timeout', '4294967296'], /connectTimeoutMs .* from 1 to 2147483647, got 4294967296$/],
+    ['--on-peer-loss abort with spares in the hostfile', ['--on-peer-loss', 'abort', '-h', 'SPARES'], /spares \[1\] need onPeerLoss: 'continue'/],
+  ])('refuses %s with a ConfigError naming the flag', (_, flags, message) => {
+    const dir = mkdtempSync(join(tmpdir(), 'weft-hosts-'));
+    dirs.push(dir);
+    writeFileSync(join(dir, 'hosts'), '127.0.0.1:5001\n127.0.0.1:5002 spare\n');
+    const argv = ['-n', '2', ...flags.map((f) => (f === 'SPARES' ? join(dir, 'hosts') : f))];
+    expect(() => Config.fromArgs(argv)).toThrow(ConfigError);
+    expect(() => Config.fromArgs(argv)).toThrow(message);
+  });
+
+  it.each([
+    ['WEFT_ON_PEER_LOSS', 'sometimes', /^onPeerLoss \(--on-peer-loss, WEFT_ON_PEER_LOSS\) must be 'abort' or 'continue', got "sometimes"$/],
+    ['WEFT_HEARTBEAT_TIMEOUT_MS', '3s', /^heartbeatTimeoutMs \(--heartbeat-timeout, WEFT_HEARTBEAT_TIMEOUT_MS\) must be .*, got "3s"$/],
+    ['WEFT_HEARTBEAT_TIMEOUT_MS', '100', /^heartbeatTimeoutMs .* from 150 to 2147483647, got 100$/],
+    ['WEFT_CONNECT_TIMEOUT_MS', '-1', /^connectTimeoutMs \(--connect-timeout, WEFT_CONNECT_TIMEOUT_MS\) must be .*, got "-1"$/],
+  ])('refuses %s=%s with a ConfigError naming the variable', (name, value, message) => {
+    withEnv({ [name]: value }, () => {
+      expect(() => Config.fromArgs(['-n', '2'])).toThrow(ConfigError);
+      expect(() => Config.cluster({ threads: 1, process: 0, addresses: ['127.0.0.1:1'] })).toThrow(message);
+    });
   });
 
   it('refuses a hostfile with too few or bad addresses', () => {
