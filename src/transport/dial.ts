@@ -141,7 +141,7 @@ export async function dialSpare(o: MeshOptions, j: number, joins: Joins): Promis
       return joins.add(j, await attempt(o, j, HANDSHAKE_TIMEOUT_MS, true));
     } catch (caught) {
       const e = caught as Error;
-      if (refusedBy(e)) return o.log(`weft: process ${o.process}: spare process ${j} at ${o.addresses[j]} refused us: ${e.message}`);
+      if (refusedBy(e)) return o.log(`weft: process ${o.process}: no joining spare process ${j} at ${o.addresses[j]}: ${e.message}`);
     }
     await pause(delay, true);
     delay = Math.min(delay * 2, SPARE_REDIAL_MS);

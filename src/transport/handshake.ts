@@ -1,6 +1,7 @@
 // The handshake that opens every TCP connection between weft processes
 // (protocol version 2). Process i dials process j < i; the dialler is D,
-// the listener L. Both open with HELLO at once, then:
+// the listener L. Both open with HELLO at once (with TLS, once each has
+// judged the other's certificate, tls.ts), then:
 //
 //   with a secret      D -> L  PROOF  HMAC(secret, "D" ‖ transcript)
 //                      L checks it, and only then judges the dialler's index
@@ -26,13 +27,12 @@ import { randomBytes, timingSafeEqual } from 'node:crypto';
 import type { Socket } from 'node:net';
 import {
   DIALLER, HELLO_BYTES, LISTENER, MAC_BYTES, MAGIC_HELLO, MAGIC_PROOF, MAGIC_REFUSE, MAGIC_SHAPE, MAX_REASON, NONCE_BYTES,
-  PROTOCOL_VERSION, SHAPE_BYTES, hello, mac, message, refusal, shape, type Identity,
+  PROTOCOL_VERSION, REFUSAL_GRACE_MS, SHAPE_BYTES, hello, mac, message, refusal, shape, type Identity,
 } from './handshake-messages.ts';
 import { Reader } from './handshake-reader.ts';
 import { certifiedProcess } from './tls.ts';
 import { HandshakeError } from '../errors.ts';
 
-const REFUSAL_GRACE_MS = 1_000;
 /** Every wrong, relayed, reflected or replayed proof gets this one answer. */
 const WRONG_SECRET = 'wrong secret';
 

@@ -12,7 +12,7 @@
 import { createServer as createTcpServer, type Server, type Socket } from 'node:net';
 import { createSecureContext, TLSSocket } from 'node:tls';
 import { certificateProblem, processNamed, trustOf, type TlsFiles } from './certificates.ts';
-import { refusal } from './handshake-messages.ts';
+import { REFUSAL_GRACE_MS, refusal } from './handshake-messages.ts';
 import { HandshakeError } from '../errors.ts';
 
 export { checkTls, tlsFileNames, tlsFromDir, type TlsFiles } from './certificates.ts';
@@ -84,6 +84,7 @@ export function listen(host: string, port: number, tls: TlsFiles | undefined, on
         if (problem !== undefined) {
           socket.once('error', () => {}); // the peer may reset first: it is refused either way
           socket.end(refusal(problem), () => socket.destroy());
+          setTimeout(() => socket.destroy(), REFUSAL_GRACE_MS).unref();
           return failed(new HandshakeError(problem, true));
         }
         clearTimeout(timer);
@@ -103,17 +104,14 @@ export function listen(host: string, port: number, tls: TlsFiles | undefined, on
 
 /** The process index a `weft keys` certificate names, for a TLS socket; undefined otherwise. */
 export function certifiedProcess(socket: Socket): number | undefined {
-  if (!(socket instanceof TLSSocket)) return undefined;
-  const cn: unknown = socket.getPeerCertificate().subject?.CN;
-  return typeof cn === 'string' ? processNamed(`CN=${cn}`) : undefined;
+  return socket instanceof TLSSocket ? processNamed(socket.getPeerX509Certificate()?.subject) : undefined;
 }
 
 /**
- * Whether an error is TLS saying no (a certificate the CA did not sign, no
- * certificate, a peer that does not speak TLS): an answer, which retrying
- * cannot change, unlike a reset.
+ * Whether an error is TLS itself saying no (an alert, a peer that does not
+ * speak TLS 1.3): an answer, which retrying cannot change, unlike a reset.
+ * Certificates are refused by certificates.ts, not by TLS.
  */
 export function isTlsRefusal(error: Error): boolean {
-  const code = (error as NodeJS.ErrnoException).code ?? '';
-  return code.startsWith('ERR_SSL_') || /CERT|UNABLE_TO_(GET|VERIFY)|SIGNATURE/.test(code);
+  return ((error as NodeJS.ErrnoException).code ?? '').startsWith('ERR_SSL_');
 }

@@ -112,7 +112,7 @@ describe('mutual TLS', () => {
     // Process 0 reported the four refusals: the first at once, the rest in
     // summary lines (one per 10 s: a loaded machine may spread them over two).
     expect(refusalsLogged(p0.stderr), p0.stderr.join('\n')).toBe(4);
-  });
+  }, 120_000); // five processes started one after another
 
   it('a TLS process dialling a plain cluster fails at once with the TLS error', async () => {
     const dir = await keys(2);
