@@ -2,7 +2,7 @@
 // Flags follow timely's: -w/--threads, -n/--processes, -p/--process,
 // -h/--hostfile; and weft's cluster options: --tls-dir (a folder made by
 // `weft keys`), --on-peer-loss, --heartbeat-timeout, --connect-timeout,
-// each with an environment variable (CLUSTER_FLAGS) that Config.cluster
+// each with an environment variable (cluster-flags.ts) that Config.cluster
 // reads when the option is not given, as it reads WEFT_SECRET.
 
 import { ConfigError } from '../errors.ts';
@@ -11,6 +11,7 @@ import { readHostfile } from './hostfile.ts';
 import { checkRingBytes } from '../transport/ring.ts';
 import { parseAddress } from '../transport/address.ts';
 import { checkTls, tlsFromDir, type TlsFiles } from '../transport/tls.ts';
+import { CLUSTER_FLAGS, duration, fromEnv, MIN_HEARTBEAT_TIMEOUT_MS, peerLossOf, type Tuned } from './cluster-flags.ts';
 
 export interface Options {
   /** Bytes of each ring between two threads (a power of two). Default 1 MiB. */
@@ -87,19 +88,6 @@ export const MAX_RING_TOTAL = 2 ** 32;
 /** Without a hostfile, process i listens on 127.0.0.1:(DEFAULT_PORT + i). */
 export const DEFAULT_PORT = 2101;
 
-/** The longest timeout Node's timers keep (a larger one fires at once). */
-const MAX_TIMEOUT_MS = 2 ** 31 - 1;
-/** A heartbeat timeout shorter than this would declare peers dead between two of their beats (every 50 ms at the fastest). */
-export const MIN_HEARTBEAT_TIMEOUT_MS = 150;
-
-/** The cluster options a user tunes at launch: their flag and environment variable. */
-export const CLUSTER_FLAGS = {
-  onPeerLoss: { flag: '--on-peer-loss', env: 'WEFT_ON_PEER_LOSS' },
-  heartbeatTimeoutMs: { flag: '--heartbeat-timeout', env: 'WEFT_HEARTBEAT_TIMEOUT_MS' },
-  connectTimeoutMs: { flag: '--connect-timeout', env: 'WEFT_CONNECT_TIMEOUT_MS' },
-} as const;
-type Tuned = keyof typeof CLUSTER_FLAGS;
-
 const OPTION_FIELDS: readonly (keyof Options)[] = ['ringBytes', 'maxMessageBytes', 'highWaterBytes', 'maxBacklogBytes'];
 const CLUSTER_FIELDS: readonly (keyof ClusterOptions)[] = ['threads', 'process', 'addresses', 'secret', 'connectTimeoutMs', 'heartbeatTimeoutMs', 'onPeerLoss', 'spares', 'tls'];
 
@@ -112,24 +100,6 @@ function onlyKnown(what: string, o: object, known: readonly string[]): void {
       : (CLUSTER_FIELDS as readonly string[]).includes(field) ? ': it is a cluster option, given to Config.cluster({ ... }) (config.cluster)' : '';
     throw new ConfigError(`${what} has no field ${JSON.stringify(field)}${belongs}; its fields are ${known.join(', ')}`);
   }
-}
-
-/** An option's value, or its environment variable's when it is not given ("" or unset: none). */
-function fromEnv(name: Tuned, given: unknown): unknown {
-  if (given !== undefined) return given;
-  const v = process.env[CLUSTER_FLAGS[name].env];
-  if (v === undefined || v === '') return undefined;
-  return /^\d+$/.test(v) ? Number(v) : v;
-}
-
-/** The option's names a user may have used: field, flag and environment variable. */
-const named = (name: Tuned): string => `${name} (${CLUSTER_FLAGS[name].flag}, ${CLUSTER_FLAGS[name].env})`;
-
-function duration(name: Tuned, value: unknown, min: number): number {
-  if (typeof value !== 'number' || !Number.isInteger(value) || value < min || value > MAX_TIMEOUT_MS) {
-    throw new ConfigError(`${named(name)} must be an integer number of ms from ${min} to ${MAX_TIMEOUT_MS}, got ${JSON.stringify(value)}`);
-  }
-  return value;
 }
 
 /** Configs made (and so checked) by `Config`: initialize takes them as they are. */
@@ -151,12 +121,6 @@ function threadCount(what: string, value: unknown): number {
   const n = count(what, value);
   if (n > MAX_THREADS) throw new ConfigError(`${what} is at most ${MAX_THREADS} per process (rings grow as threads^2), got ${n}; use more processes (Config.cluster)`);
   return n;
-}
-
-function peerLossOf(value: unknown): 'abort' | 'continue' {
-  if (value === undefined) return 'abort';
-  if (value !== 'abort' && value !== 'continue') throw new ConfigError(`${named('onPeerLoss')} must be 'abort' or 'continue', got ${JSON.stringify(value)}`);
-  return value;
 }
 
 function sparesOf(value: unknown, processes: number, onPeerLoss: 'abort' | 'continue'): number[] {
@@ -333,19 +297,6 @@ export function checkConfig(c: unknown, where = 'initialize'): Config {
       return Config.cluster({ ...(o.cluster as ClusterOptions), ...given, threads: o.threads as number });
     }
   }
-}
-
-/**
- * The flags that pass cluster options on to a launched process, checked
- * here so a wrong value is one error before anything starts.
- */
-export function clusterFlags(o: { onPeerLoss?: string | undefined; heartbeatTimeoutMs?: string | undefined; connectTimeoutMs?: string | undefined }): string[] {
-  const out: string[] = [];
-  const ms = (v: string): number | string => (/^\d+$/.test(v) ? Number(v) : v);
-  if (o.onPeerLoss !== undefined) out.push(CLUSTER_FLAGS.onPeerLoss.flag, peerLossOf(o.onPeerLoss));
-  if (o.heartbeatTimeoutMs !== undefined) out.push(CLUSTER_FLAGS.heartbeatTimeoutMs.flag, String(duration('heartbeatTimeoutMs', ms(o.heartbeatTimeoutMs), MIN_HEARTBEAT_TIMEOUT_MS)));
-  if (o.connectTimeoutMs !== undefined) out.push(CLUSTER_FLAGS.connectTimeoutMs.flag, String(duration('connectTimeoutMs', ms(o.connectTimeoutMs), 1)));
-  return out;
 }
 
 /** Total workers a config runs, across processes. */

@@ -5,7 +5,7 @@ import { Command, InvalidArgumentError } from 'commander';
 import { launch } from './launch.ts';
 import { makeKeys, revoke } from './keys.ts';
 import { ConfigError } from '../errors.ts';
-import { clusterFlags } from '../allocator/config.ts';
+import { clusterFlags } from '../allocator/cluster-flags.ts';
 import { worker, type WorkerCommandOptions } from './worker.ts';
 
 function natural(value: string): number {
