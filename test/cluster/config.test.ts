@@ -207,7 +207,7 @@ describe('Config.cluster tls: checked up front', () => {
     expect(() => fromDir(dir, 0)).toThrow(new RegExp(`^tls: ${join(dir, 'process-0.crt')}: certificate expired on `));
     writeFileSync(join(dir, 'process-1.key'), read('ca.key'));
     expect(() => fromDir(dir, 1)).toThrow(new RegExp(`^tls: ${join(dir, 'process-1.key')}: not the key of ${join(dir, 'process-1.crt')}$`));
-  });
+  }, 120_000); // RSA keys made under load
 
   it('loads the CRL weft keys revoke wrote: the revoked process is refused at its config, the others carry the list', () => {
     const dir = keys();
@@ -220,7 +220,7 @@ describe('Config.cluster tls: checked up front', () => {
     revoke(other, 0);
     writeFileSync(join(dir, 'crl.pem'), readFileSync(join(other, 'crl.pem')));
     expect(() => fromDir(dir, 0)).toThrow(new RegExp(`^tls: ${join(dir, 'crl.pem')}: not signed by the cluster CA$`));
-  });
+  }, 120_000); // RSA keys made under load
 
   it('warns when the certificate expires within 30 days', async () => {
     const dir = keys();
@@ -231,7 +231,7 @@ describe('Config.cluster tls: checked up front', () => {
     const warning = await warned;
     expect(warning.name).toBe('WeftWarning');
     expect(warning.message).toMatch(/^tls: tls\.cert expires on \w{3} +\d+ [\d:]+ \d{4} GMT \(in (9|10) days\): make new keys before then/);
-  });
+  }, 120_000); // RSA keys made under load
 });
 
 describe('Config.fromArgs', () => {
