@@ -177,7 +177,7 @@ describe('Config.cluster tls', () => {
     const hosts = hostfile([5001, 5002]);
     dirs.push(hosts.dir);
     expect(() => Config.fromArgs(['-n', '2', '-h', hosts.path, '--tls-dir', hosts.dir])).toThrow(/tls: cannot read .*ca\.crt \(made by `weft keys/);
-  });
+  }, 120_000); // RSA keys made under load
 });
 
 describe('Config.cluster tls: checked up front', () => {
