@@ -8,7 +8,7 @@
 // the cluster is written (tls.ts, dial.ts); every refusal has a reason.
 
 import { createPrivateKey, X509Certificate, type KeyObject } from 'node:crypto';
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync, readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { createSecureContext } from 'node:tls';
 import { readCrl, serialKey } from './crl.ts';
@@ -23,6 +23,13 @@ export interface TlsFiles {
   ca: string | Buffer;
   /** The CA's revocation list (PEM, `weft keys revoke`): certificates it names are refused. */
   crl?: string | Buffer | undefined;
+  /**
+   * A file the revocation list is read from again whenever it changes
+   * (a connection at a time), so `weft keys revoke` reaches running
+   * processes. `tlsFromDir` (`--tls-dir`, `WEFT_TLS_DIR`) sets it to the
+   * folder's crl.pem.
+   */
+  crlFile?: string | undefined;
 }
 
 /** The files `weft keys <dir>` writes, and `tlsFromDir` reads. */
@@ -37,10 +44,12 @@ export interface Trust {
   cas: X509Certificate[];
   /** Revoked serials (serialKey) and when. */
   revoked: Map<string, Date>;
+  /** The crlFile's modification time and size when `revoked` was read from it. */
+  stamp?: string;
 }
 
 /** How each piece is named in errors: the file it came from, or the field. */
-type Labels = Record<keyof TlsFiles, string>;
+type Labels = Record<Exclude<keyof TlsFiles, 'crlFile'>, string>;
 const FIELDS: Labels = { key: 'tls.key', cert: 'tls.cert', ca: 'tls.ca', crl: 'tls.crl' };
 
 /** Process `process`'s key and certificate, the CA and its CRL when there is one, from a folder made by `weft keys`; checked (checkTls). */
@@ -54,7 +63,7 @@ export function tlsFromDir(dir: string, process: number): TlsFiles {
     }
   };
   const crl = existsSync(join(dir, CRL_FILE)) ? { crl: read(CRL_FILE) } : {};
-  const files = { ca: read(names.ca), cert: read(names.cert), key: read(names.key), ...crl };
+  const files = { ca: read(names.ca), cert: read(names.cert), key: read(names.key), ...crl, crlFile: join(dir, CRL_FILE) };
   const at = (name: string) => join(dir, name);
   return checkTls(files, process, { key: at(names.key), cert: at(names.cert), ca: at(names.ca), crl: at(CRL_FILE) });
 }
@@ -80,6 +89,7 @@ export function checkTls(tls: TlsFiles, process: number, labels: Labels = FIELDS
   }
   const crl: unknown = tls.crl;
   if (crl !== undefined && !(typeof crl === 'string' || Buffer.isBuffer(crl))) throw new ConfigError(`tls.crl must be PEM text (a string or a Buffer) or absent, got ${typeof crl}`);
+  if (tls.crlFile !== undefined && typeof tls.crlFile !== 'string') throw new ConfigError(`tls.crlFile must be a path or absent, got ${typeof tls.crlFile}`);
   const fail = failing(labels);
   const now = Date.now();
   const trust = trustFrom(tls, fail, now);
@@ -95,7 +105,11 @@ export function checkTls(tls: TlsFiles, process: number, labels: Labels = FIELDS
   if (!cert.checkPrivateKey(key!)) fail('key', `not the key of ${labels.cert}`);
   const named = processNamed(cert.subject);
   if (named !== undefined && named !== process) fail('cert', `the certificate is process ${named}'s, this is process ${process}`);
-  const files: TlsFiles = { key: tls.key, cert: tls.cert, ca: tls.ca, ...(crl !== undefined ? { crl: crl as string | Buffer } : {}) };
+  const files: TlsFiles = {
+    key: tls.key, cert: tls.cert, ca: tls.ca,
+    ...(crl !== undefined ? { crl: crl as string | Buffer } : {}),
+    ...(tls.crlFile !== undefined ? { crlFile: tls.crlFile } : {}),
+  };
   try {
     createSecureContext(files);
   } catch (cause) {
@@ -110,7 +124,7 @@ export function checkTls(tls: TlsFiles, process: number, labels: Labels = FIELDS
   return files;
 }
 
-type Fail = (field: keyof TlsFiles, why: string, cause?: unknown) => never;
+type Fail = (field: keyof Labels, why: string, cause?: unknown) => never;
 
 const failing = (labels: Labels): Fail => (field, why, cause) => {
   throw new ConfigError(`tls: ${labels[field]}: ${why}`, { cause });
@@ -128,10 +142,36 @@ function trustFrom(tls: TlsFiles, fail: Fail, now: number): Trust {
   }
   if (tls.crl === undefined) return { cas, revoked: new Map() };
   try {
-    // The CRL is the first CA's: `weft keys` makes one CA per cluster.
-    return { cas, revoked: new Map(readCrl(tls.crl, cas[0]!).revoked.map((r) => [r.serial, r.date])) };
+    return { cas, revoked: revokedBy(tls.crl, cas) };
   } catch (e) {
     return fail('crl', (e as Error).message, e);
+  }
+}
+
+/** The serials a CRL revokes, after checking the CA signed it (the first CA: `weft keys` makes one per cluster). */
+function revokedBy(crl: string | Buffer, cas: X509Certificate[]): Map<string, Date> {
+  return new Map(readCrl(crl, cas[0]!).revoked.map((r) => [r.serial, r.date]));
+}
+
+/**
+ * The trust with the list crlFile holds now, read again only when the file
+ * changed. A list that is missing or does not read (not the CA's) leaves
+ * the one we have: revocations already seen are never dropped by a bad
+ * copy, and a good one is taken when it comes.
+ */
+function fresher(trust: Trust, path: string): Trust {
+  let stamp: string;
+  try {
+    const st = statSync(path);
+    stamp = `${st.mtimeMs}:${st.size}`;
+  } catch {
+    return trust;
+  }
+  if (stamp === trust.stamp) return trust;
+  try {
+    return { cas: trust.cas, revoked: revokedBy(readFileSync(path), trust.cas), stamp };
+  } catch {
+    return { ...trust, stamp };
   }
 }
 
@@ -167,13 +207,11 @@ export function certificateProblem(cert: X509Certificate | undefined, trust: Tru
   return undefined;
 }
 
-/** What a peer is judged against, for material checkTls passed (made once per object). */
+/** What a peer is judged against now, for material checkTls passed (parsed once per object, the list again when its file changes). */
 export function trustOf(tls: TlsFiles): Trust {
-  let trust = trusts.get(tls);
-  if (trust === undefined) {
-    trust = trustFrom(tls, failing(FIELDS), Date.now());
-    trusts.set(tls, trust);
-  }
+  let trust = trusts.get(tls) ?? trustFrom(tls, failing(FIELDS), Date.now());
+  if (tls.crlFile !== undefined) trust = fresher(trust, tls.crlFile);
+  trusts.set(tls, trust);
   return trust;
 }
 

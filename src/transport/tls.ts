@@ -36,7 +36,6 @@ const TLS_HANDSHAKE_RECORD = 0x16;
 /** Listens on host:port, plain or TLS; rejects when the address cannot be used. */
 export function listen(host: string, port: number, tls: TlsFiles | undefined, on: ListenHandlers): Promise<Server> {
   const context = tls !== undefined ? createSecureContext({ ...tls, minVersion: 'TLSv1.3' }) : undefined;
-  const trust = tls !== undefined ? trustOf(tls) : undefined;
   // Paused on connect, so a TLS listener can look at the first bytes before
   // TLS reads them: a plain weft peer gets a reason it can read, rather
   // than a close that looks like a blip and is retried until its deadline.
@@ -80,7 +79,7 @@ export function listen(host: string, port: number, tls: TlsFiles | undefined, on
       socket.once('error', failed);
       socket.once('secure', () => {
         socket.off('error', failed);
-        const problem = certificateProblem(socket.getPeerX509Certificate(), trust!);
+        const problem = certificateProblem(socket.getPeerX509Certificate(), trustOf(tls!));
         if (problem !== undefined) {
           socket.once('error', () => {}); // the peer may reset first: it is refused either way
           socket.end(refusal(problem), () => socket.destroy());

@@ -102,5 +102,5 @@ describe('weft keys revoke', () => {
     expect(keyless.code).toBe(1);
     expect(keyless.p.stderr.join('\n')).toMatch(new RegExp(`^weft keys revoke: cannot read ${join(dir, 'ca.key')} \\(made by \`weft keys`));
     expect(readCrl(read('crl.pem'), ca).revoked).toHaveLength(2);
-  }, 60_000);
+  }, 120_000); // four weft commands and a TLS server, on a loaded machine
 });

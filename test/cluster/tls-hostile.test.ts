@@ -13,7 +13,8 @@ import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { detail, freePorts, hostfile, killAll, refusalsLogged, ROOT, run, runProcess, type Running } from './helpers.ts';
-import { MAGIC_REFUSE, hello, shape } from './stranger.ts';
+import { MAGIC_HELLO, MAGIC_REFUSE, hello, shape } from './stranger.ts';
+import { makeKeys, revoke } from '../../src/cli/keys.ts';
 import { forgeIdentity, type Identity } from './forged.ts';
 
 const started: Running[] = [];
@@ -109,6 +110,32 @@ describe('mutual TLS against hostile peers that check nothing', () => {
     const p0 = ps[0]!;
     expect(p0.stderr.find((l) => /refused a connection from/.test(l)), detail(p0)).toMatch(/: TLS: certificate not signed by the cluster CA$/);
     expect(refusalsLogged(p0.stderr), detail(p0)).toBe(7);
+  }, 120_000);
+
+  it('weft keys revoke reaches a running cluster: a member\'s certificate that got HELLO is refused once revoked, before any byte of the cluster; the cluster completes', async () => {
+    const dir = join(parent, 'live');
+    makeKeys({ dir, processes: 2, days: 30 });
+    const ports = await freePorts(2);
+    const hosts = hostfile(ports);
+    dirs.push(hosts.dir);
+    const go = join(hosts.dir, 'go');
+    const ps = [0, 1].map((i) => runProcess(i, 2, 1, hosts.path, ['--tls-dir', dir, 'gated', go]));
+    started.push(...ps);
+    await Promise.all(ps.map((p, i) => p.line(new RegExp(`^ready ${i}$`))));
+    const one = { key: readFileSync(join(dir, 'process-1.key'), 'utf8'), cert: readFileSync(join(dir, 'process-1.crt'), 'utf8') };
+    // Process 1's own key, a second time: a member, told the slot is taken after the handshake.
+    const before = await visit(ports[0]!, one);
+    expect(before.readUInt32LE(0)).toBe(MAGIC_HELLO);
+    revoke(dir, 1);
+    const after = await visit(ports[0]!, one);
+    expect(after.readUInt32LE(0)).toBe(MAGIC_REFUSE);
+    expect(after.subarray(8).toString('utf8')).toMatch(/^certificate revoked on /);
+    writeFileSync(go, '');
+    for (const p of ps) {
+      const { code } = await p.exited;
+      expect(code, detail(p)).toBe(0);
+      expect(p.stdout, detail(p)).toContain('result [500500]');
+    }
   }, 120_000);
 
   it('a hostile server at process 0\'s address is refused by the dialling process for each bad certificate, which fails with the reason and sends it nothing', async () => {
