@@ -4,6 +4,7 @@
 // the code that needs it, so an app that never uses that code need not
 // install it; the code that does says which package is missing.
 
+import { createRequire } from 'node:module';
 import { ModuleError } from './errors.ts';
 
 /**
@@ -14,6 +15,15 @@ import { ModuleError } from './errors.ts';
 export async function importOptional<T>(name: string, neededBy: string, load: () => Promise<T>): Promise<T> {
   try {
     return await load();
+  } catch (error) {
+    throw missing(error, name, neededBy) ?? error;
+  }
+}
+
+/** `importOptional` for a CommonJS package needed by synchronous code. */
+export function requireOptional<T>(name: string, neededBy: string): T {
+  try {
+    return createRequire(import.meta.url)(name) as T;
   } catch (error) {
     throw missing(error, name, neededBy) ?? error;
   }

@@ -1,6 +1,9 @@
 // What to run: how many worker threads, in how many processes, and where.
 // Flags follow timely's: -w/--threads, -n/--processes, -p/--process,
-// -h/--hostfile; and --tls-dir (a folder made by `weft keys`).
+// -h/--hostfile; and weft's cluster options: --tls-dir (a folder made by
+// `weft keys`), --on-peer-loss, --heartbeat-timeout, --connect-timeout,
+// each with an environment variable (cluster-flags.ts) that Config.cluster
+// reads when the option is not given, as it reads WEFT_SECRET.
 
 import { ConfigError } from '../errors.ts';
 import { argsRead } from './launched.ts';
@@ -8,6 +11,7 @@ import { readHostfile } from './hostfile.ts';
 import { checkRingBytes, MAX_SLAB_BYTES } from '../transport/index.ts';
 import { parseAddress } from '../transport/index.ts';
 import { checkTls, tlsFromDir, type TlsFiles } from '../transport/index.ts';
+import { CLUSTER_FLAGS, duration, fromEnv, MIN_HEARTBEAT_TIMEOUT_MS, peerLossOf, type Tuned } from './cluster-flags.ts';
 
 export interface Options {
   /** Bytes of each ring between two threads (a power of two). Default 1 MiB. */
@@ -92,6 +96,20 @@ export const MAX_RING_TOTAL = 2 ** 32;
 /** Without a hostfile, process i listens on 127.0.0.1:(DEFAULT_PORT + i). */
 export const DEFAULT_PORT = 2101;
 
+const OPTION_FIELDS: readonly (keyof Options)[] = ['ringBytes', 'maxMessageBytes', 'highWaterBytes', 'maxBacklogBytes'];
+const CLUSTER_FIELDS: readonly (keyof ClusterOptions)[] = ['threads', 'process', 'addresses', 'secret', 'connectTimeoutMs', 'heartbeatTimeoutMs', 'onPeerLoss', 'spares', 'tls'];
+
+/** Refuses a field `o` should not have, naming it (and where it belongs, when it is a field of another part). */
+function onlyKnown(what: string, o: object, known: readonly string[]): void {
+  for (const field of Object.keys(o)) {
+    if (known.includes(field)) continue;
+    const belongs = (OPTION_FIELDS as readonly string[]).includes(field)
+      ? ': it is an option of Config.thread/process/cluster (config.options)'
+      : (CLUSTER_FIELDS as readonly string[]).includes(field) ? ': it is a cluster option, given to Config.cluster({ ... }) (config.cluster)' : '';
+    throw new ConfigError(`${what} has no field ${JSON.stringify(field)}${belongs}; its fields are ${known.join(', ')}`);
+  }
+}
+
 /** Configs made (and so checked) by `Config`: initialize takes them as they are. */
 const checked = new WeakSet<Config>();
 
@@ -111,12 +129,6 @@ function threadCount(what: string, value: unknown): number {
   const n = count(what, value);
   if (n > MAX_THREADS) throw new ConfigError(`${what} is at most ${MAX_THREADS} per process (rings grow as threads^2), got ${n}; use more processes (Config.cluster)`);
   return n;
-}
-
-function peerLossOf(value: unknown): 'abort' | 'continue' {
-  if (value === undefined) return 'abort';
-  if (value !== 'abort' && value !== 'continue') throw new ConfigError(`onPeerLoss must be 'abort' or 'continue', got ${JSON.stringify(value)}`);
-  return value;
 }
 
 function sparesOf(value: unknown, processes: number, onPeerLoss: 'abort' | 'continue'): number[] {
@@ -145,8 +157,9 @@ function ringTotal(threads: number, extra: number, o: Required<Options>): void {
   }
 }
 
-function options(o: Options = {}): Required<Options> {
-  if (o === null || typeof o !== 'object') throw new ConfigError(`options must be an object, got ${JSON.stringify(o)}`);
+function options(where: string, o: Options = {}, known: readonly string[] = OPTION_FIELDS): Required<Options> {
+  if (o === null || typeof o !== 'object') throw new ConfigError(`${where} options must be an object, got ${JSON.stringify(o)}`);
+  onlyKnown(`${where}'s options`, o, known);
   const ringBytes = o.ringBytes ?? DEFAULT_RING_BYTES;
   checkRingBytes(ringBytes);
   const maxMessageBytes = bytes('maxMessageBytes', o.maxMessageBytes ?? DEFAULT_MAX_MESSAGE_BYTES, 1, 0xffffffff);
@@ -159,13 +172,13 @@ function options(o: Options = {}): Required<Options> {
 export const Config = {
   /** One worker thread. */
   thread(o?: Options): Config {
-    return made({ kind: 'thread', threads: 1, options: options(o) });
+    return made({ kind: 'thread', threads: 1, options: options('Config.thread', o) });
   },
 
   /** `threads` worker threads in this process. */
   process(threads: number, o?: Options): Config {
     const n = threadCount('threads', threads);
-    const opts = options(o);
+    const opts = options('Config.process', o);
     ringTotal(n, 0, opts);
     return made({ kind: 'process', threads: n, options: opts });
   },
@@ -179,10 +192,10 @@ export const Config = {
     if (!Number.isInteger(o.process) || o.process < 0 || o.process >= o.addresses.length) {
       throw new ConfigError(`process index must be an integer from 0 to ${o.addresses.length - 1}, got ${JSON.stringify(o.process)}`);
     }
-    const opts = options(o);
+    const opts = options('Config.cluster', o, [...OPTION_FIELDS, ...CLUSTER_FIELDS]);
     // Two more rings per thread: to and from the router.
     ringTotal(threads, 2 * threads, opts);
-    const onPeerLoss = peerLossOf(o.onPeerLoss);
+    const onPeerLoss = peerLossOf(fromEnv('onPeerLoss', o.onPeerLoss));
     return made({
       kind: 'cluster',
       threads,
@@ -192,11 +205,11 @@ export const Config = {
         process: o.process,
         addresses: [...o.addresses],
         secret: secretOf(o.secret),
-        connectTimeoutMs: o.connectTimeoutMs ?? 30_000,
-        heartbeatTimeoutMs: o.heartbeatTimeoutMs ?? 3_000,
+        connectTimeoutMs: duration('connectTimeoutMs', fromEnv('connectTimeoutMs', o.connectTimeoutMs) ?? 30_000, 1),
+        heartbeatTimeoutMs: duration('heartbeatTimeoutMs', fromEnv('heartbeatTimeoutMs', o.heartbeatTimeoutMs) ?? 3_000, MIN_HEARTBEAT_TIMEOUT_MS),
         onPeerLoss,
         spares: sparesOf(o.spares, o.addresses.length, onPeerLoss),
-        tls: o.tls !== undefined ? checkTls(o.tls, o.process) : process.env.WEFT_TLS_DIR ? checkTls(tlsFromDir(process.env.WEFT_TLS_DIR, o.process), o.process) : undefined,
+        tls: o.tls !== undefined ? checkTls(o.tls, o.process) : process.env.WEFT_TLS_DIR ? tlsFromDir(process.env.WEFT_TLS_DIR, o.process) : undefined,
       },
     });
   },
@@ -212,6 +225,7 @@ export const Config = {
     let index = 0;
     let hostfile: string | undefined;
     let tlsDir: string | undefined;
+    const tuned: Partial<Pick<ClusterOptions, Tuned>> = {};
     const rest: string[] = [];
     for (let i = 0; i < argv.length; i++) {
       const arg = argv[i]!;
@@ -235,6 +249,9 @@ export const Config = {
         case '-p': case '--process': index = int(); break;
         case '-h': case '--hostfile': hostfile = value(); break;
         case '--tls-dir': tlsDir = value(); break;
+        case CLUSTER_FLAGS.onPeerLoss.flag: tuned.onPeerLoss = peerLossOf(value()); break;
+        case CLUSTER_FLAGS.heartbeatTimeoutMs.flag: tuned.heartbeatTimeoutMs = duration('heartbeatTimeoutMs', int(), MIN_HEARTBEAT_TIMEOUT_MS); break;
+        case CLUSTER_FLAGS.connectTimeoutMs.flag: tuned.connectTimeoutMs = duration('connectTimeoutMs', int(), 1); break;
         default: rest.push(arg);
       }
     }
@@ -248,7 +265,7 @@ export const Config = {
     // A hostfile that marks spares asks for a cluster that runs without them.
     const spares = hosts.spares.filter((k) => k < processes);
     const membership = spares.length > 0 ? { spares, onPeerLoss: 'continue' as const } : {};
-    return { config: Config.cluster({ threads, process: index, addresses: hosts.addresses.slice(0, processes), ...membership, ...tls }), rest };
+    return { config: Config.cluster({ threads, process: index, addresses: hosts.addresses.slice(0, processes), ...membership, ...tuned, ...tls }), rest };
   },
 };
 
@@ -265,23 +282,29 @@ function secretOf(given: string | undefined): string | undefined {
  * rebuilt through the same checks, so a mistake in it is a ConfigError
  * naming the field rather than a TypeError deep inside.
  */
-export function checkConfig(c: unknown): Config {
+export function checkConfig(c: unknown, where = 'initialize'): Config {
   const want = 'a Config (Config.thread(), Config.process(n), Config.cluster({...}) or Config.fromArgs().config)';
-  if (c === null || typeof c !== 'object') throw new ConfigError(`initialize needs ${want}, got ${c === null ? 'null' : typeof c}`);
+  if (c === null || typeof c !== 'object') throw new ConfigError(`${where} needs ${want}, got ${c === null ? 'null' : typeof c}`);
   if (checked.has(c as Config)) return c as Config;
   const o = c as Partial<Record<string, unknown>>;
-  const given = (o.options ?? {}) as Options;
+  if (o.kind !== 'thread' && o.kind !== 'process' && o.kind !== 'cluster') throw new ConfigError(`${where} needs ${want}; this object's kind is ${JSON.stringify(o.kind)}`);
+  const fields = o.kind === 'cluster' ? ['kind', 'threads', 'options', 'cluster'] : ['kind', 'threads', 'options'];
+  onlyKnown(`a ${o.kind} config`, o, fields);
+  // A config Config.* did not make, whole: what it lacks was never checked.
+  const missing = fields.find((f) => !(f in o));
+  if (missing !== undefined) throw new ConfigError(`this ${o.kind} config has no field ${JSON.stringify(missing)}: it was not made by Config.*; make it with Config.thread(), Config.process(n), Config.cluster({...}) or Config.fromArgs()`);
+  if (o.options === null || typeof o.options !== 'object') throw new ConfigError(`a config's options must be an object, got ${JSON.stringify(o.options)}`);
+  const given = o.options as Options;
   switch (o.kind) {
     case 'thread':
       return Config.thread(given);
     case 'process':
       return Config.process(o.threads as number, given);
     case 'cluster': {
-      if (o.cluster === null || typeof o.cluster !== 'object') throw new ConfigError(`a cluster config needs its 'cluster' field; make it with Config.cluster({...})`);
+      if (o.cluster === null || typeof o.cluster !== 'object') throw new ConfigError(`a cluster config's 'cluster' field must be an object; make it with Config.cluster({...})`);
+      onlyKnown('config.cluster', o.cluster, CLUSTER_FIELDS);
       return Config.cluster({ ...(o.cluster as ClusterOptions), ...given, threads: o.threads as number });
     }
-    default:
-      throw new ConfigError(`initialize needs ${want}; this object's kind is ${JSON.stringify(o.kind)}`);
   }
 }
 

@@ -3,13 +3,15 @@
 // certificate the CA signed, naming the process ("weft process <i>") and
 // good for both ends of a connection. Keys are RSA 2048 made by node:crypto;
 // node:crypto cannot make X.509 certificates, so node-forge (pure
-// JavaScript) builds and signs them.
+// JavaScript) builds and signs them. `weft keys revoke <dir> <i>` adds
+// process i's certificate to the CA's revocation list (crl.ts).
 
-import { generateKeyPairSync, randomBytes } from 'node:crypto';
-import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
+import { generateKeyPairSync, randomBytes, X509Certificate } from 'node:crypto';
+import { existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import forge from 'node-forge';
-import { tlsFileNames } from '../transport/tls.ts';
+import { CRL_FILE, tlsFileNames } from '../transport/certificates.ts';
+import { makeCrl, readCrl, serialKey, type Crl } from '../transport/crl.ts';
 import { ConfigError } from '../errors.ts';
 
 export interface KeysOptions {
@@ -100,4 +102,39 @@ export function makeKeys(o: KeysOptions): string[] {
     written.push(path);
   }
   return written;
+}
+
+/**
+ * `weft keys revoke <dir> <i>`: adds process i's certificate to the CA's
+ * revocation list (crl.pem in `dir`, made or extended), which every process
+ * that reads the folder loads: from then on that certificate is refused at
+ * both ends, and the rest of the cluster keeps its keys. Returns the path.
+ */
+export function revoke(dir: string, process: number): string {
+  const read = (name: string): Buffer => {
+    try {
+      return readFileSync(join(dir, name));
+    } catch (cause) {
+      throw new ConfigError(`weft keys revoke: cannot read ${join(dir, name)} (made by \`weft keys ${dir}\`): ${(cause as Error).message}`, { cause });
+    }
+  };
+  const names = tlsFileNames(process);
+  const [caCert, caKey, cert] = [read(names.ca), read('ca.key'), new X509Certificate(read(names.cert))];
+  const path = join(dir, CRL_FILE);
+  let crl: Crl = { revoked: [], number: 0 };
+  if (existsSync(path)) {
+    try {
+      crl = readCrl(read(CRL_FILE), new X509Certificate(caCert));
+    } catch (cause) {
+      throw new ConfigError(`weft keys revoke: ${path}: ${(cause as Error).message}`, { cause });
+    }
+  }
+  const serial = serialKey(cert.serialNumber);
+  if (crl.revoked.some((r) => r.serial === serial)) throw new ConfigError(`weft keys revoke: ${join(dir, names.cert)} is already revoked in ${path}`);
+  const next = makeCrl(caCert, caKey, { revoked: [...crl.revoked, { serial, date: new Date() }], number: crl.number + 1 });
+  // Whole or not at all: a process that starts meanwhile reads the old list or the new one.
+  const partial = `${path}.${randomBytes(4).toString('hex')}`;
+  writeFileSync(partial, next, { mode: 0o644, flag: 'wx' });
+  renameSync(partial, path);
+  return path;
 }

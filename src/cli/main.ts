@@ -6,6 +6,7 @@ import { existsSync, readFileSync } from 'node:fs';
 import { Command, InvalidArgumentError } from 'commander';
 import { ConfigError, ModuleError } from '../errors.ts';
 import { importOptional } from '../optional.ts';
+import { clusterFlags } from '../allocator/cluster-flags.ts';
 import type { WorkerCommandOptions } from './worker.ts';
 
 function natural(value: string): number {
@@ -33,12 +34,16 @@ program
   .argument('<script>', 'a .js or .ts program that calls initialize(Config.fromArgs(...).config, ...)')
   .option('--tls-dir <dir>', 'mutual TLS between the processes, with the files `weft keys <dir>` made')
   .option('--spare <k>', 'the last k processes are spares: not started, each joins the running cluster when started with the command printed', natural, 0)
+  .option('--on-peer-loss <abort|continue>', 'what losing a process does to the others (Config.cluster onPeerLoss; default abort, or WEFT_ON_PEER_LOSS)')
+  .option('--heartbeat-timeout <ms>', 'silence after which a process is presumed dead (heartbeatTimeoutMs; default 3000, or WEFT_HEARTBEAT_TIMEOUT_MS)')
+  .option('--connect-timeout <ms>', 'how long each process tries to reach the others (connectTimeoutMs; default 30000, or WEFT_CONNECT_TIMEOUT_MS)')
   .argument('[args...]', 'passed on to the script')
   .allowUnknownOption()
-  .action(async (script: string, args: string[], o: { processes: number; threads: number; tlsDir?: string; spare: number }) => {
+  .action(async (script: string, args: string[], o: { processes: number; threads: number; tlsDir?: string; spare: number; onPeerLoss?: string; heartbeatTimeout?: string; connectTimeout?: string }) => {
     const { launch } = await import('./launch.ts');
     try {
-      process.exitCode = await launch({ processes: o.processes, threads: o.threads, script, args, tlsDir: o.tlsDir, spares: o.spare });
+      const flags = clusterFlags({ onPeerLoss: o.onPeerLoss, heartbeatTimeoutMs: o.heartbeatTimeout, connectTimeoutMs: o.connectTimeout });
+      process.exitCode = await launch({ processes: o.processes, threads: o.threads, script, args: [...flags, ...args], tlsDir: o.tlsDir, spares: o.spare });
     } catch (error) {
       if (!(error instanceof ConfigError)) throw error;
       console.error(`weft launch: ${error.message}`);
@@ -46,16 +51,33 @@ program
     }
   });
 
-program
+const keys = program
   .command('keys')
   .description('make a CA and, per process, a key and certificate for mutual TLS (weft launch --tls-dir, Config.fromArgs --tls-dir, WEFT_TLS_DIR)')
-  .requiredOption('-n, --processes <n>', 'processes', positive)
+  .option('-n, --processes <n>', 'processes (required)', positive)
   .option('--days <n>', 'how long the certificates are valid', positive, 825)
   .argument('<dir>', 'folder to write ca.crt, ca.key, process-<i>.crt and process-<i>.key into (keep ca.key safe: it makes members)')
-  .action(async (dir: string, o: { processes: number; days: number }) => {
+  .action(async (dir: string, o: { processes?: number; days: number }) => {
     try {
+      // Not a required option: `weft keys revoke` goes through this command too.
+      if (o.processes === undefined) throw new ConfigError('weft keys: -n, --processes <n> is required');
       const { makeKeys } = await importOptional('node-forge', 'weft keys', () => import('./keys.ts'));
       for (const path of makeKeys({ dir, processes: o.processes, days: o.days })) console.log(path);
+    } catch (error) {
+      console.error((error as Error).message);
+      process.exitCode = 1;
+    }
+  });
+
+keys
+  .command('revoke')
+  .description('revoke process <i>\'s certificate: adds it to crl.pem in <dir>, which every process reading <dir> loads; the others keep their keys')
+  .argument('<dir>', 'a folder made by `weft keys` (needs ca.key)')
+  .argument('<i>', 'the process whose certificate (process-<i>.crt) is revoked', natural)
+  .action(async (dir: string, i: number) => {
+    try {
+      const { revoke } = await importOptional('node-forge', 'weft keys revoke', () => import('./keys.ts'));
+      console.log(revoke(dir, i));
     } catch (error) {
       console.error((error as Error).message);
       process.exitCode = 1;

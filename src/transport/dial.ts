@@ -6,10 +6,11 @@
 // even while a silent stranger holds a spare's address.
 
 import { connect, type Socket } from 'node:net';
-import { connect as connectTls } from 'node:tls';
+import { connect as connectTls, type TLSSocket } from 'node:tls';
 import { handshake } from './handshake.ts';
 import { parseAddress } from './address.ts';
 import { certifiedProcess, isTlsRefusal } from './tls.ts';
+import { certificateProblem, trustOf } from './certificates.ts';
 import { ConnectError, HandshakeError } from '../errors.ts';
 import type { Joins, Link, MeshOptions } from './mesh.ts';
 
@@ -31,7 +32,8 @@ export function park(socket: Socket, rest: Buffer): Link {
 }
 
 /**
- * Connects (and, when the cluster uses it, completes the TLS handshake),
+ * Connects (and, when the cluster uses it, completes the TLS handshake and
+ * judges the listener's certificate: a refusal, before we write a byte),
  * giving up after HANDSHAKE_TIMEOUT_MS: a host that drops the packets, or a
  * listener that never answers TLS, would otherwise hold the attempt for the
  * kernel's minutes or forever. `idle`: the socket does not hold the process
@@ -41,7 +43,8 @@ function open(o: MeshOptions, host: string, port: number, idle: boolean): Promis
   const tls = o.tls;
   const s = tls === undefined
     ? connect({ host, port })
-    : connectTls({ host, port, ...tls, minVersion: 'TLSv1.3', checkServerIdentity: () => undefined });
+    // Not rejecting in Node: certificates.ts judges, with a reason for each refusal.
+    : connectTls({ host, port, ...tls, minVersion: 'TLSv1.3', rejectUnauthorized: false, checkServerIdentity: () => undefined });
   if (idle) s.unref();
   return new Promise<Socket>((resolve, reject) => {
     const timer = setTimeout(() => {
@@ -57,6 +60,11 @@ function open(o: MeshOptions, host: string, port: number, idle: boolean): Promis
     s.once(tls === undefined ? 'connect' : 'secureConnect', () => {
       clearTimeout(timer);
       s.off('error', failed);
+      const problem = tls === undefined ? undefined : certificateProblem((s as TLSSocket).getPeerX509Certificate(), trustOf(tls));
+      if (problem !== undefined) {
+        s.destroy();
+        return reject(new HandshakeError(`TLS: refused the listener: ${problem}`, true));
+      }
       s.setNoDelay(true);
       // Again once connected: the handle may have been replaced while connecting (one per address tried).
       if (idle) s.unref();
@@ -133,7 +141,7 @@ export async function dialSpare(o: MeshOptions, j: number, joins: Joins): Promis
       return joins.add(j, await attempt(o, j, HANDSHAKE_TIMEOUT_MS, true));
     } catch (caught) {
       const e = caught as Error;
-      if (refusedBy(e)) return o.log(`weft: process ${o.process}: spare process ${j} at ${o.addresses[j]} refused us: ${e.message}`);
+      if (refusedBy(e)) return o.log(`weft: process ${o.process}: no joining spare process ${j} at ${o.addresses[j]}: ${e.message}`);
     }
     await pause(delay, true);
     delay = Math.min(delay * 2, SPARE_REDIAL_MS);

@@ -14,6 +14,8 @@ export const NONCE_BYTES = 32;
 export const MAC_BYTES = 32;
 export const SHAPE_BYTES = 24;
 export const MAX_REASON = 1024;
+/** How long a refused peer has to read the REFUSE before its socket is destroyed. */
+export const REFUSAL_GRACE_MS = 1_000;
 /** Separates weft's proofs from any other use of the same secret. */
 const DOMAIN = Buffer.from('weft handshake 2', 'ascii');
 export const DIALLER = 1;

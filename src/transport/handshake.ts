@@ -1,6 +1,7 @@
 // The handshake that opens every TCP connection between weft processes
 // (protocol version 2). Process i dials process j < i; the dialler is D,
-// the listener L. Both open with HELLO at once, then:
+// the listener L. Both open with HELLO at once (with TLS, once each has
+// judged the other's certificate, tls.ts), then:
 //
 //   with a secret      D -> L  PROOF  HMAC(secret, "D" ‖ transcript)
 //                      L checks it, and only then judges the dialler's index
@@ -26,12 +27,12 @@ import { randomBytes, timingSafeEqual } from 'node:crypto';
 import type { Socket } from 'node:net';
 import {
   DIALLER, HELLO_BYTES, LISTENER, MAC_BYTES, MAGIC_HELLO, MAGIC_PROOF, MAGIC_REFUSE, MAGIC_SHAPE, MAX_REASON, NONCE_BYTES,
-  PROTOCOL_VERSION, SHAPE_BYTES, hello, mac, message, refusal, shape, type Identity,
+  PROTOCOL_VERSION, REFUSAL_GRACE_MS, SHAPE_BYTES, hello, mac, message, refusal, shape, type Identity,
 } from './handshake-messages.ts';
 import { Reader } from './handshake-reader.ts';
+import { certifiedProcess } from './tls.ts';
 import { HandshakeError } from '../errors.ts';
 
-const REFUSAL_GRACE_MS = 1_000;
 /** Every wrong, relayed, reflected or replayed proof gets this one answer. */
 const WRONG_SECRET = 'wrong secret';
 
@@ -66,7 +67,6 @@ interface Exchange {
 export async function handshake(socket: Socket, me: Identity, role: Role, timeoutMs: number): Promise<Handshaken> {
   const reader = new Reader(socket);
   const nonce = randomBytes(NONCE_BYTES);
-  socket.write(hello(me, nonce));
   let refused = false;
   const refuse = (reason: string, final = true): never => {
     refused = true;
@@ -77,6 +77,14 @@ export async function handshake(socket: Socket, me: Identity, role: Role, timeou
     setTimeout(() => socket.destroy(), REFUSAL_GRACE_MS).unref();
     throw new HandshakeError(`refused ${socket.remoteAddress}:${socket.remotePort}: ${reason}`, final);
   };
+  // A certificate that names a process which never dials us is refused
+  // before our HELLO: only a peer that may be a member hears from us.
+  const certified = 'admit' in role ? certifiedProcess(socket) : undefined;
+  if (certified !== undefined && (certified <= me.process || certified >= me.processes)) {
+    reader.detach();
+    refuse(`its certificate is for process ${certified}, which does not dial process ${me.process}`);
+  }
+  socket.write(hello(me, nonce));
   let timer: NodeJS.Timeout | undefined;
   const deadline = new Promise<never>((_, reject) => {
     timer = setTimeout(() => reject(new HandshakeError(`no handshake from ${socket.remoteAddress}:${socket.remotePort} within ${timeoutMs} ms`, false)), timeoutMs);

@@ -13,4 +13,4 @@ export { Kind } from './frame.ts';
 export { Inbox, type FrameSink } from './inbox.ts';
 export { Outbox, concat, type Backlog } from './outbox.ts';
 export { parseAddress } from './address.ts';
-export { checkTls, tlsFromDir, type TlsFiles } from './tls.ts';
+export { checkTls, tlsFromDir, type TlsFiles } from './certificates.ts';

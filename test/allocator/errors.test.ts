@@ -95,15 +95,21 @@ describe('bad input', () => {
     expect(() => Config.cluster({ threads: 100, process: 0, addresses: ['127.0.0.1:1'] })).toThrow(/at most 64/);
   });
 
-  it('a hand-made config is checked like one from Config: a ConfigError, not a TypeError', async () => {
+  it('a hand-made or edited config is checked like one from Config: a ConfigError naming the field, not a TypeError', async () => {
     const bad = (c: unknown) => initialize(c as ReturnType<typeof Config.thread>, { module: workers, export: 'hello' });
     await expect(bad(null)).rejects.toThrow(ConfigError);
     await expect(bad({ threads: 2 })).rejects.toThrow(/initialize needs a Config .*; this object's kind is undefined/);
-    await expect(bad({ kind: 'process', threads: 'two' })).rejects.toThrow(/threads must be a positive integer, got "two"/);
+    // Not made by Config.*: what it lacks was never checked.
+    await expect(bad({ kind: 'process', threads: 2 })).rejects.toThrow(/^this process config has no field "options": it was not made by Config\.\*; make it with Config\.thread\(\), Config\.process\(n\)/);
+    await expect(bad({ kind: 'cluster', threads: 2, options: {} })).rejects.toThrow(/this cluster config has no field "cluster": it was not made by Config/);
+    await expect(bad({ kind: 'process', threads: 'two', options: {} })).rejects.toThrow(/threads must be a positive integer, got "two"/);
     await expect(bad({ kind: 'process', threads: 2, options: { ringBytes: 3 } })).rejects.toThrow(/ringBytes must be a power of two/);
-    await expect(bad({ kind: 'cluster', threads: 2 })).rejects.toThrow(/a cluster config needs its 'cluster' field/);
-    // Complete enough: it runs, with the defaults filled in.
-    const guards = await bad({ kind: 'process', threads: 2 });
+    // A field where it does not belong, or of no config at all.
+    await expect(bad({ ...Config.process(2), ringBytes: 1 << 16 })).rejects.toThrow(/^a process config has no field "ringBytes": it is an option of Config\.thread\/process\/cluster \(config\.options\); its fields are kind, threads, options$/);
+    await expect(bad({ ...Config.process(2), options: { ...Config.process(2).options, threads: 3 } })).rejects.toThrow(/^Config\.process's options has no field "threads": it is a cluster option/);
+    await expect(bad({ ...Config.thread(), workers: 2 })).rejects.toThrow(/^a thread config has no field "workers"; its fields are kind, threads, options$/);
+    // An edited copy of a whole config goes through the same checks, and runs.
+    const guards = await bad({ ...Config.process(1), threads: 2 });
     expect(await guards.join()).toEqual([0, 1]);
   });
 

@@ -6,12 +6,28 @@ import { rmSync } from 'node:fs';
 import { Config, ConfigError } from '../../src/index.ts';
 import { DEFAULT_PORT } from '../../src/allocator/config.ts';
 import { hostfile, ROOT } from './helpers.ts';
+import { forgeIdentity } from './forged.ts';
+import { makeKeys, revoke } from '../../src/cli/keys.ts';
 import { execFileSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 
 const dirs: string[] = [];
+
+/** Runs `fn` with these environment variables set, then puts them back. */
+function withEnv(vars: Record<string, string>, fn: () => void): void {
+  const saved = Object.keys(vars).map((k) => [k, process.env[k]] as const);
+  Object.assign(process.env, vars);
+  try {
+    fn();
+  } finally {
+    for (const [k, v] of saved) {
+      if (v === undefined) delete process.env[k];
+      else process.env[k] = v;
+    }
+  }
+}
 afterEach(() => {
   for (const d of dirs.splice(0)) rmSync(d, { recursive: true, force: true });
 });
@@ -58,6 +74,24 @@ describe('Config.cluster', () => {
     const given = { threads: 1, process: 0, addresses: ['127.0.0.1:1', '127.0.0.1:2', '127.0.0.1:3'], ...o } as Parameters<typeof Config.cluster>[0];
     expect(() => Config.cluster(given)).toThrow(ConfigError);
     expect(() => Config.cluster(given)).toThrow(message);
+  });
+
+  it.each([
+    ['an unknown option', { heartbeatTimeout: 5000 }, /^Config\.cluster's options has no field "heartbeatTimeout"; its fields are ringBytes, .*, onPeerLoss, spares, tls$/],
+    ['onPeerLoss given a wrong value', { onPeerLoss: 'ignore' }, /^onPeerLoss \(--on-peer-loss, WEFT_ON_PEER_LOSS\) must be 'abort' or 'continue', got "ignore"$/],
+    ['heartbeatTimeoutMs that is not a number', { heartbeatTimeoutMs: '3000' }, /^heartbeatTimeoutMs \(--heartbeat-timeout, WEFT_HEARTBEAT_TIMEOUT_MS\) must be an integer number of ms from 150 to 2147483647, got "3000"$/],
+    ['heartbeatTimeoutMs of a fraction', { heartbeatTimeoutMs: 2500.5 }, /^heartbeatTimeoutMs .* got 2500.5$/],
+    ['connectTimeoutMs below 1', { connectTimeoutMs: 0 }, /^connectTimeoutMs \(--connect-timeout, WEFT_CONNECT_TIMEOUT_MS\) must be an integer number of ms from 1 to 2147483647, got 0$/],
+    ['connectTimeoutMs past what a timer keeps', { connectTimeoutMs: 2 ** 31 }, /^connectTimeoutMs .* got 2147483648$/],
+  ])('refuses %s with a ConfigError naming it', (_, o, message) => {
+    const given = { threads: 1, process: 0, addresses: ['127.0.0.1:1'], ...o } as Parameters<typeof Config.cluster>[0];
+    expect(() => Config.cluster(given)).toThrow(ConfigError);
+    expect(() => Config.cluster(given)).toThrow(message);
+  });
+
+  it('refuses a cluster option given to Config.process or Config.thread, saying where it belongs', () => {
+    expect(() => Config.process(2, { onPeerLoss: 'continue' } as never)).toThrow(/^Config\.process's options has no field "onPeerLoss": it is a cluster option, given to Config\.cluster\(\{ \.\.\. \}\) \(config\.cluster\); its fields are ringBytes, maxMessageBytes, highWaterBytes, maxBacklogBytes$/);
+    expect(() => Config.thread({ ringbytes: 1 << 16 } as never)).toThrow(/^Config\.thread's options has no field "ringbytes"; its fields are ringBytes/);
   });
 
   it('takes the secret from WEFT_SECRET when none is given', () => {
@@ -112,16 +146,29 @@ describe('Config.cluster tls', () => {
     expect(plain.kind === 'cluster' && plain.cluster.tls).toBe(undefined);
   });
 
-  it('refuses with a ConfigError: a missing field, text that is not PEM, a key that is not the certificate\'s, a folder without the files', () => {
+  it('refuses with a ConfigError naming the field and the reason: a missing field, text that is not PEM, a key that is not the certificate\'s, a folder without the files', () => {
     const dir = keysDir();
     const read = (name: string) => readFileSync(join(dir, name), 'utf8');
     const good = { key: read('process-0.key'), cert: read('process-0.crt'), ca: read('ca.crt') };
+    const ca = { key: read('ca.key'), cert: read('ca.crt') };
+    const name = 'weft process 0';
     const cases: [unknown, RegExp][] = [
       [{ ...good, ca: undefined }, /tls\.ca must be PEM text \(a string or a Buffer\), got undefined/],
       [{ ...good, key: 42 }, /tls\.key must be PEM text/],
-      [{ ...good, cert: 'not a certificate' }, /tls: key, cert and ca are not usable together/],
-      [{ ...good, key: read('process-1.key') }, /tls: key, cert and ca are not usable together: .*key values mismatch/],
-      [{ ...good, key: read('process-1.key'), cert: read('process-1.crt') }, /tls: the certificate is process 1's, this is process 0/],
+      [{ ...good, crl: 42 }, /tls\.crl must be PEM text \(a string or a Buffer\) or absent, got number/],
+      [{ ...good, cert: 'not a certificate' }, /^tls: tls\.cert: not a readable certificate: /],
+      [{ ...good, ca: 'not a CA' }, /^tls: tls\.ca: not a PEM certificate/],
+      [{ ...good, ca: read('process-1.crt') }, /^tls: tls\.ca: CN=weft process 1 is not a CA certificate$/],
+      [{ ...good, key: 'not a key' }, /^tls: tls\.key: not a readable private key: /],
+      [{ ...good, key: read('process-1.key') }, /^tls: tls\.key: not the key of tls\.cert$/],
+      [{ ...good, key: read('process-1.key'), cert: read('process-1.crt') }, /^tls: tls\.cert: the certificate is process 1's, this is process 0$/],
+      [{ ...good, ...forgeIdentity({ name, issuer: ca, from: -30, to: -1 }) }, /^tls: tls\.cert: certificate expired on \w{3} +\d+ [\d:]+ \d{4} GMT$/],
+      [{ ...good, ...forgeIdentity({ name, issuer: ca, from: 2, to: 30 }) }, /^tls: tls\.cert: certificate not valid before \w{3} +\d+ [\d:]+ \d{4} GMT$/],
+      [{ ...good, ...forgeIdentity({ name, issuer: forgeIdentity({ name: 'another CA', ca: true }) }) }, /^tls: tls\.cert: certificate not signed by the cluster CA$/],
+      [{ ...good, ...forgeIdentity({ name }) }, /^tls: tls\.cert: certificate not signed by the cluster CA$/],
+      [{ ...good, ...ca }, /^tls: tls\.cert: a CA certificate, not a process's$/],
+      [{ ...good, crl: 'not a list' }, /^tls: tls\.crl: not a PEM CRL/],
+      [{ ...good, crl: '-----BEGIN X509 CRL-----\nAAAA\n-----END X509 CRL-----\n' }, /^tls: tls\.crl: not a readable CRL/],
     ];
     for (const [tls, message] of cases) {
       expect(() => Config.cluster({ threads: 1, process: 0, addresses, tls: tls as never })).toThrow(ConfigError);
@@ -130,7 +177,61 @@ describe('Config.cluster tls', () => {
     const hosts = hostfile([5001, 5002]);
     dirs.push(hosts.dir);
     expect(() => Config.fromArgs(['-n', '2', '-h', hosts.path, '--tls-dir', hosts.dir])).toThrow(/tls: cannot read .*ca\.crt \(made by `weft keys/);
-  });
+  }, 120_000); // RSA keys made under load
+});
+
+describe('Config.cluster tls: checked up front', () => {
+  let parent = '';
+  afterAll(() => rmSync(parent, { recursive: true, force: true }));
+  /** A fresh folder made by `weft keys` for 2 processes. */
+  const keys = (): string => {
+    parent ||= mkdtempSync(join(tmpdir(), 'weft-config-tls-checks-'));
+    const dir = mkdtempSync(join(parent, 'keys-'));
+    makeKeys({ dir, processes: 2, days: 365 });
+    return dir;
+  };
+  const addresses = ['127.0.0.1:1', '127.0.0.1:2'];
+  const fromDir = (dir: string, process: number) => {
+    const hosts = hostfile([5001, 5002]);
+    dirs.push(hosts.dir);
+    return Config.fromArgs(['-n', '2', '-p', String(process), '-h', hosts.path, '--tls-dir', dir]).config;
+  };
+
+  it('names the file that is wrong in a --tls-dir folder, and why', () => {
+    const dir = keys();
+    const read = (name: string) => readFileSync(join(dir, name), 'utf8');
+    const expired = forgeIdentity({ name: 'weft process 0', issuer: { key: read('ca.key'), cert: read('ca.crt') }, from: -30, to: -1 });
+    writeFileSync(join(dir, 'process-0.crt'), expired.cert);
+    writeFileSync(join(dir, 'process-0.key'), expired.key);
+    expect(() => fromDir(dir, 0)).toThrow(ConfigError);
+    expect(() => fromDir(dir, 0)).toThrow(new RegExp(`^tls: ${join(dir, 'process-0.crt')}: certificate expired on `));
+    writeFileSync(join(dir, 'process-1.key'), read('ca.key'));
+    expect(() => fromDir(dir, 1)).toThrow(new RegExp(`^tls: ${join(dir, 'process-1.key')}: not the key of ${join(dir, 'process-1.crt')}$`));
+  }, 120_000); // RSA keys made under load
+
+  it('loads the CRL weft keys revoke wrote: the revoked process is refused at its config, the others carry the list', () => {
+    const dir = keys();
+    revoke(dir, 1);
+    expect(() => fromDir(dir, 1)).toThrow(new RegExp(`^tls: ${join(dir, 'process-1.crt')}: certificate revoked on `));
+    const zero = fromDir(dir, 0);
+    expect(zero.kind === 'cluster' && String(zero.cluster.tls?.crl)).toBe(readFileSync(join(dir, 'crl.pem'), 'utf8'));
+    // Another cluster's list is not this CA's.
+    const other = keys();
+    revoke(other, 0);
+    writeFileSync(join(dir, 'crl.pem'), readFileSync(join(other, 'crl.pem')));
+    expect(() => fromDir(dir, 0)).toThrow(new RegExp(`^tls: ${join(dir, 'crl.pem')}: not signed by the cluster CA$`));
+  }, 120_000); // RSA keys made under load
+
+  it('warns when the certificate expires within 30 days', async () => {
+    const dir = keys();
+    const read = (name: string) => readFileSync(join(dir, name), 'utf8');
+    const soon = forgeIdentity({ name: 'weft process 0', issuer: { key: read('ca.key'), cert: read('ca.crt') }, to: 10 });
+    const warned = new Promise<Error>((resolve) => process.once('warning', resolve));
+    Config.cluster({ threads: 1, process: 0, addresses, tls: { ...soon, ca: read('ca.crt') } });
+    const warning = await warned;
+    expect(warning.name).toBe('WeftWarning');
+    expect(warning.message).toMatch(/^tls: tls\.cert expires on \w{3} +\d+ [\d:]+ \d{4} GMT \(in (9|10) days\): make new keys before then/);
+  }, 120_000); // RSA keys made under load
 });
 
 describe('Config.fromArgs', () => {
@@ -178,6 +279,50 @@ describe('Config.fromArgs', () => {
     expect(() => Config.fromArgs(['-n', '2', '-h', path])).toThrow(/hostfile .*hosts: "127.0.0.1:5002 spares" is not "host:port" or "host:port spare"/);
     writeFileSync(path, '127.0.0.1:5001 spare\n127.0.0.1:5002\n');
     expect(() => Config.fromArgs(['-n', '2', '-h', path])).toThrow(/spares must be distinct process indices from 1 to 1 .*got \[0\]/);
+  });
+
+  it('reads --on-peer-loss, --heartbeat-timeout and --connect-timeout, or their environment variables; a given option wins over the environment', () => {
+    const { config } = Config.fromArgs(['-n', '2', '--on-peer-loss', 'continue', '--heartbeat-timeout', '5000', '--connect-timeout=1000', 'mode']);
+    expect(config.kind === 'cluster' && config.cluster).toMatchObject({ onPeerLoss: 'continue', heartbeatTimeoutMs: 5000, connectTimeoutMs: 1000 });
+    const defaults = Config.fromArgs(['-n', '2']).config;
+    expect(defaults.kind === 'cluster' && defaults.cluster).toMatchObject({ onPeerLoss: 'abort', heartbeatTimeoutMs: 3000, connectTimeoutMs: 30_000 });
+    withEnv({ WEFT_ON_PEER_LOSS: 'continue', WEFT_HEARTBEAT_TIMEOUT_MS: '7000', WEFT_CONNECT_TIMEOUT_MS: '2000' }, () => {
+      const env = Config.fromArgs(['-n', '2']).config;
+      expect(env.kind === 'cluster' && env.cluster).toMatchObject({ onPeerLoss: 'continue', heartbeatTimeoutMs: 7000, connectTimeoutMs: 2000 });
+      const flag = Config.fromArgs(['-n', '2', '--heartbeat-timeout', '4000', '--on-peer-loss', 'abort']).config;
+      expect(flag.kind === 'cluster' && flag.cluster).toMatchObject({ onPeerLoss: 'abort', heartbeatTimeoutMs: 4000, connectTimeoutMs: 2000 });
+      const given = Config.cluster({ threads: 1, process: 0, addresses: ['127.0.0.1:1'], heartbeatTimeoutMs: 9000 });
+      expect(given.kind === 'cluster' && given.cluster.heartbeatTimeoutMs).toBe(9000);
+    });
+  });
+
+  it.each([
+    ['an unknown --on-peer-loss', ['--on-peer-loss', 'maybe'], /^onPeerLoss \(--on-peer-loss, WEFT_ON_PEER_LOSS\) must be 'abort' or 'continue', got "maybe"$/],
+    ['--on-peer-loss without a value', ['--on-peer-loss'], /^flag --on-peer-loss needs a value$/],
+    ['a --heartbeat-timeout that is not a number', ['--heartbeat-timeout', 'soon'], /^flag --heartbeat-timeout needs a non-negative integer, got "soon"$/],
+    ['a --heartbeat-timeout too short', ['--heartbeat-timeout', '10'], /^heartbeatTimeoutMs \(--heartbeat-timeout, WEFT_HEARTBEAT_TIMEOUT_MS\) must be an integer number of ms from 150 to 2147483647, got 10$/],
+    ['a --connect-timeout of 0', ['--connect-timeout=0'], /^connectTimeoutMs \(--connect-timeout, WEFT_CONNECT_TIMEOUT_MS\) must be an integer number of ms from 1 to 2147483647, got 0$/],
+    ['a --connect-timeout past what a timer keeps', ['--connect-timeout', '4294967296'], /connectTimeoutMs .* from 1 to 2147483647, got 4294967296$/],
+    ['--on-peer-loss abort with spares in the hostfile', ['--on-peer-loss', 'abort', '-h', 'SPARES'], /spares \[1\] need onPeerLoss: 'continue'/],
+  ])('refuses %s with a ConfigError naming the flag', (_, flags, message) => {
+    const dir = mkdtempSync(join(tmpdir(), 'weft-hosts-'));
+    dirs.push(dir);
+    writeFileSync(join(dir, 'hosts'), '127.0.0.1:5001\n127.0.0.1:5002 spare\n');
+    const argv = ['-n', '2', ...flags.map((f) => (f === 'SPARES' ? join(dir, 'hosts') : f))];
+    expect(() => Config.fromArgs(argv)).toThrow(ConfigError);
+    expect(() => Config.fromArgs(argv)).toThrow(message);
+  });
+
+  it.each([
+    ['WEFT_ON_PEER_LOSS', 'sometimes', /^onPeerLoss \(--on-peer-loss, WEFT_ON_PEER_LOSS\) must be 'abort' or 'continue', got "sometimes"$/],
+    ['WEFT_HEARTBEAT_TIMEOUT_MS', '3s', /^heartbeatTimeoutMs \(--heartbeat-timeout, WEFT_HEARTBEAT_TIMEOUT_MS\) must be .*, got "3s"$/],
+    ['WEFT_HEARTBEAT_TIMEOUT_MS', '100', /^heartbeatTimeoutMs .* from 150 to 2147483647, got 100$/],
+    ['WEFT_CONNECT_TIMEOUT_MS', '-1', /^connectTimeoutMs \(--connect-timeout, WEFT_CONNECT_TIMEOUT_MS\) must be .*, got "-1"$/],
+  ])('refuses %s=%s with a ConfigError naming the variable', (name, value, message) => {
+    withEnv({ [name]: value }, () => {
+      expect(() => Config.fromArgs(['-n', '2'])).toThrow(ConfigError);
+      expect(() => Config.cluster({ threads: 1, process: 0, addresses: ['127.0.0.1:1'] })).toThrow(message);
+    });
   });
 
   it('refuses a hostfile with too few or bad addresses', () => {

@@ -10,7 +10,7 @@ import { connect as connectTls } from 'node:tls';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { freePorts, hostfile, killAll, PROGRAM, refusalsLogged, ROOT, run, runProcess, type Running } from './helpers.ts';
-import { Stranger, hello, shape } from './stranger.ts';
+import { MAGIC_REFUSE, Stranger, hello, shape } from './stranger.ts';
 
 const weft = (args: string[]) => run(join(ROOT, 'bin/weft.mjs'), args);
 const started: Running[] = [];
@@ -74,7 +74,7 @@ describe('mutual TLS', () => {
     // A stranger that says nothing is closed at the handshake deadline.
     const silent = await Stranger.connect(ports[0]!);
     const attempts: [string[], RegExp][] = [
-      [['--tls-dir', theirs], /ConnectError: process 1 cannot join process 0 at .*: TLS: self-signed certificate in certificate chain/],
+      [['--tls-dir', theirs], /ConnectError: process 1 cannot join process 0 at .*: TLS: refused the listener: certificate not signed by the cluster CA/],
       [[], /ConnectError: .*the peer refused the connection: this cluster requires mutual TLS: the peer does not speak TLS/],
     ];
     for (const [flags, error] of attempts) {
@@ -93,7 +93,9 @@ describe('mutual TLS', () => {
       s.once('error', reject);
     });
     borrowed.write(Buffer.concat([hello({ secret: false }), shape({ sender: 1, receiver: 0, threads: 1 })]));
-    expect(await borrowed.refused()).toBe('its certificate is for process 0, it claims process 1');
+    // Refused before process 0's HELLO: a certificate for process 0 never dials process 0.
+    expect(await borrowed.refused()).toBe('its certificate is for process 0, which does not dial process 0');
+    expect(borrowed.all().readUInt32LE(0)).toBe(MAGIC_REFUSE);
     expect(await p0.errLine(/refused a connection from/)).toBeDefined();
     await silent.closed;
     expect(silent.all().length).toBe(0);
@@ -110,7 +112,7 @@ describe('mutual TLS', () => {
     // Process 0 reported the four refusals: the first at once, the rest in
     // summary lines (one per 10 s: a loaded machine may spread them over two).
     expect(refusalsLogged(p0.stderr), p0.stderr.join('\n')).toBe(4);
-  });
+  }, 120_000); // five processes started one after another
 
   it('a TLS process dialling a plain cluster fails at once with the TLS error', async () => {
     const dir = await keys(2);

@@ -45,6 +45,16 @@ describe('run options', () => {
     await expect(runtime.fanout(Increment, [1], { timeoutMs: 0 })).rejects.toThrow(ArgumentError);
   });
 
+  it('refuses call, fanout, map and fold without an operation or a monoid, naming what came instead; the runtime goes on', async () => {
+    await expect(runtime.call(undefined as never, 1)).rejects.toThrow(ArgumentError);
+    await expect(runtime.call(undefined as never, 1)).rejects.toThrow(/^runtime.call \(a Literal\) needs an operation made by defineOperation, got undefined$/);
+    await expect(runtime.call({ name: 'Increment' } as never, 1)).rejects.toThrow(/needs an operation made by defineOperation, got an object \(Object\)/);
+    expect(() => runtime.fanout(null as never, [1])).toThrow(/^map needs an operation made by defineOperation, got null$/);
+    expect(() => IndexedStream.from([1]).map(Sum as never)).toThrow(ArgumentError);
+    expect(() => IndexedStream.from([1]).fold(Increment as never)).toThrow(/^fold needs a monoid made by defineMonoid, got an object \(Object\)$/);
+    expect(await runtime.call(Increment, 1)).toBe(2);
+  });
+
   it('leaves nothing behind: a runtime whose runs were refused closes', async () => {
     const own = await Runtime.inMemory({ workers: 1, operations });
     await expect(own.fanout(Increment, [1], { signal: {} as never })).rejects.toThrow(ArgumentError);

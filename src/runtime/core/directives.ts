@@ -88,10 +88,12 @@ export class IndexedStream<T> {
   }
 
   map<O>(operation: Operation<T, O>): IndexedStream<O> {
+    checkDefined('map', 'operation', 'defineOperation', operation);
     return new IndexedStream<O>(this.source, [...this.stages, operation]);
   }
 
   fold(monoid: Monoid<T>): Fold<T> {
+    checkDefined('fold', 'monoid', 'defineMonoid', monoid);
     return foldOf(this.source, this.stages, monoid);
   }
 
@@ -137,7 +139,16 @@ export class Literal<I, O> {
   ) {}
 
   async run(runtime: Runtime, options: RunOptions = {}): Promise<O> {
+    checkDefined('runtime.call (a Literal)', 'operation', 'defineOperation', this.operation);
     const [output] = (await runOn(runtime, { stages: [this.operation] }, [this.input], options)) as O[];
     return output as O;
+  }
+}
+
+/** An operation or monoid as defineOperation/defineMonoid made it, or an ArgumentError naming what came instead. */
+function checkDefined(where: string, kind: 'operation' | 'monoid', maker: string, value: unknown): void {
+  const v = value as Partial<Operation> | null | undefined;
+  if (v === null || typeof v !== 'object' || v.kind !== kind || typeof v.name !== 'string') {
+    throw new ArgumentError(`${where} needs ${kind === 'operation' ? 'an operation' : 'a monoid'} made by ${maker}, got ${shown(value)}`);
   }
 }

@@ -24,8 +24,7 @@ import { BroadcastChannel } from 'node:worker_threads';
 import { fileURLToPath } from 'node:url';
 import { ConfigError } from '../../../errors.ts';
 import { Config, type WorkerGuards } from '../../../allocator/index.ts';
-import { initializeModule } from '../../../allocator/internal.ts';
-import { peersOf } from '../../../allocator/internal.ts';
+import { checkConfig, initializeModule, peersOf } from '../../../allocator/internal.ts';
 import { DEFAULT_CANCEL_GRACE_MS, LeaseTable, type Backend, type BackendStats, type Lease, type LeaseHandlers, type LeaseOptions } from '../../core/backend.ts';
 import { CLUSTER_SETTINGS_ENV, type ClusterSettings, type FromGateway, type ToGateway } from './gateway-messages.ts';
 import { RuntimeClosedError } from '../../core/errors.ts';
@@ -88,7 +87,8 @@ export class ClusterBackend implements Backend {
    * backend once every worker has imported `modules`; in the others, serves
    * until the orchestrator closes and resolves to undefined.
    */
-  static async start(config: Config, modules: readonly (string | URL)[], cancelGraceMs = DEFAULT_CANCEL_GRACE_MS): Promise<ClusterBackend | undefined> {
+  static async start(given: Config, modules: readonly (string | URL)[], cancelGraceMs = DEFAULT_CANCEL_GRACE_MS): Promise<ClusterBackend | undefined> {
+    const config = checkConfig(given, 'Runtime.cluster');
     const peers = peersOf(config);
     if (peers < 2) throw new ConfigError('Runtime.cluster needs at least 2 workers: worker 0 is the gateway, the others serve');
     const orchestrates = config.kind !== 'cluster' || config.cluster.process === 0;
