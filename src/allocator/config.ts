@@ -36,7 +36,7 @@ export interface ClusterOptions extends Options {
   secret?: string;
   /** How long to keep trying to connect to peers, in ms. Default 30 000. */
   connectTimeoutMs?: number;
-  /** Silence after which a peer is declared dead, in ms. Default 3 000. */
+  /** Silence after which a peer is declared dead, in ms. Default 10 000 (docs/cluster.md, "Heartbeats"). */
   heartbeatTimeoutMs?: number;
   /**
    * What the loss of a peer process (it dies, goes silent past
@@ -184,7 +184,7 @@ export const Config = {
         addresses: [...o.addresses],
         secret: secretOf(o.secret),
         connectTimeoutMs: o.connectTimeoutMs ?? 30_000,
-        heartbeatTimeoutMs: o.heartbeatTimeoutMs ?? 3_000,
+        heartbeatTimeoutMs: o.heartbeatTimeoutMs ?? 10_000,
         onPeerLoss,
         spares: sparesOf(o.spares, o.addresses.length, onPeerLoss),
         tls: o.tls !== undefined ? checkTls(o.tls, o.process) : process.env.WEFT_TLS_DIR ? checkTls(tlsFromDir(process.env.WEFT_TLS_DIR, o.process), o.process) : undefined,

@@ -1,11 +1,15 @@
-// Starting one weft worker thread: the bootstrap, and whether it needs tsx.
+// Starting one weft worker thread: the bootstrap, and whether it needs tsx;
+// and a cluster process's network thread, through the same bootstrap.
 
 import { Worker } from 'node:worker_threads';
 import type { Boot } from './worker.ts';
 import type { Wiring } from '../transport/wiring.ts';
+import type { NetworkBoot } from '../transport/network.ts';
 
 const BOOTSTRAP = new URL('./bootstrap.mjs', import.meta.url);
-const RUNNER = new URL(import.meta.url.endsWith('.ts') ? './worker.ts' : './worker.js', import.meta.url).href;
+const EXT = import.meta.url.endsWith('.ts') ? '.ts' : '.js';
+const RUNNER = new URL(`./worker${EXT}`, import.meta.url).href;
+const NETWORK = new URL(`../transport/network${EXT}`, import.meta.url).href;
 const TS = /\.[cm]?tsx?$/;
 
 export type Task = (
@@ -47,4 +51,12 @@ export function startThread(task: Task, wiring: Wiring): Worker {
   // ones as the main thread, or each worker would pick another program.
   const argv = task.mode === 'closure' ? process.argv.slice(2) : [];
   return new Worker(BOOTSTRAP, { workerData: { weft: boot }, argv, name: `weft worker ${wiring.index}` });
+}
+
+/**
+ * Starts a cluster process's network thread (src/transport/network.ts). It
+ * runs weft's code only, so it needs tsx only where weft is TypeScript.
+ */
+export function startNetworkThread(boot: NetworkBoot, process: number): Worker {
+  return new Worker(BOOTSTRAP, { workerData: { weft: { ...boot, runner: NETWORK, tsx: EXT === '.ts' } }, name: `weft network ${process}` });
 }

@@ -224,12 +224,14 @@ export class Router {
     this.deferred = woke;
     this.lastTick = now;
     for (const peer of this.peers) {
-      if (peer === undefined || peer.goodbye) continue;
-      if (!woke && now - peer.lastHeard > this.o.heartbeatTimeoutMs) {
+      if (peer === undefined || peer.gone) continue;
+      if (!peer.goodbye && !woke && now - peer.lastHeard > this.o.heartbeatTimeoutMs) {
         this.peerFailed(peer, new PeerError(peer.index, `process ${peer.index} (${this.o.addresses[peer.index]}) sent nothing for ${now - peer.lastHeard} ms: it is presumed dead`));
         if (this.stopped) return;
         continue;
       }
+      // A peer that said goodbye still judges us until we say ours (our
+      // workers may outlive its own by far): it hears from us until then.
       if (now - peer.lastSent >= this.o.heartbeatTimeoutMs / 3) sendControl(peer, Kind.HEARTBEAT);
     }
   }
