@@ -1,7 +1,12 @@
 // `weft launch -n <processes> -w <threads> <script> [args]`: a local cluster
 // of one script on 127.0.0.1. Each process gets timely's flags and a
 // generated hostfile; output lines are prefixed with the process index;
-// SIGINT/SIGTERM are forwarded; the first process to fail stops the rest.
+// SIGINT/SIGTERM are forwarded. A process that fails does not stop the
+// others: the program decides. Fail-stop (the default) stops them by itself
+// (each fails with a PeerError naming the lost process); a program that
+// continues past losses (onPeerLoss 'continue', Runtime.cluster's serving
+// processes) runs on, and the launch succeeds if every process that
+// outlived the loss exits 0.
 // With --spare k the last k processes are spares: the hostfile marks them,
 // launch starts the others and prints, per spare, the command that starts
 // it; a spare started by it while the cluster runs joins (docs/cluster.md).
@@ -45,7 +50,12 @@ function shellLine(argv: string[]): string {
   return argv.map((a) => (/^[\w@%+=:,./-]+$/.test(a) ? a : `'${a.replaceAll("'", "'\\''")}'`)).join(' ');
 }
 
-/** Resolves to the exit code of the cluster: 0 when every started process succeeded (spares are not waited for). */
+/**
+ * Resolves to the exit code of the cluster (spares are not waited for): 0
+ * when every started process succeeded, or when some were lost and every
+ * process that outlived the last loss succeeded (the program survived
+ * them); else the code of the first survivor to fail.
+ */
 export async function launch(o: LaunchOptions): Promise<number> {
   const out = o.out ?? process.stdout;
   const err = o.err ?? process.stderr;
@@ -64,7 +74,9 @@ export async function launch(o: LaunchOptions): Promise<number> {
   const script = resolve(o.script);
   const argvOf = (i: number): string[] => [...nodeArgs(script), script, '-n', String(o.processes), '-p', String(i), '-w', String(o.threads), '-h', hostfile, ...tls, ...o.args];
   const children: ChildProcess[] = [];
+  /** The first failure of a process that outlived a loss: the cluster's exit code. */
   let failed: number | undefined;
+  const lost: number[] = [];
   let remaining = started;
 
   const stopAll = (signal: NodeJS.Signals): void => {
@@ -88,15 +100,21 @@ export async function launch(o: LaunchOptions): Promise<number> {
       createInterface({ input: child.stdout! }).on('line', (l) => out.write(`[${i}] ${l}\n`));
       createInterface({ input: child.stderr! }).on('line', (l) => err.write(`[${i}] ${l}\n`));
       child.on('exit', (code, signal) => {
-        const ok = code === 0;
-        if (!ok) {
-          err.write(`weft: process ${i} ${signal ? `was killed by ${signal}` : `exited with code ${code}`}\n`);
-          if (failed === undefined) {
+        remaining--;
+        if (code !== 0) {
+          const how = signal ? `was killed by ${signal}` : `exited with code ${code}`;
+          // Lost while others run: whether that fails the cluster is theirs to say.
+          if (remaining > 0) {
+            lost.push(i);
+            err.write(`weft: process ${i} ${how}; the others run on (a fail-stop program stops them, one that continues past losses does not)\n`);
+          } else {
+            err.write(`weft: process ${i} ${how}\n`);
             failed = code ?? 1;
-            stopAll('SIGTERM');
           }
         }
-        if (--remaining === 0) resolveDone(failed ?? 0);
+        if (remaining > 0) return;
+        if (failed === undefined && lost.length > 0) err.write(`weft: the program survived the loss of process(es) ${lost.join(', ')}: every other process exited 0\n`);
+        resolveDone(failed ?? 0);
       });
     }
   });
