@@ -124,12 +124,16 @@ export async function serve(boot: NetworkBoot): Promise<void> {
     onLoss: boot.continueOnLoss ? (e) => {
       log(`${who}: ${e.message}; the others continue`);
       control.lose(e.process, bells);
+      if (control.joinsLeft) mesh.lost(e.process);
+      else log(`${who}: process ${e.process} cannot come back: the cluster's log of joins is full`);
     } : undefined,
     spares: o.spares,
     onJoin: (process) => {
-      log(`${who}: spare process ${process} (${o.addresses[process]}) joined`);
+      const back = control.lost(0, control.lostCount).includes(process);
+      log(`${who}: ${back ? 'lost' : 'spare'} process ${process} (${o.addresses[process]}) ${back ? 'came back' : 'joined'}`);
       control.join(process, bells);
     },
+    lossesApplied: (local) => control.lossesApplied(local) >= control.lostCount,
   });
   mesh.onJoin((process, link) => router.join(process, link));
   port.on('message', (c: NetworkCommand) => {

@@ -51,9 +51,14 @@ export interface RouterOptions {
   onLoss?: (error: PeerError) => void;
   /** Processes that may join later (spares); until one does, frames for it are dropped. */
   spares?: readonly number[];
-  /** A spare joined: called before the first of its frames is read. */
+  /** A spare joined, or a lost process came back: called before the first of its frames is read. */
   onJoin?: (process: number) => void;
+  /** Whether local worker `local` has applied every loss recorded (a lost process comes back only then). */
+  lossesApplied?: (local: number) => boolean;
 }
+
+/** How often a lost process that reconnected checks whether the local workers have applied its loss. */
+const REJOIN_POLL_MS = 10;
 
 export class Router {
   private readonly peers: (Peer | undefined)[];
@@ -69,9 +74,12 @@ export class Router {
   private deferred = false;
   /** Reading from the sockets is paused: the inbound queue is over its high-water mark. */
   private readPaused = false;
+  /** Lost processes that reconnected, waiting for the local workers to apply their loss. */
+  private readonly rejoining = new Map<number, { socket: Socket; rest: Buffer; error?: Error }>();
+  private rejoinTimer: NodeJS.Timeout | undefined;
 
   constructor(private readonly o: RouterOptions) {
-    this.inbound = new Inbound(o.toWorkers, (paused) => {
+    this.inbound = new Inbound(o.toWorkers, o.processes * o.threads, (paused) => {
       this.readPaused = paused;
       for (const p of this.peers) {
         if (paused) p?.socket.pause();
@@ -126,15 +134,50 @@ export class Router {
   }
 
   /**
-   * Spare `index` connected: it is recorded as joined (onJoin) before its
-   * first frame is read, then served like every peer. Once this process is
-   * finishing it is turned away (its workers would find ours gone).
+   * Spare `index` connected, or lost process `index` reconnected: it is
+   * recorded as joined (onJoin) before its first frame is read, then served
+   * like every peer. Once this process is finishing it is turned away (its
+   * workers would find ours gone).
+   *
+   * A lost process's workers come back under their old indices, so its
+   * join waits until every local worker has applied its loss: before that,
+   * a worker could take the new process's frames for the old one's. Then
+   * the frames the workers wrote for the old process leave the rings (they
+   * are dropped), and the sequences are rebased (router-inbound.ts,
+   * router-outbound.ts).
    */
   join(index: number, link: { socket: Socket; rest: Buffer; error?: Error }): void {
-    if (this.stopped || this.finishing !== undefined || this.peers[index] !== undefined) {
+    const old = this.peers[index];
+    if (this.stopped || this.finishing !== undefined || (old !== undefined && !old.gone) || this.rejoining.has(index)) {
       link.socket.destroy();
       return;
     }
+    if (old !== undefined) {
+      this.rejoining.set(index, link);
+      this.rejoinTimer ??= setInterval(() => this.rejoin(), REJOIN_POLL_MS);
+      this.rejoin();
+      return;
+    }
+    this.admit(index, link);
+  }
+
+  private rejoin(): void {
+    const { threads } = this.o;
+    const applied = this.o.toWorkers.every((_, local) => this.inbound.hasExited(local) || (this.o.lossesApplied?.(local) ?? true));
+    if (!applied) return;
+    while (this.outbound.pump() > 0);
+    for (const [index, link] of this.rejoining) {
+      const workers = Array.from({ length: threads }, (_, k) => index * threads + k);
+      this.outbound.rebase(workers);
+      this.inbound.rebase(workers);
+      this.admit(index, link);
+    }
+    this.rejoining.clear();
+    clearInterval(this.rejoinTimer);
+    this.rejoinTimer = undefined;
+  }
+
+  private admit(index: number, link: { socket: Socket; rest: Buffer; error?: Error }): void {
     this.o.onJoin?.(index);
     const peer = this.attach(index, link.socket, link.rest, link.error);
     this.peers[index] = peer;
@@ -287,6 +330,9 @@ export class Router {
   private stop(): void {
     this.stopped = true;
     clearInterval(this.timer);
+    clearInterval(this.rejoinTimer);
+    for (const link of this.rejoining.values()) link.socket.destroy();
+    this.rejoining.clear();
     this.o.bell.force();
   }
 }
