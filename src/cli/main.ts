@@ -32,11 +32,12 @@ program
   .argument('<script>', 'a .js or .ts program that calls initialize(Config.fromArgs(...).config, ...)')
   .option('--tls-dir <dir>', 'mutual TLS between the processes, with the files `weft keys <dir>` made')
   .option('--spare <k>', 'the last k processes are spares: not started, each joins the running cluster when started with the command printed', natural, 0)
+  .option('--restart <n>', 'start a process that fails again, up to n times each (a program that continues past losses takes it back)', natural, 0)
   .argument('[args...]', 'passed on to the script')
   .allowUnknownOption()
-  .action(async (script: string, args: string[], o: { processes: number; threads: number; tlsDir?: string; spare: number }) => {
+  .action(async (script: string, args: string[], o: { processes: number; threads: number; tlsDir?: string; spare: number; restart: number }) => {
     try {
-      process.exitCode = await launch({ processes: o.processes, threads: o.threads, script, args, tlsDir: o.tlsDir, spares: o.spare });
+      process.exitCode = await launch({ processes: o.processes, threads: o.threads, script, args, tlsDir: o.tlsDir, spares: o.spare, restarts: o.restart });
     } catch (error) {
       if (!(error instanceof ConfigError)) throw error;
       console.error(`weft launch: ${error.message}`);
