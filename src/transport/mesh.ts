@@ -19,9 +19,8 @@
 // A process lost while the cluster continues (onPeerLoss 'continue') is
 // taken back the same way: restarted with the same command line, it dials
 // the processes below it and those above it dial it again, and its
-// connection goes to the join handler like a spare's. Until then a process
-// claiming its index is refused because it was lost and has not come back
-// yet only if it is still connected: the reasons say which.
+// connection goes to the join handler like a spare's. A process claiming
+// the index of one still connected is refused, and told so.
 
 import type { Socket } from 'node:net';
 import { dial, dialSpare, HANDSHAKE_TIMEOUT_MS, park } from './dial.ts';
