@@ -23,7 +23,7 @@
 // the index of one still connected is refused, and told so.
 
 import type { Socket } from 'node:net';
-import { dial, dialSpare, HANDSHAKE_TIMEOUT_MS, park } from './dial.ts';
+import { dial, dialSpare, HANDSHAKE_TIMEOUT_MS, park, STILL_CONNECTED } from './dial.ts';
 import { handshake } from './handshake.ts';
 import { refusal, type Identity } from './handshake-messages.ts';
 import { parseAddress } from './address.ts';
@@ -95,7 +95,7 @@ export async function connectMesh(o: MeshOptions): Promise<Mesh> {
   const claimed = new Set<number>();
   const admit = (peer: number): string | undefined => {
     // Claimed as soon as admitted, so two diallers with one index cannot both get in.
-    if (links[peer] !== undefined || claimed.has(peer)) return `process ${peer} is still connected: a second process cannot take its index`;
+    if (links[peer] !== undefined || claimed.has(peer)) return `process ${peer} ${STILL_CONNECTED}: a second process cannot take its index`;
     if (spare(peer) && joins.refused) return `${returning.has(peer) ? 'lost' : 'spare'} process ${peer} cannot join: the cluster is finishing`;
     claimed.add(peer);
     return undefined;

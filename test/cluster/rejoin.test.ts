@@ -12,6 +12,7 @@ import { fileURLToPath } from 'node:url';
 import { detail, freePorts, hostfile, killAll, run, type Running } from './helpers.ts';
 
 const SCRIPT = fileURLToPath(new URL('./fixtures/runtime-spare.ts', import.meta.url));
+const COMEBACK = fileURLToPath(new URL('./fixtures/comeback.ts', import.meta.url));
 const SECRET = 'rejoin-test-secret';
 const started: Running[] = [];
 const dirs: string[] = [];
@@ -53,5 +54,41 @@ describe('a lost process that comes back', () => {
     const stats = JSON.parse(ps[0]!.stdout.find((l) => l.startsWith('stats '))!.slice(6)) as { lostProcesses: number[]; joinedProcesses: number[] };
     expect(stats.lostProcesses).toEqual([2]);
     expect(stats.joinedProcesses).toEqual([2]);
+  }, 120_000);
+});
+
+describe('a lost process that comes back, under initialize', () => {
+  it('process 2 dies, is started again with the same command line, and every worker exchanges with it in order: peerLosses then peerJoins, every process exits 0', async () => {
+    const { dir, path: hosts } = hostfile(await freePorts(3));
+    dirs.push(dir);
+    const env = { WEFT_SECRET: SECRET, WEFT_TEST_DIE_ONCE: join(dir, 'died') };
+    const start = (i: number): Running => {
+      const p = run(COMEBACK, ['-n', '3', '-p', String(i), '-w', '1', '-h', hosts], env);
+      started.push(p);
+      return p;
+    };
+    const ps = [0, 1, 2].map(start);
+    expect((await ps[2]!.exited).signal, detail(ps[2]!)).toBe('SIGKILL');
+    expect(ps[2]!.stderr).toContain('victim dies');
+    for (const i of [0, 1]) expect(await ps[i]!.errLine(/process 2 .*; the others continue$/), detail(ps[i]!)).toBeDefined();
+    const again = start(2);
+    for (const i of [0, 1]) expect(await ps[i]!.errLine(new RegExp(`^back ${i}$`)), detail(ps[i]!)).toBeDefined();
+    for (const p of [ps[0]!, ps[1]!, again]) expect((await p.exited).code, detail(p)).toBe(0);
+    type Result = { heard: number[]; lost: number[]; joined: number[]; before: number };
+    const result = (p: Running): Result => {
+      const line = p.stdout.find((l) => l.startsWith('result '));
+      expect(line, detail(p)).toBeDefined();
+      return (JSON.parse(line!.slice(7)) as Result[])[0]!;
+    };
+    const all = [5_000, 5_000, 5_000];
+    for (const i of [0, 1]) {
+      const r = result(ps[i]!);
+      expect(r, detail(ps[i]!)).toMatchObject({ heard: all, lost: [2], joined: [2] });
+      // Early numbers: all from processes 0 and 1 and from the new process 2, some from the old one.
+      expect(r.before).toBeGreaterThanOrEqual(15_000);
+      expect(r.before).toBeLessThanOrEqual(20_000);
+    }
+    // The new process 2 saw nobody lost or joined; the others' early numbers went to the old one.
+    expect(result(again), detail(again)).toEqual({ heard: all, lost: [], joined: [], before: 5_000 });
   }, 120_000);
 });
