@@ -1,13 +1,14 @@
-// The main thread of a cluster process is its router: it moves frames
-// between the local workers' rings and one TCP socket per peer process.
+// A cluster process's router, on its network thread (network.ts): it
+// moves frames between the local workers' rings and one TCP socket per
+// peer process.
 //
-// Why a router on the main thread, not sockets in every worker: a worker
-// blocked in awaitEvents cannot run socket callbacks, and P x T sockets per
-// process would multiply handshakes and heartbeats. The main thread is idle
-// in a weft program (it waits on join()), so it forwards. Workers write a
-// remote frame into their one ring to the router, exactly as to a local
-// peer; the frame header already names its target, so the router forwards
-// bytes without decoding payloads.
+// Why one router, not sockets in every worker: a worker blocked in
+// awaitEvents cannot run socket callbacks, and P x T sockets per process
+// would multiply handshakes and heartbeats. Why not on the main thread:
+// the program's own code runs there and would hold frames and heartbeats
+// back. Workers write a remote frame into their one ring to the router,
+// exactly as to a local peer; the frame header already names its target,
+// so the router forwards bytes without decoding payloads.
 //
 // Backpressure: when a socket's write buffer passes HIGH_WATER the router
 // stops reading the rings whose next frame goes there; those rings fill and
