@@ -8,6 +8,14 @@ import { ConfigError } from '../errors.ts';
 
 /** The longest timeout Node's timers keep (a larger one fires at once). */
 const MAX_TIMEOUT_MS = 2 ** 31 - 1;
+/**
+ * Silence after which a peer is presumed dead. The heartbeats run on each
+ * process's network thread, so user code never delays them; 10 s covers
+ * what a loaded machine does to a thread's timers (a 3 s default tripped at
+ * load ~23 on 2 cores, docs/cluster.md).
+ */
+export const DEFAULT_HEARTBEAT_TIMEOUT_MS = 10_000;
+
 /** A heartbeat timeout shorter than this would declare peers dead between two of their beats (every 50 ms at the fastest). */
 export const MIN_HEARTBEAT_TIMEOUT_MS = 150;
 

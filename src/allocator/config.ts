@@ -11,7 +11,7 @@ import { readHostfile } from './hostfile.ts';
 import { checkRingBytes, MAX_SLAB_BYTES } from '../transport/index.ts';
 import { parseAddress } from '../transport/index.ts';
 import { checkTls, tlsFromDir, type TlsFiles } from '../transport/index.ts';
-import { CLUSTER_FLAGS, duration, fromEnv, MIN_HEARTBEAT_TIMEOUT_MS, peerLossOf, type Tuned } from './cluster-flags.ts';
+import { CLUSTER_FLAGS, DEFAULT_HEARTBEAT_TIMEOUT_MS, duration, fromEnv, MIN_HEARTBEAT_TIMEOUT_MS, peerLossOf, type Tuned } from './cluster-flags.ts';
 
 export interface Options {
   /** Bytes of each ring between two threads (a power of two). Default 1 MiB. */
@@ -47,7 +47,7 @@ export interface ClusterOptions extends Options {
   secret?: string;
   /** How long to keep trying to connect to peers, in ms. Default 30 000. */
   connectTimeoutMs?: number;
-  /** Silence after which a peer is declared dead, in ms. Default 3 000. */
+  /** Silence after which a peer is declared dead, in ms. Default 10 000 (docs/cluster.md, "Heartbeats"). */
   heartbeatTimeoutMs?: number;
   /**
    * What the loss of a peer process (it dies, goes silent past
@@ -206,7 +206,7 @@ export const Config = {
         addresses: [...o.addresses],
         secret: secretOf(o.secret),
         connectTimeoutMs: duration('connectTimeoutMs', fromEnv('connectTimeoutMs', o.connectTimeoutMs) ?? 30_000, 1),
-        heartbeatTimeoutMs: duration('heartbeatTimeoutMs', fromEnv('heartbeatTimeoutMs', o.heartbeatTimeoutMs) ?? 3_000, MIN_HEARTBEAT_TIMEOUT_MS),
+        heartbeatTimeoutMs: duration('heartbeatTimeoutMs', fromEnv('heartbeatTimeoutMs', o.heartbeatTimeoutMs) ?? DEFAULT_HEARTBEAT_TIMEOUT_MS, MIN_HEARTBEAT_TIMEOUT_MS),
         onPeerLoss,
         spares: sparesOf(o.spares, o.addresses.length, onPeerLoss),
         tls: o.tls !== undefined ? checkTls(o.tls, o.process) : process.env.WEFT_TLS_DIR ? tlsFromDir(process.env.WEFT_TLS_DIR, o.process) : undefined,

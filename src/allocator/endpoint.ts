@@ -38,6 +38,8 @@ export class Endpoint {
   private readonly rings: Rings;
   private readonly losses: Losses;
   private readonly joins: Joins;
+  /** Threads per process (cluster), or every worker (one process). */
+  private readonly threads: number;
   private readonly backlog: Backlog;
   /** The OverflowError that failed this worker; every later wait throws it again. */
   private failure: OverflowError | undefined;
@@ -56,12 +58,14 @@ export class Endpoint {
     this.aheadBytes = wiring.ringBytes;
     this.table = new ChannelTable(this.index, this.aheadBytes, (source) => this.finish(source));
     this.finished = new Uint8Array(this.peers);
-    this.losses = new Losses(this.peers, wiring.threads ?? this.peers, this.control, this.table.finish);
+    this.losses = new Losses(this.peers, wiring.threads ?? this.peers, this.control, this.lost);
     this.joins = new Joins(this.peers, wiring.threads ?? this.peers, wiring.absent ?? [], this.control, this.opened);
     // An absent spare's workers count as returned until it joins: channels
     // do not wait for them, and nothing is sent to them.
     this.finished.set(this.joins.absent);
-    if (wiring.absent?.length) this.table.watchAbsent(this.joins.absent, () => this.joins.apply());
+    // In a cluster a lost process may come back, like a spare joins: a frame from either applies the joins first.
+    if (wiring.threads !== undefined) this.table.watchAbsent(this.joins.absent, () => this.joins.apply());
+    this.threads = wiring.threads ?? this.peers;
     this.rings = new Rings(wiring, (e) => {
       this.failure = e;
       this.abort();
@@ -100,10 +104,18 @@ export class Endpoint {
     this.joins.apply();
     this.rings.receive(this.table);
     this.losses.apply(lost);
+    if (lost > 0) this.control.acknowledgeLosses(this.index % this.threads, lost);
   }
 
-  /** A spare's worker joined: its messages are expected from now on. */
+  /** A peer's worker was lost: its channels close, and it is absent until its process joins again. */
+  private readonly lost = (worker: number): void => {
+    this.finish(worker);
+    this.joins.absent[worker] = 1;
+  };
+
+  /** A spare's worker joined, or a lost one came back: its messages are expected from now on. */
   private readonly opened = (worker: number): void => {
+    this.losses.workers[worker] = -1;
     this.finished[worker] = 0;
     this.table.reopenFrom(worker);
   };

@@ -268,7 +268,7 @@ export class RemotePush<T> extends Pusher<T> {
   private check(): void {
     const process = this.s.lost[this.target]!;
     if (process >= 0) {
-      throw new PeerError(process, `send to worker ${this.target} on channel ${this.channel}: its process ${process} was lost (it died, went silent or closed its connections without a goodbye)`);
+      throw new PeerError(process, `send to worker ${this.target} on channel ${this.channel}: its process ${process} was lost (it died, went silent or closed its connections without a goodbye) and has not been restarted`);
     }
     if (this.s.absent[this.target] === 1) {
       const spare = Math.floor(this.target / this.s.threads);

@@ -1,12 +1,16 @@
-// Starting one weft worker thread: the bootstrap, and whether it must register tsx.
+// Starting one weft worker thread: the bootstrap, and whether it must
+// register tsx; and a cluster process's network thread, the same way.
 
-import { Worker } from 'node:worker_threads';
+import { Worker, type WorkerOptions } from 'node:worker_threads';
 import type { Boot } from './worker.ts';
 import type { Wiring } from '../transport/index.ts';
+import type { NetworkBoot } from '../transport/network.ts';
 import { mustRegisterTsx, TYPESCRIPT_FILE, workerExecArgv } from '../typescript.ts';
 
 const BOOTSTRAP = new URL('./bootstrap.mjs', import.meta.url);
-const RUNNER = new URL(import.meta.url.endsWith('.ts') ? './worker.ts' : './worker.js', import.meta.url).href;
+const EXT = import.meta.url.endsWith('.ts') ? '.ts' : '.js';
+const RUNNER = new URL(`./worker${EXT}`, import.meta.url).href;
+const NETWORK = new URL(`../transport/network${EXT}`, import.meta.url).href;
 
 export type Task = (
   | { mode: 'closure'; script: string; ordinal: number; history: unknown[][] }
@@ -45,7 +49,19 @@ export function startThread(task: Task, wiring: Wiring): Worker {
   // arguments (Config.fromArgs(process.argv.slice(2))): it must see the same
   // ones as the main thread, or each worker would pick another program.
   const argv = task.mode === 'closure' ? process.argv.slice(2) : [];
-  const options = { workerData: { weft: boot }, argv, name: `weft worker ${wiring.index}` };
+  return spawn({ workerData: { weft: boot }, argv, name: `weft worker ${wiring.index}` });
+}
+
+/**
+ * Starts a cluster process's network thread (src/transport/network.ts). It
+ * runs weft's code only, so it needs tsx only where weft is TypeScript.
+ */
+export function startNetworkThread(boot: NetworkBoot, process: number): Worker {
+  const tsx = EXT === '.ts' && mustRegisterTsx(`a cluster's network thread (${NETWORK})`);
+  return spawn({ workerData: { weft: { ...boot, runner: NETWORK, tsx } }, name: `weft network ${process}` });
+}
+
+function spawn(options: WorkerOptions): Worker {
   const execArgv = inheritOnly ? undefined : workerExecArgv();
   if (execArgv === undefined) return new Worker(BOOTSTRAP, options);
   try {

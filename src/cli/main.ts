@@ -35,15 +35,16 @@ program
   .option('--tls-dir <dir>', 'mutual TLS between the processes, with the files `weft keys <dir>` made')
   .option('--spare <k>', 'the last k processes are spares: not started, each joins the running cluster when started with the command printed', natural, 0)
   .option('--on-peer-loss <abort|continue>', 'what losing a process does to the others (Config.cluster onPeerLoss; default abort, or WEFT_ON_PEER_LOSS)')
-  .option('--heartbeat-timeout <ms>', 'silence after which a process is presumed dead (heartbeatTimeoutMs; default 3000, or WEFT_HEARTBEAT_TIMEOUT_MS)')
+  .option('--heartbeat-timeout <ms>', 'silence after which a process is presumed dead (heartbeatTimeoutMs; default 10000, or WEFT_HEARTBEAT_TIMEOUT_MS)')
   .option('--connect-timeout <ms>', 'how long each process tries to reach the others (connectTimeoutMs; default 30000, or WEFT_CONNECT_TIMEOUT_MS)')
+  .option('--restart <n>', 'start a process that fails again, up to n times each (a program that continues past losses takes it back)', natural, 0)
   .argument('[args...]', 'passed on to the script')
   .allowUnknownOption()
-  .action(async (script: string, args: string[], o: { processes: number; threads: number; tlsDir?: string; spare: number; onPeerLoss?: string; heartbeatTimeout?: string; connectTimeout?: string }) => {
+  .action(async (script: string, args: string[], o: { processes: number; threads: number; tlsDir?: string; spare: number; restart: number; onPeerLoss?: string; heartbeatTimeout?: string; connectTimeout?: string }) => {
     const { launch } = await import('./launch.ts');
     try {
       const flags = clusterFlags({ onPeerLoss: o.onPeerLoss, heartbeatTimeoutMs: o.heartbeatTimeout, connectTimeoutMs: o.connectTimeout });
-      process.exitCode = await launch({ processes: o.processes, threads: o.threads, script, args: [...flags, ...args], tlsDir: o.tlsDir, spares: o.spare });
+      process.exitCode = await launch({ processes: o.processes, threads: o.threads, script, args: [...flags, ...args], tlsDir: o.tlsDir, spares: o.spare, restarts: o.restart });
     } catch (error) {
       if (!(error instanceof ConfigError)) throw error;
       console.error(`weft launch: ${error.message}`);

@@ -1,6 +1,9 @@
 // Shared state of one run of workers: whether it was aborted and by whom,
 // and (in a cluster that continues past peer loss) which peer processes
-// were lost and which spares joined, each in the order they were. Fail-stop needs one flag every thread
+// were lost and which joined (spares, and lost processes restarted), each
+// in the order they were, and how many losses each local worker has
+// applied (the router lets a lost process back in only once every worker
+// has taken note that it was lost). Fail-stop needs one flag every thread
 // can read without a message: a worker spinning on its rings notices an
 // abort, or a loss, on its next check, without returning to its event loop.
 
@@ -11,9 +14,15 @@ const FAILED = 1;
 const CLAIM = 2;
 /** How many processes were lost; their indices follow from LOST_LIST on. */
 const LOST_COUNT = 3;
-/** How many spares joined; their indices follow the lost list (one slot per process each). */
+/** How many processes joined; their indices follow the lost list. */
 const JOIN_COUNT = 4;
+/** Where the join list starts, how many joins it holds, and where the workers' acknowledgements start. */
+const JOIN_LIST = 5;
+const JOIN_SLOTS = 6;
+const ACKS = 7;
 const LOST_LIST = 16;
+/** Joins the log holds per process of the cluster: spares once, restarts of lost processes the rest. */
+export const JOINS_PER_PROCESS = 8;
 const RUNNING = 0;
 const ABORTED = 1;
 
@@ -24,14 +33,38 @@ export class Control {
     this.cells = new Int32Array(buffer);
   }
 
-  /** The memory of a run's control cells, with room for `processes` losses and joins (a cluster's peers). */
-  static buffer(processes = 0): SharedArrayBuffer {
-    return new SharedArrayBuffer(4 * (LOST_LIST + 2 * processes));
+  /**
+   * The memory of a run's control cells: for a cluster of `processes`,
+   * room for JOINS_PER_PROCESS joins per process and a loss per join and
+   * per process, and an acknowledgement cell per local worker (`threads`).
+   */
+  static buffer(processes = 0, threads = 0): SharedArrayBuffer {
+    const joins = JOINS_PER_PROCESS * processes;
+    const buffer = new SharedArrayBuffer(4 * (LOST_LIST + 2 * joins + processes + threads));
+    const cells = new Int32Array(buffer);
+    cells[JOIN_LIST] = LOST_LIST + joins + processes;
+    cells[JOIN_SLOTS] = joins;
+    cells[ACKS] = cells[JOIN_LIST] + joins;
+    return buffer;
   }
 
-  /** Where the join list starts: past one loss slot per process. */
   private get joinList(): number {
-    return LOST_LIST + (this.cells.length - LOST_LIST) / 2;
+    return this.cells[JOIN_LIST]!;
+  }
+
+  /** Whether the join log has room for another join (a restarted process past it is refused). */
+  get joinsLeft(): boolean {
+    return this.joinCount < this.cells[JOIN_SLOTS]!;
+  }
+
+  /** Local worker `local` has applied the first `count` losses. */
+  acknowledgeLosses(local: number, count: number): void {
+    Atomics.store(this.cells, this.cells[ACKS]! + local, count);
+  }
+
+  /** How many losses local worker `local` has applied. */
+  lossesApplied(local: number): number {
+    return Atomics.load(this.cells, this.cells[ACKS]! + local);
   }
 
   /** Processes lost so far. */
@@ -68,8 +101,9 @@ export class Control {
   }
 
   /**
-   * Records that spare `process` joined (one writer: the router, before it
-   * reads the spare's first frame) and wakes every doorbell.
+   * Records that `process` joined (a spare, or a lost process restarted; one
+   * writer: the router, before it reads the process's first frame) and
+   * wakes every doorbell.
    */
   join(process: number, bells: Iterable<Doorbell>): void {
     const n = Atomics.load(this.cells, JOIN_COUNT);

@@ -93,8 +93,17 @@ async function attempt(o: MeshOptions, j: number, timeoutMs: number, idle = fals
   return park(socket, rest);
 }
 
-/** A refusal is an answer (wrong secret, another cluster, a certificate the peer rejects): retrying cannot change it. */
+/** How a listener refuses an index it still has a connection for (mesh.ts). */
+export const STILL_CONNECTED = 'is still connected';
+
+/**
+ * A refusal is an answer (wrong secret, another cluster, a certificate the
+ * peer rejects): retrying cannot change it. Except "still connected": a
+ * process restarted at once may reach a peer that has not yet seen the old
+ * one's connection close; it tries again until its deadline.
+ */
 function refusedBy(e: Error): boolean {
+  if (e instanceof HandshakeError && e.refused && e.message.includes(STILL_CONNECTED)) return false;
   return (isTlsRefusal(e) && !(e instanceof HandshakeError)) || (e instanceof HandshakeError && e.refused);
 }
 

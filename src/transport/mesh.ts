@@ -15,9 +15,15 @@
 // background until it answers. Each spare connection, whenever it comes,
 // is handed to the mesh's join handler, until refuseJoins() (the cluster
 // is finishing): from then a spare is refused, and nobody dials one.
+//
+// A process lost while the cluster continues (onPeerLoss 'continue') is
+// taken back the same way: restarted with the same command line, it dials
+// the processes below it and those above it dial it again, and its
+// connection goes to the join handler like a spare's. A process claiming
+// the index of one still connected is refused, and told so.
 
 import type { Socket } from 'node:net';
-import { dial, dialSpare, HANDSHAKE_TIMEOUT_MS, park } from './dial.ts';
+import { dial, dialSpare, HANDSHAKE_TIMEOUT_MS, park, STILL_CONNECTED } from './dial.ts';
 import { handshake } from './handshake.ts';
 import { refusal, type Identity } from './handshake-messages.ts';
 import { parseAddress } from './address.ts';
@@ -51,6 +57,8 @@ export interface Mesh {
   onJoin(handler: (process: number, link: Link) => void): void;
   /** From now on a spare is refused ("the cluster is finishing"), and not dialled. */
   refuseJoins(): void;
+  /** Process `process` was lost: it may connect again (restarted), and joins like a spare when it does. */
+  lost(process: number): void;
   /** Stops accepting and dialling, and logs what the refusal log still holds. */
   close(): void;
 }
@@ -70,7 +78,9 @@ export async function connectMesh(o: MeshOptions): Promise<Mesh> {
   const refusals = new RefusalLog(`weft: process ${o.process}`, o.log);
   let complete!: () => void;
   const allIn = new Promise<void>((r) => (complete = r));
-  const spare = (i: number): boolean => o.spares.includes(i);
+  /** Lost processes that may come back (their connection is a join). */
+  const returning = new Set<number>();
+  const spare = (i: number): boolean => o.spares.includes(i) || returning.has(i);
   const missing = (): number[] => links.flatMap((l, i) => (l === undefined && i !== o.process && !spare(i) ? [i] : []));
   const joins = new Joins();
   const settle = (): void => {
@@ -85,8 +95,8 @@ export async function connectMesh(o: MeshOptions): Promise<Mesh> {
   const claimed = new Set<number>();
   const admit = (peer: number): string | undefined => {
     // Claimed as soon as admitted, so two diallers with one index cannot both get in.
-    if (links[peer] !== undefined || claimed.has(peer)) return `duplicate process index ${peer}: it is already connected`;
-    if (spare(peer) && joins.refused) return `spare process ${peer} cannot join: the cluster is finishing`;
+    if (links[peer] !== undefined || claimed.has(peer)) return `process ${peer} ${STILL_CONNECTED}: a second process cannot take its index`;
+    if (spare(peer) && joins.refused) return `${returning.has(peer) ? 'lost' : 'spare'} process ${peer} cannot join: the cluster is finishing`;
     claimed.add(peer);
     return undefined;
   };
@@ -168,7 +178,14 @@ export async function connectMesh(o: MeshOptions): Promise<Mesh> {
     for (const l of links) l?.socket.destroy();
     throw error;
   }
-  return { links, close, onJoin: (handler) => joins.handle(handler), refuseJoins: () => (joins.refused = true) };
+  const lost = (process: number): void => {
+    if (joins.closed || joins.refused) return;
+    links[process] = undefined;
+    claimed.delete(process);
+    returning.add(process);
+    if (process < o.process) void dialSpare(o, process, joins);
+  };
+  return { links, close, onJoin: (handler) => joins.handle(handler), refuseJoins: () => (joins.refused = true), lost };
 }
 
 /** Spare connections, held until a handler takes them. */

@@ -2,6 +2,12 @@
 // of the local workers they name. When a worker's ring is full, frames wait
 // in a per-worker queue; past HIGH_WATER queued bytes the sockets pause, and
 // TCP pushes back on the senders, so the router's memory stays bounded.
+//
+// A process that was lost and comes back starts its frame counters at 0,
+// while each local worker's inbox expects the next number after the last
+// frame of the old process it was given: the router adds that number to
+// the new process's counters (rebase), so a worker's stream from a source
+// stays one sequence across the restart.
 
 import { HEADER_BYTES, writeHeader, type FrameHeader } from './frame.ts';
 import type { RingWriter } from './ring.ts';
@@ -18,15 +24,29 @@ export class Inbound {
   private waitingBytes = 0;
   private readonly exited: boolean[];
   private paused = false;
+  /** Per local worker, per source: the counter after the last frame placed in its ring, and what is added to the source's counters. */
+  private readonly next: Uint32Array[];
+  private readonly base: Uint32Array[];
 
   constructor(
     /** Per local worker: the ring the router writes its remote frames into. */
     private readonly toWorkers: RingWriter[],
+    /** Workers in the cluster. */
+    peers: number,
     /** Pauses (true) or resumes (false) reading every peer's socket. */
     private readonly pause: (paused: boolean) => void,
   ) {
     this.exited = toWorkers.map(() => false);
     this.waiting = toWorkers.map(() => new Fifo<Waiting>());
+    this.next = toWorkers.map(() => new Uint32Array(peers));
+    this.base = toWorkers.map(() => new Uint32Array(peers));
+  }
+
+  /** `sources` restarted: their frames from now on continue the sequences their old frames left. */
+  rebase(sources: readonly number[]): void {
+    this.next.forEach((next, local) => {
+      for (const s of sources) this.base[local]![s] = next[s]!;
+    });
   }
 
   /** A frame for local worker `local`: into its ring, or its queue while the ring is full. */
@@ -34,6 +54,7 @@ export class Inbound {
     // A worker that has returned reads nothing more; its frames are dropped
     // here rather than left to fill its ring and stall the socket.
     if (this.exited[local]) return;
+    h.seq = (h.seq + this.base[local]![h.source]!) >>> 0;
     const queue = this.waiting[local]!;
     if (queue.length === 0 && this.place(local, h, payload)) return;
     queue.push({ header: h, payload: payload.slice() });
@@ -53,6 +74,7 @@ export class Inbound {
     }
     writeHeader(ring.view, at, h);
     if (h.length > 0) ring.bytes.set(payload, at + HEADER_BYTES);
+    this.next[local]![h.source] = (h.seq + 1) >>> 0;
     return true;
   }
 
@@ -85,6 +107,10 @@ export class Inbound {
       this.pause(false);
     }
     return moved;
+  }
+
+  hasExited(local: number): boolean {
+    return this.exited[local]!;
   }
 
   /** A local worker has ended: frames for it are dropped from now on. */

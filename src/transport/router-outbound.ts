@@ -5,8 +5,13 @@
 // writes straight from shared memory, and the ring space is given back to
 // the worker only once the socket has written the frame (in ring order,
 // though frames to different peers may finish out of order).
+//
+// A process that was lost and comes back expects each sender's frames to
+// start at 0 again, while the local workers' counters run on: the router
+// subtracts the counter each worker had reached (rebase), in the ring,
+// before the frame leaves.
 
-import { HEADER_BYTES, F_LENGTH, F_TARGET } from './frame.ts';
+import { HEADER_BYTES, F_LENGTH, F_SEQ, F_TARGET } from './frame.ts';
 import type { RingReader } from './ring.ts';
 import { sendTo, type Peer } from './router-peer.ts';
 
@@ -20,6 +25,9 @@ interface InFlight {
 export class Outbound {
   /** Per worker ring: frames given to sockets as views of the ring, oldest first. */
   private readonly inFlight: InFlight[][];
+  /** Per local worker, per target: the counter after the last frame read for it, and what is subtracted from the worker's counters. */
+  private readonly next: Uint32Array[];
+  private readonly base: Uint32Array[];
 
   constructor(
     /** Per local worker: the ring it writes remote frames into. */
@@ -31,6 +39,20 @@ export class Outbound {
     private readonly unroutable: (target: number) => boolean,
   ) {
     this.inFlight = fromWorkers.map(() => []);
+    const workers = this.peers.length * threads;
+    this.next = fromWorkers.map(() => new Uint32Array(workers));
+    this.base = fromWorkers.map(() => new Uint32Array(workers));
+  }
+
+  /**
+   * `targets` restarted: frames for them from now on are numbered from 0.
+   * Call it once the rings hold no frame for them from before (every
+   * worker applied their loss, and the rings were read since).
+   */
+  rebase(targets: readonly number[]): void {
+    this.next.forEach((next, k) => {
+      for (const t of targets) this.base[k]![t] = next[t]!;
+    });
   }
 
   /** Moves frames the workers wrote into the sockets of their target processes; returns how many. */
@@ -55,6 +77,11 @@ export class Outbound {
         const target = reader.view.getUint32(at + F_TARGET, true);
         const peer = this.peers[Math.floor(target / this.threads)];
         if (peer === undefined && !this.unroutable(target)) return;
+        if (peer !== undefined && !peer.gone && peer.blocked) break;
+        // Read once: the frame leaves the ring now (sent or dropped).
+        const seq = reader.view.getUint32(at + F_SEQ, true);
+        this.next[k]![target] = (seq + 1) >>> 0;
+        if (this.base[k]![target] !== 0) reader.view.setUint32(at + F_SEQ, (seq - this.base[k]![target]!) >>> 0, true);
         if (peer === undefined || peer.gone) {
           // Lost, or not joined: nobody reads it. The space goes back to the worker at once.
           reader.advance(length);
@@ -62,7 +89,6 @@ export class Outbound {
           this.giveBack(k);
           continue;
         }
-        if (peer.blocked) break;
         const frame = Buffer.from(reader.bytes.buffer, reader.bytes.byteOffset + at, HEADER_BYTES + length);
         reader.advance(length);
         const entry: InFlight = { end: reader.position, written: false };

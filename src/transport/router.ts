@@ -1,13 +1,14 @@
-// The main thread of a cluster process is its router: it moves frames
-// between the local workers' rings and one TCP socket per peer process.
+// A cluster process's router, on its network thread (network.ts): it
+// moves frames between the local workers' rings and one TCP socket per
+// peer process.
 //
-// Why a router on the main thread, not sockets in every worker: a worker
-// blocked in awaitEvents cannot run socket callbacks, and P x T sockets per
-// process would multiply handshakes and heartbeats. The main thread is idle
-// in a weft program (it waits on join()), so it forwards. Workers write a
-// remote frame into their one ring to the router, exactly as to a local
-// peer; the frame header already names its target, so the router forwards
-// bytes without decoding payloads.
+// Why one router, not sockets in every worker: a worker blocked in
+// awaitEvents cannot run socket callbacks, and P x T sockets per process
+// would multiply handshakes and heartbeats. Why not on the main thread:
+// the program's own code runs there and would hold frames and heartbeats
+// back. Workers write a remote frame into their one ring to the router,
+// exactly as to a local peer; the frame header already names its target,
+// so the router forwards bytes without decoding payloads.
 //
 // Backpressure: when a socket's write buffer passes HIGH_WATER the router
 // stops reading the rings whose next frame goes there; those rings fill and
@@ -51,9 +52,14 @@ export interface RouterOptions {
   onLoss?: (error: PeerError) => void;
   /** Processes that may join later (spares); until one does, frames for it are dropped. */
   spares?: readonly number[];
-  /** A spare joined: called before the first of its frames is read. */
+  /** A spare joined, or a lost process came back: called before the first of its frames is read. */
   onJoin?: (process: number) => void;
+  /** Whether local worker `local` has applied every loss recorded (a lost process comes back only then). */
+  lossesApplied?: (local: number) => boolean;
 }
+
+/** How often a lost process that reconnected checks whether the local workers have applied its loss. */
+const REJOIN_POLL_MS = 10;
 
 export class Router {
   private readonly peers: (Peer | undefined)[];
@@ -69,9 +75,12 @@ export class Router {
   private deferred = false;
   /** Reading from the sockets is paused: the inbound queue is over its high-water mark. */
   private readPaused = false;
+  /** Lost processes that reconnected, waiting for the local workers to apply their loss. */
+  private readonly rejoining = new Map<number, { socket: Socket; rest: Buffer; error?: Error }>();
+  private rejoinTimer: NodeJS.Timeout | undefined;
 
   constructor(private readonly o: RouterOptions) {
-    this.inbound = new Inbound(o.toWorkers, (paused) => {
+    this.inbound = new Inbound(o.toWorkers, o.processes * o.threads, (paused) => {
       this.readPaused = paused;
       for (const p of this.peers) {
         if (paused) p?.socket.pause();
@@ -126,15 +135,50 @@ export class Router {
   }
 
   /**
-   * Spare `index` connected: it is recorded as joined (onJoin) before its
-   * first frame is read, then served like every peer. Once this process is
-   * finishing it is turned away (its workers would find ours gone).
+   * Spare `index` connected, or lost process `index` reconnected: it is
+   * recorded as joined (onJoin) before its first frame is read, then served
+   * like every peer. Once this process is finishing it is turned away (its
+   * workers would find ours gone).
+   *
+   * A lost process's workers come back under their old indices, so its
+   * join waits until every local worker has applied its loss: before that,
+   * a worker could take the new process's frames for the old one's. Then
+   * the frames the workers wrote for the old process leave the rings (they
+   * are dropped), and the sequences are rebased (router-inbound.ts,
+   * router-outbound.ts).
    */
   join(index: number, link: { socket: Socket; rest: Buffer; error?: Error }): void {
-    if (this.stopped || this.finishing !== undefined || this.peers[index] !== undefined) {
+    const old = this.peers[index];
+    if (this.stopped || this.finishing !== undefined || (old !== undefined && !old.gone) || this.rejoining.has(index)) {
       link.socket.destroy();
       return;
     }
+    if (old !== undefined) {
+      this.rejoining.set(index, link);
+      this.rejoinTimer ??= setInterval(() => this.rejoin(), REJOIN_POLL_MS);
+      this.rejoin();
+      return;
+    }
+    this.admit(index, link);
+  }
+
+  private rejoin(): void {
+    const { threads } = this.o;
+    const applied = this.o.toWorkers.every((_, local) => this.inbound.hasExited(local) || (this.o.lossesApplied?.(local) ?? true));
+    if (!applied) return;
+    while (this.outbound.pump() > 0);
+    for (const [index, link] of this.rejoining) {
+      const workers = Array.from({ length: threads }, (_, k) => index * threads + k);
+      this.outbound.rebase(workers);
+      this.inbound.rebase(workers);
+      this.admit(index, link);
+    }
+    this.rejoining.clear();
+    clearInterval(this.rejoinTimer);
+    this.rejoinTimer = undefined;
+  }
+
+  private admit(index: number, link: { socket: Socket; rest: Buffer; error?: Error }): void {
     this.o.onJoin?.(index);
     const peer = this.attach(index, link.socket, link.rest, link.error);
     this.peers[index] = peer;
@@ -224,12 +268,14 @@ export class Router {
     this.deferred = woke;
     this.lastTick = now;
     for (const peer of this.peers) {
-      if (peer === undefined || peer.goodbye) continue;
-      if (!woke && now - peer.lastHeard > this.o.heartbeatTimeoutMs) {
+      if (peer === undefined || peer.gone) continue;
+      if (!peer.goodbye && !woke && now - peer.lastHeard > this.o.heartbeatTimeoutMs) {
         this.peerFailed(peer, new PeerError(peer.index, `process ${peer.index} (${this.o.addresses[peer.index]}) sent nothing for ${now - peer.lastHeard} ms: it is presumed dead`));
         if (this.stopped) return;
         continue;
       }
+      // A peer that said goodbye still judges us until we say ours (our
+      // workers may outlive its own by far): it hears from us until then.
       if (now - peer.lastSent >= this.o.heartbeatTimeoutMs / 3) sendControl(peer, Kind.HEARTBEAT);
     }
   }
@@ -285,6 +331,9 @@ export class Router {
   private stop(): void {
     this.stopped = true;
     clearInterval(this.timer);
+    clearInterval(this.rejoinTimer);
+    for (const link of this.rejoining.values()) link.socket.destroy();
+    this.rejoining.clear();
     this.o.bell.force();
   }
 }

@@ -116,7 +116,7 @@ export function buildClusterFabric(threads: number, processes: number, process: 
   const peers = threads * processes;
   const base = process * threads;
   const local = buildFabric(threads, ringBytes, limits);
-  const control = Control.buffer(processes);
+  const control = Control.buffer(processes, threads);
   const routerBell = new SharedArrayBuffer(DOORBELL_BYTES);
   const bells = [...local.bells, routerBell];
   const fromWorkers: SharedArrayBuffer[] = [];

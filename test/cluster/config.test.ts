@@ -38,7 +38,7 @@ describe('Config.cluster', () => {
     expect(c.kind).toBe('cluster');
     if (c.kind !== 'cluster') return;
     expect(c.threads).toBe(2);
-    expect(c.cluster).toMatchObject({ process: 1, addresses: ['127.0.0.1:4000', '[::1]:4001'], secret: 's', heartbeatTimeoutMs: 3000 });
+    expect(c.cluster).toMatchObject({ process: 1, addresses: ['127.0.0.1:4000', '[::1]:4001'], secret: 's', heartbeatTimeoutMs: 10_000 });
   });
 
   it.each([

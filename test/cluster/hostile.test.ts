@@ -114,7 +114,7 @@ describe('hostile connections to a running cluster', () => {
       'wrong secret',
       'wrong secret',
       'wrong secret',
-      'duplicate process index 1: it is already connected', // only a holder of the secret learns this
+      'process 1 is still connected: a second process cannot take its index', // only a holder of the secret learns this
       'wrong secret',
       'wrong secret',
       'bad magic 0xffffffff: not a weft peer',
@@ -172,7 +172,7 @@ describe('hostile connections to a running cluster', () => {
       'the peer dialled process 1, this is process 0',
       'process 0 is dialled by 1, it must not dial in',
       'process index 7 is invalid here',
-      'duplicate process index 1: it is already connected',
+      'process 1 is still connected: a second process cannot take its index',
       'the peer uses a secret, this process has none',
     ]);
     writeFileSync(go, '');

@@ -2,8 +2,14 @@
 // index. The program is test/cluster/fixtures/program.ts.
 
 import { describe, expect, it } from 'vitest';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { PROGRAM, ROOT, run } from './helpers.ts';
+
+const RUNTIME_LOSS = fileURLToPath(new URL('./fixtures/runtime-loss.ts', import.meta.url));
+const RUNTIME_SPARE = fileURLToPath(new URL('./fixtures/runtime-spare.ts', import.meta.url));
 
 const EXCHANGE = 20_000;
 const launch = (args: string[]) => run(join(ROOT, 'bin/weft.mjs'), ['launch', ...args]);
@@ -42,6 +48,38 @@ describe('weft launch', () => {
     expect(code, detail).toBe(0);
     expect(cluster.stdout, detail).toContain('[0] result [0]');
     expect(cluster.stdout, detail).toContain('[1] result [64]');
+  });
+
+  it('keeps the survivors running when the program survives a loss: Runtime.cluster loses process 2 mid-map, completes, and launch exits 0', async () => {
+    const cluster = run(join(ROOT, 'bin/weft.mjs'), ['launch', '-n', '3', '-w', '2', RUNTIME_LOSS, 'close'], { WEFT_TEST_VICTIM_PROCESS: '2' });
+    const { code } = await cluster.exited;
+    const detail = `stdout:\n${cluster.stdout.join('\n')}\nstderr:\n${cluster.stderr.join('\n')}`;
+    expect(cluster.stderr, detail).toContain('[2] victim dies');
+    expect(cluster.stderr.join('\n'), detail).toMatch(/weft: process 2 was killed by SIGKILL; the others run on/);
+    expect(cluster.stderr.join('\n'), detail).toMatch(/lost process 2; the \d+ task\(s\) it held run on the others/);
+    expect(cluster.stdout, detail).toContain('[0] answer ok');
+    expect(cluster.stderr.join('\n'), detail).toMatch(/survived the loss of process\(es\) 2/);
+    expect(code, detail).toBe(0);
+  });
+
+  it('--restart 1: Runtime.cluster loses process 2 at its first task; launch starts it again, it comes back and serves, and the directive completes', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'weft-restart-'));
+    try {
+      // 'join': process 0 holds the second half of its map until a process joins (here: comes back).
+      const cluster = run(join(ROOT, 'bin/weft.mjs'), ['launch', '-n', '3', '-w', '2', '--restart', '1', RUNTIME_SPARE, 'join'], { WEFT_TEST_DIE_ONCE: join(dir, 'died') });
+      const { code } = await cluster.exited;
+      const detail = `stdout:\n${cluster.stdout.join('\n')}\nstderr:\n${cluster.stderr.join('\n')}`;
+      expect(cluster.stderr, detail).toContain('[2] victim dies');
+      expect(cluster.stderr.join('\n'), detail).toMatch(/weft: process 2 was killed by SIGKILL; starting it again \(restart 1 of 1\)/);
+      expect(cluster.stderr.join('\n'), detail).toMatch(/\[0\] weft: Runtime\.cluster: lost process 2 came back/);
+      // The event: back, process 2 runs tasks again.
+      const back = cluster.stderr.findIndex((l) => /\[0\] weft: Runtime\.cluster: lost process 2 came back/.test(l));
+      expect(cluster.stderr.slice(back), detail).toContain('[2] first task 2');
+      expect(cluster.stdout, detail).toContain('[0] answer ok');
+      expect(code, detail).toBe(0);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 
   it('stops every process when one fails, and exits non-zero', async () => {

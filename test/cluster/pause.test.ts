@@ -20,7 +20,7 @@ describe('a cluster paused as a whole', () => {
     const ps = [0, 1, 2].map((i) => c.start(i));
     await Promise.all(ps.map((p, i) => p.line(new RegExp(`^ready ${i}$`))));
     for (const p of ps) p.child.kill('SIGSTOP');
-    // The pause itself: twice the default heartbeatTimeoutMs (3 s).
+    // The pause itself: twice the gated program's heartbeatTimeoutMs (3 s).
     await new Promise((resolve) => setTimeout(resolve, 6_000));
     for (const p of ps) p.child.kill('SIGCONT');
     await c.completes();

@@ -49,7 +49,7 @@ describe('onPeerLoss', () => {
         for (const n of counts.slice(4)) expect(n).toBeLessThanOrEqual(2500);
       }
       expect(out.filter((l) => l === 'lost [4,5]'), detail).toHaveLength(2);
-      for (const l of out.filter((x) => x.startsWith('refused '))) expect(l).toMatch(/^refused PeerError: send to worker [45] on channel 0: its process 2 was lost/);
+      for (const l of out.filter((x) => x.startsWith('refused '))) expect(l).toMatch(/^refused PeerError: send to worker [45] on channel 0: its process 2 was lost \(.*\) and has not been restarted$/);
       expect(ps[i]!.stderr.join('\n')).toMatch(/process 2 .*the others continue/);
     }
   });

@@ -68,7 +68,8 @@ export class ClusterBackend implements Backend {
         this.leases.membershipChanged();
       } else if ('joined' in message) {
         this.joinedProcesses.push(message.joined);
-        console.error(`weft: Runtime.cluster: spare process ${message.joined} joined; it gets tasks from now on`);
+        const back = this.lostProcesses.includes(message.joined);
+        console.error(`weft: Runtime.cluster: ${back ? 'lost' : 'spare'} process ${message.joined} ${back ? 'came back' : 'joined'}; it gets tasks from now on`);
         this.leases.membershipChanged();
       } else this.onReady.resolve();
     };

@@ -94,6 +94,18 @@ export async function runGateway(allocator: Allocator, channel: string): Promise
     let any = false;
     const settled: TaskResult[] = [];
     const progress: TaskProgress[] = [];
+    for (const join of allocator.peerJoins()) {
+      any = true;
+      // First: the joined process's messages follow its join. A lost process
+      // that came back has new workers, which join once they say ready.
+      for (const w of join.workers) {
+        lost.delete(w);
+        readySeen.delete(w);
+      }
+      const waiting = new Set(join.workers.filter((w) => !readySeen.has(w)));
+      joining.set(join.process, waiting);
+      joinedWhenReady(join.process, waiting);
+    }
     for (let worker = 1; worker < allocator.peers; worker++) {
       const batch: TaskResult[] = [];
       for (let message = results[worker]!.recv(); message !== undefined; message = results[worker]!.recv()) {
@@ -116,12 +128,6 @@ export async function runGateway(allocator: Allocator, channel: string): Promise
     }
     if (progress.length > 0) tell({ progress });
     if (settled.length > 0) tell({ results: settled });
-    for (const join of allocator.peerJoins()) {
-      any = true;
-      const waiting = new Set(join.workers.filter((w) => !readySeen.has(w)));
-      joining.set(join.process, waiting);
-      joinedWhenReady(join.process, waiting);
-    }
     for (const loss of allocator.peerLosses()) {
       joining.delete(loss.process);
       for (const worker of loss.workers) {
