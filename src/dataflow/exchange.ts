@@ -29,15 +29,18 @@ abstract class Exchange<T, M> implements Sink<T>, Task {
   protected readonly pushes: Push<M>[];
   private readonly pull: Pull<M>;
   readonly out = new Output<T>();
-  /** Per time not yet closed here: how many senders have closed it. */
-  private readonly marks = new Map<Time, number>();
+  /** Per time not yet closed here: which senders have closed it (an ended sender has closed every time). */
+  private readonly marks = new Map<Time, Uint8Array>();
+  private readonly counts = new Map<Time, number>();
   private readonly done = new Set<Time>();
+  private readonly endedBy: Uint8Array;
   private ended = 0;
   finished = false;
 
   constructor(scope: Scope, codec: Codec<M>) {
     this.self = scope.index;
     this.peers = scope.peers;
+    this.endedBy = new Uint8Array(scope.peers);
     [this.pushes, this.pull] = scope.channel(codec);
     scope.schedule(this);
   }
@@ -46,7 +49,7 @@ abstract class Exchange<T, M> implements Sink<T>, Task {
   /** Sends what is staged for `target` (only if staged at time t, when given). */
   protected abstract flush(target: number, t?: Time): void;
   protected abstract marker(kind: number, t: Time): M;
-  /** [sender, time, kind] of a message. */
+  protected abstract sender(m: M): number;
   protected abstract kind(m: M): number;
   protected abstract time(m: M): Time;
   protected abstract records(m: M): ArrayLike<T>;
@@ -73,16 +76,15 @@ abstract class Exchange<T, M> implements Sink<T>, Task {
       const t = this.time(m);
       if (kind === DATA) {
         if (this.done.has(t)) throw new DataflowError(`channel ${this.pull.channel}: records of time ${t} after it closed`);
-        if (!this.marks.has(t)) this.marks.set(t, 0);
+        this.open(t);
         this.out.batch(t, this.records(m));
       } else if (kind === CLOSE) {
-        const n = (this.marks.get(t) ?? 0) + 1;
-        this.marks.set(t, n);
-        if (n + this.ended === this.peers) this.complete(t);
+        this.closedBy(t, this.sender(m));
       } else {
+        const from = this.sender(m);
+        this.endedBy[from] = 1;
         this.ended++;
-        // An ended sender has closed every time: each time the others have all closed is complete.
-        for (const [time, n] of this.marks) if (n + this.ended === this.peers) this.complete(time);
+        for (const time of [...this.marks.keys()]) this.closedBy(time, from);
         if (this.ended === this.peers) {
           this.out.end();
           this.finished = true;
@@ -92,8 +94,30 @@ abstract class Exchange<T, M> implements Sink<T>, Task {
     return any;
   }
 
+  /** The marks of a time first met now: every ended sender has closed it. */
+  private open(t: Time): Uint8Array {
+    let marks = this.marks.get(t);
+    if (marks === undefined) {
+      marks = this.endedBy.slice();
+      this.marks.set(t, marks);
+      this.counts.set(t, this.ended);
+    }
+    return marks;
+  }
+
+  private closedBy(t: Time, from: number): void {
+    if (this.done.has(t)) return;
+    const marks = this.open(t);
+    if (marks[from] === 1) return;
+    marks[from] = 1;
+    const n = this.counts.get(t)! + 1;
+    this.counts.set(t, n);
+    if (n === this.peers) this.complete(t);
+  }
+
   private complete(t: Time): void {
     this.marks.delete(t);
+    this.counts.delete(t);
     this.done.add(t);
     this.out.close(t);
   }
@@ -152,6 +176,10 @@ export class RecordExchange<T> extends Exchange<T, Packet<T>> {
 
   protected marker(kind: number, t: Time): Packet<T> {
     return [this.self, t, kind];
+  }
+
+  protected sender(m: Packet<T>): number {
+    return m[0];
   }
 
   protected kind(m: Packet<T>): number {
@@ -226,6 +254,10 @@ export class ColumnExchange extends Exchange<Columns, Float64Array> {
 
   protected marker(kind: number, t: Time): Float64Array {
     return Float64Array.of(this.self, t, kind, 0);
+  }
+
+  protected sender(m: Float64Array): number {
+    return m[0]!;
   }
 
   protected kind(m: Float64Array): number {
