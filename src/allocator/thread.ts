@@ -10,7 +10,7 @@ const TS = /\.[cm]?tsx?$/;
 
 export type Task = (
   | { mode: 'closure'; script: string; ordinal: number; history: unknown[][] }
-  | { mode: 'module'; module: string; export: string }
+  | { mode: 'module'; module: string; export: string; args?: unknown }
 ) & {
   /** File URLs the worker imports later by itself (operations modules). */
   imports?: readonly string[];
