@@ -37,16 +37,24 @@ const guards = await initialize(config, (allocator) => {
   const nodes = new IdMap();
   const reached = new IdMap();
   let graph: { offsets: Int32Array; targets: Int32Array } | undefined;
+  // Per sender: the local index of each destination it registered, in its
+  // order. Its contributions come in that same order every iteration
+  // (columns keep a sender's order), so they need no id lookups.
+  const order: Column[] = Array.from({ length: allocator.peers }, () => new Column());
+  const cursor = new Int32Array(allocator.peers);
+  // Parsing reuses two columns: exchangeColumns copies them at once.
+  const parsedSrc = new Column();
+  const parsedDst = new Column();
   let n = 0;
   let m = 0;
 
   const parts = dataflow(allocator, (scope) => {
     const edges = readFile(scope, file)
       .map((bytes): Columns => {
-        const s = new Column();
-        const t = new Column();
-        parseEdges(bytes, s, t);
-        return { ids: s.view(), values: t.view() };
+        parsedSrc.length = 0;
+        parsedDst.length = 0;
+        parseEdges(bytes, parsedSrc, parsedDst);
+        return { ids: parsedSrc.view(), values: parsedDst.view() };
       })
       .exchangeColumns();
     const registered = edges
@@ -68,7 +76,10 @@ const guards = await initialize(config, (allocator) => {
     const sizes = registered
       .unary<[number, number]>({
         batch: (_t, records) => {
-          for (const r of Array.from(records)) for (let i = 0; i < r.ids.length; i++) nodes.add(r.ids[i]!);
+          for (const r of Array.from(records)) {
+            const into = order[r.from!]!;
+            for (let i = 0; i < r.ids.length; i++) into.push(nodes.add(r.ids[i]!));
+          }
         },
         close: (t, out) => out.batch(t, [[nodes.size, src.length]]),
       })
@@ -87,7 +98,13 @@ const guards = await initialize(config, (allocator) => {
       let out = new Float64Array(0);
       const step = inner.unary<Step>({
         batch: (_t, records) => {
-          for (const r of Array.from(records)) for (let i = 0; i < r.ids.length; i++) sums[nodes.get(r.ids[i]!)]! += r.values[i]!;
+          for (const r of Array.from(records)) {
+            const into = order[r.from!]!.data;
+            let at = cursor[r.from!]!;
+            const values = r.values;
+            for (let i = 0; i < values.length; i++) sums[into[at++]!]! += values[i]!;
+            cursor[r.from!] = at;
+          }
         },
         close: (t, emit) => {
           const i = iterationOf(t);
@@ -99,6 +116,7 @@ const guards = await initialize(config, (allocator) => {
             for (let v = 0; v < rank.length; v++) rank[v] = (1 - D) / n + D * sums[v]!;
             sums.fill(0);
           }
+          cursor.fill(0);
           if (i === iterations) {
             let sum = 0;
             for (let v = 0; v < rank.length; v++) sum += rank[v]!;

@@ -26,6 +26,10 @@ export type Task = (
  * installed weft is JavaScript and says nothing of the user's code.
  */
 function needsTsx(task: Task): boolean {
+  // A Node that strips types itself (23.6 and later), running an installed
+  // (JavaScript) weft from a main thread that did without tsx, needs no tsx
+  // in its workers either: registering it costs each worker about 0.1 s.
+  if ((process.features as { typescript?: unknown }).typescript && !TS.test(RUNNER) && !process.execArgv.some((a) => a.includes('tsx'))) return false;
   const entry = process.argv[1];
   const urls = [task.mode === 'closure' ? task.script : task.module, ...(task.imports ?? []), RUNNER];
   return (entry !== undefined && TS.test(entry)) || urls.some((u) => TS.test(pathname(u)));

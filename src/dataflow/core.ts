@@ -9,8 +9,8 @@
 // and loops (loop.ts) cross workers; how their punctuation makes `close`
 // mean "complete on every worker" is docs/dataflow.md.
 
-import type { Allocator, Codec, Pull, Push } from '../index.ts';
-import { WeftError } from '../index.ts';
+import type { Allocator, Codec, Pull, Push } from '../allocator/index.ts';
+import { WeftError } from '../errors.ts';
 
 /** A record's timestamp: an input epoch, or inside a loop epoch * ITERATIONS + iteration. */
 export type Time = number;

@@ -9,17 +9,25 @@
 // sender has closed t or ended: then no record of t can still come. That is
 // the whole progress protocol of an exchange (docs/dataflow.md).
 
-import { codecs, type Codec, type Pull, type Push } from '../index.ts';
+import { codecs, type Codec, type Pull, type Push } from '../allocator/index.ts';
 import { DataflowError, Output, type Scope, type Sink, type Task, type Time } from './core.ts';
 
 const DATA = 0;
 const CLOSE = 1;
 const END = 2;
 
-/** A batch of (id, value) pairs in two parallel columns; ids are integers >= 0 (< 2^53). */
+/**
+ * A batch of (id, value) pairs in two parallel columns; ids are integers
+ * >= 0 (< 2^53). Received columns are views of the ring, valid only during
+ * the operator call that receives them (copy what must live on), and say
+ * which worker sent them: a sender's columns of one time arrive in the
+ * order it sent them.
+ */
 export interface Columns {
   ids: Float64Array;
   values: Float64Array;
+  /** On received columns: the worker that sent them. */
+  from?: number;
 }
 
 /** The two halves of an exchange: stage and send records, receive and count punctuation. */
@@ -196,8 +204,10 @@ export class RecordExchange<T> extends Exchange<T, Packet<T>> {
 }
 
 // Columnar messages: [sender, time, kind, n, ids (n), values (n)], float64.
+// 256 KiB messages fit a default (1 MiB) ring whole, so they are lent from
+// the ring rather than copied into fresh memory.
 const HEAD = 4;
-const COLUMN_BATCH = 1 << 16;
+const COLUMN_BATCH = 1 << 14;
 
 /** Sends each (id, value) pair to the worker owning the id (id % peers), as raw float64 columns. */
 export class ColumnExchange extends Exchange<Columns, Float64Array> {
@@ -207,7 +217,7 @@ export class ColumnExchange extends Exchange<Columns, Float64Array> {
   private readonly stagedAt: Time[];
 
   constructor(scope: Scope) {
-    super(scope, codecs.typedArray(Float64Array));
+    super(scope, codecs.typedArray(Float64Array, { borrow: true }));
     this.ids = Array.from({ length: this.peers }, () => new Float64Array(COLUMN_BATCH));
     this.values = Array.from({ length: this.peers }, () => new Float64Array(COLUMN_BATCH));
     this.count = new Int32Array(this.peers);
@@ -270,6 +280,6 @@ export class ColumnExchange extends Exchange<Columns, Float64Array> {
 
   protected records(m: Float64Array): ArrayLike<Columns> {
     const n = m[3]!;
-    return [{ ids: m.subarray(HEAD, HEAD + n), values: m.subarray(HEAD + n, HEAD + 2 * n) }];
+    return [{ ids: m.subarray(HEAD, HEAD + n), values: m.subarray(HEAD + n, HEAD + 2 * n), from: m[0]! }];
   }
 }

@@ -3,7 +3,7 @@
 // batches over allocator channels, with punctuation that tells each
 // operator when a time is complete (docs/dataflow.md).
 
-import type { Allocator } from '../index.ts';
+import type { Allocator } from '../allocator/index.ts';
 import { Scope, type ScopeOptions } from './core.ts';
 
 export { Scope, DataflowError, ITERATIONS, type ScopeOptions, type Time, type Emitter, type Sink } from './core.ts';

@@ -12,7 +12,7 @@
 // closes at the loop's head, since every record of it was fed back here
 // before this worker sent its count.
 
-import { codecs, type Pull, type Push } from '../index.ts';
+import { codecs, type Pull, type Push } from '../allocator/index.ts';
 import { DataflowError, ITERATIONS, Output, type Task, type Time } from './core.ts';
 import { Stream } from './stream.ts';
 

@@ -5,7 +5,7 @@
 // closes every later epoch too.
 
 import { closeSync, fstatSync, openSync, readSync } from 'node:fs';
-import { codecs, type Pull, type Push } from '../index.ts';
+import { codecs, type Pull, type Push } from '../allocator/index.ts';
 import { DataflowError, Output, type Scope, type Task, type Time } from './core.ts';
 import { Stream } from './stream.ts';
 
