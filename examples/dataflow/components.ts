@@ -14,8 +14,8 @@ if (file === undefined) {
   process.exit(2);
 }
 
-const guards = await initialize(config, (allocator) =>
-  dataflow(allocator, (scope) => {
+const guards = await initialize(config, (allocator) => {
+  const sizes = dataflow(allocator, (scope) => {
     const edges = readFile(scope, file).flatMap((bytes) => {
       const src = new Column();
       const dst = new Column();
@@ -23,8 +23,13 @@ const guards = await initialize(config, (allocator) =>
       return Array.from(src.view(), (u, i): [number, number] => [u, dst.data[i]!]);
     });
     // Component sizes, counted at each label's owner.
-    return components(edges).reduceByKey((c) => c[1], () => 1, (a, b) => a + b).collect();
-  }),
-);
-const sizes = (await guards.join()).flat().map((c) => c[1]);
-console.log(JSON.stringify({ nodes: sizes.reduce((a, b) => a + b, 0), components: sizes.length, largest: Math.max(0, ...sizes) }));
+    return components(edges)
+      .reduceByKey((c) => c[1], () => 1, (a, b) => a + b)
+      .exchange(() => 0)
+      .collect();
+  });
+  return allocator.index === 0 ? sizes.map((c) => c[1]) : undefined;
+});
+// In a cluster (weft launch), the process holding worker 0 prints the answer.
+const sizes = (await guards.join()).find((s) => s !== undefined);
+if (sizes !== undefined) console.log(JSON.stringify({ nodes: sizes.reduce((a, b) => a + b, 0), components: sizes.length, largest: Math.max(0, ...sizes) }));
