@@ -19,6 +19,7 @@ const SUITES: Suite[] = [
   { file: 'cluster.ts', export: 'runClusterBench' },
   { file: 'amqp.ts', export: 'runAmqpBench' },
   { file: 'peers.ts', export: 'runPeersBench' },
+  { file: 'cost.ts', export: 'runCostBench' },
 ];
 
 /** A suite that has not settled by then is reported as failed and the rest still run. */

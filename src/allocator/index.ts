@@ -9,6 +9,7 @@ export type { Pull } from './pull.ts';
 export { Detached } from './codec-msgpack.ts';
 export { codecs, type Codec, type Batcher, type TypedArray, type TypedArrayConstructor, type TypedArrayOptions } from './codec.ts';
 export type { WorkerFn } from './worker.ts';
+export { collectives, type Collectives, type ReduceOp } from './collectives.ts';
 export { moduleUrl } from './module-url.ts';
 // The lower layers' errors a program above meets (a send to a lost peer's worker).
 export { PeerError } from '../errors.ts';

@@ -25,6 +25,8 @@ export interface ModuleSpec {
   module: URL | string;
   /** The function export to call with the allocator. Default 'default'. */
   export?: string;
+  /** Passed to that function as its second argument in every worker (copied by structured clone). */
+  args?: unknown;
 }
 
 // While a worker thread imports a module for its operations (the main
@@ -106,7 +108,7 @@ export async function initialize<R>(config: Config, logic: WorkerFn<R> | ModuleS
 
 /** The module form, for weft's own runtimes: `imports` are modules the workers will import by themselves. */
 export function initializeModule<R>(config: Config, spec: ModuleSpec, imports: readonly string[] = []): Promise<WorkerGuards<R>> {
-  return launch<R>(config, { mode: 'module', module: moduleUrl(spec.module), export: spec.export ?? 'default', imports });
+  return launch<R>(config, { mode: 'module', module: moduleUrl(spec.module), export: spec.export ?? 'default', args: spec.args, imports });
 }
 
 const EVAL_FLAG = /^(-e|--eval|-p|--print)(=|$)/;

@@ -14,7 +14,7 @@ const NETWORK = new URL(`../transport/network${EXT}`, import.meta.url).href;
 
 export type Task = (
   | { mode: 'closure'; script: string; ordinal: number; history: unknown[][] }
-  | { mode: 'module'; module: string; export: string }
+  | { mode: 'module'; module: string; export: string; args?: unknown }
 ) & {
   /** File URLs the worker imports later by itself (operations modules). */
   imports?: readonly string[];

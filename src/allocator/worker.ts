@@ -9,12 +9,13 @@ import type { Wiring } from '../transport/index.ts';
 import { codecs } from './codec.ts';
 import { FailStopError, CodecError, ModuleError } from '../errors.ts';
 
-export type WorkerFn<R> = (allocator: Allocator) => R | Promise<R>;
+/** A worker's function; `args` is the module form's ModuleSpec.args (undefined in the closure form). */
+export type WorkerFn<R> = (allocator: Allocator, args?: unknown) => R | Promise<R>;
 
 /** What the main thread tells a worker thread to do; travels in workerData.weft. */
 export type Boot =
   | { mode: 'closure'; script: string; ordinal: number; history: unknown[][]; wiring: Wiring; runner: string; tsx: boolean }
-  | { mode: 'module'; module: string; export: string; wiring: Wiring; runner: string; tsx: boolean };
+  | { mode: 'module'; module: string; export: string; args?: unknown; wiring: Wiring; runner: string; tsx: boolean };
 
 /** Messages from a worker thread to the main thread. */
 export type Report =
@@ -119,5 +120,6 @@ export async function serve(boot: Boot): Promise<void> {
     post({ type: 'error', error: serializeError(e), aborted: false });
     return;
   }
-  await runWorker(fn as WorkerFn<unknown>, boot.wiring);
+  const args = boot.args;
+  await runWorker((allocator) => (fn as WorkerFn<unknown>)(allocator, args), boot.wiring);
 }

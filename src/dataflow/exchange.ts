@@ -1,0 +1,285 @@
+// Exchange edges: records go to the worker that owns them, with punctuation
+// that tells each receiver when a time is complete.
+//
+// Every sender sends, on its channel to every receiver (itself included),
+// its records of time t and then a CLOSE(t) marker, and at the very end an
+// END marker. Channels are FIFO per sender and receiver, so once a receiver
+// holds CLOSE(t) (or END) from a sender, it holds every record of t that
+// sender will ever send it. A receiver closes t downstream once every
+// sender has closed t or ended: then no record of t can still come. That is
+// the whole progress protocol of an exchange (docs/dataflow.md).
+
+import { codecs, type Codec, type Pull, type Push } from '../allocator/index.ts';
+import { DataflowError, Output, type Scope, type Sink, type Task, type Time } from './core.ts';
+
+const DATA = 0;
+const CLOSE = 1;
+const END = 2;
+
+/**
+ * A batch of (id, value) pairs in two parallel columns; ids are integers
+ * >= 0 (< 2^53). Received columns are views of the ring, valid only during
+ * the operator call that receives them (copy what must live on), and say
+ * which worker sent them: a sender's columns of one time arrive in the
+ * order it sent them.
+ */
+export interface Columns {
+  ids: Float64Array;
+  values: Float64Array;
+  /** On received columns: the worker that sent them. */
+  from?: number;
+}
+
+/** The two halves of an exchange: stage and send records, receive and count punctuation. */
+abstract class Exchange<T, M> implements Sink<T>, Task {
+  protected readonly self: number;
+  protected readonly peers: number;
+  protected readonly pushes: Push<M>[];
+  private readonly pull: Pull<M>;
+  readonly out = new Output<T>();
+  /** Per time not yet closed here: which senders have closed it (an ended sender has closed every time). */
+  private readonly marks = new Map<Time, Uint8Array>();
+  private readonly counts = new Map<Time, number>();
+  private readonly done = new Set<Time>();
+  private readonly endedBy: Uint8Array;
+  private ended = 0;
+  finished = false;
+
+  constructor(scope: Scope, codec: Codec<M>) {
+    this.self = scope.index;
+    this.peers = scope.peers;
+    this.endedBy = new Uint8Array(scope.peers);
+    [this.pushes, this.pull] = scope.channel(codec);
+    scope.schedule(this);
+  }
+
+  abstract batch(t: Time, records: ArrayLike<T>): void;
+  /** Sends what is staged for `target` (only if staged at time t, when given). */
+  protected abstract flush(target: number, t?: Time): void;
+  protected abstract marker(kind: number, t: Time): M;
+  protected abstract sender(m: M): number;
+  protected abstract kind(m: M): number;
+  protected abstract time(m: M): Time;
+  protected abstract records(m: M): ArrayLike<T>;
+
+  close(t: Time): void {
+    for (let target = 0; target < this.peers; target++) {
+      this.flush(target, t);
+      this.pushes[target]!.send(this.marker(CLOSE, t));
+    }
+  }
+
+  end(): void {
+    for (let target = 0; target < this.peers; target++) {
+      this.flush(target);
+      this.pushes[target]!.send(this.marker(END, 0));
+    }
+  }
+
+  step(): boolean {
+    let any = false;
+    for (let m = this.pull.recv(); m !== undefined; m = this.pull.recv()) {
+      any = true;
+      const kind = this.kind(m);
+      const t = this.time(m);
+      if (kind === DATA) {
+        if (this.done.has(t)) throw new DataflowError(`channel ${this.pull.channel}: records of time ${t} after it closed`);
+        this.open(t);
+        this.out.batch(t, this.records(m));
+      } else if (kind === CLOSE) {
+        this.closedBy(t, this.sender(m));
+      } else {
+        const from = this.sender(m);
+        this.endedBy[from] = 1;
+        this.ended++;
+        for (const time of [...this.marks.keys()]) this.closedBy(time, from);
+        if (this.ended === this.peers) {
+          this.out.end();
+          this.finished = true;
+        }
+      }
+    }
+    return any;
+  }
+
+  /** The marks of a time first met now: every ended sender has closed it. */
+  private open(t: Time): Uint8Array {
+    let marks = this.marks.get(t);
+    if (marks === undefined) {
+      marks = this.endedBy.slice();
+      this.marks.set(t, marks);
+      this.counts.set(t, this.ended);
+    }
+    return marks;
+  }
+
+  private closedBy(t: Time, from: number): void {
+    if (this.done.has(t)) return;
+    const marks = this.open(t);
+    if (marks[from] === 1) return;
+    marks[from] = 1;
+    const n = this.counts.get(t)! + 1;
+    this.counts.set(t, n);
+    if (n === this.peers) this.complete(t);
+  }
+
+  private complete(t: Time): void {
+    this.marks.delete(t);
+    this.counts.delete(t);
+    this.done.add(t);
+    this.out.close(t);
+  }
+}
+
+/** Records as msgpack batches: [sender, time, kind, records]. */
+type Packet<T> = [number, Time, number, T[]?];
+
+const BATCH = 1024;
+
+/** Sends each record to the worker `route` names (or to every worker: broadcast). */
+export class RecordExchange<T> extends Exchange<T, Packet<T>> {
+  private readonly route: ((record: T) => number) | undefined;
+  private readonly staged: T[][];
+  private readonly stagedAt: Time[];
+
+  /** `route` undefined: broadcast. */
+  constructor(scope: Scope, route: ((record: T) => number) | undefined) {
+    super(scope, codecs.msgpack<Packet<T>>());
+    this.route = route;
+    this.staged = Array.from({ length: this.peers }, () => []);
+    this.stagedAt = new Array<Time>(this.peers).fill(-1);
+  }
+
+  batch(t: Time, records: ArrayLike<T>): void {
+    const route = this.route;
+    for (let i = 0; i < records.length; i++) {
+      const r = records[i]!;
+      if (route === undefined) {
+        for (let target = 0; target < this.peers; target++) this.stage(target, t, r);
+      } else {
+        const target = route(r);
+        if (!(target >= 0 && target < this.peers)) throw new DataflowError(`exchange: a record routed to worker ${target}, not one of 0..${this.peers - 1}`);
+        this.stage(target, t, r);
+      }
+    }
+  }
+
+  private stage(target: number, t: Time, r: T): void {
+    if (this.stagedAt[target] !== t) {
+      this.flush(target);
+      this.stagedAt[target] = t;
+    }
+    const s = this.staged[target]!;
+    s.push(r);
+    if (s.length >= BATCH) this.flush(target);
+  }
+
+  protected flush(target: number, t?: Time): void {
+    const s = this.staged[target]!;
+    if (s.length === 0 || (t !== undefined && this.stagedAt[target] !== t)) return;
+    // The batcher may hold the array until release: hand it over, start a new one.
+    this.pushes[target]!.send([this.self, this.stagedAt[target]!, DATA, s]);
+    this.staged[target] = [];
+  }
+
+  protected marker(kind: number, t: Time): Packet<T> {
+    return [this.self, t, kind];
+  }
+
+  protected sender(m: Packet<T>): number {
+    return m[0];
+  }
+
+  protected kind(m: Packet<T>): number {
+    return m[2];
+  }
+
+  protected time(m: Packet<T>): Time {
+    return m[1];
+  }
+
+  protected records(m: Packet<T>): ArrayLike<T> {
+    return m[3]!;
+  }
+}
+
+// Columnar messages: [sender, time, kind, n, ids (n), values (n)], float64.
+// 256 KiB messages fit a default (1 MiB) ring whole, so they are lent from
+// the ring rather than copied into fresh memory.
+const HEAD = 4;
+const COLUMN_BATCH = 1 << 14;
+
+/** Sends each (id, value) pair to the worker owning the id (id % peers), as raw float64 columns. */
+export class ColumnExchange extends Exchange<Columns, Float64Array> {
+  private readonly ids: Float64Array[];
+  private readonly values: Float64Array[];
+  private readonly count: Int32Array;
+  private readonly stagedAt: Time[];
+
+  constructor(scope: Scope) {
+    super(scope, codecs.typedArray(Float64Array, { borrow: true }));
+    this.ids = Array.from({ length: this.peers }, () => new Float64Array(COLUMN_BATCH));
+    this.values = Array.from({ length: this.peers }, () => new Float64Array(COLUMN_BATCH));
+    this.count = new Int32Array(this.peers);
+    this.stagedAt = new Array<Time>(this.peers).fill(-1);
+  }
+
+  batch(t: Time, records: ArrayLike<Columns>): void {
+    const peers = this.peers;
+    for (let r = 0; r < records.length; r++) {
+      const { ids, values } = records[r]!;
+      if (ids.length !== values.length) throw new DataflowError(`exchangeColumns: ${ids.length} ids but ${values.length} values`);
+      for (let target = 0; target < peers; target++) {
+        if (this.stagedAt[target] !== t) {
+          this.flush(target);
+          this.stagedAt[target] = t;
+        }
+      }
+      for (let i = 0; i < ids.length; i++) {
+        const id = ids[i]!;
+        const target = peers === 1 ? 0 : id % peers;
+        if (!(target >= 0 && Number.isInteger(id))) throw new DataflowError(`exchangeColumns: ids are integers >= 0, got ${id}`);
+        const n = this.count[target]!;
+        this.ids[target]![n] = id;
+        this.values[target]![n] = values[i]!;
+        this.count[target] = n + 1;
+        if (n + 1 === COLUMN_BATCH) this.flush(target);
+      }
+    }
+  }
+
+  protected flush(target: number, t?: Time): void {
+    const n = this.count[target]!;
+    if (n === 0 || (t !== undefined && this.stagedAt[target] !== t)) return;
+    const m = new Float64Array(HEAD + 2 * n);
+    m[0] = this.self;
+    m[1] = this.stagedAt[target]!;
+    m[2] = DATA;
+    m[3] = n;
+    m.set(this.ids[target]!.subarray(0, n), HEAD);
+    m.set(this.values[target]!.subarray(0, n), HEAD + n);
+    this.pushes[target]!.send(m);
+    this.count[target] = 0;
+  }
+
+  protected marker(kind: number, t: Time): Float64Array {
+    return Float64Array.of(this.self, t, kind, 0);
+  }
+
+  protected sender(m: Float64Array): number {
+    return m[0]!;
+  }
+
+  protected kind(m: Float64Array): number {
+    return m[2]!;
+  }
+
+  protected time(m: Float64Array): Time {
+    return m[1]!;
+  }
+
+  protected records(m: Float64Array): ArrayLike<Columns> {
+    const n = m[3]!;
+    return [{ ids: m.subarray(HEAD, HEAD + n), values: m.subarray(HEAD + n, HEAD + 2 * n), from: m[0]! }];
+  }
+}
