@@ -211,15 +211,19 @@ const COLUMN_BATCH = 1 << 14;
 
 /** Sends each (id, value) pair to the worker owning the id (id % peers), as raw float64 columns. */
 export class ColumnExchange extends Exchange<Columns, Float64Array> {
-  private readonly ids: Float64Array[];
-  private readonly values: Float64Array[];
+  /**
+   * Per target, the next message, staged in place: ids from HEAD, values
+   * from HEAD + COLUMN_BATCH (moved next to the ids when it goes). Reused:
+   * each message is flushed as soon as it is sent, which copies it into the
+   * ring (or the sender's overflow), so no fresh memory per message.
+   */
+  private readonly staged: Float64Array[];
   private readonly count: Int32Array;
   private readonly stagedAt: Time[];
 
   constructor(scope: Scope) {
     super(scope, codecs.typedArray(Float64Array, { borrow: true }));
-    this.ids = Array.from({ length: this.peers }, () => new Float64Array(COLUMN_BATCH));
-    this.values = Array.from({ length: this.peers }, () => new Float64Array(COLUMN_BATCH));
+    this.staged = Array.from({ length: this.peers }, () => new Float64Array(HEAD + 2 * COLUMN_BATCH));
     this.count = new Int32Array(this.peers);
     this.stagedAt = new Array<Time>(this.peers).fill(-1);
   }
@@ -240,8 +244,9 @@ export class ColumnExchange extends Exchange<Columns, Float64Array> {
         const target = peers === 1 ? 0 : id % peers;
         if (!(target >= 0 && Number.isInteger(id))) throw new DataflowError(`exchangeColumns: ids are integers >= 0, got ${id}`);
         const n = this.count[target]!;
-        this.ids[target]![n] = id;
-        this.values[target]![n] = values[i]!;
+        const m = this.staged[target]!;
+        m[HEAD + n] = id;
+        m[HEAD + COLUMN_BATCH + n] = values[i]!;
         this.count[target] = n + 1;
         if (n + 1 === COLUMN_BATCH) this.flush(target);
       }
@@ -251,14 +256,15 @@ export class ColumnExchange extends Exchange<Columns, Float64Array> {
   protected flush(target: number, t?: Time): void {
     const n = this.count[target]!;
     if (n === 0 || (t !== undefined && this.stagedAt[target] !== t)) return;
-    const m = new Float64Array(HEAD + 2 * n);
+    const m = this.staged[target]!;
     m[0] = this.self;
     m[1] = this.stagedAt[target]!;
     m[2] = DATA;
     m[3] = n;
-    m.set(this.ids[target]!.subarray(0, n), HEAD);
-    m.set(this.values[target]!.subarray(0, n), HEAD + n);
-    this.pushes[target]!.send(m);
+    if (n < COLUMN_BATCH) m.copyWithin(HEAD + n, HEAD + COLUMN_BATCH, HEAD + COLUMN_BATCH + n);
+    const push = this.pushes[target]!;
+    push.send(m.subarray(0, HEAD + 2 * n));
+    push.flush();
     this.count[target] = 0;
   }
 
