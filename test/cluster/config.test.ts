@@ -90,7 +90,7 @@ describe('Config.cluster', () => {
   });
 
   it('refuses a cluster option given to Config.process or Config.thread, saying where it belongs', () => {
-    expect(() => Config.process(2, { onPeerLoss: 'continue' } as never)).toThrow(/^Config\.process's options has no field "onPeerLoss": it is a cluster option, given to Config\.cluster\(\{ \.\.\. \}\) \(config\.cluster\); its fields are ringBytes, maxMessageBytes, highWaterBytes, maxBacklogBytes$/);
+    expect(() => Config.process(2, { onPeerLoss: 'continue' } as never)).toThrow(/^Config\.process's options has no field "onPeerLoss": it is a cluster option, given to Config\.cluster\(\{ \.\.\. \}\) \(config\.cluster\); its fields are ringBytes, maxMessageBytes, highWaterBytes, maxBacklogBytes, slabBytes$/);
     expect(() => Config.thread({ ringbytes: 1 << 16 } as never)).toThrow(/^Config\.thread's options has no field "ringbytes"; its fields are ringBytes/);
   });
 
@@ -285,7 +285,7 @@ describe('Config.fromArgs', () => {
     const { config } = Config.fromArgs(['-n', '2', '--on-peer-loss', 'continue', '--heartbeat-timeout', '5000', '--connect-timeout=1000', 'mode']);
     expect(config.kind === 'cluster' && config.cluster).toMatchObject({ onPeerLoss: 'continue', heartbeatTimeoutMs: 5000, connectTimeoutMs: 1000 });
     const defaults = Config.fromArgs(['-n', '2']).config;
-    expect(defaults.kind === 'cluster' && defaults.cluster).toMatchObject({ onPeerLoss: 'abort', heartbeatTimeoutMs: 3000, connectTimeoutMs: 30_000 });
+    expect(defaults.kind === 'cluster' && defaults.cluster).toMatchObject({ onPeerLoss: 'abort', heartbeatTimeoutMs: 10_000, connectTimeoutMs: 30_000 });
     withEnv({ WEFT_ON_PEER_LOSS: 'continue', WEFT_HEARTBEAT_TIMEOUT_MS: '7000', WEFT_CONNECT_TIMEOUT_MS: '2000' }, () => {
       const env = Config.fromArgs(['-n', '2']).config;
       expect(env.kind === 'cluster' && env.cluster).toMatchObject({ onPeerLoss: 'continue', heartbeatTimeoutMs: 7000, connectTimeoutMs: 2000 });

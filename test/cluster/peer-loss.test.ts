@@ -21,7 +21,7 @@ describe('onPeerLoss', () => {
   it.each([['stop'], [''], [null], [1], ['Continue']])('refuses %j with a ConfigError naming the option', (value) => {
     const make = () => Config.cluster({ threads: 1, process: 0, addresses: ['127.0.0.1:1'], onPeerLoss: value as 'continue' });
     expect(make).toThrow(ConfigError);
-    expect(make).toThrow(/onPeerLoss must be 'abort' or 'continue'/);
+    expect(make).toThrow(/onPeerLoss \(--on-peer-loss, WEFT_ON_PEER_LOSS\) must be 'abort' or 'continue'/);
   });
 
   it("defaults to 'abort' (fail-stop)", () => {
