@@ -6,7 +6,7 @@
 import type { Allocator } from '../allocator/index.ts';
 import { Scope, type ScopeOptions } from './core.ts';
 
-export { Scope, DataflowError, ITERATIONS, type ScopeOptions, type Time, type Emitter, type Sink } from './core.ts';
+export { Scope, DataflowError, ITERATIONS, type Output, type Task, type ScopeOptions, type Time, type Emitter, type Sink } from './core.ts';
 export { Stream, type UnaryLogic, type ReduceOptions } from './stream.ts';
 export { type Columns } from './exchange.ts';
 export { owner } from './hash.ts';
