@@ -50,7 +50,7 @@ export function packResult(result: TaskResult, maxMessageBytes: number): TaskRes
     return failed(result, new OutputError(`the output is ${bytes.length} bytes encoded, over the bound of ${maxMessageBytes - RESULT_ROOM} (maxMessageBytes ${maxMessageBytes} less room for the result)`));
   }
   // The codec reuses its buffer on the next encode.
-  return { key: result.key, index: result.index, stage: result.stage, attempt: result.attempt, packed: bytes.slice() };
+  return { key: result.key, index: result.index, stage: result.stage, attempt: result.attempt, packed: bytes.slice(), us: result.us, w: result.w };
 }
 
 /** About how many bytes `message` adds to a batch: what the worker flushes by. */
@@ -67,7 +67,7 @@ export function unpackResult(message: TaskResult | PackedResult): TaskResult {
   if (!('packed' in message)) return message;
   try {
     const output = codec.decode(message.packed, 1, true)[0];
-    return { key: message.key, index: message.index, stage: message.stage, attempt: message.attempt, output };
+    return { key: message.key, index: message.index, stage: message.stage, attempt: message.attempt, output, us: message.us, w: message.w };
   } catch (error) {
     return failed(message, new OutputError(`the output cannot be decoded: ${(error as Error).message}`, { cause: error }));
   }

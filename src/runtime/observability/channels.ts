@@ -1,0 +1,112 @@
+// weft's diagnostics_channel names: what an APM or `weft/otel` subscribes to
+// without patching. Each is published only when it has subscribers, so
+// without any the cost is one boolean read per directive (or task batch).
+
+import diagnostics from 'node:diagnostics_channel';
+import type { Task } from '../core/task.ts';
+
+/**
+ * W3C trace context (`traceparent`, `tracestate`) or any other propagator's
+ * fields: set by a `weft:directive` subscriber on `start`, carried with
+ * every task of the directive, and handed to `weft:task` subscribers on the
+ * worker.
+ */
+export type TraceCarrier = Record<string, string>;
+
+/** The context object of `weft:directive`: one directive, from `run()` to its outcome. */
+export interface DirectiveMessage {
+  /** The operations of its chain, in order (empty for a bare fold). */
+  readonly operations: readonly string[];
+  /** The fold's monoid, if it folds. */
+  readonly fold: string | undefined;
+  /** Where its tasks run: 'local', 'threads', 'cluster', 'amqp' (or 'custom'). */
+  readonly backend: string;
+  /** Tasks dispatched so far, retries included: final by `asyncEnd` or `error`. */
+  tasks: number;
+  /** Set on `start` to carry trace context with the directive's tasks. */
+  traceContext?: TraceCarrier;
+  /** The outcome, as `tracePromise` sets them. */
+  result?: unknown;
+  error?: unknown;
+}
+
+/**
+ * The context object of `weft:task`: consecutive tasks of one operation and
+ * one directive run by one worker (a batch). `start` comes before the
+ * first, `end` after the last returns; when some were async (`async` is
+ * true), `asyncStart` and `asyncEnd` come once all have settled.
+ */
+export interface TaskBatchMessage {
+  readonly operation: string;
+  /** The index of the worker that runs it (see `WorkerMetrics.worker`). */
+  readonly worker: number;
+  /** The trace context its directive's subscriber set, if any. */
+  readonly traceContext: TraceCarrier | undefined;
+  /** Tasks in the batch: final by `end`. */
+  tasks: number;
+  /** Tasks that failed: final by `end`, or `asyncEnd` when `async`. */
+  failed: number;
+  /** Some tasks were async: the batch ends at `asyncEnd`. */
+  async: boolean;
+}
+
+/** A task failed and is retried: `weft:retry`. */
+export interface RetryMessage {
+  readonly operation: string;
+  readonly index: number;
+  /** The attempt about to run, 1 for the first. */
+  readonly attempt: number;
+  readonly delayMs: number;
+  readonly error: Error;
+}
+
+export const directiveChannel = diagnostics.tracingChannel<unknown, DirectiveMessage>('weft:directive');
+export const taskChannel = diagnostics.tracingChannel<unknown, TaskBatchMessage>('weft:task');
+export const retryChannel = diagnostics.channel('weft:retry');
+
+/**
+ * Groups the tasks a worker runs one after another into `weft:task`
+ * batches, while someone subscribes.
+ */
+export class TaskBatches {
+  private current: { message: TaskBatchMessage; key: string; stage: number; settling: Promise<unknown>[] } | undefined;
+
+  constructor(private readonly worker: number) {}
+
+  /** `task` is about to run: it joins the current batch, or ends it and starts one. */
+  before(task: Task): void {
+    const current = this.current;
+    if (current !== undefined && current.key === task.key && current.stage === task.stage) {
+      current.message.tasks++;
+      return;
+    }
+    this.end();
+    const message: TaskBatchMessage = { operation: task.op, worker: this.worker, traceContext: task.tc, tasks: 1, failed: 0, async: false };
+    this.current = { message, key: task.key, stage: task.stage, settling: [] };
+    taskChannel.start.publish(message);
+  }
+
+  /** What the task returned: its result, or the promise of it. */
+  after(outcome: { readonly error?: unknown } | Promise<{ readonly error?: unknown }>): void {
+    const current = this.current!;
+    if (!(outcome instanceof Promise)) {
+      if (outcome.error !== undefined) current.message.failed++;
+      return;
+    }
+    current.message.async = true;
+    current.settling.push(outcome.then((result) => void (result.error !== undefined && current.message.failed++)));
+  }
+
+  /** Ends the current batch: the worker has run out of tasks, or the next belongs elsewhere. */
+  end(): void {
+    const current = this.current;
+    if (current === undefined) return;
+    this.current = undefined;
+    taskChannel.end.publish(current.message);
+    if (current.settling.length === 0) return;
+    void Promise.all(current.settling).then(() => {
+      taskChannel.asyncStart.publish(current.message);
+      taskChannel.asyncEnd.publish(current.message);
+    });
+  }
+}
