@@ -46,13 +46,13 @@ export interface DurationSummary {
   readonly p99_9: number;
 }
 
-/** The percentiles a summary names, with their field names. */
+/** The percentiles a summary names: field name, percentile, and the quantile as Prometheus writes it. */
 export const PERCENTILES = [
-  ['p50', 50],
-  ['p75', 75],
-  ['p90', 90],
-  ['p99', 99],
-  ['p99_9', 99.9],
+  ['p50', 50, '0.5'],
+  ['p75', 75, '0.75'],
+  ['p90', 90, '0.9'],
+  ['p99', 99, '0.99'],
+  ['p99_9', 99.9, '0.999'],
 ] as const;
 
 export class Histogram {

@@ -10,8 +10,6 @@ import type { RuntimeMetrics } from './metrics.ts';
 /** The content type a server should send `prometheusText` with. */
 export const PROMETHEUS_CONTENT_TYPE = 'text/plain; version=0.0.4; charset=utf-8';
 
-const QUANTILES = PERCENTILES.map(([name, p]) => [name, String(p / 100)] as const);
-
 function label(value: string | number): string {
   return String(value).replace(/\\/g, '\\\\').replace(/"/g, '\\"').replace(/\n/g, '\\n');
 }
@@ -32,7 +30,7 @@ class Family {
 }
 
 function summary(family: Family, name: string, operation: string, durations: DurationSummary): void {
-  for (const [field, quantile] of QUANTILES) family.sample(name, { operation, quantile }, durations[field] / 1000);
+  for (const [field, , quantile] of PERCENTILES) family.sample(name, { operation, quantile }, durations[field] / 1000);
   family.sample(`${name}_sum`, { operation }, (durations.mean * durations.count) / 1000);
   family.sample(`${name}_count`, { operation }, durations.count);
 }
