@@ -64,12 +64,21 @@ export const directiveChannel = diagnostics.tracingChannel<unknown, DirectiveMes
 export const taskChannel = diagnostics.tracingChannel<unknown, TaskBatchMessage>('weft:task');
 export const retryChannel = diagnostics.channel('weft:retry');
 
+// Directives whose trace context a worker remembers: more than run at once.
+const MAX_CARRIERS = 256;
+
 /**
  * Groups the tasks a worker runs one after another into `weft:task`
  * batches, while someone subscribes.
  */
 export class TaskBatches {
   private current: { message: TaskBatchMessage; key: string; stage: number; settling: Promise<unknown>[] } | undefined;
+  /**
+   * The trace context of recent directives, by key: a coordinator sends it
+   * on the first of a directive's tasks in each batch only (see the
+   * Dispatcher). Bounded: the oldest go first.
+   */
+  private readonly carriers = new Map<string, TraceCarrier>();
 
   constructor(private readonly worker: number) {}
 
@@ -81,9 +90,18 @@ export class TaskBatches {
       return;
     }
     this.end();
-    const message: TaskBatchMessage = { operation: task.op, worker: this.worker, traceContext: task.tc, tasks: 1, failed: 0, async: false };
+    const message: TaskBatchMessage = { operation: task.op, worker: this.worker, traceContext: this.carrierOf(task), tasks: 1, failed: 0, async: false };
     this.current = { message, key: task.key, stage: task.stage, settling: [] };
     taskChannel.start.publish(message);
+  }
+
+  private carrierOf(task: Task): TraceCarrier | undefined {
+    if (task.tc === undefined) return this.carriers.get(task.key);
+    if (!this.carriers.has(task.key)) {
+      if (this.carriers.size >= MAX_CARRIERS) this.carriers.delete(this.carriers.keys().next().value!);
+      this.carriers.set(task.key, task.tc);
+    }
+    return task.tc;
   }
 
   /** What the task returned: its result, or the promise of it. */

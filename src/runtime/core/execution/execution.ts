@@ -119,9 +119,11 @@ export class Execution implements IntakeHost {
 
   private taskOf(item: Pending): Task {
     if (this.metrics.timing) item.sentAt = this.now();
-    let task: Task = { op: this.ops[item.stage]!, input: item.input, key: this.key, index: item.index, stage: item.stage, attempt: item.attempt };
     const carrier = this.options.trace?.traceContext;
-    if (carrier !== undefined) task = { ...task, tc: carrier };
+    const task: Task =
+      carrier === undefined
+        ? { op: this.ops[item.stage]!, input: item.input, key: this.key, index: item.index, stage: item.stage, attempt: item.attempt }
+        : { op: this.ops[item.stage]!, input: item.input, key: this.key, index: item.index, stage: item.stage, attempt: item.attempt, tc: carrier };
     if (this.deadlines === undefined) return task;
     this.deadlines.arm(item, this.pending.count);
     return { ...task, timeoutMs: this.deadlines.timeoutMs };
