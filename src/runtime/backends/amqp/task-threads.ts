@@ -15,6 +15,7 @@
 import { ThreadBackend } from '../threads/thread-backend.ts';
 import type { Lease } from '../../core/backend.ts';
 import type { Task, TaskIdentity, TaskProgress, TaskResult } from '../../core/task.ts';
+import { MetricsRecorder } from '../../observability/metrics.ts';
 
 export interface TaskThreadsOptions {
   threads: number;
@@ -38,6 +39,13 @@ export class TaskThreads {
   private readonly batches = new Map<string, Set<Batch>>();
   /** When the last batch's results were in (performance.now()). */
   private lastFinished = -Infinity;
+
+  /**
+   * What the threads ran, for `AmqpWorker.metrics()`: per operation, tasks
+   * completed and failed, their run times, and their waits from the
+   * message's arrival on the threads to their start.
+   */
+  readonly metrics = new MetricsRecorder(true);
 
   /** Resolves with the error once the threads fail for good, running a batch or not. */
   readonly failed: Promise<Error>;
@@ -70,12 +78,16 @@ export class TaskThreads {
     const ids = tasks.map(idOf);
     const expected = new Set(ids).size;
     const answers = new Map<string, TaskResult>();
+    const started = performance.now();
+    const ops = new Map(ids.map((id, i) => [id, tasks[i]!.op]));
     return new Promise((resolve, reject) => {
       const lease = this.backend.lease({
         results: (results) => {
           for (const result of results) {
             const id = idOf(result);
-            if (!answers.has(id)) answers.set(id, { ...result, key });
+            if (answers.has(id)) continue;
+            answers.set(id, { ...result, key });
+            this.record(ops.get(id)!, result, started);
           }
           if (answers.size < expected || batch.done) return;
           this.end(key, batch, 'its results are in');
@@ -129,6 +141,16 @@ export class TaskThreads {
 
   close(): Promise<void> {
     return this.backend.close();
+  }
+
+  private record(operation: string, result: TaskResult, started: number): void {
+    const record = this.metrics.operation(operation);
+    if (result.error !== undefined) {
+      record.failed++;
+      return;
+    }
+    record.completed++;
+    this.metrics.timed(record, performance.now() - started, result.us, result.w);
   }
 
   private end(key: string, batch: Batch, why: string): void {

@@ -53,6 +53,7 @@ import { assertShared, DEFAULT_DELIVERY_LIMIT, namesOf, type Names } from './top
 import { Withdrawn } from './withdrawn.ts';
 import { WorkerLifetime } from './worker-lifetime.ts';
 import { WorkerPublisher } from './worker-publisher.ts';
+import type { RuntimeMetrics } from '../../observability/metrics.ts';
 
 export class AmqpWorker {
   readonly id = `${hostname()}:${process.pid}:${Math.random().toString(36).slice(2, 8)}`;
@@ -116,6 +117,11 @@ export class AmqpWorker {
 
   stats(): AmqpWorkerStats {
     return { executed: this.executed, dropped: this.dropped, deadLettered: this.publisher.deadLettered };
+  }
+
+  /** What this worker's threads ran, as `Runtime.metrics()` reports it (`prometheusText` renders it). */
+  metrics(): RuntimeMetrics {
+    return this.threads.metrics.snapshot();
   }
 
   /**
