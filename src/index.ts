@@ -95,4 +95,7 @@ export {
   type TaskBatchMessage,
   type RetryMessage,
   type TraceCarrier,
+  type PeerMessage,
+  type ThreadReplacedMessage,
+  type DeadLetterMessage,
 } from './runtime/index.ts';

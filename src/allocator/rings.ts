@@ -10,6 +10,9 @@ import { Kind } from '../transport/frame.ts';
 import { RingReader, RingWriter } from '../transport/ring.ts';
 import type { RingEnd, Wiring } from '../transport/wiring.ts';
 import { OverflowError } from '../errors.ts';
+import diagnostics from 'node:diagnostics_channel';
+
+const overflowChannel = diagnostics.channel('weft:overflow');
 
 export interface AllocatorStats {
   sentFrames: number;
@@ -47,6 +50,8 @@ export class Rings {
           `worker ${wiring.index}'s backlog would pass maxBacklogBytes (${cap}) with a frame of ${frame} bytes to worker ${target}: ` +
             `${backlog.bytes} bytes already wait for ring space. Its receivers read slower than it sends: wait for push.ready() when send() returns false, or raise maxBacklogBytes in the Config`,
         );
+        // By name: an APM's subscriber (docs/observability.md), if any.
+        if (overflowChannel.hasSubscribers) overflowChannel.publish(e);
         failed(e);
         throw e;
       },

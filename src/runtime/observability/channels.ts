@@ -60,9 +60,40 @@ export interface RetryMessage {
   readonly error: Error;
 }
 
+/** `Runtime.cluster` lost a process (`weft:peer-lost`) or a spare joined (`weft:peer-joined`). */
+export interface PeerMessage {
+  /** The process's index. */
+  readonly process: number;
+  /** Lost: the tasks it held, dispatched again to the others (0 for a join). */
+  readonly redispatched: number;
+}
+
+/** `Runtime.inMemory` (or an AMQP worker) replaces a worker thread: `weft:thread-replaced`. */
+export interface ThreadReplacedMessage {
+  /** The thread's index. */
+  readonly worker: number;
+  /** Why: it died (an exit, an uncaught error), or ran a cancelled task on past its grace and was terminated. */
+  readonly reason: 'died' | 'terminated';
+  readonly error: Error | undefined;
+}
+
+/** `Runtime.amqp` took a dead letter of one of its directives: `weft:dead-letter`. */
+export interface DeadLetterMessage {
+  /** The directive's routing key. */
+  readonly key: string;
+  /** Why it was dead-lettered (the broker's `x-first-death-reason`, or the worker's reason). */
+  readonly reason: string;
+}
+
 export const directiveChannel = diagnostics.tracingChannel<unknown, DirectiveMessage>('weft:directive');
 export const taskChannel = diagnostics.tracingChannel<unknown, TaskBatchMessage>('weft:task');
 export const retryChannel = diagnostics.channel('weft:retry');
+export const peerLostChannel = diagnostics.channel('weft:peer-lost');
+export const peerJoinedChannel = diagnostics.channel('weft:peer-joined');
+export const threadReplacedChannel = diagnostics.channel('weft:thread-replaced');
+export const deadLetterChannel = diagnostics.channel('weft:dead-letter');
+// `weft:overflow` (an allocator's backlog would pass its cap: the OverflowError
+// it fails with) is published by the allocator, under that name.
 
 // Directives whose trace context a worker remembers: more than run at once.
 const MAX_CARRIERS = 256;

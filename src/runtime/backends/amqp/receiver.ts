@@ -34,6 +34,7 @@ import {
   TYPE_PROGRESS,
 } from './messages.ts';
 import type { Names } from './topology.ts';
+import { deadLetterChannel, type DeadLetterMessage } from '../../observability/channels.ts';
 
 /** A message on the lease's result queue: its results (or progress details) go to the directive, its timing to `taskTime`. */
 export function onResults(state: LeaseState, session: Session, message: ConsumeMessage | null, taskTime: TaskTime): void {
@@ -88,6 +89,7 @@ export function onDeadLetter(message: ConsumeMessage | null, leases: ReadonlyMap
   const headers = message.properties.headers;
   const brokerReason = headerString(headers, 'x-first-death-reason');
   const reason = headerString(headers, HEADER_REASON) ?? 'no reason given';
+  if (deadLetterChannel.hasSubscribers) deadLetterChannel.publish({ key: state.key, reason: brokerReason ?? reason } satisfies DeadLetterMessage);
   if (brokerReason === undefined && !reason.startsWith(REASON_KILLED_WORKERS)) {
     if (!reason.startsWith(REASON_UNKNOWN_OPERATION)) state.handlers.failed(new DeadLetterError(reason, names.deadQueue));
     return;
