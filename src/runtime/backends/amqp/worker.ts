@@ -38,6 +38,7 @@ import {
   graceOf,
   headerNumber,
   headerString,
+  withTraceContext,
   REASON_KILLED_WORKERS,
   REASON_UNDECODABLE,
   REASON_UNKNOWN_OPERATION,
@@ -220,7 +221,7 @@ export class AmqpWorker {
       checkFormat(headerNumber(headers, HEADER_FORMAT));
       if (typeof replyTo !== 'string' || replyTo === '') throw new MalformedMessageError('no reply-to queue');
       graceMs = graceOf(headers);
-      tasks = decodeTasks(message.content, key);
+      tasks = withTraceContext(decodeTasks(message.content, key), headers);
     } catch (error) {
       const reason = `${REASON_UNDECODABLE}: ${(error as Error).message}`;
       this.track(this.publisher.deadLetterAndAck(session, message, key, message.content, reason, headerNumber(headers, HEADER_FORMAT)));
@@ -301,3 +302,4 @@ export class AmqpWorker {
     void promise.finally(() => this.running.delete(promise));
   }
 }
+
