@@ -80,6 +80,12 @@ function operationsModules(operations: string | URL | readonly (string | URL)[] 
   return typeof modules === 'string' || modules instanceof URL ? [modules] : modules;
 }
 
+/** The options every `Runtime.*` takes, checked before anything starts. */
+function checkRuntimeOptions(options: RuntimeOptions): void {
+  checkSharedOptions('runtime option', options);
+  checkBoolean('runtime option', 'recordTiming', options.recordTiming);
+}
+
 // Reach into a Runtime from this module only (the class sets them).
 let wrap: (backend: Backend, options: RuntimeOptions, kind: string) => Runtime;
 let unwrap: (runtime: Runtime) => Backend;
@@ -109,8 +115,7 @@ export class Runtime implements AsyncDisposable {
   }
 
   private constructor(backend: Backend, options: RuntimeOptions, kind: string) {
-    checkSharedOptions('runtime option', options);
-    checkBoolean('runtime option', 'recordTiming', options.recordTiming);
+    checkRuntimeOptions(options);
     this.#backend = backend;
     const metrics = (this.#metrics = new MetricsRecorder(options.recordTiming ?? true));
     const executionOptions = (run: RunOptions): ExecutionOptions => ({
@@ -142,14 +147,14 @@ export class Runtime implements AsyncDisposable {
 
   /** Runs tasks on this thread: for tests, and for programs too small for threads. */
   static local(options: RuntimeOptions = {}): Runtime {
-    checkSharedOptions('runtime option', options);
+    checkRuntimeOptions(options);
     return new Runtime(new LoopbackBackend(options.cancelGraceMs), options, 'local');
   }
 
   /** Runs tasks on worker threads that import the `operations` module(s). */
   static async inMemory(options: InMemoryOptions = {}): Promise<Runtime> {
     if (reachedRuntime()) return new Promise<never>(() => {});
-    checkSharedOptions('runtime option', options);
+    checkRuntimeOptions(options);
     checkPositiveInteger('runtime option', 'workers', options.workers);
     checkPositiveInteger('runtime option', 'concurrency', options.concurrency);
     checkPositiveInteger('runtime option', 'maxMessageBytes', options.maxMessageBytes);
@@ -177,7 +182,7 @@ export class Runtime implements AsyncDisposable {
    */
   static async cluster(config: Config, options: ClusterRuntimeOptions = {}): Promise<Runtime | undefined> {
     if (reachedRuntime()) return new Promise<never>(() => {});
-    checkSharedOptions('runtime option', options);
+    checkRuntimeOptions(options);
     const { ClusterBackend } = await import('./backends/cluster/cluster-backend.ts');
     const backend = await ClusterBackend.start(config, operationsModules(options.operations), options.cancelGraceMs);
     return backend === undefined ? undefined : new Runtime(backend, options, 'cluster');
@@ -190,7 +195,7 @@ export class Runtime implements AsyncDisposable {
    */
   static async amqp(options: AmqpRuntimeOptions): Promise<Runtime> {
     if (reachedRuntime()) return new Promise<never>(() => {});
-    checkSharedOptions('runtime option', options);
+    checkRuntimeOptions(options);
     const { AmqpBackend } = await import('./backends/amqp/backend.ts');
     return new Runtime(await AmqpBackend.start(options), options, 'amqp');
   }

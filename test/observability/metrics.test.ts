@@ -109,7 +109,8 @@ describe('Runtime.metrics', () => {
     await runtime.close();
   });
 
-  it('refuses a recordTiming that is not a boolean, naming it', () => {
+  it('refuses a recordTiming that is not a boolean, naming it, before any thread starts', async () => {
     expect(() => Runtime.local({ recordTiming: 'no' as unknown as boolean })).toThrow(/recordTiming must be a boolean, got "no"/);
+    await expect(Runtime.inMemory({ recordTiming: 1 as unknown as boolean, operations })).rejects.toThrow(/recordTiming must be a boolean, got 1/);
   });
 });
