@@ -7,10 +7,12 @@
 //   in-memory exporter) in the main thread and in every worker thread, vs
 //   no OpenTelemetry (target: >= 0.85x).
 // Each pair runs on two runtimes started side by side, in alternating
-// rounds, so the load of a shared machine falls on both alike; a figure is
-// the best round (on a machine shared with other work, one round of the
-// same configuration varies tenfold; the best is the least disturbed). Run alone with `npx tsx bench/observability.ts`. This
-// file is also the operations module its weft workers import, so its top
+// rounds, each first in every other round (the second meets the garbage of
+// the first), so the load of a shared machine falls on both alike; a
+// figure is the best round (on a machine shared with other work, one round
+// of the same configuration varies tenfold; the best is the least
+// disturbed). Run alone with `npx tsx bench/observability.ts`. This file is
+// also the operations module its weft workers import, so its top
 // level only defines.
 
 import { isMainThread } from 'node:worker_threads';
@@ -47,11 +49,17 @@ async function pair(a: Runtime, b: Runtime, around: { before?: () => void; after
   }
   const as: number[] = [];
   const bs: number[] = [];
-  for (let i = 0; i < ROUNDS; i++) {
-    as.push(await round(a, tiny));
+  const roundOfB = async () => {
     around.before?.();
     bs.push(await round(b, tiny));
     around.after?.();
+  };
+  // Each goes first in every other round: the one that runs second meets
+  // the garbage of the first.
+  for (let i = 0; i < ROUNDS; i++) {
+    if (i % 2 === 1) await roundOfB();
+    as.push(await round(a, tiny));
+    if (i % 2 === 0) await roundOfB();
   }
   return [Math.max(...as), Math.max(...bs)];
 }

@@ -8,14 +8,15 @@ const SUB_BITS = 6;
 const SUB = 1 << SUB_BITS;
 // Values below this are their own bucket.
 const LINEAR = 2 * SUB;
-// 2^31 µs is about 36 minutes: longer durations count in the last bucket
-// (min, max, mean and stddev stay exact).
+// Durations of 2^31 µs (about 36 minutes) and more count as MAX_VALUE.
 const TOP_EXPONENT = 30;
 const BUCKETS = LINEAR + (TOP_EXPONENT - SUB_BITS) * SUB;
 
-function bucketOf(us: number): number {
-  if (us < LINEAR) return us;
-  if (us >= 2 ** 31) return BUCKETS - 1;
+// The largest value recorded as it is (an int32): about 36 minutes.
+const MAX_VALUE = 2 ** 31 - 1;
+
+/** The bucket of `us`, an integer from LINEAR to MAX_VALUE. */
+function bucketAbove(us: number): number {
   const exponent = 31 - Math.clz32(us);
   return LINEAR + (exponent - SUB_BITS - 1) * SUB + ((us >>> (exponent - SUB_BITS)) & (SUB - 1));
 }
@@ -63,10 +64,11 @@ export class Histogram {
   private sum = 0;
   private squares = 0;
 
-  /** Records a duration of `us` microseconds (rounded down; negative counts as 0). */
+  /** Records a duration of `us` microseconds (rounded down; negative counts as 0, 36 minutes and more as 36 minutes). */
   record(us: number): void {
-    const value = us > 0 ? Math.floor(us) : 0;
-    this.counts[bucketOf(value)]!++;
+    // An int32 from here on: `| 0` truncates where Math.floor would call out.
+    const value = us >= MAX_VALUE ? MAX_VALUE : us > 0 ? us | 0 : 0;
+    this.counts[value < LINEAR ? value : bucketAbove(value)]!++;
     this.count++;
     if (value < this.min) this.min = value;
     if (value > this.max) this.max = value;
