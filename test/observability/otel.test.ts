@@ -1,14 +1,21 @@
 // weft/otel with a real OpenTelemetry SDK: one trace from the caller's span
 // through the directive to the task batches on worker threads (each thread
-// runs its own SDK, see fixtures/traced-operations.ts).
+// runs its own SDK, see fixtures/traced-operations.ts), and through the
+// processes of a cluster.
 
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { spawn } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { BroadcastChannel } from 'node:worker_threads';
 import { context, propagation, SpanKind } from '@opentelemetry/api';
 import { AsyncLocalStorageContextManager } from '@opentelemetry/context-async-hooks';
 import { W3CTraceContextPropagator } from '@opentelemetry/core';
 import { BasicTracerProvider, InMemorySpanExporter, SimpleSpanProcessor } from '@opentelemetry/sdk-trace-base';
 import { Config } from '../../src/allocator/index.ts';
+import { freePorts } from '../../src/cli/ports.ts';
 import { instrument, type Instrumentation } from '../../src/otel.ts';
 import { Runtime } from '../../src/runtime/index.ts';
 import { Busy, FlakyOnce, recordOf, SPANS_CHANNEL, type SpanRecord } from './fixtures/traced-operations.ts';
@@ -105,5 +112,48 @@ describe('weft/otel', () => {
     expect(span.status.code).toBe(2);
     expect(span.events.map((event) => event.name)).toContain('exception');
     await runtime.close();
+  });
+});
+
+describe('weft/otel on a cluster of 2 processes', () => {
+  it('one trace from process 0 through the worker threads of both processes', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'weft-obs-cluster-'));
+    const spans = join(dir, 'spans.jsonl');
+    const hostfile = join(dir, 'hosts');
+    writeFileSync(hostfile, (await freePorts(2)).map((port) => `127.0.0.1:${port}\n`).join(''));
+    const script = fileURLToPath(new URL('./fixtures/cluster-traced.ts', import.meta.url));
+    const run = (index: number) =>
+      new Promise<{ code: number | null; stdout: string; stderr: string }>((resolve, reject) => {
+        const child = spawn(process.execPath, ['--import', 'tsx', script, '-w', '2', '-n', '2', '-p', String(index), '-h', hostfile], {
+          stdio: ['ignore', 'pipe', 'pipe'],
+          env: { ...process.env, WEFT_TEST_SPANS: spans },
+        });
+        let stdout = '';
+        let stderr = '';
+        child.stdout.on('data', (chunk: Buffer) => (stdout += chunk));
+        child.stderr.on('data', (chunk: Buffer) => (stderr += chunk));
+        child.once('error', reject);
+        child.once('close', (code) => resolve({ code, stdout, stderr }));
+      });
+    try {
+      const [orchestrator, server] = await Promise.all([run(0), run(1)]);
+      expect(orchestrator.code, orchestrator.stderr).toBe(0);
+      expect(server.code, server.stderr).toBe(0);
+      const { traceId } = JSON.parse(orchestrator.stdout.trim().split('\n').at(-1)!) as { traceId: string };
+      const all = readFileSync(spans, 'utf8').split('\n').filter(Boolean).map((line) => JSON.parse(line) as SpanRecord);
+      const mine = all.filter((span) => span.traceId === traceId);
+      const request = mine.find((span) => span.name === 'request')!;
+      const directive = mine.find((span) => span.kind === SpanKind.PRODUCER)!;
+      expect(directive).toMatchObject({ name: 'send obs.Busy', parentSpanId: request.spanId });
+      expect(directive.attributes['weft.backend']).toBe('cluster');
+      const batches = mine.filter((span) => span.kind === SpanKind.CONSUMER);
+      expect(batches.reduce((sum, span) => sum + (span.attributes['messaging.batch.message_count'] as number), 0)).toBe(8);
+      for (const batch of batches) expect(batch).toMatchObject({ parentSpanId: directive.spanId, links: [directive.spanId] });
+      // Worker 0 relays; workers 1 (process 0) and 2, 3 (process 1) run tasks.
+      const workers = new Set(batches.map((span) => span.attributes['weft.worker'] as number));
+      expect([...workers].some((worker) => worker >= 2)).toBe(true);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 });
