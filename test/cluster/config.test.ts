@@ -90,7 +90,7 @@ describe('Config.cluster', () => {
   });
 
   it('refuses a cluster option given to Config.process or Config.thread, saying where it belongs', () => {
-    expect(() => Config.process(2, { onPeerLoss: 'continue' } as never)).toThrow(/^Config\.process's options has no field "onPeerLoss": it is a cluster option, given to Config\.cluster\(\{ \.\.\. \}\) \(config\.cluster\); its fields are ringBytes, maxMessageBytes, highWaterBytes, maxBacklogBytes$/);
+    expect(() => Config.process(2, { onPeerLoss: 'continue' } as never)).toThrow(/^Config\.process's options has no field "onPeerLoss": it is a cluster option, given to Config\.cluster\(\{ \.\.\. \}\) \(config\.cluster\); its fields are ringBytes, maxMessageBytes, highWaterBytes, maxBacklogBytes, slabBytes$/);
     expect(() => Config.thread({ ringbytes: 1 << 16 } as never)).toThrow(/^Config\.thread's options has no field "ringbytes"; its fields are ringBytes/);
   });
 
