@@ -85,15 +85,15 @@ describe.runIf(available)('observability on Runtime.amqp', () => {
       expect(directive).toMatchObject({ name: 'send obs.Busy', parentSpanId: request.spanId });
       expect(directive.attributes).toMatchObject({ 'weft.backend': 'amqp', 'messaging.batch.message_count': 5 });
       // The worker process's threads append their spans as they finish them.
-      const remote = () =>
-        (existsSync(spansFile) ? readFileSync(spansFile, 'utf8').split('\n').filter(Boolean).map((line) => JSON.parse(line) as SpanRecord) : []).filter(
-          (span) => span.traceId === traceId,
-        );
+      const all = () => (existsSync(spansFile) ? readFileSync(spansFile, 'utf8').split('\n').filter(Boolean).map((line) => JSON.parse(line) as SpanRecord) : []);
+      const remote = () => all().filter((span) => span.traceId === traceId);
       const counted = () => remote().reduce((sum, span) => sum + (span.attributes['messaging.batch.message_count'] as number), 0);
       await expect.poll(counted, { timeout: 30_000 }).toBe(5);
       for (const batch of remote()) {
         expect(batch).toMatchObject({ name: 'process obs.Busy', kind: SpanKind.CONSUMER, parentSpanId: directive.spanId, links: [directive.spanId] });
       }
+      // A task message runs on a thread as one internal task: it is no batch of its own, in this trace or any other.
+      expect(new Set(all().map((span) => span.name))).toEqual(new Set(['process obs.Busy']));
     } finally {
       instrumentation.disable();
       context.disable();
