@@ -16,6 +16,7 @@ interface Suite {
 const SUITES: Suite[] = [
   { file: 'allocator.ts', export: 'runAllocatorBench' },
   { file: 'runtime.ts', export: 'runRuntimeBench' },
+  { file: 'observability.ts', export: 'runObservabilityBench' },
   { file: 'cluster.ts', export: 'runClusterBench' },
   { file: 'amqp.ts', export: 'runAmqpBench' },
   { file: 'peers.ts', export: 'runPeersBench' },

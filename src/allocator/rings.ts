@@ -11,6 +11,9 @@ import { RingReader, RingWriter } from '../transport/index.ts';
 import { SlabReader, SlabWriter } from '../transport/index.ts';
 import type { RingEnd, Wiring } from '../transport/index.ts';
 import { OverflowError } from '../errors.ts';
+import diagnostics from 'node:diagnostics_channel';
+
+const overflowChannel = diagnostics.channel('weft:overflow');
 
 export interface AllocatorStats {
   sentFrames: number;
@@ -50,6 +53,8 @@ export class Rings {
           `worker ${wiring.index}'s backlog would pass maxBacklogBytes (${cap}) with a frame of ${frame} bytes to worker ${target}: ` +
             `${backlog.bytes} bytes already wait for ring space. Its receivers read slower than it sends: wait for push.ready() when send() returns false, or raise maxBacklogBytes in the Config`,
         );
+        // By name: an APM's subscriber (docs/observability.md), if any.
+        if (overflowChannel.hasSubscribers) overflowChannel.publish(e);
         failed(e);
         throw e;
       },

@@ -15,6 +15,12 @@ function natural(value: string): number {
   return n;
 }
 
+function port(value: string): number {
+  const n = Number(value);
+  if (!/^\d+$/.test(value) || n > 65535) throw new InvalidArgumentError(`expected a TCP port (0 for any free one, up to 65535), got ${JSON.stringify(value)}`);
+  return n;
+}
+
 function positive(value: string): number {
   const n = Number(value);
   if (!Number.isInteger(n) || n < 1) throw new InvalidArgumentError(`expected a positive integer, got ${JSON.stringify(value)}`);
@@ -97,6 +103,7 @@ program
   .option('--delivery-limit <n>', 'deliveries of a task before it is dead-lettered (must match the orchestrator)', positive, 3)
   .option('--connect-timeout <ms>', 'give up if the broker cannot be reached for this long', positive, 30_000)
   .option('-q, --quiet', 'no connection news on stderr')
+  .option('--metrics-port <port>', 'serve this worker\'s metrics in the Prometheus text format at /metrics on this port (0: any free one, logged)', port)
   .action(async (o: WorkerCommandOptions) => {
     try {
       const { worker } = await import('./worker.ts');

@@ -2,7 +2,11 @@
 // process serving an AMQP broker until SIGINT or SIGTERM, its tasks on
 // `--threads` worker threads.
 
+import { createServer, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { WorkerRuntime } from '../runtime/worker-runtime.ts';
+import { prometheusText, PROMETHEUS_CONTENT_TYPE } from '../runtime/observability/prometheus.ts';
+import type { AmqpWorker } from '../runtime/backends/amqp/worker/worker.ts';
 
 export interface WorkerCommandOptions {
   amqp: string;
@@ -14,6 +18,20 @@ export interface WorkerCommandOptions {
   deliveryLimit?: number;
   connectTimeout?: number;
   quiet?: boolean;
+  metricsPort?: number;
+}
+
+/** Serves `worker.metrics()` as Prometheus text at /metrics; resolves once listening. */
+async function serveMetrics(worker: AmqpWorker, port: number): Promise<Server> {
+  const server = createServer((request, response) => {
+    if (request.method !== 'GET' || request.url?.split('?')[0] !== '/metrics') {
+      response.writeHead(404, { 'content-type': 'text/plain' }).end('weft worker serves /metrics only\n');
+      return;
+    }
+    response.writeHead(200, { 'content-type': PROMETHEUS_CONTENT_TYPE }).end(prometheusText(worker.metrics()));
+  });
+  await new Promise<void>((resolve, reject) => server.once('error', reject).listen(port, resolve));
+  return server;
 }
 
 /** Runs the worker; resolves with the exit code once it has stopped: 1 if its threads failed for good. */
@@ -32,6 +50,17 @@ export async function worker(options: WorkerCommandOptions): Promise<number> {
     connectTimeoutMs: options.connectTimeout,
     log,
   });
+  let metrics: Server | undefined;
+  if (options.metricsPort !== undefined) {
+    try {
+      metrics = await serveMetrics(served, options.metricsPort);
+    } catch (error) {
+      console.error(`weft worker ${process.pid}: cannot serve metrics on port ${options.metricsPort}: ${(error as Error).message}`);
+      await served.close();
+      return 1;
+    }
+    log?.(`metrics at http://localhost:${(metrics.address() as AddressInfo).port}/metrics`);
+  }
   log?.(`serving ${options.operations.join(', ')} as ${served.id}`);
   try {
     await served.closeOnSignals(['SIGINT', 'SIGTERM']);
@@ -39,6 +68,8 @@ export async function worker(options: WorkerCommandOptions): Promise<number> {
     // Said even with --quiet: the process ends with an error code.
     console.error(`weft worker ${process.pid}: stopped: its worker threads failed for good: ${(error as Error).message}`);
     return 1;
+  } finally {
+    metrics?.close();
   }
   log?.('stopped');
   return 0;

@@ -9,6 +9,10 @@ export { WorkerRuntime } from './worker-runtime.ts';
 export type { BackendStats } from './core/backend.ts';
 export type { Progress, TaskProgressDetail } from './core/execution/progress.ts';
 export type { Task, TaskResult, TaskFailure } from './core/task.ts';
+export type { RuntimeMetrics, OperationMetrics, WorkerMetrics } from './observability/metrics.ts';
+export type { DurationSummary } from './observability/histogram.ts';
+export { prometheusText, PROMETHEUS_CONTENT_TYPE } from './observability/prometheus.ts';
+export type { DirectiveMessage, TaskBatchMessage, RetryMessage, TraceCarrier, PeerMessage, ThreadReplacedMessage, DeadLetterMessage } from './observability/channels.ts';
 export {
   TransientError,
   ArgumentError,

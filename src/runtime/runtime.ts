@@ -13,9 +13,11 @@ import { execute } from './core/execution/execution.ts';
 import type { ExecutionOptions } from './core/execution/plan.ts';
 import { OutputStream } from './core/execution/stream.ts';
 import { LoopbackBackend } from './backends/local/loopback.ts';
-import { checkPositiveInteger, checkRunOptions, checkSharedOptions, checkStreamOptions } from './core/options.ts';
+import { checkBoolean, checkPositiveInteger, checkRunOptions, checkSharedOptions, checkStreamOptions } from './core/options.ts';
 import type { Operation } from './core/registry.ts';
 import { DEFAULT_RETRY, type RetryPolicy } from './core/retry.ts';
+import { MetricsRecorder, type RuntimeMetrics } from './observability/metrics.ts';
+import { directiveChannel, type DirectiveMessage } from './observability/channels.ts';
 
 export interface RuntimeOptions {
   /** Retry policy for transient errors; default: 3 retries, exponential from 10 ms, capped at 1 s. */
@@ -32,6 +34,12 @@ export interface RuntimeOptions {
    * Default 1000.
    */
   cancelGraceMs?: number;
+  /**
+   * Record how long tasks run and wait (`Runtime.metrics()`'s `runTime`,
+   * `waitTime` and per-worker figures); counts are kept either way.
+   * Default true.
+   */
+  recordTiming?: boolean;
 }
 
 export interface InMemoryOptions extends RuntimeOptions {
@@ -71,13 +79,19 @@ function operationsModules(operations: string | URL | readonly (string | URL)[] 
   return typeof modules === 'string' || modules instanceof URL ? [modules] : modules;
 }
 
+/** The options every `Runtime.*` takes, checked before anything starts. */
+function checkRuntimeOptions(options: RuntimeOptions): void {
+  checkSharedOptions('runtime option', options);
+  checkBoolean('runtime option', 'recordTiming', options.recordTiming);
+}
+
 // Reach into a Runtime from this module only (the class sets them).
-let wrap: (backend: Backend, options: RuntimeOptions) => Runtime;
+let wrap: (backend: Backend, options: RuntimeOptions, kind: string) => Runtime;
 let unwrap: (runtime: Runtime) => Backend;
 
 /** A runtime over `backend`: for tests of what the runtime makes of a backend's behaviour. */
 export function runtimeOver(backend: Backend, options: RuntimeOptions = {}): Runtime {
-  return wrap(backend, options);
+  return wrap(backend, options, 'custom');
 }
 
 /** The backend a runtime runs on: for tests that look at it. */
@@ -92,15 +106,17 @@ export function backendOf(runtime: Runtime): Backend {
  */
 export class Runtime implements AsyncDisposable {
   readonly #backend: Backend;
+  readonly #metrics: MetricsRecorder;
 
   static {
-    wrap = (backend, options) => new Runtime(backend, options);
+    wrap = (backend, options, kind) => new Runtime(backend, options, kind);
     unwrap = (runtime) => runtime.#backend;
   }
 
-  private constructor(backend: Backend, options: RuntimeOptions) {
-    checkSharedOptions('runtime option', options);
+  private constructor(backend: Backend, options: RuntimeOptions, kind: string) {
+    checkRuntimeOptions(options);
     this.#backend = backend;
+    const metrics = (this.#metrics = new MetricsRecorder(options.recordTiming ?? true));
     const executionOptions = (run: RunOptions): ExecutionOptions => ({
       signal: run.signal,
       retry: run.retry ?? options.retry ?? DEFAULT_RETRY,
@@ -108,6 +124,7 @@ export class Runtime implements AsyncDisposable {
       maxInFlight: run.maxInFlight ?? options.maxInFlight ?? DEFAULT_MAX_IN_FLIGHT,
       onProgress: run.onProgress,
       cancelGraceMs: run.cancelGraceMs ?? options.cancelGraceMs,
+      metrics,
     });
     enroll(this, {
       run: (plan, source, run) => {
@@ -116,7 +133,9 @@ export class Runtime implements AsyncDisposable {
         } catch (error) {
           return Promise.reject(error);
         }
-        return execute(backend, plan, source, executionOptions(run));
+        if (!directiveChannel.hasSubscribers) return execute(backend, plan, source, executionOptions(run));
+        const message: DirectiveMessage = { operations: plan.stages.map((stage) => stage.name), fold: plan.fold?.name, backend: kind, tasks: 0 };
+        return directiveChannel.tracePromise(() => execute(backend, plan, source, { ...executionOptions(run), trace: message }), message);
       },
       stream: (plan, source, run: StreamOptions) => {
         checkStreamOptions(run);
@@ -127,14 +146,14 @@ export class Runtime implements AsyncDisposable {
 
   /** Runs tasks on this thread: for tests, and for programs too small for threads. */
   static local(options: RuntimeOptions = {}): Runtime {
-    checkSharedOptions('runtime option', options);
-    return new Runtime(new LoopbackBackend(options.cancelGraceMs), options);
+    checkRuntimeOptions(options);
+    return new Runtime(new LoopbackBackend(options.cancelGraceMs), options, 'local');
   }
 
   /** Runs tasks on worker threads that import the `operations` module(s). */
   static async inMemory(options: InMemoryOptions = {}): Promise<Runtime> {
     if (reachedStart()) return new Promise<never>(() => {});
-    checkSharedOptions('runtime option', options);
+    checkRuntimeOptions(options);
     checkPositiveInteger('runtime option', 'workers', options.workers);
     checkPositiveInteger('runtime option', 'concurrency', options.concurrency);
     checkPositiveInteger('runtime option', 'maxMessageBytes', options.maxMessageBytes);
@@ -142,7 +161,7 @@ export class Runtime implements AsyncDisposable {
     // this call comes before the initialize() the thread serves: its
     // directives run here, as the rest of the script's top level does,
     // rather than on a pool of threads per worker.
-    if (inClosureWorker()) return new Runtime(new LoopbackBackend(options.cancelGraceMs), options);
+    if (inClosureWorker()) return new Runtime(new LoopbackBackend(options.cancelGraceMs), options, 'local');
     // Loaded on demand: a program on `Runtime.local()` or on another backend
     // never pulls in the thread allocator.
     const { ThreadBackend } = await import('./backends/threads/thread-backend.ts');
@@ -153,7 +172,7 @@ export class Runtime implements AsyncDisposable {
       cancelGraceMs: options.cancelGraceMs,
       maxMessageBytes: options.maxMessageBytes,
     });
-    return new Runtime(backend, options);
+    return new Runtime(backend, options, 'threads');
   }
 
   /**
@@ -167,10 +186,10 @@ export class Runtime implements AsyncDisposable {
    */
   static async cluster(config: Config, options: ClusterRuntimeOptions = {}): Promise<Runtime | undefined> {
     if (reachedStart()) return new Promise<never>(() => {});
-    checkSharedOptions('runtime option', options);
+    checkRuntimeOptions(options);
     const { ClusterBackend } = await import('./backends/cluster/cluster-backend.ts');
     const backend = await ClusterBackend.start(config, operationsModules(options.operations), options.cancelGraceMs);
-    return backend === undefined ? undefined : new Runtime(backend, options);
+    return backend === undefined ? undefined : new Runtime(backend, options, 'cluster');
   }
 
   /**
@@ -180,9 +199,9 @@ export class Runtime implements AsyncDisposable {
    */
   static async amqp(options: AmqpRuntimeOptions): Promise<Runtime> {
     if (reachedStart()) return new Promise<never>(() => {});
-    checkSharedOptions('runtime option', options);
+    checkRuntimeOptions(options);
     const { AmqpBackend } = await import('./backends/amqp/orchestrator/backend.ts');
-    return new Runtime(await AmqpBackend.start(options), options);
+    return new Runtime(await AmqpBackend.start(options), options, 'amqp');
   }
 
   /** One operation on one input. */
@@ -198,6 +217,21 @@ export class Runtime implements AsyncDisposable {
   /** What the backend has lived through so far: lost processes, tasks dispatched again, spare processes joined. */
   stats(): BackendStats {
     return this.#backend.stats?.() ?? { lostProcesses: [], redispatched: 0, joinedProcesses: [] };
+  }
+
+  /**
+   * What the directives run here have done since the runtime started (or
+   * since `resetMetrics()`): per operation, tasks completed, failed and
+   * retried, and summaries of their run and wait times in ms; per worker,
+   * its tasks and utilization. Prometheus text: `prometheusText(metrics)`.
+   */
+  metrics(): RuntimeMetrics {
+    return this.#metrics.snapshot();
+  }
+
+  /** Starts the metrics afresh: counts and times from now on. */
+  resetMetrics(): void {
+    this.#metrics.reset();
   }
 
   /** Stops the workers; running directives reject with `RuntimeClosedError`. */

@@ -50,6 +50,24 @@ export interface TakenBack {
   readonly cancelled: Task[];
 }
 
+/**
+ * The batch with each directive's trace context on its first task only:
+ * the worker carries it over to the tasks of that directive after it, and
+ * a context on every task would cost more bytes than tiny tasks have.
+ */
+function contextOnce(batch: readonly Task[]): Task[] {
+  const carried = new Set<string>();
+  return batch.map((task) => {
+    if (task.tc === undefined) return task;
+    if (!carried.has(task.key)) {
+      carried.add(task.key);
+      return task;
+    }
+    const { op, input, key, index, stage, attempt, timeoutMs } = task;
+    return timeoutMs === undefined ? { op, input, key, index, stage, attempt } : { op, input, key, index, stage, attempt, timeoutMs };
+  });
+}
+
 export class Dispatcher {
   private readonly queue = new Fifo<Task>();
   private readonly workers: WorkerState[];
@@ -209,14 +227,16 @@ export class Dispatcher {
       if (!worker.ready || worker.cancelled.size > 0 || worker.inFlight.length >= room) continue;
       if (worker.inFlight.length === 0) worker.mark = now;
       const batch: Task[] = [];
+      let traced = false;
       while (worker.inFlight.length < room) {
         const task = this.queue.shift();
         if (task === undefined) break;
         batch.push(task);
         worker.inFlight.push(task);
+        if (task.tc !== undefined) traced = true;
       }
       this.outstanding += batch.length;
-      this.send(index, batch);
+      this.send(index, traced ? contextOnce(batch) : batch);
     }
   }
 }

@@ -57,7 +57,7 @@ export function packResult(result: TaskResult, maxMessageBytes: number): TaskRes
   }
   if (bytes.length + RESULT_ROOM > maxMessageBytes) return tooLarge(result, bytes.length, maxMessageBytes);
   // The codec reuses its buffer on the next encode.
-  return { key: result.key, index: result.index, stage: result.stage, attempt: result.attempt, packed: bytes.slice() };
+  return { key: result.key, index: result.index, stage: result.stage, attempt: result.attempt, packed: bytes.slice(), us: result.us, w: result.w };
 }
 
 function tooLarge(result: TaskResult, bytes: number, maxMessageBytes: number): TaskResult {
@@ -132,7 +132,7 @@ export function unpackResult(message: TaskResult | PackedResult | RawResult): Ta
   if (!('packed' in message)) return message;
   try {
     const output = codec.decode(message.packed, 1, true)[0];
-    return { key: message.key, index: message.index, stage: message.stage, attempt: message.attempt, output };
+    return { key: message.key, index: message.index, stage: message.stage, attempt: message.attempt, output, us: message.us, w: message.w };
   } catch (error) {
     return failed(message, new OutputError(`the output cannot be decoded: ${(error as Error).message}`, { cause: error }));
   }

@@ -10,6 +10,7 @@ import { Fifo } from '../../fifo.ts';
 import { cancels, failed, type Task, type TaskResult } from '../core/task.ts';
 import { isTask, RESULT_CHANNEL_BASE, TASK_CHANNEL, type Cancel, type HostMessage, type TaskId, type WorkerMessage } from './messages.ts';
 import { Executor, loadOperations } from '../core/executor.ts';
+import { selfTracedOperations, serveAsWorker, TaskBatches, taskChannel } from '../observability/channels.ts';
 
 // Results leave in one batch at the end of a run of tasks, and within a
 // longer run at most once per FLUSH_AFTER_MS: what was made since the last
@@ -32,7 +33,7 @@ export async function serveTasks(allocator: Allocator, coordinator: number, modu
   // coordinator reports it rather than starting another worker.
   const load = async (urls: readonly string[]) => {
     await loadOperations(urls);
-    const runtime = new Executor((task, detail) => out.progress(task, detail));
+    const runtime = new Executor((task, detail) => out.progress(task, detail), allocator.index);
     out.send({ ready: 1 });
     out.flush();
     return runtime;
@@ -49,6 +50,8 @@ export async function serveTasks(allocator: Allocator, coordinator: number, modu
   };
   process.on('exit', onExit);
   let runtime: Executor | undefined;
+  const batches = new TaskBatches(allocator.index);
+  serveAsWorker(allocator.index);
   // Messages received and not yet handled. A cancellation is applied as
   // soon as it is received, ahead of the messages before it: tasks it names
   // that wait here never start (they answer TaskCancelledError at once).
@@ -96,10 +99,14 @@ export async function serveTasks(allocator: Allocator, coordinator: number, modu
         continue;
       }
       let flushedAt = performance.now();
+      // Tasks run back to back are timed from the previous one's return: a
+      // clock reading per task, which the flush check below reuses.
+      let clock = flushedAt;
       for (let message = inbox.shift(); message !== undefined; message = inbox.shift()) {
         if ('hello' in message) {
           out.maxMessageBytes = message.maxMessageBytes;
           runtime = await load(message.hello);
+          clock = performance.now();
           continue;
         }
         if ('ping' in message) {
@@ -112,21 +119,28 @@ export async function serveTasks(allocator: Allocator, coordinator: number, modu
           runtime?.cancel({ why: 'the runtime was closed' });
           return out.flush();
         }
-        if (message.timeoutMs !== undefined) out.flush();
+        if (message.timeoutMs !== undefined) {
+          out.flush();
+          clock = performance.now();
+        }
         out.running = message;
-        const outcome = runtime!.execute(message);
+        const traced = taskChannel.hasSubscribers && !selfTracedOperations.has(message.op);
+        if (traced) batches.before(message);
+        const outcome = runtime!.execute(message, clock);
+        if (traced) batches.after(outcome);
         out.running = undefined;
+        clock = runtime!.returnedAt;
         if (outcome instanceof Promise) out.later(message, outcome);
         else out.send(outcome);
-        const now = performance.now();
-        if (now - flushedAt >= FLUSH_AFTER_MS) {
+        if (clock - flushedAt >= FLUSH_AFTER_MS) {
           out.flush();
-          flushedAt = now;
           // A slow run: look for cancellations of what waits here.
           allocator.receive();
           take();
+          flushedAt = clock = performance.now();
         }
       }
+      batches.end();
       out.flush(!out.startedAsync);
     }
   } finally {

@@ -33,37 +33,61 @@ export async function loadOperations(modules: readonly (string | URL)[]): Promis
  * operations, and any that read their signal) so that `cancel` can abort
  * their signals.
  */
+// Whole microseconds: a small integer encodes in a byte or three, a float in nine.
+function microsSince(startedAt: number, now: number): number {
+  return Math.round((now - startedAt) * 1000);
+}
+
 export class Executor {
   private readonly running = new Set<RunningContext>();
-
-  /** `progress` receives each task's throttled progress details; without it they are dropped. */
-  constructor(private readonly progress?: ProgressSink) {}
+  /**
+   * When the last synchronous run returned (performance.now()): a caller
+   * that runs tasks back to back passes it as the next one's start, so a
+   * task costs one clock reading.
+   */
+  returnedAt = 0;
 
   /**
-   * Runs one task. Returns synchronously when the operation does, so a batch
-   * of cheap tasks costs no promise per task. Never throws: failures, including
-   * an unknown operation name, become error results.
+   * `progress` receives each task's throttled progress details; without it
+   * they are dropped. `worker` is this worker's index, which its results carry.
    */
-  execute(task: Task): TaskResult | Promise<TaskResult> {
+  constructor(
+    private readonly progress?: ProgressSink,
+    private readonly worker = 0,
+  ) {}
+
+  /**
+   * Runs one task, timed from `startedAt` (performance.now()). Returns
+   * synchronously when the operation does, so a batch of cheap tasks costs
+   * no promise per task. Never throws: failures, including an unknown
+   * operation name, become error results.
+   */
+  execute(task: Task, startedAt = performance.now()): TaskResult | Promise<TaskResult> {
     const operation = lookupOperation(task.op);
-    if (operation === undefined) return failed(task, new UnknownOperationError(task.op));
+    if (operation === undefined) {
+      this.returnedAt = performance.now();
+      return failed(task, new UnknownOperationError(task.op));
+    }
     const context = new RunningContext(task, this.progress, this.running);
     try {
       const output = operation.fn(task.input, context);
       if (output instanceof Promise) {
         this.running.add(context);
+        this.returnedAt = performance.now();
         return output.then(
-          (value) => this.settled(context, succeeded(task, value)),
+          (value) => this.settled(context, succeeded(task, value, microsSince(startedAt, performance.now()), this.worker)),
           (error) => this.settled(context, failed(task, error)),
         );
       }
       context.finish();
-      return succeeded(task, output);
+      return succeeded(task, output, microsSince(startedAt, (this.returnedAt = performance.now())), this.worker);
     } catch (error) {
       context.finish();
+      this.returnedAt = performance.now();
       return failed(task, error);
     }
   }
+
 
   /**
    * Aborts the signal of every running task that `scope` names, with a

@@ -21,6 +21,10 @@ export function checkPositiveInteger(where: string, option: string, value: unkno
   if (value !== undefined && !(Number.isSafeInteger(value) && (value as number) > 0)) refuse(where, option, 'a positive integer', value);
 }
 
+export function checkBoolean(where: string, option: string, value: unknown): void {
+  if (value !== undefined && typeof value !== 'boolean') refuse(where, option, 'a boolean', value);
+}
+
 /**
  * The longest timer Node keeps: a longer delay fires after 1 ms (with a
  * TimeoutOverflowWarning), so "wait 30 days" would mean "do not wait".

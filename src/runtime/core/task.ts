@@ -2,6 +2,8 @@
 // because every task and every result is encoded; docs/runtime.md uses the
 // same names.
 
+import type { TraceCarrier } from '../observability/channels.ts';
+
 /** One operation applied to one input, as sent to a worker. */
 export interface Task {
   /** Operation name, looked up in the worker's registry. */
@@ -21,6 +23,8 @@ export interface Task {
    * returns cannot hold them back past their own timeouts.
    */
   readonly timeoutMs?: number;
+  /** Trace context that a `weft:directive` subscriber set (`weft/otel`: W3C `traceparent`), carried to the worker. */
+  readonly tc?: TraceCarrier;
 }
 
 /** An error as it crosses the wire: no prototype survives encoding, so keep what matters. */
@@ -41,10 +45,15 @@ export interface TaskResult {
   readonly output?: unknown;
   /** Present if and only if the task failed. */
   readonly error?: TaskFailure;
+  /** How long the task ran on its worker, in whole microseconds: `runTime` in `Runtime.metrics()`. */
+  readonly us?: number;
+  /** The index of the worker that ran it: per-worker figures in `Runtime.metrics()`. */
+  readonly w?: number;
 }
 
-export function succeeded(task: Task, output: unknown): TaskResult {
-  return { key: task.key, index: task.index, stage: task.stage, attempt: task.attempt, output };
+/** The result of a task that returned `output` after `us` µs on worker `w`. */
+export function succeeded(task: Task, output: unknown, us: number, w: number): TaskResult {
+  return { key: task.key, index: task.index, stage: task.stage, attempt: task.attempt, output, us, w };
 }
 
 /** What identifies a task (and its result). */

@@ -30,6 +30,7 @@ import { CLUSTER_SETTINGS_ENV, type ClusterSettings, type FromGateway, type ToGa
 import { RuntimeClosedError } from '../../core/errors.ts';
 import type { Task } from '../../core/task.ts';
 import { moduleUrl } from '../../../allocator/index.ts';
+import { peerJoinedChannel, peerLostChannel, type PeerMessage } from '../../observability/channels.ts';
 
 let channels = 0;
 
@@ -64,10 +65,12 @@ export class ClusterBackend implements Backend {
       else if ('lost' in message) {
         this.lostProcesses.push(message.lost);
         this.redispatched += message.redispatched;
+        if (peerLostChannel.hasSubscribers) peerLostChannel.publish({ process: message.lost, redispatched: message.redispatched } satisfies PeerMessage);
         console.error(`weft: Runtime.cluster lost process ${message.lost}; the ${message.redispatched} task(s) it held run on the others`);
         this.leases.membershipChanged();
       } else if ('joined' in message) {
         this.joinedProcesses.push(message.joined);
+        if (peerJoinedChannel.hasSubscribers) peerJoinedChannel.publish({ process: message.joined, redispatched: 0 } satisfies PeerMessage);
         const back = this.lostProcesses.includes(message.joined);
         console.error(`weft: Runtime.cluster: ${back ? 'lost' : 'spare'} process ${message.joined} ${back ? 'came back' : 'joined'}; it gets tasks from now on`);
         this.leases.membershipChanged();

@@ -19,6 +19,7 @@ import { RuntimeClosedError, TaskCancelledError, TaskStuckError } from '../../co
 import { cancels, failed, type CancelScope, type Task, type TaskIdentity, type TaskResult } from '../../core/task.ts';
 import type { WorkerMessage } from '../../channel-protocol/messages.ts';
 import { Executor } from '../../core/executor.ts';
+import { TaskBatches, taskChannel } from '../../observability/channels.ts';
 
 const taskCodec = codecs.msgpack<Task>();
 const resultCodec = codecs.msgpack<WorkerMessage>();
@@ -39,6 +40,7 @@ export class LoopbackBackend implements Backend {
   private readonly worker = new Executor((task, detail) =>
     this.leases.routeProgress([{ key: task.key, index: task.index, stage: task.stage, attempt: task.attempt, detail: across(detailCodec, detail) }]),
   );
+  private readonly batches = new TaskBatches(0);
   private queue: Task[] = [];
   /** Tasks whose async operation has not settled. */
   private readonly running = new Set<Task>();
@@ -113,7 +115,10 @@ export class LoopbackBackend implements Backend {
       if (!this.leases.has(task.key)) continue;
       // Inputs the codec refuses never get here (Execution fails them).
       const copy = across(taskCodec, task);
+      const traced = taskChannel.hasSubscribers;
+      if (traced) this.batches.before(copy);
       const result = this.worker.execute(copy);
+      if (traced) this.batches.after(result);
       if (result instanceof Promise) {
         this.running.add(copy);
         void result.then((settled) => {
@@ -122,6 +127,7 @@ export class LoopbackBackend implements Backend {
         });
       } else results.push(delivered(result));
     }
+    this.batches.end();
     this.leases.route(results);
   }
 }

@@ -34,6 +34,7 @@ import { Pump } from '../../channel-protocol/pump.ts';
 import { moduleUrl } from '../../../allocator/index.ts';
 import { Blame } from './blame.ts';
 import { startPool, type ThreadBackendOptions } from './pool.ts';
+import { threadReplacedChannel, type ThreadReplacedMessage } from '../../observability/channels.ts';
 
 // The pump parks until a ring delivers; this bound only limits how long a
 // missed wake-up could stall it.
@@ -257,6 +258,7 @@ export class ThreadBackend implements Backend {
     const { live: lost, cancelled } = this.dispatcher.takeFrom(index);
     this.answerStopped(cancelled, `its thread ended (${error?.message ?? 'it exited'})`);
     this.requeue(lost, Blame.blamed(lost, this.dying[index]), error);
+    if (threadReplacedChannel.hasSubscribers) threadReplacedChannel.publish({ worker: index, reason: 'died', error } satisfies ThreadReplacedMessage);
     void this.replace(index);
   }
 
@@ -277,6 +279,7 @@ export class ThreadBackend implements Backend {
     const { live, cancelled } = this.dispatcher.takeFrom(index);
     this.answerStopped(cancelled, 'it ran on past its grace, so its thread was terminated');
     this.requeue(live, new Set(), undefined);
+    if (threadReplacedChannel.hasSubscribers) threadReplacedChannel.publish({ worker: index, reason: 'terminated', error: undefined } satisfies ThreadReplacedMessage);
     void this.replace(index);
   }
 

@@ -17,6 +17,8 @@ import { PendingTable, type Pending } from './pending.ts';
 import type { ExecutionOptions, Plan } from './plan.ts';
 import { ProgressReport } from './progress.ts';
 import { MAX_DURATION_MS } from '../options.ts';
+import type { MetricsRecorder, OperationRecord } from '../../observability/metrics.ts';
+import { retryChannel, type RetryMessage } from '../../observability/channels.ts';
 
 export function execute(
   backend: Backend,
@@ -39,6 +41,16 @@ export class Execution implements IntakeHost {
   private readonly progress: ProgressReport;
   /** Operation names by stage. */
   private readonly ops: readonly string[];
+  /** Their metrics, by stage. */
+  private readonly records: readonly OperationRecord[];
+  private readonly metrics: MetricsRecorder;
+  /**
+   * The dispatch time of the tasks made in this turn, read once per turn
+   * (a clock reading per task would cost more than the rest of the
+   * bookkeeping); -1 until read.
+   */
+  private stamp = -1;
+  private readonly clearStamp = () => (this.stamp = -1);
   private readonly lastStage: number;
   private readonly maxInFlight: number;
   private lease: Lease | undefined;
@@ -60,6 +72,8 @@ export class Execution implements IntakeHost {
     this.collector = collector;
     this.progress = new ProgressReport(backend, options.onProgress);
     this.ops = plan.stages.map((stage) => stage.name);
+    this.metrics = options.metrics;
+    this.records = this.ops.map((op) => options.metrics.operation(op));
     this.lastStage = plan.stages.length - 1;
     this.maxInFlight = options.maxInFlight;
     this.pending = new PendingTable(options.maxInFlight);
@@ -104,15 +118,29 @@ export class Execution implements IntakeHost {
   }
 
   private taskOf(item: Pending): Task {
-    const task = { op: this.ops[item.stage]!, input: item.input, key: this.key, index: item.index, stage: item.stage, attempt: item.attempt };
+    if (this.metrics.timing) item.sentAt = this.now();
+    const carrier = this.options.trace?.traceContext;
+    const task: Task =
+      carrier === undefined
+        ? { op: this.ops[item.stage]!, input: item.input, key: this.key, index: item.index, stage: item.stage, attempt: item.attempt }
+        : { op: this.ops[item.stage]!, input: item.input, key: this.key, index: item.index, stage: item.stage, attempt: item.attempt, tc: carrier };
     if (this.deadlines === undefined) return task;
     this.deadlines.arm(item, this.pending.count);
     return { ...task, timeoutMs: this.deadlines.timeoutMs };
   }
 
+  private now(): number {
+    if (this.stamp < 0) {
+      this.stamp = performance.now();
+      queueMicrotask(this.clearStamp);
+    }
+    return this.stamp;
+  }
+
   send(tasks: Task[], report = true): void {
     if (tasks.length === 0 || this.settled) return;
     this.progress.counts.dispatched += tasks.length;
+    if (this.options.trace !== undefined) this.options.trace.tasks += tasks.length;
     const sendable = this.sendable(tasks);
     if (sendable.length > 0) this.backend.dispatch(sendable);
     if (report) this.progress.report();
@@ -157,6 +185,9 @@ export class Execution implements IntakeHost {
         continue;
       }
       this.progress.counts.done++;
+      const record = this.records[item.stage]!;
+      record.completed++;
+      if (this.metrics.timing) this.metrics.timed(record, this.now() - item.sentAt, result.us, result.w);
       item.cancelling = false;
       disarm(item);
       if (item.timer !== undefined) this.cancelRetry(item);
@@ -190,13 +221,19 @@ export class Execution implements IntakeHost {
     disarm(item);
     if (item.timer !== undefined) this.cancelRetry(item);
     this.progress.counts.failed++;
+    const record = this.records[item.stage]!;
+    record.failed++;
     const op = this.ops[item.stage]!;
     const attempts = item.attempt + 1;
     if (!transient) return this.fail(new OperationError(op, item.index, attempts, error));
     if (item.attempt >= this.options.retry.retries) return this.fail(new RetriesExhaustedError(op, item.index, attempts, error));
     item.attempt++;
+    record.retried++;
     // A policy may ask for more than a timer can wait (it would fire at once): the most it can.
     const delay = Math.min(MAX_DURATION_MS, this.options.retry.delayMs(item.attempt));
+    if (retryChannel.hasSubscribers) {
+      retryChannel.publish({ operation: op, index: item.index, attempt: item.attempt + 1, delayMs: delay, error } satisfies RetryMessage);
+    }
     const { index, stage, attempt } = item;
     const retry = () => {
       if (item.timer !== undefined) {
@@ -253,6 +290,7 @@ export class Execution implements IntakeHost {
     item.cancelling = false;
     if (stuck === undefined) return this.onFailure(item, this.timeoutOf(item), true);
     this.progress.counts.failed++;
+    this.records[item.stage]!.failed++;
     this.fail(new OperationError(this.ops[item.stage]!, item.index, item.attempt + 1, stuck));
   }
 

@@ -18,6 +18,8 @@ export interface Pending extends Timed {
   timer: ReturnType<typeof setTimeout> | undefined;
   /** The current attempt timed out and was cancelled: its retry waits for the result that says it ended. */
   cancelling: boolean;
+  /** When its current task was dispatched (performance.now()), when the runtime records timing. */
+  sentAt: number;
 }
 
 // The table has a power of two of slots. It starts small and doubles when an
@@ -36,7 +38,7 @@ function slotCount(maxInFlight: number): number {
 }
 
 function fresh(index: number, input: unknown): Pending {
-  return { index, stage: 0, attempt: 0, input, ticket: -1, deadline: 0, timer: undefined, cancelling: false };
+  return { index, stage: 0, attempt: 0, input, ticket: -1, deadline: 0, timer: undefined, cancelling: false, sentAt: 0 };
 }
 
 export class PendingTable {

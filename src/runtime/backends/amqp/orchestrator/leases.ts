@@ -38,6 +38,7 @@ import {
   type LeaseTaskId,
 } from '../shared/messages.ts';
 import type { Names } from '../shared/topology.ts';
+import { deadLetterChannel, type DeadLetterMessage } from '../../../observability/channels.ts';
 
 export interface LeaseState {
   readonly key: string;
@@ -131,6 +132,7 @@ export function onDeadLetter(message: ConsumeMessage | null, leases: ReadonlyMap
   const headers = message.properties.headers;
   const brokerReason = headerString(headers, 'x-first-death-reason');
   const reason = headerString(headers, HEADER_REASON) ?? 'no reason given';
+  if (deadLetterChannel.hasSubscribers) deadLetterChannel.publish({ key: state.key, reason: brokerReason ?? reason } satisfies DeadLetterMessage);
   if (brokerReason === undefined && !reason.startsWith(REASON_KILLED_WORKERS)) {
     if (!reason.startsWith(REASON_UNKNOWN_OPERATION)) state.handlers.failed(new DeadLetterError(reason, names.deadQueue));
     return;

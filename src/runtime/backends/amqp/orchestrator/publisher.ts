@@ -20,6 +20,7 @@ import { publishConfirmed, type ReconnectingConnection, type Session } from '../
 import type { LeaseState } from './leases.ts';
 import { CONTENT_TYPE, encodeTasks, FORMAT, HEADER_COUNT, HEADER_FORMAT, HEADER_GRACE_MS, HEADER_KEY, taskId, TYPE_TASKS } from '../shared/messages.ts';
 import type { Names } from '../shared/topology.ts';
+import type { TraceCarrier } from '../../../observability/channels.ts';
 
 // Work per task message, in ms of the workers' time.
 const BATCH_MS = 20;
@@ -32,6 +33,8 @@ interface Publication {
   readonly lease: LeaseState;
   readonly count: number;
   readonly content: Buffer;
+  /** The directive's trace context (`weft/otel`), sent as headers (`traceparent`, ...). */
+  readonly tc: TraceCarrier | undefined;
   sentOn: Session | undefined;
 }
 
@@ -95,7 +98,7 @@ export class TaskPublisher {
     const size = Math.max(1, Math.min(byTime, spread));
     for (let start = 0; start < tasks.length; start += size) {
       const chunk = tasks.slice(start, start + size);
-      const publication: Publication = { lease: state, count: chunk.length, content: encodeTasks(chunk), sentOn: undefined };
+      const publication: Publication = { lease: state, count: chunk.length, content: encodeTasks(chunk), tc: chunk[0]!.tc, sentOn: undefined };
       this.unconfirmed.add(publication);
       this.send(publication, session);
     }
@@ -127,6 +130,7 @@ export class TaskPublisher {
         [HEADER_KEY]: lease.key,
         [HEADER_COUNT]: publication.count,
         ...(lease.graceMs === undefined ? {} : { [HEADER_GRACE_MS]: lease.graceMs }),
+        ...publication.tc,
       },
     }).then(
       () => this.unconfirmed.delete(publication),

@@ -20,6 +20,7 @@ import { Packr } from 'msgpackr';
 import type { Task, TaskFailure, TaskProgress, TaskResult } from '../../../core/task.ts';
 import { isDuration, MAX_DURATION_MS } from '../../../core/options.ts';
 import { MalformedMessageError } from './errors.ts';
+import type { TraceCarrier } from '../../../observability/channels.ts';
 
 /** Bumped when the body layout changes; a worker dead-letters a format it does not know. */
 export const FORMAT = 2;
@@ -173,9 +174,11 @@ export function decodeTasks(content: Uint8Array, key: string): Task[] {
 }
 
 /**
- * Encodes a result batch: `[index, stage, attempt, output, errors]`, `stage`
- * and `attempt` a column or a shared value, `output` null where the task
- * failed, `errors` null or `[position, error, …]` pairs.
+ * Encodes a result batch: `[index, stage, attempt, output, errors, us]`,
+ * `stage` and `attempt` a column or a shared value, `output` null where the
+ * task failed, `errors` null or `[position, error, …]` pairs, `us` each
+ * task's run time in µs where its thread timed it (a column; null where
+ * none did). A batch of five elements (no `us`) is read too.
  */
 export function encodeResults(results: readonly TaskResult[]): Buffer {
   const count = results.length;
@@ -194,7 +197,8 @@ export function encodeResults(results: readonly TaskResult[]): Buffer {
   }
   const stage = columnOf(count, (i) => results[i]!.stage);
   const attempt = columnOf(count, (i) => results[i]!.attempt);
-  return packr.pack([index, stage, attempt, output, errors]);
+  const us = results.some((result) => result.us !== undefined) ? results.map((result) => result.us ?? null) : null;
+  return packr.pack([index, stage, attempt, output, errors, us]);
 }
 
 function failureOf(value: unknown): TaskFailure {
@@ -205,10 +209,10 @@ function failureOf(value: unknown): TaskFailure {
 /** Decodes and checks a result batch; throws MalformedMessageError on anything else. */
 export function decodeResults(content: Buffer, key: string): TaskResult[] {
   const body = unpack(content);
-  if (!Array.isArray(body) || body.length !== 5 || !Array.isArray(body[0]) || !Array.isArray(body[3])) {
+  if (!Array.isArray(body) || (body.length !== 5 && body.length !== 6) || !Array.isArray(body[0]) || !Array.isArray(body[3])) {
     throw new MalformedMessageError('the body is not a result batch');
   }
-  const [index, stage, attempt, output, errors] = body as [unknown[], unknown, unknown, unknown[], unknown];
+  const [index, stage, attempt, output, errors, us] = body as [unknown[], unknown, unknown, unknown[], unknown, unknown];
   if (output.length !== index.length) throw new MalformedMessageError('the result batch has unequal index and output columns');
   const failures = new Map<number, unknown>();
   if (Array.isArray(errors)) for (let i = 0; i + 1 < errors.length; i += 2) failures.set(errors[i] as number, errors[i + 1]);
@@ -219,9 +223,12 @@ export function decodeResults(content: Buffer, key: string): TaskResult[] {
     const s = cell(stage, i);
     const a = cell(attempt, i);
     if (!isCount(n) || s === undefined || a === undefined) throw new MalformedMessageError(`result ${i} of the batch lacks index, stage or attempt`);
+    const ran = Array.isArray(us) ? us[i] : undefined;
     results[i] = failures.has(i)
       ? { key, index: n, stage: s, attempt: a, error: failureOf(failures.get(i)) }
-      : { key, index: n, stage: s, attempt: a, output: output[i] };
+      : isCount(ran)
+        ? { key, index: n, stage: s, attempt: a, output: output[i], us: ran }
+        : { key, index: n, stage: s, attempt: a, output: output[i] };
   }
   return results;
 }
@@ -278,4 +285,14 @@ export function graceOf(headers: Record<string, unknown> | undefined): number | 
 export function headerNumber(headers: Record<string, unknown> | undefined, name: string): number | undefined {
   const value = headers?.[name];
   return typeof value === 'number' && Number.isFinite(value) ? value : undefined;
+}
+
+/** The W3C trace context a task message's headers carry (`weft/otel` on the orchestrator), for `weft:task` on the thread that runs it. */
+export function traceContextOf(headers: Record<string, unknown> | undefined): TraceCarrier | undefined {
+  const traceparent = headerString(headers, 'traceparent');
+  if (traceparent === undefined) return undefined;
+  const tc: TraceCarrier = { traceparent };
+  const tracestate = headerString(headers, 'tracestate');
+  if (tracestate !== undefined) tc.tracestate = tracestate;
+  return tc;
 }

@@ -19,6 +19,12 @@
 //   TaskCancelledError without running.
 // - Async operations of a batch overlap, at most DEFAULT_CONCURRENCY at once
 //   (the bound a thread has for them).
+// - Each task is timed (its `us` travels in the result message), and the
+//   batch tells the main thread, per task, its operation, its run time and
+//   how long before the batch's end it started, for the worker's metrics:
+//   its wait is then the main thread's round trip less that, on one clock.
+// - Its tasks are published as `weft:task` batches here, under the trace
+//   context of the message's headers; the batch itself is not one.
 // - Progress details of its tasks (each throttled by its own context) are
 //   gathered and leave as one detail of the batch per PROGRESS_INTERVAL_MS,
 //   a little over it so the batch's own context never holds one back.
@@ -31,6 +37,7 @@ import { OutputError, TaskCancelledError } from '../../../core/errors.ts';
 import { Executor } from '../../../core/executor.ts';
 import { defineOperation } from '../../../core/registry.ts';
 import { failed, type CancelScope, type Task, type TaskResult } from '../../../core/task.ts';
+import { selfTracedOperations, TaskBatches, taskChannel, workerIndex, type TraceCarrier } from '../../../observability/channels.ts';
 import { taskId, type LeaseTaskId } from '../shared/messages.ts';
 import { decodeTasks, encodeResults, encodeTasks } from '../shared/messages.ts';
 
@@ -46,6 +53,19 @@ export interface BatchInput {
   /** The name of the worker's BroadcastChannel of cancellations (see Cancellation). */
   readonly channel: string;
   readonly skip: readonly Skip[];
+  /** The directive's trace context, from the message's headers. */
+  readonly tc?: TraceCarrier;
+}
+
+/**
+ * How a batch's tasks went, for the worker's metrics: `ops` the operations
+ * named, and per task `[op, us, untilEndUs]`: its index in `ops`, its run
+ * time in µs (-1 where it failed), and the µs from its start to the
+ * batch's end (0 where it failed).
+ */
+export interface BatchTiming {
+  readonly ops: readonly string[];
+  readonly tasks: readonly number[];
 }
 
 export type BatchOutput =
@@ -56,6 +76,7 @@ export type BatchOutput =
       readonly ran: number;
       /** Tasks naming an operation this thread does not have, encoded as a task message's body, and those names. */
       readonly unknown?: { readonly body: Uint8Array; readonly ops: readonly string[] };
+      readonly timing: BatchTiming;
     }
   | { readonly malformed: string };
 
@@ -145,14 +166,18 @@ function runBatch(input: BatchInput, context: TaskContext): BatchOutput | Promis
     return { malformed: (error as Error).message };
   }
   const progress = new ProgressOut(context);
-  const executor = new Executor((task, detail) => progress.add(task, detail));
+  const executor = new Executor((task, detail) => progress.add(task, detail), workerIndex());
+  const batches = taskChannel.hasSubscribers ? new TaskBatches(workerIndex()) : undefined;
+  const tc = input.tc;
   const skip = input.skip.length === 0 ? undefined : new Map(input.skip.map(([index, stage, attempt, message]) => [taskId(index, stage, attempt), message]));
   const results = new Array<TaskResult>(tasks.length);
+  const started = new Float64Array(tasks.length);
   let ran = 0;
   const finish = (): BatchOutput => {
+    const end = performance.now();
     running.delete(executor);
     progress.flush();
-    return outputOf(tasks, results, ran);
+    return outputOf(tasks, results, ran, started, end);
   };
   running.add(executor);
   /** Runs tasks from `next` on; a promise from the first async one that finds DEFAULT_CONCURRENCY others in flight. */
@@ -161,7 +186,10 @@ function runBatch(input: BatchInput, context: TaskContext): BatchOutput | Promis
   let wake: (() => void) | undefined;
   const advance = (): boolean => {
     for (; next < tasks.length; next++) {
-      if (parked >= DEFAULT_CONCURRENCY) return false;
+      if (parked >= DEFAULT_CONCURRENCY) {
+        batches?.end();
+        return false;
+      }
       const i = next;
       const task = tasks[i]!;
       const why = withdrawn(task, skip);
@@ -170,7 +198,9 @@ function runBatch(input: BatchInput, context: TaskContext): BatchOutput | Promis
         continue;
       }
       ran++;
-      const outcome = executor.execute(task);
+      batches?.before(tc === undefined ? task : { ...task, tc });
+      const outcome = executor.execute(task, (started[i] = performance.now()));
+      batches?.after(outcome);
       if (!(outcome instanceof Promise)) {
         results[i] = outcome;
         continue;
@@ -182,6 +212,7 @@ function runBatch(input: BatchInput, context: TaskContext): BatchOutput | Promis
         wake?.();
       });
     }
+    batches?.end();
     return true;
   };
   if (advance() && parked === 0) return finish();
@@ -192,7 +223,24 @@ function runBatch(input: BatchInput, context: TaskContext): BatchOutput | Promis
   });
 }
 
-function outputOf(tasks: readonly Task[], results: TaskResult[], ran: number): BatchOutput {
+function timingOf(tasks: readonly Task[], results: readonly TaskResult[], started: Float64Array, end: number): BatchTiming {
+  const ops: string[] = [];
+  const opIndex = new Map<string, number>();
+  const timed = new Array<number>(tasks.length * 3);
+  for (let i = 0; i < tasks.length; i++) {
+    const op = tasks[i]!.op;
+    let n = opIndex.get(op);
+    if (n === undefined) opIndex.set(op, (n = ops.push(op) - 1));
+    const us = results[i]!.error === undefined ? results[i]!.us : undefined;
+    timed[3 * i] = n;
+    timed[3 * i + 1] = us ?? -1;
+    timed[3 * i + 2] = us === undefined ? 0 : Math.round((end - started[i]!) * 1000);
+  }
+  return { ops, tasks: timed };
+}
+
+/** `results` (an output that cannot be encoded becomes its task's failure) as the batch's output; `started`, `end`: when its tasks started and it ended. */
+function outputOf(tasks: readonly Task[], results: TaskResult[], ran: number, started: Float64Array, end: number): BatchOutput {
   for (let i = 0; i < results.length; i++) {
     const result = results[i]!;
     const refused = result.error === undefined ? refusal(result.output) : undefined;
@@ -200,8 +248,10 @@ function outputOf(tasks: readonly Task[], results: TaskResult[], ran: number): B
   }
   const unknown = tasks.filter((_, i) => results[i]!.error?.name === 'UnknownOperationError');
   const encoded = encodeResults(results);
-  if (unknown.length === 0) return { results: encoded, ran };
-  return { results: encoded, ran, unknown: { body: encodeTasks(unknown), ops: [...new Set(unknown.map((task) => task.op))] } };
+  const timing = timingOf(tasks, results, started, end);
+  if (unknown.length === 0) return { results: encoded, ran, timing };
+  return { results: encoded, ran, timing, unknown: { body: encodeTasks(unknown), ops: [...new Set(unknown.map((task) => task.op))] } };
 }
 
 defineOperation(BATCH_OPERATION, runBatch);
+selfTracedOperations.add(BATCH_OPERATION);

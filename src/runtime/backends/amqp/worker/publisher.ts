@@ -25,6 +25,7 @@ import {
   HEADER_WORKER,
   headerString,
   taskId,
+  traceContextOf,
   TYPE_PROGRESS,
   TYPE_RESULTS,
   TYPE_TASKS,
@@ -85,7 +86,7 @@ export class WorkerPublisher {
     }
   }
 
-  /** A task message published again as `content`, its routing, reply-to and key kept, carrying the deaths it was present at. */
+  /** A task message published again as `content`, its routing, reply-to, key and trace context kept, carrying the deaths it was present at. */
   anew(session: Session, original: ConsumeMessage, content: Buffer, format: number, count: number, deaths: number): Promise<void> {
     const headers = original.properties.headers;
     const key = headerString(headers, HEADER_KEY) ?? original.fields.routingKey;
@@ -95,7 +96,14 @@ export class WorkerPublisher {
       contentType: CONTENT_TYPE,
       type: TYPE_TASKS,
       replyTo: original.properties.replyTo,
-      headers: { [HEADER_FORMAT]: format, [HEADER_KEY]: key, [HEADER_COUNT]: count, [HEADER_DEATHS]: deaths, ...(grace === undefined ? {} : { [HEADER_GRACE_MS]: grace }) },
+      headers: {
+        [HEADER_FORMAT]: format,
+        [HEADER_KEY]: key,
+        [HEADER_COUNT]: count,
+        [HEADER_DEATHS]: deaths,
+        ...(grace === undefined ? {} : { [HEADER_GRACE_MS]: grace }),
+        ...traceContextOf(headers),
+      },
     });
   }
 }

@@ -18,6 +18,10 @@
 // - A batch the thread backend gives up on (its threads kept dying, or its
 //   results are over the frame bound) is split into batches of one task,
 //   so only the task to blame gets that failure; a batch of one answers it.
+// - The worker's metrics come from what each batch says of its tasks (see
+//   BatchTiming): a task's wait is from the message's hand-off to the
+//   threads until it started, the batch's round trip on this thread's clock
+//   less the time from its start to the batch's end.
 
 import { BroadcastChannel } from 'node:worker_threads';
 import { ThreadBackend } from '../../threads/thread-backend.ts';
@@ -25,7 +29,9 @@ import type { Lease } from '../../../core/backend.ts';
 import type { TaskFailure, TaskIdentity, TaskProgress, TaskResult } from '../../../core/task.ts';
 import { taskId, type LeaseTaskId } from '../shared/messages.ts';
 import { decodeResults, decodeTasks, encodeResults, encodeTasks } from '../shared/messages.ts';
-import { BATCH_OPERATION, type BatchInput, type BatchOutput, type Cancellation, type Skip } from './on-thread.ts';
+import { BATCH_OPERATION, type BatchInput, type BatchOutput, type BatchTiming, type Cancellation, type Skip } from './on-thread.ts';
+import { MetricsRecorder } from '../../../observability/metrics.ts';
+import type { TraceCarrier } from '../../../observability/channels.ts';
 
 export interface TaskThreadsOptions {
   threads: number;
@@ -54,6 +60,9 @@ export type CancelledOf = () => readonly (readonly [number, number, number, stri
 interface Batch {
   readonly key: string;
   readonly body: Buffer;
+  readonly tc: TraceCarrier | undefined;
+  /** When it was handed to the threads (performance.now()). */
+  readonly started: number;
   readonly lease: Lease;
   /** The index of its task on the lease: one more each time it is sent again. */
   sent: number;
@@ -73,6 +82,13 @@ export class TaskThreads {
   private lastFinished = -Infinity;
   private readonly channelName = `weft.amqp.${process.pid}.${Math.random().toString(36).slice(2)}`;
   private readonly cancellations = new BroadcastChannel(this.channelName);
+
+  /**
+   * What the threads ran, for `AmqpWorker.metrics()`: per operation, tasks
+   * completed and failed, their run times, and their waits from the
+   * message's hand-off to the threads to their start.
+   */
+  readonly metrics = new MetricsRecorder(true);
 
   /** Resolves with the error once the threads fail for good, running a batch or not. */
   readonly failed: Promise<Error>;
@@ -107,11 +123,17 @@ export class TaskThreads {
   /**
    * Runs the task message `body` of lease `key` on a thread. Resolves with
    * what it became (see BatchOutcome); rejects if the threads are closed or
-   * fail for good. `graceMs`: its run's `cancelGraceMs`, if it set one (else
+   * fail for good. `tc`: the trace context of its headers. `graceMs`: its run's `cancelGraceMs`, if it set one (else
    * the worker's). `cancelledOf` is asked each time the batch is sent;
    * `progress` gets its tasks' progress details.
    */
-  run(body: Buffer, key: string, graceMs: number | undefined, cancelledOf: CancelledOf, progress: (updates: readonly TaskProgress[]) => void): Promise<BatchOutcome> {
+  run(
+    body: Buffer,
+    key: string,
+    tc: TraceCarrier | undefined,
+    graceMs: number | undefined,
+    cancelledOf: CancelledOf, progress: (updates: readonly TaskProgress[]) => void,
+  ): Promise<BatchOutcome> {
     return new Promise((resolve, reject) => {
       const lease = this.backend.lease(
         {
@@ -127,7 +149,7 @@ export class TaskThreads {
         },
         { cancelGraceMs: graceMs },
       );
-      const batch: Batch = { key, body, lease, sent: 0, ids: undefined, done: false, settle: resolve, reject };
+      const batch: Batch = { key, body, tc, started: performance.now(), lease, sent: 0, ids: undefined, done: false, settle: resolve, reject };
       let running = this.batches.get(key);
       if (running === undefined) this.batches.set(key, (running = new Set()));
       running.add(batch);
@@ -177,7 +199,8 @@ export class TaskThreads {
   }
 
   private send(batch: Batch, skip: readonly Skip[]): void {
-    const input: BatchInput = { body: batch.body, key: batch.key, channel: this.channelName, skip };
+    const input: BatchInput =
+      batch.tc === undefined ? { body: batch.body, key: batch.key, channel: this.channelName, skip } : { body: batch.body, key: batch.key, channel: this.channelName, skip, tc: batch.tc };
     this.backend.dispatch([{ op: BATCH_OPERATION, input, key: batch.lease.key, index: batch.sent, stage: 0, attempt: 0 }]);
   }
 
@@ -189,7 +212,9 @@ export class TaskThreads {
     const error = result.error;
     if (error === undefined) {
       this.end(batch, 'its results are in');
-      batch.settle(outcomeOf(result.output as BatchOutput));
+      const output = result.output as BatchOutput;
+      if ('timing' in output) this.record(output.timing, performance.now() - batch.started, result.w);
+      batch.settle(outcomeOf(output));
       return;
     }
     if (error.name === 'TaskCancelledError') {
@@ -201,11 +226,29 @@ export class TaskThreads {
     this.end(batch, 'it is split');
     const tasks = decodeTasks(batch.body, batch.key);
     if (tasks.length <= 1) {
+      for (const task of tasks) this.metrics.operation(task.op).failed++;
       batch.settle({ results: encodeResults(tasks.map((task) => failure(task, error))), ran: tasks.length });
       return;
     }
-    const parts = tasks.map((task) => this.run(encodeTasks([task]), batch.key, graceMs, cancelledOf, progress));
+    const parts = tasks.map((task) => this.run(encodeTasks([task]), batch.key, batch.tc, graceMs, cancelledOf, progress));
     Promise.all(parts).then((outcomes) => batch.settle(merged(outcomes, batch.key)), batch.reject);
+  }
+
+  /** A batch's tasks into the metrics: it came back `roundTripMs` after its hand-off, from thread `worker`. */
+  private record(timing: BatchTiming, roundTripMs: number, worker: number | undefined): void {
+    const records = timing.ops.map((op) => this.metrics.operation(op));
+    const { tasks } = timing;
+    for (let i = 0; i + 2 < tasks.length; i += 3) {
+      const record = records[tasks[i]!]!;
+      const us = tasks[i + 1]!;
+      if (us < 0) {
+        record.failed++;
+        continue;
+      }
+      record.completed++;
+      // From its start to the batch's end is not waiting: the rest of the round trip is.
+      this.metrics.timed(record, roundTripMs - (tasks[i + 2]! - us) / 1000, us, worker);
+    }
   }
 
   private end(batch: Batch, why: string): void {

@@ -36,6 +36,7 @@ import {
   graceOf,
   headerNumber,
   headerString,
+  traceContextOf,
   REASON_KILLED_WORKERS,
   REASON_UNDECODABLE,
   REASON_UNKNOWN_OPERATION,
@@ -49,6 +50,7 @@ import { WorkerLifetime } from './lifetime.ts';
 import { ProgressRelay, WorkerPublisher } from './publisher.ts';
 import { TaskThreads } from './threads.ts';
 import { Withdrawn } from './withdrawn.ts';
+import type { RuntimeMetrics } from '../../../observability/metrics.ts';
 
 export class AmqpWorker {
   readonly id = `${hostname()}:${process.pid}:${Math.random().toString(36).slice(2, 8)}`;
@@ -109,6 +111,11 @@ export class AmqpWorker {
 
   stats(): AmqpWorkerStats {
     return { executed: this.executed, dropped: this.dropped, deadLettered: this.publisher.deadLettered };
+  }
+
+  /** What this worker's threads ran, as `Runtime.metrics()` reports it (`prometheusText` renders it). */
+  metrics(): RuntimeMetrics {
+    return this.threads.metrics.snapshot();
   }
 
   /**
@@ -256,6 +263,7 @@ export class AmqpWorker {
       outcome = await this.threads.run(
         message.content,
         key,
+        traceContextOf(message.properties.headers),
         graceMs,
         () => this.withdrawn.cancelledOf(key),
         (updates) => this.progress.add(session, replyTo, key, updates),

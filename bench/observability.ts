@@ -1,0 +1,132 @@
+// What observability costs, each figure beside its anchor, in one run:
+// - tiny tasks with metrics on (the default: workers time every task, the
+//   orchestrator records run and wait times), nobody subscribed to the
+//   diagnostics channels, vs the same with `recordTiming: false`
+//   (target: >= 0.97x);
+// - the same tiny tasks with weft/otel and a real OpenTelemetry SDK (an
+//   in-memory exporter) in the main thread and in every worker thread, vs
+//   no OpenTelemetry (target: >= 0.85x).
+// Each pair runs on two runtimes started side by side, in alternating
+// rounds, each first in every other round (the second meets the garbage of
+// the first), so the load of a shared machine falls on both alike; a
+// figure is the best round (on a machine shared with other work, one round
+// of the same configuration varies tenfold; the best is the least
+// disturbed). Run alone with `npx tsx bench/observability.ts`. This file is
+// also the operations module its weft workers import, so its top
+// level only defines.
+
+import { isMainThread } from 'node:worker_threads';
+import { pathToFileURL } from 'node:url';
+import { context, propagation } from '@opentelemetry/api';
+import { AsyncLocalStorageContextManager } from '@opentelemetry/context-async-hooks';
+import { W3CTraceContextPropagator } from '@opentelemetry/core';
+import { BasicTracerProvider, InMemorySpanExporter, SimpleSpanProcessor } from '@opentelemetry/sdk-trace-base';
+import { IndexedStream, Runtime, defineOperation } from '../src/runtime/index.ts';
+import { rowOf, printRows, type Row } from './report.ts';
+
+const Increment = defineOperation('bench.obs.Increment', (n: number) => n + 1);
+
+const TINY_TASKS = 20_000;
+const THREADS = 2;
+const ROUNDS = Number(process.env.WEFT_BENCH_OBS_ROUNDS ?? 30);
+
+/** Tasks per second of one directive of TINY_TASKS tiny tasks on `runtime`. */
+async function round(runtime: Runtime, tiny: number[]): Promise<number> {
+  const started = performance.now();
+  await IndexedStream.from(tiny).map(Increment).run(runtime);
+  return (TINY_TASKS * 1000) / (performance.now() - started);
+}
+
+/** Best tasks per second of `a` and `b`, in alternating rounds (`around` each of `b`'s). */
+async function pair(a: Runtime, b: Runtime, around: { before?: () => void; after?: () => void } = {}): Promise<[number, number]> {
+  const tiny = Array.from({ length: TINY_TASKS }, (_, i) => i);
+  // Warm-up: both runtimes' threads compiled and their tables grown.
+  for (let i = 0; i < 3; i++) {
+    await round(a, tiny);
+    around.before?.();
+    await round(b, tiny);
+    around.after?.();
+  }
+  const as: number[] = [];
+  const bs: number[] = [];
+  const roundOfB = async () => {
+    around.before?.();
+    bs.push(await round(b, tiny));
+    around.after?.();
+  };
+  // Each goes first in every other round: the one that runs second meets
+  // the garbage of the first.
+  for (let i = 0; i < ROUNDS; i++) {
+    if (i % 2 === 1) await roundOfB();
+    as.push(await round(a, tiny));
+    if (i % 2 === 0) await roundOfB();
+  }
+  return [Math.max(...as), Math.max(...bs)];
+}
+
+export interface ObservabilityBenchFigures {
+  /** Tiny tasks per second, metrics on (default), no subscribers. */
+  metricsOn: number;
+  /** The same with recordTiming: false. */
+  recordTimingOff: number;
+  /** Tiny tasks per second with weft/otel and a real SDK, main thread and workers. */
+  otel: number;
+  /** The same runtime setup without OpenTelemetry. */
+  noOtel: number;
+  rows: Row[];
+}
+
+export async function runObservabilityBench(): Promise<ObservabilityBenchFigures> {
+  const plain = new URL(import.meta.url);
+  const traced = new URL('./fixtures/otel-operations.ts', import.meta.url);
+  const on = await Runtime.inMemory({ workers: THREADS, operations: plain });
+  const off = await Runtime.inMemory({ workers: THREADS, operations: plain, recordTiming: false });
+  let metricsOn: number;
+  let recordTimingOff: number;
+  try {
+    [recordTimingOff, metricsOn] = await pair(off, on);
+  } finally {
+    await Promise.all([on.close(), off.close()]);
+  }
+
+  const none = await Runtime.inMemory({ workers: THREADS, operations: plain });
+  const withOtel = await Runtime.inMemory({ workers: THREADS, operations: traced });
+  const manager = new AsyncLocalStorageContextManager().enable();
+  context.setGlobalContextManager(manager);
+  propagation.setGlobalPropagator(new W3CTraceContextPropagator());
+  const exporter = new InMemorySpanExporter();
+  const provider = new BasicTracerProvider({ spanProcessors: [new SimpleSpanProcessor(exporter)] });
+  const { instrument } = await import('../src/otel.ts');
+  let instrumentation: { disable(): void } | undefined;
+  let noOtel: number;
+  let otel: number;
+  try {
+    [noOtel, otel] = await pair(none, withOtel, {
+      before: () => (instrumentation = instrument({ tracerProvider: provider })),
+      after: () => {
+        instrumentation?.disable();
+        exporter.reset();
+      },
+    });
+  } finally {
+    context.disable();
+    propagation.disable();
+    await Promise.all([none.close(), withOtel.close()]);
+  }
+  const row = (name: string, weft: number, anchor: number, anchorName: string, target: number) =>
+    rowOf({ suite: 'observability', name, weft, anchor, anchorName, unit: 'tasks/s', target });
+  return {
+    metricsOn,
+    recordTimingOff,
+    otel,
+    noOtel,
+    rows: [
+      row(`tiny tasks, ${THREADS} threads, metrics on, no subscribers`, metricsOn, recordTimingOff, 'recordTiming: false', 0.97),
+      row(`tiny tasks, ${THREADS} threads, weft/otel + SDK (in-memory exporter)`, otel, noOtel, 'no OpenTelemetry', 0.85),
+    ],
+  };
+}
+
+if (isMainThread && process.argv[1] !== undefined && import.meta.url === pathToFileURL(process.argv[1]).href) {
+  printRows((await runObservabilityBench()).rows);
+}

@@ -1,0 +1,103 @@
+// Observability through RabbitMQ: the orchestrator's metrics carry the AMQP
+// workers' run times, and one trace goes from the caller's span through a
+// `weft worker` process to the task batches on its threads.
+
+import { spawn } from 'node:child_process';
+import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { createInterface } from 'node:readline';
+import { afterAll, describe, expect, it } from 'vitest';
+import { context, propagation, SpanKind } from '@opentelemetry/api';
+import { AsyncLocalStorageContextManager } from '@opentelemetry/context-async-hooks';
+import { W3CTraceContextPropagator } from '@opentelemetry/core';
+import { BasicTracerProvider, InMemorySpanExporter, SimpleSpanProcessor } from '@opentelemetry/sdk-trace-base';
+import { instrument } from '../../src/otel.ts';
+import { Runtime } from '../../src/runtime/index.ts';
+import { AMQP_URL, brokerAvailable, brokerSession, ROOT, stopWorkers, type WorkerProcess } from '../amqp/helpers.ts';
+import { Busy } from './fixtures/operations.ts';
+import { recordOf, type SpanRecord } from './fixtures/span-records.ts';
+
+const available = brokerAvailable('test/observability/amqp.test.ts');
+const OPERATIONS = fileURLToPath(new URL('./fixtures/file-traced-operations.ts', import.meta.url));
+const dir = mkdtempSync(join(tmpdir(), 'weft-obs-amqp-'));
+const spansFile = join(dir, 'spans.jsonl');
+
+/** `weft worker` serving OPERATIONS, its threads' spans appended to spansFile. */
+function tracedWorker(prefix: string): WorkerProcess {
+  const child = spawn(process.execPath, [join(ROOT, 'bin/weft.mjs'), 'worker', '--amqp', AMQP_URL, '--operations', OPERATIONS, '--prefix', prefix, '--threads', '2'], {
+    cwd: ROOT,
+    stdio: ['ignore', 'ignore', 'pipe'],
+    env: { ...process.env, WEFT_TEST_SPANS: spansFile },
+  });
+  const stderr: string[] = [];
+  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) => child.once('close', (code, signal) => resolve({ code, signal })));
+  const serving = new Promise<void>((resolve, reject) => {
+    createInterface({ input: child.stderr! }).on('line', (line) => {
+      stderr.push(line);
+      if (/serving /.test(line)) resolve();
+    });
+    void exited.then(({ code, signal }) => reject(new Error(`worker exited (${code ?? signal}) before serving:\n${stderr.join('\n')}`)));
+  });
+  return { child, stderr, serving, exited };
+}
+
+describe.runIf(available)('observability on Runtime.amqp', () => {
+  const session = brokerSession();
+  const prefix = session.prefix('observability');
+  const workers: WorkerProcess[] = [];
+
+  afterAll(async () => {
+    await stopWorkers(workers);
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  it('metrics: the run times the worker measured, and waits, per operation', async () => {
+    await using runtime = await Runtime.amqp({ url: AMQP_URL, prefix });
+    const worker = tracedWorker(prefix);
+    workers.push(worker);
+    await worker.serving;
+    await runtime.fanout(Busy, [20, 20, 20, 20]);
+    const busy = runtime.metrics().operations['obs.Busy']!;
+    expect(busy.completed).toBe(4);
+    expect(busy.runTime.count).toBe(4);
+    expect(busy.runTime.min).toBeGreaterThanOrEqual(20 - 0.001);
+    expect(busy.waitTime.count).toBe(4);
+  });
+
+  it('one trace from the caller through the AMQP worker process to its task batches', async () => {
+    context.setGlobalContextManager(new AsyncLocalStorageContextManager().enable());
+    propagation.setGlobalPropagator(new W3CTraceContextPropagator());
+    const exporter = new InMemorySpanExporter();
+    const provider = new BasicTracerProvider({ spanProcessors: [new SimpleSpanProcessor(exporter)] });
+    const instrumentation = instrument({ tracerProvider: provider });
+    try {
+      await using runtime = await Runtime.amqp({ url: AMQP_URL, prefix });
+      const traceId = await provider.getTracer('test').startActiveSpan('request', async (span) => {
+        await runtime.fanout(Busy, [1, 1, 1, 1, 1]);
+        span.end();
+        return span.spanContext().traceId;
+      });
+      const local = exporter.getFinishedSpans().map(recordOf).filter((span) => span.traceId === traceId);
+      const request = local.find((span) => span.name === 'request')!;
+      const directive = local.find((span) => span.kind === SpanKind.PRODUCER)!;
+      expect(directive).toMatchObject({ name: 'send obs.Busy', parentSpanId: request.spanId });
+      expect(directive.attributes).toMatchObject({ 'weft.backend': 'amqp', 'messaging.batch.message_count': 5 });
+      // The worker process's threads append their spans as they finish them.
+      const all = () => (existsSync(spansFile) ? readFileSync(spansFile, 'utf8').split('\n').filter(Boolean).map((line) => JSON.parse(line) as SpanRecord) : []);
+      const remote = () => all().filter((span) => span.traceId === traceId);
+      const counted = () => remote().reduce((sum, span) => sum + (span.attributes['messaging.batch.message_count'] as number), 0);
+      await expect.poll(counted, { timeout: 30_000 }).toBe(5);
+      for (const batch of remote()) {
+        expect(batch).toMatchObject({ name: 'process obs.Busy', kind: SpanKind.CONSUMER, parentSpanId: directive.spanId, links: [directive.spanId] });
+      }
+      // A task message runs on a thread as one internal task: it is no batch of its own, in this trace or any other.
+      expect(new Set(all().map((span) => span.name))).toEqual(new Set(['process obs.Busy']));
+    } finally {
+      instrumentation.disable();
+      context.disable();
+      propagation.disable();
+    }
+  });
+});

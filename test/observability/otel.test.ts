@@ -1,0 +1,159 @@
+// weft/otel with a real OpenTelemetry SDK: one trace from the caller's span
+// through the directive to the task batches on worker threads (each thread
+// runs its own SDK, see fixtures/traced-operations.ts), and through the
+// processes of a cluster.
+
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { spawn } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { BroadcastChannel } from 'node:worker_threads';
+import { context, propagation, SpanKind } from '@opentelemetry/api';
+import { AsyncLocalStorageContextManager } from '@opentelemetry/context-async-hooks';
+import { W3CTraceContextPropagator } from '@opentelemetry/core';
+import { BasicTracerProvider, InMemorySpanExporter, SimpleSpanProcessor } from '@opentelemetry/sdk-trace-base';
+import { Config } from '../../src/allocator/index.ts';
+import { freePorts } from '../../src/cli/ports.ts';
+import { instrument, type Instrumentation } from '../../src/otel.ts';
+import { Runtime } from '../../src/runtime/index.ts';
+import { Busy, FlakyOnce, recordOf, SPANS_CHANNEL, type SpanRecord } from './fixtures/traced-operations.ts';
+
+const operations = new URL('./fixtures/traced-operations.ts', import.meta.url);
+const exporter = new InMemorySpanExporter();
+const provider = new BasicTracerProvider({ spanProcessors: [new SimpleSpanProcessor(exporter)] });
+const tracer = provider.getTracer('test');
+let instrumentation: Instrumentation;
+let remote: BroadcastChannel;
+const remoteSpans: SpanRecord[] = [];
+
+beforeAll(() => {
+  context.setGlobalContextManager(new AsyncLocalStorageContextManager().enable());
+  propagation.setGlobalPropagator(new W3CTraceContextPropagator());
+  instrumentation = instrument({ tracerProvider: provider });
+  remote = new BroadcastChannel(SPANS_CHANNEL);
+  remote.onmessage = (event) => remoteSpans.push(...((event as { data: SpanRecord[] }).data));
+});
+
+afterAll(() => {
+  instrumentation.disable();
+  remote.close();
+  context.disable();
+  propagation.disable();
+});
+
+/** The worker spans of `traceId`, once they account for `tasks` tasks (spans come as workers finish them). */
+async function workerSpans(traceId: string, tasks: number): Promise<SpanRecord[]> {
+  const mine = () => remoteSpans.filter((span) => span.traceId === traceId);
+  const counted = () => mine().reduce((sum, span) => sum + (span.attributes['messaging.batch.message_count'] as number), 0);
+  const deadline = Date.now() + 30_000;
+  while (counted() < tasks) {
+    if (Date.now() > deadline) throw new Error(`worker spans of trace ${traceId} account for ${counted()} of ${tasks} tasks`);
+    await new Promise((resolve) => setTimeout(resolve, 20));
+  }
+  return mine();
+}
+
+/** Runs `inputs` through Busy under a parent span; returns the parent, the directive span and the task spans. */
+async function tracedRun(runtime: Runtime, inputs: number[]) {
+  const parent = await tracer.startActiveSpan('request', async (span) => {
+    await runtime.fanout(Busy, inputs);
+    span.end();
+    return recordOf(exporter.getFinishedSpans().find((s) => s.spanContext().spanId === span.spanContext().spanId) ?? (span as never));
+  });
+  const local = exporter.getFinishedSpans().map(recordOf).filter((span) => span.traceId === parent.traceId);
+  const directive = local.find((span) => span.kind === SpanKind.PRODUCER)!;
+  return { parent, directive, tasks: await workerSpans(parent.traceId, inputs.length) };
+}
+
+function expectOneTrace(run: Awaited<ReturnType<typeof tracedRun>>, backend: string, tasks: number): void {
+  const { parent, directive, tasks: batches } = run;
+  expect(directive).toMatchObject({ name: 'send obs.Busy', parentSpanId: parent.spanId });
+  expect(directive.attributes).toMatchObject({
+    'messaging.system': 'weft',
+    'messaging.operation.type': 'send',
+    'messaging.destination.name': 'obs.Busy',
+    'messaging.batch.message_count': tasks,
+    'weft.backend': backend,
+  });
+  expect(batches.length).toBeGreaterThanOrEqual(1);
+  for (const batch of batches) {
+    expect(batch).toMatchObject({ name: 'process obs.Busy', kind: SpanKind.CONSUMER, parentSpanId: directive.spanId, links: [directive.spanId] });
+    expect(batch.attributes).toMatchObject({ 'messaging.system': 'weft', 'messaging.operation.type': 'process', 'messaging.destination.name': 'obs.Busy' });
+  }
+}
+
+describe('weft/otel', () => {
+  it('one trace from the caller through the directive to the task batches on worker threads', async () => {
+    await using runtime = await Runtime.inMemory({ workers: 2, operations });
+    const run = await tracedRun(runtime, [1, 1, 1, 1, 1, 1]);
+    expectOneTrace(run, 'threads', 6);
+    // Each thread ran its own batches, and said which it was.
+    for (const batch of run.tasks) expect([0, 1]).toContain(batch.attributes['weft.worker']);
+  });
+
+  it('one trace through the workers of a cluster', async () => {
+    const runtime = (await Runtime.cluster(Config.process(3), { operations }))!;
+    try {
+      expectOneTrace(await tracedRun(runtime, [1, 1, 1, 1]), 'cluster', 4);
+    } finally {
+      await runtime.close();
+    }
+  });
+
+  it('a failed directive ends its span with an error status and the error recorded', async () => {
+    const runtime = Runtime.local({ retry: { retries: 0, delayMs: () => 0 } });
+    exporter.reset();
+    await expect(runtime.fanout(FlakyOnce, [1])).rejects.toThrow(/first attempt/);
+    const directive = exporter.getFinishedSpans().map(recordOf).find((span) => span.name === 'send obs.FlakyOnce')!;
+    expect(directive.attributes['error.type']).toBe('RetriesExhaustedError');
+    const span = exporter.getFinishedSpans().find((s) => s.name === 'send obs.FlakyOnce')!;
+    expect(span.status.code).toBe(2);
+    expect(span.events.map((event) => event.name)).toContain('exception');
+    await runtime.close();
+  });
+});
+
+describe('weft/otel on a cluster of 2 processes', () => {
+  it('one trace from process 0 through the worker threads of both processes', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'weft-obs-cluster-'));
+    const spans = join(dir, 'spans.jsonl');
+    const hostfile = join(dir, 'hosts');
+    writeFileSync(hostfile, (await freePorts(2)).map((port) => `127.0.0.1:${port}\n`).join(''));
+    const script = fileURLToPath(new URL('./fixtures/cluster-traced.ts', import.meta.url));
+    const run = (index: number) =>
+      new Promise<{ code: number | null; stdout: string; stderr: string }>((resolve, reject) => {
+        const child = spawn(process.execPath, ['--import', 'tsx', script, '-w', '2', '-n', '2', '-p', String(index), '-h', hostfile], {
+          stdio: ['ignore', 'pipe', 'pipe'],
+          env: { ...process.env, WEFT_TEST_SPANS: spans },
+        });
+        let stdout = '';
+        let stderr = '';
+        child.stdout.on('data', (chunk: Buffer) => (stdout += chunk));
+        child.stderr.on('data', (chunk: Buffer) => (stderr += chunk));
+        child.once('error', reject);
+        child.once('close', (code) => resolve({ code, stdout, stderr }));
+      });
+    try {
+      const [orchestrator, server] = await Promise.all([run(0), run(1)]);
+      expect(orchestrator.code, orchestrator.stderr).toBe(0);
+      expect(server.code, server.stderr).toBe(0);
+      const { traceId } = JSON.parse(orchestrator.stdout.trim().split('\n').at(-1)!) as { traceId: string };
+      const all = readFileSync(spans, 'utf8').split('\n').filter(Boolean).map((line) => JSON.parse(line) as SpanRecord);
+      const mine = all.filter((span) => span.traceId === traceId);
+      const request = mine.find((span) => span.name === 'request')!;
+      const directive = mine.find((span) => span.kind === SpanKind.PRODUCER)!;
+      expect(directive).toMatchObject({ name: 'send obs.Busy', parentSpanId: request.spanId });
+      expect(directive.attributes['weft.backend']).toBe('cluster');
+      const batches = mine.filter((span) => span.kind === SpanKind.CONSUMER);
+      expect(batches.reduce((sum, span) => sum + (span.attributes['messaging.batch.message_count'] as number), 0)).toBe(8);
+      for (const batch of batches) expect(batch).toMatchObject({ parentSpanId: directive.spanId, links: [directive.spanId] });
+      // Worker 0 relays; workers 1 (process 0) and 2, 3 (process 1) run tasks.
+      const workers = new Set(batches.map((span) => span.attributes['weft.worker'] as number));
+      expect([...workers].some((worker) => worker >= 2)).toBe(true);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});
