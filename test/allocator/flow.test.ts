@@ -31,6 +31,18 @@ describe('backpressure', () => {
     expect(maxBacklog).toBeLessThanOrEqual(HIGH_WATER + RING);
   });
 
+  it('a synchronous worker past the high-water mark waits in awaitDrain() until its backlog is in the ring, and times out while the receiver does not read', async () => {
+    const guards = await initialize<unknown>(Config.process(3, small), { module: flow, export: 'syncDrain' });
+    const [sender, received] = (await guards.join()) as [{ backlogAtFalse: number; timedOut: boolean; backlogAfterTimeout: number; backlogAfterDrain: number; maxBacklog: number }, number];
+    expect(sender.backlogAtFalse).toBeGreaterThan(HIGH_WATER);
+    // Nobody read before the go, which was sent only after the timeout.
+    expect(sender.timedOut).toBe(true);
+    expect(sender.backlogAfterTimeout).toBeGreaterThan(HIGH_WATER);
+    expect(sender.backlogAfterDrain).toBe(0);
+    expect(sender.maxBacklog).toBeLessThanOrEqual(HIGH_WATER + RING);
+    expect(received).toBe(MESSAGES);
+  });
+
   it('two workers waiting in ready() for each other before either reads do not deadlock', async () => {
     const guards = await initialize<number>(Config.process(2, small), { module: flow, export: 'mutualReady' });
     expect(await guards.join()).toEqual([MESSAGES, MESSAGES]);
