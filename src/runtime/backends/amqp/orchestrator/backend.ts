@@ -33,7 +33,7 @@ const RESULT_PREFETCH = 64;
 
 export class AmqpBackend implements Backend {
   // Workers come and go on the broker's side: the orchestrator cannot know how many tasks run at once.
-  readonly parallelism = 16;
+  readonly parallelism = Infinity;
   /** Unique per orchestrator: lease keys are `<id>.<n>`. */
   readonly id = randomBytes(6).toString('hex');
   private readonly names: Names;
