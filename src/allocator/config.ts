@@ -96,7 +96,7 @@ export const MAX_RING_TOTAL = 2 ** 32;
 /** Without a hostfile, process i listens on 127.0.0.1:(DEFAULT_PORT + i). */
 export const DEFAULT_PORT = 2101;
 
-const OPTION_FIELDS: readonly (keyof Options)[] = ['ringBytes', 'maxMessageBytes', 'highWaterBytes', 'maxBacklogBytes'];
+const OPTION_FIELDS: readonly (keyof Options)[] = ['ringBytes', 'maxMessageBytes', 'highWaterBytes', 'maxBacklogBytes', 'slabBytes'];
 const CLUSTER_FIELDS: readonly (keyof ClusterOptions)[] = ['threads', 'process', 'addresses', 'secret', 'connectTimeoutMs', 'heartbeatTimeoutMs', 'onPeerLoss', 'spares', 'tls'];
 
 /** Refuses a field `o` should not have, naming it (and where it belongs, when it is a field of another part). */

@@ -90,5 +90,8 @@ describe('backpressure', () => {
     expect(() => Config.process(2, { maxBacklogBytes: 1 << 20, highWaterBytes: 2 << 20 })).toThrow(/highWaterBytes must be an integer from 0 to 1048576/);
     expect(() => Config.process(2, { maxBacklogBytes: 0 })).toThrow(/maxBacklogBytes must be an integer from 1/);
     expect(Config.process(2).options).toMatchObject({ highWaterBytes: 1 << 20, maxBacklogBytes: 256 << 20 });
+    // Every option of Options is accepted by each kind (Runtime.cluster remakes its Config from config.options).
+    expect(Config.process(2, { slabBytes: 0 }).options.slabBytes).toBe(0);
+    expect(Config.cluster({ threads: 1, process: 0, addresses: ['127.0.0.1:1', '127.0.0.1:2'], slabBytes: 0 }).options.slabBytes).toBe(0);
   });
 });
