@@ -57,6 +57,12 @@ export interface Allocator {
   /** Resolves once every overflowed frame is in a ring (or dropped: bound for a worker that returned). */
   drain(): Promise<void>;
   /**
+   * drain() for a synchronous worker: parks the thread (as awaitEvents
+   * does), receiving and releasing meanwhile, until every overflowed frame
+   * is in a ring. True once drained; false if `timeoutMs` passed first.
+   */
+  awaitDrain(timeoutMs?: number): boolean;
+  /**
    * Peer processes lost since the last call (Config.cluster with onPeerLoss
    * 'continue'; learnt in receive()). Their workers' channels are closed
    * towards this worker, and a send to them throws a PeerError.
@@ -146,6 +152,10 @@ export class WorkerAllocator implements Allocator {
 
   drain(): Promise<void> {
     return this.#e.drain();
+  }
+
+  awaitDrain(timeoutMs?: number): boolean {
+    return this.#e.awaitDrain(timeoutMs);
   }
 
   peerLosses(): PeerLoss[] {

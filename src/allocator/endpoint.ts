@@ -207,8 +207,22 @@ export class Endpoint {
 
   drain(): Promise<void> {
     this.live('drain()');
-    return this.until(() => this.backlog.bytes === 0 && this.rings.overflowFrames() === 0);
+    return this.until(this.drained);
   }
+
+  /** drain() for a synchronous worker: parks as awaitEvents does; false if `timeoutMs` passed first. */
+  awaitDrain(timeoutMs = Infinity): boolean {
+    this.live('awaitDrain()');
+    const deadline = performance.now() + timeoutMs;
+    for (;;) {
+      if (this.step(this.drained)) return true;
+      const left = deadline - performance.now();
+      if (left <= 0) return false;
+      this.awaitEvents(left);
+    }
+  }
+
+  private readonly drained = (): boolean => this.backlog.bytes === 0 && this.rings.overflowFrames() === 0;
 
   /**
    * Waits until `ready()` holds, moving overflow into the rings meanwhile.
@@ -218,13 +232,15 @@ export class Endpoint {
    * go on. What is taken waits in the pullers until read.
    */
   private async until(ready: () => boolean): Promise<void> {
-    for (;;) {
-      // Receive first: a FIN among the frames drops the overflow bound for its sender.
-      this.receiveAll();
-      this.release();
-      if (ready()) return;
-      await this.awaitEventsAsync();
-    }
+    while (!this.step(ready)) await this.awaitEventsAsync();
+  }
+
+  /** One round of a wait for `ready()` (see until): receive everything, release, check. */
+  private step(ready: () => boolean): boolean {
+    // Receive first: a FIN among the frames drops the overflow bound for its sender.
+    this.receiveAll();
+    this.release();
+    return ready();
   }
 
   /**

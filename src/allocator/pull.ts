@@ -13,8 +13,17 @@ const NOTHING: unique symbol = Symbol('nothing');
 
 export interface Pull<T> extends AsyncIterable<T> {
   readonly channel: number;
-  /** The next message, or undefined when none has arrived (call `allocator.receive()` first). */
+  /**
+   * The next message, or undefined when none has arrived (call
+   * `allocator.receive()` first). A channel that carries undefined as a
+   * message tells the two apart with `available`.
+   */
   recv(): T | undefined;
+  /**
+   * True when recv() has a message to return (which may be undefined
+   * itself): `while (pull.available) use(pull.recv() as T)`.
+   */
+  readonly available: boolean;
   /**
    * True once every sender has closed and every message was received. This
    * worker's own pusher counts as closed if it never sent on the channel.

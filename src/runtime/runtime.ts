@@ -24,7 +24,7 @@ export interface RuntimeOptions {
   retry?: RetryPolicy;
   /** Per-task timeout in ms; a timeout counts as a transient error. Default: none. */
   timeoutMs?: number;
-  /** Most input items of one directive in flight at once. Default: 4096. */
+  /** Most input items of one directive in flight at once (the window is smaller for costly tasks: docs/runtime.md). Default: 4096. */
   maxInFlight?: number;
   /**
    * How long a cancelled task (its directive aborted or failed, its timeout

@@ -3,7 +3,7 @@
 
 import { describe, expect, it } from 'vitest';
 import { Config, initialize } from '../../src/index.ts';
-import { ALL_TO_ALL, BATCHED, FLOOD, PARKED_PINGS, PINGS, TWO_WAITS_EPISODES } from './fixtures/workers.ts';
+import { ALL_TO_ALL, BATCHED, FLOOD, MAYBE, PARKED_PINGS, PINGS, TWO_WAITS_EPISODES } from './fixtures/workers.ts';
 
 const workers = new URL('./fixtures/workers.ts', import.meta.url);
 
@@ -33,6 +33,14 @@ describe('exchange', () => {
     const [, receiver] = (await guards.join()) as [number, { got: number[]; late?: string }];
     expect(receiver.got).toEqual([0, 1, 2, 3, 4, 5, 6, 7, 8, 9]);
     expect(receiver.late).toBe('channel 50: send to worker 1 (itself) after close()');
+  });
+
+  it('pull.available tells a message that is undefined from none arrived, from a peer and from oneself', async () => {
+    const guards = await initialize<{ got: unknown[]; emptyAvailable: boolean }>(Config.process(2), { module: workers, export: 'undefinedMessages' });
+    expect(await guards.join()).toEqual([
+      { got: MAYBE, emptyAvailable: false },
+      { got: MAYBE, emptyAvailable: false },
+    ]);
   });
 
   it('batches() yields arrays (Float64Arrays for numbers) in order, each intact until the next iteration', async () => {

@@ -31,6 +31,18 @@ describe('backpressure', () => {
     expect(maxBacklog).toBeLessThanOrEqual(HIGH_WATER + RING);
   });
 
+  it('a synchronous worker past the high-water mark waits in awaitDrain() until its backlog is in the ring, and times out while the receiver does not read', async () => {
+    const guards = await initialize<unknown>(Config.process(3, small), { module: flow, export: 'syncDrain' });
+    const [sender, received] = (await guards.join()) as [{ backlogAtFalse: number; timedOut: boolean; backlogAfterTimeout: number; backlogAfterDrain: number; maxBacklog: number }, number];
+    expect(sender.backlogAtFalse).toBeGreaterThan(HIGH_WATER);
+    // Nobody read before the go, which was sent only after the timeout.
+    expect(sender.timedOut).toBe(true);
+    expect(sender.backlogAfterTimeout).toBeGreaterThan(HIGH_WATER);
+    expect(sender.backlogAfterDrain).toBe(0);
+    expect(sender.maxBacklog).toBeLessThanOrEqual(HIGH_WATER + RING);
+    expect(received).toBe(MESSAGES);
+  });
+
   it('two workers waiting in ready() for each other before either reads do not deadlock', async () => {
     const guards = await initialize<number>(Config.process(2, small), { module: flow, export: 'mutualReady' });
     expect(await guards.join()).toEqual([MESSAGES, MESSAGES]);
@@ -78,5 +90,8 @@ describe('backpressure', () => {
     expect(() => Config.process(2, { maxBacklogBytes: 1 << 20, highWaterBytes: 2 << 20 })).toThrow(/highWaterBytes must be an integer from 0 to 1048576/);
     expect(() => Config.process(2, { maxBacklogBytes: 0 })).toThrow(/maxBacklogBytes must be an integer from 1/);
     expect(Config.process(2).options).toMatchObject({ highWaterBytes: 1 << 20, maxBacklogBytes: 256 << 20 });
+    // Every option of Options is accepted by each kind (Runtime.cluster remakes its Config from config.options).
+    expect(Config.process(2, { slabBytes: 0 }).options.slabBytes).toBe(0);
+    expect(Config.cluster({ threads: 1, process: 0, addresses: ['127.0.0.1:1', '127.0.0.1:2'], slabBytes: 0 }).options.slabBytes).toBe(0);
   });
 });

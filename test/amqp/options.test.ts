@@ -21,7 +21,6 @@ const badRuntimeOptions: [Partial<AmqpRuntimeOptions>, RegExp][] = [
   [{ reconnectTimeoutMs: Number.NaN }, /reconnectTimeoutMs must be a positive number of milliseconds up to 2147483647 .*, got NaN/],
   [{ connectTimeoutMs: 0 }, /connectTimeoutMs must be .*, got 0/],
   [{ backoff: { initialMs: -1 } }, /backoff\.initialMs must be .*, got -1/],
-  [{ parallelism: 0 }, /parallelism must be a positive integer, got 0/],
   [{ maxInFlight: 0 }, /runtime option maxInFlight must be a positive integer, got 0/],
 ];
 

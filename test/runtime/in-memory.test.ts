@@ -23,6 +23,7 @@ import {
   AsyncIncrement,
   BadConcat,
   Concat,
+  Costly,
   ExitOnce,
   FailAt,
   FibAt,
@@ -84,6 +85,25 @@ describe('Runtime.inMemory on 2 workers', () => {
     const { total, widest } = await pullAhead(runtime, Increment, 20_000, maxInFlight);
     expect(total).toBe((20_000 * 20_001) / 2);
     expect(widest).toBeLessThanOrEqual(maxInFlight);
+  });
+
+  it('a stream of costly tasks that stops at its first output pulled a window sized by what the threads run, not maxInFlight', async () => {
+    let pulled = 0;
+    function* inputs() {
+      for (let n = 0; n < 100_000; n++) {
+        pulled++;
+        yield { n, ms: 20 };
+      }
+    }
+    let first: [number, number] | undefined;
+    for await (const pair of IndexedStream.from(inputs()).map(Costly).stream(runtime)) {
+      first = pair;
+      break;
+    }
+    expect(first![1]).toBe(first![0]);
+    // 2 threads x the default concurrency (64), twice over: 256; maxInFlight is 4096.
+    expect(pulled).toBeGreaterThan(2);
+    expect(pulled).toBeLessThanOrEqual(300);
   });
 
   it('recovers from a transient error', async () => {

@@ -66,7 +66,11 @@ export interface LeaseOptions {
 }
 
 export interface Backend {
-  /** How many tasks can run at once: a hint, which nothing reads yet (the in-flight window is `maxInFlight`). */
+  /**
+   * How many tasks it can run at once (async ones overlapping), or Infinity
+   * when it cannot know: twice this is the floor of a directive's window
+   * below `maxInFlight` (see execution.ts).
+   */
   readonly parallelism: number;
   /** Opens a result lease with a routing key unique among this backend's open leases. */
   lease(handlers: LeaseHandlers, options?: LeaseOptions): Lease;

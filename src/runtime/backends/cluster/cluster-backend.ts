@@ -29,6 +29,7 @@ import { DEFAULT_CANCEL_GRACE_MS, LeaseTable, type Backend, type BackendStats, t
 import { CLUSTER_SETTINGS_ENV, type ClusterSettings, type FromGateway, type ToGateway } from './gateway-messages.ts';
 import { RuntimeClosedError } from '../../core/errors.ts';
 import type { Task } from '../../core/task.ts';
+import { DEFAULT_CONCURRENCY } from '../../channel-protocol/dispatcher.ts';
 import { moduleUrl } from '../../../allocator/index.ts';
 import { peerJoinedChannel, peerLostChannel, type PeerMessage } from '../../observability/channels.ts';
 
@@ -56,7 +57,8 @@ export class ClusterBackend implements Backend {
     workers: number,
     private readonly cancelGraceMs: number,
   ) {
-    this.parallelism = workers;
+    // The gateway's Dispatcher hands each worker up to its default concurrency.
+    this.parallelism = workers * DEFAULT_CONCURRENCY;
     this.ready = new Promise((resolve, reject) => (this.onReady = { resolve, reject }));
     gateway.onmessage = (event) => {
       const message = (event as { data: FromGateway }).data;

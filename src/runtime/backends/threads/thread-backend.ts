@@ -24,7 +24,7 @@ import type { Hosted } from '../../../allocator/internal.ts';
 import type { Pull, Push } from '../../../allocator/index.ts';
 import { DEFAULT_MAX_MESSAGE_BYTES } from '../../../allocator/internal.ts';
 import { DEFAULT_CANCEL_GRACE_MS, LeaseTable, type Backend, type Lease, type LeaseHandlers, type LeaseOptions } from '../../core/backend.ts';
-import { Dispatcher } from '../../channel-protocol/dispatcher.ts';
+import { DEFAULT_CONCURRENCY, Dispatcher } from '../../channel-protocol/dispatcher.ts';
 import { Cancellations } from '../../channel-protocol/cancels.ts';
 import { RuntimeClosedError, TaskCancelledError } from '../../core/errors.ts';
 import { unpackProgress, unpackResult } from '../../channel-protocol/outputs.ts';
@@ -80,7 +80,7 @@ export class ThreadBackend implements Backend {
     options: ThreadBackendOptions,
   ) {
     const workers = options.workers;
-    this.parallelism = workers;
+    this.parallelism = workers * (options.concurrency ?? DEFAULT_CONCURRENCY);
     this.maxMessageBytes = options.maxMessageBytes ?? DEFAULT_MAX_MESSAGE_BYTES;
     this.dying = new Array<readonly TaskId[] | undefined>(workers).fill(undefined);
     this.started = new Promise((resolve, reject) => (this.onStarted = { resolve, reject }));

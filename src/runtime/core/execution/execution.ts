@@ -20,6 +20,16 @@ import { MAX_DURATION_MS } from '../options.ts';
 import type { MetricsRecorder, OperationRecord } from '../../observability/metrics.ts';
 import { retryChannel, type RetryMessage } from '../../observability/channels.ts';
 
+/**
+ * The window: what the backend can run at once, twice over (so the next
+ * tasks wait beside it while results travel), or as many tasks as it
+ * completed in WINDOW_HORIZON_MS at its measured rate, whichever is more;
+ * never past maxInFlight. Cheap tasks thus get the whole window, and a
+ * costly one is not queued thousands deep ahead of a consumer that may stop
+ * at the first result.
+ */
+const WINDOW_HORIZON_MS = 100;
+
 export function execute(
   backend: Backend,
   plan: Plan,
@@ -53,6 +63,10 @@ export class Execution implements IntakeHost {
   private readonly clearStamp = () => (this.stamp = -1);
   private readonly lastStage: number;
   private readonly maxInFlight: number;
+  private readonly minWindow: number;
+  /** The window now: see WINDOW_HORIZON_MS. */
+  private window: number;
+  private startedAt = 0;
   private lease: Lease | undefined;
   private key = '';
   /** Inputs admitted so far. */
@@ -76,6 +90,8 @@ export class Execution implements IntakeHost {
     this.records = this.ops.map((op) => options.metrics.operation(op));
     this.lastStage = plan.stages.length - 1;
     this.maxInFlight = options.maxInFlight;
+    this.minWindow = Math.min(options.maxInFlight, 2 * backend.parallelism);
+    this.window = this.minWindow;
     this.pending = new PendingTable(options.maxInFlight);
     this.deadlines = options.timeoutMs === undefined ? undefined : new DeadlineQueue(options.timeoutMs, () => this.expire());
     this.intake = new Intake(source, this);
@@ -95,13 +111,20 @@ export class Execution implements IntakeHost {
     );
     this.key = this.lease.key;
     signal?.addEventListener('abort', this.onAbort, { once: true });
+    this.startedAt = performance.now();
     this.intake.pull();
   }
 
   // ------------------------------------------------------------ dispatch
 
   hasRoom(): boolean {
-    return this.pending.count + this.collector.held < this.maxInFlight;
+    return this.pending.count + this.collector.held < this.window;
+  }
+
+  private measureWindow(): void {
+    if (this.window === this.maxInFlight) return;
+    const perMs = this.progress.counts.done / Math.max(1, performance.now() - this.startedAt);
+    this.window = Math.min(this.maxInFlight, Math.max(this.minWindow, Math.ceil(perMs * WINDOW_HORIZON_MS)));
   }
 
   /** A consumer took outputs the collector held: pull into the room they leave. */
@@ -205,6 +228,7 @@ export class Execution implements IntakeHost {
     }
     if (next !== undefined) this.send(next, false);
     this.progress.report();
+    this.measureWindow();
     if (this.hasRoom()) this.intake.pull();
     this.finishIfDone();
   }

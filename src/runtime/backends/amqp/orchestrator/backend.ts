@@ -32,7 +32,8 @@ const DEFAULT_RECONNECT_TIMEOUT_MS = 30_000;
 const RESULT_PREFETCH = 64;
 
 export class AmqpBackend implements Backend {
-  readonly parallelism: number;
+  // Workers come and go on the broker's side: the orchestrator cannot know how many tasks run at once.
+  readonly parallelism = Infinity;
   /** Unique per orchestrator: lease keys are `<id>.<n>`. */
   readonly id = randomBytes(6).toString('hex');
   private readonly names: Names;
@@ -56,7 +57,6 @@ export class AmqpBackend implements Backend {
 
   private constructor(private readonly options: AmqpBackendOptions) {
     this.names = namesOf(options.prefix);
-    this.parallelism = options.parallelism ?? 16;
     this.reconnectTimeoutMs = options.reconnectTimeoutMs ?? DEFAULT_RECONNECT_TIMEOUT_MS;
     this.deliveryLimit = options.deliveryLimit ?? DEFAULT_DELIVERY_LIMIT;
     this.connection = new ReconnectingConnection(

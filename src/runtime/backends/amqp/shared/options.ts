@@ -36,8 +36,6 @@ export interface AmqpBackendOptions extends AmqpConnectOptions {
   maxBatch?: number;
   /** How long directives wait for a lost broker before failing, in ms. Default 30 000. */
   reconnectTimeoutMs?: number;
-  /** The `parallelism` hint reported to directives. Default 16. */
-  parallelism?: number;
 }
 
 export interface AmqpWorkerOptions extends AmqpConnectOptions {
@@ -102,7 +100,6 @@ export function checkBackendOptions(options: AmqpBackendOptions): void {
   checkConnectOptions(where, options);
   checkPositiveInteger(where, 'maxBatch', options.maxBatch);
   checkDuration(where, 'reconnectTimeoutMs', options.reconnectTimeoutMs);
-  checkPositiveInteger(where, 'parallelism', options.parallelism);
 }
 
 function isAmqpUrl(url: unknown): boolean {
