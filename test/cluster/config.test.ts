@@ -77,7 +77,7 @@ describe('Config.cluster', () => {
   });
 
   it.each([
-    ['an unknown option', { heartbeatTimeout: 5000 }, /^Config\.cluster's options has no field "heartbeatTimeout"; its fields are ringBytes, .*, onPeerLoss, spares, tls$/],
+    ['an unknown option', { heartbeatTimeout: 5000 }, /^Config\.cluster's options has no field "heartbeatTimeout"; its fields are ringBytes, .*, onPeerLoss, spares, replaces, tls$/],
     ['onPeerLoss given a wrong value', { onPeerLoss: 'ignore' }, /^onPeerLoss \(--on-peer-loss, WEFT_ON_PEER_LOSS\) must be 'abort' or 'continue', got "ignore"$/],
     ['heartbeatTimeoutMs that is not a number', { heartbeatTimeoutMs: '3000' }, /^heartbeatTimeoutMs \(--heartbeat-timeout, WEFT_HEARTBEAT_TIMEOUT_MS\) must be an integer number of ms from 150 to 2147483647, got "3000"$/],
     ['heartbeatTimeoutMs of a fraction', { heartbeatTimeoutMs: 2500.5 }, /^heartbeatTimeoutMs .* got 2500.5$/],
@@ -90,8 +90,27 @@ describe('Config.cluster', () => {
   });
 
   it('refuses a cluster option given to Config.process or Config.thread, saying where it belongs', () => {
-    expect(() => Config.process(2, { onPeerLoss: 'continue' } as never)).toThrow(/^Config\.process's options has no field "onPeerLoss": it is a cluster option, given to Config\.cluster\(\{ \.\.\. \}\) \(config\.cluster\); its fields are ringBytes, maxMessageBytes, highWaterBytes, maxBacklogBytes$/);
+    expect(() => Config.process(2, { onPeerLoss: 'continue' } as never)).toThrow(/^Config\.process's options has no field "onPeerLoss": it is a cluster option, given to Config\.cluster\(\{ \.\.\. \}\) \(config\.cluster\); its fields are ringBytes, maxMessageBytes, highWaterBytes, maxBacklogBytes, slabBytes$/);
     expect(() => Config.thread({ ringbytes: 1 << 16 } as never)).toThrow(/^Config\.thread's options has no field "ringbytes"; its fields are ringBytes/);
+  });
+
+  it('keeps replaces, the lost process whose index and place this one takes; none by default', () => {
+    const addresses = ['127.0.0.1:1', '127.0.0.1:2', '127.0.0.1:3', '127.0.0.1:4'];
+    const c = Config.cluster({ threads: 1, process: 3, addresses, replaces: 1 });
+    expect(c.kind === 'cluster' && c.cluster).toMatchObject({ process: 3, replaces: 1 });
+    expect(Config.cluster({ threads: 1, process: 3, addresses })).toMatchObject({ cluster: { replaces: undefined } });
+  });
+
+  it.each([
+    ['an index out of range', { process: 2, replaces: 3 }, /^replaces \(--replaces\) must be the index of another process, from 1 to 2 \(process 0 is never replaced\), not this process's own \(2\), got 3$/],
+    ['process 0 as the one replaced', { process: 2, replaces: 0 }, /from 1 to 2 .*got 0$/],
+    ['its own index', { process: 2, replaces: 2 }, /not this process's own \(2\), got 2$/],
+    ['a non-integer', { process: 2, replaces: '1' }, /got "1"$/],
+    ['process 0 replacing another', { process: 0, replaces: 1 }, /^process 0 cannot replace another \(it orchestrates and is never a spare\), got replaces 1$/],
+  ])('refuses replaces of %s with a ConfigError naming the option', (_, o, message) => {
+    const given = { threads: 1, addresses: ['127.0.0.1:1', '127.0.0.1:2', '127.0.0.1:3'], ...o } as Parameters<typeof Config.cluster>[0];
+    expect(() => Config.cluster(given)).toThrow(ConfigError);
+    expect(() => Config.cluster(given)).toThrow(message);
   });
 
   it('takes the secret from WEFT_SECRET when none is given', () => {
@@ -265,6 +284,13 @@ describe('Config.fromArgs', () => {
     expect(() => Config.fromArgs(argv)).toThrow(message);
   });
 
+  it('reads --replaces <k>; an unknown index is a ConfigError', () => {
+    const { config, rest } = Config.fromArgs(['-n', '3', '-p', '2', '--replaces', '1', 'mode']);
+    expect(rest).toEqual(['mode']);
+    expect(config.kind === 'cluster' && config.cluster).toMatchObject({ process: 2, replaces: 1 });
+    expect(() => Config.fromArgs(['-n', '3', '-p', '2', '--replaces=5'])).toThrow(/^replaces \(--replaces\) must be the index of another process, from 1 to 2 .*got 5$/);
+  });
+
   it('reads spares from hostfile lines marked spare, and then continues past absent processes', () => {
     const dir = mkdtempSync(join(tmpdir(), 'weft-hosts-'));
     dirs.push(dir);
@@ -285,7 +311,7 @@ describe('Config.fromArgs', () => {
     const { config } = Config.fromArgs(['-n', '2', '--on-peer-loss', 'continue', '--heartbeat-timeout', '5000', '--connect-timeout=1000', 'mode']);
     expect(config.kind === 'cluster' && config.cluster).toMatchObject({ onPeerLoss: 'continue', heartbeatTimeoutMs: 5000, connectTimeoutMs: 1000 });
     const defaults = Config.fromArgs(['-n', '2']).config;
-    expect(defaults.kind === 'cluster' && defaults.cluster).toMatchObject({ onPeerLoss: 'abort', heartbeatTimeoutMs: 3000, connectTimeoutMs: 30_000 });
+    expect(defaults.kind === 'cluster' && defaults.cluster).toMatchObject({ onPeerLoss: 'abort', heartbeatTimeoutMs: 10_000, connectTimeoutMs: 30_000 });
     withEnv({ WEFT_ON_PEER_LOSS: 'continue', WEFT_HEARTBEAT_TIMEOUT_MS: '7000', WEFT_CONNECT_TIMEOUT_MS: '2000' }, () => {
       const env = Config.fromArgs(['-n', '2']).config;
       expect(env.kind === 'cluster' && env.cluster).toMatchObject({ onPeerLoss: 'continue', heartbeatTimeoutMs: 7000, connectTimeoutMs: 2000 });
