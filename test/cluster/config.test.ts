@@ -165,6 +165,21 @@ describe('Config.cluster tls', () => {
     expect(plain.kind === 'cluster' && plain.cluster.tls).toBe(undefined);
   });
 
+  it('a replacement shows the certificate of the process it replaces: --tls-dir loads it, and its own is refused', () => {
+    const parent = mkdtempSync(join(tmpdir(), 'weft-config-replaces-'));
+    dirs.push(parent);
+    const dir = join(parent, 'keys');
+    execFileSync(process.execPath, [join(ROOT, 'bin/weft.mjs'), 'keys', dir, '-n', '3']);
+    const read = (name: string) => readFileSync(join(dir, name), 'utf8');
+    const hosts = hostfile([5001, 5002, 5003]);
+    dirs.push(hosts.dir);
+    const { config } = Config.fromArgs(['-n', '3', '-p', '2', '--replaces', '1', '-h', hosts.path, '--tls-dir', dir]);
+    expect(config.kind === 'cluster' && String(config.cluster.tls?.cert)).toBe(read('process-1.crt'));
+    const own = { key: read('process-2.key'), cert: read('process-2.crt'), ca: read('ca.crt') };
+    const three = ['127.0.0.1:1', '127.0.0.1:2', '127.0.0.1:3'];
+    expect(() => Config.cluster({ threads: 1, process: 2, replaces: 1, addresses: three, tls: own })).toThrow(/^tls: tls\.cert: the certificate is process 2's, this is process 1$/);
+  });
+
   it('refuses with a ConfigError naming the field and the reason: a missing field, text that is not PEM, a key that is not the certificate\'s, a folder without the files', () => {
     const dir = keysDir();
     const read = (name: string) => readFileSync(join(dir, name), 'utf8');
