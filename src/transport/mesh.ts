@@ -159,6 +159,8 @@ export async function connectMesh(o: MeshOptions): Promise<Mesh> {
     const dials = [];
     for (let j = 0; j < o.processes; j++) {
       if (j === o.process || (j > o.process && !o.replacing)) continue;
+      // A replacement listens on its own hostfile line, a spare's: that spare is itself.
+      if (o.addresses[j] === o.addresses[o.process]) continue;
       if (spare(j)) {
         void dialSpare(o, j, joins);
         continue;

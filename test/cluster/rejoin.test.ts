@@ -125,6 +125,8 @@ describe('a spare that takes a lost process\'s place', () => {
     // The event: the replacement (the fixture labels its tasks with its -p, 3) ran tasks of the same directive.
     expect(await spare.errLine(/^first task 3$/), detail(spare)).toBeDefined();
     for (const p of [ps[0]!, ps[2]!, spare]) expect((await p.exited).code, detail(p)).toBe(0);
+    // It listens on spare 3's line of the hostfile, and so never dials it (itself).
+    expect(spare.stderr.join('\n'), detail(spare)).not.toMatch(/spare process 3/);
     expect(ps[0]!.stdout, detail(ps[0]!)).toContain('answer ok');
     const by = JSON.parse(ps[0]!.stdout.find((l) => l.startsWith('by process '))!.slice(11)) as Record<string, number>;
     expect(by['3'], detail(ps[0]!)).toBeGreaterThan(0);
