@@ -1,9 +1,11 @@
 // Processes that come back: under Runtime.cluster (which continues past a
 // lost serving process), process 2 is SIGKILLed mid-directive and started
 // again with the same command line; it rejoins under its index, through
-// the same handshake as any join, and gets tasks again. (A process that
-// claims an index still connected is refused with that reason:
-// test/cluster/hostile.test.ts.)
+// the same handshake as any join, and gets tasks again. A spare started
+// with --replaces 1 takes SIGKILLed process 1's index from its own address
+// and runs tasks; one started while process 1 is connected is refused with
+// that reason. (A process that claims an index still connected is refused
+// with that reason: test/cluster/hostile.test.ts.)
 
 import { afterEach, describe, expect, it } from 'vitest';
 import { rmSync, writeFileSync } from 'node:fs';
