@@ -22,18 +22,21 @@ export async function launchCluster<R>(config: Extract<Config, { kind: 'cluster'
   const { threads, options } = config;
   const c = config.cluster;
   const processes = c.addresses.length;
-  const fabric = buildClusterFabric(threads, processes, c.process, options.ringBytes, options, c.spares);
+  // A replacement runs as the lost process, from its own address.
+  const me = c.replaces ?? c.process;
+  const addresses = c.addresses.map((a, i) => (i === me ? c.addresses[c.process]! : a));
+  const fabric = buildClusterFabric(threads, processes, me, options.ringBytes, options, c.spares);
   const network = startNetworkThread({
     mesh: {
-      process: c.process, processes, threads, ringBytes: options.ringBytes, secret: c.secret, tls: c.tls,
-      addresses: c.addresses, connectTimeoutMs: c.connectTimeoutMs, spares: c.spares,
+      process: me, processes, threads, ringBytes: options.ringBytes, secret: c.secret, tls: c.tls,
+      addresses, connectTimeoutMs: c.connectTimeoutMs, spares: c.spares, replacing: c.replaces !== undefined,
     },
     heartbeatTimeoutMs: c.heartbeatTimeoutMs,
     continueOnLoss: c.onPeerLoss === 'continue',
     limits: { peers: threads * processes, maxFrame: maxPayload(options.ringBytes), maxBatch: options.maxMessageBytes },
     control: fabric.control, bells: fabric.bells, routerBell: fabric.routerBell,
     workerBells: fabric.bells.slice(0, threads), fromWorkers: fabric.fromWorkers, toWorkers: fabric.toWorkers,
-  }, c.process);
+  }, me);
   await connected(network);
 
   const command = (c: NetworkCommand): void => network.postMessage(c);
@@ -49,7 +52,7 @@ export async function launchCluster<R>(config: Extract<Config, { kind: 'cluster'
   });
   const stopped = (why: string): void => {
     ended = true;
-    const error = new PeerError(-1, `process ${c.process}'s network thread ${why}`);
+    const error = new PeerError(-1, `process ${me}'s network thread ${why}`);
     guards.failExternal(error);
     finished?.reject(error);
   };
@@ -70,9 +73,9 @@ export async function launchCluster<R>(config: Extract<Config, { kind: 'cluster'
         finished = { resolve: () => { ended = true; resolve(); }, reject };
         command({ type: 'finish' });
       }),
-      failed: (reason) => command({ type: 'abort', reason: `process ${c.process}: ${reason}` }),
+      failed: (reason) => command({ type: 'abort', reason: `process ${me}: ${reason}` }),
     },
-    c.process * threads,
+    me * threads,
   );
   void guards.join().catch(() => {
     ended = true;

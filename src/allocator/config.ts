@@ -70,6 +70,17 @@ export interface ClusterOptions extends Options {
    */
   spares?: number[];
   /**
+   * Takes lost process `replaces`'s index and place: this process listens
+   * on its own address (`addresses[process]`, typically a spare's) but
+   * runs as process `replaces` (its workers, its tasks under
+   * Runtime.cluster). It dials every process, and each refuses it unless
+   * it has lost process `replaces` ("process 2 is still connected"), so
+   * the survivors must run with onPeerLoss 'continue'. Under TLS it shows
+   * process `replaces`'s certificate (docs/cluster.md, "Processes that
+   * come back").
+   */
+  replaces?: number;
+  /**
    * Mutual TLS between the processes (PEM key, certificate, CA); defaults
    * to the files `weft keys` wrote in the folder WEFT_TLS_DIR names.
    */
@@ -79,7 +90,7 @@ export interface ClusterOptions extends Options {
 export type Config =
   | { kind: 'thread'; threads: 1; options: Required<Options> }
   | { kind: 'process'; threads: number; options: Required<Options> }
-  | { kind: 'cluster'; threads: number; options: Required<Options>; cluster: Required<Omit<ClusterOptions, keyof Options | 'secret' | 'tls'>> & { secret: string | undefined; tls: TlsFiles | undefined } };
+  | { kind: 'cluster'; threads: number; options: Required<Options>; cluster: Required<Omit<ClusterOptions, keyof Options | 'secret' | 'tls' | 'replaces'>> & { secret: string | undefined; tls: TlsFiles | undefined; replaces: number | undefined } };
 
 export const DEFAULT_RING_BYTES = 1 << 20;
 export const DEFAULT_MAX_MESSAGE_BYTES = 256 << 20;
@@ -97,7 +108,7 @@ export const MAX_RING_TOTAL = 2 ** 32;
 export const DEFAULT_PORT = 2101;
 
 const OPTION_FIELDS: readonly (keyof Options)[] = ['ringBytes', 'maxMessageBytes', 'highWaterBytes', 'maxBacklogBytes', 'slabBytes'];
-const CLUSTER_FIELDS: readonly (keyof ClusterOptions)[] = ['threads', 'process', 'addresses', 'secret', 'connectTimeoutMs', 'heartbeatTimeoutMs', 'onPeerLoss', 'spares', 'tls'];
+const CLUSTER_FIELDS: readonly (keyof ClusterOptions)[] = ['threads', 'process', 'addresses', 'secret', 'connectTimeoutMs', 'heartbeatTimeoutMs', 'onPeerLoss', 'spares', 'replaces', 'tls'];
 
 /** Refuses a field `o` should not have, naming it (and where it belongs, when it is a field of another part). */
 function onlyKnown(what: string, o: object, known: readonly string[]): void {
@@ -196,6 +207,9 @@ export const Config = {
     // Two more rings per thread: to and from the router.
     ringTotal(threads, 2 * threads, opts);
     const onPeerLoss = peerLossOf(fromEnv('onPeerLoss', o.onPeerLoss));
+    const replaces = replacesOf(o.replaces, o.process, o.addresses.length);
+    // The certificate shown is that of the index this process runs as.
+    const as = replaces ?? o.process;
     return made({
       kind: 'cluster',
       threads,
@@ -209,7 +223,8 @@ export const Config = {
         heartbeatTimeoutMs: duration('heartbeatTimeoutMs', fromEnv('heartbeatTimeoutMs', o.heartbeatTimeoutMs) ?? DEFAULT_HEARTBEAT_TIMEOUT_MS, MIN_HEARTBEAT_TIMEOUT_MS),
         onPeerLoss,
         spares: sparesOf(o.spares, o.addresses.length, onPeerLoss),
-        tls: o.tls !== undefined ? checkTls(o.tls, o.process) : process.env.WEFT_TLS_DIR ? tlsFromDir(process.env.WEFT_TLS_DIR, o.process) : undefined,
+        replaces,
+        tls: o.tls !== undefined ? checkTls(o.tls, as) : process.env.WEFT_TLS_DIR ? tlsFromDir(process.env.WEFT_TLS_DIR, as) : undefined,
       },
     });
   },
@@ -225,6 +240,7 @@ export const Config = {
     let index = 0;
     let hostfile: string | undefined;
     let tlsDir: string | undefined;
+    let replaces: number | undefined;
     const tuned: Partial<Pick<ClusterOptions, Tuned>> = {};
     const rest: string[] = [];
     for (let i = 0; i < argv.length; i++) {
@@ -249,6 +265,7 @@ export const Config = {
         case '-p': case '--process': index = int(); break;
         case '-h': case '--hostfile': hostfile = value(); break;
         case '--tls-dir': tlsDir = value(); break;
+        case '--replaces': replaces = int(); break;
         case CLUSTER_FLAGS.onPeerLoss.flag: tuned.onPeerLoss = peerLossOf(value()); break;
         case CLUSTER_FLAGS.heartbeatTimeoutMs.flag: tuned.heartbeatTimeoutMs = duration('heartbeatTimeoutMs', int(), MIN_HEARTBEAT_TIMEOUT_MS); break;
         case CLUSTER_FLAGS.connectTimeoutMs.flag: tuned.connectTimeoutMs = duration('connectTimeoutMs', int(), 1); break;
@@ -261,13 +278,22 @@ export const Config = {
     }
     const hosts = hostfile !== undefined ? readHostfile(hostfile) : { addresses: Array.from({ length: processes }, (_, i) => `127.0.0.1:${DEFAULT_PORT + i}`), spares: [] };
     if (hosts.addresses.length < processes) throw new ConfigError(`hostfile ${hostfile} lists ${hosts.addresses.length} addresses for ${processes} processes`);
-    const tls = tlsDir !== undefined ? { tls: tlsFromDir(tlsDir, index) } : {};
+    const tls = tlsDir !== undefined ? { tls: tlsFromDir(tlsDir, replaces ?? index) } : {};
     // A hostfile that marks spares asks for a cluster that runs without them.
     const spares = hosts.spares.filter((k) => k < processes);
     const membership = spares.length > 0 ? { spares, onPeerLoss: 'continue' as const } : {};
-    return { config: Config.cluster({ threads, process: index, addresses: hosts.addresses.slice(0, processes), ...membership, ...tuned, ...tls }), rest };
+    return { config: Config.cluster({ threads, process: index, addresses: hosts.addresses.slice(0, processes), ...membership, ...tuned, ...tls, ...(replaces !== undefined ? { replaces } : {}) }), rest };
   },
 };
+
+function replacesOf(value: unknown, me: number, processes: number): number | undefined {
+  if (value === undefined) return undefined;
+  if (me === 0) throw new ConfigError(`process 0 cannot replace another (it orchestrates and is never a spare), got replaces ${JSON.stringify(value)}`);
+  if (typeof value !== 'number' || !Number.isInteger(value) || value < 1 || value >= processes || value === me) {
+    throw new ConfigError(`replaces (--replaces) must be the index of another process, from 1 to ${processes - 1} (process 0 is never replaced), not this process's own (${me}), got ${JSON.stringify(value)}`);
+  }
+  return value;
+}
 
 /** The handshake's secret: given, or WEFT_SECRET (unset or empty: none); an empty one given is a mistake. */
 function secretOf(given: string | undefined): string | undefined {

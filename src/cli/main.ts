@@ -39,7 +39,7 @@ program
   .option('-w, --threads <n>', 'worker threads per process', positive, 1)
   .argument('<script>', 'a .js or .ts program that calls initialize(Config.fromArgs(...).config, ...)')
   .option('--tls-dir <dir>', 'mutual TLS between the processes, with the files `weft keys <dir>` made')
-  .option('--spare <k>', 'the last k processes are spares: not started, each joins the running cluster when started with the command printed', natural, 0)
+  .option('--spare <k>', 'the last k processes are spares: not started, each joins the running cluster when started with the command printed (add --replaces <i> to it to take lost process i\'s place)', natural, 0)
   .option('--on-peer-loss <abort|continue>', 'what losing a process does to the others (Config.cluster onPeerLoss; default abort, or WEFT_ON_PEER_LOSS)')
   .option('--heartbeat-timeout <ms>', 'silence after which a process is presumed dead (heartbeatTimeoutMs; default 10000, or WEFT_HEARTBEAT_TIMEOUT_MS)')
   .option('--connect-timeout <ms>', 'how long each process tries to reach the others (connectTimeoutMs; default 30000, or WEFT_CONNECT_TIMEOUT_MS)')

@@ -77,10 +77,11 @@ export async function handshake(socket: Socket, me: Identity, role: Role, timeou
     setTimeout(() => socket.destroy(), REFUSAL_GRACE_MS).unref();
     throw new HandshakeError(`refused ${socket.remoteAddress}:${socket.remotePort}: ${reason}`, final);
   };
-  // A certificate that names a process which never dials us is refused
-  // before our HELLO: only a peer that may be a member hears from us.
+  // A certificate that names no other process of ours is refused before our
+  // HELLO: only a peer that may be a member hears from us. (One below us
+  // may dial in when it replaces a lost process: admit judges that.)
   const certified = 'admit' in role ? certifiedProcess(socket) : undefined;
-  if (certified !== undefined && (certified <= me.process || certified >= me.processes)) {
+  if (certified !== undefined && (certified === me.process || certified >= me.processes)) {
     reader.detach();
     refuse(`its certificate is for process ${certified}, which does not dial process ${me.process}`);
   }
@@ -167,9 +168,10 @@ async function proveAsListener(x: Exchange, secret: string, dNonce: Buffer, lNon
   const j = x.me.process;
   const theirs = await expectMessage(x, MAGIC_PROOF, 4 + MAC_BYTES, 'a secret proof');
   let i = -1;
-  for (let k = j + 1; k < x.me.processes; k++) {
+  // Every other index, the ones below too (a replacement of a lost process dials upwards): admit judges it.
+  for (let k = 0; k < x.me.processes; k++) {
     // Every candidate is compared, so the time taken does not tell which matched.
-    if (timingSafeEqual(theirs, mac(secret, DIALLER, dNonce, lNonce, k, j, x.me))) i = k;
+    if (k !== j && timingSafeEqual(theirs, mac(secret, DIALLER, dNonce, lNonce, k, j, x.me))) i = k;
   }
   if (i < 0) x.refuse(WRONG_SECRET);
   const why = admit(i);
@@ -194,7 +196,6 @@ async function compareShapes(x: Exchange, role: Role): Promise<number> {
     return peer;
   }
   if (peer >= me.processes || peer === me.process) refuse(`process index ${peer} is invalid here`);
-  if (peer < me.process) refuse(`process ${peer} is dialled by ${me.process}, it must not dial in`);
   const why = role.admit(peer);
   if (why !== undefined) refuse(why);
   x.write(shape(me.process, peer, me));

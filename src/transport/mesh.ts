@@ -20,7 +20,10 @@
 // taken back the same way: restarted with the same command line, it dials
 // the processes below it and those above it dial it again, and its
 // connection goes to the join handler like a spare's. A process claiming
-// the index of one still connected is refused, and told so.
+// the index of one still connected is refused, and told so. A replacement
+// (Config.cluster replaces) takes a lost process's index from another
+// address: the survivors above it dial only the lost one's address, so it
+// dials every process, and a lost index is the one that may dial upwards.
 
 import type { Socket } from 'node:net';
 import { dial, dialSpare, HANDSHAKE_TIMEOUT_MS, park, STILL_CONNECTED } from './dial.ts';
@@ -40,6 +43,8 @@ export interface MeshOptions extends Identity {
   log: (line: string) => void;
   /** Process indices that may join later (Config.cluster spares): nobody waits for them. */
   spares: readonly number[];
+  /** We take a lost process's place from another address (addresses[process] is ours): we dial everyone. */
+  replacing: boolean;
 }
 
 export interface Link {
@@ -96,6 +101,8 @@ export async function connectMesh(o: MeshOptions): Promise<Mesh> {
   const admit = (peer: number): string | undefined => {
     // Claimed as soon as admitted, so two diallers with one index cannot both get in.
     if (links[peer] !== undefined || claimed.has(peer)) return `process ${peer} ${STILL_CONNECTED}: a second process cannot take its index`;
+    // Below us only a lost process's replacement dials in (the rule is that we dial it).
+    if (peer < o.process && !returning.has(peer)) return `process ${peer} is dialled by ${o.process}, it must not dial in`;
     if (spare(peer) && joins.refused) return `${returning.has(peer) ? 'lost' : 'spare'} process ${peer} cannot join: the cluster is finishing`;
     claimed.add(peer);
     return undefined;
@@ -150,7 +157,10 @@ export async function connectMesh(o: MeshOptions): Promise<Mesh> {
   const deadline = Date.now() + o.connectTimeoutMs;
   try {
     const dials = [];
-    for (let j = 0; j < o.process; j++) {
+    for (let j = 0; j < o.processes; j++) {
+      if (j === o.process || (j > o.process && !o.replacing)) continue;
+      // A replacement listens on its own hostfile line, a spare's: that spare is itself.
+      if (o.addresses[j] === o.addresses[o.process]) continue;
       if (spare(j)) {
         void dialSpare(o, j, joins);
         continue;
@@ -164,6 +174,8 @@ export async function connectMesh(o: MeshOptions): Promise<Mesh> {
     let timer: NodeJS.Timeout | undefined;
     const late = new Promise<never>((_, reject) => {
       timer = setTimeout(() => {
+        // A process we dial fails with its own reason at this deadline ("process 2 is still connected" says more than silence).
+        if (!missing().some((i) => i > o.process && !o.replacing)) return;
         const who = missing().map((i) => `process ${i} (${o.addresses[i]})`).join(', ');
         reject(new ConnectError(`process ${o.process}: no connection from ${who} within ${o.connectTimeoutMs} ms`));
       }, Math.max(0, deadline - Date.now()));

@@ -77,7 +77,7 @@ describe('Config.cluster', () => {
   });
 
   it.each([
-    ['an unknown option', { heartbeatTimeout: 5000 }, /^Config\.cluster's options has no field "heartbeatTimeout"; its fields are ringBytes, .*, onPeerLoss, spares, tls$/],
+    ['an unknown option', { heartbeatTimeout: 5000 }, /^Config\.cluster's options has no field "heartbeatTimeout"; its fields are ringBytes, .*, onPeerLoss, spares, replaces, tls$/],
     ['onPeerLoss given a wrong value', { onPeerLoss: 'ignore' }, /^onPeerLoss \(--on-peer-loss, WEFT_ON_PEER_LOSS\) must be 'abort' or 'continue', got "ignore"$/],
     ['heartbeatTimeoutMs that is not a number', { heartbeatTimeoutMs: '3000' }, /^heartbeatTimeoutMs \(--heartbeat-timeout, WEFT_HEARTBEAT_TIMEOUT_MS\) must be an integer number of ms from 150 to 2147483647, got "3000"$/],
     ['heartbeatTimeoutMs of a fraction', { heartbeatTimeoutMs: 2500.5 }, /^heartbeatTimeoutMs .* got 2500.5$/],
@@ -92,6 +92,25 @@ describe('Config.cluster', () => {
   it('refuses a cluster option given to Config.process or Config.thread, saying where it belongs', () => {
     expect(() => Config.process(2, { onPeerLoss: 'continue' } as never)).toThrow(/^Config\.process's options has no field "onPeerLoss": it is a cluster option, given to Config\.cluster\(\{ \.\.\. \}\) \(config\.cluster\); its fields are ringBytes, maxMessageBytes, highWaterBytes, maxBacklogBytes, slabBytes$/);
     expect(() => Config.thread({ ringbytes: 1 << 16 } as never)).toThrow(/^Config\.thread's options has no field "ringbytes"; its fields are ringBytes/);
+  });
+
+  it('keeps replaces, the lost process whose index and place this one takes; none by default', () => {
+    const addresses = ['127.0.0.1:1', '127.0.0.1:2', '127.0.0.1:3', '127.0.0.1:4'];
+    const c = Config.cluster({ threads: 1, process: 3, addresses, replaces: 1 });
+    expect(c.kind === 'cluster' && c.cluster).toMatchObject({ process: 3, replaces: 1 });
+    expect(Config.cluster({ threads: 1, process: 3, addresses })).toMatchObject({ cluster: { replaces: undefined } });
+  });
+
+  it.each([
+    ['an index out of range', { process: 2, replaces: 3 }, /^replaces \(--replaces\) must be the index of another process, from 1 to 2 \(process 0 is never replaced\), not this process's own \(2\), got 3$/],
+    ['process 0 as the one replaced', { process: 2, replaces: 0 }, /from 1 to 2 .*got 0$/],
+    ['its own index', { process: 2, replaces: 2 }, /not this process's own \(2\), got 2$/],
+    ['a non-integer', { process: 2, replaces: '1' }, /got "1"$/],
+    ['process 0 replacing another', { process: 0, replaces: 1 }, /^process 0 cannot replace another \(it orchestrates and is never a spare\), got replaces 1$/],
+  ])('refuses replaces of %s with a ConfigError naming the option', (_, o, message) => {
+    const given = { threads: 1, addresses: ['127.0.0.1:1', '127.0.0.1:2', '127.0.0.1:3'], ...o } as Parameters<typeof Config.cluster>[0];
+    expect(() => Config.cluster(given)).toThrow(ConfigError);
+    expect(() => Config.cluster(given)).toThrow(message);
   });
 
   it('takes the secret from WEFT_SECRET when none is given', () => {
@@ -144,6 +163,21 @@ describe('Config.cluster tls', () => {
     }
     const plain = Config.cluster({ threads: 1, process: 0, addresses });
     expect(plain.kind === 'cluster' && plain.cluster.tls).toBe(undefined);
+  });
+
+  it('a replacement shows the certificate of the process it replaces: --tls-dir loads it, and its own is refused', () => {
+    const parent = mkdtempSync(join(tmpdir(), 'weft-config-replaces-'));
+    dirs.push(parent);
+    const dir = join(parent, 'keys');
+    execFileSync(process.execPath, [join(ROOT, 'bin/weft.mjs'), 'keys', dir, '-n', '3']);
+    const read = (name: string) => readFileSync(join(dir, name), 'utf8');
+    const hosts = hostfile([5001, 5002, 5003]);
+    dirs.push(hosts.dir);
+    const { config } = Config.fromArgs(['-n', '3', '-p', '2', '--replaces', '1', '-h', hosts.path, '--tls-dir', dir]);
+    expect(config.kind === 'cluster' && String(config.cluster.tls?.cert)).toBe(read('process-1.crt'));
+    const own = { key: read('process-2.key'), cert: read('process-2.crt'), ca: read('ca.crt') };
+    const three = ['127.0.0.1:1', '127.0.0.1:2', '127.0.0.1:3'];
+    expect(() => Config.cluster({ threads: 1, process: 2, replaces: 1, addresses: three, tls: own })).toThrow(/^tls: tls\.cert: the certificate is process 2's, this is process 1$/);
   });
 
   it('refuses with a ConfigError naming the field and the reason: a missing field, text that is not PEM, a key that is not the certificate\'s, a folder without the files', () => {
@@ -263,6 +297,13 @@ describe('Config.fromArgs', () => {
   ])('refuses %s with a ConfigError', (_, argv, message) => {
     expect(() => Config.fromArgs(argv)).toThrow(ConfigError);
     expect(() => Config.fromArgs(argv)).toThrow(message);
+  });
+
+  it('reads --replaces <k>; an unknown index is a ConfigError', () => {
+    const { config, rest } = Config.fromArgs(['-n', '3', '-p', '2', '--replaces', '1', 'mode']);
+    expect(rest).toEqual(['mode']);
+    expect(config.kind === 'cluster' && config.cluster).toMatchObject({ process: 2, replaces: 1 });
+    expect(() => Config.fromArgs(['-n', '3', '-p', '2', '--replaces=5'])).toThrow(/^replaces \(--replaces\) must be the index of another process, from 1 to 2 .*got 5$/);
   });
 
   it('reads spares from hostfile lines marked spare, and then continues past absent processes', () => {

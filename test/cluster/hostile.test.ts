@@ -97,7 +97,7 @@ describe('hostile connections to a running cluster', () => {
       visit(p0, ...dialler({ dialler: 1, listener: 0, processes: 3 })), // the secret, another cluster shape
       visit(p0, ...dialler({ dialler: 1, listener: 1 })), // the secret, meant for another process
       visit(p0, ...dialler({ dialler: 1, listener: 0 })), // the secret, an index already connected
-      visit(p1, ...dialler({ dialler: 0, listener: 1 })), // process 0 never dials 1
+      visit(p1, ...dialler({ dialler: 0, listener: 1 })), // a lower index dials in only in a lost process's place, and 0 is connected
       visit(p0, ...dialler({ dialler: 7, listener: 0 })),
       visit(p0, oversizedFrame),
       visit(p0, oversizedRefusal),
@@ -115,7 +115,7 @@ describe('hostile connections to a running cluster', () => {
       'wrong secret',
       'wrong secret',
       'process 1 is still connected: a second process cannot take its index', // only a holder of the secret learns this
-      'wrong secret',
+      'process 0 is still connected: a second process cannot take its index',
       'wrong secret',
       'bad magic 0xffffffff: not a weft peer',
       undefined, // a refusal to us is not answered
@@ -170,7 +170,7 @@ describe('hostile connections to a running cluster', () => {
       '3 threads per process, expected 2',
       `ringBytes ${2 * RING_BYTES}, expected ${RING_BYTES}`,
       'the peer dialled process 1, this is process 0',
-      'process 0 is dialled by 1, it must not dial in',
+      'process 0 is still connected: a second process cannot take its index',
       'process index 7 is invalid here',
       'process 1 is still connected: a second process cannot take its index',
       'the peer uses a secret, this process has none',
