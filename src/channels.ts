@@ -19,6 +19,7 @@ export {
   type ClusterOptions,
   type ModuleSpec,
   type AllocatorStats,
+  type ChannelStats,
   type PeerLoss,
   type PeerJoin,
   type Push,

@@ -7,7 +7,8 @@ import { ChannelTable } from './channels.ts';
 import { Losses, type PeerLoss } from './losses.ts';
 import { Joins, type PeerJoin } from './joins.ts';
 import { SpinPolicy } from './spin.ts';
-import { Rings, type AllocatorStats } from './rings.ts';
+import { Rings } from './rings.ts';
+import type { AllocatorStats } from './counters.ts';
 import type { Emitter, Sending } from './push.ts';
 import { Control } from '../transport/index.ts';
 import { Doorbell } from '../transport/index.ts';
@@ -15,7 +16,7 @@ import type { Outbox, Backlog } from '../transport/index.ts';
 import type { RingEnd, Wiring } from '../transport/index.ts';
 import { FailStopError, AllocatorClosedError, OverflowError } from '../errors.ts';
 
-export type { AllocatorStats } from './rings.ts';
+export type { AllocatorStats } from './counters.ts';
 
 export class Endpoint {
   readonly index: number;
@@ -46,6 +47,8 @@ export class Endpoint {
   /** The worker's function returned: the allocator is closed. */
   private retired = false;
   private localWake = false;
+  /** Times this worker slept on its doorbell (AllocatorStats.parks). */
+  private parks = 0;
   private readonly spinner = new SpinPolicy();
   private readonly readyNow = (): boolean => this.ready(false);
 
@@ -155,7 +158,10 @@ export class Endpoint {
       const epoch = this.bell.epoch();
       this.bell.announce();
       try {
-        if (!this.ready(true)) this.bell.wait(epoch, timeoutMs);
+        if (!this.ready(true)) {
+          this.parks++;
+          this.bell.wait(epoch, timeoutMs);
+        }
       } finally {
         this.bell.settle();
       }
@@ -187,7 +193,10 @@ export class Endpoint {
     const epoch = this.bell.epoch();
     this.bell.announce();
     try {
-      if (!this.ready(true)) await this.bell.waitAsync(epoch, timeoutMs);
+      if (!this.ready(true)) {
+        this.parks++;
+        await this.bell.waitAsync(epoch, timeoutMs);
+      }
     } finally {
       this.bell.settle();
     }
@@ -255,7 +264,8 @@ export class Endpoint {
   }
 
   stats(): AllocatorStats {
-    return this.rings.stats();
+    const backlog = (peer: number): number => this.outboxes[peer]?.overflowBytes ?? 0;
+    return { ...this.rings.stats(), parks: this.parks, channels: this.table.stats(backlog) };
   }
 
   /** Throws FailStopError if another worker failed (fail-stop), or this worker's OverflowError. */
