@@ -20,6 +20,7 @@ export {
   type ModuleSpec,
   type AllocatorStats,
   type ChannelStats,
+  type LinkStats,
   type PeerLoss,
   type PeerJoin,
   type Push,

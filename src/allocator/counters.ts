@@ -4,6 +4,8 @@
 // rather than an Int32Array: byte totals pass 2^32 in a long run, and a
 // double counts exactly up to 2^53.
 
+import type { LinkStats } from '../transport/index.ts';
+
 /** Counters per peer, in this order. */
 const SENT_MESSAGES = 0;
 const SENT_BYTES = 1;
@@ -39,7 +41,7 @@ export interface ChannelStats {
 
 /** What `allocator.stats()` reports: this worker's counters since it started. */
 export interface AllocatorStats {
-  /** Frames this worker wrote into its rings, with their bytes (frame headers included). */
+  /** Frames this worker wrote into its rings, and their payload bytes (headers not counted). */
   sentFrames: number;
   sentBytes: number;
   /** Frames this worker read from its rings. */
@@ -51,6 +53,8 @@ export interface AllocatorStats {
   parks: number;
   /** Per allocated channel and peer with traffic or a backlog: see ChannelStats. */
   channels: ChannelStats[];
+  /** In a cluster, this process's links to every other process (shared by its workers); empty otherwise. */
+  links: LinkStats[];
 }
 
 /** A channel's counters: FIELDS per peer. */

@@ -14,6 +14,7 @@ import { Control } from '../transport/index.ts';
 import { Doorbell } from '../transport/index.ts';
 import type { Outbox, Backlog } from '../transport/index.ts';
 import type { RingEnd, Wiring } from '../transport/index.ts';
+import { linkStats } from '../transport/index.ts';
 import { FailStopError, AllocatorClosedError, OverflowError } from '../errors.ts';
 
 export type { AllocatorStats } from './counters.ts';
@@ -47,6 +48,8 @@ export class Endpoint {
   /** The worker's function returned: the allocator is closed. */
   private retired = false;
   private localWake = false;
+  /** The process's link counters, in a cluster. */
+  private readonly links: SharedArrayBuffer | undefined;
   /** Times this worker slept on its doorbell (AllocatorStats.parks). */
   private parks = 0;
   private readonly spinner = new SpinPolicy();
@@ -69,6 +72,7 @@ export class Endpoint {
     // In a cluster a lost process may come back, like a spare joins: a frame from either applies the joins first.
     if (wiring.threads !== undefined) this.table.watchAbsent(this.joins.absent, () => this.joins.apply());
     this.threads = wiring.threads ?? this.peers;
+    this.links = wiring.links;
     this.rings = new Rings(wiring, (e) => {
       this.failure = e;
       this.abort();
@@ -265,7 +269,10 @@ export class Endpoint {
 
   stats(): AllocatorStats {
     const backlog = (peer: number): number => this.outboxes[peer]?.overflowBytes ?? 0;
-    return { ...this.rings.stats(), parks: this.parks, channels: this.table.stats(backlog) };
+    return {
+      ...this.rings.stats(), parks: this.parks, channels: this.table.stats(backlog),
+      links: this.links === undefined ? [] : linkStats(this.links, Math.floor(this.index / this.threads)),
+    };
   }
 
   /** Throws FailStopError if another worker failed (fail-stop), or this worker's OverflowError. */

@@ -37,6 +37,8 @@ describe('allocator.stats() counters', () => {
     // The acknowledgement, after the receiver's snapshot.
     expect(entry(sender.stats.channels, 3, 1)).toMatchObject({ sentFrames: 0, receivedMessages: 1, receivedBytes: 8, receivedFrames: 1 });
     expect(entry(sender.stats.channels, 3, 0)).toBeUndefined();
+    // Threads of one process: no links.
+    expect(sender.stats.links).toEqual([]);
   }, 60_000);
 
   it('counts a park when awaitEvents finds nothing to do and sleeps', async () => {
