@@ -19,6 +19,8 @@ export {
   type ClusterOptions,
   type ModuleSpec,
   type AllocatorStats,
+  type ChannelStats,
+  type LinkStats,
   type PeerLoss,
   type PeerJoin,
   type Push,

@@ -11,6 +11,7 @@ import type { Channel } from './channels.ts';
 import type { PeerLoss } from './losses.ts';
 import type { PeerJoin } from './joins.ts';
 import { ChannelError } from '../errors.ts';
+import { channelCounters } from './counters.ts';
 
 export type { AllocatorStats } from './endpoint.ts';
 export type { PeerLoss } from './losses.ts';
@@ -110,19 +111,20 @@ export class WorkerAllocator implements Allocator {
     }
     if (e.table.has(channel)) throw new ChannelError(channel, `already allocated by worker ${e.index}`);
     const pull = new ChannelPull<T>(channel, e, e.peers, e.index, e.aheadBytes, e.wakeLocal, codec.recycle?.bind(codec));
+    const counts = channelCounters(e.peers);
     const pushes: (RemotePush<T> | LocalPush<T> | UnroutablePush<T>)[] = [];
     for (let target = 0; target < e.peers; target++) {
       if (target === e.index) {
-        const own = new LocalPush(channel, target, pull, e.wakeLocal, codec, e.dirty);
+        const own = new LocalPush(channel, target, pull, e.wakeLocal, codec, e.dirty, counts);
         pull.closeOwn = () => own.close();
         pushes.push(own);
       } else if (e.outboxes[target] === undefined) {
         pushes.push(new UnroutablePush(channel, target, e.index));
       } else {
-        pushes.push(new RemotePush(channel, target, codec.id, codec.batcher(), e.sending, codec.elementBytes));
+        pushes.push(new RemotePush(channel, target, codec.id, codec.batcher(), e.sending, counts, codec.elementBytes));
       }
     }
-    e.table.add(channel, { codec, pull, pushes } as unknown as Channel, e.finished);
+    e.table.add(channel, { codec, pull, pushes, counts } as unknown as Channel, e.finished);
     return [pushes, pull];
   }
 

@@ -7,6 +7,7 @@ import type { Codec } from './codec.ts';
 import type { ChannelPull } from './pull.ts';
 import type { FrameSink } from '../transport/index.ts';
 import { ChannelError } from '../errors.ts';
+import { channelStats, countReceived, type ChannelStats } from './counters.ts';
 
 /** What a channel's pushers share: the worker's function returned. */
 export interface Retiring {
@@ -17,6 +18,8 @@ export interface Channel {
   codec: Codec<unknown>;
   pull: ChannelPull<unknown>;
   pushes: Retiring[];
+  /** Its traffic per peer (counters.ts). */
+  counts: Float64Array;
 }
 
 type Stray =
@@ -105,6 +108,7 @@ export class ChannelTable implements FrameSink {
       throw new ChannelError(channel, `cannot decode a batch from worker ${source}: ${(error as Error).message}`, { cause: error });
     }
     entry.pull.deliver(batch, payload.length);
+    countReceived(entry.counts, source, count, payload.length);
     if (!this.eventSeen.has(channel)) {
       this.eventSeen.add(channel);
       this.eventList.push(channel);
@@ -133,6 +137,13 @@ export class ChannelTable implements FrameSink {
   /** Hosted pools: `source` was replaced by a newcomer, whose messages are expected again. */
   reopenFrom(source: number): void {
     for (const entry of this.channels.values()) entry.pull.reopenFrom(source);
+  }
+
+  /** Every channel's counters, in allocation order; `backlog(peer)` is the overflow bound for `peer`. */
+  stats(backlog: (peer: number) => number): ChannelStats[] {
+    const into: ChannelStats[] = [];
+    for (const [channel, entry] of this.channels) channelStats(channel, entry.counts, backlog, into);
+    return into;
   }
 
   /** The worker's function returned: every pusher refuses from now on. */

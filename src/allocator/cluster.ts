@@ -36,6 +36,7 @@ export async function launchCluster<R>(config: Extract<Config, { kind: 'cluster'
     limits: { peers: threads * processes, maxFrame: maxPayload(options.ringBytes), maxBatch: options.maxMessageBytes },
     control: fabric.control, bells: fabric.bells, routerBell: fabric.routerBell,
     workerBells: fabric.bells.slice(0, threads), fromWorkers: fabric.fromWorkers, toWorkers: fabric.toWorkers,
+    links: fabric.links,
   }, me);
   await connected(network);
 

@@ -7,15 +7,17 @@ import { ChannelTable } from './channels.ts';
 import { Losses, type PeerLoss } from './losses.ts';
 import { Joins, type PeerJoin } from './joins.ts';
 import { SpinPolicy } from './spin.ts';
-import { Rings, type AllocatorStats } from './rings.ts';
+import { Rings } from './rings.ts';
+import type { AllocatorStats } from './counters.ts';
 import type { Emitter, Sending } from './push.ts';
 import { Control } from '../transport/index.ts';
 import { Doorbell } from '../transport/index.ts';
 import type { Outbox, Backlog } from '../transport/index.ts';
 import type { RingEnd, Wiring } from '../transport/index.ts';
+import { linkStats } from '../transport/index.ts';
 import { FailStopError, AllocatorClosedError, OverflowError } from '../errors.ts';
 
-export type { AllocatorStats } from './rings.ts';
+export type { AllocatorStats } from './counters.ts';
 
 export class Endpoint {
   readonly index: number;
@@ -46,6 +48,10 @@ export class Endpoint {
   /** The worker's function returned: the allocator is closed. */
   private retired = false;
   private localWake = false;
+  /** The process's link counters, in a cluster. */
+  private readonly links: SharedArrayBuffer | undefined;
+  /** Times this worker slept on its doorbell (AllocatorStats.parks). */
+  private parks = 0;
   private readonly spinner = new SpinPolicy();
   private readonly readyNow = (): boolean => this.ready(false);
 
@@ -66,6 +72,7 @@ export class Endpoint {
     // In a cluster a lost process may come back, like a spare joins: a frame from either applies the joins first.
     if (wiring.threads !== undefined) this.table.watchAbsent(this.joins.absent, () => this.joins.apply());
     this.threads = wiring.threads ?? this.peers;
+    this.links = wiring.links;
     this.rings = new Rings(wiring, (e) => {
       this.failure = e;
       this.abort();
@@ -155,7 +162,10 @@ export class Endpoint {
       const epoch = this.bell.epoch();
       this.bell.announce();
       try {
-        if (!this.ready(true)) this.bell.wait(epoch, timeoutMs);
+        if (!this.ready(true)) {
+          this.parks++;
+          this.bell.wait(epoch, timeoutMs);
+        }
       } finally {
         this.bell.settle();
       }
@@ -187,7 +197,10 @@ export class Endpoint {
     const epoch = this.bell.epoch();
     this.bell.announce();
     try {
-      if (!this.ready(true)) await this.bell.waitAsync(epoch, timeoutMs);
+      if (!this.ready(true)) {
+        this.parks++;
+        await this.bell.waitAsync(epoch, timeoutMs);
+      }
     } finally {
       this.bell.settle();
     }
@@ -271,7 +284,11 @@ export class Endpoint {
   }
 
   stats(): AllocatorStats {
-    return this.rings.stats();
+    const backlog = (peer: number): number => this.outboxes[peer]?.overflowBytes ?? 0;
+    return {
+      ...this.rings.stats(), parks: this.parks, channels: this.table.stats(backlog),
+      links: this.links === undefined ? [] : linkStats(this.links, Math.floor(this.index / this.threads)),
+    };
   }
 
   /** Throws FailStopError if another worker failed (fail-stop), or this worker's OverflowError. */

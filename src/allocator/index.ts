@@ -3,6 +3,8 @@ export { Config, type Options, type ClusterOptions } from './config.ts';
 export { initialize, type ModuleSpec } from './initialize.ts';
 export type { WorkerGuards } from './guards.ts';
 export type { Allocator, AllocatorStats, PeerLoss, PeerJoin } from './allocator.ts';
+export type { ChannelStats } from './counters.ts';
+export type { LinkStats } from '../transport/index.ts';
 export type { Push } from './push.ts';
 export type { Loan } from './loan.ts';
 export type { Pull } from './pull.ts';

@@ -14,6 +14,7 @@ import type { ChannelPull } from './pull.ts';
 import type { Outbox, Chunk } from '../transport/index.ts';
 import { Kind } from '../transport/index.ts';
 import { PushLoan, type Loan } from './loan.ts';
+import { countReceived, countSent } from './counters.ts';
 import { ChannelError, PeerError } from '../errors.ts';
 
 export interface Push<T> {
@@ -196,6 +197,8 @@ export class RemotePush<T> extends Pusher<T> {
     private readonly codec: number,
     private readonly batcher: Batcher<T>,
     private readonly s: Sending,
+    /** The channel's counters (counters.ts). */
+    private readonly counts: Float64Array,
     elementBytes?: number,
   ) {
     super(channel, target, elementBytes);
@@ -222,7 +225,7 @@ export class RemotePush<T> extends Pusher<T> {
     this.checkLoan(byteLength, this.s.maxBatch);
     const slab = this.outbox.chunks;
     if (slab === undefined || byteLength > slab.capacity) {
-      return this.ownLoan(byteLength, (bytes) => this.sendLoaned((outbox) => outbox.data(this.target, this.channel, this.codec, 1, bytes)));
+      return this.ownLoan(byteLength, (bytes) => this.sendLoaned(byteLength, (outbox) => outbox.data(this.target, this.channel, this.codec, 1, bytes)));
     }
     const chunk = slab.alloc(byteLength, -1);
     // Until a loan succeeds, a parked worker wakes when a chunk comes back
@@ -246,7 +249,7 @@ export class RemotePush<T> extends Pusher<T> {
 
   private sendChunk(chunk: Chunk): boolean {
     try {
-      return this.sendLoaned((outbox) => {
+      return this.sendLoaned(chunk.bytes.length, (outbox) => {
         chunk.target = this.target;
         outbox.sendChunk(chunk, this.channel, this.codec, 1);
       });
@@ -257,10 +260,13 @@ export class RemotePush<T> extends Pusher<T> {
   }
 
   /** A loan's message: after what this pusher batched before it, checked as send() checks. */
-  private sendLoaned(put: (outbox: Outbox) => void): boolean {
+  private sendLoaned(bytes: number, put: (outbox: Outbox) => void): boolean {
     this.check();
     this.emit();
-    if (this.s.finished[this.target] !== 1) put(this.outbox);
+    if (this.s.finished[this.target] !== 1) {
+      put(this.outbox);
+      countSent(this.counts, this.target, 1, bytes);
+    }
     return this.outbox.overflowBytes <= this.s.highWater;
   }
 
@@ -298,6 +304,7 @@ export class RemotePush<T> extends Pusher<T> {
       throw new ChannelError(this.channel, `a batch of ${length} bytes exceeds maxMessageBytes (${this.s.maxBatch})`);
     }
     this.outbox.data(this.target, this.channel, this.codec, count, payload);
+    countSent(this.counts, this.target, count, length);
   }
 
   flush(): void {
@@ -330,6 +337,8 @@ export class LocalPush<T> extends Pusher<T> implements Emitter {
     private readonly wake: () => void,
     private readonly codec: Codec<T>,
     private readonly dirty: Emitter[],
+    /** The channel's counters (counters.ts): this worker is both ends. */
+    private readonly counts: Float64Array,
   ) {
     super(channel, target, codec.elementBytes);
     this.batcher = codec.batcher();
@@ -357,7 +366,10 @@ export class LocalPush<T> extends Pusher<T> implements Emitter {
     const count = this.batcher.count;
     if (count === 0) return;
     // A copy: the bytes may be the codec's reused buffer, or the message's own memory.
-    const batch = this.codec.decode(this.take(this.batcher).slice(), count, true);
+    const bytes = this.take(this.batcher).slice();
+    countSent(this.counts, this.target, count, bytes.length);
+    countReceived(this.counts, this.target, count, bytes.length);
+    const batch = this.codec.decode(bytes, count, true);
     for (let i = 0; i < batch.length; i++) this.pull.deliverLocal(batch[i]!);
     this.codec.recycle?.(batch);
     this.wake();

@@ -12,17 +12,12 @@ import { SlabReader, SlabWriter } from '../transport/index.ts';
 import type { RingEnd, Wiring } from '../transport/index.ts';
 import { OverflowError } from '../errors.ts';
 import diagnostics from 'node:diagnostics_channel';
+import type { AllocatorStats } from './counters.ts';
 
 const overflowChannel = diagnostics.channel('weft:overflow');
 
-export interface AllocatorStats {
-  sentFrames: number;
-  sentBytes: number;
-  receivedFrames: number;
-  /** Frames and bytes waiting on this worker's side for ring space: its backlog. */
-  overflowFrames: number;
-  overflowBytes: number;
-}
+/** The worker's totals over its rings. */
+export type RingStats = Pick<AllocatorStats, 'sentFrames' | 'sentBytes' | 'receivedFrames' | 'overflowFrames' | 'overflowBytes'>;
 
 export class Rings {
   /** Per target: the outbox towards it, or undefined for itself or a worker it has no route to. */
@@ -124,8 +119,8 @@ export class Rings {
     for (const inbox of this.inboxes) inbox.returnLent();
   }
 
-  stats(): AllocatorStats {
-    const s: AllocatorStats = { sentFrames: 0, sentBytes: 0, receivedFrames: 0, overflowFrames: 0, overflowBytes: 0 };
+  stats(): RingStats {
+    const s: RingStats = { sentFrames: 0, sentBytes: 0, receivedFrames: 0, overflowFrames: 0, overflowBytes: 0 };
     for (const o of this.outboxList) {
       s.sentFrames += o.sentFrames;
       s.sentBytes += o.sentBytes;

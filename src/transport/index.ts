@@ -14,3 +14,4 @@ export { Inbox, type FrameSink } from './inbox.ts';
 export { Outbox, concat, type Backlog } from './outbox.ts';
 export { parseAddress } from './address.ts';
 export { checkTls, tlsFromDir, type TlsFiles } from './certificates.ts';
+export { linkStats, type LinkStats } from './link-counters.ts';

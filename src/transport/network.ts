@@ -17,6 +17,7 @@ import { Router } from './router.ts';
 import { Control } from './control.ts';
 import { Doorbell } from './doorbell.ts';
 import { RingReader, RingWriter } from './ring.ts';
+import { LinkCounters } from './link-counters.ts';
 import type { DecoderLimits } from './decoder.ts';
 import { ConfigError, ConnectError, PeerError, ProtocolError, WeftError } from '../errors.ts';
 
@@ -35,6 +36,8 @@ export interface NetworkBoot {
   workerBells: SharedArrayBuffer[];
   fromWorkers: SharedArrayBuffer[];
   toWorkers: SharedArrayBuffer[];
+  /** The link counters the workers read (link-counters.ts). */
+  links: SharedArrayBuffer;
 }
 
 /** From the main thread to the network thread. */
@@ -134,6 +137,7 @@ export async function serve(boot: NetworkBoot): Promise<void> {
       control.join(process, bells);
     },
     lossesApplied: (local) => control.lossesApplied(local) >= control.lostCount,
+    counters: new LinkCounters(boot.links),
   });
   mesh.onJoin((process, link) => router.join(process, link));
   port.on('message', (c: NetworkCommand) => {

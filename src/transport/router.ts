@@ -29,6 +29,7 @@ import { Inbound } from './router-inbound.ts';
 import { Outbound } from './router-outbound.ts';
 import { sendControl, type Peer } from './router-peer.ts';
 import { PeerError, ProtocolError } from '../errors.ts';
+import type { LinkCounters } from './link-counters.ts';
 
 export interface RouterOptions {
   process: number;
@@ -56,6 +57,8 @@ export interface RouterOptions {
   onJoin?: (process: number) => void;
   /** Whether local worker `local` has applied every loss recorded (a lost process comes back only then). */
   lossesApplied?: (local: number) => boolean;
+  /** Per link: bytes, heartbeat round trip, reconnects (link-counters.ts). */
+  counters: LinkCounters;
 }
 
 /** How often a lost process that reconnected checks whether the local workers have applied its loss. */
@@ -105,11 +108,13 @@ export class Router {
   private attach(index: number, socket: Socket, rest: Buffer, early: Error | undefined): Peer {
     const peer: Peer = {
       index, socket, lastHeard: Date.now(), lastSent: Date.now(), goodbye: false, gone: false, blocked: false,
+      counters: this.o.counters, probeSeq: 0, probeAt: -1,
       decoder: new FrameDecoder(this.o.limits, (h, p) => this.received(peer, h, p)),
     };
     const where = `process ${index} (${this.o.addresses[index]})`;
     socket.on('data', (chunk: Buffer) => {
       peer.lastHeard = Date.now();
+      this.o.counters.received(index, chunk.length);
       try {
         peer.decoder.push(chunk);
       } catch (e) {
@@ -179,6 +184,7 @@ export class Router {
   }
 
   private admit(index: number, link: { socket: Socket; rest: Buffer; error?: Error }): void {
+    if (this.peers[index] !== undefined) this.o.counters.reconnected(index);
     this.o.onJoin?.(index);
     const peer = this.attach(index, link.socket, link.rest, link.error);
     this.peers[index] = peer;
@@ -212,6 +218,12 @@ export class Router {
     const { threads, process } = this.o;
     switch (h.kind) {
       case Kind.HEARTBEAT:
+        if (h.seq === 0) return;
+        if (h.count === 0) sendControl(peer, Kind.HEARTBEAT, undefined, h.seq, 1);
+        else if (h.seq === peer.probeSeq && peer.probeAt >= 0) {
+          this.o.counters.roundTrip(peer.index, performance.now() - peer.probeAt);
+          peer.probeAt = -1;
+        }
         return;
       case Kind.GOODBYE:
         peer.goodbye = true;
@@ -276,7 +288,13 @@ export class Router {
       }
       // A peer that said goodbye still judges us until we say ours (our
       // workers may outlive its own by far): it hears from us until then.
-      if (now - peer.lastSent >= this.o.heartbeatTimeoutMs / 3) sendControl(peer, Kind.HEARTBEAT);
+      // A round-trip probe per tick while none is out (one unanswered, from a
+      // peer that ignores probes, leaves the plain heartbeats to go on).
+      if (peer.probeAt < 0) {
+        peer.probeSeq = (peer.probeSeq + 1) >>> 0 || 1;
+        peer.probeAt = performance.now();
+        sendControl(peer, Kind.HEARTBEAT, undefined, peer.probeSeq);
+      } else if (now - peer.lastSent >= this.o.heartbeatTimeoutMs / 3) sendControl(peer, Kind.HEARTBEAT);
     }
   }
 

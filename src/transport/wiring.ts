@@ -7,6 +7,7 @@ import { createRingBuffer } from './ring.ts';
 import { createSlab } from './slab.ts';
 import { DOORBELL_BYTES } from './doorbell.ts';
 import { Control } from './control.ts';
+import { linkCountersBuffer } from './link-counters.ts';
 
 /** The byte limits every worker of a run applies (Config options of the same names). */
 export interface Limits {
@@ -39,6 +40,8 @@ export interface Wiring {
   threads?: number;
   /** In a cluster, the spare processes absent when the worker starts (every spare but its own process). */
   absent?: number[];
+  /** In a cluster, the process's link counters, written by its network thread (link-counters.ts). */
+  links?: SharedArrayBuffer;
 }
 
 /** A ring and the doorbell of the thread at its other end. */
@@ -104,6 +107,8 @@ export interface ClusterFabric extends Fabric {
   fromWorkers: SharedArrayBuffer[];
   /** Per local worker: the ring the router writes remote frames into. */
   toWorkers: SharedArrayBuffer[];
+  /** The link counters, written by the network thread and read by the workers. */
+  links: SharedArrayBuffer;
 }
 
 /**
@@ -118,6 +123,7 @@ export function buildClusterFabric(threads: number, processes: number, process: 
   const local = buildFabric(threads, ringBytes, limits);
   const control = Control.buffer(processes, threads);
   const routerBell = new SharedArrayBuffer(DOORBELL_BYTES);
+  const links = linkCountersBuffer(processes);
   const bells = [...local.bells, routerBell];
   const fromWorkers: SharedArrayBuffer[] = [];
   const toWorkers: SharedArrayBuffer[] = [];
@@ -132,7 +138,7 @@ export function buildClusterFabric(threads: number, processes: number, process: 
     for (let t = 0; t < peers; t++) if (Math.floor(t / threads) !== process) routes[t] = out.length - 1;
     const inn = [...w.in.map((e) => ({ ...e, peer: base + e.peer! })), { ring: down, bell: routerBell }];
     const absent = spares.filter((p) => p !== process);
-    return { ...w, index: base + k, peers, control, bells, routes, out, in: inn, threads, absent };
+    return { ...w, index: base + k, peers, control, bells, routes, out, in: inn, threads, absent, links };
   });
-  return { control, bells, wirings, routerBell, fromWorkers, toWorkers };
+  return { control, bells, wirings, routerBell, fromWorkers, toWorkers, links };
 }

@@ -76,7 +76,7 @@ describe('a lost process that comes back, under initialize', () => {
     const again = start(2);
     for (const i of [0, 1]) expect(await ps[i]!.errLine(new RegExp(`^back ${i}$`)), detail(ps[i]!)).toBeDefined();
     for (const p of [ps[0]!, ps[1]!, again]) expect((await p.exited).code, detail(p)).toBe(0);
-    type Result = { heard: number[]; lost: number[]; joined: number[]; before: number };
+    type Result = { heard: number[]; lost: number[]; joined: number[]; before: number; reconnects: number[] };
     const result = (p: Running): Result => {
       const line = p.stdout.find((l) => l.startsWith('result '));
       expect(line, detail(p)).toBeDefined();
@@ -85,13 +85,14 @@ describe('a lost process that comes back, under initialize', () => {
     const all = [5_000, 5_000, 5_000];
     for (const i of [0, 1]) {
       const r = result(ps[i]!);
-      expect(r, detail(ps[i]!)).toMatchObject({ heard: all, lost: [2], joined: [2] });
+      // Its links: to the other survivor, and to process 2, which connected once more.
+      expect(r, detail(ps[i]!)).toMatchObject({ heard: all, lost: [2], joined: [2], reconnects: [0, 1] });
       // Early numbers: all from processes 0 and 1 and from the new process 2, some from the old one.
       expect(r.before).toBeGreaterThanOrEqual(15_000);
       expect(r.before).toBeLessThanOrEqual(20_000);
     }
     // The new process 2 saw nobody lost or joined; the others' early numbers went to the old one.
-    expect(result(again), detail(again)).toEqual({ heard: all, lost: [], joined: [], before: 5_000 });
+    expect(result(again), detail(again)).toEqual({ heard: all, lost: [], joined: [], before: 5_000, reconnects: [0, 0] });
   }, 120_000);
 });
 
