@@ -40,6 +40,11 @@ export function tsxFlags(): string[] {
   return tsxPositions().map((i) => process.execArgv[i]!);
 }
 
+// Node 22 and later run the main thread's preloaded loaders (tsx's
+// --import) in every worker thread; Node 20's threads start without them,
+// so there a tsx the program runs under is registered again in each thread.
+const LOADERS_REACH_THREADS = Number(process.versions.node.split('.')[0]) >= 22;
+
 /** Node runs the user's TypeScript by itself, and weft is JavaScript. */
 const stripsAll = (): boolean => process.features.typescript !== false && !SELF_TYPESCRIPT;
 
@@ -60,7 +65,7 @@ export function workerExecArgv(): string[] | undefined {
  * ModuleError naming tsx when it must and tsx is not installed.
  */
 export function mustRegisterTsx(neededBy: string): boolean {
-  if (stripsAll() || tsxFlags().length > 0) return false;
+  if (stripsAll() || (tsxFlags().length > 0 && LOADERS_REACH_THREADS)) return false;
   tsxEntry(neededBy);
   return true;
 }
