@@ -70,7 +70,7 @@ const bundle = await rollup({
     throw new Error(`rollup: ${warning.message}`);
   },
 });
-await bundle.write({ dir: dist, format: 'es', entryFileNames: '[name].js', chunkFileNames: 'chunks/[name]-[hash].js', experimentalMinChunkSize: 1_000_000 });
+await bundle.write({ dir: dist, format: 'es', entryFileNames: '[name].js', chunkFileNames: 'chunks/[name]-[hash].js' });
 await bundle.close();
 
 // Declarations keep the source tree: the types of every export resolve as tsc wrote them.
