@@ -52,6 +52,10 @@ const bundle = await rollup({
   input: Object.fromEntries(ENTRIES.map((e) => [e, join(tsc, `${e}.js`)])),
   // Packages (msgpackr, the optional peers) and node: builtins stay imports.
   external: (id) => !id.startsWith('.') && !id.startsWith('/'),
+  // Importing a builtin or a package has no side effect weft relies on: an
+  // import whose bindings a chunk does not use is dropped (a thread would
+  // load node:crypto or node:http for nothing).
+  treeshake: { moduleSideEffects: (_id, external) => !external },
   plugins: [
     {
       name: 'import-meta-url-of-the-source-file',
