@@ -5,6 +5,7 @@
 //   weft/channels    the same from the lean entry 'weft/channels'
 //   weft.ts node     the same program as .ts, run by Node's type stripping
 //   weft.ts tsx      the same .ts under `tsx`
+//   bare.ts node/tsx a .ts that starts no thread: what tsx's CLI costs by itself
 // Each round runs every variant once, in turn, so load drifts hit them alike;
 // the ratios are per round (weft / plain, tsx / node), then their median
 // and spread. The programs import the built package (dist/) through an app
@@ -44,6 +45,7 @@ writeFileSync(join(app, 'plain.mjs'), plain);
 writeFileSync(join(app, 'weft.mjs'), program('weft', false));
 writeFileSync(join(app, 'channels.mjs'), program('weft/channels', false));
 writeFileSync(join(app, 'weft.ts'), program('weft', true));
+writeFileSync(join(app, 'bare.ts'), "const indices: number[] = [0, 1];\nconsole.log(indices);\n");
 const base = process.env.WEFT_STARTUP_BASE;
 if (base !== undefined) {
   mkdirSync(join(app, 'base', 'node_modules'), { recursive: true });
@@ -59,6 +61,9 @@ const variants: [string, string, string[]][] = [
   ['weft/channels', process.execPath, ['channels.mjs']],
   ['weft.ts node', process.execPath, ['weft.ts']],
   ['weft.ts tsx', tsx, ['weft.ts']],
+  // tsx's own floor: a .ts program that prints the same and starts no thread.
+  ['bare.ts node', process.execPath, ['bare.ts']],
+  ['bare.ts tsx', tsx, ['bare.ts']],
   ...(base === undefined ? [] : [['base weft', process.execPath, [join('base', 'weft.mjs')]] as [string, string, string[]]]),
 ];
 
@@ -89,7 +94,12 @@ for (const [name] of variants) {
   const xs = times.get(name)!;
   console.log(`  ${name.padEnd(14)} median ${median(xs).toFixed(0)} ms (${spread(xs, 0)})`);
 }
-const pairs: [string, string, number | undefined][] = [['weft', 'plain', 1.5], ['weft/channels', 'plain', 1.5], ['weft.ts tsx', 'weft.ts node', 1.2]];
+const pairs: [string, string, number | undefined][] = [
+  ['weft', 'plain', 1.5],
+  ['weft/channels', 'plain', 1.5],
+  ['weft.ts tsx', 'weft.ts node', 1.2],
+  ['bare.ts tsx', 'bare.ts node', undefined],
+];
 if (base !== undefined) pairs.push(['base weft', 'plain', undefined], ['weft', 'base weft', undefined]);
 for (const [a, b, target] of pairs) {
   const ratios = perRound(a, b);

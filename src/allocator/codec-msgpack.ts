@@ -1,7 +1,8 @@
 // The default codec, msgpack (msgpackr), and the value model it carries the
 // same on every path: what it refuses, it refuses at send().
 
-import { Packr, addExtension } from 'msgpackr';
+import { createRequire } from 'node:module';
+import type { Packr } from 'msgpackr';
 import type { Batcher, Codec } from './codec.ts';
 import { concat } from '../transport/index.ts';
 import { CodecError } from '../errors.ts';
@@ -124,31 +125,50 @@ function copy(bytes: Uint8Array): Uint8Array {
   return new Uint8Array(out.buffer, 0, bytes.length);
 }
 
+type Msgpackr = typeof import('msgpackr');
+let loaded: Msgpackr | undefined;
+
+/**
+ * msgpackr, loaded when a msgpack codec first encodes or decodes: a thread
+ * that never sends msgpack (typed arrays, raw bytes, nothing) does not pay
+ * for loading it and its native string extractor, a few milliseconds of
+ * every thread's start-up. Required, not imported: the first use is
+ * synchronous (a send), and its CommonJS build is one file.
+ */
+export function msgpackr(): Msgpackr {
+  if (loaded !== undefined) return loaded;
+  loaded = createRequire(import.meta.url)('msgpackr') as Msgpackr;
+  registerDetached(loaded);
+  return loaded;
+}
+
 // Registered once for every Packr, but only Detached values use it. Inside
 // a batch, the extension holds the index of bytes that follow the body;
 // packed on its own (outside a batch), the bytes themselves.
-addExtension({
-  Class: Detached,
-  type: DETACHED_TYPE,
-  pack(d: Detached): Uint8Array {
-    if (packing !== undefined) {
-      const ref = new Uint8Array(5);
-      ref[0] = 1;
-      new DataView(ref.buffer).setUint32(1, packing.push(d.bytes) - 1, true);
-      return ref;
-    }
-    const inline = new Uint8Array(1 + d.bytes.length);
-    inline.set(d.bytes, 1);
-    return inline;
-  },
-  unpack(data: Uint8Array): Uint8Array {
-    if (data[0] !== 1) return copy(data.subarray(1));
-    const index = data.length === 5 ? new DataView(data.buffer, data.byteOffset, 5).getUint32(1, true) : -1;
-    const bytes = unpacking?.[index];
-    if (bytes === undefined) throw new CodecError(`a batch refers to detached bytes #${index} it does not carry`);
-    return copy(bytes);
-  },
-});
+function registerDetached({ addExtension }: Msgpackr): void {
+  addExtension({
+    Class: Detached,
+    type: DETACHED_TYPE,
+    pack(d: Detached): Uint8Array {
+      if (packing !== undefined) {
+        const ref = new Uint8Array(5);
+        ref[0] = 1;
+        new DataView(ref.buffer).setUint32(1, packing.push(d.bytes) - 1, true);
+        return ref;
+      }
+      const inline = new Uint8Array(1 + d.bytes.length);
+      inline.set(d.bytes, 1);
+      return inline;
+    },
+    unpack(data: Uint8Array): Uint8Array {
+      if (data[0] !== 1) return copy(data.subarray(1));
+      const index = data.length === 5 ? new DataView(data.buffer, data.byteOffset, 5).getUint32(1, true) : -1;
+      const bytes = unpacking?.[index];
+      if (bytes === undefined) throw new CodecError(`a batch refers to detached bytes #${index} it does not carry`);
+      return copy(bytes);
+    },
+  });
+}
 
 /**
  * A batch with detached bytes: FRAMED, 3 bytes of padding, u32 body length,
@@ -198,7 +218,7 @@ function unframe(bytes: Uint8Array): Uint8Array {
 
 class MsgpackBatcher<T> implements Batcher<T> {
   private readonly pending: T[] = [];
-  constructor(private readonly packr: Packr) {}
+  constructor(private readonly packr: () => Packr) {}
 
   get count(): number {
     return this.pending.length;
@@ -217,7 +237,7 @@ class MsgpackBatcher<T> implements Batcher<T> {
     const parts: Uint8Array[] = [];
     packing = parts;
     try {
-      const bytes = this.packr.pack(this.pending);
+      const bytes = this.packr().pack(this.pending);
       this.pending.length = 0;
       return parts.length === 0 ? [bytes] : frame(bytes, parts);
     } catch (error) {
@@ -232,7 +252,7 @@ class MsgpackBatcher<T> implements Batcher<T> {
   private isolate(error: unknown): CodecError {
     for (let i = 0; i < this.pending.length; i++) {
       try {
-        this.packr.pack(this.pending[i]);
+        this.packr().pack(this.pending[i]);
       } catch (cause) {
         this.pending.splice(i, 1);
         return new CodecError(`msgpack cannot encode a message: ${(cause as Error).message}`, { cause });
@@ -244,7 +264,8 @@ class MsgpackBatcher<T> implements Batcher<T> {
 
 /** The default codec: a batch is one msgpack array (records on, moreTypes on). */
 export function msgpack<T>(): Codec<T> {
-  const packr = new Packr({ useRecords: true, copyBuffers: true, moreTypes: true });
+  let made: Packr | undefined;
+  const packr = (): Packr => (made ??= new (msgpackr().Packr)({ useRecords: true, copyBuffers: true, moreTypes: true }));
   return {
     id: 1,
     name: 'msgpack',
@@ -254,11 +275,11 @@ export function msgpack<T>(): Codec<T> {
       if (bytes[0] === FRAMED) {
         try {
           // Only the body is copied out of shared memory; the detached parts are copied once, by the extension.
-          batch = packr.unpack(unshared(unframe(bytes))) as T[];
+          batch = packr().unpack(unshared(unframe(bytes))) as T[];
         } finally {
           unpacking = undefined;
         }
-      } else batch = packr.unpack(unshared(bytes)) as T[];
+      } else batch = packr().unpack(unshared(bytes)) as T[];
       if (!Array.isArray(batch) || batch.length !== count) {
         throw new CodecError(`msgpack payload holds ${Array.isArray(batch) ? batch.length : 'no array of'} messages, header says ${count}`);
       }

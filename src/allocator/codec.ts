@@ -5,7 +5,7 @@
 import { msgpack } from './codec-msgpack.ts';
 import { numbers, typedArray } from './codec-raw.ts';
 
-export { refusal } from './codec-msgpack.ts';
+export { msgpackr, refusal } from './codec-msgpack.ts';
 export type { TypedArray, TypedArrayConstructor, TypedArrayOptions } from './codec-raw.ts';
 
 export interface Batcher<T> {

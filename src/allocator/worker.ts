@@ -20,8 +20,8 @@ export type Boot =
 /** Messages from a worker thread to the main thread. */
 export type Report =
   | { type: 'ready' }
-  /** The return value, encoded by the default codec (see returnValue). */
-  | { type: 'result'; value: Uint8Array }
+  /** The return value, encoded by the default codec (see encodeReturn), or as it is where cloning it is the same (see Plain). */
+  | { type: 'result'; value: Uint8Array | Plain }
   | { type: 'error'; error: SerializedError; aborted: boolean };
 
 export interface SerializedError {
@@ -44,14 +44,20 @@ function post(report: Report): void {
 // codec refuses fails the worker with a CodecError, not a clone error.
 const returns = codecs.msgpack<unknown>();
 
-function encodeReturn(value: unknown): Uint8Array {
+/** A return value that arrives the same cloned as through msgpack: it skips the codec, so a worker returning nothing never loads msgpackr. */
+type Plain = { plain: undefined | null | boolean | number };
+
+function encodeReturn(value: unknown): Uint8Array | Plain {
+  // Not -0: msgpack carries it as 0, and a clone would not.
+  if (value === undefined || value === null || typeof value === 'boolean' || (typeof value === 'number' && !Object.is(value, -0))) return { plain: value };
   const batcher = returns.batcher();
   batcher.add(value);
   return batcher.take().slice();
 }
 
 /** The main thread's side of encodeReturn. */
-export function decodeReturn(bytes: Uint8Array): unknown {
+export function decodeReturn(bytes: Uint8Array | Plain): unknown {
+  if (!(bytes instanceof Uint8Array)) return bytes.plain;
   return returns.decode(bytes, 1, true)[0];
 }
 
@@ -75,7 +81,7 @@ export async function runWorker<R>(fn: WorkerFn<R>, wiring: Wiring): Promise<voi
     post({ type: 'error', error: serializeError(error), aborted });
     return;
   }
-  let bytes: Uint8Array;
+  let bytes: Uint8Array | Plain;
   try {
     bytes = encodeReturn(value);
   } catch (error) {

@@ -90,6 +90,18 @@ describe('the default codec', () => {
 });
 
 describe('every path delivers the same value', () => {
+  it("from a worker's return value, as join() resolves it", async () => {
+    // Scalars skip the codec on this path (so a worker returning nothing
+    // never loads msgpackr): each must still arrive as a channel delivers it.
+    const returned = [undefined, null, false, -0, NaN, 2 ** 53 + 2, 'text', { a: -0, f: new Float64Array([1.5, -0]) }];
+    for (let at = 0; at < returned.length; at += 4) {
+      const values = returned.slice(at, at + 4);
+      const got = await (await initialize<unknown>(Config.process(values.length), { module: echo, export: 'returning', args: values })).join();
+      expect(got).toEqual(values.map(roundTrip));
+      got.forEach((v, i) => expect(Object.is(v, roundTrip(values[i])) || typeof v === 'object').toBe(true));
+    }
+  }, 180_000);
+
   it('to oneself and to another thread', async () => {
     seed = Math.floor(Math.random() * 2 ** 31);
     process.env.WEFT_VALUES_SEED = String(seed);

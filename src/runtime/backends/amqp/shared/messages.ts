@@ -16,7 +16,7 @@
 // repeating the operation name, and costs a fraction of the time to encode
 // and decode. (Format 1, objects per task, never left the unreleased 0.1.0.)
 
-import { Packr } from 'msgpackr';
+import { msgpackr } from '../../../../allocator/internal.ts';
 import type { Task, TaskFailure, TaskProgress, TaskResult } from '../../../core/task.ts';
 import { isDuration, MAX_DURATION_MS } from '../../../core/options.ts';
 import { MalformedMessageError } from './errors.ts';
@@ -63,8 +63,9 @@ export const REASON_KILLED_WORKERS = 'killed-workers';
 
 // Records (msgpackr's structure extension) make arrays of like objects cheap;
 // without shared structures each message carries its own definitions, so any
-// process can decode any message.
-const packr = new Packr({ useRecords: true, moreTypes: true });
+// process can decode any message. The same msgpackr as the channels' codec
+// (one copy loaded, and its extensions).
+const packr = new (msgpackr().Packr)({ useRecords: true, moreTypes: true });
 
 // A task's identity within its lease, the one form every part of the
 // backend keys tasks by (answers awaited, cancellations, progress held): the

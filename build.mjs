@@ -1,0 +1,89 @@
+// Builds dist/: the declarations as tsc writes them (one .d.ts per source
+// file, as the types resolve), and the JavaScript bundled by rollup into the
+// entry points plus shared chunks.
+//
+// Why bundle: every weft thread starts by importing weft, and Node's ESM
+// loader spends about a millisecond per file resolving, reading and linking
+// it. Unbundled, a worker thread loads about a hundred files before it runs
+// a line of the user's code; bundled, a dozen. See bench/startup.ts.
+//
+// The entries are the package's exports and every module a thread is
+// started on by URL (the runner of a worker thread, the network thread, the
+// threads that serve tasks), so each keeps its path and its export names.
+// Shared code goes to chunks/, once, so a thread that imports two entries
+// still has one copy of each class. A module that reads import.meta.url
+// (to find a sibling file, or to createRequire) gets the URL its own file
+// would have had in an unbundled dist/, whatever chunk it lands in.
+//
+// Usage: node build.mjs (npm run build; npm pack runs it first).
+
+import { spawnSync } from 'node:child_process';
+import { copyFileSync, cpSync, mkdirSync, readdirSync, rmSync } from 'node:fs';
+import { dirname, join, relative, sep } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { rollup } from '@rollup/wasm-node';
+
+const root = dirname(fileURLToPath(import.meta.url));
+const tsc = join(root, '.build', 'tsc');
+const dist = join(root, 'dist');
+
+const ENTRIES = [
+  'index',
+  'channels',
+  'dataflow/index',
+  'otel',
+  'cli/main',
+  'allocator/worker',
+  'transport/network',
+  'runtime/backends/threads/thread-worker',
+  'runtime/backends/cluster/cluster-worker',
+  'runtime/backends/amqp/worker/on-thread',
+];
+
+rmSync(dist, { recursive: true, force: true });
+rmSync(tsc, { recursive: true, force: true });
+const compiled = spawnSync(process.execPath, [join(root, 'node_modules', 'typescript', 'bin', 'tsc'), '-p', 'tsconfig.build.json', '--outDir', tsc], {
+  cwd: root,
+  stdio: 'inherit',
+});
+if (compiled.status !== 0) process.exit(compiled.status ?? 1);
+
+const bundle = await rollup({
+  input: Object.fromEntries(ENTRIES.map((e) => [e, join(tsc, `${e}.js`)])),
+  // Packages (msgpackr, the optional peers) and node: builtins stay imports.
+  external: (id) => !id.startsWith('.') && !id.startsWith('/'),
+  // Importing a builtin or a package has no side effect weft relies on: an
+  // import whose bindings a chunk does not use is dropped (a thread would
+  // load node:crypto or node:http for nothing).
+  treeshake: { moduleSideEffects: (_id, external) => !external },
+  plugins: [
+    {
+      name: 'import-meta-url-of-the-source-file',
+      resolveImportMeta(property, { chunkId, moduleId }) {
+        if (property !== 'url') return null;
+        const own = relative(tsc, moduleId).split(sep).join('/');
+        const from = dirname(join(dist, chunkId));
+        const path = relative(from, join(dist, own)).split(sep).join('/');
+        return `new URL(${JSON.stringify(path.startsWith('.') ? path : `./${path}`)}, import.meta.url).href`;
+      },
+    },
+  ],
+  onwarn(warning) {
+    // tsc's helper for a computed import() reads `this` at the top level; rollup says it is undefined there, as tsc expects.
+    if (warning.code === 'THIS_IS_UNDEFINED') return;
+    throw new Error(`rollup: ${warning.message}`);
+  },
+});
+await bundle.write({ dir: dist, format: 'es', entryFileNames: '[name].js', chunkFileNames: 'chunks/[name]-[hash].js' });
+await bundle.close();
+
+// Declarations keep the source tree: the types of every export resolve as tsc wrote them.
+for (const entry of readdirSync(tsc, { recursive: true, withFileTypes: true })) {
+  if (!entry.isFile() || !entry.name.endsWith('.d.ts')) continue;
+  const to = join(dist, relative(tsc, entry.parentPath), entry.name);
+  mkdirSync(dirname(to), { recursive: true });
+  copyFileSync(join(entry.parentPath, entry.name), to);
+}
+// The bootstrap is plain JavaScript a thread runs first, by path.
+cpSync(join(root, 'src', 'allocator', 'bootstrap.mjs'), join(dist, 'allocator', 'bootstrap.mjs'));
+rmSync(join(root, '.build'), { recursive: true, force: true });
