@@ -157,7 +157,10 @@ export class AmqpBackend implements Backend {
       await assertResultQueue(session.channel, state.queue, this.resultQueueExpiresMs());
       const { consumerTag } = await session.channel.consume(
         state.queue,
-        (message) => onResults(state, session, message, this.publisher.taskTime),
+        (message) => {
+          onResults(state, session, message, this.publisher.taskTime);
+          this.publisher.answered(state);
+        },
         { exclusive: true },
       );
       if (!state.open) {
