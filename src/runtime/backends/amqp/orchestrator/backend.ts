@@ -238,7 +238,14 @@ export class AmqpBackend implements Backend {
     await assertShared(channel, this.names, this.deliveryLimit);
     const { queue } = await channel.assertQueue('', { exclusive: true, autoDelete: true });
     await channel.bindQueue(queue, this.names.deadExchange, `${this.id}.#`);
-    await channel.consume(queue, (message) => onDeadLetter(message, this.leases, this.names, this.deliveryLimit), { noAck: true });
+    await channel.consume(
+      queue,
+      (message) => {
+        const state = onDeadLetter(message, this.leases, this.names, this.deliveryLimit);
+        if (state !== undefined) this.publisher.answered(state);
+      },
+      { noAck: true },
+    );
     await channel.prefetch(RESULT_PREFETCH);
     for (const doomed of [...this.doomed]) {
       await channel.deleteQueue(doomed);
