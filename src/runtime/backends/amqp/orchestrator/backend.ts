@@ -157,7 +157,10 @@ export class AmqpBackend implements Backend {
       await assertResultQueue(session.channel, state.queue, this.resultQueueExpiresMs());
       const { consumerTag } = await session.channel.consume(
         state.queue,
-        (message) => onResults(state, session, message, this.publisher.taskTime),
+        (message) => {
+          onResults(state, session, message, this.publisher.taskTime);
+          this.publisher.answered(state);
+        },
         { exclusive: true },
       );
       if (!state.open) {
@@ -235,7 +238,14 @@ export class AmqpBackend implements Backend {
     await assertShared(channel, this.names, this.deliveryLimit);
     const { queue } = await channel.assertQueue('', { exclusive: true, autoDelete: true });
     await channel.bindQueue(queue, this.names.deadExchange, `${this.id}.#`);
-    await channel.consume(queue, (message) => onDeadLetter(message, this.leases, this.names, this.deliveryLimit), { noAck: true });
+    await channel.consume(
+      queue,
+      (message) => {
+        const state = onDeadLetter(message, this.leases, this.names, this.deliveryLimit);
+        if (state !== undefined) this.publisher.answered(state);
+      },
+      { noAck: true },
+    );
     await channel.prefetch(RESULT_PREFETCH);
     for (const doomed of [...this.doomed]) {
       await channel.deleteQueue(doomed);

@@ -109,11 +109,7 @@ export function onResults(state: LeaseState, session: Session, message: ConsumeM
   results = results!;
   const ms = headerNumber(headers, HEADER_MS);
   if (ms !== undefined && results.length > 0) taskTime.observe(ms, results.length);
-  for (const result of results) {
-    const id = taskId(result.index, result.stage, result.attempt);
-    state.unanswered.delete(id);
-    state.cancelling.delete(id);
-  }
+  answered(state, results);
   if (state.open) state.handlers.results(results);
 }
 
@@ -123,19 +119,20 @@ export function onResults(state: LeaseState, session: Session, message: ConsumeM
  * counted the deaths itself (`killed-workers`): its tasks fail with
  * WorkerLostError, so the directive rejects naming the operation and index.
  * From a worker: unknown operations were already answered with an error
- * result; anything else fails the lease with the worker's reason.
+ * result; anything else fails the lease with the worker's reason. Returns
+ * the lease if the dead letter answered its tasks (as failed).
  */
-export function onDeadLetter(message: ConsumeMessage | null, leases: ReadonlyMap<string, LeaseState>, names: Names, deliveryLimit: number): void {
-  if (message === null) return;
+export function onDeadLetter(message: ConsumeMessage | null, leases: ReadonlyMap<string, LeaseState>, names: Names, deliveryLimit: number): LeaseState | undefined {
+  if (message === null) return undefined;
   const state = leases.get(message.fields.routingKey);
-  if (state === undefined) return;
+  if (state === undefined) return undefined;
   const headers = message.properties.headers;
   const brokerReason = headerString(headers, 'x-first-death-reason');
   const reason = headerString(headers, HEADER_REASON) ?? 'no reason given';
   if (deadLetterChannel.hasSubscribers) deadLetterChannel.publish({ key: state.key, reason: brokerReason ?? reason } satisfies DeadLetterMessage);
   if (brokerReason === undefined && !reason.startsWith(REASON_KILLED_WORKERS)) {
     if (!reason.startsWith(REASON_UNKNOWN_OPERATION)) state.handlers.failed(new DeadLetterError(reason, names.deadQueue));
-    return;
+    return undefined;
   }
   let tasks: Task[];
   try {
@@ -143,7 +140,7 @@ export function onDeadLetter(message: ConsumeMessage | null, leases: ReadonlyMap
     tasks = decodeTasks(message.content, state.key);
   } catch (error) {
     state.handlers.failed(new DeadLetterError(`a task message was dead-lettered (${brokerReason ?? reason})`, names.deadQueue, { cause: error }));
-    return;
+    return undefined;
   }
   const deaths = (headerNumber(headers, HEADER_DEATHS) ?? 0) + (headerNumber(headers, 'x-delivery-count') ?? 0);
   const lost = new WorkerLostError(
@@ -152,5 +149,16 @@ export function onDeadLetter(message: ConsumeMessage | null, leases: ReadonlyMap
           `its workers kept dying while running it; the message is in ${names.deadQueue}`
       : `a worker dead-lettered this task (${reason}); the message is in ${names.deadQueue}`,
   );
+  // Answered, as by a result message: the publisher counts the tasks out from these.
+  answered(state, tasks);
   state.handlers.results(tasks.map((task) => failed(task, lost)));
+  return state;
+}
+
+function answered(state: LeaseState, tasks: readonly { index: number; stage: number; attempt: number }[]): void {
+  for (const task of tasks) {
+    const id = taskId(task.index, task.stage, task.attempt);
+    state.unanswered.delete(id);
+    state.cancelling.delete(id);
+  }
 }

@@ -88,20 +88,37 @@ export class TaskPublisher {
    * Publishes the lease's backlog, cut into messages of about BATCH_MS of
    * work each (at most `maxBatch` tasks); work worth more than SPREAD_MS goes
    * out as at least two messages, so that two workers share it.
+   *
+   * While two full messages' worth of the lease's tasks are out already,
+   * the workers have enough to do: the backlog goes out in full messages
+   * only, and the rest waits for the results of those out to bring more
+   * tasks to fill it up (or, at a directive's end, goes as it is: see
+   * `answered`). Else the sizes of the first messages, cut small while the
+   * directive's window was still opening, lived on: each result message
+   * frees as many tasks as it answers, and those went out as a message of
+   * that size (a directive of tiny tasks ran on messages of 60-100 tasks
+   * rather than `maxBatch`, as much broker work per task again).
    */
   publishBacklog(state: LeaseState, session: Session): void {
     const tasks = state.backlog;
-    state.backlog = [];
     const taskMs = this.taskTime.ms;
     const byTime = Math.max(1, Math.min(this.maxBatch, Math.ceil(BATCH_MS / taskMs)));
-    const spread = tasks.length * taskMs > SPREAD_MS ? Math.ceil(tasks.length / 2) : tasks.length;
+    const busy = state.unanswered.size - tasks.length >= 2 * byTime;
+    const spread = !busy && tasks.length * taskMs > SPREAD_MS ? Math.ceil(tasks.length / 2) : tasks.length;
     const size = Math.max(1, Math.min(byTime, spread));
-    for (let start = 0; start < tasks.length; start += size) {
+    const end = busy ? tasks.length - (tasks.length % size) : tasks.length;
+    state.backlog = tasks.slice(end);
+    for (let start = 0; start < end; start += size) {
       const chunk = tasks.slice(start, start + size);
       const publication: Publication = { lease: state, count: chunk.length, content: encodeTasks(chunk), tc: chunk[0]!.tc, sentOn: undefined };
       this.unconfirmed.add(publication);
       this.send(publication, session);
     }
+  }
+
+  /** Results of the lease came in: a short message it held goes out now unless enough of its tasks are still out to fill it. */
+  answered(state: LeaseState): void {
+    if (state.backlog.length > 0) this.enqueue(state, []);
   }
 
   /** A new session: every message of an open lease the broker has not confirmed goes out again. */

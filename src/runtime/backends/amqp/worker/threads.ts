@@ -26,7 +26,7 @@
 import { BroadcastChannel } from 'node:worker_threads';
 import { ThreadBackend } from '../../threads/thread-backend.ts';
 import type { Lease } from '../../../core/backend.ts';
-import type { TaskFailure, TaskIdentity, TaskProgress, TaskResult } from '../../../core/task.ts';
+import type { Task, TaskFailure, TaskIdentity, TaskProgress, TaskResult } from '../../../core/task.ts';
 import { taskId, type LeaseTaskId } from '../shared/messages.ts';
 import { decodeResults, decodeTasks, encodeResults, encodeTasks } from '../shared/messages.ts';
 import { BATCH_OPERATION, type BatchInput, type BatchOutput, type BatchTiming, type Cancellation, type Skip } from './on-thread.ts';
@@ -82,6 +82,8 @@ export class TaskThreads {
   private lastFinished = -Infinity;
   private readonly channelName = `weft.amqp.${process.pid}.${Math.random().toString(36).slice(2)}`;
   private readonly cancellations = new BroadcastChannel(this.channelName);
+  /** Batches to hand to the threads once the current callbacks have run (see dispatch). */
+  private outbox: Task[] = [];
 
   /**
    * What the threads ran, for `AmqpWorker.metrics()`: per operation, tasks
@@ -159,6 +161,8 @@ export class TaskThreads {
 
   /** Lease `key` was released: its running tasks are cancelled (`why`), and their batches resolve undefined. */
   release(key: string, why: string): void {
+    // The thread backend cancels (and past the grace stops) only the batches it was given.
+    this.dispatch();
     this.tell({ key, why });
     for (const batch of [...(this.batches.get(key) ?? [])]) {
       this.end(batch, why);
@@ -168,6 +172,7 @@ export class TaskThreads {
 
   /** One task is cancelled: its signal aborts, or its batch's thread is replaced after the grace; it still answers. */
   cancel(task: TaskIdentity, why: string): void {
+    this.dispatch(); // as in release
     this.tell({ key: task.key, task: [task.index, task.stage, task.attempt], why });
     const id = taskId(task.index, task.stage, task.attempt);
     for (const batch of this.batches.get(task.key) ?? []) {
@@ -201,8 +206,23 @@ export class TaskThreads {
   private send(batch: Batch, skip: readonly Skip[]): void {
     const input: BatchInput =
       batch.tc === undefined ? { body: batch.body, key: batch.key, channel: this.channelName, skip } : { body: batch.body, key: batch.key, channel: this.channelName, skip, tc: batch.tc };
-    this.backend.dispatch([{ op: BATCH_OPERATION, input, key: batch.lease.key, index: batch.sent, stage: 0, attempt: 0 }]);
+    this.outbox.push({ op: BATCH_OPERATION, input, key: batch.lease.key, index: batch.sent, stage: 0, attempt: 0 });
+    if (this.outbox.length === 1) queueMicrotask(this.dispatch);
   }
+
+  /**
+   * The batches sent since the current callbacks began, to the threads at
+   * once: amqplib hands over every delivery of one socket read in one
+   * turn, and a thread woken for each of them (a notify each, and on a
+   * busy machine a wait for a core each) was most of a message's time on
+   * the worker.
+   */
+  private readonly dispatch = (): void => {
+    if (this.outbox.length === 0) return;
+    const tasks = this.outbox;
+    this.outbox = [];
+    this.backend.dispatch(tasks);
+  };
 
   private tell(cancellation: Cancellation): void {
     this.cancellations.postMessage(cancellation);
