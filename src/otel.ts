@@ -165,6 +165,8 @@ export function instrument(options: OtelOptions = {}): Instrumentation {
         parent,
       );
       spans.set(message, { span, started: performance.now() });
+      const active = trace.setSpan(parent, span);
+      message.wrap = (task) => context.with(active, task);
     },
     end(message: TaskBatchMessage) {
       if (!message.async) finish(message);

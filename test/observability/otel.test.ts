@@ -18,7 +18,7 @@ import { Config } from '../../src/allocator/index.ts';
 import { freePorts } from '../../src/cli/ports.ts';
 import { instrument, type Instrumentation } from '../../src/otel.ts';
 import { Runtime } from '../../src/runtime/index.ts';
-import { Busy, FlakyOnce, recordOf, SPANS_CHANNEL, type SpanRecord } from './fixtures/traced-operations.ts';
+import { Busy, FlakyOnce, Nested, recordOf, SPANS_CHANNEL, type SpanRecord } from './fixtures/traced-operations.ts';
 
 const operations = new URL('./fixtures/traced-operations.ts', import.meta.url);
 const exporter = new InMemorySpanExporter();
@@ -112,6 +112,30 @@ describe('weft/otel', () => {
     expect(span.status.code).toBe(2);
     expect(span.events.map((event) => event.name)).toContain('exception');
     await runtime.close();
+  });
+});
+
+describe('weft/otel inside operations', () => {
+  it('a span an operation starts, before or after an await, is a child of its batch\'s span', async () => {
+    await using runtime = await Runtime.inMemory({ workers: 2, operations });
+    const inputs = [1, 2, 3, 4, 5, 6];
+    const traceId = await tracer.startActiveSpan('request', async (span) => {
+      expect(await runtime.fanout(Nested, inputs)).toEqual(inputs);
+      span.end();
+      return span.spanContext().traceId;
+    });
+    const mine = () => remoteSpans.filter((span) => span.traceId === traceId);
+    const own = () => mine().filter((span) => /^(a?sync) \d$/.test(span.name));
+    const consumers = () => mine().filter((span) => span.kind === SpanKind.CONSUMER);
+    // A batch's span ends after its tasks' own spans: wait for the batches to account for every task too.
+    const batched = () => consumers().reduce((sum, span) => sum + (span.attributes['messaging.batch.message_count'] as number), 0);
+    await expect.poll(() => [own().length, batched()], { timeout: 30_000 }).toEqual([2 * inputs.length, inputs.length]);
+    const batches = new Map(consumers().map((span) => [span.spanId, span]));
+    for (const span of own()) {
+      const batch = batches.get(span.parentSpanId!);
+      expect(batch, `${span.name}'s parent is a batch of obs.Nested`).toMatchObject({ name: 'process obs.Nested' });
+    }
+    expect(new Set(own().map((span) => span.name))).toEqual(new Set(inputs.flatMap((n) => [`sync ${n}`, `async ${n}`])));
   });
 });
 

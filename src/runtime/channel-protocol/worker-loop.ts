@@ -129,9 +129,15 @@ export async function serveTasks(allocator: Allocator, coordinator: number, modu
         }
         out.running = message;
         const traced = taskChannel.hasSubscribers && !selfTracedOperations.has(message.op);
-        if (traced) batches.before(message);
-        const outcome = runtime!.execute(message, clock);
-        if (traced) batches.after(outcome);
+        let outcome;
+        if (traced) {
+          batches.before(message);
+          const started = clock;
+          outcome = batches.run(() => runtime!.execute(message, started));
+          batches.after(outcome);
+        } else {
+          outcome = runtime!.execute(message, clock);
+        }
         out.running = undefined;
         clock = runtime!.returnedAt;
         if (outcome instanceof Promise) out.later(message, outcome);
