@@ -8,7 +8,7 @@
 // The workers import this very script to find the operation by name; inside
 // a worker the script stops at `Runtime.inMemory` (see examples/fib.ts).
 import { createHash } from 'node:crypto';
-import { IndexedStream, Runtime, defineOperation } from '../src/index.ts';
+import { IndexedStream, Runtime, defineOperation, progressBar } from '../src/index.ts';
 
 const BLOCK = 20_000;
 const PREFIX = '0000';
@@ -33,11 +33,17 @@ function* blocks(): Generator<number> {
 const runtime = await Runtime.inMemory({ workers: 2 });
 const started = performance.now();
 let searched = 0;
-for await (const [block, hit] of IndexedStream.from(blocks()).map(SearchBlock).stream(runtime, { maxInFlight: 4 })) {
+let found: { block: number; nonce: number; ms: number } | undefined;
+// On a terminal, progressBar() draws the search's progress on stderr; the
+// result is printed once the loop has left, below the bar's last line.
+for await (const [block, hit] of IndexedStream.from(blocks()).map(SearchBlock).stream(runtime, { maxInFlight: 4, onProgress: progressBar({ label: 'search' }) })) {
   searched++;
   if (hit === null) continue;
-  const hash = createHash('sha256').update(`weft${hit}`).digest('hex');
-  console.log(`nonce ${hit} (block ${block}, ${searched} blocks done in ${(performance.now() - started).toFixed(0)} ms): ${hash}`);
+  found = { block, nonce: hit, ms: performance.now() - started };
   break; // cancels the blocks still running; nothing more is pulled
 }
 await runtime.close();
+if (found !== undefined) {
+  const hash = createHash('sha256').update(`weft${found.nonce}`).digest('hex');
+  console.log(`nonce ${found.nonce} (block ${found.block}, ${searched} blocks done in ${found.ms.toFixed(0)} ms): ${hash}`);
+}

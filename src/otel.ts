@@ -10,8 +10,10 @@
 //
 // Workers are other threads and processes: call `instrument()` there too,
 // with their own SDK (in the operations module, which every worker
-// imports). `@opentelemetry/api` is an optional peer dependency of weft:
-// only this entry needs it.
+// imports). A worker thread's spans could be left in its SDK's queue as
+// its process ends it, so `instrument()` has weft flush its providers as a
+// worker thread stops (observability/flush.ts). `@opentelemetry/api` is an
+// optional peer dependency of weft: only this entry needs it.
 
 import diagnostics from 'node:diagnostics_channel';
 import {
@@ -30,6 +32,7 @@ import {
   type TracerProvider,
 } from '@opentelemetry/api';
 import type { DirectiveMessage, TaskBatchMessage, TraceCarrier } from './runtime/observability/channels.ts';
+import { beforeThreadEnd } from './runtime/observability/flush.ts';
 
 export type { DirectiveMessage, TaskBatchMessage, TraceCarrier } from './runtime/observability/channels.ts';
 
@@ -41,7 +44,7 @@ export interface OtelOptions {
   propagator?: TextMapPropagator;
 }
 
-/** What `instrument` returns: stop reporting. */
+/** What `instrument` returns: stop reporting (and flushing as worker threads stop). */
 export interface Instrumentation {
   disable(): void;
 }
@@ -162,6 +165,8 @@ export function instrument(options: OtelOptions = {}): Instrumentation {
         parent,
       );
       spans.set(message, { span, started: performance.now() });
+      const active = trace.setSpan(parent, span);
+      message.wrap = (task) => context.with(active, task);
     },
     end(message: TaskBatchMessage) {
       if (!message.async) finish(message);
@@ -173,12 +178,21 @@ export function instrument(options: OtelOptions = {}): Instrumentation {
 
   directives.subscribe(directiveHandlers);
   tasks.subscribe(taskHandlers);
+  const flushable = [options.tracerProvider ?? trace.getTracerProvider(), options.meterProvider ?? metrics.getMeterProvider()].map(sdkOf);
+  const stopFlushing = beforeThreadEnd(() => Promise.all(flushable.map((provider) => provider.forceFlush?.())));
   return {
     disable() {
       directives.unsubscribe(directiveHandlers);
       tasks.unsubscribe(taskHandlers);
+      stopFlushing();
     },
   };
+}
+
+/** A provider as an SDK makes it: the global tracer provider is a proxy of the registered one. */
+function sdkOf(provider: TracerProvider | MeterProvider): { forceFlush?: () => Promise<void> } {
+  const delegate = (provider as { getDelegate?: () => TracerProvider }).getDelegate?.() ?? provider;
+  return delegate as { forceFlush?: () => Promise<void> };
 }
 
 function errorType(error: unknown): string {

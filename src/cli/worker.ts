@@ -7,6 +7,7 @@ import type { AddressInfo } from 'node:net';
 import { WorkerRuntime } from '../runtime/worker-runtime.ts';
 import { prometheusText, PROMETHEUS_CONTENT_TYPE } from '../runtime/observability/prometheus.ts';
 import type { AmqpWorker } from '../runtime/backends/amqp/worker/worker.ts';
+import { Rate, StatusLine } from '../runtime/observability/live.ts';
 
 export interface WorkerCommandOptions {
   amqp: string;
@@ -34,9 +35,45 @@ async function serveMetrics(worker: AmqpWorker, port: number): Promise<Server> {
   return server;
 }
 
+/** How often the live view reads the worker's metrics. */
+const VIEW_INTERVAL_MS = 500;
+
+/**
+ * The worker's live view on a TTY: the tasks it served, their rate, the
+ * failed attempts and dead letters, on one line kept below the log. Returns
+ * its stop, which leaves the last figures as a line of the log.
+ */
+function liveView(served: AmqpWorker, status: StatusLine): () => void {
+  const rate = new Rate();
+  const line = (): string => {
+    let completed = 0;
+    let failed = 0;
+    for (const operation of Object.values(served.metrics().operations)) {
+      completed += operation.completed;
+      failed += operation.failed;
+    }
+    const perSecond = rate.sample(completed, performance.now());
+    return `weft worker ${process.pid}: ${completed} tasks served · ${perSecond.toFixed(1)} tasks/s · ${failed} failed · ${served.stats().deadLettered} dead-lettered`;
+  };
+  status.update(line);
+  const timer = setInterval(() => status.update(line), VIEW_INTERVAL_MS).unref();
+  return () => {
+    clearInterval(timer);
+    status.end(line());
+  };
+}
+
 /** Runs the worker; resolves with the exit code once it has stopped: 1 if its threads failed for good. */
 export async function worker(options: WorkerCommandOptions): Promise<number> {
-  const log = options.quiet ? undefined : (line: string) => console.error(`weft worker ${process.pid}: ${line}`);
+  // The live view: on a terminal only (a pipe or a log file gets the log lines alone), and not with --quiet.
+  const status = !options.quiet && process.stderr.isTTY ? new StatusLine(process.stderr, VIEW_INTERVAL_MS) : undefined;
+  const log = options.quiet
+    ? undefined
+    : (line: string) => {
+        const text = `weft worker ${process.pid}: ${line}`;
+        if (status === undefined) console.error(text);
+        else status.above(text);
+      };
   // The threads import the operations (with tsx for TypeScript, see
   // allocator/thread.ts); this thread holds the broker connection.
   const served = await WorkerRuntime.amqp({
@@ -62,15 +99,18 @@ export async function worker(options: WorkerCommandOptions): Promise<number> {
     log?.(`metrics at http://localhost:${(metrics.address() as AddressInfo).port}/metrics`);
   }
   log?.(`serving ${options.operations.join(', ')} as ${served.id}`);
+  const stopView = status === undefined ? undefined : liveView(served, status);
   try {
     await served.closeOnSignals(['SIGINT', 'SIGTERM']);
   } catch (error) {
+    stopView?.();
     // Said even with --quiet: the process ends with an error code.
     console.error(`weft worker ${process.pid}: stopped: its worker threads failed for good: ${(error as Error).message}`);
     return 1;
   } finally {
     metrics?.close();
   }
+  stopView?.();
   log?.('stopped');
   return 0;
 }

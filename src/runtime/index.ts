@@ -12,6 +12,7 @@ export type { Task, TaskResult, TaskFailure } from './core/task.ts';
 export type { RuntimeMetrics, OperationMetrics, WorkerMetrics } from './observability/metrics.ts';
 export type { DurationSummary } from './observability/histogram.ts';
 export { prometheusText, PROMETHEUS_CONTENT_TYPE } from './observability/prometheus.ts';
+export { progressBar, type ProgressBarOptions, type LiveStream } from './observability/live.ts';
 export type { DirectiveMessage, TaskBatchMessage, RetryMessage, TraceCarrier, PeerMessage, ThreadReplacedMessage, DeadLetterMessage } from './observability/channels.ts';
 export {
   TransientError,

@@ -1,8 +1,10 @@
 // Observability through RabbitMQ: the orchestrator's metrics carry the AMQP
-// workers' run times, and one trace goes from the caller's span through a
-// `weft worker` process to the task batches on its threads.
+// workers' run times, one trace goes from the caller's span through a
+// `weft worker` process to the task batches on its threads, and a dead
+// letter of a directive is told on `weft:dead-letter`.
 
 import { spawn } from 'node:child_process';
+import diagnostics from 'node:diagnostics_channel';
 import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -14,10 +16,14 @@ import { AsyncLocalStorageContextManager } from '@opentelemetry/context-async-ho
 import { W3CTraceContextPropagator } from '@opentelemetry/core';
 import { BasicTracerProvider, InMemorySpanExporter, SimpleSpanProcessor } from '@opentelemetry/sdk-trace-base';
 import { instrument } from '../../src/otel.ts';
-import { Runtime } from '../../src/runtime/index.ts';
+import { defineOperation, OperationError, Runtime, type DeadLetterMessage } from '../../src/runtime/index.ts';
+import { backendOf } from '../../src/runtime/runtime.ts';
 import { AMQP_URL, brokerAvailable, brokerSession, ROOT, stopWorkers, type WorkerProcess } from '../amqp/helpers.ts';
 import { Busy } from './fixtures/operations.ts';
 import { recordOf, type SpanRecord } from './fixtures/span-records.ts';
+
+// Defined here only: the worker processes never import this file.
+const Unregistered = defineOperation('obs.test.Unregistered', (n: number) => n);
 
 const available = brokerAvailable('test/observability/amqp.test.ts');
 const OPERATIONS = fileURLToPath(new URL('./fixtures/file-traced-operations.ts', import.meta.url));
@@ -98,6 +104,27 @@ describe.runIf(available)('observability on Runtime.amqp', () => {
       instrumentation.disable();
       context.disable();
       propagation.disable();
+    }
+  });
+
+  it('weft:dead-letter names the directive and why its task was dead-lettered: an operation no worker has', async () => {
+    const letters: DeadLetterMessage[] = [];
+    const listener = (message: unknown) => letters.push(message as DeadLetterMessage);
+    diagnostics.subscribe('weft:dead-letter', listener);
+    try {
+      await using runtime = await Runtime.amqp({ url: AMQP_URL, prefix });
+      const worker = tracedWorker(prefix);
+      workers.push(worker);
+      await worker.serving;
+      const failure = await runtime.call(Unregistered, 7).catch((error: unknown) => error);
+      expect(failure).toBeInstanceOf(OperationError);
+      // The worker answers with an error and dead-letters the message; the letter reaches the orchestrator on its own queue.
+      await expect.poll(() => letters.length, { timeout: 20_000 }).toBe(1);
+      const id = (backendOf(runtime) as unknown as { id: string }).id;
+      expect(letters[0]!.key.startsWith(`${id}.`)).toBe(true);
+      expect(letters[0]!.reason).toMatch(/^unknown-operation: 'obs\.test\.Unregistered' not registered/);
+    } finally {
+      diagnostics.unsubscribe('weft:dead-letter', listener);
     }
   });
 });

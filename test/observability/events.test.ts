@@ -6,8 +6,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { BroadcastChannel } from 'node:worker_threads';
 import { describe, expect, it } from 'vitest';
-import { Config, initialize, Runtime, type ThreadReplacedMessage } from '../../src/index.ts';
-import { ExitOnce } from './fixtures/operations.ts';
+import { Config, initialize, Retry, Runtime, type ThreadReplacedMessage } from '../../src/index.ts';
+import { Busy, ExitOnce } from './fixtures/operations.ts';
 import { OVERFLOW_CHANNEL } from './fixtures/overflow.ts';
 
 const operations = new URL('./fixtures/operations.ts', import.meta.url);
@@ -27,6 +27,22 @@ describe('event channels', () => {
     } finally {
       diagnostics.unsubscribe('weft:thread-replaced', listener);
       rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  it('weft:thread-replaced says terminated for a thread whose cancelled task ran on past its grace', async () => {
+    const replaced: ThreadReplacedMessage[] = [];
+    const listener = (message: unknown) => replaced.push(message as ThreadReplacedMessage);
+    diagnostics.subscribe('weft:thread-replaced', listener);
+    try {
+      await using runtime = await Runtime.inMemory({ workers: 1, operations, cancelGraceMs: 100, retry: Retry.none() });
+      // Busy spins without looking at its signal: past its timeout and its grace, its thread is terminated.
+      await expect(runtime.call(Busy, 60_000, { timeoutMs: 200 })).rejects.toThrow(/TaskTimeoutError: operation obs.Busy on input index 0 produced no result within 200 ms/);
+      expect(replaced).toEqual([{ worker: 0, reason: 'terminated', error: undefined }]);
+      // Its replacement serves.
+      expect(await runtime.call(Busy, 1)).toBe(1);
+    } finally {
+      diagnostics.unsubscribe('weft:thread-replaced', listener);
     }
   });
 

@@ -18,7 +18,7 @@ import { Config } from '../../src/allocator/index.ts';
 import { freePorts } from '../../src/cli/ports.ts';
 import { instrument, type Instrumentation } from '../../src/otel.ts';
 import { Runtime } from '../../src/runtime/index.ts';
-import { Busy, FlakyOnce, recordOf, SPANS_CHANNEL, type SpanRecord } from './fixtures/traced-operations.ts';
+import { Busy, FlakyOnce, Nested, recordOf, SPANS_CHANNEL, type SpanRecord } from './fixtures/traced-operations.ts';
 
 const operations = new URL('./fixtures/traced-operations.ts', import.meta.url);
 const exporter = new InMemorySpanExporter();
@@ -115,8 +115,32 @@ describe('weft/otel', () => {
   });
 });
 
+describe('weft/otel inside operations', () => {
+  it('a span an operation starts, before or after an await, is a child of its batch\'s span', async () => {
+    await using runtime = await Runtime.inMemory({ workers: 2, operations });
+    const inputs = [1, 2, 3, 4, 5, 6];
+    const traceId = await tracer.startActiveSpan('request', async (span) => {
+      expect(await runtime.fanout(Nested, inputs)).toEqual(inputs);
+      span.end();
+      return span.spanContext().traceId;
+    });
+    const mine = () => remoteSpans.filter((span) => span.traceId === traceId);
+    const own = () => mine().filter((span) => /^(a?sync) \d$/.test(span.name));
+    const consumers = () => mine().filter((span) => span.kind === SpanKind.CONSUMER);
+    // A batch's span ends after its tasks' own spans: wait for the batches to account for every task too.
+    const batched = () => consumers().reduce((sum, span) => sum + (span.attributes['messaging.batch.message_count'] as number), 0);
+    await expect.poll(() => [own().length, batched()], { timeout: 30_000 }).toEqual([2 * inputs.length, inputs.length]);
+    const batches = new Map(consumers().map((span) => [span.spanId, span]));
+    for (const span of own()) {
+      const batch = batches.get(span.parentSpanId!);
+      expect(batch, `${span.name}'s parent is a batch of obs.Nested`).toMatchObject({ name: 'process obs.Nested' });
+    }
+    expect(new Set(own().map((span) => span.name))).toEqual(new Set(inputs.flatMap((n) => [`sync ${n}`, `async ${n}`])));
+  });
+});
+
 describe('weft/otel on a cluster of 2 processes', () => {
-  it('one trace from process 0 through the worker threads of both processes', async () => {
+  it('one trace from process 0 through the worker threads of both processes, each thread flushing its spans as it stops', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'weft-obs-cluster-'));
     const spans = join(dir, 'spans.jsonl');
     const hostfile = join(dir, 'hosts');
@@ -126,7 +150,7 @@ describe('weft/otel on a cluster of 2 processes', () => {
       new Promise<{ code: number | null; stdout: string; stderr: string }>((resolve, reject) => {
         const child = spawn(process.execPath, ['--import', 'tsx', script, '-w', '2', '-n', '2', '-p', String(index), '-h', hostfile], {
           stdio: ['ignore', 'pipe', 'pipe'],
-          env: { ...process.env, WEFT_TEST_SPANS: spans },
+          env: { ...process.env, WEFT_TEST_SPANS: spans, WEFT_TEST_SPANS_BATCHED: '1' },
         });
         let stdout = '';
         let stderr = '';
@@ -147,13 +171,10 @@ describe('weft/otel on a cluster of 2 processes', () => {
       expect(directive).toMatchObject({ name: 'send obs.Busy', parentSpanId: request.spanId });
       expect(directive.attributes['weft.backend']).toBe('cluster');
       const batches = mine.filter((span) => span.kind === SpanKind.CONSUMER);
-      // A worker thread's span is exported after its results left, and the
-      // thread may end with its process before the export is written (seen
-      // in CI under load: 5 of 8 tasks' spans in the file); the spans that
-      // were written cover no more tasks than ran, all under this trace.
+      // The worker threads' spans wait in a batching processor until weft
+      // flushes it as each thread stops: all 8 tasks are in the file.
       const tasks = batches.reduce((sum, span) => sum + (span.attributes['messaging.batch.message_count'] as number), 0);
-      expect(tasks).toBeGreaterThan(0);
-      expect(tasks).toBeLessThanOrEqual(8);
+      expect(tasks).toBe(8);
       for (const batch of batches) expect(batch).toMatchObject({ parentSpanId: directive.spanId, links: [directive.spanId] });
       // Worker 0 relays; workers 1 (process 0) and 2, 3 (process 1) run tasks.
       const workers = new Set(batches.map((span) => span.attributes['weft.worker'] as number));

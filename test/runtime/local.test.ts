@@ -105,7 +105,7 @@ describe('failures on the local runtime', () => {
       .map(FlakyOnce)
       .run(local({ retry: Retry.immediate(2) }), { onProgress: (p) => progress.push(p) });
     expect(out).toEqual(range(0, 9));
-    expect(progress.at(-1)).toEqual({ dispatched: 11, done: 10, failed: 1, lostProcesses: [], joinedProcesses: [] });
+    expect(progress.at(-1)).toEqual({ dispatched: 11, done: 10, failed: 1, total: 10, outcome: 'succeeded', lostProcesses: [], joinedProcesses: [] });
   });
 
   it('rejects with RetriesExhaustedError once the policy gives up', async () => {
@@ -201,7 +201,7 @@ describe('failures on the local runtime', () => {
       .fold(Concat)
       .run(runtime, { onProgress: (p) => (last = p) });
     expect(out).toBe(range(2, 21).map((n) => `<${n}>`).join(''));
-    expect(last).toEqual({ dispatched: 40, done: 40, failed: 0, lostProcesses: [], joinedProcesses: [] });
+    expect(last).toEqual({ dispatched: 40, done: 40, failed: 0, total: 40, outcome: 'succeeded', lostProcesses: [], joinedProcesses: [] });
   });
 
   it('rejects running directives when the runtime closes, and refuses new ones', async () => {

@@ -11,6 +11,7 @@ import { cancels, failed, type Task, type TaskResult } from '../core/task.ts';
 import { isTask, RESULT_CHANNEL_BASE, TASK_CHANNEL, type Cancel, type HostMessage, type TaskId, type WorkerMessage } from './messages.ts';
 import { Executor, loadOperations } from '../core/executor.ts';
 import { selfTracedOperations, serveAsWorker, TaskBatches, taskChannel } from '../observability/channels.ts';
+import { flushBeforeThreadEnd } from '../observability/flush.ts';
 
 // Results leave in one batch at the end of a run of tasks, and within a
 // longer run at most once per FLUSH_AFTER_MS: what was made since the last
@@ -117,7 +118,10 @@ export async function serveTasks(allocator: Allocator, coordinator: number, modu
         // running would go nowhere, but their signals tell them to stop.
         if ('stop' in message) {
           runtime?.cancel({ why: 'the runtime was closed' });
-          return out.flush();
+          // The stop can come in the same turn as the batch's last tasks: end the batch (its span) before the thread.
+          batches.end();
+          out.flush();
+          return await flushBeforeThreadEnd();
         }
         if (message.timeoutMs !== undefined) {
           out.flush();
@@ -125,9 +129,15 @@ export async function serveTasks(allocator: Allocator, coordinator: number, modu
         }
         out.running = message;
         const traced = taskChannel.hasSubscribers && !selfTracedOperations.has(message.op);
-        if (traced) batches.before(message);
-        const outcome = runtime!.execute(message, clock);
-        if (traced) batches.after(outcome);
+        let outcome;
+        if (traced) {
+          batches.before(message);
+          const started = clock;
+          outcome = batches.run(() => runtime!.execute(message, started));
+          batches.after(outcome);
+        } else {
+          outcome = runtime!.execute(message, clock);
+        }
         out.running = undefined;
         clock = runtime!.returnedAt;
         if (outcome instanceof Promise) out.later(message, outcome);

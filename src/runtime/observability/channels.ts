@@ -48,6 +48,12 @@ export interface TaskBatchMessage {
   failed: number;
   /** Some tasks were async: the batch ends at `asyncEnd`. */
   async: boolean;
+  /**
+   * A subscriber may set it on `start`: each task of the batch then runs as
+   * `wrap(task)` (`weft/otel` runs it with the batch's span active, so spans
+   * an operation starts are children of it).
+   */
+  wrap?: <T>(task: () => T) => T;
 }
 
 /** A task failed and is retried: `weft:retry`. */
@@ -153,6 +159,12 @@ export class TaskBatches {
       this.carriers.set(task.key, task.tc);
     }
     return task.tc;
+  }
+
+  /** Runs the task `before` named, as its batch's subscriber asked (`TaskBatchMessage.wrap`). */
+  run<T>(task: () => T): T {
+    const wrap = this.current?.message.wrap;
+    return wrap === undefined ? task() : wrap(task);
   }
 
   /** What the task returned: its result, or the promise of it. */

@@ -117,9 +117,14 @@ export class LoopbackBackend implements Backend {
       // Inputs the codec refuses never get here (Execution fails them).
       const copy = across(taskCodec, task);
       const traced = taskChannel.hasSubscribers;
-      if (traced) this.batches.before(copy);
-      const result = this.worker.execute(copy);
-      if (traced) this.batches.after(result);
+      let result;
+      if (traced) {
+        this.batches.before(copy);
+        result = this.batches.run(() => this.worker.execute(copy));
+        this.batches.after(result);
+      } else {
+        result = this.worker.execute(copy);
+      }
       if (result instanceof Promise) {
         this.running.add(copy);
         void result.then((settled) => {

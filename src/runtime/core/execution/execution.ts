@@ -84,7 +84,9 @@ export class Execution implements IntakeHost {
     private readonly reject: (error: unknown) => void,
   ) {
     this.collector = collector;
-    this.progress = new ProgressReport(backend, options.onProgress);
+    const stages = plan.stages.length;
+    const known = Array.isArray(source) ? source.length * stages : undefined;
+    this.progress = new ProgressReport(backend, options.onProgress, () => (this.intake.done ? this.length * stages : known));
     this.ops = plan.stages.map((stage) => stage.name);
     this.metrics = options.metrics;
     this.records = this.ops.map((op) => options.metrics.operation(op));
@@ -336,6 +338,7 @@ export class Execution implements IntakeHost {
     }
     this.settle();
     this.resolve(value);
+    this.progress.report(undefined, 'succeeded');
   }
 
   fail(error: unknown): void {
@@ -343,6 +346,7 @@ export class Execution implements IntakeHost {
     this.settle(error instanceof AbortError ? 'its directive was aborted' : 'its directive failed');
     this.intake.close();
     this.reject(error);
+    this.progress.report(undefined, 'failed');
   }
 
   /** Ends the directive without an outcome (a stream's consumer left): its running tasks are cancelled. */
@@ -350,6 +354,7 @@ export class Execution implements IntakeHost {
     if (this.settled) return;
     this.settle(why);
     this.intake.close();
+    this.progress.report(undefined, 'stopped');
   }
 
   private settle(why = 'its directive ended'): void {

@@ -199,7 +199,8 @@ function runBatch(input: BatchInput, context: TaskContext): BatchOutput | Promis
       }
       ran++;
       batches?.before(tc === undefined ? task : { ...task, tc });
-      const outcome = executor.execute(task, (started[i] = performance.now()));
+      const at = (started[i] = performance.now());
+      const outcome = batches === undefined ? executor.execute(task, at) : batches.run(() => executor.execute(task, at));
       batches?.after(outcome);
       if (!(outcome instanceof Promise)) {
         results[i] = outcome;
