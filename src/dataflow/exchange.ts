@@ -216,7 +216,7 @@ export class RecordExchange<T> extends Exchange<T, T, Packet<T>> {
 const HEAD = 4;
 const COLUMN_BATCH = 1 << 14;
 
-/** Sends each (id, value) pair to the worker owning the id (id % peers), as raw float64 columns. */
+/** Sends each (id, value) pair to the worker owning the id (id % peers), or to every worker, as raw float64 columns. */
 export class ColumnExchange extends Exchange<Columns, Columns, Float64Array> {
   /**
    * Per target, the next message, staged in place: ids from HEAD, values
@@ -227,9 +227,12 @@ export class ColumnExchange extends Exchange<Columns, Columns, Float64Array> {
   private readonly staged: Float64Array[];
   private readonly count: Int32Array;
   private readonly stagedAt: Time[];
+  /** Every pair to every worker, rather than to the owner of its id. */
+  private readonly everywhere: boolean;
 
-  constructor(scope: Scope) {
+  constructor(scope: Scope, everywhere = false) {
     super(scope, codecs.typedArray(Float64Array, { borrow: true }));
+    this.everywhere = everywhere;
     this.staged = Array.from({ length: this.peers }, () => new Float64Array(HEAD + 2 * COLUMN_BATCH));
     this.count = new Int32Array(this.peers);
     this.stagedAt = new Array<Time>(this.peers).fill(-1);
@@ -248,6 +251,10 @@ export class ColumnExchange extends Exchange<Columns, Columns, Float64Array> {
     for (let r = 0; r < records.length; r++) {
       const { ids, values } = records[r]!;
       if (ids.length !== values.length) throw new DataflowError(`exchangeColumns: ${ids.length} ids but ${values.length} values`);
+      if (this.everywhere) {
+        for (let target = 0; target < peers; target++) this.copy(target, ids, values);
+        continue;
+      }
       // The hot loop of every numeric exchange: ids below 2^31 take an
       // integer modulo (a float one costs several times more), others the
       // checked path.
@@ -264,6 +271,20 @@ export class ColumnExchange extends Exchange<Columns, Columns, Float64Array> {
         count[target] = n + 1;
         if (n + 1 === COLUMN_BATCH) this.flush(target);
       }
+    }
+  }
+
+  /** Stages all of ids and values for `target`, in whole runs (a broadcast needs no routing). */
+  private copy(target: number, ids: Float64Array, values: Float64Array): void {
+    const m = this.staged[target]!;
+    for (let from = 0; from < ids.length; ) {
+      const n = this.count[target]!;
+      const take = Math.min(ids.length - from, COLUMN_BATCH - n);
+      m.set(ids.subarray(from, from + take), HEAD + n);
+      m.set(values.subarray(from, from + take), HEAD + COLUMN_BATCH + n);
+      this.count[target] = n + take;
+      from += take;
+      if (n + take === COLUMN_BATCH) this.flush(target);
     }
   }
 

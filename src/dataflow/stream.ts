@@ -131,6 +131,13 @@ export class Stream<T> {
     return this.derive(x.out);
   }
 
+  /** Every (id, value) pair to every worker, crossing as raw float64 bytes (ids need not be integers); a sender's columns arrive in its order. */
+  broadcastColumns(this: Stream<Columns>): Stream<Columns> {
+    const x = new ColumnExchange(this.scope, true);
+    this.connect(x);
+    return this.derive(x.out);
+  }
+
   /** This stream and `others` as one: a time closes once it closed on all of them. */
   concat(...others: Stream<T>[]): Stream<T> {
     const inputs = [this, ...others];

@@ -59,7 +59,7 @@ describe('weft/dataflow operators', () => {
     );
   });
 
-  it('sumByBytes and exchangeColumns equal the model: one sum per key and epoch, pairs at the owner of their id', { timeout: 300_000 }, async () => {
+  it('sumByBytes, exchangeColumns and broadcastColumns equal the model: one sum per key and epoch, pairs at the owner of their id or everywhere in order', { timeout: 300_000 }, async () => {
     const key = fc.oneof(fc.constantFrom('a', 'the', 'The', ''), fc.array(fc.integer({ min: 0, max: 255 }), { maxLength: 40 }).map((cs) => String.fromCharCode(...cs)));
     const keys = fc.array(fc.tuple(key, fc.integer({ min: -50, max: 50 }), fc.integer({ min: 0, max: 3 })), { maxLength: 3000 }).map((rs) => rs.sort((a, b) => a[2] - b[2]) as KeyRec[]);
     const id = fc.oneof(fc.integer({ min: 0, max: 100 }), fc.integer({ min: 2 ** 31, max: 2 ** 40 }));
@@ -83,6 +83,14 @@ describe('weft/dataflow operators', () => {
           for (const [i] of s.columns) expect(i % workers).toBe(s.worker);
         }
         expect(sorted(seen.flatMap((s) => s.columns))).toEqual(sorted(numbered));
+        // Every worker gets every pair, each from the worker whose share it was, in that worker's order.
+        for (const s of seen) {
+          expect(sorted(s.broadcast.map(([, i, v, t]) => [i, v, t]))).toEqual(sorted(numbered));
+          for (let w = 0; w < workers; w++) {
+            const mine = numbered.filter((_, k) => k % workers === w);
+            expect(s.broadcast.filter((b) => b[0] === w).map(([, i, v, t]) => [i, v, t])).toEqual(mine);
+          }
+        }
       }),
       { numRuns: 6 },
     );
