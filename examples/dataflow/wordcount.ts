@@ -54,7 +54,8 @@ const guards = await initialize(config, (allocator) => {
       .collect();
     return all;
   });
-  const sent = allocator.stats().sentBytes;
+  // What crossed to other workers, ring and slab alike (the channels' counters; not messages to itself).
+  const sent = allocator.stats().channels.reduce((n, c) => (c.peer === allocator.index ? n : n + c.sentBytes), 0);
   if (allocator.index !== 0) return { summary: undefined, sent };
   const merged: Summary = { distinct: 0, total: 0, top: top10(summary.flatMap((s) => s.top)) };
   for (const s of summary) {

@@ -6,8 +6,8 @@
 // Each worker scans its records into one table per target worker (a key's
 // owner is its FNV-1a hash modulo the worker count, so the table a key
 // lands in is already its owner's). When time t closes here, the tables of
-// t go to their owners as float64 messages (values, key lengths, then the
-// key bytes) and this worker's own table becomes the one the others'
+// t go to their owners as float64 messages (values, key lengths as 32-bit
+// integers, then the key bytes) and this worker's own table becomes the one the others'
 // merge into; once t is complete (the exchange's punctuation), the owner
 // emits [key, sum] for every key it owns.
 
@@ -121,7 +121,8 @@ class Adder implements ByteSums {
   }
 }
 
-// Messages: [sender, time, kind, n, key bytes, values (n), lengths (n), key bytes packed], float64.
+// Messages: [sender, time, kind, n, key bytes, values (n)] as float64, then
+// n uint32 lengths and the key bytes, packed.
 const HEAD = 5;
 /** Keys per message: about 1 MiB of a word count's table. */
 const KEYS = 1 << 16;
@@ -180,7 +181,7 @@ export class ByteSumExchange<T> extends Exchange<T, [string, number], Float64Arr
     const n = last - first;
     let bytes = 0;
     for (let k = first; k < last; k++) bytes += table.lengths[k]!;
-    const words = HEAD + 2 * n + Math.ceil(bytes / 8);
+    const words = HEAD + n + Math.ceil((4 * n + bytes) / 8);
     if (this.scratch.length < words) this.scratch = new Float64Array(Math.max(words, this.scratch.length * 2));
     const m = this.scratch;
     m[0] = this.self;
@@ -188,12 +189,13 @@ export class ByteSumExchange<T> extends Exchange<T, [string, number], Float64Arr
     m[2] = 0; // DATA
     m[3] = n;
     m[4] = bytes;
-    const keys = new Uint8Array(m.buffer, 8 * (HEAD + 2 * n), bytes);
+    const lengths = new Uint32Array(m.buffer, 8 * (HEAD + n), n);
+    const keys = new Uint8Array(m.buffer, 8 * (HEAD + n) + 4 * n, bytes);
     let at = 0;
     for (let k = first; k < last; k++) {
       const len = table.lengths[k]!;
       m[HEAD + k - first] = table.sums[k]!;
-      m[HEAD + n + k - first] = len;
+      lengths[k - first] = len;
       keys.set(table.arena.subarray(table.starts[k]!, table.starts[k]! + len), at);
       at += len;
     }
@@ -216,12 +218,13 @@ export class ByteSumExchange<T> extends Exchange<T, [string, number], Float64Arr
 
   protected deliver(t: Time, m: Float64Array): void {
     const n = m[3]!;
-    const keys = new Uint8Array(m.buffer, m.byteOffset + 8 * (HEAD + 2 * n), m[4]!);
+    const lengths = new Uint32Array(m.buffer, m.byteOffset + 8 * (HEAD + n), n);
+    const keys = new Uint8Array(m.buffer, m.byteOffset + 8 * (HEAD + n) + 4 * n, m[4]!);
     let into = this.owned.get(t);
     if (into === undefined) this.owned.set(t, (into = new Table()));
     let at = 0;
     for (let i = 0; i < n; i++) {
-      const len = m[HEAD + n + i]!;
+      const len = lengths[i]!;
       into.add(keys, at, at + len, hashOf(keys, at, at + len), m[HEAD + i]!);
       at += len;
     }
