@@ -3,8 +3,10 @@
 // process on 1 and 2 workers, beside the best single-threaded program we
 // could write (byte-level word count; CSR PageRank over typed arrays) and a
 // straightforward one (regex and Map; text split), all timed as whole
-// processes in the same run, outputs compared. Also: bytes crossing between
-// workers for word count with and without the combiner.
+// processes in the same run, outputs compared; the 2-worker programs also
+// as a cluster of 2 processes x 1 thread (weft launch) against 1 process x
+// 2 threads. Also: bytes crossing between workers for word count with and
+// without the combiner.
 //
 // Inputs are generated (bench/cost-data.ts) into a temp dir. Defaults: a
 // 160 MB corpus and a 1 M-node, 6 M-edge graph, best of 3 runs;
@@ -37,18 +39,28 @@ interface Run {
   stderr: string;
 }
 
-function runOnce(args: string[]): Run {
+/** The answer: the last line of stdout, or under weft launch the line process 0 prefixed with [0]. */
+function answerOf(stdout: string, launched: boolean): unknown {
+  if (!launched) {
+    const lines = stdout.trim().split('\n');
+    return JSON.parse(lines[lines.length - 1]!);
+  }
+  const line = stdout.split('\n').find((l) => l.startsWith('[0] {'));
+  if (line === undefined) throw new Error(`no answer from process 0 in: ${stdout.slice(-500)}`);
+  return JSON.parse(line.slice(4));
+}
+
+function runOnce(args: string[], launched = false): Run {
   const t0 = performance.now();
   const r = spawnSync(NODE, args, { cwd: root, encoding: 'utf8', maxBuffer: 64 << 20 });
   const seconds = (performance.now() - t0) / 1000;
   if (r.status !== 0) throw new Error(`${args.join(' ')} exited with ${r.status}: ${r.stderr.slice(-2000)}`);
-  const lines = r.stdout.trim().split('\n');
-  return { seconds, output: JSON.parse(lines[lines.length - 1]!), stderr: r.stderr };
+  return { seconds, output: answerOf(r.stdout, launched), stderr: r.stderr };
 }
 
 /** Best of RUNS, with every run's time. */
-function time(args: string[]): { best: number; all: number[]; output: unknown; stderr: string } {
-  const runs = Array.from({ length: RUNS }, () => runOnce(args));
+function time(args: string[], launched = false): { best: number; all: number[]; output: unknown; stderr: string } {
+  const runs = Array.from({ length: RUNS }, () => runOnce(args, launched));
   const all = runs.map((r) => r.seconds);
   const best = Math.min(...all);
   return { best, all, output: runs[0]!.output, stderr: runs[0]!.stderr };
@@ -104,13 +116,23 @@ export async function runCostBench(): Promise<{ rows: Row[]; times: Record<strin
         if (!same(weft.output, best.output)) throw new Error(`${job.name} on ${w} worker(s): output differs from the single-threaded program's: ${JSON.stringify(weft.output).slice(0, 400)} vs ${JSON.stringify(best.output).slice(0, 400)}`);
         const base = { suite: 'cost', unit: 's', higherIsBetter: false };
         rows.push(rowOf({ ...base, name: `${job.name}, ${job.what}, ${w} worker(s)`, weft: weft.best, anchor: best.best, anchorName: 'best single thread', target: w === 1 ? 0.85 : job.targets[0] }));
-        if (w === 2) rows.push(rowOf({ ...base, name: `${job.name}, ${job.what}, 2 worker(s), vs straightforward`, weft: weft.best, anchor: simple.best, anchorName: 'straightforward single thread', target: job.targets[1] }));
+        if (w === 2) {
+          rows.push(rowOf({ ...base, name: `${job.name}, ${job.what}, 2 worker(s), vs straightforward`, weft: weft.best, anchor: simple.best, anchorName: 'straightforward single thread', target: job.targets[1] }));
+          // The same program as a cluster of 2 processes x 1 thread (TCP between them), against 1 process x 2 threads.
+          const [script, ...args] = job.weft(1);
+          const cluster = time([...pre, 'bin/weft.mjs', 'launch', '-n', '2', '-w', '1', script!, ...args.filter((a, i, all) => a !== '-w' && all[i - 1] !== '-w')], true);
+          times[`${job.name}: weft/dataflow, 2 processes x 1 thread`] = cluster.all;
+          if (!same(cluster.output, best.output)) throw new Error(`${job.name} on 2 processes: output differs from the single-threaded program's: ${JSON.stringify(cluster.output).slice(0, 400)}`);
+          rows.push(rowOf({ ...base, name: `${job.name}, ${job.what}, 2 processes x 1 thread`, weft: cluster.best, anchor: weft.best, anchorName: '1 process x 2 threads', target: 0.8 }));
+        }
       }
     }
     const smallMb = Math.max(1, Math.round(16 * SCALE));
     const combined = bytesOf(runOnce([...pre, 'examples/dataflow/wordcount.ts', small, '-w', '2', '--simple']).stderr);
     const plain = bytesOf(runOnce([...pre, 'examples/dataflow/wordcount.ts', small, '-w', '2', '--no-combiner']).stderr);
+    const tables = bytesOf(runOnce([...pre, 'examples/dataflow/wordcount.ts', small, '-w', '2']).stderr);
     rows.push(rowOf({ suite: 'cost', name: `word count bytes between 2 workers, ${smallMb} MB corpus, combiner`, weft: combined, anchor: plain, anchorName: 'no combiner', unit: 'B', higherIsBetter: false, target: 5 }));
+    rows.push(rowOf({ suite: 'cost', name: `word count bytes between 2 workers, ${smallMb} MB corpus, typed tables (sumByBytes)`, weft: tables, anchor: plain, anchorName: 'no combiner', unit: 'B', higherIsBetter: false, target: 5 }));
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }

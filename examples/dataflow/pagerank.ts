@@ -1,11 +1,12 @@
-// PageRank on weft/dataflow. Worker w owns the nodes whose id % workers is
-// w. The edge list is cut into ranges taken by whichever worker is free,
-// parsed into (src, dst) columns and sent to src's owner, which builds a CSR
-// of its out-edges over the distinct destinations it reaches; it tells each
-// destination's owner the node exists (once per node and worker). Then 20
-// iterations of a loop: each owner turns its ranks into contributions,
-// summed per destination on its own worker first (the combiner), which
-// cross as raw float64 columns to the destination's owner.
+// PageRank on weft/dataflow, pull style. Worker w owns the nodes whose
+// id % workers is w and holds their in-edges. The edge list is cut into
+// ranges taken by whichever worker is free and parsed into columns; each
+// edge goes to its destination's owner, and a 1 to its source's owner,
+// which counts out-degrees (exchangeColumns). Then 20 iterations of a loop:
+// every owner broadcasts its nodes' contributions rank/outdeg as raw
+// float64 columns (broadcastColumns), always in its nodes' order, so a
+// receiver copies them into place; each owner then sums, for each of its
+// nodes, the contributions over its in-edges.
 //   node examples/dataflow/pagerank.ts <edges> -w <threads> --iterations 20   (after npm run build)
 //   npx tsx examples/dataflow/pagerank.ts <edges> -w <threads> --iterations 20
 // The last line of stdout is {"nodes": n, "edges": m, "sum": s, "top": [[id, rank], ...]}.
@@ -31,112 +32,143 @@ if (file === undefined || !Number.isInteger(iterations) || iterations < 1) {
 }
 
 const guards = await initialize(config, (allocator) => {
-  // This worker's part of the graph, built as the dataflow runs.
-  const src = new Column();
-  const dst = new Column();
+  const peers = allocator.peers;
+  // This worker's part of the graph, built as the dataflow runs: its nodes
+  // (local indices in first-seen order), their out-degrees, and its
+  // in-edges as (local destination, source id).
   const nodes = new IdMap();
-  const reached = new IdMap();
-  let graph: { offsets: Int32Array; targets: Int32Array } | undefined;
-  // Per sender: the local index of each destination it registered, in its
-  // order. Its contributions come in that same order every iteration
-  // (columns keep a sender's order), so they need no id lookups.
-  const order: Column[] = Array.from({ length: allocator.peers }, () => new Column());
-  const cursor = new Int32Array(allocator.peers);
-  // Parsing reuses two columns: exchangeColumns copies them at once.
-  const parsedSrc = new Column();
-  const parsedDst = new Column();
+  const degree = new Column();
+  const inDst = new Column();
+  const inSrc = new Column();
+  // Per worker: how many nodes it owns, and where its contributions start
+  // in the array of all of them.
+  const owned = new Int32Array(peers);
+  const offset = new Int32Array(peers + 1);
   let n = 0;
   let m = 0;
+  // Parsing reuses two columns and a column of ones: exchangeColumns copies them at once.
+  const parsedSrc = new Column();
+  const parsedDst = new Column();
+  let ones = new Float64Array(0);
 
   const parts = dataflow(allocator, (scope) => {
-    const edges = readFile(scope, file)
-      .map((bytes): Columns => {
-        parsedSrc.length = 0;
-        parsedDst.length = 0;
-        parseEdges(bytes, parsedSrc, parsedDst);
-        return { ids: parsedSrc.view(), values: parsedDst.view() };
+    const parsed = readFile(scope, file).map((bytes): Columns => {
+      parsedSrc.length = 0;
+      parsedDst.length = 0;
+      parseEdges(bytes, parsedSrc, parsedDst);
+      return { ids: parsedDst.view(), values: parsedSrc.view() };
+    });
+    const inEdges = parsed.exchangeColumns().unary<Columns>({
+      batch: (_t, records) => {
+        for (const { ids, values } of Array.from(records)) {
+          for (let i = 0; i < ids.length; i++) {
+            inDst.push(nodes.add(ids[i]!));
+            inSrc.push(values[i]!);
+          }
+        }
+      },
+    });
+    const degrees = parsed
+      .map((c): Columns => {
+        if (ones.length < c.values.length) ones = new Float64Array(c.values.length).fill(1);
+        return { ids: c.values, values: ones.subarray(0, c.values.length) };
       })
-      .exchangeColumns();
-    const registered = edges
+      .exchangeColumns()
       .unary<Columns>({
         batch: (_t, records) => {
-          for (const r of Array.from(records)) {
-            for (let i = 0; i < r.ids.length; i++) {
-              src.push(nodes.add(r.ids[i]!));
-              dst.push(reached.add(r.values[i]!));
+          for (const { ids, values } of Array.from(records)) {
+            for (let i = 0; i < ids.length; i++) {
+              const u = nodes.add(ids[i]!);
+              while (degree.length < nodes.size) degree.push(0);
+              degree.data[u]! += values[i]!;
             }
           }
         },
-        close: (t, out) => {
-          graph = csr(nodes.size, src.data, dst.data, src.length);
-          out.batch(t, [{ ids: reached.ids.view(), values: new Float64Array(reached.size) }]);
-        },
-      })
-      .exchangeColumns();
-    const sizes = registered
-      .unary<[number, number]>({
-        batch: (_t, records) => {
-          for (const r of Array.from(records)) {
-            const into = order[r.from!]!;
-            for (let i = 0; i < r.ids.length; i++) into.push(nodes.add(r.ids[i]!));
-          }
-        },
-        close: (t, out) => out.batch(t, [[nodes.size, src.length]]),
+      });
+    const sizes = inEdges
+      .concat(degrees)
+      .unary<[number, number, number]>({
+        batch: () => {},
+        close: (t, out) => out.batch(t, [[allocator.index, nodes.size, inDst.length]]),
       })
       .broadcast()
       .unary<Columns>({
         batch: (_t, records) => {
-          for (const [nodeCount, edgeCount] of Array.from(records)) {
-            n += nodeCount;
-            m += edgeCount;
+          for (const [w, count, edges] of Array.from(records)) {
+            owned[w] = count;
+            m += edges;
           }
+        },
+        close: () => {
+          for (let w = 0; w < peers; w++) offset[w + 1] = offset[w]! + owned[w]!;
+          n = offset[peers]!;
+          while (degree.length < nodes.size) degree.push(0);
         },
       });
     const result = iterate(sizes, iterations + 1, (inner) => {
       let rank = new Float64Array(0);
-      let sums = new Float64Array(0);
       let out = new Float64Array(0);
+      // Contributions of every node, by position (offset[w] + w's local
+      // index), for two iterations: a worker may be one iteration ahead.
+      const contrib = [new Float64Array(0), new Float64Array(0)];
+      const cursor = [new Int32Array(peers), new Int32Array(peers)];
+      // Iteration 1 learns every node's position from the ids it receives.
+      const byId = new IdMap();
+      const where = new Column();
+      let graph: { offsets: Int32Array; targets: Int32Array } | undefined;
       const step = inner.unary<Step>({
-        batch: (_t, records) => {
-          for (const r of Array.from(records)) {
-            const into = order[r.from!]!.data;
-            let at = cursor[r.from!]!;
-            const values = r.values;
-            for (let i = 0; i < values.length; i++) sums[into[at++]!]! += values[i]!;
-            cursor[r.from!] = at;
+        batch: (t, records) => {
+          const i = iterationOf(t);
+          const into = contrib[i & 1]!;
+          const at = cursor[i & 1]!;
+          for (const { ids, values, from } of Array.from(records)) {
+            const first = offset[from!]! + at[from!]!;
+            into.set(values, first);
+            at[from!]! += values.length;
+            if (i === 1) {
+              for (let k = 0; k < ids.length; k++) {
+                byId.add(ids[k]!);
+                where.push(first + k);
+              }
+            }
           }
         },
         close: (t, emit) => {
           const i = iterationOf(t);
           if (i === 0) {
             rank = new Float64Array(nodes.size).fill(1 / n);
-            sums = new Float64Array(nodes.size);
-            out = new Float64Array(reached.size);
+            out = new Float64Array(nodes.size);
+            contrib[0] = new Float64Array(n);
+            contrib[1] = new Float64Array(n);
           } else {
-            for (let v = 0; v < rank.length; v++) rank[v] = (1 - D) / n + D * sums[v]!;
-            sums.fill(0);
+            if (i === 1) {
+              // In-edges over positions, grouped by their local destination.
+              const sources = new Int32Array(inSrc.length);
+              for (let e = 0; e < inSrc.length; e++) sources[e] = where.data[byId.get(inSrc.data[e]!)]!;
+              graph = csr(nodes.size, inDst.data, sources, inDst.length);
+            }
+            const { offsets, targets } = graph!;
+            const c = contrib[i & 1]!;
+            for (let v = 0; v < rank.length; v++) {
+              let sum = 0;
+              for (let e = offsets[v]!; e < offsets[v + 1]!; e++) sum += c[targets[e]!]!;
+              rank[v] = (1 - D) / n + D * sum;
+            }
+            cursor[i & 1]!.fill(0);
           }
-          cursor.fill(0);
           if (i === iterations) {
             let sum = 0;
             for (let v = 0; v < rank.length; v++) sum += rank[v]!;
             emit.batch(t, [{ part: { sum, top: topRanks(nodes.ids.data, rank, nodes.size) } }]);
             return;
           }
-          const { offsets, targets } = graph!;
-          out.fill(0);
-          for (let u = 0; u < offsets.length - 1; u++) {
-            const first = offsets[u]!;
-            const last = offsets[u + 1]!;
-            if (first === last) continue;
-            const c = rank[u]! / (last - first);
-            for (let e = first; e < last; e++) out[targets[e]!]! += c;
-          }
-          emit.batch(t, [{ cols: { ids: reached.ids.data.subarray(0, reached.size), values: out } }]);
+          const deg = degree.data;
+          for (let u = 0; u < out.length; u++) out[u] = deg[u]! > 0 ? rank[u]! / deg[u]! : 0;
+          emit.batch(t, [{ cols: { ids: nodes.ids.view(), values: out } }]);
         },
       });
       return {
-        feedback: step.filter((s) => 'cols' in s).map((s) => (s as { cols: Columns }).cols).exchangeColumns(),
+        feedback: step.filter((s) => 'cols' in s).map((s) => (s as { cols: Columns }).cols).broadcastColumns(),
         result: step.filter((s) => 'part' in s).map((s) => (s as { part: Part }).part),
       };
     });
@@ -145,7 +177,8 @@ const guards = await initialize(config, (allocator) => {
   if (allocator.index !== 0) return undefined;
   let sum = 0;
   for (const p of parts) sum += p.sum;
-  return { nodes: n, edges: m, sum, top: topRanks(parts.flatMap((p) => p.top).map((e) => e[0]), parts.flatMap((p) => p.top).map((e) => e[1])) };
+  const top = parts.flatMap((p) => p.top);
+  return { nodes: n, edges: m, sum, top: topRanks(top.map((e) => e[0]), top.map((e) => e[1])) };
 });
 // In a cluster (weft launch), the process holding worker 0 prints the answer.
 const answer = (await guards.join()).find((r) => r !== undefined);

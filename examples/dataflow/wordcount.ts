@@ -1,15 +1,15 @@
 // Word count on weft/dataflow: the file is cut into line-aligned ranges
-// taken by whichever worker is free; each worker counts its words (the
-// combiner), the counts go to each word's owner, and worker 0 gathers the
-// totals and the top 10.
+// taken by whichever worker is free; each worker adds its words into typed
+// tables per owner (sumByBytes: the combiner), which cross as raw bytes to
+// each word's owner, and worker 0 gathers the totals and the top 10.
 //   node examples/dataflow/wordcount.ts <file> -w <threads>      (after npm run build)
 //   npx tsx examples/dataflow/wordcount.ts <file> -w <threads>
-// --simple: one record per word into reduceByKey (its own combiner);
+// --simple: one string record per word into reduceByKey (its own combiner);
 // --no-combiner: the same with every word crossing to its owner.
 // The last line of stdout is {"distinct": D, "total": T, "top": [[word, count], ...]}.
 import { Config, initialize } from 'weft';
 import { dataflow, readFile, type Stream } from 'weft/dataflow';
-import { WordTable, top10 } from './words.ts';
+import { forEachWord, top10 } from './words.ts';
 
 interface Summary {
   distinct: number;
@@ -32,16 +32,7 @@ const guards = await initialize(config, (allocator) => {
     const chunks = readFile(scope, file);
     let counts: Stream<[string, number]>;
     if (mode === 'table') {
-      const table = new WordTable();
-      counts = chunks
-        .unary<[string, number]>({
-          batch: (_t, records) => {
-            for (let i = 0; i < records.length; i++) table.add(records[i]!);
-          },
-          close: (t, out) => out.batch(t, [...table.entries()]),
-        })
-        // The table already combined this worker's words.
-        .reduceByKey((p) => p[0], (p) => p[1], (a, b) => a + b, { combiner: false });
+      counts = chunks.sumByBytes((bytes, sums) => forEachWord(bytes, (word, length) => sums.add(word, 0, length, 1)));
     } else {
       counts = chunks
         .flatMap((bytes) => Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength).toString('latin1').toLowerCase().match(WORD) ?? [])
@@ -63,7 +54,8 @@ const guards = await initialize(config, (allocator) => {
       .collect();
     return all;
   });
-  const sent = allocator.stats().sentBytes;
+  // What crossed to other workers, ring and slab alike (the channels' counters; not messages to itself).
+  const sent = allocator.stats().channels.reduce((n, c) => (c.peer === allocator.index ? n : n + c.sentBytes), 0);
   if (allocator.index !== 0) return { summary: undefined, sent };
   const merged: Summary = { distinct: 0, total: 0, top: top10(summary.flatMap((s) => s.top)) };
   for (const s of summary) {

@@ -12,6 +12,36 @@ for (let b = 0; b < 256; b++) {
   else if (b >= 65 && b <= 90) FOLD[b] = b + 32;
 }
 
+let scratch = new Uint8Array(256);
+
+/**
+ * Calls `visit` with each word of `bytes`, folded to lower case into a
+ * reused buffer (valid only during the call) of which the first `length`
+ * bytes are the word. A word never spans two calls: pass whole lines.
+ */
+export function forEachWord(bytes: Uint8Array, visit: (word: Uint8Array, length: number) => void): void {
+  const n = bytes.length;
+  let word = scratch;
+  let i = 0;
+  while (i < n) {
+    let c = FOLD[bytes[i]!]!;
+    if (c === 0) {
+      i++;
+      continue;
+    }
+    let len = 0;
+    do {
+      if (len === word.length) {
+        const bigger = new Uint8Array(word.length * 2);
+        bigger.set(word);
+        scratch = word = bigger;
+      }
+      word[len++] = c;
+      i++;
+    } while (i < n && (c = FOLD[bytes[i]!]!) !== 0);
+    visit(word, len);
+  }
+}
 export class WordTable {
   private slots = new Int32Array(1 << 16);
   private mask = (1 << 16) - 1;

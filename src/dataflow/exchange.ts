@@ -30,13 +30,16 @@ export interface Columns {
   from?: number;
 }
 
-/** The two halves of an exchange: stage and send records, receive and count punctuation. */
-abstract class Exchange<T, M> implements Sink<T>, Task {
+/**
+ * The two halves of an exchange: stage and send records of type I, receive
+ * messages M and count punctuation, emitting records of type O.
+ */
+export abstract class Exchange<I, O, M> implements Sink<I>, Task {
   protected readonly self: number;
   protected readonly peers: number;
   protected readonly pushes: Push<M>[];
   private readonly pull: Pull<M>;
-  readonly out = new Output<T>();
+  readonly out = new Output<O>();
   /** Per time not yet closed here: which senders have closed it (an ended sender has closed every time). */
   private readonly marks = new Map<Time, Uint8Array>();
   private readonly counts = new Map<Time, number>();
@@ -53,14 +56,17 @@ abstract class Exchange<T, M> implements Sink<T>, Task {
     scope.schedule(this);
   }
 
-  abstract batch(t: Time, records: ArrayLike<T>): void;
+  abstract batch(t: Time, records: ArrayLike<I>): void;
   /** Sends what is staged for `target` (only if staged at time t, when given). */
   protected abstract flush(target: number, t?: Time): void;
   protected abstract marker(kind: number, t: Time): M;
   protected abstract sender(m: M): number;
   protected abstract kind(m: M): number;
   protected abstract time(m: M): Time;
-  protected abstract records(m: M): ArrayLike<T>;
+  /** A data message of time t arrived. */
+  protected abstract deliver(t: Time, m: M): void;
+  /** Time t is complete here, before it closes downstream: emit what is owed for it. */
+  protected completing(_t: Time): void {}
 
   close(t: Time): void {
     for (let target = 0; target < this.peers; target++) {
@@ -85,7 +91,7 @@ abstract class Exchange<T, M> implements Sink<T>, Task {
       if (kind === DATA) {
         if (this.done.has(t)) throw new DataflowError(`channel ${this.pull.channel}: records of time ${t} after it closed`);
         this.open(t);
-        this.out.batch(t, this.records(m));
+        this.deliver(t, m);
       } else if (kind === CLOSE) {
         this.closedBy(t, this.sender(m));
       } else {
@@ -127,6 +133,7 @@ abstract class Exchange<T, M> implements Sink<T>, Task {
     this.marks.delete(t);
     this.counts.delete(t);
     this.done.add(t);
+    this.completing(t);
     this.out.close(t);
   }
 }
@@ -137,7 +144,7 @@ type Packet<T> = [number, Time, number, T[]?];
 const BATCH = 1024;
 
 /** Sends each record to the worker `route` names (or to every worker: broadcast). */
-export class RecordExchange<T> extends Exchange<T, Packet<T>> {
+export class RecordExchange<T> extends Exchange<T, T, Packet<T>> {
   private readonly route: ((record: T) => number) | undefined;
   private readonly staged: T[][];
   private readonly stagedAt: Time[];
@@ -198,8 +205,8 @@ export class RecordExchange<T> extends Exchange<T, Packet<T>> {
     return m[1];
   }
 
-  protected records(m: Packet<T>): ArrayLike<T> {
-    return m[3]!;
+  protected deliver(t: Time, m: Packet<T>): void {
+    this.out.batch(t, m[3]!);
   }
 }
 
@@ -209,8 +216,8 @@ export class RecordExchange<T> extends Exchange<T, Packet<T>> {
 const HEAD = 4;
 const COLUMN_BATCH = 1 << 14;
 
-/** Sends each (id, value) pair to the worker owning the id (id % peers), as raw float64 columns. */
-export class ColumnExchange extends Exchange<Columns, Float64Array> {
+/** Sends each (id, value) pair to the worker owning the id (id % peers), or to every worker, as raw float64 columns. */
+export class ColumnExchange extends Exchange<Columns, Columns, Float64Array> {
   /**
    * Per target, the next message, staged in place: ids from HEAD, values
    * from HEAD + COLUMN_BATCH (moved next to the ids when it goes). Reused:
@@ -220,9 +227,12 @@ export class ColumnExchange extends Exchange<Columns, Float64Array> {
   private readonly staged: Float64Array[];
   private readonly count: Int32Array;
   private readonly stagedAt: Time[];
+  /** Every pair to every worker, rather than to the owner of its id. */
+  private readonly everywhere: boolean;
 
-  constructor(scope: Scope) {
+  constructor(scope: Scope, everywhere = false) {
     super(scope, codecs.typedArray(Float64Array, { borrow: true }));
+    this.everywhere = everywhere;
     this.staged = Array.from({ length: this.peers }, () => new Float64Array(HEAD + 2 * COLUMN_BATCH));
     this.count = new Int32Array(this.peers);
     this.stagedAt = new Array<Time>(this.peers).fill(-1);
@@ -230,26 +240,51 @@ export class ColumnExchange extends Exchange<Columns, Float64Array> {
 
   batch(t: Time, records: ArrayLike<Columns>): void {
     const peers = this.peers;
+    for (let target = 0; target < peers; target++) {
+      if (this.stagedAt[target] !== t) {
+        this.flush(target);
+        this.stagedAt[target] = t;
+      }
+    }
+    const staged = this.staged;
+    const count = this.count;
     for (let r = 0; r < records.length; r++) {
       const { ids, values } = records[r]!;
       if (ids.length !== values.length) throw new DataflowError(`exchangeColumns: ${ids.length} ids but ${values.length} values`);
-      for (let target = 0; target < peers; target++) {
-        if (this.stagedAt[target] !== t) {
-          this.flush(target);
-          this.stagedAt[target] = t;
-        }
+      if (this.everywhere) {
+        for (let target = 0; target < peers; target++) this.copy(target, ids, values);
+        continue;
       }
+      // The hot loop of every numeric exchange: ids below 2^31 take an
+      // integer modulo (a float one costs several times more), others the
+      // checked path.
       for (let i = 0; i < ids.length; i++) {
         const id = ids[i]!;
-        const target = peers === 1 ? 0 : id % peers;
-        if (!(target >= 0 && Number.isInteger(id))) throw new DataflowError(`exchangeColumns: ids are integers >= 0, got ${id}`);
-        const n = this.count[target]!;
-        const m = this.staged[target]!;
+        let target: number;
+        if ((id | 0) === id && id >= 0) target = (id | 0) % peers;
+        else if (Number.isInteger(id) && id > 0 && id < 2 ** 53) target = id % peers;
+        else throw new DataflowError(`exchangeColumns: ids are integers >= 0 (< 2^53), got ${id}`);
+        const n = count[target]!;
+        const m = staged[target]!;
         m[HEAD + n] = id;
         m[HEAD + COLUMN_BATCH + n] = values[i]!;
-        this.count[target] = n + 1;
+        count[target] = n + 1;
         if (n + 1 === COLUMN_BATCH) this.flush(target);
       }
+    }
+  }
+
+  /** Stages all of ids and values for `target`, in whole runs (a broadcast needs no routing). */
+  private copy(target: number, ids: Float64Array, values: Float64Array): void {
+    const m = this.staged[target]!;
+    for (let from = 0; from < ids.length; ) {
+      const n = this.count[target]!;
+      const take = Math.min(ids.length - from, COLUMN_BATCH - n);
+      m.set(ids.subarray(from, from + take), HEAD + n);
+      m.set(values.subarray(from, from + take), HEAD + COLUMN_BATCH + n);
+      this.count[target] = n + take;
+      from += take;
+      if (n + take === COLUMN_BATCH) this.flush(target);
     }
   }
 
@@ -284,8 +319,8 @@ export class ColumnExchange extends Exchange<Columns, Float64Array> {
     return m[1]!;
   }
 
-  protected records(m: Float64Array): ArrayLike<Columns> {
+  protected deliver(t: Time, m: Float64Array): void {
     const n = m[3]!;
-    return [{ ids: m.subarray(HEAD, HEAD + n), values: m.subarray(HEAD + n, HEAD + 2 * n), from: m[0]! }];
+    this.out.batch(t, [{ ids: m.subarray(HEAD, HEAD + n), values: m.subarray(HEAD + n, HEAD + 2 * n), from: m[0]! }]);
   }
 }

@@ -6,6 +6,7 @@
 
 import { DataflowError, Output, type Emitter, type Scope, type Sink, type Time } from './core.ts';
 import { ColumnExchange, RecordExchange, type Columns } from './exchange.ts';
+import { ByteSumExchange, type ByteSums } from './bytes.ts';
 import { owner } from './hash.ts';
 
 /** A stateful operator's logic: what to do with each batch, when a time closes, at the end. */
@@ -112,6 +113,27 @@ export class Stream<T> {
   /** (id, value) columns to the worker owning each id (id % peers), crossing as raw float64 bytes. */
   exchangeColumns(this: Stream<Columns>): Stream<Columns> {
     const x = new ColumnExchange(this.scope);
+    this.connect(x);
+    return this.derive(x.out);
+  }
+
+  /**
+   * One [key, sum] per byte-string key and time, emitted once the time is
+   * complete on every worker, by the key's owner; keys are emitted as latin1
+   * strings. `scan` adds each record's keys (`sums.add(bytes, start, end,
+   * value)`) into this worker's typed tables, one per owner: they are the
+   * combiner, and they cross as raw bytes, so a key becomes a string once,
+   * at its owner, however often it occurs (a word count's words).
+   */
+  sumByBytes(scan: (record: T, sums: ByteSums) => void): Stream<[string, number]> {
+    const x = new ByteSumExchange<T>(this.scope, scan);
+    this.connect(x);
+    return this.derive(x.out);
+  }
+
+  /** Every (id, value) pair to every worker, crossing as raw float64 bytes (ids need not be integers); a sender's columns arrive in its order. */
+  broadcastColumns(this: Stream<Columns>): Stream<Columns> {
+    const x = new ColumnExchange(this.scope, true);
     this.connect(x);
     return this.derive(x.out);
   }

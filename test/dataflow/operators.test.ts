@@ -6,7 +6,7 @@ import { describe, expect, it } from 'vitest';
 import fc from 'fast-check';
 import { Config, initialize } from '../../src/index.ts';
 import { owner } from '../../src/dataflow/index.ts';
-import type { Rec, Seen } from './fixtures/dataflows.ts';
+import type { KeyRec, NumericSeen, Rec, Seen } from './fixtures/dataflows.ts';
 
 const fixtures = new URL('./fixtures/dataflows.ts', import.meta.url);
 
@@ -59,11 +59,53 @@ describe('weft/dataflow operators', () => {
     );
   });
 
+  it('sumByBytes, exchangeColumns and broadcastColumns equal the model: one sum per key and epoch, pairs at the owner of their id or everywhere in order', { timeout: 300_000 }, async () => {
+    const key = fc.oneof(fc.constantFrom('a', 'the', 'The', ''), fc.array(fc.integer({ min: 0, max: 255 }), { maxLength: 40 }).map((cs) => String.fromCharCode(...cs)));
+    const keys = fc.array(fc.tuple(key, fc.integer({ min: -50, max: 50 }), fc.integer({ min: 0, max: 3 })), { maxLength: 3000 }).map((rs) => rs.sort((a, b) => a[2] - b[2]) as KeyRec[]);
+    const id = fc.oneof(fc.integer({ min: 0, max: 100 }), fc.integer({ min: 2 ** 31, max: 2 ** 40 }));
+    const pairs = fc.array(fc.tuple(id, fc.integer({ min: -1000, max: 1000 }), fc.integer({ min: 0, max: 3 })), { maxLength: 3000 }).map((rs) => rs.sort((a, b) => a[2] - b[2]) as Rec[]);
+    await fc.assert(
+      fc.asyncProperty(keys, pairs, fc.integer({ min: 1, max: 3 }), fc.integer({ min: 1, max: 2 ** 30 }), async (keyed, numbered, workers, seed) => {
+        const guards = await initialize<NumericSeen>(Config.process(workers), { module: fixtures, export: 'numeric', args: { keys: keyed, pairs: numbered, seed } });
+        const seen = await guards.join();
+        const model = new Map<string, [string, number, number]>();
+        for (const [k, v, e] of keyed) {
+          const had = model.get(`${e}/${k}`);
+          if (had === undefined) model.set(`${e}/${k}`, [k, v, e]);
+          else had[1] += v;
+        }
+        // sorted() compares all emissions: a key emitted twice (or by two workers) would show.
+        expect(sorted(seen.flatMap((s) => s.sums))).toEqual(sorted([...model.values()]));
+        const epochs = [...new Set(keyed.map((r) => r[2]))].sort();
+        for (const s of seen) {
+          expect(s.late).toEqual([]);
+          expect([...s.closes].sort()).toEqual(epochs.length === 0 ? [0] : Array.from({ length: epochs.at(-1)! + 1 }, (_, e) => e));
+          for (const [i] of s.columns) expect(i % workers).toBe(s.worker);
+        }
+        expect(sorted(seen.flatMap((s) => s.columns))).toEqual(sorted(numbered));
+        // Every worker gets every pair, each from the worker whose share it was, in that worker's order.
+        for (const s of seen) {
+          expect(sorted(s.broadcast.map(([, i, v, t]) => [i, v, t]))).toEqual(sorted(numbered));
+          for (let w = 0; w < workers; w++) {
+            const mine = numbered.filter((_, k) => k % workers === w);
+            expect(s.broadcast.filter((b) => b[0] === w).map(([, i, v, t]) => [i, v, t])).toEqual(mine);
+          }
+        }
+      }),
+      { numRuns: 6 },
+    );
+  });
+
   it('exchange by key: keys of any type land on their owner, each exactly once per sender', { timeout: 120_000 }, async () => {
     const guards = await initialize<{ count: number; owned: boolean }>(Config.process(3), { module: fixtures, export: 'owners' });
     const got = await guards.join();
     expect(got.every((g) => g.owned)).toBe(true);
     expect(got.reduce((n, g) => n + g.count, 0)).toBe(7 * 3);
+  });
+
+  it('sumByBytes refuses a key range outside its bytes, naming it', { timeout: 120_000 }, async () => {
+    const guards = await initialize<number>(Config.process(2), { module: fixtures, export: 'badRange' });
+    await expect(guards.join()).rejects.toThrow(/sumByBytes: add\(bytes, 1, 9\) is not a range of 3 bytes/);
   });
 
   it('a worker that throws fails the dataflow with its error', { timeout: 120_000 }, async () => {

@@ -1,0 +1,261 @@
+// Sums keyed by byte strings (sumByBytes): the combiner is a typed hash
+// table per target worker, not a Map of strings, and the tables cross as
+// raw bytes. A word count's words never become strings on the way: only a
+// key's owner makes its string, once, when the time is complete.
+//
+// Each worker scans its records into one table per target worker (a key's
+// owner is its FNV-1a hash modulo the worker count, so the table a key
+// lands in is already its owner's). When time t closes here, the tables of
+// t go to their owners as float64 messages (values, key lengths as 32-bit
+// integers, then the key bytes) and this worker's own table becomes the one the others'
+// merge into; once t is complete (the exchange's punctuation), the owner
+// emits [key, sum] for every key it owns.
+
+import { codecs } from '../allocator/index.ts';
+import { DataflowError, type Scope, type Time } from './core.ts';
+import { Exchange } from './exchange.ts';
+
+/** What a `sumByBytes` scan adds its keys into: this worker's tables for the batch's time. */
+export interface ByteSums {
+  /** Adds `value` to the sum of the key `bytes[start .. end)` (emitted as its latin1 string). */
+  add(bytes: Uint8Array, start: number, end: number, value: number): void;
+}
+
+function hashOf(bytes: Uint8Array, start: number, end: number): number {
+  let h = 0x811c9dc5;
+  for (let i = start; i < end; i++) h = Math.imul(h ^ bytes[i]!, 0x01000193);
+  return h;
+}
+
+/** Open addressing over typed arrays: key bytes in one arena, no object per key. */
+class Table {
+  private slots = new Int32Array(1 << 10);
+  private mask = (1 << 10) - 1;
+  private hashes = new Int32Array(1 << 9);
+  starts = new Int32Array(1 << 9);
+  lengths = new Int32Array(1 << 9);
+  sums = new Float64Array(1 << 9);
+  arena = new Uint8Array(1 << 12);
+  used = 0;
+  size = 0;
+
+  add(bytes: Uint8Array, start: number, end: number, h: number, value: number): void {
+    const len = end - start;
+    const mask = this.mask;
+    let s = h & mask;
+    for (;;) {
+      const e = this.slots[s]!;
+      if (e === 0) break;
+      const k = e - 1;
+      if (this.hashes[k] === h && this.lengths[k] === len) {
+        const arena = this.arena;
+        const at = this.starts[k]! - start;
+        let j = start;
+        while (j < end && arena[at + j] === bytes[j]) j++;
+        if (j === end) {
+          this.sums[k]! += value;
+          return;
+        }
+      }
+      s = (s + 1) & mask;
+    }
+    const k = this.size++;
+    if (k === this.hashes.length) this.growEntries();
+    if (this.used + len > this.arena.length) {
+      const bigger = new Uint8Array(Math.max(this.arena.length * 2, this.used + len));
+      bigger.set(this.arena.subarray(0, this.used));
+      this.arena = bigger;
+    }
+    this.arena.set(bytes.subarray(start, end), this.used);
+    this.starts[k] = this.used;
+    this.lengths[k] = len;
+    this.hashes[k] = h;
+    this.sums[k] = value;
+    this.used += len;
+    this.slots[s] = k + 1;
+    if (this.size * 2 > mask) this.rehash();
+  }
+
+  /** Adds every key of `other` into this table. */
+  merge(other: Table): void {
+    for (let k = 0; k < other.size; k++) {
+      const start = other.starts[k]!;
+      this.add(other.arena, start, start + other.lengths[k]!, other.hashes[k]!, other.sums[k]!);
+    }
+  }
+
+  private growEntries(): void {
+    const n = this.hashes.length * 2;
+    const grow = <A extends Int32Array | Float64Array>(a: A, b: A): A => {
+      b.set(a);
+      return b;
+    };
+    this.hashes = grow(this.hashes, new Int32Array(n));
+    this.starts = grow(this.starts, new Int32Array(n));
+    this.lengths = grow(this.lengths, new Int32Array(n));
+    this.sums = grow(this.sums, new Float64Array(n));
+  }
+
+  private rehash(): void {
+    const slots = new Int32Array(this.slots.length * 2);
+    const mask = slots.length - 1;
+    for (let k = 0; k < this.size; k++) {
+      let s = this.hashes[k]! & mask;
+      while (slots[s] !== 0) s = (s + 1) & mask;
+      slots[s] = k + 1;
+    }
+    this.slots = slots;
+    this.mask = mask;
+  }
+}
+
+/** Routes each key to the table of its owner. */
+class Adder implements ByteSums {
+  tables: Table[] = [];
+  constructor(private readonly peers: number) {}
+
+  add(bytes: Uint8Array, start: number, end: number, value: number): void {
+    if (!(start >= 0 && start <= end && end <= bytes.length)) throw new DataflowError(`sumByBytes: add(bytes, ${start}, ${end}) is not a range of ${bytes.length} bytes`);
+    const h = hashOf(bytes, start, end);
+    this.tables[this.peers === 1 ? 0 : (h >>> 0) % this.peers]!.add(bytes, start, end, h, value);
+  }
+}
+
+// Messages: [sender, time, kind, n, key bytes, values (n)] as float64, then
+// n uint32 lengths and the key bytes, packed.
+const HEAD = 5;
+/** Keys per message: about 1 MiB of a word count's table. */
+const KEYS = 1 << 16;
+const EMIT = 1024;
+
+/** One [key, sum] per byte-string key and time, at the key's owner once the time is complete. */
+export class ByteSumExchange<T> extends Exchange<T, [string, number], Float64Array> {
+  private readonly adder: Adder;
+  private readonly scan: (record: T, sums: ByteSums) => void;
+  /** Per time still open here: a table per target worker. */
+  private readonly staged = new Map<Time, Table[]>();
+  /** Per time closed here but not complete: what this worker owns so far. */
+  private readonly owned = new Map<Time, Table>();
+  private scratch = new Float64Array(1 << 12);
+
+  constructor(scope: Scope, scan: (record: T, sums: ByteSums) => void) {
+    super(scope, codecs.typedArray(Float64Array, { borrow: true }));
+    this.scan = scan;
+    this.adder = new Adder(this.peers);
+  }
+
+  batch(t: Time, records: ArrayLike<T>): void {
+    let tables = this.staged.get(t);
+    if (tables === undefined) this.staged.set(t, (tables = Array.from({ length: this.peers }, () => new Table())));
+    const adder = this.adder;
+    adder.tables = tables;
+    for (let i = 0; i < records.length; i++) this.scan(records[i]!, adder);
+  }
+
+  override close(t: Time): void {
+    this.send(t);
+    super.close(t);
+  }
+
+  override end(): void {
+    for (const t of [...this.staged.keys()]) this.send(t);
+    super.end();
+  }
+
+  /** Everything is sent at close: there is nothing staged per target besides the tables. */
+  protected flush(): void {}
+
+  /** Sends this worker's tables of time t to their owners, keeping its own. */
+  private send(t: Time): void {
+    const tables = this.staged.get(t);
+    if (tables === undefined) return;
+    this.staged.delete(t);
+    for (let target = 0; target < this.peers; target++) {
+      const table = tables[target]!;
+      if (target === this.self) this.own(t, table);
+      else for (let first = 0; first < table.size; first += KEYS) this.sendPart(target, t, table, first, Math.min(table.size, first + KEYS));
+    }
+  }
+
+  private sendPart(target: number, t: Time, table: Table, first: number, last: number): void {
+    const n = last - first;
+    let bytes = 0;
+    for (let k = first; k < last; k++) bytes += table.lengths[k]!;
+    const words = HEAD + n + Math.ceil((4 * n + bytes) / 8);
+    if (this.scratch.length < words) this.scratch = new Float64Array(Math.max(words, this.scratch.length * 2));
+    const m = this.scratch;
+    m[0] = this.self;
+    m[1] = t;
+    m[2] = 0; // DATA
+    m[3] = n;
+    m[4] = bytes;
+    const lengths = new Uint32Array(m.buffer, 8 * (HEAD + n), n);
+    const keys = new Uint8Array(m.buffer, 8 * (HEAD + n) + 4 * n, bytes);
+    let at = 0;
+    for (let k = first; k < last; k++) {
+      const len = table.lengths[k]!;
+      m[HEAD + k - first] = table.sums[k]!;
+      lengths[k - first] = len;
+      keys.set(table.arena.subarray(table.starts[k]!, table.starts[k]! + len), at);
+      at += len;
+    }
+    const push = this.pushes[target]!;
+    // Sent and flushed at once: the message is copied out, the scratch is free again.
+    push.send(m.subarray(0, words));
+    push.flush();
+  }
+
+  /** Keeps `table` as what this worker owns at t, merging the smaller into the larger. */
+  private own(t: Time, table: Table): void {
+    const had = this.owned.get(t);
+    if (had === undefined) this.owned.set(t, table);
+    else if (had.size >= table.size) had.merge(table);
+    else {
+      table.merge(had);
+      this.owned.set(t, table);
+    }
+  }
+
+  protected deliver(t: Time, m: Float64Array): void {
+    const n = m[3]!;
+    const lengths = new Uint32Array(m.buffer, m.byteOffset + 8 * (HEAD + n), n);
+    const keys = new Uint8Array(m.buffer, m.byteOffset + 8 * (HEAD + n) + 4 * n, m[4]!);
+    let into = this.owned.get(t);
+    if (into === undefined) this.owned.set(t, (into = new Table()));
+    let at = 0;
+    for (let i = 0; i < n; i++) {
+      const len = lengths[i]!;
+      into.add(keys, at, at + len, hashOf(keys, at, at + len), m[HEAD + i]!);
+      at += len;
+    }
+  }
+
+  protected override completing(t: Time): void {
+    const table = this.owned.get(t);
+    if (table === undefined) return;
+    this.owned.delete(t);
+    const text = Buffer.from(table.arena.buffer, table.arena.byteOffset, table.used);
+    for (let first = 0; first < table.size; first += EMIT) {
+      const last = Math.min(table.size, first + EMIT);
+      const pairs: [string, number][] = [];
+      for (let k = first; k < last; k++) pairs.push([text.toString('latin1', table.starts[k]!, table.starts[k]! + table.lengths[k]!), table.sums[k]!]);
+      this.out.batch(t, pairs);
+    }
+  }
+
+  protected marker(kind: number, t: Time): Float64Array {
+    return Float64Array.of(this.self, t, kind, 0, 0);
+  }
+
+  protected sender(m: Float64Array): number {
+    return m[0]!;
+  }
+
+  protected kind(m: Float64Array): number {
+    return m[2]!;
+  }
+
+  protected time(m: Float64Array): Time {
+    return m[1]!;
+  }
+}
