@@ -4,18 +4,14 @@
 // Layer-wise this is where typed channels meet byte frames.
 
 import { codecs, type Codec } from './codec.ts';
-import { ChannelPull, type Pull } from './pull.ts';
-import { LocalPush, RemotePush, UnroutablePush, type Push } from './push.ts';
+import type { Pull } from './pull.ts';
+import type { Push } from './push.ts';
 import type { Endpoint, AllocatorStats } from './endpoint.ts';
-import type { Channel } from './channels.ts';
-import type { PeerLoss } from './losses.ts';
-import type { PeerJoin } from './joins.ts';
+import type { PeerLoss, PeerJoin } from './membership.ts';
 import { ChannelError } from '../errors.ts';
-import { channelCounters } from './counters.ts';
 
 export type { AllocatorStats } from './endpoint.ts';
-export type { PeerLoss } from './losses.ts';
-export type { PeerJoin } from './joins.ts';
+export type { PeerLoss, PeerJoin } from './membership.ts';
 
 const MAX_CHANNEL = 0xffffffff;
 
@@ -109,23 +105,7 @@ export class WorkerAllocator implements Allocator {
     if (!Number.isInteger(channel) || channel < 0 || channel > MAX_CHANNEL) {
       throw new ChannelError(channel, `channel ids are integers from 0 to ${MAX_CHANNEL}`);
     }
-    if (e.table.has(channel)) throw new ChannelError(channel, `already allocated by worker ${e.index}`);
-    const pull = new ChannelPull<T>(channel, e, e.peers, e.index, e.aheadBytes, e.wakeLocal, codec.recycle?.bind(codec));
-    const counts = channelCounters(e.peers);
-    const pushes: (RemotePush<T> | LocalPush<T> | UnroutablePush<T>)[] = [];
-    for (let target = 0; target < e.peers; target++) {
-      if (target === e.index) {
-        const own = new LocalPush(channel, target, pull, e.wakeLocal, codec, e.dirty, counts);
-        pull.closeOwn = () => own.close();
-        pushes.push(own);
-      } else if (e.outboxes[target] === undefined) {
-        pushes.push(new UnroutablePush(channel, target, e.index));
-      } else {
-        pushes.push(new RemotePush(channel, target, codec.id, codec.batcher(), e.sending, counts, codec.elementBytes));
-      }
-    }
-    e.table.add(channel, { codec, pull, pushes, counts } as unknown as Channel, e.finished);
-    return [pushes, pull];
+    return e.allocate(channel, codec);
   }
 
   receive(): void {
@@ -145,7 +125,7 @@ export class WorkerAllocator implements Allocator {
   }
 
   events(): number[] {
-    return this.#e.table.events();
+    return this.#e.events();
   }
 
   stats(): AllocatorStats {

@@ -1,22 +1,39 @@
-// The channels a worker has allocated, as its inboxes see them: where each
-// arriving batch or close goes. Frames for a channel not allocated yet wait
-// here as strays, bounded like a puller's decode-ahead, and are handed over
-// in arrival order once the channel is allocated.
+// The channels a worker has allocated: it builds each one (its pushers and
+// its puller, over the endpoint as their host), and, as its inboxes see
+// them, routes each arriving batch or close to its puller. Frames for a
+// channel not allocated yet wait here as strays, bounded like a puller's
+// decode-ahead, and are handed over in arrival order once the channel is
+// allocated.
 
 import type { Codec } from './codec.ts';
-import type { ChannelPull } from './pull.ts';
+import { ChannelPull, type Pull, type PullHost } from './pull.ts';
+import { LocalPush, RemotePush, UnroutablePush, type Push, type PushHost } from './push.ts';
 import type { FrameSink } from '../transport/index.ts';
 import { ChannelError } from '../errors.ts';
-import { channelStats, countReceived, type ChannelStats } from './counters.ts';
+import { channelCounters, channelStats, countReceived, type ChannelStats } from './counters.ts';
 
-/** What a channel's pushers share: the worker's function returned. */
-export interface Retiring {
+/** What the table and the channels it builds need from the worker's endpoint. */
+export interface ChannelHost extends PushHost, PullHost {
+  /** A FIN from worker `source`: it returned (the endpoint closes its channels and drops what is bound for it). */
+  finish(source: number): void;
+}
+
+/** What the table calls on a channel's puller, whatever its message type. */
+interface Inbound {
+  accepts(): boolean;
+  deliver(batch: ArrayLike<unknown>, bytes: number): void;
+  closeFrom(source: number): void;
+  reopenFrom(source: number): void;
+}
+
+/** What the table calls on a channel's pushers: the worker's function returned. */
+interface Retiring {
   retire(index: number): void;
 }
 
-export interface Channel {
+interface Channel {
   codec: Codec<unknown>;
-  pull: ChannelPull<unknown>;
+  pull: Inbound;
   pushes: Retiring[];
   /** Its traffic per peer (counters.ts). */
   counts: Float64Array;
@@ -43,14 +60,19 @@ export class ChannelTable implements FrameSink {
   private absent: Uint8Array | undefined;
   private catchUp: () => void = () => {};
 
-  constructor(
-    /** This worker's index. */
-    private readonly index: number,
-    /** Frame bytes a channel may hold decoded ahead of recv() (and a channel not allocated yet, undecoded). */
-    private readonly aheadBytes: number,
-    /** A FIN from worker `source`: it returned (the endpoint closes its channels and drops what is bound for it). */
-    readonly finish: (source: number) => void,
-  ) {}
+  /** This worker's index. */
+  private readonly index: number;
+  /** Frame bytes a channel may hold decoded ahead of recv() (and a channel not allocated yet, undecoded). */
+  private readonly aheadBytes: number;
+
+  constructor(private readonly host: ChannelHost) {
+    this.index = host.index;
+    this.aheadBytes = host.aheadBytes;
+  }
+
+  finish(source: number): void {
+    this.host.finish(source);
+  }
 
   /** Cluster spares: a frame from a worker in `absent` calls `catchUp` (which applies its join) before it is taken. */
   watchAbsent(absent: Uint8Array, catchUp: () => void): void {
@@ -58,14 +80,36 @@ export class ChannelTable implements FrameSink {
     this.catchUp = catchUp;
   }
 
-  has(channel: number): boolean {
-    return this.channels.has(channel);
+  /**
+   * Builds channel `channel`: a pusher per worker (to itself, to a worker it
+   * has no route to, or through the outbox towards it) and the puller,
+   * registered here with what arrived for it before.
+   */
+  open<T>(channel: number, codec: Codec<T>): [Push<T>[], Pull<T>] {
+    if (this.channels.has(channel)) throw new ChannelError(channel, `already allocated by worker ${this.index}`);
+    const host = this.host;
+    const pull = new ChannelPull<T>(channel, host, codec.recycle?.bind(codec));
+    const counts = channelCounters(host.peers);
+    const pushes: (RemotePush<T> | LocalPush<T> | UnroutablePush<T>)[] = [];
+    for (let target = 0; target < host.peers; target++) {
+      if (target === this.index) {
+        const own = new LocalPush(channel, target, pull, codec, host, counts);
+        pull.closeOwn = () => own.close();
+        pushes.push(own);
+      } else if (host.outbox(target) === undefined) {
+        pushes.push(new UnroutablePush(channel, target, this.index));
+      } else {
+        pushes.push(new RemotePush(channel, target, codec, host, counts));
+      }
+    }
+    this.add(channel, { codec, pull, pushes, counts });
+    return [pushes, pull];
   }
 
   /** Registers an allocated channel and hands it what arrived for it before. */
-  add(channel: number, entry: Channel, finished: Uint8Array): void {
+  private add(channel: number, entry: Channel): void {
     this.channels.set(channel, entry);
-    for (let source = 0; source < finished.length; source++) if (finished[source]) entry.pull.closeFrom(source);
+    for (let source = 0; source < this.host.peers; source++) if (this.host.returned(source)) entry.pull.closeFrom(source);
     const early = this.stray.get(channel);
     if (early === undefined) return;
     this.stray.delete(channel);

@@ -11,14 +11,14 @@
 // heartbeat.
 
 import type { Worker } from 'node:worker_threads';
-import type { Config } from './config.ts';
+import type { Settings } from './config.ts';
 import { Guards, type WorkerGuards } from './guards.ts';
 import { buildClusterFabric, Control, Doorbell, maxPayload } from '../transport/index.ts';
 import { startNetworkThread, startThread, type Task } from './thread.ts';
 import { revive, type NetworkCommand, type NetworkEvent } from '../transport/network.ts';
 import { PeerError } from '../errors.ts';
 
-export async function launchCluster<R>(config: Extract<Config, { kind: 'cluster' }>, task: Task): Promise<WorkerGuards<R>> {
+export async function launchCluster<R>(config: Extract<Settings, { kind: 'cluster' }>, task: Task): Promise<WorkerGuards<R>> {
   const { threads, options } = config;
   const c = config.cluster;
   const processes = c.addresses.length;

@@ -87,7 +87,12 @@ export interface ClusterOptions extends Options {
   tls?: TlsFiles;
 }
 
-export type Config =
+/**
+ * What a Config holds, checked, as initialize and the backends read it.
+ * Internal: the public type is the class below, whose accessors are what a
+ * program may rely on.
+ */
+export type Settings =
   | { kind: 'thread'; threads: 1; options: Required<Options> }
   | { kind: 'process'; threads: number; options: Required<Options> }
   | { kind: 'cluster'; threads: number; options: Required<Options>; cluster: Required<Omit<ClusterOptions, keyof Options | 'secret' | 'tls' | 'replaces'>> & { secret: string | undefined; tls: TlsFiles | undefined; replaces: number | undefined } };
@@ -108,6 +113,8 @@ export const MAX_RING_TOTAL = 2 ** 32;
 export const DEFAULT_PORT = 2101;
 
 const OPTION_FIELDS: readonly (keyof Options)[] = ['ringBytes', 'maxMessageBytes', 'highWaterBytes', 'maxBacklogBytes', 'slabBytes'];
+/** The cluster options Config.fromArgs takes beside the flags (the shape of the cluster is the flags'). */
+const ARGS_CLUSTER: readonly (keyof ClusterOptions)[] = ['secret', 'connectTimeoutMs', 'heartbeatTimeoutMs', 'onPeerLoss'];
 const CLUSTER_FIELDS: readonly (keyof ClusterOptions)[] = ['threads', 'process', 'addresses', 'secret', 'connectTimeoutMs', 'heartbeatTimeoutMs', 'onPeerLoss', 'spares', 'replaces', 'tls'];
 
 /** Refuses a field `o` should not have, naming it (and where it belongs, when it is a field of another part). */
@@ -119,14 +126,6 @@ function onlyKnown(what: string, o: object, known: readonly string[]): void {
       : (CLUSTER_FIELDS as readonly string[]).includes(field) ? ': it is a cluster option, given to Config.cluster({ ... }) (config.cluster)' : '';
     throw new ConfigError(`${what} has no field ${JSON.stringify(field)}${belongs}; its fields are ${known.join(', ')}`);
   }
-}
-
-/** Configs made (and so checked) by `Config`: initialize takes them as they are. */
-const checked = new WeakSet<Config>();
-
-function made(c: Config): Config {
-  checked.add(c);
-  return c;
 }
 
 function count(what: string, value: unknown): number {
@@ -180,22 +179,69 @@ function options(where: string, o: Options = {}, known: readonly string[] = OPTI
   return { ringBytes, maxMessageBytes, highWaterBytes, maxBacklogBytes, slabBytes };
 }
 
-export const Config = {
+/** The settings behind a Config (set in the class's static block: only this module reads them). */
+let settingsOf: (c: Config) => Settings;
+let isConfig: (c: object) => c is Config;
+
+/**
+ * What to run: how many worker threads, in how many processes, and where.
+ * Made by `Config.thread()`, `Config.process(n)`, `Config.cluster({...})`
+ * or `Config.fromArgs()`, each of which checks what it is given; a config
+ * cannot be changed, copied or made by hand (make another instead).
+ */
+export class Config {
+  readonly #settings: Settings;
+
+  private constructor(settings: Settings) {
+    this.#settings = settings;
+  }
+
+  static {
+    settingsOf = (c) => c.#settings;
+    isConfig = (c): c is Config => #settings in c;
+  }
+
+  /** Worker threads in each process. */
+  get threads(): number {
+    return this.#settings.threads;
+  }
+
+  /** Processes in the run: 1 but for `Config.cluster`. */
+  get processes(): number {
+    const s = this.#settings;
+    return s.kind === 'cluster' ? s.cluster.addresses.length : 1;
+  }
+
+  /**
+   * This process's index in the cluster's addresses (`-p`, or
+   * `Config.cluster({ process })`); 0 outside a cluster. A replacement
+   * (`replaces`) listens there but runs as the process it replaces.
+   */
+  get process(): number {
+    const s = this.#settings;
+    return s.kind === 'cluster' ? s.cluster.process : 0;
+  }
+
+  /** Worker threads in the whole run, across its processes: what each allocator's `peers` is. */
+  get workers(): number {
+    return this.threads * this.processes;
+  }
+
   /** One worker thread. */
-  thread(o?: Options): Config {
-    return made({ kind: 'thread', threads: 1, options: options('Config.thread', o) });
-  },
+  static thread(o?: Options): Config {
+    return new Config({ kind: 'thread', threads: 1, options: options('Config.thread', o) });
+  }
 
   /** `threads` worker threads in this process. */
-  process(threads: number, o?: Options): Config {
+  static process(threads: number, o?: Options): Config {
     const n = threadCount('threads', threads);
     const opts = options('Config.process', o);
     ringTotal(n, 0, opts);
-    return made({ kind: 'process', threads: n, options: opts });
-  },
+    return new Config({ kind: 'process', threads: n, options: opts });
+  }
 
   /** `threads` worker threads in each of `addresses.length` processes, over TCP. */
-  cluster(o: ClusterOptions): Config {
+  static cluster(o: ClusterOptions): Config {
     if (o === null || typeof o !== 'object') throw new ConfigError(`Config.cluster needs { threads, process, addresses }, got ${JSON.stringify(o)}`);
     const threads = threadCount('threads', o.threads);
     if (!Array.isArray(o.addresses) || o.addresses.length === 0) throw new ConfigError('cluster addresses must be a non-empty list of host:port');
@@ -210,7 +256,7 @@ export const Config = {
     const replaces = replacesOf(o.replaces, o.process, o.addresses.length);
     // The certificate shown is that of the index this process runs as.
     const as = replaces ?? o.process;
-    return made({
+    return new Config({
       kind: 'cluster',
       threads,
       options: opts,
@@ -227,13 +273,19 @@ export const Config = {
         tls: o.tls !== undefined ? checkTls(o.tls, as) : process.env.WEFT_TLS_DIR ? tlsFromDir(process.env.WEFT_TLS_DIR, as) : undefined,
       },
     });
-  },
+  }
 
   /**
    * Reads timely's flags from `argv` (default: process.argv.slice(2)) and
-   * returns the config and the arguments it did not consume.
+   * returns the config and the arguments it did not consume. `options` are
+   * the program's own, over what the flags and the environment say (as an
+   * option given to Config.cluster is); the cluster ones apply only when
+   * the flags make a cluster.
    */
-  fromArgs(argv: readonly string[] = process.argv.slice(2)): { config: Config; rest: string[] } {
+  static fromArgs(argv: readonly string[] = process.argv.slice(2), options: Options & Pick<ClusterOptions, 'secret' | 'connectTimeoutMs' | 'heartbeatTimeoutMs' | 'onPeerLoss'> = {}): { config: Config; rest: string[] } {
+    if (options === null || typeof options !== 'object') throw new ConfigError(`Config.fromArgs's options must be an object, got ${JSON.stringify(options)}`);
+    onlyKnown('Config.fromArgs\'s options', options, [...OPTION_FIELDS, ...ARGS_CLUSTER]);
+    const given = Object.fromEntries(Object.entries(options).filter(([, value]) => value !== undefined));
     argsRead();
     let threads = 1;
     let processes = 1;
@@ -274,7 +326,8 @@ export const Config = {
     }
     if (processes === 1 && hostfile === undefined) {
       if (index !== 0) throw new ConfigError(`--process ${index} is out of range for 1 process`);
-      return { config: Config.process(threads), rest };
+      const own = Object.fromEntries(Object.entries(given).filter(([field]) => (OPTION_FIELDS as readonly string[]).includes(field)));
+      return { config: Config.process(threads, own), rest };
     }
     const hosts = hostfile !== undefined ? readHostfile(hostfile) : { addresses: Array.from({ length: processes }, (_, i) => `127.0.0.1:${DEFAULT_PORT + i}`), spares: [] };
     if (hosts.addresses.length < processes) throw new ConfigError(`hostfile ${hostfile} lists ${hosts.addresses.length} addresses for ${processes} processes`);
@@ -282,9 +335,9 @@ export const Config = {
     // A hostfile that marks spares asks for a cluster that runs without them.
     const spares = hosts.spares.filter((k) => k < processes);
     const membership = spares.length > 0 ? { spares, onPeerLoss: 'continue' as const } : {};
-    return { config: Config.cluster({ threads, process: index, addresses: hosts.addresses.slice(0, processes), ...membership, ...tuned, ...tls, ...(replaces !== undefined ? { replaces } : {}) }), rest };
-  },
-};
+    return { config: Config.cluster({ threads, process: index, addresses: hosts.addresses.slice(0, processes), ...membership, ...tuned, ...tls, ...(replaces !== undefined ? { replaces } : {}), ...given }), rest };
+  }
+}
 
 function replacesOf(value: unknown, me: number, processes: number): number | undefined {
   if (value === undefined) return undefined;
@@ -303,38 +356,21 @@ function secretOf(given: string | undefined): string | undefined {
 }
 
 /**
- * A config as `initialize` receives it: one made by `Config.*` passes
- * through; a hand-made object (or one edited after it was made: a copy) is
- * rebuilt through the same checks, so a mistake in it is a ConfigError
- * naming the field rather than a TypeError deep inside.
+ * The settings of a config as `initialize` (or `where`) receives it. Only a
+ * Config made by `Config.*` has them: anything else (a hand-made object,
+ * a copy such as `{ ...config }`) is a ConfigError that says how to make
+ * one, naming a field that belongs to `Config.*`'s options.
  */
-export function checkConfig(c: unknown, where = 'initialize'): Config {
+export function checkConfig(c: unknown, where = 'initialize'): Settings {
   const want = 'a Config (Config.thread(), Config.process(n), Config.cluster({...}) or Config.fromArgs().config)';
   if (c === null || typeof c !== 'object') throw new ConfigError(`${where} needs ${want}, got ${c === null ? 'null' : typeof c}`);
-  if (checked.has(c as Config)) return c as Config;
-  const o = c as Partial<Record<string, unknown>>;
-  if (o.kind !== 'thread' && o.kind !== 'process' && o.kind !== 'cluster') throw new ConfigError(`${where} needs ${want}; this object's kind is ${JSON.stringify(o.kind)}`);
-  const fields = o.kind === 'cluster' ? ['kind', 'threads', 'options', 'cluster'] : ['kind', 'threads', 'options'];
-  onlyKnown(`a ${o.kind} config`, o, fields);
-  // A config Config.* did not make, whole: what it lacks was never checked.
-  const missing = fields.find((f) => !(f in o));
-  if (missing !== undefined) throw new ConfigError(`this ${o.kind} config has no field ${JSON.stringify(missing)}: it was not made by Config.*; make it with Config.thread(), Config.process(n), Config.cluster({...}) or Config.fromArgs()`);
-  if (o.options === null || typeof o.options !== 'object') throw new ConfigError(`a config's options must be an object, got ${JSON.stringify(o.options)}`);
-  const given = o.options as Options;
-  switch (o.kind) {
-    case 'thread':
-      return Config.thread(given);
-    case 'process':
-      return Config.process(o.threads as number, given);
-    case 'cluster': {
-      if (o.cluster === null || typeof o.cluster !== 'object') throw new ConfigError(`a cluster config's 'cluster' field must be an object; make it with Config.cluster({...})`);
-      onlyKnown('config.cluster', o.cluster, CLUSTER_FIELDS);
-      return Config.cluster({ ...(o.cluster as ClusterOptions), ...given, threads: o.threads as number });
-    }
-  }
+  if (isConfig(c)) return settingsOf(c);
+  const option = Object.keys(c).find((f) => (OPTION_FIELDS as readonly string[]).includes(f) || (CLUSTER_FIELDS as readonly string[]).includes(f));
+  const hint = option === undefined ? '' : `; ${JSON.stringify(option)} is an option: give it to Config.thread/process/cluster`;
+  throw new ConfigError(`${where} needs ${want}, got an object Config.* did not make: a hand-made object or a copy ({ ...config }) is not a config${hint}`);
 }
 
 /** Total workers a config runs, across processes. */
-export function peersOf(config: Config): number {
+export function peersOf(config: Settings): number {
   return config.kind === 'cluster' ? config.threads * config.cluster.addresses.length : config.threads;
 }

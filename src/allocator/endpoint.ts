@@ -1,15 +1,19 @@
 // One worker's end of the fabric: the rings it reads and writes, its
 // doorbell, the run's control cells, and the machinery the worker's runner
-// drives (fail-stop, shutdown, a hosted pool's rewiring). Users never see
-// it: they get an Allocator (allocator.ts), which calls in here.
+// drives (fail-stop, shutdown, a hosted pool's rewiring). It builds the
+// worker's channels (channels.ts) and is their host: its pushers and
+// pullers reach it only through PushHost and PullHost, its state is private.
+// Users never see it: they get an Allocator (allocator.ts), which calls in
+// here.
 
-import { ChannelTable } from './channels.ts';
-import { Losses, type PeerLoss } from './losses.ts';
-import { Joins, type PeerJoin } from './joins.ts';
+import { ChannelTable, type ChannelHost } from './channels.ts';
+import { Membership, type PeerLoss, type PeerJoin } from './membership.ts';
 import { SpinPolicy } from './spin.ts';
 import { Rings } from './rings.ts';
+import type { Codec } from './codec.ts';
 import type { AllocatorStats } from './counters.ts';
-import type { Emitter, Sending } from './push.ts';
+import type { Emitter, Push } from './push.ts';
+import type { Pull } from './pull.ts';
 import { Control } from '../transport/index.ts';
 import { Doorbell } from '../transport/index.ts';
 import type { Outbox, Backlog } from '../transport/index.ts';
@@ -19,155 +23,163 @@ import { FailStopError, AllocatorClosedError, OverflowError } from '../errors.ts
 
 export type { AllocatorStats } from './counters.ts';
 
-export class Endpoint {
+export class Endpoint implements ChannelHost {
   readonly index: number;
   readonly peers: number;
-  readonly table: ChannelTable;
-  /** Per target: the outbox towards it, or undefined for itself or a worker it has no route to. */
-  readonly outboxes: (Outbox | undefined)[];
-  /** Pushers holding unsent messages, for release(). */
-  readonly dirty: Emitter[] = [];
-  /** Per worker: 1 once it has returned. */
-  readonly finished: Uint8Array;
-  readonly sending: Sending;
-  /** Frame bytes a channel may hold decoded ahead of recv(). */
   readonly aheadBytes: number;
+  readonly maxBatch: number;
+  readonly highWater: number;
   /** Checks of the rings before parking; undefined: adaptive (see spin.ts). */
   spinLimit: number | undefined = undefined;
-  private readonly control: Control;
-  private readonly bell: Doorbell;
-  private readonly allBells: Doorbell[];
-  private readonly rings: Rings;
-  private readonly losses: Losses;
-  private readonly joins: Joins;
+  readonly #table: ChannelTable;
+  /** Per target: the outbox towards it, or undefined for itself or a worker it has no route to. */
+  readonly #outboxes: (Outbox | undefined)[];
+  /** Pushers holding unsent messages, for release(). */
+  readonly #dirty: Emitter[] = [];
+  /** Per worker: 1 once it has returned. */
+  readonly #finished: Uint8Array;
+  readonly #control: Control;
+  readonly #bell: Doorbell;
+  readonly #allBells: Doorbell[];
+  readonly #rings: Rings;
+  readonly #membership: Membership;
   /** Threads per process (cluster), or every worker (one process). */
-  private readonly threads: number;
-  private readonly backlog: Backlog;
+  readonly #threads: number;
+  readonly #backlog: Backlog;
   /** The OverflowError that failed this worker; every later wait throws it again. */
-  private failure: OverflowError | undefined;
+  #failure: OverflowError | undefined;
   /** The worker's function returned: the allocator is closed. */
-  private retired = false;
-  private localWake = false;
+  #retired = false;
+  #localWake = false;
   /** The process's link counters, in a cluster. */
-  private readonly links: SharedArrayBuffer | undefined;
+  readonly #links: SharedArrayBuffer | undefined;
   /** Times this worker slept on its doorbell (AllocatorStats.parks). */
-  private parks = 0;
-  private readonly spinner = new SpinPolicy();
-  private readonly readyNow = (): boolean => this.ready(false);
+  #parks = 0;
+  readonly #spinner = new SpinPolicy();
+  readonly #readyNow = (): boolean => this.#ready(false);
 
   constructor(wiring: Wiring) {
     this.index = wiring.index;
     this.peers = wiring.peers;
-    this.control = new Control(wiring.control);
-    this.bell = new Doorbell(wiring.bell);
-    this.allBells = wiring.bells.map((b) => new Doorbell(b));
     this.aheadBytes = wiring.ringBytes;
-    this.table = new ChannelTable(this.index, this.aheadBytes, (source) => this.finish(source));
-    this.finished = new Uint8Array(this.peers);
-    this.losses = new Losses(this.peers, wiring.threads ?? this.peers, this.control, this.lost);
-    this.joins = new Joins(this.peers, wiring.threads ?? this.peers, wiring.absent ?? [], this.control, this.opened);
+    this.maxBatch = wiring.limits.maxMessageBytes;
+    this.highWater = wiring.limits.highWaterBytes;
+    this.#control = new Control(wiring.control);
+    this.#bell = new Doorbell(wiring.bell);
+    this.#allBells = wiring.bells.map((b) => new Doorbell(b));
+    this.#table = new ChannelTable(this);
+    this.#finished = new Uint8Array(this.peers);
+    this.#threads = wiring.threads ?? this.peers;
+    this.#membership = new Membership(this.peers, this.#threads, wiring.absent ?? [], this.#control, {
+      lost: (worker) => this.finish(worker),
+      joined: (worker) => {
+        this.#finished[worker] = 0;
+        this.#table.reopenFrom(worker);
+      },
+    });
     // An absent spare's workers count as returned until it joins: channels
     // do not wait for them, and nothing is sent to them.
-    this.finished.set(this.joins.absent);
+    this.#finished.set(this.#membership.absent);
     // In a cluster a lost process may come back, like a spare joins: a frame from either applies the joins first.
-    if (wiring.threads !== undefined) this.table.watchAbsent(this.joins.absent, () => this.joins.apply());
-    this.threads = wiring.threads ?? this.peers;
-    this.links = wiring.links;
-    this.rings = new Rings(wiring, (e) => {
-      this.failure = e;
+    if (wiring.threads !== undefined) this.#table.watchAbsent(this.#membership.absent, () => this.#membership.applyJoins());
+    this.#links = wiring.links;
+    this.#rings = new Rings(wiring, (e) => {
+      this.#failure = e;
       this.abort();
     });
-    this.backlog = this.rings.backlog;
-    this.outboxes = this.rings.outboxes;
-    this.sending = {
-      outboxes: this.outboxes,
-      dirty: this.dirty,
-      maxBatch: wiring.limits.maxMessageBytes,
-      highWater: wiring.limits.highWaterBytes,
-      finished: this.finished,
-      lost: this.losses.workers,
-      absent: this.joins.absent,
-      threads: wiring.threads ?? this.peers,
-      until: (ready) => this.until(ready),
-    };
+    this.#backlog = this.#rings.backlog;
+    this.#outboxes = this.#rings.outboxes;
   }
 
-  /** A message to oneself was sent: the worker has something to read. */
-  readonly wakeLocal = (): void => {
-    this.localWake = true;
-  };
+  /** Builds channel `channel` (see Allocator.allocate). */
+  allocate<T>(channel: number, codec: Codec<T>): [Push<T>[], Pull<T>] {
+    return this.#table.open(channel, codec);
+  }
+
+  /** Channel ids that received messages since the last call. */
+  events(): number[] {
+    return this.#table.events();
+  }
+
+  outbox(target: number): Outbox | undefined {
+    return this.#outboxes[target];
+  }
+
+  returned(target: number): boolean {
+    return this.#finished[target] === 1;
+  }
+
+  checkReach(target: number, channel: number): void {
+    this.#membership.checkReach(target, channel);
+  }
+
+  hold(pusher: Emitter): void {
+    this.#dirty.push(pusher);
+  }
+
+  /** A message to oneself was sent, or a stalled channel has room: the worker has something to read. */
+  wakeLocal(): void {
+    this.#localWake = true;
+  }
 
   /** Moves frames that have arrived into their channels' pullers (see Allocator.receive). */
   receive(): void {
     this.live('receive()');
     this.checkAbort();
-    this.localWake = false;
+    this.#localWake = false;
     // Read before draining: the router puts a lost process's last whole
     // frames in the rings before it records the loss, so they are taken
     // first and its channels close after them.
-    const lost = this.control.lostCount;
+    const lost = this.#control.lostCount;
     // Joins before the frames, and after reading the losses: a spare lost
     // had joined before, so its join is applied before its loss.
-    this.joins.apply();
-    this.rings.receive(this.table);
-    this.losses.apply(lost);
-    if (lost > 0) this.control.acknowledgeLosses(this.index % this.threads, lost);
+    this.#membership.applyJoins();
+    this.#rings.receive(this.#table);
+    this.#membership.applyLosses(lost);
+    if (lost > 0) this.#control.acknowledgeLosses(this.index % this.#threads, lost);
   }
 
-  /** A peer's worker was lost: its channels close, and it is absent until its process joins again. */
-  private readonly lost = (worker: number): void => {
-    this.finish(worker);
-    this.joins.absent[worker] = 1;
-  };
-
-  /** A spare's worker joined, or a lost one came back: its messages are expected from now on. */
-  private readonly opened = (worker: number): void => {
-    this.losses.workers[worker] = -1;
-    this.finished[worker] = 0;
-    this.table.reopenFrom(worker);
-  };
-
   peerLosses(): PeerLoss[] {
-    return this.losses.take();
+    return this.#membership.losses();
   }
 
   peerJoins(): PeerJoin[] {
-    return this.joins.take();
+    return this.#membership.joins();
   }
 
   /** Whether `worker`'s process is there: not a spare that has not joined, not lost. */
   present(worker: number): boolean {
-    return this.joins.absent[worker] === 0 && this.losses.workers[worker] === -1;
+    return this.#membership.present(worker);
   }
 
   /** Throws once the worker's function has returned. */
   live(call: string): void {
-    if (this.retired) throw new AllocatorClosedError(`worker ${this.index} called ${call} after its function returned: the allocator closed with it`);
+    if (this.#retired) throw new AllocatorClosedError(`worker ${this.index} called ${call} after its function returned: the allocator closed with it`);
   }
 
   /** Hands every buffered message to the transport and publishes it. */
   release(): void {
-    const dirty = this.dirty;
+    const dirty = this.#dirty;
     for (let i = 0; i < dirty.length; i++) {
       dirty[i]!.listed = false;
       dirty[i]!.emit();
     }
     dirty.length = 0;
-    this.rings.publish();
+    this.#rings.publish();
   }
 
   /** Parks the thread until something happens (see Allocator.awaitEvents). */
   awaitEvents(timeoutMs = Infinity): void {
-    if (!this.beforePark()) {
-      const epoch = this.bell.epoch();
-      this.bell.announce();
+    if (!this.#beforePark()) {
+      const epoch = this.#bell.epoch();
+      this.#bell.announce();
       try {
-        if (!this.ready(true)) {
-          this.parks++;
-          this.bell.wait(epoch, timeoutMs);
+        if (!this.#ready(true)) {
+          this.#parks++;
+          this.#bell.wait(epoch, timeoutMs);
         }
       } finally {
-        this.bell.settle();
+        this.#bell.settle();
       }
     }
     this.checkAbort();
@@ -186,23 +198,23 @@ export class Endpoint {
    * of a ping-pong hop.
    */
   spinThenPark(timeoutMs = Infinity): true | Promise<void> {
-    if (this.beforePark()) {
+    if (this.#beforePark()) {
       this.checkAbort();
       return true;
     }
-    return this.parkAsync(timeoutMs);
+    return this.#parkAsync(timeoutMs);
   }
 
-  private async parkAsync(timeoutMs: number): Promise<void> {
-    const epoch = this.bell.epoch();
-    this.bell.announce();
+  async #parkAsync(timeoutMs: number): Promise<void> {
+    const epoch = this.#bell.epoch();
+    this.#bell.announce();
     try {
-      if (!this.ready(true)) {
-        this.parks++;
-        await this.bell.waitAsync(epoch, timeoutMs);
+      if (!this.#ready(true)) {
+        this.#parks++;
+        await this.#bell.waitAsync(epoch, timeoutMs);
       }
     } finally {
-      this.bell.settle();
+      this.#bell.settle();
     }
     this.checkAbort();
   }
@@ -213,14 +225,14 @@ export class Endpoint {
    * that release() just moved into a ring is the event a flow-controlled
    * sender waits for: it returns rather than park on it. Then it spins.
    */
-  private beforePark(): boolean {
-    this.rings.returnLent();
-    return this.releaseMovedOverflow() || this.spinner.spin(this.spinLimit, this.readyNow);
+  #beforePark(): boolean {
+    this.#rings.returnLent();
+    return this.#releaseMovedOverflow() || this.#spinner.spin(this.spinLimit, this.#readyNow);
   }
 
   drain(): Promise<void> {
     this.live('drain()');
-    return this.until(this.drained);
+    return this.until(this.#drained);
   }
 
   /** drain() for a synchronous worker: parks as awaitEvents does; false if `timeoutMs` passed first. */
@@ -228,14 +240,14 @@ export class Endpoint {
     this.live('awaitDrain()');
     const deadline = performance.now() + timeoutMs;
     for (;;) {
-      if (this.step(this.drained)) return true;
+      if (this.#step(this.#drained)) return true;
       const left = deadline - performance.now();
       if (left <= 0) return false;
       this.awaitEvents(left);
     }
   }
 
-  private readonly drained = (): boolean => this.backlog.bytes === 0 && this.rings.overflowFrames() === 0;
+  readonly #drained = (): boolean => this.#backlog.bytes === 0 && this.#rings.overflowFrames() === 0;
 
   /**
    * Waits until `ready()` holds, moving overflow into the rings meanwhile.
@@ -244,14 +256,14 @@ export class Endpoint {
    * own ready() or drain(), and taking the peer's frames is what lets it
    * go on. What is taken waits in the pullers until read.
    */
-  private async until(ready: () => boolean): Promise<void> {
-    while (!this.step(ready)) await this.awaitEventsAsync();
+  async until(ready: () => boolean): Promise<void> {
+    while (!this.#step(ready)) await this.awaitEventsAsync();
   }
 
   /** One round of a wait for `ready()` (see until): receive everything, release, check. */
-  private step(ready: () => boolean): boolean {
+  #step(ready: () => boolean): boolean {
     // Receive first: a FIN among the frames drops the overflow bound for its sender.
-    this.receiveAll();
+    this.#receiveAll();
     this.release();
     return ready();
   }
@@ -262,40 +274,40 @@ export class Endpoint {
    * frames it takes are what frees its peer, and the FIN of a peer that
    * returned is what drops the overflow bound for it.
    */
-  private receiveAll(): void {
-    this.table.receivingAll = true;
+  #receiveAll(): void {
+    this.#table.receivingAll = true;
     try {
       this.receive();
     } finally {
-      this.table.receivingAll = false;
+      this.#table.receivingAll = false;
     }
   }
 
   /** release(), and whether it moved overflowed frames into a ring. */
-  private releaseMovedOverflow(): boolean {
-    const before = this.rings.overflowFrames();
+  #releaseMovedOverflow(): boolean {
+    const before = this.#rings.overflowFrames();
     this.release();
-    return before > 0 && this.rings.overflowFrames() < before;
+    return before > 0 && this.#rings.overflowFrames() < before;
   }
 
-  private ready(parking: boolean): boolean {
-    if (this.localWake || this.control.aborted || this.losses.pending || this.joins.pending) return true;
-    return this.rings.poll(parking);
+  #ready(parking: boolean): boolean {
+    if (this.#localWake || this.#control.aborted || this.#membership.pending) return true;
+    return this.#rings.poll(parking);
   }
 
   stats(): AllocatorStats {
-    const backlog = (peer: number): number => this.outboxes[peer]?.overflowBytes ?? 0;
+    const backlog = (peer: number): number => this.#outboxes[peer]?.overflowBytes ?? 0;
     return {
-      ...this.rings.stats(), parks: this.parks, channels: this.table.stats(backlog),
-      links: this.links === undefined ? [] : linkStats(this.links, Math.floor(this.index / this.threads)),
+      ...this.#rings.stats(), parks: this.#parks, channels: this.#table.stats(backlog),
+      links: this.#links === undefined ? [] : linkStats(this.#links, Math.floor(this.index / this.#threads)),
     };
   }
 
   /** Throws FailStopError if another worker failed (fail-stop), or this worker's OverflowError. */
   checkAbort(): void {
-    if (this.failure !== undefined) throw this.failure;
-    if (this.control.aborted) {
-      const failed = this.control.failedWorker;
+    if (this.#failure !== undefined) throw this.#failure;
+    if (this.#control.aborted) {
+      const failed = this.#control.failedWorker;
       const who = failed < 0 ? 'a peer process failed' : `worker ${failed} failed`;
       throw new FailStopError(failed, `worker ${this.index} stopped: ${who}`);
     }
@@ -303,7 +315,7 @@ export class Endpoint {
 
   /** Marks the run failed by this worker and wakes everyone. */
   abort(): void {
-    this.control.abort(this.index, this.allBells);
+    this.#control.abort(this.index, this.#allBells);
   }
 
   /**
@@ -312,10 +324,10 @@ export class Endpoint {
    * (in drain(), ready() or this worker's own exit) would wait forever.
    */
   finish(source: number): void {
-    if (this.joins.absent[source] === 1) this.joins.apply();
-    this.finished[source] = 1;
-    this.table.closeFrom(source);
-    this.rings.discard(source);
+    if (this.#membership.absent[source] === 1) this.#membership.applyJoins();
+    this.#finished[source] = 1;
+    this.#table.closeFrom(source);
+    this.#rings.discard(source);
   }
 
   /**
@@ -328,29 +340,29 @@ export class Endpoint {
   shutdown(): void {
     this.release();
     // FINs read first: no FIN goes to a worker known to have returned.
-    this.receiveAll();
-    this.rings.finishAll((target) => this.finished[target] === 1 && this.joins.absent[target] === 0);
-    this.table.closeFrom(this.index);
+    this.#receiveAll();
+    this.#rings.finishAll((target) => this.#finished[target] === 1 && this.#membership.absent[target] === 0);
+    this.#table.closeFrom(this.index);
     for (;;) {
       this.release();
-      this.receiveAll();
-      if (this.rings.overflowFrames() === 0) break;
+      this.#receiveAll();
+      if (this.#rings.overflowFrames() === 0) break;
       this.awaitEvents(100);
     }
     this.retire();
-    this.table.checkStrays();
+    this.#table.checkStrays();
   }
 
   /** The worker's function is over: every later send, allocate or receive throws. */
   retire(): void {
-    this.retired = true;
-    this.table.retire();
+    this.#retired = true;
+    this.#table.retire();
   }
 
   /** Hosted pools: point this endpoint's route to `peer` at fresh rings. */
   rewire(peer: number, out: RingEnd, inn: RingEnd): void {
-    this.rings.rewire(peer, out, inn);
-    this.finished[peer] = 0;
-    this.table.reopenFrom(peer);
+    this.#rings.rewire(peer, out, inn);
+    this.#finished[peer] = 0;
+    this.#table.reopenFrom(peer);
   }
 }

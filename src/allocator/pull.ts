@@ -4,7 +4,6 @@
 // bytes of batches decoded but not yet read, and past a bound the
 // allocator leaves this channel's next frames in the ring.
 
-import type { Endpoint } from './endpoint.ts';
 import { Fifo } from '../fifo.ts';
 
 const NONE: ArrayLike<never> = [];
@@ -37,8 +36,28 @@ export interface Pull<T> extends AsyncIterable<T> {
   batches(): AsyncIterable<ArrayLike<T>>;
 }
 
-/** What a puller needs from its worker's endpoint. */
-export type PullHost = Pick<Endpoint, 'checkAbort' | 'release' | 'receive' | 'spinThenPark'>;
+/**
+ * What a puller needs from its worker's endpoint (as PushHost is for a
+ * pusher). The endpoint implements it; a puller reaches nothing else of it.
+ */
+export interface PullHost {
+  /** This worker's index. */
+  readonly index: number;
+  /** How many workers the run has: each is a sender to wait for. */
+  readonly peers: number;
+  /** Frame bytes a channel may hold decoded ahead of recv(), past which it takes no more frames. */
+  readonly aheadBytes: number;
+  /** Throws if the run failed (fail-stop) or this worker did. */
+  checkAbort(): void;
+  /** Hands every buffered message to the transport and publishes it. */
+  release(): void;
+  /** Moves frames that have arrived into their channels' pullers. */
+  receive(): void;
+  /** Spins for an event, else parks: true when the spin found one, else the park's promise. */
+  spinThenPark(): true | Promise<void>;
+  /** Wakes the worker: a stalled channel has room again. */
+  wakeLocal(): void;
+}
 
 /** A batch in a puller's queue, with its frame bytes (-1: self-sent messages). */
 interface Delivered<T> {
@@ -59,6 +78,10 @@ export class ChannelPull<T> implements Pull<T> {
   private localSent = false;
   private readonly closed: Uint8Array;
   private open: number;
+  /** This worker's index. */
+  private readonly self: number;
+  /** Frame bytes decoded ahead of recv() past which this channel takes no more frames. */
+  private readonly aheadLimit: number;
   /** Frame bytes of batches delivered and not yet read to the end. */
   private ahead = 0;
   /** The allocator left a frame for this channel in the ring: wake it once below the bound. */
@@ -69,18 +92,13 @@ export class ChannelPull<T> implements Pull<T> {
   constructor(
     readonly channel: number,
     private readonly host: PullHost,
-    peers: number,
-    /** This worker's index. */
-    private readonly self: number,
-    /** Frame bytes decoded ahead of recv() past which this channel takes no more frames. */
-    private readonly aheadLimit: number,
-    /** Wakes the worker when a stalled channel has room again. */
-    private readonly wake: () => void,
     /** The codec's Codec.recycle, for batches fully read (never local ones). */
     private readonly recycle?: (batch: ArrayLike<T>) => void,
   ) {
-    this.closed = new Uint8Array(peers);
-    this.open = peers;
+    this.self = host.index;
+    this.aheadLimit = host.aheadBytes;
+    this.closed = new Uint8Array(host.peers);
+    this.open = host.peers;
   }
 
   /** Whether the allocator should decode another frame for this channel now. */
@@ -178,7 +196,7 @@ export class ChannelPull<T> implements Pull<T> {
       this.ahead -= size;
       if (this.stalling && this.ahead < this.aheadLimit) {
         this.stalling = false;
-        this.wake();
+        this.host.wakeLocal();
       }
     }
     const next = this.queue.peek();

@@ -15,7 +15,7 @@ import type { Outbox, Chunk } from '../transport/index.ts';
 import { Kind } from '../transport/index.ts';
 import { PushLoan, type Loan } from './loan.ts';
 import { countReceived, countSent } from './counters.ts';
-import { ChannelError, PeerError } from '../errors.ts';
+import { ChannelError } from '../errors.ts';
 
 export interface Push<T> {
   readonly channel: number;
@@ -61,24 +61,29 @@ export interface Emitter {
   emit(): void;
 }
 
-/** What remote pushers share with their worker's allocator. */
-export interface Sending {
-  /** Per target: the outbox towards it. Looked up per batch: a hosted pool may rewire a target. */
-  readonly outboxes: readonly (Outbox | undefined)[];
-  /** Pushers holding unsent messages, for the allocator's release(). */
-  readonly dirty: Emitter[];
+/**
+ * What a pusher needs from its worker's endpoint (as PullHost is for a
+ * puller). The endpoint implements it; a pusher reaches nothing else of it.
+ */
+export interface PushHost {
+  /** This worker's index. */
+  readonly index: number;
+  /** The largest batch a frame may carry (maxMessageBytes). */
   readonly maxBatch: number;
+  /** Backlog bytes past which send() returns false (highWaterBytes). */
   readonly highWater: number;
-  /** Per worker: 1 once it has returned; what is still sent to it is dropped. */
-  readonly finished: Uint8Array;
-  /** Per worker: its process once that was lost (onPeerLoss 'continue'), else -1; a send to it throws. */
-  readonly lost: Int32Array;
-  /** Per worker: 1 while its process is a spare that has not joined (Config.cluster spares); a send to it throws. */
-  readonly absent: Uint8Array;
-  /** Threads per process: worker w runs in process floor(w / threads). */
-  readonly threads: number;
+  /** The outbox towards `target`, or undefined where there is no route. Looked up per batch: a hosted pool may rewire a target. */
+  outbox(target: number): Outbox | undefined;
+  /** Whether worker `target` has returned: what is still sent to it is dropped. */
+  returned(target: number): boolean;
+  /** Throws a PeerError where `target`'s process was lost or is a spare that has not joined. */
+  checkReach(target: number, channel: number): void;
+  /** Lists a pusher holding unsent messages, for the endpoint's release(). */
+  hold(pusher: Emitter): void;
   /** Resolves once `ready` holds, moving overflow and receiving meanwhile. */
   until(ready: () => boolean): Promise<void>;
+  /** A message to oneself was sent: the worker has something to read. */
+  wakeLocal(): void;
 }
 
 const READY = Promise.resolve();
@@ -187,25 +192,30 @@ abstract class Pusher<T> implements Push<T> {
   }
 }
 
-export class RemotePush<T> extends Pusher<T> {
-  /** In the allocator's dirty list (once per release, however many batches a sender fills meanwhile). */
+export class RemotePush<T> extends Pusher<T> implements Emitter {
+  /** In the endpoint's dirty list (once per release, however many batches a sender fills meanwhile). */
   listed = false;
+  private readonly codec: number;
+  private readonly batcher: Batcher<T>;
+  /** The host's, read once: constant for the run. */
+  private readonly highWater: number;
 
   constructor(
     channel: number,
     target: number,
-    private readonly codec: number,
-    private readonly batcher: Batcher<T>,
-    private readonly s: Sending,
+    codec: Codec<T>,
+    private readonly host: PushHost,
     /** The channel's counters (counters.ts). */
     private readonly counts: Float64Array,
-    elementBytes?: number,
   ) {
-    super(channel, target, elementBytes);
+    super(channel, target, codec.elementBytes);
+    this.codec = codec.id;
+    this.batcher = codec.batcher();
+    this.highWater = host.highWater;
   }
 
   private get outbox(): Outbox {
-    return this.s.outboxes[this.target]!;
+    return this.host.outbox(this.target)!;
   }
 
   send(message: T): boolean {
@@ -214,15 +224,15 @@ export class RemotePush<T> extends Pusher<T> {
     const full = this.add(b, message);
     if (!this.listed) {
       this.listed = true;
-      this.s.dirty.push(this);
+      this.host.hold(this);
     }
     if (full) this.emit();
-    return this.outbox.overflowBytes <= this.s.highWater;
+    return this.outbox.overflowBytes <= this.highWater;
   }
 
   loan(byteLength: number): Loan | undefined {
     this.check();
-    this.checkLoan(byteLength, this.s.maxBatch);
+    this.checkLoan(byteLength, this.host.maxBatch);
     const slab = this.outbox.chunks;
     if (slab === undefined || byteLength > slab.capacity) {
       return this.ownLoan(byteLength, (bytes) => this.sendLoaned(byteLength, (outbox) => outbox.data(this.target, this.channel, this.codec, 1, bytes)));
@@ -243,7 +253,7 @@ export class RemotePush<T> extends Pusher<T> {
       const loan = this.loan(byteLength);
       if (loan !== undefined) return loan;
       const slab = this.outbox.chunks!;
-      await this.s.until(() => slab.wantSpace(byteLength));
+      await this.host.until(() => slab.wantSpace(byteLength));
     }
   }
 
@@ -255,7 +265,7 @@ export class RemotePush<T> extends Pusher<T> {
       });
     } finally {
       // Not sent (refused, or its target returned): the chunk is free again.
-      if (chunk.target < 0 || this.s.finished[this.target] === 1) this.outbox.chunks?.release(chunk);
+      if (chunk.target < 0 || this.host.returned(this.target)) this.outbox.chunks?.release(chunk);
     }
   }
 
@@ -263,23 +273,16 @@ export class RemotePush<T> extends Pusher<T> {
   private sendLoaned(bytes: number, put: (outbox: Outbox) => void): boolean {
     this.check();
     this.emit();
-    if (this.s.finished[this.target] !== 1) {
+    if (!this.host.returned(this.target)) {
       put(this.outbox);
       countSent(this.counts, this.target, 1, bytes);
     }
-    return this.outbox.overflowBytes <= this.s.highWater;
+    return this.outbox.overflowBytes <= this.highWater;
   }
 
   /** Throws where a send to this target cannot go. */
   private check(): void {
-    const process = this.s.lost[this.target]!;
-    if (process >= 0) {
-      throw new PeerError(process, `send to worker ${this.target} on channel ${this.channel}: its process ${process} was lost (it died, went silent or closed its connections without a goodbye) and has not been restarted`);
-    }
-    if (this.s.absent[this.target] === 1) {
-      const spare = Math.floor(this.target / this.s.threads);
-      throw new PeerError(spare, `send to worker ${this.target} on channel ${this.channel}: its process ${spare} is a spare that has not joined (allocator.peerJoins() tells when it does)`);
-    }
+    this.host.checkReach(this.target, this.channel);
     if (this.shut !== undefined) this.refuse();
   }
 
@@ -288,8 +291,8 @@ export class RemotePush<T> extends Pusher<T> {
   }
 
   override ready(): Promise<void> {
-    if (this.backlog <= this.s.highWater) return READY;
-    return this.s.until(() => this.backlog <= this.s.highWater);
+    if (this.backlog <= this.highWater) return READY;
+    return this.host.until(() => this.backlog <= this.highWater);
   }
 
   /** Moves the pending batch into the outbox without publishing it. */
@@ -298,10 +301,10 @@ export class RemotePush<T> extends Pusher<T> {
     if (count === 0) return;
     const payload = this.takeParts(this.batcher);
     // Nobody will read it: a worker that returned reads no more.
-    if (this.s.finished[this.target] === 1) return;
+    if (this.host.returned(this.target)) return;
     const length = Array.isArray(payload) ? payload.reduce((n, p) => n + p.length, 0) : payload.length;
-    if (length > this.s.maxBatch) {
-      throw new ChannelError(this.channel, `a batch of ${length} bytes exceeds maxMessageBytes (${this.s.maxBatch})`);
+    if (length > this.host.maxBatch) {
+      throw new ChannelError(this.channel, `a batch of ${length} bytes exceeds maxMessageBytes (${this.host.maxBatch})`);
     }
     this.outbox.data(this.target, this.channel, this.codec, count, payload);
     countSent(this.counts, this.target, count, length);
@@ -314,7 +317,7 @@ export class RemotePush<T> extends Pusher<T> {
   }
 
   protected closed(): void {
-    if (this.s.finished[this.target] !== 1) this.outbox.control(this.target, this.channel, Kind.CLOSE);
+    if (!this.host.returned(this.target)) this.outbox.control(this.target, this.channel, Kind.CLOSE);
     this.outbox.drain();
     this.outbox.publish();
   }
@@ -334,9 +337,8 @@ export class LocalPush<T> extends Pusher<T> implements Emitter {
     channel: number,
     target: number,
     private readonly pull: ChannelPull<T>,
-    private readonly wake: () => void,
     private readonly codec: Codec<T>,
-    private readonly dirty: Emitter[],
+    private readonly host: PushHost,
     /** The channel's counters (counters.ts): this worker is both ends. */
     private readonly counts: Float64Array,
   ) {
@@ -356,7 +358,7 @@ export class LocalPush<T> extends Pusher<T> implements Emitter {
     this.pull.sentLocal();
     if (!this.listed) {
       this.listed = true;
-      this.dirty.push(this);
+      this.host.hold(this);
     }
     if (full) this.emit();
     return true;
@@ -372,7 +374,7 @@ export class LocalPush<T> extends Pusher<T> implements Emitter {
     const batch = this.codec.decode(bytes, count, true);
     for (let i = 0; i < batch.length; i++) this.pull.deliverLocal(batch[i]!);
     this.codec.recycle?.(batch);
-    this.wake();
+    this.host.wakeLocal();
   }
 
   flush(): void {

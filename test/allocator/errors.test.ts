@@ -23,7 +23,8 @@ describe('bad input', () => {
   it('Config.fromArgs reads timely flags and returns the rest', () => {
     const { config, rest } = Config.fromArgs(['-w', '3', '--foo']);
     expect(config.threads).toBe(3);
-    expect(config.kind).toBe('process');
+    expect(config.processes).toBe(1);
+    expect(config.process).toBe(0);
     expect(rest).toEqual(['--foo']);
     expect(Config.fromArgs(['--threads=2', 'input.txt']).config.threads).toBe(2);
   });
@@ -95,22 +96,26 @@ describe('bad input', () => {
     expect(() => Config.cluster({ threads: 100, process: 0, addresses: ['127.0.0.1:1'] })).toThrow(/at most 64/);
   });
 
-  it('a hand-made or edited config is checked like one from Config: a ConfigError naming the field, not a TypeError', async () => {
+  it('a hand-made or copied config is refused with a ConfigError that says how to make one, not a TypeError', async () => {
     const bad = (c: unknown) => initialize(c as ReturnType<typeof Config.thread>, { module: workers, export: 'hello' });
     await expect(bad(null)).rejects.toThrow(ConfigError);
-    await expect(bad({ threads: 2 })).rejects.toThrow(/initialize needs a Config .*; this object's kind is undefined/);
-    // Not made by Config.*: what it lacks was never checked.
-    await expect(bad({ kind: 'process', threads: 2 })).rejects.toThrow(/^this process config has no field "options": it was not made by Config\.\*; make it with Config\.thread\(\), Config\.process\(n\)/);
-    await expect(bad({ kind: 'cluster', threads: 2, options: {} })).rejects.toThrow(/this cluster config has no field "cluster": it was not made by Config/);
-    await expect(bad({ kind: 'process', threads: 'two', options: {} })).rejects.toThrow(/threads must be a positive integer, got "two"/);
-    await expect(bad({ kind: 'process', threads: 2, options: { ringBytes: 3 } })).rejects.toThrow(/ringBytes must be a power of two/);
-    // A field where it does not belong, or of no config at all.
-    await expect(bad({ ...Config.process(2), ringBytes: 1 << 16 })).rejects.toThrow(/^a process config has no field "ringBytes": it is an option of Config\.thread\/process\/cluster \(config\.options\); its fields are kind, threads, options$/);
-    await expect(bad({ ...Config.process(2), options: { ...Config.process(2).options, threads: 3 } })).rejects.toThrow(/^Config\.process's options has no field "threads": it is a cluster option/);
-    await expect(bad({ ...Config.thread(), workers: 2 })).rejects.toThrow(/^a thread config has no field "workers"; its fields are kind, threads, options$/);
-    // An edited copy of a whole config goes through the same checks, and runs.
-    const guards = await bad({ ...Config.process(1), threads: 2 });
-    expect(await guards.join()).toEqual([0, 1]);
+    await expect(bad(null)).rejects.toThrow(/^initialize needs a Config \(Config\.thread\(\), Config\.process\(n\), .*\), got null$/);
+    await expect(bad({ kind: 'process', options: {} })).rejects.toThrow(/^initialize needs a Config .*, got an object Config\.\* did not make: a hand-made object or a copy \(\{ \.\.\.config \}\) is not a config$/);
+    // A copy keeps none of what the config holds; an option spread into it is named.
+    await expect(bad({ ...Config.process(2) })).rejects.toThrow(/got an object Config\.\* did not make/);
+    await expect(bad({ ...Config.process(2), ringBytes: 1 << 16 })).rejects.toThrow(/is not a config; "ringBytes" is an option: give it to Config\.thread\/process\/cluster$/);
+    await expect(bad(Object.create(Config.prototype) as unknown)).rejects.toThrow(/got an object Config\.\* did not make/);
+    // A config cannot be changed after it was made.
+    const config = Config.process(2);
+    expect(() => Object.assign(config, { threads: 3 })).toThrow(TypeError);
+    expect(config.threads).toBe(2);
+  });
+
+  it('Config.fromArgs applies the program\'s options over the flags, and refuses one it does not know', () => {
+    const { config } = Config.fromArgs(['-w', '2'], { ringBytes: 1 << 16, onPeerLoss: 'continue' });
+    expect(config.threads).toBe(2);
+    expect(() => Config.fromArgs(['-w', '2'], { ringBytes: 5000 })).toThrow(/ringBytes must be a power of two/);
+    expect(() => Config.fromArgs([], { threads: 2 } as never)).toThrow(/^Config\.fromArgs's options has no field "threads": it is a cluster option/);
   });
 
   it('the module form with a missing export rejects initialize with a ModuleError', async () => {

@@ -4,6 +4,7 @@
 // instead of growing until the machine runs out of memory.
 
 import { describe, expect, it } from 'vitest';
+import { checkConfig } from '../../src/allocator/config.ts';
 import { Config, WorkerError, initialize } from '../../src/index.ts';
 import { HIGH_WATER, MESSAGES, RING } from './fixtures/flow.ts';
 
@@ -91,9 +92,9 @@ describe('backpressure', () => {
     expect(() => Config.process(2, { highWaterBytes: -1 })).toThrow(/highWaterBytes must be an integer from 0/);
     expect(() => Config.process(2, { maxBacklogBytes: 1 << 20, highWaterBytes: 2 << 20 })).toThrow(/highWaterBytes must be an integer from 0 to 1048576/);
     expect(() => Config.process(2, { maxBacklogBytes: 0 })).toThrow(/maxBacklogBytes must be an integer from 1/);
-    expect(Config.process(2).options).toMatchObject({ highWaterBytes: 1 << 20, maxBacklogBytes: 256 << 20 });
+    expect(checkConfig(Config.process(2)).options).toMatchObject({ highWaterBytes: 1 << 20, maxBacklogBytes: 256 << 20 });
     // Every option of Options is accepted by each kind (Runtime.cluster remakes its Config from config.options).
-    expect(Config.process(2, { slabBytes: 0 }).options.slabBytes).toBe(0);
-    expect(Config.cluster({ threads: 1, process: 0, addresses: ['127.0.0.1:1', '127.0.0.1:2'], slabBytes: 0 }).options.slabBytes).toBe(0);
+    expect(checkConfig(Config.process(2, { slabBytes: 0 })).options.slabBytes).toBe(0);
+    expect(checkConfig(Config.cluster({ threads: 1, process: 0, addresses: ['127.0.0.1:1', '127.0.0.1:2'], slabBytes: 0 })).options.slabBytes).toBe(0);
   });
 });

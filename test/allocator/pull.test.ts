@@ -20,15 +20,26 @@ const ops = fc.array(
   { maxLength: 60 },
 );
 
-const allocator = { checkAbort() {} } as unknown as PullHost;
-const wake = (): void => {};
+/** Worker 0 of 2, alone: nothing arrives but what a test delivers, and a stalled channel's wake is counted. */
+function host(aheadBytes: number, wakeLocal = (): void => {}): PullHost {
+  return {
+    index: 0,
+    peers: 2,
+    aheadBytes,
+    checkAbort() {},
+    release() {},
+    receive() {},
+    spinThenPark: () => true,
+    wakeLocal,
+  };
+}
 
 describe('ChannelPull', () => {
   it('delivers remote batches and self-sent messages in order, and recycles only finished batches', () => {
     fc.assert(
       fc.property(ops, (script: Op[]) => {
         const recycled: number[][] = [];
-        const pull = new ChannelPull<number>(7, allocator, 2, 0, Infinity, wake, (batch) => {
+        const pull = new ChannelPull<number>(7, host(Infinity), (batch) => {
           recycled.push(Array.from(batch));
           // A codec reusing the container overwrites it: nothing still due may change.
           (batch as number[]).fill(-1);
@@ -64,7 +75,7 @@ describe('ChannelPull', () => {
     fc.assert(
       fc.property(fc.array(fc.integer({ min: 1, max: 400 }), { minLength: 1, maxLength: 40 }), fc.integer({ min: 1, max: 1000 }), (sizes, limit) => {
         let wakes = 0;
-        const pull = new ChannelPull<number>(3, allocator, 2, 0, limit, () => wakes++);
+        const pull = new ChannelPull<number>(3, host(limit, () => wakes++));
         // The allocator's rule: deliver while the puller accepts; the rest waits in the ring.
         let ahead = 0;
         let delivered = 0;
@@ -90,7 +101,7 @@ describe('ChannelPull', () => {
   });
 
   it('is done once every sender closed and every message was read', () => {
-    const pull = new ChannelPull<number>(1, allocator, 2, 0, Infinity, wake);
+    const pull = new ChannelPull<number>(1, host(Infinity));
     pull.deliver([1, 2], 2);
     pull.closeFrom(0);
     pull.closeFrom(1);

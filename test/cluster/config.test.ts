@@ -4,7 +4,7 @@
 import { afterAll, afterEach, describe, expect, it } from 'vitest';
 import { rmSync } from 'node:fs';
 import { Config, ConfigError } from '../../src/index.ts';
-import { DEFAULT_PORT } from '../../src/allocator/config.ts';
+import { checkConfig, DEFAULT_PORT } from '../../src/allocator/config.ts';
 import { hostfile, ROOT } from './helpers.ts';
 import { forgeIdentity } from './forged.ts';
 import { makeKeys, revoke } from '../../src/cli/keys.ts';
@@ -32,13 +32,21 @@ afterEach(() => {
   for (const d of dirs.splice(0)) rmSync(d, { recursive: true, force: true });
 });
 
+/** A cluster config's settings, as initialize reads them (not part of the public type). */
+function clusterOf(c: Config) {
+  const settings = checkConfig(c);
+  if (settings.kind !== 'cluster') throw new Error(`expected a cluster config, got ${settings.kind}`);
+  return settings.cluster;
+}
+
 describe('Config.cluster', () => {
   it('keeps the addresses, the index, and the defaults', () => {
     const c = Config.cluster({ threads: 2, process: 1, addresses: ['127.0.0.1:4000', '[::1]:4001'], secret: 's' });
-    expect(c.kind).toBe('cluster');
-    if (c.kind !== 'cluster') return;
     expect(c.threads).toBe(2);
-    expect(c.cluster).toMatchObject({ process: 1, addresses: ['127.0.0.1:4000', '[::1]:4001'], secret: 's', heartbeatTimeoutMs: 10_000 });
+    expect(c.processes).toBe(2);
+    expect(c.process).toBe(1);
+    expect(c.workers).toBe(4);
+    expect(clusterOf(c)).toMatchObject({ process: 1, addresses: ['127.0.0.1:4000', '[::1]:4001'], secret: 's', heartbeatTimeoutMs: 10_000 });
   });
 
   it.each([
@@ -58,9 +66,9 @@ describe('Config.cluster', () => {
   it('keeps spares (sorted) with onPeerLoss continue; none by default', () => {
     const addresses = ['127.0.0.1:1', '127.0.0.1:2', '127.0.0.1:3', '127.0.0.1:4'];
     const c = Config.cluster({ threads: 1, process: 0, addresses, onPeerLoss: 'continue', spares: [3, 1] });
-    expect(c.kind === 'cluster' && c.cluster.spares).toEqual([1, 3]);
+    expect(clusterOf(c).spares).toEqual([1, 3]);
     const plain = Config.cluster({ threads: 1, process: 0, addresses });
-    expect(plain.kind === 'cluster' && plain.cluster.spares).toEqual([]);
+    expect(clusterOf(plain).spares).toEqual([]);
   });
 
   it.each([
@@ -97,8 +105,8 @@ describe('Config.cluster', () => {
   it('keeps replaces, the lost process whose index and place this one takes; none by default', () => {
     const addresses = ['127.0.0.1:1', '127.0.0.1:2', '127.0.0.1:3', '127.0.0.1:4'];
     const c = Config.cluster({ threads: 1, process: 3, addresses, replaces: 1 });
-    expect(c.kind === 'cluster' && c.cluster).toMatchObject({ process: 3, replaces: 1 });
-    expect(Config.cluster({ threads: 1, process: 3, addresses })).toMatchObject({ cluster: { replaces: undefined } });
+    expect(clusterOf(c)).toMatchObject({ process: 3, replaces: 1 });
+    expect(clusterOf(Config.cluster({ threads: 1, process: 3, addresses }))).toMatchObject({ replaces: undefined });
   });
 
   it.each([
@@ -118,7 +126,7 @@ describe('Config.cluster', () => {
     process.env.WEFT_SECRET = 'from the environment';
     try {
       const c = Config.cluster({ threads: 1, process: 0, addresses: ['127.0.0.1:1'] });
-      expect(c.kind === 'cluster' && c.cluster.secret).toBe('from the environment');
+      expect(clusterOf(c).secret).toBe('from the environment');
     } finally {
       if (saved === undefined) delete process.env.WEFT_SECRET;
       else process.env.WEFT_SECRET = saved;
@@ -147,22 +155,22 @@ describe('Config.cluster tls', () => {
     const dir = keysDir();
     const files = { key: readFileSync(join(dir, 'process-1.key'), 'utf8'), cert: readFileSync(join(dir, 'process-1.crt'), 'utf8'), ca: readFileSync(join(dir, 'ca.crt'), 'utf8') };
     const given = Config.cluster({ threads: 1, process: 1, addresses, tls: files });
-    expect(given.kind === 'cluster' && given.cluster.tls).toEqual(files);
+    expect(clusterOf(given).tls).toEqual(files);
     const hosts = hostfile([5001, 5002]);
     dirs.push(hosts.dir);
     const { config } = Config.fromArgs(['-n', '2', '-p', '1', '-h', hosts.path, '--tls-dir', dir]);
-    expect(config.kind === 'cluster' && String(config.cluster.tls?.cert)).toBe(files.cert);
+    expect(String(clusterOf(config).tls?.cert)).toBe(files.cert);
     const saved = process.env.WEFT_TLS_DIR;
     process.env.WEFT_TLS_DIR = dir;
     try {
       const c = Config.cluster({ threads: 1, process: 0, addresses });
-      expect(c.kind === 'cluster' && String(c.cluster.tls?.key)).toBe(readFileSync(join(dir, 'process-0.key'), 'utf8'));
+      expect(String(clusterOf(c).tls?.key)).toBe(readFileSync(join(dir, 'process-0.key'), 'utf8'));
     } finally {
       if (saved === undefined) delete process.env.WEFT_TLS_DIR;
       else process.env.WEFT_TLS_DIR = saved;
     }
     const plain = Config.cluster({ threads: 1, process: 0, addresses });
-    expect(plain.kind === 'cluster' && plain.cluster.tls).toBe(undefined);
+    expect(clusterOf(plain).tls).toBe(undefined);
   });
 
   it('a replacement shows the certificate of the process it replaces: --tls-dir loads it, and its own is refused', () => {
@@ -174,7 +182,7 @@ describe('Config.cluster tls', () => {
     const hosts = hostfile([5001, 5002, 5003]);
     dirs.push(hosts.dir);
     const { config } = Config.fromArgs(['-n', '3', '-p', '2', '--replaces', '1', '-h', hosts.path, '--tls-dir', dir]);
-    expect(config.kind === 'cluster' && String(config.cluster.tls?.cert)).toBe(read('process-1.crt'));
+    expect(String(clusterOf(config).tls?.cert)).toBe(read('process-1.crt'));
     const own = { key: read('process-2.key'), cert: read('process-2.crt'), ca: read('ca.crt') };
     const three = ['127.0.0.1:1', '127.0.0.1:2', '127.0.0.1:3'];
     expect(() => Config.cluster({ threads: 1, process: 2, replaces: 1, addresses: three, tls: own })).toThrow(/^tls: tls\.cert: the certificate is process 2's, this is process 1$/);
@@ -248,7 +256,7 @@ describe('Config.cluster tls: checked up front', () => {
     revoke(dir, 1);
     expect(() => fromDir(dir, 1)).toThrow(new RegExp(`^tls: ${join(dir, 'process-1.crt')}: certificate revoked on `));
     const zero = fromDir(dir, 0);
-    expect(zero.kind === 'cluster' && String(zero.cluster.tls?.crl)).toBe(readFileSync(join(dir, 'crl.pem'), 'utf8'));
+    expect(String(clusterOf(zero).tls?.crl)).toBe(readFileSync(join(dir, 'crl.pem'), 'utf8'));
     // Another cluster's list is not this CA's.
     const other = keys();
     revoke(other, 0);
@@ -274,17 +282,17 @@ describe('Config.fromArgs', () => {
     dirs.push(hosts.dir);
     const { config, rest } = Config.fromArgs(['-w', '2', 'mode', '-n', '2', '--process=1', '-h', hosts.path, '--other']);
     expect(rest).toEqual(['mode', '--other']);
-    expect(config.kind === 'cluster' && config.cluster).toMatchObject({ process: 1, addresses: ['127.0.0.1:5001', '127.0.0.1:5002'] });
+    expect(clusterOf(config)).toMatchObject({ process: 1, addresses: ['127.0.0.1:5001', '127.0.0.1:5002'] });
     expect(config.threads).toBe(2);
   });
 
   it('without a hostfile, process i uses 127.0.0.1 on DEFAULT_PORT + i', () => {
     const { config } = Config.fromArgs(['-n', '3', '-p', '2']);
-    expect(config.kind === 'cluster' && config.cluster.addresses).toEqual([0, 1, 2].map((i) => `127.0.0.1:${DEFAULT_PORT + i}`));
+    expect(clusterOf(config).addresses).toEqual([0, 1, 2].map((i) => `127.0.0.1:${DEFAULT_PORT + i}`));
   });
 
   it('one process without a hostfile is Config.process', () => {
-    expect(Config.fromArgs(['-w', '3']).config).toMatchObject({ kind: 'process', threads: 3 });
+    expect(checkConfig(Config.fromArgs(['-w', '3']).config)).toMatchObject({ kind: 'process', threads: 3 });
   });
 
   it.each([
@@ -302,7 +310,7 @@ describe('Config.fromArgs', () => {
   it('reads --replaces <k>; an unknown index is a ConfigError', () => {
     const { config, rest } = Config.fromArgs(['-n', '3', '-p', '2', '--replaces', '1', 'mode']);
     expect(rest).toEqual(['mode']);
-    expect(config.kind === 'cluster' && config.cluster).toMatchObject({ process: 2, replaces: 1 });
+    expect(clusterOf(config)).toMatchObject({ process: 2, replaces: 1 });
     expect(() => Config.fromArgs(['-n', '3', '-p', '2', '--replaces=5'])).toThrow(/^replaces \(--replaces\) must be the index of another process, from 1 to 2 .*got 5$/);
   });
 
@@ -312,10 +320,10 @@ describe('Config.fromArgs', () => {
     const path = join(dir, 'hosts');
     writeFileSync(path, '# a comment\n127.0.0.1:5001\n127.0.0.1:5002   spare\n127.0.0.1:5003 spare\n');
     const { config } = Config.fromArgs(['-n', '3', '-p', '2', '-h', path]);
-    expect(config.kind === 'cluster' && config.cluster).toMatchObject({ spares: [1, 2], onPeerLoss: 'continue', process: 2 });
+    expect(clusterOf(config)).toMatchObject({ spares: [1, 2], onPeerLoss: 'continue', process: 2 });
     // Spares past -n are not part of this cluster.
     const two = Config.fromArgs(['-n', '2', '-h', path]).config;
-    expect(two.kind === 'cluster' && two.cluster).toMatchObject({ spares: [1], addresses: ['127.0.0.1:5001', '127.0.0.1:5002'] });
+    expect(clusterOf(two)).toMatchObject({ spares: [1], addresses: ['127.0.0.1:5001', '127.0.0.1:5002'] });
     writeFileSync(path, '127.0.0.1:5001\n127.0.0.1:5002 spares\n');
     expect(() => Config.fromArgs(['-n', '2', '-h', path])).toThrow(/hostfile .*hosts: "127.0.0.1:5002 spares" is not "host:port" or "host:port spare"/);
     writeFileSync(path, '127.0.0.1:5001 spare\n127.0.0.1:5002\n');
@@ -324,17 +332,25 @@ describe('Config.fromArgs', () => {
 
   it('reads --on-peer-loss, --heartbeat-timeout and --connect-timeout, or their environment variables; a given option wins over the environment', () => {
     const { config } = Config.fromArgs(['-n', '2', '--on-peer-loss', 'continue', '--heartbeat-timeout', '5000', '--connect-timeout=1000', 'mode']);
-    expect(config.kind === 'cluster' && config.cluster).toMatchObject({ onPeerLoss: 'continue', heartbeatTimeoutMs: 5000, connectTimeoutMs: 1000 });
+    expect(clusterOf(config)).toMatchObject({ onPeerLoss: 'continue', heartbeatTimeoutMs: 5000, connectTimeoutMs: 1000 });
     const defaults = Config.fromArgs(['-n', '2']).config;
-    expect(defaults.kind === 'cluster' && defaults.cluster).toMatchObject({ onPeerLoss: 'abort', heartbeatTimeoutMs: 10_000, connectTimeoutMs: 30_000 });
+    expect(clusterOf(defaults)).toMatchObject({ onPeerLoss: 'abort', heartbeatTimeoutMs: 10_000, connectTimeoutMs: 30_000 });
     withEnv({ WEFT_ON_PEER_LOSS: 'continue', WEFT_HEARTBEAT_TIMEOUT_MS: '7000', WEFT_CONNECT_TIMEOUT_MS: '2000' }, () => {
       const env = Config.fromArgs(['-n', '2']).config;
-      expect(env.kind === 'cluster' && env.cluster).toMatchObject({ onPeerLoss: 'continue', heartbeatTimeoutMs: 7000, connectTimeoutMs: 2000 });
+      expect(clusterOf(env)).toMatchObject({ onPeerLoss: 'continue', heartbeatTimeoutMs: 7000, connectTimeoutMs: 2000 });
       const flag = Config.fromArgs(['-n', '2', '--heartbeat-timeout', '4000', '--on-peer-loss', 'abort']).config;
-      expect(flag.kind === 'cluster' && flag.cluster).toMatchObject({ onPeerLoss: 'abort', heartbeatTimeoutMs: 4000, connectTimeoutMs: 2000 });
+      expect(clusterOf(flag)).toMatchObject({ onPeerLoss: 'abort', heartbeatTimeoutMs: 4000, connectTimeoutMs: 2000 });
       const given = Config.cluster({ threads: 1, process: 0, addresses: ['127.0.0.1:1'], heartbeatTimeoutMs: 9000 });
-      expect(given.kind === 'cluster' && given.cluster.heartbeatTimeoutMs).toBe(9000);
+      expect(clusterOf(given).heartbeatTimeoutMs).toBe(9000);
+      // The program's own options to fromArgs win over flags and environment alike, and leave the rest to them.
+      const own = Config.fromArgs(['-n', '2', '-p', '1', '--heartbeat-timeout', '4000'], { heartbeatTimeoutMs: 9000, ringBytes: 1 << 16 }).config;
+      expect(clusterOf(own)).toMatchObject({ process: 1, onPeerLoss: 'continue', heartbeatTimeoutMs: 9000, connectTimeoutMs: 2000 });
+      expect(checkConfig(own).options.ringBytes).toBe(1 << 16);
+      expect([own.threads, own.processes, own.process, own.workers]).toEqual([1, 2, 1, 2]);
     });
+    // The cluster options apply only where the flags make a cluster; the others apply to one process too.
+    const one = checkConfig(Config.fromArgs(['-w', '2'], { onPeerLoss: 'continue', ringBytes: 1 << 16 }).config);
+    expect(one).toMatchObject({ kind: 'process', threads: 2, options: { ringBytes: 1 << 16 } });
   });
 
   it.each([

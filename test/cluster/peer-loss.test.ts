@@ -7,6 +7,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { rmSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { Config, ConfigError } from '../../src/index.ts';
+import { checkConfig } from '../../src/allocator/config.ts';
 import { freePorts, hostfile, killAll, run, type Running } from './helpers.ts';
 
 const SCRIPT = fileURLToPath(new URL('./fixtures/peer-loss.ts', import.meta.url));
@@ -26,7 +27,8 @@ describe('onPeerLoss', () => {
 
   it("defaults to 'abort' (fail-stop)", () => {
     const c = Config.cluster({ threads: 1, process: 0, addresses: ['127.0.0.1:1'] });
-    expect(c.kind === 'cluster' && c.cluster.onPeerLoss).toBe('abort');
+    const settings = checkConfig(c);
+    expect(settings.kind === 'cluster' && settings.cluster.onPeerLoss).toBe('abort');
   });
 
   it("'continue': process 2 killed mid-exchange; processes 0 and 1 learn it, run to the end and exit 0", async () => {

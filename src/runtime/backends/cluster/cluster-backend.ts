@@ -24,7 +24,7 @@ import { BroadcastChannel } from 'node:worker_threads';
 import { fileURLToPath } from 'node:url';
 import { ConfigError } from '../../../errors.ts';
 import { Config, type WorkerGuards } from '../../../allocator/index.ts';
-import { checkConfig, initializeModule, peersOf } from '../../../allocator/internal.ts';
+import { checkConfig, initializeModule, peersOf, type Settings } from '../../../allocator/internal.ts';
 import { DEFAULT_CANCEL_GRACE_MS, LeaseTable, type Backend, type BackendStats, type Lease, type LeaseHandlers, type LeaseOptions } from '../../core/backend.ts';
 import { CLUSTER_SETTINGS_ENV, type ClusterSettings, type FromGateway, type ToGateway } from './gateway-messages.ts';
 import { RuntimeClosedError } from '../../core/errors.ts';
@@ -104,7 +104,7 @@ export class ClusterBackend implements Backend {
     process.env[CLUSTER_SETTINGS_ENV] = JSON.stringify(settings);
     let guards: WorkerGuards<void>;
     try {
-      guards = await initializeModule<void>(surviving(config), { module: workerModule(), export: 'serveCluster' }, settings.operations);
+      guards = await initializeModule<void>(surviving(given, config), { module: workerModule(), export: 'serveCluster' }, settings.operations);
     } catch (error) {
       gateway?.close();
       throw error;
@@ -183,7 +183,7 @@ export class ClusterBackend implements Backend {
 }
 
 /** The cluster config with onPeerLoss 'continue': the gateway re-dispatches what a lost process held. */
-function surviving(config: Config): Config {
-  if (config.kind !== 'cluster') return config;
+function surviving(given: Config, config: Settings): Config {
+  if (config.kind !== 'cluster') return given;
   return Config.cluster({ ...config.options, ...config.cluster, onPeerLoss: 'continue' });
 }
