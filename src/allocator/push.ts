@@ -33,7 +33,11 @@ export interface Push<T> {
   ready(): Promise<void>;
   /** Sends every message of `source`, waiting for `ready()` whenever `send` says so. Does not close. */
   sendAll(source: Iterable<T> | AsyncIterable<T>): Promise<void>;
-  /** Bytes waiting on this worker's side before this pusher's next frame can enter its ring. */
+  /**
+   * Bytes waiting on this worker's side before this pusher's next frame can
+   * enter its ring, plus, towards a thread of this process, the bytes of
+   * large messages in the slab past `ringBytes` not yet taken by the receiver.
+   */
   readonly backlog: number;
   /** Hands buffered messages to the transport and publishes them. */
   flush(): void;
@@ -44,8 +48,9 @@ export interface Push<T> {
    * send with `loan.send()`: towards a thread of this process, a chunk of
    * this worker's slab that the receiver reads where it was written (no
    * copy at all with `{ borrow: true }`). `byteLength` is a whole number of
-   * elements. Undefined while the slab has no room for it (its chunks are
-   * with receivers): wait with `awaitLoan()`. Elsewhere (to itself, to
+   * elements. Undefined while the backlog is over the high-water mark (as
+   * when send() says to wait) or the slab has no room for it (its chunks
+   * are with receivers): wait with `awaitLoan()`. Elsewhere (to itself, to
    * another process, more than `slabBytes`) the memory is the loan's own
    * and travels as a sent message does.
    */
@@ -217,7 +222,7 @@ export class RemotePush<T> extends Pusher<T> {
       this.s.dirty.push(this);
     }
     if (full) this.emit();
-    return this.outbox.overflowBytes <= this.s.highWater;
+    return this.backlog <= this.s.highWater;
   }
 
   loan(byteLength: number): Loan | undefined {
@@ -227,9 +232,10 @@ export class RemotePush<T> extends Pusher<T> {
     if (slab === undefined || byteLength > slab.capacity) {
       return this.ownLoan(byteLength, (bytes) => this.sendLoaned(byteLength, (outbox) => outbox.data(this.target, this.channel, this.codec, 1, bytes)));
     }
-    const chunk = slab.alloc(byteLength, -1);
-    // Until a loan succeeds, a parked worker wakes when a chunk comes back
+    // Paced like send(): none while the backlog is over the mark. Until a
+    // loan succeeds, a parked worker wakes when a chunk comes back
     // (awaitEvents then returns), as it does for ring space.
+    const chunk = this.backlog <= this.s.highWater ? slab.alloc(byteLength, -1) : undefined;
     if (chunk === undefined) {
       slab.wanted = Math.max(slab.wanted, byteLength);
       return undefined;
@@ -243,14 +249,14 @@ export class RemotePush<T> extends Pusher<T> {
       const loan = this.loan(byteLength);
       if (loan !== undefined) return loan;
       const slab = this.outbox.chunks!;
-      await this.s.until(() => slab.wantSpace(byteLength));
+      await this.s.until(() => this.backlog <= this.s.highWater && slab.wantSpace(byteLength));
     }
   }
 
   private sendChunk(chunk: Chunk): boolean {
     try {
       return this.sendLoaned(chunk.bytes.length, (outbox) => {
-        chunk.target = this.target;
+        outbox.chunks!.assign(chunk, this.target);
         outbox.sendChunk(chunk, this.channel, this.codec, 1);
       });
     } finally {
@@ -267,7 +273,7 @@ export class RemotePush<T> extends Pusher<T> {
       put(this.outbox);
       countSent(this.counts, this.target, 1, bytes);
     }
-    return this.outbox.overflowBytes <= this.s.highWater;
+    return this.backlog <= this.s.highWater;
   }
 
   /** Throws where a send to this target cannot go. */
@@ -284,7 +290,8 @@ export class RemotePush<T> extends Pusher<T> {
   }
 
   override get backlog(): number {
-    return this.outbox.overflowBytes;
+    const o = this.outbox;
+    return o.chunks === undefined ? o.overflowBytes : o.overflowBytes + o.chunks.pastWindow(this.target);
   }
 
   override ready(): Promise<void> {
