@@ -20,6 +20,13 @@ describe('large messages between threads', () => {
     expect(receiver!.ownedShared).toBe(false);
   });
 
+  it('inside msgpack messages ({ id, pixels }): large binary fields arrive whole, as the same kind, and the ring carries only descriptors', async () => {
+    const guards = await initialize<{ ringBytesSent: number; ok: boolean[] }>(Config.process(2, { ringBytes: 1 << 16 }), { module: workers, export: 'binaryFields' });
+    const [sender, receiver] = await guards.join();
+    expect(receiver!.ok).toEqual([true, true, true]);
+    expect(sender!.ringBytesSent).toBe(3 * 16);
+  });
+
   it('through the rings instead with slabBytes: 0', async () => {
     const guards = await initialize<{ ringBytesSent: number; ok: boolean[] }>(Config.process(2, { ringBytes: 1 << 16, slabBytes: 0 }), { module: workers, export: 'ownedAndBorrowed' });
     const [sender, receiver] = await guards.join();
