@@ -70,12 +70,12 @@ describe('detached bytes in a msgpack batch', () => {
 // Large binary fields of users' own messages ({ id, pixels }) travel the
 // same way, detached from the batch: one copy into the slab, one out.
 const DETACH = 64 << 10;
-const KINDS = [Buffer, Int8Array, Uint8Array, Uint8ClampedArray, Int16Array, Uint16Array, Int32Array, Uint32Array, Float32Array, Float64Array, BigInt64Array, BigUint64Array] as const;
+const KINDS = [Buffer, Int8Array, Uint8Array, Uint8ClampedArray, Int16Array, Uint16Array, Int32Array, Uint32Array, Float32Array, Float64Array, BigInt64Array, BigUint64Array] as unknown as (Uint8ArrayConstructor | BufferConstructor)[] & { BYTES_PER_ELEMENT: number }[];
 
 /** A typed array of kind `k`, `elements` long, at `offset` elements into a larger buffer of seeded bytes. */
 function view(k: number, elements: number, offset: number, seed: number): ArrayBufferView {
   const kind = KINDS[k]!;
-  const size = kind.BYTES_PER_ELEMENT;
+  const size = (kind as Uint8ArrayConstructor).BYTES_PER_ELEMENT;
   const bytes = new Uint8Array((offset + elements + 1) * size);
   for (let i = 0; i < bytes.length; i++) bytes[i] = (seed + i * 13) & 255;
   return kind === Buffer ? Buffer.from(bytes.buffer, offset, elements) : new (kind as Uint8ArrayConstructor)(bytes.buffer, offset * size, elements);
@@ -97,7 +97,7 @@ describe('large binary fields of a msgpack message', () => {
       fc.property(fc.array(fc.record({ id: fc.integer(), fields: fc.array(field, { maxLength: 3 }) }), { minLength: 1, maxLength: 4 }), fc.boolean(), (specs, shared) => {
         const messages = specs.map((s) => ({
           id: s.id,
-          fields: s.fields.map((f) => view(f.kind, Math.floor(f.bytes / KINDS[f.kind]!.BYTES_PER_ELEMENT), f.offset, f.seed)),
+          fields: s.fields.map((f) => view(f.kind, Math.floor(f.bytes / (KINDS[f.kind] as Uint8ArrayConstructor).BYTES_PER_ELEMENT), f.offset, f.seed)),
         }));
         const batcher = codec.batcher();
         for (const m of messages) batcher.add(m);
