@@ -66,6 +66,17 @@ describe('the slab bound', () => {
     expect(receiver!.received).toBe(sender!.sent);
   });
 
+  it('on default options (a 256 MiB slab), a flood of 1 MiB messages at a receiver that holds one is told to wait at ringBytes + highWaterBytes, not a slab ahead', async () => {
+    const guards = await initialize<{ sent: number; backlog: number; heldIntact: boolean; received: number }>(Config.process(2), { module: workers, export: 'heldBorrow' });
+    const [sender, receiver] = await guards.join();
+    expect(sender!.sent).toBe(3);
+    expect(sender!.backlog).toBeGreaterThan(MiB);
+    expect(sender!.backlog).toBeLessThanOrEqual(2 * MiB);
+    expect(receiver!.heldIntact).toBe(true);
+    // ready() resolved once the receiver read on, and everything arrived.
+    expect(receiver!.received).toBe(3);
+  });
+
   it('a sender that loans and never sends: loans stop at the bound, a cancelled one comes back, and the run ends', async () => {
     const guards = await initialize<{ loans: number; afterCancel: boolean; delivered: number }>(Config.process(2, { slabBytes: SLAB }), { module: workers, export: 'loanNeverSent' });
     const [sender, receiver] = await guards.join();
