@@ -17,6 +17,7 @@
 //
 //   npx tsx bench/cluster.ts            (alone)
 //   npx tsx bench/cluster.ts tls        (only the TLS rows and their plain anchor)
+//   WEFT_BENCH_DEFAULT_RINGS=1 npx tsx bench/cluster.ts   (weft on default options: 1 MiB rings)
 //   npm run bench                       (with the other suites)
 
 import { fork, spawn } from 'node:child_process';

@@ -13,8 +13,10 @@ const MSGPACK_BATCH = 256;
 // string extractor), so shared payloads are first copied here. copyBuffers
 // keeps decoded binary fields from pointing into this reused scratch.
 let scratch = Buffer.allocUnsafe(1 << 16);
+// A Buffer either way: msgpackr slices a bin (a Buffer sent) out of its
+// source, so from a plain Uint8Array a Buffer would arrive as one.
 function unshared(bytes: Uint8Array): Uint8Array {
-  if (!(bytes.buffer instanceof SharedArrayBuffer)) return bytes;
+  if (!(bytes.buffer instanceof SharedArrayBuffer)) return Buffer.isBuffer(bytes) ? bytes : Buffer.from(bytes.buffer, bytes.byteOffset, bytes.length);
   if (scratch.length < bytes.length) scratch = Buffer.allocUnsafe(Math.max(bytes.length, scratch.length * 2));
   scratch.set(bytes);
   return scratch.subarray(0, bytes.length);
@@ -139,6 +141,7 @@ export function msgpackr(): Msgpackr {
   if (loaded !== undefined) return loaded;
   loaded = createRequire(import.meta.url)('msgpackr') as Msgpackr;
   registerDetached(loaded);
+  registerDetachedViews(loaded);
   return loaded;
 }
 
@@ -166,6 +169,97 @@ function registerDetached({ addExtension }: Msgpackr): void {
       const bytes = unpacking?.[index];
       if (bytes === undefined) throw new CodecError(`a batch refers to detached bytes #${index} it does not carry`);
       return copy(bytes);
+    },
+  });
+}
+
+/**
+ * Typed arrays (and Buffers) of this many bytes or more inside a message
+ * are detached from its batch like Detached bytes (to a thread of this
+ * process they go through the slab, copied once in and once out, and the
+ * receiver copies nothing else of them): `{ id, pixels }` costs what
+ * `pixels` alone would on a typed-array channel, not three copies through
+ * the encoder, the batch and the decoder. The slab's threshold.
+ */
+const DETACH_MIN_BYTES = 64 << 10;
+const DETACHED_VIEW_TYPE = 0x58;
+/** What a detached view is rebuilt as, by the code its reference carries. */
+interface ViewKind {
+  new (buffer: ArrayBuffer, byteOffset: number, length: number): ArrayBufferView;
+  readonly BYTES_PER_ELEMENT: number;
+  readonly name: string;
+}
+// Buffer is rebuilt with Buffer.from (its constructor is deprecated); it inherits BYTES_PER_ELEMENT.
+const VIEW_KINDS: ViewKind[] = [
+  Buffer as unknown as ViewKind, Int8Array, Uint8Array, Uint8ClampedArray, Int16Array, Uint16Array, Int32Array, Uint32Array, Float32Array, Float64Array, BigInt64Array, BigUint64Array,
+];
+/** msgpackr's codes for its own typed-array extension ('t'), in its order. */
+const MSGPACKR_TYPED = ['Int8', 'Uint8', 'Uint8Clamped', 'Int16', 'Uint16', 'Int32', 'Uint32', 'Float32', 'Float64', 'BigInt64', 'BigUint64'].map((t) => `${t}Array`);
+const TypedArray = Object.getPrototypeOf(Uint8Array) as abstract new () => ArrayBufferView;
+
+type Allocate = (size: number) => { target: Uint8Array; targetView: DataView; position: number };
+
+/**
+ * A typed array as msgpackr itself writes it (bin for a Buffer, or without
+ * moreTypes; its 't' extension otherwise): this extension stands in front
+ * of msgpackr's for every typed array, but changes the bytes only for a
+ * large one inside a batch.
+ */
+function writeAsMsgpackr(view: ArrayBufferView, moreTypes: boolean, allocateForWrite: Allocate): void {
+  const bytes = new Uint8Array(view.buffer, view.byteOffset, view.byteLength);
+  const n = bytes.length;
+  if (view.constructor === Buffer || !moreTypes) {
+    const head = n < 0x100 ? 2 : n < 0x10000 ? 3 : 5;
+    const { target, targetView, position } = allocateForWrite(head + n);
+    if (head === 2) target.set([0xc4, n], position);
+    else if (head === 3) target.set([0xc5, n >> 8, n & 0xff], position);
+    else {
+      target[position] = 0xc6;
+      targetView.setUint32(position + 1, n);
+    }
+    target.set(bytes, position + head);
+    return;
+  }
+  const head = n + 1 < 0x100 ? 2 : n + 1 < 0x10000 ? 3 : 5;
+  const { target, targetView, position } = allocateForWrite(head + 2 + n);
+  if (head === 2) target.set([0xc7, n + 1], position);
+  else if (head === 3) target.set([0xc8, (n + 1) >> 8, (n + 1) & 0xff], position);
+  else {
+    target[position] = 0xc9;
+    targetView.setUint32(position + 1, n + 1);
+  }
+  target[position + head] = 0x74;
+  target[position + head + 1] = MSGPACKR_TYPED.indexOf(view.constructor.name);
+  target.set(bytes, position + head + 2);
+}
+
+function packView(this: { moreTypes?: boolean }, view: ArrayBufferView, allocateForWrite: Allocate): Uint8Array | undefined {
+  const kind = packing !== undefined && view.byteLength >= DETACH_MIN_BYTES ? VIEW_KINDS.indexOf(view.constructor as ViewKind) : -1;
+  if (kind < 0) {
+    writeAsMsgpackr(view, this.moreTypes === true, allocateForWrite);
+    return undefined;
+  }
+  const ref = new Uint8Array(5);
+  ref[0] = kind;
+  new DataView(ref.buffer).setUint32(1, packing!.push(new Uint8Array(view.buffer, view.byteOffset, view.byteLength)) - 1, true);
+  return ref;
+}
+
+// Registered with Detached's when msgpackr loads: it stands in front of
+// msgpackr's own typed-array extension, for every Packr.
+function registerDetachedViews({ addExtension }: Msgpackr): void {
+  addExtension({
+    Class: TypedArray,
+    type: DETACHED_VIEW_TYPE,
+    pack: packView as unknown as (value: unknown) => Uint8Array,
+    unpack(data: Uint8Array): ArrayBufferView {
+      const kind = VIEW_KINDS[data[0]!];
+      const index = data.length === 5 ? new DataView(data.buffer, data.byteOffset, 5).getUint32(1, true) : -1;
+      const bytes = unpacking?.[index];
+      if (kind === undefined || bytes === undefined) throw new CodecError(`a batch refers to detached bytes #${index} of kind ${data[0]} it does not carry`);
+      if (bytes.length % kind.BYTES_PER_ELEMENT !== 0) throw new CodecError(`${bytes.length} detached bytes do not make a ${kind.name}`);
+      const own = copy(bytes);
+      return data[0] === 0 ? Buffer.from(own.buffer, 0, own.length) : new kind(own.buffer as ArrayBuffer, 0, own.length / kind.BYTES_PER_ELEMENT);
     },
   });
 }

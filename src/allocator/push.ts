@@ -33,7 +33,11 @@ export interface Push<T> {
   ready(): Promise<void>;
   /** Sends every message of `source`, waiting for `ready()` whenever `send` says so. Does not close. */
   sendAll(source: Iterable<T> | AsyncIterable<T>): Promise<void>;
-  /** Bytes waiting on this worker's side before this pusher's next frame can enter its ring. */
+  /**
+   * Bytes waiting on this worker's side before this pusher's next frame can
+   * enter its ring, plus, towards a thread of this process, the bytes of
+   * large messages in the slab past `ringBytes` not yet taken by the receiver.
+   */
   readonly backlog: number;
   /** Hands buffered messages to the transport and publishes them. */
   flush(): void;
@@ -44,8 +48,9 @@ export interface Push<T> {
    * send with `loan.send()`: towards a thread of this process, a chunk of
    * this worker's slab that the receiver reads where it was written (no
    * copy at all with `{ borrow: true }`). `byteLength` is a whole number of
-   * elements. Undefined while the slab has no room for it (its chunks are
-   * with receivers): wait with `awaitLoan()`. Elsewhere (to itself, to
+   * elements. Undefined while the backlog is over the high-water mark (as
+   * when send() says to wait) or the slab has no room for it (its chunks
+   * are with receivers): wait with `awaitLoan()`. Elsewhere (to itself, to
    * another process, more than `slabBytes`) the memory is the loan's own
    * and travels as a sent message does.
    */
@@ -227,7 +232,7 @@ export class RemotePush<T> extends Pusher<T> implements Emitter {
       this.host.hold(this);
     }
     if (full) this.emit();
-    return this.outbox.overflowBytes <= this.highWater;
+    return this.backlog <= this.highWater;
   }
 
   loan(byteLength: number): Loan | undefined {
@@ -237,9 +242,10 @@ export class RemotePush<T> extends Pusher<T> implements Emitter {
     if (slab === undefined || byteLength > slab.capacity) {
       return this.ownLoan(byteLength, (bytes) => this.sendLoaned(byteLength, (outbox) => outbox.data(this.target, this.channel, this.codec, 1, bytes)));
     }
-    const chunk = slab.alloc(byteLength, -1);
-    // Until a loan succeeds, a parked worker wakes when a chunk comes back
+    // Paced like send(): none while the backlog is over the mark. Until a
+    // loan succeeds, a parked worker wakes when a chunk comes back
     // (awaitEvents then returns), as it does for ring space.
+    const chunk = this.backlog <= this.highWater ? slab.alloc(byteLength, -1) : undefined;
     if (chunk === undefined) {
       slab.wanted = Math.max(slab.wanted, byteLength);
       return undefined;
@@ -253,14 +259,14 @@ export class RemotePush<T> extends Pusher<T> implements Emitter {
       const loan = this.loan(byteLength);
       if (loan !== undefined) return loan;
       const slab = this.outbox.chunks!;
-      await this.host.until(() => slab.wantSpace(byteLength));
+      await this.host.until(() => this.backlog <= this.highWater && slab.wantSpace(byteLength));
     }
   }
 
   private sendChunk(chunk: Chunk): boolean {
     try {
       return this.sendLoaned(chunk.bytes.length, (outbox) => {
-        chunk.target = this.target;
+        outbox.chunks!.assign(chunk, this.target);
         outbox.sendChunk(chunk, this.channel, this.codec, 1);
       });
     } finally {
@@ -277,7 +283,7 @@ export class RemotePush<T> extends Pusher<T> implements Emitter {
       put(this.outbox);
       countSent(this.counts, this.target, 1, bytes);
     }
-    return this.outbox.overflowBytes <= this.highWater;
+    return this.backlog <= this.highWater;
   }
 
   /** Throws where a send to this target cannot go. */
@@ -287,7 +293,8 @@ export class RemotePush<T> extends Pusher<T> implements Emitter {
   }
 
   override get backlog(): number {
-    return this.outbox.overflowBytes;
+    const o = this.outbox;
+    return o.chunks === undefined ? o.overflowBytes : o.overflowBytes + o.chunks.pastWindow(this.target);
   }
 
   override ready(): Promise<void> {

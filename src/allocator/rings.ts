@@ -55,7 +55,7 @@ export class Rings {
       },
     };
     this.backlog = backlog;
-    this.slab = wiring.slab === undefined ? undefined : new SlabWriter(wiring.slab);
+    this.slab = wiring.slab === undefined ? undefined : new SlabWriter(wiring.slab, wiring.ringBytes);
     this.seqs = new Uint32Array(wiring.peers);
     const out = wiring.out.map((e) => this.outbox(e));
     this.outboxes = wiring.routes.map((r) => (r < 0 ? undefined : out[r]));
@@ -104,6 +104,8 @@ export class Rings {
    */
   poll(parking: boolean): boolean {
     for (const inbox of this.inboxes) if (!inbox.stalled && inbox.reader.poll()) return true;
+    // A chunk back from a receiver that was past its window: room for a sender waiting in ready().
+    if (this.slab !== undefined && this.slab.returnedPastWindow(parking)) return true;
     if (parking) {
       for (const o of this.outboxList) if (o.wantSpace()) return true;
       // A loan that waits for room in the slab.

@@ -16,7 +16,18 @@ export interface DecoderLimits {
   maxBatch: number;
 }
 
-export type FrameHandler = (header: FrameHeader, payload: Uint8Array) => void;
+/**
+ * Called with each frame: `placed` when its payload was read straight into
+ * the buffer a FramePlacer gave for it (then `payload` is that buffer).
+ */
+export type FrameHandler = (header: FrameHeader, payload: Uint8Array, placed: boolean) => void;
+
+/**
+ * Where a frame whose payload spans socket chunks should be read to: its
+ * final buffer (a ring slot), or undefined to have the decoder put it
+ * together in its own buffer. Called once the header is validated.
+ */
+export type FramePlacer = (header: FrameHeader) => Uint8Array | undefined;
 
 export class FrameDecoder {
   private readonly head = Buffer.alloc(HEADER_BYTES);
@@ -24,6 +35,8 @@ export class FrameDecoder {
   private header: FrameHeader | undefined;
   private body: Uint8Array | undefined;
   private bodyFill = 0;
+  /** The body is being read into the placer's buffer, not the assembly buffer. */
+  private placed = false;
   /**
    * Where frames that span chunks are put together, reused frame after
    * frame: memory touched before costs a fraction of fresh memory, whose
@@ -35,13 +48,15 @@ export class FrameDecoder {
   constructor(
     private readonly limits: DecoderLimits,
     private readonly onFrame: FrameHandler,
+    private readonly place?: FramePlacer,
   ) {}
 
   /**
    * Feeds bytes; calls the handler for each complete frame, in order. The
    * payload is valid only during the call: a view of `chunk` when it lies
-   * whole in it, otherwise of the decoder's assembly buffer, which the next
-   * frame reuses. A handler that keeps a payload copies it.
+   * whole in it, the placer's buffer when it gave one, otherwise the
+   * decoder's assembly buffer, which the next frame reuses. A handler that
+   * keeps a payload copies it.
    */
   push(chunk: Uint8Array): void {
     if (this.failed) throw this.failed;
@@ -88,8 +103,14 @@ export class FrameDecoder {
       // was validated against maxFrame when the header came in, so the
       // assembly buffer never grows past it.
       if (this.body === undefined) {
-        if (this.assembly === undefined || this.assembly.byteLength < h.length) this.assembly = Buffer.allocUnsafeSlow(h.length).buffer as ArrayBuffer;
-        this.body = new Uint8Array(this.assembly, 0, h.length);
+        // Its final buffer, when the placer has one: no copy from here to there later.
+        const into = this.place?.(h);
+        this.placed = into !== undefined;
+        if (into !== undefined) this.body = into;
+        else {
+          if (this.assembly === undefined || this.assembly.byteLength < h.length) this.assembly = Buffer.allocUnsafeSlow(h.length).buffer as ArrayBuffer;
+          this.body = new Uint8Array(this.assembly, 0, h.length);
+        }
       }
       const n = Math.min(h.length - this.bodyFill, chunk.length - at);
       this.body.set(chunk.subarray(at, at + n), this.bodyFill);
@@ -99,7 +120,7 @@ export class FrameDecoder {
         const body = this.body;
         this.body = undefined;
         this.bodyFill = 0;
-        this.emit(body);
+        this.emit(body, this.placed);
       }
     }
   }
@@ -109,14 +130,19 @@ export class FrameDecoder {
     return h;
   }
 
-  private emit(payload: Uint8Array): void {
+  private emit(payload: Uint8Array, placed = false): void {
     const h = this.header!;
     this.header = undefined;
-    this.onFrame(h, payload);
+    this.onFrame(h, payload, placed);
   }
 
-  /** Bytes of a frame still being assembled (for tests of the memory bound). */
+  /** A frame is half read into the placer's buffer. */
+  get placing(): boolean {
+    return this.placed && this.body !== undefined;
+  }
+
+  /** Bytes of a frame still being assembled in the decoder's own memory (for tests of the memory bound). */
   get buffered(): number {
-    return this.headFill + (this.body?.length ?? 0);
+    return this.headFill + (this.placed ? 0 : (this.body?.length ?? 0));
   }
 }

@@ -121,10 +121,44 @@ export class RingWriter extends RingView {
 
   /** Make written frames visible and wake the consumer if it sleeps. */
   publish(): void {
-    if (this.write === this.published) return;
-    this.published = this.write;
-    Atomics.store(this.control, WRITE, this.write);
+    // A frame still being filled (hold) and what follows it stay unpublished.
+    const upTo = this.holding ? this.heldFrom : this.write;
+    if (upTo === this.published) return;
+    this.published = upTo;
+    Atomics.store(this.control, WRITE, upTo);
     this.consumer.ring();
+  }
+
+  /** Where the held frame starts (its wrap marker included); meaningful while `holding`. */
+  private heldFrom = 0;
+  private holding = false;
+
+  /**
+   * reserve(), for a frame whose payload is written later, piece by piece
+   * (the router reads it off a socket straight into the ring): publish()
+   * stops before it until settle(), and unreserve() takes it back. One
+   * frame is held at a time; nothing else is reserved meanwhile.
+   */
+  reserveHeld(length: number): number {
+    const from = this.write;
+    const at = this.reserve(length);
+    if (at >= 0) {
+      this.heldFrom = from;
+      this.holding = true;
+    }
+    return at;
+  }
+
+  /** The held frame is whole: publish() may show it. */
+  settle(): void {
+    this.holding = false;
+  }
+
+  /** The held frame will never be whole (its sender was lost): its space is free again. */
+  unreserve(): void {
+    if (!this.holding) return;
+    this.write = this.heldFrom;
+    this.holding = false;
   }
 
   /**

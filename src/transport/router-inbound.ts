@@ -27,6 +27,8 @@ export class Inbound {
   /** Per local worker, per source: the counter after the last frame placed in its ring, and what is added to the source's counters. */
   private readonly next: Uint32Array[];
   private readonly base: Uint32Array[];
+  /** Per local worker: the source of the frame being read off a socket into its ring (open()), or -1. */
+  private readonly filling: number[];
 
   constructor(
     /** Per local worker: the ring the router writes its remote frames into. */
@@ -40,6 +42,34 @@ export class Inbound {
     this.waiting = toWorkers.map(() => new Fifo<Waiting>());
     this.next = toWorkers.map(() => new Uint32Array(peers));
     this.base = toWorkers.map(() => new Uint32Array(peers));
+    this.filling = toWorkers.map(() => -1);
+  }
+
+  /**
+   * Room in local worker `local`'s ring for a frame whose payload is still
+   * on its way from the socket: its header is written and the payload view
+   * returned, to be filled in place and then complete()d. Undefined where
+   * deliver() would not place it at once (frames wait for that ring, or it
+   * has no room): the frame then comes whole through deliver().
+   */
+  open(local: number, h: FrameHeader): Uint8Array | undefined {
+    if (this.exited[local] || this.filling[local] !== -1 || this.waiting[local]!.length > 0) return undefined;
+    const ring = this.toWorkers[local]!;
+    const at = ring.reserveHeld(h.length);
+    if (at < 0) return undefined;
+    h.seq = (h.seq + this.base[local]![h.source]!) >>> 0;
+    writeHeader(ring.view, at, h);
+    this.filling[local] = h.source;
+    return ring.bytes.subarray(at + HEADER_BYTES, at + HEADER_BYTES + h.length);
+  }
+
+  /** The frame open() gave room for is whole (`h` is the header open() was given). */
+  complete(local: number, h: FrameHeader): void {
+    this.filling[local] = -1;
+    this.toWorkers[local]!.settle();
+    this.next[local]![h.source] = (h.seq + 1) >>> 0;
+    // Frames from other peers queued behind it while it filled: their turn now.
+    this.drainTo(local);
   }
 
   /** `sources` restarted: their frames from now on continue the sequences their old frames left. */
@@ -56,7 +86,8 @@ export class Inbound {
     if (this.exited[local]) return;
     h.seq = (h.seq + this.base[local]![h.source]!) >>> 0;
     const queue = this.waiting[local]!;
-    if (queue.length === 0 && this.place(local, h, payload)) return;
+    // Behind a frame still being filled in that ring, it waits its turn.
+    if (queue.length === 0 && this.filling[local] === -1 && this.place(local, h, payload)) return;
     queue.push({ header: h, payload: payload.slice() });
     this.waitingBytes += payload.length;
     if (this.waitingBytes > HIGH_WATER && !this.paused) {
@@ -83,28 +114,40 @@ export class Inbound {
     for (const ring of this.toWorkers) ring.publish();
   }
 
-  /** Drops the queued frames whose source `from` says to drop (a lost process's). */
+  /** Drops the queued frames whose source `from` says to drop (a lost process's), and the frames of theirs half read into a ring. */
   drop(from: (source: number) => boolean): void {
     for (const queue of this.waiting) {
       for (const w of queue.extract((w) => from(w.header.source))) this.waitingBytes -= w.payload.length;
     }
+    this.filling.forEach((source, local) => {
+      if (source < 0 || !from(source)) return;
+      this.filling[local] = -1;
+      this.toWorkers[local]!.unreserve();
+    });
   }
 
   /** Moves queued frames into rings that have room again; returns how many. */
   drain(): number {
     let moved = 0;
-    this.waiting.forEach((queue, local) => {
-      let w: Waiting | undefined;
-      while ((w = queue.peek()) !== undefined && (this.exited[local] || this.place(local, w.header, w.payload))) {
-        this.waitingBytes -= w.payload.length;
-        queue.shift();
-        moved++;
-      }
-    });
+    for (let local = 0; local < this.waiting.length; local++) moved += this.drainTo(local);
     if (moved > 0) this.publish();
     if (this.paused && this.waitingBytes < HIGH_WATER / 2) {
       this.paused = false;
       this.pause(false);
+    }
+    return moved;
+  }
+
+  /** Moves what waits for `local`'s ring into it while it fits (none while a frame is being filled there). */
+  private drainTo(local: number): number {
+    if (this.filling[local] !== -1) return 0;
+    const queue = this.waiting[local]!;
+    let moved = 0;
+    let w: Waiting | undefined;
+    while ((w = queue.peek()) !== undefined && (this.exited[local] || this.place(local, w.header, w.payload))) {
+      this.waitingBytes -= w.payload.length;
+      queue.shift();
+      moved++;
     }
     return moved;
   }

@@ -86,8 +86,12 @@ export class Router {
     this.inbound = new Inbound(o.toWorkers, o.processes * o.threads, (paused) => {
       this.readPaused = paused;
       for (const p of this.peers) {
-        if (paused) p?.socket.pause();
-        else p?.socket.resume();
+        // A peer half way through a frame read into a ring reads on to its
+        // end (then the 'data' handler pauses it): the ring holds back every
+        // frame behind that one, so pausing it could wait forever.
+        if (paused) {
+          if (p?.decoder.placing === false) p.socket.pause();
+        } else p?.socket.resume();
       }
     });
     this.peers = o.links.map((link, index) => (link === undefined ? undefined : this.attach(index, link.socket, link.rest, link.error)));
@@ -109,7 +113,7 @@ export class Router {
     const peer: Peer = {
       index, socket, lastHeard: Date.now(), lastSent: Date.now(), goodbye: false, gone: false, blocked: false,
       counters: this.o.counters, probeSeq: 0, probeAt: -1,
-      decoder: new FrameDecoder(this.o.limits, (h, p) => this.received(peer, h, p)),
+      decoder: new FrameDecoder(this.o.limits, (h, p, placed) => this.received(peer, h, p, placed), (h) => this.place(peer, h)),
     };
     const where = `process ${index} (${this.o.addresses[index]})`;
     socket.on('data', (chunk: Buffer) => {
@@ -121,6 +125,7 @@ export class Router {
         this.peerFailed(peer, new PeerError(index, `${where} broke the protocol: ${(e as Error).message}`, { cause: e }));
         return;
       }
+      if (this.readPaused && !peer.decoder.placing) socket.pause();
       this.inbound.publish();
     });
     socket.on('drain', () => {
@@ -213,9 +218,30 @@ export class Router {
     this.checkFinished();
   }
 
-  /** A frame from a peer: forward it to the worker it names. */
-  private received(peer: Peer, h: FrameHeader, payload: Uint8Array): void {
+  /**
+   * Where a peer's batch frame that spans socket chunks is read to: the
+   * ring of the worker it names, when it can go there at once, so it is
+   * not put together first and copied after.
+   */
+  private place(peer: Peer, h: FrameHeader): Uint8Array | undefined {
+    if (h.kind !== Kind.DATA && h.kind !== Kind.PART) return undefined;
+    return this.inbound.open(this.localTarget(peer, h), h);
+  }
+
+  /** The local index of the worker a peer's frame names, after checking it may name it. */
+  private localTarget(peer: Peer, h: FrameHeader): number {
     const { threads, process } = this.o;
+    if (Math.floor(h.source / threads) !== peer.index) {
+      throw new ProtocolError(`frame from worker ${h.source} arrived on the connection of process ${peer.index}`);
+    }
+    if (Math.floor(h.target / threads) !== process) {
+      throw new ProtocolError(`frame for worker ${h.target} arrived at process ${process}`);
+    }
+    return h.target - process * threads;
+  }
+
+  /** A frame from a peer: forward it to the worker it names (`placed`: it is in that worker's ring already). */
+  private received(peer: Peer, h: FrameHeader, payload: Uint8Array, placed: boolean): void {
     switch (h.kind) {
       case Kind.HEARTBEAT:
         if (h.seq === 0) return;
@@ -234,13 +260,8 @@ export class Router {
         this.peerFailed(peer, new PeerError(peer.index, `process ${peer.index} (${this.o.addresses[peer.index]}) failed: ${Buffer.from(payload).toString('utf8')}`));
         return;
     }
-    if (Math.floor(h.source / threads) !== peer.index) {
-      throw new ProtocolError(`frame from worker ${h.source} arrived on the connection of process ${peer.index}`);
-    }
-    if (Math.floor(h.target / threads) !== process) {
-      throw new ProtocolError(`frame for worker ${h.target} arrived at process ${process}`);
-    }
-    this.inbound.deliver(h.target - process * threads, h, payload);
+    if (placed) this.inbound.complete(h.target - this.o.process * this.o.threads, h);
+    else this.inbound.deliver(this.localTarget(peer, h), h, payload);
   }
 
   private async loop(): Promise<void> {

@@ -89,8 +89,21 @@ export class SlabWriter {
   private readonly out = new Map<number, Chunk>();
   /** Bytes a waiting loan wants, for poll(); 0 when none waits. */
   wanted = 0;
+  /** Per target: bytes of chunks sent to it and not back yet, as far as the last reclaim() knows. */
+  private readonly sent: number[] = [];
+  /** Targets whose sent bytes are past the window. */
+  private past = 0;
 
-  constructor(readonly buffer: SharedArrayBuffer) {
+  constructor(
+    readonly buffer: SharedArrayBuffer,
+    /**
+     * Bytes a target may have in flight before the rest counts as backlog
+     * (pastWindow): a ring's worth, as if the chunks were in its ring. It
+     * keeps a sender that waits on ready() a few messages ahead, in memory
+     * that stays warm, instead of a whole slab ahead in memory touched once.
+     */
+    private readonly window: number,
+  ) {
     this.cells = new Int32Array(buffer, 0, TABLE + 2 * SLOTS);
     for (let s = SLOTS - 1; s >= 0; s--) this.spareSlots.push(s);
   }
@@ -125,9 +138,45 @@ export class SlabWriter {
     const slot = this.spareSlots.pop()!;
     const generation = (this.cells[TABLE + 2 * slot]! + 1) | 0 || 1;
     Atomics.store(this.cells, TABLE + 2 * slot, generation);
-    const chunk: Chunk = { slot, generation, offset: at, length, target, bytes: new Uint8Array(this.buffer, DATA + at, length) };
+    const chunk: Chunk = { slot, generation, offset: at, length, target: -1, bytes: new Uint8Array(this.buffer, DATA + at, length) };
     this.out.set(slot, chunk);
+    if (target >= 0) this.assign(chunk, target);
     return chunk;
+  }
+
+  /** A loaned chunk is sent to `target`. */
+  assign(chunk: Chunk, target: number): void {
+    chunk.target = target;
+    this.count(target, chunk.length);
+  }
+
+  private count(target: number, bytes: number): void {
+    const before = this.sent[target] ?? 0;
+    const after = before + bytes;
+    this.sent[target] = after;
+    if (before > this.window !== after > this.window) this.past += after > this.window ? 1 : -1;
+  }
+
+  /**
+   * Bytes sent to `target` and not back, past the window: the part of the
+   * slab a pusher counts as its backlog. Chunks that came back are taken
+   * back first, but only while past: a sender under it pays one compare.
+   */
+  pastWindow(target: number): number {
+    if ((this.sent[target] ?? 0) <= this.window) return 0;
+    this.reclaim();
+    return Math.max(0, (this.sent[target] ?? 0) - this.window);
+  }
+
+  /**
+   * Whether a chunk came back while some target was past its window (an
+   * event for a sender waiting in ready()). Parking, it asks the receivers
+   * to ring first, so one that gives a chunk back later wakes this worker.
+   */
+  returnedPastWindow(parking: boolean): boolean {
+    if (this.past === 0) return false;
+    if (parking) Atomics.store(this.cells, WANT, 1);
+    return this.reclaim() > 0;
   }
 
   /** The offset of `size` free bytes below the top, taken; -1 if none. */
@@ -161,11 +210,16 @@ export class SlabWriter {
     return from;
   }
 
-  /** Takes back every chunk its receiver gave back. */
-  reclaim(): void {
+  /** Takes back every chunk its receiver gave back; returns how many. */
+  reclaim(): number {
+    let n = 0;
     for (const c of this.out.values()) {
-      if (c.target >= 0 && Atomics.load(this.cells, TABLE + 2 * c.slot + 1) === c.generation) this.release(c);
+      if (c.target >= 0 && Atomics.load(this.cells, TABLE + 2 * c.slot + 1) === c.generation) {
+        this.release(c);
+        n++;
+      }
     }
+    return n;
   }
 
   /** Gives a chunk back to the free space (a returned one, a cancelled loan, one whose receiver is gone). */
@@ -173,6 +227,7 @@ export class SlabWriter {
     if (this.out.get(c.slot) !== c) return;
     this.out.delete(c.slot);
     this.spareSlots.push(c.slot);
+    if (c.target >= 0) this.count(c.target, -c.length);
     const size = (Math.max(c.length, 1) + PAGE - 1) & ~(PAGE - 1);
     this.insert(c.offset, size);
   }

@@ -188,6 +188,36 @@ describe('ring', () => {
     expect(writer.reserve(length)).toBe(0);
   });
 
+  it('a held frame (filled later, as the router reads it off a socket) is not published until settled, nor anything behind it; unreserved, its room is free again', () => {
+    const { writer, reader } = ring(4096);
+    const first = writer.reserve(100);
+    writer.view.setUint32(first, 100, true);
+    // Held across the end of the ring: its wrap marker must stay unpublished too.
+    const filler = writer.reserve(3000);
+    writer.view.setUint32(filler, 3000, true);
+    writer.publish();
+    expect(reader.next()).toBe(first);
+    reader.advance(100);
+    expect(reader.next()).toBe(filler);
+    reader.advance(3000);
+    reader.release();
+    const held = writer.reserveHeld(1500);
+    expect(held).toBe(0); // wrapped
+    writer.publish();
+    expect(reader.next()).toBe(-1);
+    writer.unreserve();
+    const again = writer.reserveHeld(1500);
+    expect(again).toBe(0);
+    writer.view.setUint32(again, 1500, true);
+    writer.bytes.set(payload(7, 1500, 1), again + HEADER_BYTES);
+    writer.publish();
+    expect(reader.next()).toBe(-1);
+    writer.settle();
+    writer.publish();
+    expect(reader.next()).toBe(0);
+    expect(reader.bytes.subarray(HEADER_BYTES, HEADER_BYTES + 1500)).toEqual(payload(7, 1500, 1));
+  });
+
   it('refuses capacities that are not a power of two in range', () => {
     expect(() => createRingBuffer(5000)).toThrow(/power of two/);
     expect(() => createRingBuffer(1024)).toThrow(/power of two/);

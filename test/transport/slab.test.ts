@@ -82,7 +82,7 @@ describe('a slab', () => {
         ), { minLength: 1, maxLength: 80 }),
         (script) => {
           const buffer = createSlab(256 << 10)!;
-          const writer = new SlabWriter(buffer);
+          const writer = new SlabWriter(buffer, 1 << 20);
           const reader = new SlabReader(buffer, Doorbell.create());
           const live: Chunk[] = [];
           const stale: Chunk[] = [];
@@ -131,7 +131,7 @@ describe('a slab', () => {
   it('wakes its owner when a chunk comes back while it waits for room', () => {
     const buffer = createSlab(64 << 10)!;
     const bell = Doorbell.create();
-    const writer = new SlabWriter(buffer);
+    const writer = new SlabWriter(buffer, 1 << 20);
     const reader = new SlabReader(buffer, bell);
     const c = writer.alloc(64 << 10, 1)!;
     expect(writer.alloc(4096, 1)).toBeUndefined();
@@ -152,7 +152,7 @@ describe('outbox and inbox with a slab', () => {
         (batches) => {
           const ring = createRingBuffer(4096);
           const slabBuffer = createSlab(256 << 10)!;
-          const slab = new SlabWriter(slabBuffer);
+          const slab = new SlabWriter(slabBuffer, 1 << 20);
           const backlog = { bytes: 0, cap: Infinity, overflow: (): never => { throw new Error('no cap here'); } };
           const outbox = new Outbox(new RingWriter(ring, Doorbell.create()), 0, new Uint32Array(1), backlog, slab);
           const inbox = new Inbox(new RingReader(ring, Doorbell.create()), 0, 1, 1 << 20, new SlabReader(slabBuffer, Doorbell.create()));
