@@ -124,12 +124,16 @@ export function onResults(state: LeaseState, session: Session, message: ConsumeM
  */
 export function onDeadLetter(message: ConsumeMessage | null, leases: ReadonlyMap<string, LeaseState>, names: Names, deliveryLimit: number): LeaseState | undefined {
   if (message === null) return undefined;
-  const state = leases.get(message.fields.routingKey);
-  if (state === undefined) return undefined;
+  const key = message.fields.routingKey;
   const headers = message.properties.headers;
   const brokerReason = headerString(headers, 'x-first-death-reason');
   const reason = headerString(headers, HEADER_REASON) ?? 'no reason given';
-  if (deadLetterChannel.hasSubscribers) deadLetterChannel.publish({ key: state.key, reason: brokerReason ?? reason } satisfies DeadLetterMessage);
+  // Every letter routed here is one of this orchestrator's leases (its queue
+  // is bound to its id's keys), also one whose directive has already ended:
+  // an unknown operation's error result can overtake its dead letter.
+  if (deadLetterChannel.hasSubscribers) deadLetterChannel.publish({ key, reason: brokerReason ?? reason } satisfies DeadLetterMessage);
+  const state = leases.get(key);
+  if (state === undefined) return undefined;
   if (brokerReason === undefined && !reason.startsWith(REASON_KILLED_WORKERS)) {
     if (!reason.startsWith(REASON_UNKNOWN_OPERATION)) state.handlers.failed(new DeadLetterError(reason, names.deadQueue));
     return undefined;
