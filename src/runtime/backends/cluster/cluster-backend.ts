@@ -21,6 +21,7 @@
 //   after the gateway decided whom to stop.
 
 import { BroadcastChannel } from 'node:worker_threads';
+import { randomUUID } from 'node:crypto';
 import { fileURLToPath } from 'node:url';
 import { ConfigError } from '../../../errors.ts';
 import { Config, type WorkerGuards } from '../../../allocator/index.ts';
@@ -32,8 +33,6 @@ import type { Task } from '../../core/task.ts';
 import { DEFAULT_CONCURRENCY } from '../../channel-protocol/dispatcher.ts';
 import { moduleUrl } from '../../../allocator/index.ts';
 import { peerJoinedChannel, peerLostChannel, type PeerMessage } from '../../observability/channels.ts';
-
-let channels = 0;
 
 function workerModule(): string {
   const self = import.meta.url;
@@ -98,7 +97,9 @@ export class ClusterBackend implements Backend {
     const peers = peersOf(config);
     if (peers < 2) throw new ConfigError('Runtime.cluster needs at least 2 workers: worker 0 is the gateway, the others serve');
     const orchestrates = config.kind !== 'cluster' || config.cluster.process === 0;
-    const settings: ClusterSettings = { operations: modules.map(moduleUrl), channel: `weft.runtime.${process.pid}.${channels++}` };
+    // A BroadcastChannel name is shared by every thread of the process: a
+    // counter per module would repeat in each thread that loads weft.
+    const settings: ClusterSettings = { operations: modules.map(moduleUrl), channel: `weft.runtime.${randomUUID()}` };
     // Opened before the gateway exists, so its first message cannot be missed.
     const gateway = orchestrates ? new BroadcastChannel(settings.channel) : undefined;
     process.env[CLUSTER_SETTINGS_ENV] = JSON.stringify(settings);
