@@ -59,6 +59,9 @@ beforeAll(() => {
   sh('npm', ['install', '--prefer-offline', '--no-audit', '--no-fund', '--loglevel=error', tarball, `typescript@${devVersion('typescript')}`, 'ts7@npm:typescript@^7', `@types/node@${devVersion('@types/node')}`], app);
 }, 300_000);
 
+/** `tsc` (the checkout's TypeScript) or `tsc7`, as installed in the app: both packages name their command tsc. */
+const tscBin = (tsc: string): string => join(app, 'node_modules', tsc === 'tsc' ? 'typescript' : 'ts7', 'bin', 'tsc');
+
 /** Installs tsx into the app, for the tests that run under it (weft does not install it). */
 function installTsx(): void {
   sh('npm', ['install', '--prefer-offline', '--no-audit', '--no-fund', '--loglevel=error', `tsx@${devVersion('tsx')}`], app);
@@ -115,7 +118,7 @@ describe('the installed package', () => {
   it.each(['tsc', 'tsc7'])("type-checks the README's examples under %s --init defaults", (tsc) => {
     const dir = join(app, `init-${tsc}`);
     mkdirSync(dir);
-    const bin = join(app, 'node_modules', tsc === 'tsc' ? 'typescript' : 'ts7', 'bin', 'tsc');
+    const bin = tscBin(tsc);
     execFileSync(process.execPath, [bin, '--init'], { cwd: dir, env, stdio: 'ignore' });
     writeFileSync(join(dir, 'channels.ts'), readmeExample('## Channels'));
     writeFileSync(join(dir, 'tasks.ts'), readmeExample('## Tasks'));
@@ -228,7 +231,10 @@ test('the closure form says to use the module form', async () => {
     expect(r.stdout).toBe(`${JSON.parse(readFileSync(join(root, 'package.json'), 'utf8')).version}\n`);
   });
 
-  it("type-checks a strict app without skipLibCheck, listing no types (\"types\": [])", () => {
+  // Last: it installs @types/node 26 over the checkout's. Its 26 swapped
+  // type parameters weft's declarations name (tracingChannel's).
+  it.each([['tsc', 'checkout'], ['tsc7', 'checkout'], ['tsc', '26'], ['tsc7', '26']])("type-checks a strict app without skipLibCheck, listing no types (\"types\": []), under %s with @types/node %s", (tsc, types) => {
+    if (types !== 'checkout') sh('npm', ['install', '--prefer-offline', '--no-audit', '--no-fund', '--loglevel=error', `@types/node@${types}`], app);
     writeFileSync(
       join(app, 'tsconfig.json'),
       JSON.stringify({
@@ -257,7 +263,7 @@ export type Worker = AmqpWorker;
 export const everything = Object.keys(weft);
 `,
     );
-    const r = run(['tsc', '-p', '.']);
+    const r = spawnSync(process.execPath, [tscBin(tsc), '-p', '.'], { cwd: app, env, encoding: 'utf8' });
     expect(r.stdout + r.stderr).toBe('');
     expect(r.status).toBe(0);
   });
