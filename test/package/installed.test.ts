@@ -127,6 +127,24 @@ describe('the installed package', () => {
     expect(r.status).toBe(0);
   });
 
+  it("type-checks the README's examples under tsc7 --init defaults in an app with no @types/node", () => {
+    // A folder of its own beside the app: inside it, the app's @types/node would be found.
+    const bare = mkdtempSync(join(tmpdir(), 'weft-bare-'));
+    try {
+      writeFileSync(join(bare, 'package.json'), JSON.stringify({ name: 'bare', private: true, type: 'module' }));
+      sh('npm', ['install', '--prefer-offline', '--no-audit', '--no-fund', '--loglevel=error', tarball], bare);
+      expect(existsSync(join(bare, 'node_modules', '@types'))).toBe(false);
+      execFileSync(process.execPath, [tscBin('tsc7'), '--init'], { cwd: bare, env, stdio: 'ignore' });
+      writeFileSync(join(bare, 'channels.ts'), readmeExample('## Channels'));
+      writeFileSync(join(bare, 'tasks.ts'), readmeExample('## Tasks'));
+      const r = spawnSync(process.execPath, [tscBin('tsc7'), '-p', '.', '--noEmit'], { cwd: bare, env, encoding: 'utf8' });
+      expect(r.stdout + r.stderr).toBe('');
+      expect(r.status).toBe(0);
+    } finally {
+      rmSync(bare, { recursive: true, force: true });
+    }
+  });
+
   it.each(['hello.mjs', 'hello.ts'])("runs the README's channels example as %s with node", (name) => {
     save(name, readmeExample('## Channels'));
     const r = run(['node', name]);
