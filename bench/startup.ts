@@ -54,16 +54,17 @@ if (base !== undefined) {
   writeFileSync(join(app, 'base', 'weft.mjs'), program('weft', false));
 }
 
-const tsx = join(root, 'node_modules', '.bin', 'tsx');
+// tsx's CLI on this node, not on whatever node its #! line finds on PATH.
+const tsx = join(root, 'node_modules', 'tsx', 'dist', 'cli.mjs');
 const variants: [string, string, string[]][] = [
   ['plain', process.execPath, ['plain.mjs']],
   ['weft', process.execPath, ['weft.mjs']],
   ['weft/channels', process.execPath, ['channels.mjs']],
   ['weft.ts node', process.execPath, ['weft.ts']],
-  ['weft.ts tsx', tsx, ['weft.ts']],
+  ['weft.ts tsx', process.execPath, [tsx, 'weft.ts']],
   // tsx's own floor: a .ts program that prints the same and starts no thread.
   ['bare.ts node', process.execPath, ['bare.ts']],
-  ['bare.ts tsx', tsx, ['bare.ts']],
+  ['bare.ts tsx', process.execPath, [tsx, 'bare.ts']],
   ...(base === undefined ? [] : [['base weft', process.execPath, [join('base', 'weft.mjs')]] as [string, string, string[]]]),
 ];
 

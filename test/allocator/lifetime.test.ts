@@ -3,10 +3,17 @@
 // stops workers that would keep the process alive; return values follow the
 // channels' value model.
 
-import { describe, expect, it } from 'vitest';
+import { afterEach, describe, expect, it, vi } from 'vitest';
 import { FailStopError, Config, ModuleError, WorkerError, initialize, type WorkerGuards } from '../../src/index.ts';
 
 const lifetime = new URL('./fixtures/lifetime.ts', import.meta.url);
+
+// The fixture's workers read what to return from WEFT_RETURN (a worker
+// thread copies process.env as it starts); each test puts it back as it
+// found it, so no later test or file sees this one's choice.
+afterEach(() => {
+  vi.unstubAllEnvs();
+});
 
 describe('a run', () => {
   it('await using stops workers that wait forever, and join() says they were stopped', async () => {
@@ -21,7 +28,7 @@ describe('a run', () => {
   });
 
   it('close() after every worker returned changes nothing', async () => {
-    process.env.WEFT_RETURN = 'null';
+    vi.stubEnv('WEFT_RETURN', 'null');
     const guards = await initialize(Config.process(2), { module: lifetime, export: 'returns' });
     expect(await guards.join()).toEqual([null, 1]);
     await guards.close();
@@ -44,7 +51,7 @@ describe('a run', () => {
   });
 
   it('return values arrive as channel messages do; one the codec refuses fails the worker with a CodecError', async () => {
-    process.env.WEFT_RETURN = 'model';
+    vi.stubEnv('WEFT_RETURN', 'model');
     const [value] = await (await initialize(Config.process(2), { module: lifetime, export: 'returns' })).join();
     expect(Object.getPrototypeOf(value)).toBe(Object.prototype);
     const v = value as { p: object; s: Set<number>; f: Float64Array; z: number };
@@ -53,7 +60,7 @@ describe('a run', () => {
     expect(v.s).toEqual(new Set([1]));
     expect(v.f).toEqual(new Float64Array([0.5]));
     expect(Object.is(v.z, 0)).toBe(true);
-    process.env.WEFT_RETURN = 'function';
+    vi.stubEnv('WEFT_RETURN', 'function');
     const e = await (await initialize(Config.process(2), { module: lifetime, export: 'returns' })).join().catch((error: unknown) => error);
     expect(e).toBeInstanceOf(WorkerError);
     expect(((e as Error).cause as Error).name).toBe('CodecError');

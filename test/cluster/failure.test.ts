@@ -31,6 +31,18 @@ describe('cluster failure', () => {
     }
   });
 
+  it("a worker thread that exits names its global index, in its own process's failure as in the worker it blames", async () => {
+    const hosts = hostfile(await freePorts(2));
+    dirs.push(hosts.dir);
+    // Global worker 3 is process 1's second thread (local index 1).
+    const ps = [0, 1].map((i) => runProcess(i, 2, 2, hosts.path, ['exits', '3']));
+    started.push(...ps);
+    const { code } = await ps[1]!.exited;
+    const detail = ps[1]!.stderr.join('\n');
+    expect(code, detail).toBe(1);
+    expect(detail).toMatch(/^failed WorkerError: worker 3 failed: Error: worker 3 exited with code 3 before returning$/m);
+  });
+
   it('a process started with a different secret is refused and fails with a clear error', async () => {
     const hosts = hostfile(await freePorts(2));
     dirs.push(hosts.dir);

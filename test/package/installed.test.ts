@@ -59,6 +59,9 @@ beforeAll(() => {
   sh('npm', ['install', '--prefer-offline', '--no-audit', '--no-fund', '--loglevel=error', tarball, `typescript@${devVersion('typescript')}`, 'ts7@npm:typescript@^7', `@types/node@${devVersion('@types/node')}`], app);
 }, 300_000);
 
+/** `tsc` (the checkout's TypeScript) or `tsc7`, as installed in the app: both packages name their command tsc. */
+const tscBin = (tsc: string): string => join(app, 'node_modules', tsc === 'tsc' ? 'typescript' : 'ts7', 'bin', 'tsc');
+
 /** Installs tsx into the app, for the tests that run under it (weft does not install it). */
 function installTsx(): void {
   sh('npm', ['install', '--prefer-offline', '--no-audit', '--no-fund', '--loglevel=error', `tsx@${devVersion('tsx')}`], app);
@@ -115,13 +118,31 @@ describe('the installed package', () => {
   it.each(['tsc', 'tsc7'])("type-checks the README's examples under %s --init defaults", (tsc) => {
     const dir = join(app, `init-${tsc}`);
     mkdirSync(dir);
-    const bin = join(app, 'node_modules', tsc === 'tsc' ? 'typescript' : 'ts7', 'bin', 'tsc');
+    const bin = tscBin(tsc);
     execFileSync(process.execPath, [bin, '--init'], { cwd: dir, env, stdio: 'ignore' });
     writeFileSync(join(dir, 'channels.ts'), readmeExample('## Channels'));
     writeFileSync(join(dir, 'tasks.ts'), readmeExample('## Tasks'));
     const r = spawnSync(process.execPath, [bin, '-p', '.', '--noEmit'], { cwd: dir, env, encoding: 'utf8' });
     expect(r.stdout + r.stderr).toBe('');
     expect(r.status).toBe(0);
+  });
+
+  it("type-checks the README's examples under tsc7 --init defaults in an app with no @types/node", () => {
+    // A folder of its own beside the app: inside it, the app's @types/node would be found.
+    const bare = mkdtempSync(join(tmpdir(), 'weft-bare-'));
+    try {
+      writeFileSync(join(bare, 'package.json'), JSON.stringify({ name: 'bare', private: true, type: 'module' }));
+      sh('npm', ['install', '--prefer-offline', '--no-audit', '--no-fund', '--loglevel=error', tarball], bare);
+      expect(existsSync(join(bare, 'node_modules', '@types'))).toBe(false);
+      execFileSync(process.execPath, [tscBin('tsc7'), '--init'], { cwd: bare, env, stdio: 'ignore' });
+      writeFileSync(join(bare, 'channels.ts'), readmeExample('## Channels'));
+      writeFileSync(join(bare, 'tasks.ts'), readmeExample('## Tasks'));
+      const r = spawnSync(process.execPath, [tscBin('tsc7'), '-p', '.', '--noEmit'], { cwd: bare, env, encoding: 'utf8' });
+      expect(r.stdout + r.stderr).toBe('');
+      expect(r.status).toBe(0);
+    } finally {
+      rmSync(bare, { recursive: true, force: true });
+    }
   });
 
   it.each(['hello.mjs', 'hello.ts'])("runs the README's channels example as %s with node", (name) => {
@@ -228,7 +249,10 @@ test('the closure form says to use the module form', async () => {
     expect(r.stdout).toBe(`${JSON.parse(readFileSync(join(root, 'package.json'), 'utf8')).version}\n`);
   });
 
-  it("type-checks a strict app without skipLibCheck, listing no types (\"types\": [])", () => {
+  // Last: it installs @types/node 26 over the checkout's. Its 26 swapped
+  // type parameters weft's declarations name (tracingChannel's).
+  it.each([['tsc', 'checkout'], ['tsc7', 'checkout'], ['tsc', '26'], ['tsc7', '26']])("type-checks a strict app without skipLibCheck, listing no types (\"types\": []), under %s with @types/node %s", (tsc, types) => {
+    if (types !== 'checkout') sh('npm', ['install', '--prefer-offline', '--no-audit', '--no-fund', '--loglevel=error', `@types/node@${types}`], app);
     writeFileSync(
       join(app, 'tsconfig.json'),
       JSON.stringify({
@@ -257,7 +281,7 @@ export type Worker = AmqpWorker;
 export const everything = Object.keys(weft);
 `,
     );
-    const r = run(['tsc', '-p', '.']);
+    const r = spawnSync(process.execPath, [tscBin(tsc), '-p', '.'], { cwd: app, env, encoding: 'utf8' });
     expect(r.stdout + r.stderr).toBe('');
     expect(r.status).toBe(0);
   });

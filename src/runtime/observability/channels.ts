@@ -91,8 +91,11 @@ export interface DeadLetterMessage {
   readonly reason: string;
 }
 
-export const directiveChannel = diagnostics.tracingChannel<unknown, DirectiveMessage>('weft:directive');
-export const taskChannel = diagnostics.tracingChannel<unknown, TaskBatchMessage>('weft:task');
+// The same type twice: @types/node 26 swapped tracingChannel's parameters
+// (<Context, Store>, was <Store, Context>), and these declarations ship in
+// weft's .d.ts, checked against whichever @types/node the user installed.
+export const directiveChannel = diagnostics.tracingChannel<DirectiveMessage, DirectiveMessage>('weft:directive');
+export const taskChannel = diagnostics.tracingChannel<TaskBatchMessage, TaskBatchMessage>('weft:task');
 export const retryChannel = diagnostics.channel('weft:retry');
 export const peerLostChannel = diagnostics.channel('weft:peer-lost');
 export const peerJoinedChannel = diagnostics.channel('weft:peer-joined');
