@@ -14,6 +14,7 @@ import { context, propagation, SpanKind } from '@opentelemetry/api';
 import { AsyncLocalStorageContextManager } from '@opentelemetry/context-async-hooks';
 import { W3CTraceContextPropagator } from '@opentelemetry/core';
 import { BasicTracerProvider, InMemorySpanExporter, SimpleSpanProcessor } from '@opentelemetry/sdk-trace-base';
+import { DataPointType, MeterProvider, MetricReader, type HistogramMetricData, type MetricData, type SumMetricData } from '@opentelemetry/sdk-metrics';
 import { Config } from '../../src/allocator/index.ts';
 import { freePorts } from '../../src/cli/ports.ts';
 import { instrument, type Instrumentation } from '../../src/otel.ts';
@@ -112,6 +113,53 @@ describe('weft/otel', () => {
     expect(span.status.code).toBe(2);
     expect(span.events.map((event) => event.name)).toContain('exception');
     await runtime.close();
+  });
+});
+
+/** A reader that exports nothing: the test collects from it. */
+class CollectingReader extends MetricReader {
+  protected async onForceFlush(): Promise<void> {}
+  protected async onShutdown(): Promise<void> {}
+}
+
+describe('weft/otel metrics', () => {
+  it('counts tasks sent and consumed, and times directives and task batches, in seconds, with a real SDK', async () => {
+    const reader = new CollectingReader();
+    const meterProvider = new MeterProvider({ readers: [reader] });
+    const metered = instrument({ tracerProvider: provider, meterProvider });
+    // Runtime.local runs the batches in this thread, under this meter provider.
+    const runtime = Runtime.local({ retry: { retries: 0, delayMs: () => 0 } });
+    try {
+      await runtime.fanout(Busy, [20, 20, 20]);
+      await expect(runtime.fanout(FlakyOnce, [1])).rejects.toThrow(/first attempt/);
+    } finally {
+      metered.disable();
+      await runtime.close();
+    }
+    const { resourceMetrics } = await reader.collect();
+    const all = resourceMetrics.scopeMetrics.filter((scope) => scope.scope.name === 'weft').flatMap((scope) => scope.metrics);
+    const metric = (name: string): MetricData => all.find((m) => m.descriptor.name === name)!;
+    const points = (name: string, destination: string) => metric(name).dataPoints.filter((point) => point.attributes['messaging.destination.name'] === destination);
+
+    const sent = metric('messaging.client.sent.messages') as SumMetricData;
+    expect(sent.dataPointType).toBe(DataPointType.SUM);
+    expect(points('messaging.client.sent.messages', 'obs.Busy').map((point) => point.value)).toEqual([3]);
+    expect(points('messaging.client.consumed.messages', 'obs.Busy').map((point) => point.value)).toEqual([3]);
+    expect(points('messaging.client.consumed.messages', 'obs.FlakyOnce').map((point) => point.value)).toEqual([1]);
+
+    const operation = metric('messaging.client.operation.duration') as HistogramMetricData;
+    expect(operation.descriptor.unit).toBe('s');
+    const [busy] = points('messaging.client.operation.duration', 'obs.Busy') as HistogramMetricData['dataPoints'];
+    // One directive of three tasks of 20 ms on one thread: 60 ms at least.
+    expect(busy!.value.count).toBe(1);
+    expect(busy!.value.sum).toBeGreaterThanOrEqual(0.06 - 1e-4);
+    const [failed] = points('messaging.client.operation.duration', 'obs.FlakyOnce') as HistogramMetricData['dataPoints'];
+    expect(failed!.attributes['error.type']).toBe('RetriesExhaustedError');
+
+    const processed = points('messaging.process.duration', 'obs.Busy') as HistogramMetricData['dataPoints'];
+    expect(processed.reduce((sum, point) => sum + point.value.count, 0)).toBeGreaterThanOrEqual(1);
+    expect(processed.reduce((sum, point) => sum + (point.value.sum ?? 0), 0)).toBeGreaterThanOrEqual(0.06 - 1e-4);
+    await meterProvider.shutdown();
   });
 });
 
