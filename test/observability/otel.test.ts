@@ -18,7 +18,7 @@ import { DataPointType, MeterProvider, MetricReader, type HistogramMetricData, t
 import { Config } from '../../src/allocator/index.ts';
 import { freePorts } from '../../src/cli/ports.ts';
 import { instrument, type Instrumentation } from '../../src/otel.ts';
-import { Runtime } from '../../src/runtime/index.ts';
+import { IndexedStream, Runtime } from '../../src/runtime/index.ts';
 import { Busy, FlakyOnce, Nested, recordOf, SPANS_CHANNEL, type SpanRecord } from './fixtures/traced-operations.ts';
 
 const operations = new URL('./fixtures/traced-operations.ts', import.meta.url);
@@ -101,6 +101,25 @@ describe('weft/otel', () => {
     } finally {
       await runtime.close();
     }
+  });
+
+  it('a stream is a directive span in its consumer\'s trace, its task batches children of it', async () => {
+    const runtime = Runtime.local();
+    exporter.reset();
+    const traceId = await tracer.startActiveSpan('request', async (span) => {
+      for await (const pair of IndexedStream.from([1, 1, 1]).map(Busy).stream(runtime)) void pair;
+      span.end();
+      return span.spanContext().traceId;
+    });
+    const spans = exporter.getFinishedSpans().map(recordOf).filter((span) => span.traceId === traceId);
+    const request = spans.find((span) => span.name === 'request')!;
+    const directive = spans.find((span) => span.kind === SpanKind.PRODUCER)!;
+    expect(directive).toMatchObject({ name: 'send obs.Busy', parentSpanId: request.spanId });
+    expect(directive.attributes).toMatchObject({ 'weft.backend': 'local', 'messaging.batch.message_count': 3 });
+    const batches = spans.filter((span) => span.kind === SpanKind.CONSUMER);
+    expect(batches.reduce((sum, span) => sum + (span.attributes['messaging.batch.message_count'] as number), 0)).toBe(3);
+    for (const batch of batches) expect(batch).toMatchObject({ name: 'process obs.Busy', parentSpanId: directive.spanId, links: [directive.spanId] });
+    await runtime.close();
   });
 
   it('a failed directive ends its span with an error status and the error recorded', async () => {

@@ -13,7 +13,7 @@ import type { Task } from '../core/task.ts';
  */
 export type TraceCarrier = Record<string, string>;
 
-/** The context object of `weft:directive`: one directive, from `run()` to its outcome. */
+/** The context object of `weft:directive`: one directive, from `run()` (or a stream's first `next()`) to its outcome. */
 export interface DirectiveMessage {
   /** The operations of its chain, in order (empty for a bare fold). */
   readonly operations: readonly string[];
