@@ -10,7 +10,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { BroadcastChannel } from 'node:worker_threads';
-import { context, propagation, SpanKind } from '@opentelemetry/api';
+import { context, propagation, SpanKind, trace } from '@opentelemetry/api';
 import { AsyncLocalStorageContextManager } from '@opentelemetry/context-async-hooks';
 import { W3CTraceContextPropagator } from '@opentelemetry/core';
 import { BasicTracerProvider, InMemorySpanExporter, SimpleSpanProcessor } from '@opentelemetry/sdk-trace-base';
@@ -203,6 +203,34 @@ describe('weft/otel inside operations', () => {
       expect(batch, `${span.name}'s parent is a batch of obs.Nested`).toMatchObject({ name: 'process obs.Nested' });
     }
     expect(new Set(own().map((span) => span.name))).toEqual(new Set(inputs.flatMap((n) => [`sync ${n}`, `async ${n}`])));
+  });
+});
+
+describe('weft/otel inside operations on Runtime.local', () => {
+  it('a span an operation starts, before or after an await, is a child of its batch\'s span, for every task of a batch', async () => {
+    // Nested starts its spans with the global tracer provider in this thread.
+    trace.setGlobalTracerProvider(provider);
+    const runtime = Runtime.local();
+    try {
+      exporter.reset();
+      const inputs = [1, 2, 3, 4, 5, 6];
+      const traceId = await tracer.startActiveSpan('request', async (span) => {
+        expect(await runtime.fanout(Nested, inputs)).toEqual(inputs);
+        span.end();
+        return span.spanContext().traceId;
+      });
+      const mine = exporter.getFinishedSpans().map(recordOf).filter((span) => span.traceId === traceId);
+      const batches = new Map(mine.filter((span) => span.kind === SpanKind.CONSUMER).map((span) => [span.spanId, span]));
+      expect([...batches.values()].reduce((sum, span) => sum + (span.attributes['messaging.batch.message_count'] as number), 0)).toBe(inputs.length);
+      // One drain of the queue runs them all: a batch of several tasks.
+      expect(Math.max(...[...batches.values()].map((span) => span.attributes['messaging.batch.message_count'] as number))).toBeGreaterThan(1);
+      const own = mine.filter((span) => /^(a?sync) \d$/.test(span.name));
+      expect(new Set(own.map((span) => span.name))).toEqual(new Set(inputs.flatMap((n) => [`sync ${n}`, `async ${n}`])));
+      for (const span of own) expect(batches.get(span.parentSpanId!), `${span.name}'s parent is a batch`).toMatchObject({ name: 'process obs.Nested' });
+    } finally {
+      trace.disable();
+      await runtime.close();
+    }
   });
 });
 
