@@ -1,7 +1,8 @@
 // Observability through RabbitMQ: the orchestrator's metrics carry the AMQP
 // workers' run times, one trace goes from the caller's span through a
-// `weft worker` process to the task batches on its threads, and a dead
-// letter of a directive is told on `weft:dead-letter`.
+// `weft worker` process to the task batches on its threads, a worker's
+// thread that dies is told on `weft:thread-replaced` in its main thread, and
+// a dead letter of a directive is told on `weft:dead-letter`.
 
 import { spawn } from 'node:child_process';
 import diagnostics from 'node:diagnostics_channel';
@@ -16,10 +17,10 @@ import { AsyncLocalStorageContextManager } from '@opentelemetry/context-async-ho
 import { W3CTraceContextPropagator } from '@opentelemetry/core';
 import { BasicTracerProvider, InMemorySpanExporter, SimpleSpanProcessor } from '@opentelemetry/sdk-trace-base';
 import { instrument } from '../../src/otel.ts';
-import { defineOperation, OperationError, Runtime, type DeadLetterMessage } from '../../src/runtime/index.ts';
+import { defineOperation, OperationError, Runtime, WorkerRuntime, type DeadLetterMessage, type ThreadReplacedMessage } from '../../src/runtime/index.ts';
 import { backendOf } from '../../src/runtime/runtime.ts';
 import { AMQP_URL, brokerAvailable, brokerSession, ROOT, stopWorkers, type WorkerProcess } from '../amqp/helpers.ts';
-import { Busy } from './fixtures/operations.ts';
+import { Busy, ExitOnce } from './fixtures/operations.ts';
 import { recordOf, type SpanRecord } from './fixtures/span-records.ts';
 
 // Defined here only: the worker processes never import this file.
@@ -104,6 +105,28 @@ describe.runIf(available)('observability on Runtime.amqp', () => {
       instrumentation.disable();
       context.disable();
       propagation.disable();
+    }
+  });
+
+  it('weft:thread-replaced tells, in the AMQP worker\'s main thread, of a thread that died running a task', async () => {
+    const replaced: ThreadReplacedMessage[] = [];
+    const listener = (message: unknown) => replaced.push(message as ThreadReplacedMessage);
+    diagnostics.subscribe('weft:thread-replaced', listener);
+    // A prefix of its own: the worker processes of the other tests serve the other.
+    const own = session.prefix('observability-replaced');
+    try {
+      await using runtime = await Runtime.amqp({ url: AMQP_URL, prefix: own });
+      // This process is the worker: its main thread replaces its thread.
+      const worker = await WorkerRuntime.amqp({ url: AMQP_URL, prefix: own, operations: new URL('./fixtures/operations.ts', import.meta.url), threads: 1 });
+      try {
+        // The thread exits running the task; the task runs again on its replacement.
+        expect(await runtime.call(ExitOnce, { value: 7, marker: join(dir, 'exited') })).toBe(7);
+        expect(replaced).toEqual([expect.objectContaining({ worker: 0, reason: 'died' })]);
+      } finally {
+        await worker.close();
+      }
+    } finally {
+      diagnostics.unsubscribe('weft:thread-replaced', listener);
     }
   });
 
