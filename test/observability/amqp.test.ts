@@ -21,6 +21,7 @@ import { defineOperation, OperationError, Runtime, WorkerRuntime, type DeadLette
 import { backendOf } from '../../src/runtime/runtime.ts';
 import { AMQP_URL, brokerAvailable, brokerSession, ROOT, stopWorkers, type WorkerProcess } from '../amqp/helpers.ts';
 import { Busy, ExitOnce } from './fixtures/operations.ts';
+import { FileNested } from './fixtures/file-traced-operations.ts';
 import { recordOf, type SpanRecord } from './fixtures/span-records.ts';
 
 // Defined here only: the worker processes never import this file.
@@ -101,6 +102,34 @@ describe.runIf(available)('observability on Runtime.amqp', () => {
       }
       // A task message runs on a thread as one internal task: it is no batch of its own, in this trace or any other.
       expect(new Set(all().map((span) => span.name))).toEqual(new Set(['process obs.Busy']));
+    } finally {
+      instrumentation.disable();
+      context.disable();
+      propagation.disable();
+    }
+  });
+
+  it('spans an operation starts on the AMQP worker\'s threads are children of their batch\'s span, for every task of a message', async () => {
+    context.setGlobalContextManager(new AsyncLocalStorageContextManager().enable());
+    propagation.setGlobalPropagator(new W3CTraceContextPropagator());
+    const exporter = new InMemorySpanExporter();
+    const provider = new BasicTracerProvider({ spanProcessors: [new SimpleSpanProcessor(exporter)] });
+    const instrumentation = instrument({ tracerProvider: provider });
+    try {
+      await using runtime = await Runtime.amqp({ url: AMQP_URL, prefix });
+      const inputs = [1, 2, 3, 4, 5, 6];
+      const traceId = await provider.getTracer('test').startActiveSpan('request', async (span) => {
+        expect(await runtime.fanout(FileNested, inputs)).toEqual(inputs);
+        span.end();
+        return span.spanContext().traceId;
+      });
+      const mine = () => (existsSync(spansFile) ? readFileSync(spansFile, 'utf8').split('\n').filter(Boolean).map((line) => JSON.parse(line) as SpanRecord) : []).filter((span) => span.traceId === traceId);
+      const own = () => mine().filter((span) => /^(a?sync) \d$/.test(span.name));
+      const batched = () => mine().filter((span) => span.kind === SpanKind.CONSUMER).reduce((sum, span) => sum + (span.attributes['messaging.batch.message_count'] as number), 0);
+      await expect.poll(() => [own().length, batched()], { timeout: 30_000 }).toEqual([2 * inputs.length, inputs.length]);
+      const batches = new Map(mine().filter((span) => span.kind === SpanKind.CONSUMER).map((span) => [span.spanId, span]));
+      for (const span of own()) expect(batches.get(span.parentSpanId!), `${span.name}'s parent is a batch`).toMatchObject({ name: 'process obs.FileNested' });
+      expect(new Set(own().map((span) => span.name))).toEqual(new Set(inputs.flatMap((n) => [`sync ${n}`, `async ${n}`])));
     } finally {
       instrumentation.disable();
       context.disable();
