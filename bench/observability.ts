@@ -11,7 +11,11 @@
 // the first), so the load of a shared machine falls on both alike; a
 // figure is the best round (on a machine shared with other work, one round
 // of the same configuration varies tenfold; the best is the least
-// disturbed). Run alone with `npx tsx bench/observability.ts`. This file is
+// disturbed). Each figure is read twice: tasks per second of wall time,
+// and per second of this process's CPU time (all its threads; the idle
+// runtime's threads are parked), which other processes on a loaded
+// machine disturb less. A control pair of two runtimes alike shows how far
+// apart the same thing reads in this run. Run alone with `npx tsx bench/observability.ts`. This file is
 // also the operations module its weft workers import, so its top
 // level only defines.
 
@@ -30,15 +34,29 @@ const TINY_TASKS = 20_000;
 const THREADS = 2;
 const ROUNDS = Number(process.env.WEFT_BENCH_OBS_ROUNDS ?? 30);
 
-/** Tasks per second of one directive of TINY_TASKS tiny tasks on `runtime`. */
-async function round(runtime: Runtime, tiny: number[]): Promise<number> {
-  const started = performance.now();
-  await IndexedStream.from(tiny).map(Increment).run(runtime);
-  return (TINY_TASKS * 1000) / (performance.now() - started);
+/** One round's figures: tasks per second of wall time, and per second of this process's CPU time (every thread). */
+interface Rates {
+  wall: number;
+  cpu: number;
 }
 
-/** Best tasks per second of `a` and `b`, in alternating rounds (`around` each of `b`'s). */
-async function pair(a: Runtime, b: Runtime, around: { before?: () => void; after?: () => void } = {}): Promise<[number, number]> {
+/** One directive of TINY_TASKS tiny tasks on `runtime`. */
+async function round(runtime: Runtime, tiny: number[]): Promise<Rates> {
+  const cpu = process.cpuUsage();
+  const started = performance.now();
+  await IndexedStream.from(tiny).map(Increment).run(runtime);
+  const wallMs = performance.now() - started;
+  const used = process.cpuUsage(cpu);
+  return { wall: (TINY_TASKS * 1000) / wallMs, cpu: (TINY_TASKS * 1e6) / (used.user + used.system) };
+}
+
+/** The best of each figure over `rounds`. */
+function best(rounds: Rates[]): Rates {
+  return { wall: Math.max(...rounds.map((r) => r.wall)), cpu: Math.max(...rounds.map((r) => r.cpu)) };
+}
+
+/** Best figures of `a` and `b`, in alternating rounds (`around` each of `b`'s). */
+async function pair(a: Runtime, b: Runtime, around: { before?: () => void; after?: () => void } = {}): Promise<[Rates, Rates]> {
   const tiny = Array.from({ length: TINY_TASKS }, (_, i) => i);
   // Warm-up: both runtimes' threads compiled and their tables grown.
   for (let i = 0; i < 3; i++) {
@@ -47,8 +65,8 @@ async function pair(a: Runtime, b: Runtime, around: { before?: () => void; after
     await round(b, tiny);
     around.after?.();
   }
-  const as: number[] = [];
-  const bs: number[] = [];
+  const as: Rates[] = [];
+  const bs: Rates[] = [];
   const roundOfB = async () => {
     around.before?.();
     bs.push(await round(b, tiny));
@@ -61,18 +79,20 @@ async function pair(a: Runtime, b: Runtime, around: { before?: () => void; after
     as.push(await round(a, tiny));
     if (i % 2 === 0) await roundOfB();
   }
-  return [Math.max(...as), Math.max(...bs)];
+  return [best(as), best(bs)];
 }
 
 export interface ObservabilityBenchFigures {
   /** Tiny tasks per second, metrics on (default), no subscribers. */
-  metricsOn: number;
+  metricsOn: Rates;
   /** The same with recordTiming: false. */
-  recordTimingOff: number;
+  recordTimingOff: Rates;
   /** Tiny tasks per second with weft/otel and a real SDK, main thread and workers. */
-  otel: number;
+  otel: Rates;
   /** The same runtime setup without OpenTelemetry. */
-  noOtel: number;
+  noOtel: Rates;
+  /** Two runtimes alike (metrics on), as a pair is measured: how far apart the same thing reads on this machine now. */
+  control: [Rates, Rates];
   rows: Row[];
 }
 
@@ -81,12 +101,15 @@ export async function runObservabilityBench(): Promise<ObservabilityBenchFigures
   const traced = new URL('./fixtures/otel-operations.ts', import.meta.url);
   const on = await Runtime.inMemory({ workers: THREADS, operations: plain });
   const off = await Runtime.inMemory({ workers: THREADS, operations: plain, recordTiming: false });
-  let metricsOn: number;
-  let recordTimingOff: number;
+  const again = await Runtime.inMemory({ workers: THREADS, operations: plain });
+  let metricsOn: Rates;
+  let recordTimingOff: Rates;
+  let control: [Rates, Rates];
   try {
     [recordTimingOff, metricsOn] = await pair(off, on);
+    control = await pair(again, on);
   } finally {
-    await Promise.all([on.close(), off.close()]);
+    await Promise.all([on.close(), off.close(), again.close()]);
   }
 
   const none = await Runtime.inMemory({ workers: THREADS, operations: plain });
@@ -98,8 +121,8 @@ export async function runObservabilityBench(): Promise<ObservabilityBenchFigures
   const provider = new BasicTracerProvider({ spanProcessors: [new SimpleSpanProcessor(exporter)] });
   const { instrument } = await import('../src/otel.ts');
   let instrumentation: { disable(): void } | undefined;
-  let noOtel: number;
-  let otel: number;
+  let noOtel: Rates;
+  let otel: Rates;
   try {
     [noOtel, otel] = await pair(none, withOtel, {
       before: () => (instrumentation = instrument({ tracerProvider: provider })),
@@ -113,20 +136,25 @@ export async function runObservabilityBench(): Promise<ObservabilityBenchFigures
     propagation.disable();
     await Promise.all([none.close(), withOtel.close()]);
   }
-  const row = (name: string, weft: number, anchor: number, anchorName: string, target: number) =>
-    rowOf({ suite: 'observability', name, weft, anchor, anchorName, unit: 'tasks/s', target });
+  const rows = (name: string, weft: Rates, anchor: Rates, anchorName: string, target?: number) => [
+    rowOf({ suite: 'observability', name, weft: weft.wall, anchor: anchor.wall, anchorName, unit: 'tasks/s', target }),
+    rowOf({ suite: 'observability', name: `${name}, per CPU second`, weft: weft.cpu, anchor: anchor.cpu, anchorName, unit: 'tasks/CPU-s', target }),
+  ];
   return {
     metricsOn,
     recordTimingOff,
     otel,
     noOtel,
+    control,
     rows: [
-      row(`tiny tasks, ${THREADS} threads, metrics on, no subscribers`, metricsOn, recordTimingOff, 'recordTiming: false', 0.97),
-      row(`tiny tasks, ${THREADS} threads, weft/otel + SDK (in-memory exporter)`, otel, noOtel, 'no OpenTelemetry', 0.85),
+      ...rows(`tiny tasks, ${THREADS} threads, metrics on, no subscribers`, metricsOn, recordTimingOff, 'recordTiming: false', 0.97),
+      ...rows(`tiny tasks, ${THREADS} threads, weft/otel + SDK (in-memory exporter)`, otel, noOtel, 'no OpenTelemetry', 0.85),
+      ...rows(`control: tiny tasks, ${THREADS} threads, metrics on`, control[1], control[0], 'the same, another runtime'),
     ],
   };
 }
 
 if (isMainThread && process.argv[1] !== undefined && import.meta.url === pathToFileURL(process.argv[1]).href) {
+  console.log(`load average ${(await import('node:os')).loadavg().map((l) => l.toFixed(1)).join(' ')}`);
   printRows((await runObservabilityBench()).rows);
 }

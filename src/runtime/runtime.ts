@@ -10,7 +10,7 @@ import type { AmqpBackendOptions } from './backends/amqp/shared/options.ts';
 import type { Backend, BackendStats } from './core/backend.ts';
 import { enroll, IndexedStream, Literal, type RunOptions, type StreamOptions } from './core/directives.ts';
 import { execute } from './core/execution/execution.ts';
-import type { ExecutionOptions } from './core/execution/plan.ts';
+import type { ExecutionOptions, Plan } from './core/execution/plan.ts';
 import { OutputStream } from './core/execution/stream.ts';
 import { LoopbackBackend } from './backends/local/loopback.ts';
 import { checkBoolean, checkPositiveInteger, checkRunOptions, checkSharedOptions, checkStreamOptions } from './core/options.ts';
@@ -99,6 +99,11 @@ export function backendOf(runtime: Runtime): Backend {
   return unwrap(runtime);
 }
 
+/** The `weft:directive` message of a directive of `plan` on a backend of `kind`. */
+function directiveMessage(plan: Plan, kind: string): DirectiveMessage {
+  return { operations: plan.stages.map((stage) => stage.name), fold: plan.fold?.name, backend: kind, tasks: 0 };
+}
+
 /**
  * The orchestrator: runs directives (`IndexedStream`, `Fold`, `Literal`,
  * `call`, `fanout`) on the workers of one backend. Made by `Runtime.local`,
@@ -134,12 +139,12 @@ export class Runtime implements AsyncDisposable {
           return Promise.reject(error);
         }
         if (!directiveChannel.hasSubscribers) return execute(backend, plan, source, executionOptions(run));
-        const message: DirectiveMessage = { operations: plan.stages.map((stage) => stage.name), fold: plan.fold?.name, backend: kind, tasks: 0 };
+        const message = directiveMessage(plan, kind);
         return directiveChannel.tracePromise(() => execute(backend, plan, source, { ...executionOptions(run), trace: message }), message);
       },
       stream: (plan, source, run: StreamOptions) => {
         checkStreamOptions(run);
-        return new OutputStream(backend, plan, source, executionOptions(run), run.ordered ?? false);
+        return new OutputStream(backend, plan, source, executionOptions(run), run.ordered ?? false, () => directiveMessage(plan, kind));
       },
     });
   }

@@ -1,7 +1,8 @@
 // Observability through RabbitMQ: the orchestrator's metrics carry the AMQP
 // workers' run times, one trace goes from the caller's span through a
-// `weft worker` process to the task batches on its threads, and a dead
-// letter of a directive is told on `weft:dead-letter`.
+// `weft worker` process to the task batches on its threads, a worker's
+// thread that dies is told on `weft:thread-replaced` in its main thread, and
+// a dead letter of a directive is told on `weft:dead-letter`.
 
 import { spawn } from 'node:child_process';
 import diagnostics from 'node:diagnostics_channel';
@@ -16,10 +17,11 @@ import { AsyncLocalStorageContextManager } from '@opentelemetry/context-async-ho
 import { W3CTraceContextPropagator } from '@opentelemetry/core';
 import { BasicTracerProvider, InMemorySpanExporter, SimpleSpanProcessor } from '@opentelemetry/sdk-trace-base';
 import { instrument } from '../../src/otel.ts';
-import { defineOperation, OperationError, Runtime, type DeadLetterMessage } from '../../src/runtime/index.ts';
+import { defineOperation, OperationError, Runtime, WorkerRuntime, type DeadLetterMessage, type ThreadReplacedMessage } from '../../src/runtime/index.ts';
 import { backendOf } from '../../src/runtime/runtime.ts';
 import { AMQP_URL, brokerAvailable, brokerSession, ROOT, stopWorkers, type WorkerProcess } from '../amqp/helpers.ts';
-import { Busy } from './fixtures/operations.ts';
+import { Busy, ExitOnce } from './fixtures/operations.ts';
+import { FileNested } from './fixtures/file-traced-operations.ts';
 import { recordOf, type SpanRecord } from './fixtures/span-records.ts';
 
 // Defined here only: the worker processes never import this file.
@@ -104,6 +106,56 @@ describe.runIf(available)('observability on Runtime.amqp', () => {
       instrumentation.disable();
       context.disable();
       propagation.disable();
+    }
+  });
+
+  it('spans an operation starts on the AMQP worker\'s threads are children of their batch\'s span, for every task of a message', async () => {
+    context.setGlobalContextManager(new AsyncLocalStorageContextManager().enable());
+    propagation.setGlobalPropagator(new W3CTraceContextPropagator());
+    const exporter = new InMemorySpanExporter();
+    const provider = new BasicTracerProvider({ spanProcessors: [new SimpleSpanProcessor(exporter)] });
+    const instrumentation = instrument({ tracerProvider: provider });
+    try {
+      await using runtime = await Runtime.amqp({ url: AMQP_URL, prefix });
+      const inputs = [1, 2, 3, 4, 5, 6];
+      const traceId = await provider.getTracer('test').startActiveSpan('request', async (span) => {
+        expect(await runtime.fanout(FileNested, inputs)).toEqual(inputs);
+        span.end();
+        return span.spanContext().traceId;
+      });
+      const mine = () => (existsSync(spansFile) ? readFileSync(spansFile, 'utf8').split('\n').filter(Boolean).map((line) => JSON.parse(line) as SpanRecord) : []).filter((span) => span.traceId === traceId);
+      const own = () => mine().filter((span) => /^(a?sync) \d$/.test(span.name));
+      const batched = () => mine().filter((span) => span.kind === SpanKind.CONSUMER).reduce((sum, span) => sum + (span.attributes['messaging.batch.message_count'] as number), 0);
+      await expect.poll(() => [own().length, batched()], { timeout: 30_000 }).toEqual([2 * inputs.length, inputs.length]);
+      const batches = new Map(mine().filter((span) => span.kind === SpanKind.CONSUMER).map((span) => [span.spanId, span]));
+      for (const span of own()) expect(batches.get(span.parentSpanId!), `${span.name}'s parent is a batch`).toMatchObject({ name: 'process obs.FileNested' });
+      expect(new Set(own().map((span) => span.name))).toEqual(new Set(inputs.flatMap((n) => [`sync ${n}`, `async ${n}`])));
+    } finally {
+      instrumentation.disable();
+      context.disable();
+      propagation.disable();
+    }
+  });
+
+  it('weft:thread-replaced tells, in the AMQP worker\'s main thread, of a thread that died running a task', async () => {
+    const replaced: ThreadReplacedMessage[] = [];
+    const listener = (message: unknown) => replaced.push(message as ThreadReplacedMessage);
+    diagnostics.subscribe('weft:thread-replaced', listener);
+    // A prefix of its own: the worker processes of the other tests serve the other.
+    const own = session.prefix('observability-replaced');
+    try {
+      await using runtime = await Runtime.amqp({ url: AMQP_URL, prefix: own });
+      // This process is the worker: its main thread replaces its thread.
+      const worker = await WorkerRuntime.amqp({ url: AMQP_URL, prefix: own, operations: new URL('./fixtures/operations.ts', import.meta.url), threads: 1 });
+      try {
+        // The thread exits running the task; the task runs again on its replacement.
+        expect(await runtime.call(ExitOnce, { value: 7, marker: join(dir, 'exited') })).toBe(7);
+        expect(replaced).toEqual([expect.objectContaining({ worker: 0, reason: 'died' })]);
+      } finally {
+        await worker.close();
+      }
+    } finally {
+      diagnostics.unsubscribe('weft:thread-replaced', listener);
     }
   });
 

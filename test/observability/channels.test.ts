@@ -51,6 +51,37 @@ describe('diagnostics channels', () => {
     await runtime.close();
   });
 
+  it('weft:directive traces a stream from the first next() that begins it to its end, its tasks counted', async () => {
+    const runtime = Runtime.local();
+    // Made, not begun: nothing.
+    expect(await traced('weft:directive', async () => void IndexedStream.from([1]).map(Increment).stream(runtime))).toEqual([]);
+    const outputs: number[] = [];
+    const events = await traced('weft:directive', async () => {
+      for await (const [, output] of IndexedStream.from([1, 2, 3]).map(Increment).stream(runtime)) outputs.push(output);
+    });
+    expect(outputs.sort()).toEqual([2, 3, 4]);
+    expect(events.map(([event]) => event)).toEqual(['start', 'end', 'asyncStart', 'asyncEnd']);
+    expect(events[0]![1]).toMatchObject({ operations: ['obs.Increment'], fold: undefined, backend: 'local', tasks: 0 });
+    expect(events[3]![1]).toMatchObject({ tasks: 3 });
+    expect(events[3]![1].error).toBeUndefined();
+    await runtime.close();
+  });
+
+  it('weft:directive ends a stream whose consumer leaves early without an error, and reports a failed one on error', async () => {
+    const runtime = Runtime.local({ retry: { retries: 0, delayMs: () => 0 } });
+    const left = await traced('weft:directive', async () => {
+      for await (const pair of IndexedStream.from([1, 2, 3, 4]).map(Busy).stream(runtime)) if (pair !== undefined) break;
+    });
+    expect(left.map(([event]) => event)).toEqual(['start', 'end', 'asyncStart', 'asyncEnd']);
+    expect(left[3]![1].error).toBeUndefined();
+    const failed = await traced('weft:directive', async () => {
+      for await (const pair of IndexedStream.from([1]).map(FlakyOnce).stream(runtime)) void pair;
+    });
+    expect(failed.map(([event]) => event)).toEqual(['start', 'end', 'error', 'asyncStart', 'asyncEnd']);
+    expect((failed[2]![1] as unknown as DirectiveMessage).error).toMatchObject({ name: 'RetriesExhaustedError' });
+    await runtime.close();
+  });
+
   it('weft:task traces the batches a worker runs, each of one operation of one directive', async () => {
     const runtime = Runtime.local();
     const events = await traced('weft:task', async () => {

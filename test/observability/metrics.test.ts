@@ -1,6 +1,7 @@
 // Runtime.metrics(): counts and time summaries per operation, and per-worker
 // figures, checked against tasks of known duration on every channel backend.
 
+import perfHooks from 'node:perf_hooks';
 import { describe, expect, it } from 'vitest';
 import { Config } from '../../src/allocator/index.ts';
 import { IndexedStream, Runtime, type RuntimeMetrics } from '../../src/runtime/index.ts';
@@ -107,6 +108,31 @@ describe('Runtime.metrics', () => {
     expect(metrics.operations['obs.Busy']!.waitTime.count).toBe(0);
     expect(metrics.workers).toEqual([]);
     await runtime.close();
+  });
+
+  it('recordTiming: false on worker threads: the counts of every task, no times, no workers', async () => {
+    await using runtime = await Runtime.inMemory({ workers: 2, operations, recordTiming: false });
+    await runtime.fanout(Busy, Array(TASKS).fill(1));
+    const metrics = runtime.metrics();
+    expect(metrics.timing).toBe(false);
+    expect(metrics.operations['obs.Busy']).toMatchObject({ completed: TASKS, failed: 0, retried: 0 });
+    expect(metrics.operations['obs.Busy']!.runTime.count).toBe(0);
+    expect(metrics.operations['obs.Busy']!.waitTime.count).toBe(0);
+    expect(metrics.workers).toEqual([]);
+  });
+
+  it('summarises run times where perf_hooks has no createHistogram (Deno, Bun)', async () => {
+    const hooks = perfHooks as { createHistogram?: unknown };
+    const saved = hooks.createHistogram;
+    hooks.createHistogram = undefined;
+    try {
+      const runtime = Runtime.local();
+      await runtime.fanout(Busy, Array(TASKS).fill(BUSY_MS));
+      expectBusyRun(runtime.metrics(), 1);
+      await runtime.close();
+    } finally {
+      hooks.createHistogram = saved;
+    }
   });
 
   it('refuses a recordTiming that is not a boolean, naming it, before any thread starts', async () => {

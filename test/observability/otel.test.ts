@@ -10,14 +10,15 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { BroadcastChannel } from 'node:worker_threads';
-import { context, propagation, SpanKind } from '@opentelemetry/api';
+import { context, propagation, SpanKind, trace } from '@opentelemetry/api';
 import { AsyncLocalStorageContextManager } from '@opentelemetry/context-async-hooks';
 import { W3CTraceContextPropagator } from '@opentelemetry/core';
 import { BasicTracerProvider, InMemorySpanExporter, SimpleSpanProcessor } from '@opentelemetry/sdk-trace-base';
+import { DataPointType, MeterProvider, MetricReader, type HistogramMetricData, type MetricData, type SumMetricData } from '@opentelemetry/sdk-metrics';
 import { Config } from '../../src/allocator/index.ts';
 import { freePorts } from '../../src/cli/ports.ts';
 import { instrument, type Instrumentation } from '../../src/otel.ts';
-import { Runtime } from '../../src/runtime/index.ts';
+import { IndexedStream, Runtime } from '../../src/runtime/index.ts';
 import { Busy, FlakyOnce, Nested, recordOf, SPANS_CHANNEL, type SpanRecord } from './fixtures/traced-operations.ts';
 
 const operations = new URL('./fixtures/traced-operations.ts', import.meta.url);
@@ -102,6 +103,25 @@ describe('weft/otel', () => {
     }
   });
 
+  it('a stream is a directive span in its consumer\'s trace, its task batches children of it', async () => {
+    const runtime = Runtime.local();
+    exporter.reset();
+    const traceId = await tracer.startActiveSpan('request', async (span) => {
+      for await (const pair of IndexedStream.from([1, 1, 1]).map(Busy).stream(runtime)) void pair;
+      span.end();
+      return span.spanContext().traceId;
+    });
+    const spans = exporter.getFinishedSpans().map(recordOf).filter((span) => span.traceId === traceId);
+    const request = spans.find((span) => span.name === 'request')!;
+    const directive = spans.find((span) => span.kind === SpanKind.PRODUCER)!;
+    expect(directive).toMatchObject({ name: 'send obs.Busy', parentSpanId: request.spanId });
+    expect(directive.attributes).toMatchObject({ 'weft.backend': 'local', 'messaging.batch.message_count': 3 });
+    const batches = spans.filter((span) => span.kind === SpanKind.CONSUMER);
+    expect(batches.reduce((sum, span) => sum + (span.attributes['messaging.batch.message_count'] as number), 0)).toBe(3);
+    for (const batch of batches) expect(batch).toMatchObject({ name: 'process obs.Busy', parentSpanId: directive.spanId, links: [directive.spanId] });
+    await runtime.close();
+  });
+
   it('a failed directive ends its span with an error status and the error recorded', async () => {
     const runtime = Runtime.local({ retry: { retries: 0, delayMs: () => 0 } });
     exporter.reset();
@@ -112,6 +132,53 @@ describe('weft/otel', () => {
     expect(span.status.code).toBe(2);
     expect(span.events.map((event) => event.name)).toContain('exception');
     await runtime.close();
+  });
+});
+
+/** A reader that exports nothing: the test collects from it. */
+class CollectingReader extends MetricReader {
+  protected async onForceFlush(): Promise<void> {}
+  protected async onShutdown(): Promise<void> {}
+}
+
+describe('weft/otel metrics', () => {
+  it('counts tasks sent and consumed, and times directives and task batches, in seconds, with a real SDK', async () => {
+    const reader = new CollectingReader();
+    const meterProvider = new MeterProvider({ readers: [reader] });
+    const metered = instrument({ tracerProvider: provider, meterProvider });
+    // Runtime.local runs the batches in this thread, under this meter provider.
+    const runtime = Runtime.local({ retry: { retries: 0, delayMs: () => 0 } });
+    try {
+      await runtime.fanout(Busy, [20, 20, 20]);
+      await expect(runtime.fanout(FlakyOnce, [1])).rejects.toThrow(/first attempt/);
+    } finally {
+      metered.disable();
+      await runtime.close();
+    }
+    const { resourceMetrics } = await reader.collect();
+    const all = resourceMetrics.scopeMetrics.filter((scope) => scope.scope.name === 'weft').flatMap((scope) => scope.metrics);
+    const metric = (name: string): MetricData => all.find((m) => m.descriptor.name === name)!;
+    const points = (name: string, destination: string) => metric(name).dataPoints.filter((point) => point.attributes['messaging.destination.name'] === destination);
+
+    const sent = metric('messaging.client.sent.messages') as SumMetricData;
+    expect(sent.dataPointType).toBe(DataPointType.SUM);
+    expect(points('messaging.client.sent.messages', 'obs.Busy').map((point) => point.value)).toEqual([3]);
+    expect(points('messaging.client.consumed.messages', 'obs.Busy').map((point) => point.value)).toEqual([3]);
+    expect(points('messaging.client.consumed.messages', 'obs.FlakyOnce').map((point) => point.value)).toEqual([1]);
+
+    const operation = metric('messaging.client.operation.duration') as HistogramMetricData;
+    expect(operation.descriptor.unit).toBe('s');
+    const [busy] = points('messaging.client.operation.duration', 'obs.Busy') as HistogramMetricData['dataPoints'];
+    // One directive of three tasks of 20 ms on one thread: 60 ms at least.
+    expect(busy!.value.count).toBe(1);
+    expect(busy!.value.sum).toBeGreaterThanOrEqual(0.06 - 1e-4);
+    const [failed] = points('messaging.client.operation.duration', 'obs.FlakyOnce') as HistogramMetricData['dataPoints'];
+    expect(failed!.attributes['error.type']).toBe('RetriesExhaustedError');
+
+    const processed = points('messaging.process.duration', 'obs.Busy') as HistogramMetricData['dataPoints'];
+    expect(processed.reduce((sum, point) => sum + point.value.count, 0)).toBeGreaterThanOrEqual(1);
+    expect(processed.reduce((sum, point) => sum + (point.value.sum ?? 0), 0)).toBeGreaterThanOrEqual(0.06 - 1e-4);
+    await meterProvider.shutdown();
   });
 });
 
@@ -136,6 +203,34 @@ describe('weft/otel inside operations', () => {
       expect(batch, `${span.name}'s parent is a batch of obs.Nested`).toMatchObject({ name: 'process obs.Nested' });
     }
     expect(new Set(own().map((span) => span.name))).toEqual(new Set(inputs.flatMap((n) => [`sync ${n}`, `async ${n}`])));
+  });
+});
+
+describe('weft/otel inside operations on Runtime.local', () => {
+  it('a span an operation starts, before or after an await, is a child of its batch\'s span, for every task of a batch', async () => {
+    // Nested starts its spans with the global tracer provider in this thread.
+    trace.setGlobalTracerProvider(provider);
+    const runtime = Runtime.local();
+    try {
+      exporter.reset();
+      const inputs = [1, 2, 3, 4, 5, 6];
+      const traceId = await tracer.startActiveSpan('request', async (span) => {
+        expect(await runtime.fanout(Nested, inputs)).toEqual(inputs);
+        span.end();
+        return span.spanContext().traceId;
+      });
+      const mine = exporter.getFinishedSpans().map(recordOf).filter((span) => span.traceId === traceId);
+      const batches = new Map(mine.filter((span) => span.kind === SpanKind.CONSUMER).map((span) => [span.spanId, span]));
+      expect([...batches.values()].reduce((sum, span) => sum + (span.attributes['messaging.batch.message_count'] as number), 0)).toBe(inputs.length);
+      // One drain of the queue runs them all: a batch of several tasks.
+      expect(Math.max(...[...batches.values()].map((span) => span.attributes['messaging.batch.message_count'] as number))).toBeGreaterThan(1);
+      const own = mine.filter((span) => /^(a?sync) \d$/.test(span.name));
+      expect(new Set(own.map((span) => span.name))).toEqual(new Set(inputs.flatMap((n) => [`sync ${n}`, `async ${n}`])));
+      for (const span of own) expect(batches.get(span.parentSpanId!), `${span.name}'s parent is a batch`).toMatchObject({ name: 'process obs.Nested' });
+    } finally {
+      trace.disable();
+      await runtime.close();
+    }
   });
 });
 

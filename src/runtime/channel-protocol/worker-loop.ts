@@ -103,6 +103,27 @@ export async function serveTasks(allocator: Allocator, coordinator: number, modu
       // Tasks run back to back are timed from the previous one's return: a
       // clock reading per task, which the flush check below reuses.
       let clock = flushedAt;
+      /** Runs `task` and sends its result (or its promise's); flushes when due. */
+      const run = (task: Task, traced: boolean): void => {
+        if (task.timeoutMs !== undefined) {
+          out.flush();
+          clock = performance.now();
+        }
+        out.running = task;
+        const outcome = runtime!.execute(task, clock);
+        if (traced) batches.after(outcome);
+        out.running = undefined;
+        clock = runtime!.returnedAt;
+        if (outcome instanceof Promise) out.later(task, outcome);
+        else out.send(outcome);
+        if (clock - flushedAt >= FLUSH_AFTER_MS) {
+          out.flush();
+          // A slow run: look for cancellations of what waits here.
+          allocator.receive();
+          take();
+          flushedAt = clock = performance.now();
+        }
+      };
       for (let message = inbox.shift(); message !== undefined; message = inbox.shift()) {
         if ('hello' in message) {
           out.maxMessageBytes = message.maxMessageBytes;
@@ -123,32 +144,23 @@ export async function serveTasks(allocator: Allocator, coordinator: number, modu
           out.flush();
           return await flushBeforeThreadEnd();
         }
-        if (message.timeoutMs !== undefined) {
-          out.flush();
-          clock = performance.now();
+        if (!taskChannel.hasSubscribers || selfTracedOperations.has(message.op)) {
+          run(message, false);
+          continue;
         }
-        out.running = message;
-        const traced = taskChannel.hasSubscribers && !selfTracedOperations.has(message.op);
-        let outcome;
-        if (traced) {
-          batches.before(message);
-          const started = clock;
-          outcome = batches.run(() => runtime!.execute(message, started));
-          batches.after(outcome);
-        } else {
-          outcome = runtime!.execute(message, clock);
-        }
-        out.running = undefined;
-        clock = runtime!.returnedAt;
-        if (outcome instanceof Promise) out.later(message, outcome);
-        else out.send(outcome);
-        if (clock - flushedAt >= FLUSH_AFTER_MS) {
-          out.flush();
-          // A slow run: look for cancellations of what waits here.
-          allocator.receive();
-          take();
-          flushedAt = clock = performance.now();
-        }
+        // The batch's tasks that wait here run inside one call of its
+        // subscriber's wrap: entering a context costs about 1 µs a time on
+        // Node 24 (AsyncLocalStorage.run), as much as a tiny task.
+        batches.before(message);
+        const first = message;
+        batches.run(() => {
+          run(first, true);
+          for (let next = inbox.peek(); next !== undefined && isTask(next) && batches.continues(next); next = inbox.peek()) {
+            inbox.shift();
+            batches.before(next);
+            run(next, true);
+          }
+        });
       }
       batches.end();
       out.flush(!out.startedAsync);

@@ -13,7 +13,7 @@ import type { Task } from '../core/task.ts';
  */
 export type TraceCarrier = Record<string, string>;
 
-/** The context object of `weft:directive`: one directive, from `run()` to its outcome. */
+/** The context object of `weft:directive`: one directive, from `run()` (or a stream's first `next()`) to its outcome. */
 export interface DirectiveMessage {
   /** The operations of its chain, in order (empty for a bare fold). */
   readonly operations: readonly string[];
@@ -49,9 +49,10 @@ export interface TaskBatchMessage {
   /** Some tasks were async: the batch ends at `asyncEnd`. */
   async: boolean;
   /**
-   * A subscriber may set it on `start`: each task of the batch then runs as
-   * `wrap(task)` (`weft/otel` runs it with the batch's span active, so spans
-   * an operation starts are children of it).
+   * A subscriber may set it on `start`: the batch's tasks then run inside
+   * `wrap(run)` (`weft/otel` runs them with the batch's span active, so
+   * spans an operation starts are children of it). A worker thread calls
+   * it once for the tasks of the batch it holds, not once per task.
    */
   wrap?: <T>(task: () => T) => T;
 }
@@ -144,15 +145,20 @@ export class TaskBatches {
 
   /** `task` is about to run: it joins the current batch, or ends it and starts one. */
   before(task: Task): void {
-    const current = this.current;
-    if (current !== undefined && current.key === task.key && current.stage === task.stage) {
-      current.message.tasks++;
+    if (this.continues(task)) {
+      this.current!.message.tasks++;
       return;
     }
     this.end();
     const message: TaskBatchMessage = { operation: task.op, worker: this.worker, traceContext: this.carrierOf(task), tasks: 1, failed: 0, async: false };
     this.current = { message, key: task.key, stage: task.stage, settling: [] };
     taskChannel.start.publish(message);
+  }
+
+  /** Whether `task` belongs to the current batch. */
+  continues(task: Task): boolean {
+    const current = this.current;
+    return current !== undefined && current.key === task.key && current.stage === task.stage;
   }
 
   private carrierOf(task: Task): TraceCarrier | undefined {
@@ -164,7 +170,7 @@ export class TaskBatches {
     return task.tc;
   }
 
-  /** Runs the task `before` named, as its batch's subscriber asked (`TaskBatchMessage.wrap`). */
+  /** Runs the task `before` named (or a run of its batch's tasks), as its batch's subscriber asked (`TaskBatchMessage.wrap`). */
   run<T>(task: () => T): T {
     const wrap = this.current?.message.wrap;
     return wrap === undefined ? task() : wrap(task);

@@ -112,28 +112,45 @@ export class LoopbackBackend implements Backend {
     this.queue = [];
     this.scheduled = false;
     const results: TaskResult[] = [];
-    for (const task of batch) {
+    let i = 0;
+    while (i < batch.length) {
+      const task = batch[i++]!;
       if (!this.leases.has(task.key)) continue;
       // Inputs the codec refuses never get here (Execution fails them).
       const copy = across(taskCodec, task);
-      const traced = taskChannel.hasSubscribers;
-      let result;
-      if (traced) {
-        this.batches.before(copy);
-        result = this.batches.run(() => this.worker.execute(copy));
-        this.batches.after(result);
-      } else {
-        result = this.worker.execute(copy);
+      if (!taskChannel.hasSubscribers) {
+        this.run(copy, false, results);
+        continue;
       }
-      if (result instanceof Promise) {
-        this.running.add(copy);
-        void result.then((settled) => {
-          this.running.delete(copy);
-          this.leases.route([delivered(settled)]);
-        });
-      } else results.push(delivered(result));
+      // The batch's tasks queued after this one run inside one call of its
+      // subscriber's wrap: entering a context costs about 1 µs a time on
+      // Node 24 (AsyncLocalStorage.run), as much as a tiny task.
+      this.batches.before(copy);
+      this.batches.run(() => {
+        this.run(copy, true, results);
+        while (i < batch.length && this.batches.continues(batch[i]!)) {
+          const next = batch[i++]!;
+          if (!this.leases.has(next.key)) continue;
+          const nextCopy = across(taskCodec, next);
+          this.batches.before(nextCopy);
+          this.run(nextCopy, true, results);
+        }
+      });
     }
     this.batches.end();
     this.leases.route(results);
+  }
+
+  /** Runs `copy` (a task on a copy of its input): its result into `results`, or routed once it settles. */
+  private run(copy: Task, traced: boolean, results: TaskResult[]): void {
+    const result = this.worker.execute(copy);
+    if (traced) this.batches.after(result);
+    if (result instanceof Promise) {
+      this.running.add(copy);
+      void result.then((settled) => {
+        this.running.delete(copy);
+        this.leases.route([delivered(settled)]);
+      });
+    } else results.push(delivered(result));
   }
 }

@@ -4,12 +4,18 @@
 // so a slow consumer holds the source back instead of filling memory; and a
 // consumer that leaves the loop (break, return, throw) ends the directive:
 // its lease is released and its running tasks are cancelled.
+//
+// While someone subscribes to `weft:directive`, a stream is traced as a
+// `run()` is: `start` and `end` as its first `next()` begins the directive
+// (in its consumer's context, whose trace it joins), then `error` if it failed,
+// and `asyncStart`, `asyncEnd` once it ended, failed or its consumer left.
 
 import type { Backend } from '../backend.ts';
 import { Fifo } from '../../../fifo.ts';
 import type { Collector } from './collect.ts';
 import { Execution } from './execution.ts';
 import type { ExecutionOptions, Plan } from './plan.ts';
+import { directiveChannel, type DirectiveMessage } from '../../observability/channels.ts';
 
 /** Outputs waiting for the consumer; with `ordered`, those ahead of an earlier one wait apart. */
 class Handover implements Collector {
@@ -65,6 +71,8 @@ export class OutputStream implements AsyncIterableIterator<[number, unknown]> {
   private waiter: Waiter | undefined;
   private ended = false;
   private failure: { error: unknown } | undefined;
+  /** Its `weft:directive` message, from its start until its outcome is published. */
+  private trace: DirectiveMessage | undefined;
 
   constructor(
     private readonly backend: Backend,
@@ -72,6 +80,7 @@ export class OutputStream implements AsyncIterableIterator<[number, unknown]> {
     private readonly source: Iterable<unknown> | AsyncIterable<unknown>,
     private readonly options: ExecutionOptions,
     ordered: boolean,
+    private readonly directive: () => DirectiveMessage,
   ) {
     this.handover = new Handover(ordered, () => this.wake());
   }
@@ -82,11 +91,17 @@ export class OutputStream implements AsyncIterableIterator<[number, unknown]> {
 
   next(): Promise<IteratorResult<[number, unknown]>> {
     if (this.execution === undefined && !this.ended) {
+      const trace = directiveChannel.hasSubscribers ? (this.trace = this.directive()) : undefined;
+      // `end` at once: the directive may fail within start() (an aborted signal), and its outcome comes after `end`.
+      if (trace !== undefined) {
+        directiveChannel.start.publish(trace);
+        directiveChannel.end.publish(trace);
+      }
       this.execution = new Execution(
         this.backend,
         this.plan,
         this.source,
-        this.options,
+        trace === undefined ? this.options : { ...this.options, trace },
         this.handover,
         () => this.end(),
         (error) => this.end({ error }),
@@ -109,6 +124,7 @@ export class OutputStream implements AsyncIterableIterator<[number, unknown]> {
     this.ended = true;
     this.failure = undefined;
     this.execution?.stop("the stream's consumer stopped");
+    this.traced();
     this.waiter?.resolve(DONE);
     this.waiter = undefined;
     return Promise.resolve(DONE);
@@ -123,7 +139,21 @@ export class OutputStream implements AsyncIterableIterator<[number, unknown]> {
   private end(failure?: { error: unknown }): void {
     this.ended = true;
     this.failure = failure;
+    this.traced(failure);
     this.wake();
+  }
+
+  /** Publishes the traced directive's outcome, once. */
+  private traced(failure?: { error: unknown }): void {
+    const trace = this.trace;
+    if (trace === undefined) return;
+    this.trace = undefined;
+    if (failure !== undefined) {
+      trace.error = failure.error;
+      directiveChannel.error.publish(trace);
+    }
+    directiveChannel.asyncStart.publish(trace);
+    directiveChannel.asyncEnd.publish(trace);
   }
 
   private wake(): void {

@@ -180,6 +180,23 @@ function runBatch(input: BatchInput, context: TaskContext): BatchOutput | Promis
     return outputOf(tasks, results, ran, started, end);
   };
   running.add(executor);
+  /** Runs task `i`: its result, or once it settles. */
+  const step = (i: number): void => {
+    ran++;
+    const at = (started[i] = performance.now());
+    const outcome = executor.execute(tasks[i]!, at);
+    batches?.after(outcome);
+    if (!(outcome instanceof Promise)) {
+      results[i] = outcome;
+      return;
+    }
+    parked++;
+    void outcome.then((result) => {
+      results[i] = result;
+      parked--;
+      wake?.();
+    });
+  };
   /** Runs tasks from `next` on; a promise from the first async one that finds DEFAULT_CONCURRENCY others in flight. */
   let next = 0;
   let parked = 0;
@@ -197,20 +214,20 @@ function runBatch(input: BatchInput, context: TaskContext): BatchOutput | Promis
         results[i] = failed(task, new TaskCancelledError(why));
         continue;
       }
-      ran++;
-      batches?.before(tc === undefined ? task : { ...task, tc });
-      const at = (started[i] = performance.now());
-      const outcome = batches === undefined ? executor.execute(task, at) : batches.run(() => executor.execute(task, at));
-      batches?.after(outcome);
-      if (!(outcome instanceof Promise)) {
-        results[i] = outcome;
+      if (batches === undefined) {
+        step(i);
         continue;
       }
-      parked++;
-      void outcome.then((result) => {
-        results[i] = result;
-        parked--;
-        wake?.();
+      batches.before(tc === undefined ? task : { ...task, tc });
+      // The batch's next tasks run inside the same call of its wrap (one
+      // context entered, about 1 µs on Node 24, not one per task); a
+      // withdrawn one, or no room, leaves them to the loop.
+      batches.run(() => {
+        step(i);
+        for (let after = tasks[next + 1]; after !== undefined && parked < DEFAULT_CONCURRENCY && batches.continues(after) && withdrawn(after, skip) === undefined; after = tasks[next + 1]) {
+          batches.before(after);
+          step(++next);
+        }
       });
     }
     batches?.end();
