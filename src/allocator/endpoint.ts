@@ -101,8 +101,8 @@ export class Endpoint implements ChannelHost {
     return this.#table.events();
   }
 
-  outbox(target: number): Outbox | undefined {
-    return this.#outboxes[target];
+  get outboxes(): readonly (Outbox | undefined)[] {
+    return this.#outboxes;
   }
 
   returned(target: number): boolean {

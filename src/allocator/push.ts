@@ -77,8 +77,13 @@ export interface PushHost {
   readonly maxBatch: number;
   /** Backlog bytes past which send() returns false (highWaterBytes). */
   readonly highWater: number;
-  /** The outbox towards `target`, or undefined where there is no route. Looked up per batch: a hosted pool may rewire a target. */
-  outbox(target: number): Outbox | undefined;
+  /**
+   * Per target, the outbox towards it (undefined where there is no route).
+   * The same array for the run: a hosted pool that rewires a target
+   * replaces its entry in place, so a pusher keeps the array and looks its
+   * target up per send (a plain load, not a call: send() reads it).
+   */
+  readonly outboxes: readonly (Outbox | undefined)[];
   /** Whether worker `target` has returned: what is still sent to it is dropped. */
   returned(target: number): boolean;
   /** Throws a PeerError where `target`'s process was lost or is a spare that has not joined. */
@@ -204,6 +209,7 @@ export class RemotePush<T> extends Pusher<T> implements Emitter {
   private readonly batcher: Batcher<T>;
   /** The host's, read once: constant for the run. */
   private readonly highWater: number;
+  private readonly outboxes: readonly (Outbox | undefined)[];
 
   constructor(
     channel: number,
@@ -217,10 +223,11 @@ export class RemotePush<T> extends Pusher<T> implements Emitter {
     this.codec = codec.id;
     this.batcher = codec.batcher();
     this.highWater = host.highWater;
+    this.outboxes = host.outboxes;
   }
 
   private get outbox(): Outbox {
-    return this.host.outbox(this.target)!;
+    return this.outboxes[this.target]!;
   }
 
   send(message: T): boolean {
@@ -232,7 +239,11 @@ export class RemotePush<T> extends Pusher<T> implements Emitter {
       this.host.hold(this);
     }
     if (full) this.emit();
-    return this.backlog <= this.highWater;
+    // backlog, inline: this runs once per message, and while no target is
+    // past its slab window (the usual case) the backlog is the overflow's.
+    const o = this.outboxes[this.target]!;
+    const slab = o.chunks;
+    return (slab === undefined || slab.pastTargets === 0 ? o.overflowBytes : this.backlog) <= this.highWater;
   }
 
   loan(byteLength: number): Loan | undefined {
