@@ -109,6 +109,10 @@ export class Endpoint implements ChannelHost {
     return this.#finished[target] === 1;
   }
 
+  get absent(): Uint8Array {
+    return this.#membership.absent;
+  }
+
   checkReach(target: number, channel: number): void {
     this.#membership.checkReach(target, channel);
   }

@@ -86,6 +86,8 @@ export interface PushHost {
   readonly outboxes: readonly (Outbox | undefined)[];
   /** Whether worker `target` has returned: what is still sent to it is dropped. */
   returned(target: number): boolean;
+  /** Per worker: 1 while its process is absent (lost, or a spare not joined); checkReach then throws. The same array for the run. */
+  readonly absent: Uint8Array;
   /** Throws a PeerError where `target`'s process was lost or is a spare that has not joined. */
   checkReach(target: number, channel: number): void;
   /** Lists a pusher holding unsent messages, for the endpoint's release(). */
@@ -210,6 +212,7 @@ export class RemotePush<T> extends Pusher<T> implements Emitter {
   /** The host's, read once: constant for the run. */
   private readonly highWater: number;
   private readonly outboxes: readonly (Outbox | undefined)[];
+  private readonly absent: Uint8Array;
 
   constructor(
     channel: number,
@@ -224,6 +227,7 @@ export class RemotePush<T> extends Pusher<T> implements Emitter {
     this.batcher = codec.batcher();
     this.highWater = host.highWater;
     this.outboxes = host.outboxes;
+    this.absent = host.absent;
   }
 
   private get outbox(): Outbox {
@@ -299,7 +303,8 @@ export class RemotePush<T> extends Pusher<T> implements Emitter {
 
   /** Throws where a send to this target cannot go. */
   private check(): void {
-    this.host.checkReach(this.target, this.channel);
+    // Once per message: a load, and a call only when the target is absent.
+    if (this.absent[this.target] !== 0) this.host.checkReach(this.target, this.channel);
     if (this.shut !== undefined) this.refuse();
   }
 
