@@ -5,13 +5,14 @@
 // before, each measured in a process of its own (peak RSS is per process).
 //
 //   npx tsx bench/large-output.ts [MB]        (default 200)
+//   npm run bench                             (with the other suites)
 
 import { execFileSync } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { Worker } from 'node:worker_threads';
 import { Runtime } from '../src/index.ts';
 import { LargeOutput, make } from './fixtures/large-output.ts';
-import { printRows, rowOf } from './report.ts';
+import { printRows, rowOf, type Row } from './report.ts';
 
 const MB = 1e6;
 const ops = new URL('./fixtures/large-output.ts', import.meta.url);
@@ -51,20 +52,31 @@ async function anchor(bytes: number): Promise<One> {
   return { ms, peakOverBaseMB: (process.resourceUsage().maxRSS * 1024 - base) / MB };
 }
 
+/**
+ * The suite for `npm run bench`: each side in a process of its own, the
+ * anchor first; `mb` megabytes (default 200).
+ */
+export async function runLargeOutputBench(mb = 200): Promise<{ suite: 'large-output'; rows: Row[]; raw: { weft: One; anchor: One } }> {
+  const self = fileURLToPath(import.meta.url);
+  const run = (m: string): One => JSON.parse(execFileSync(process.execPath, ['--import', 'tsx', self, m, String(mb)], { encoding: 'utf8' })) as One;
+  const a = run('anchor');
+  const w = run('weft');
+  const rows = [
+    rowOf({ suite: 'runtime', name: `${mb} MB task output, time`, weft: w.ms, anchor: a.ms, anchorName: 'worker makes it, postMessage back', unit: 'ms', target: 0.67, higherIsBetter: false }),
+    // The issue's bound is on weft alone (<= 3x the payload); the ratio to postMessage's peak is shown beside it.
+    rowOf({ suite: 'runtime', name: `${mb} MB task output, peak RSS over idle (MB)`, weft: w.peakOverBaseMB, anchor: a.peakOverBaseMB, anchorName: 'same, postMessage', unit: 'MB', target: undefined, higherIsBetter: false }),
+  ];
+  return { suite: 'large-output', rows, raw: { weft: w, anchor: a } };
+}
+
 const [, , mode, size] = process.argv;
 if (mode === 'weft' || mode === 'anchor') {
   const bytes = Number(size) * MB;
   const r = mode === 'weft' ? await weft(bytes) : await anchor(bytes);
   process.stdout.write(JSON.stringify(r));
-} else {
+} else if (process.argv[1] !== undefined && fileURLToPath(import.meta.url) === process.argv[1]) {
   const mb = Number(mode ?? 200);
-  const self = fileURLToPath(import.meta.url);
-  const run = (m: string): One => JSON.parse(execFileSync(process.execPath, ['--import', 'tsx', self, m, String(mb)], { encoding: 'utf8' })) as One;
-  const a = run('anchor');
-  const w = run('weft');
-  printRows([
-    rowOf({ suite: 'runtime', name: `${mb} MB task output, time`, weft: w.ms, anchor: a.ms, anchorName: 'worker makes it, postMessage back', unit: 'ms', target: 0.67, higherIsBetter: false }),
-    rowOf({ suite: 'runtime', name: `${mb} MB task output, peak RSS over idle (MB)`, weft: w.peakOverBaseMB, anchor: a.peakOverBaseMB, anchorName: 'same, postMessage', unit: 'MB', target: undefined, higherIsBetter: false }),
-  ]);
-  console.log(`weft peak RSS over idle: ${(w.peakOverBaseMB / mb).toFixed(2)}x the payload (target <= 3x); postMessage: ${(a.peakOverBaseMB / mb).toFixed(2)}x`);
+  const { rows, raw } = await runLargeOutputBench(mb);
+  printRows(rows);
+  console.log(`weft peak RSS over idle: ${(raw.weft.peakOverBaseMB / mb).toFixed(2)}x the payload (target <= 3x); postMessage: ${(raw.anchor.peakOverBaseMB / mb).toFixed(2)}x`);
 }

@@ -16,6 +16,7 @@ interface Suite {
 const SUITES: Suite[] = [
   { file: 'allocator.ts', export: 'runAllocatorBench' },
   { file: 'runtime.ts', export: 'runRuntimeBench' },
+  { file: 'large-output.ts', export: 'runLargeOutputBench' },
   { file: 'observability.ts', export: 'runObservabilityBench' },
   { file: 'cluster.ts', export: 'runClusterBench' },
   { file: 'amqp.ts', export: 'runAmqpBench' },

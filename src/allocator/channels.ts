@@ -96,7 +96,7 @@ export class ChannelTable implements FrameSink {
         const own = new LocalPush(channel, target, pull, codec, host, counts);
         pull.closeOwn = () => own.close();
         pushes.push(own);
-      } else if (host.outbox(target) === undefined) {
+      } else if (host.outboxes[target] === undefined) {
         pushes.push(new UnroutablePush(channel, target, this.index));
       } else {
         pushes.push(new RemotePush(channel, target, codec, host, counts));

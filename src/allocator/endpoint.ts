@@ -101,12 +101,16 @@ export class Endpoint implements ChannelHost {
     return this.#table.events();
   }
 
-  outbox(target: number): Outbox | undefined {
-    return this.#outboxes[target];
+  get outboxes(): readonly (Outbox | undefined)[] {
+    return this.#outboxes;
   }
 
   returned(target: number): boolean {
     return this.#finished[target] === 1;
+  }
+
+  get absent(): Uint8Array {
+    return this.#membership.absent;
   }
 
   checkReach(target: number, channel: number): void {

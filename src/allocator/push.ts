@@ -77,10 +77,17 @@ export interface PushHost {
   readonly maxBatch: number;
   /** Backlog bytes past which send() returns false (highWaterBytes). */
   readonly highWater: number;
-  /** The outbox towards `target`, or undefined where there is no route. Looked up per batch: a hosted pool may rewire a target. */
-  outbox(target: number): Outbox | undefined;
+  /**
+   * Per target, the outbox towards it (undefined where there is no route).
+   * The same array for the run: a hosted pool that rewires a target
+   * replaces its entry in place, so a pusher keeps the array and looks its
+   * target up per send (a plain load, not a call: send() reads it).
+   */
+  readonly outboxes: readonly (Outbox | undefined)[];
   /** Whether worker `target` has returned: what is still sent to it is dropped. */
   returned(target: number): boolean;
+  /** Per worker: 1 while its process is absent (lost, or a spare not joined); checkReach then throws. The same array for the run. */
+  readonly absent: Uint8Array;
   /** Throws a PeerError where `target`'s process was lost or is a spare that has not joined. */
   checkReach(target: number, channel: number): void;
   /** Lists a pusher holding unsent messages, for the endpoint's release(). */
@@ -204,6 +211,8 @@ export class RemotePush<T> extends Pusher<T> implements Emitter {
   private readonly batcher: Batcher<T>;
   /** The host's, read once: constant for the run. */
   private readonly highWater: number;
+  private readonly outboxes: readonly (Outbox | undefined)[];
+  private readonly absent: Uint8Array;
 
   constructor(
     channel: number,
@@ -217,10 +226,12 @@ export class RemotePush<T> extends Pusher<T> implements Emitter {
     this.codec = codec.id;
     this.batcher = codec.batcher();
     this.highWater = host.highWater;
+    this.outboxes = host.outboxes;
+    this.absent = host.absent;
   }
 
   private get outbox(): Outbox {
-    return this.host.outbox(this.target)!;
+    return this.outboxes[this.target]!;
   }
 
   send(message: T): boolean {
@@ -232,7 +243,11 @@ export class RemotePush<T> extends Pusher<T> implements Emitter {
       this.host.hold(this);
     }
     if (full) this.emit();
-    return this.backlog <= this.highWater;
+    // backlog, inline: this runs once per message, and while no target is
+    // past its slab window (the usual case) the backlog is the overflow's.
+    const o = this.outboxes[this.target]!;
+    const slab = o.chunks;
+    return (slab === undefined || slab.pastTargets === 0 ? o.overflowBytes : this.backlog) <= this.highWater;
   }
 
   loan(byteLength: number): Loan | undefined {
@@ -288,7 +303,8 @@ export class RemotePush<T> extends Pusher<T> implements Emitter {
 
   /** Throws where a send to this target cannot go. */
   private check(): void {
-    this.host.checkReach(this.target, this.channel);
+    // Once per message: a load, and a call only when the target is absent.
+    if (this.absent[this.target] !== 0) this.host.checkReach(this.target, this.channel);
     if (this.shut !== undefined) this.refuse();
   }
 

@@ -91,8 +91,12 @@ export class SlabWriter {
   wanted = 0;
   /** Per target: bytes of chunks sent to it and not back yet, as far as the last reclaim() knows. */
   private readonly sent: number[] = [];
-  /** Targets whose sent bytes are past the window. */
-  private past = 0;
+  /**
+   * Targets whose sent bytes are past the window. Read by a pusher on every
+   * send: while it is 0 (the usual case) its backlog is its overflow alone,
+   * with no call here.
+   */
+  pastTargets = 0;
 
   constructor(
     readonly buffer: SharedArrayBuffer,
@@ -154,7 +158,7 @@ export class SlabWriter {
     const before = this.sent[target] ?? 0;
     const after = before + bytes;
     this.sent[target] = after;
-    if (before > this.window !== after > this.window) this.past += after > this.window ? 1 : -1;
+    if (before > this.window !== after > this.window) this.pastTargets += after > this.window ? 1 : -1;
   }
 
   /**
@@ -174,7 +178,7 @@ export class SlabWriter {
    * to ring first, so one that gives a chunk back later wakes this worker.
    */
   returnedPastWindow(parking: boolean): boolean {
-    if (this.past === 0) return false;
+    if (this.pastTargets === 0) return false;
     if (parking) Atomics.store(this.cells, WANT, 1);
     return this.reclaim() > 0;
   }

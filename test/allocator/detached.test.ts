@@ -5,7 +5,7 @@
 
 import { describe, expect, it } from 'vitest';
 import fc from 'fast-check';
-import { msgpack, Detached } from '../../src/allocator/codec-msgpack.ts';
+import { msgpack, msgpackr, Detached } from '../../src/allocator/codec-msgpack.ts';
 import { concat } from '../../src/transport/outbox.ts';
 import { CodecError } from '../../src/index.ts';
 
@@ -129,7 +129,11 @@ describe('large binary fields of a msgpack message', () => {
   });
 
   it('outside a batch, and under the threshold, typed arrays are written exactly as msgpackr writes them', async () => {
-    const { Packr } = await import('msgpackr');
+    // The msgpackr weft loads (its CommonJS build, where weft's extensions
+    // are registered): `import('msgpackr')` would load its ES module build,
+    // a second copy without them, whose own writer puts a typed array of
+    // wider elements into a bin element by element.
+    const { Packr } = msgpackr();
     const plain = new Packr({ moreTypes: true });
     // bin for a Buffer; the 't' extension, type code, then the bytes for the others.
     expect([...plain.pack(Buffer.from([1, 2, 3]))]).toEqual([0xc4, 3, 1, 2, 3]);
