@@ -324,13 +324,19 @@ async function measure(): Promise<AmqpBenchFigures> {
   let weftPerSecond = 0;
   let bareBatchedPerSecond = 0;
   const say = (line: string) => console.log(`bench/amqp.ts: ${line}`);
+  // Each round's ratio too: on a shared machine the best of each side can
+  // come from different moments, and the rounds' ratios show how far apart.
+  const roundRatios: number[] = [];
   for (let round = 0; round < ROUNDS; round++) {
     const bare = await bareRoundTrip(TASKS, BATCH);
     const weft = await weftRoundTrip(TASKS);
-    say(`round ${round + 1}/${ROUNDS}: weft ${weft.toFixed(0)} tasks/s, bare amqplib ${bare.toFixed(0)} tasks/s`);
+    roundRatios.push(weft / bare);
+    say(`round ${round + 1}/${ROUNDS}: weft ${weft.toFixed(0)} tasks/s, bare amqplib ${bare.toFixed(0)} tasks/s (${(weft / bare).toFixed(2)}x)`);
     bareBatchedPerSecond = Math.max(bareBatchedPerSecond, bare);
     weftPerSecond = Math.max(weftPerSecond, weft);
   }
+  const sorted = [...roundRatios].sort((a, b) => a - b);
+  say(`weft / bare amqplib per round: median ${sorted[sorted.length >> 1]!.toFixed(2)}x, ${sorted[0]!.toFixed(2)}x-${sorted.at(-1)!.toFixed(2)}x`);
   const barePerMessagePerSecond = await best(() => bareRoundTrip(PER_MESSAGE_TASKS, 1));
   say(`bare amqplib, one message per task: ${barePerMessagePerSecond.toFixed(0)} tasks/s`);
   const inMemoryPerSecond = await best(() => inMemory(TASKS));
