@@ -59,7 +59,7 @@ describe('weft/dataflow operators', () => {
     );
   });
 
-  it('sumByBytes, exchangeColumns and broadcastColumns equal the model: one sum per key and epoch, pairs at the owner of their id or everywhere in order', { timeout: 300_000 }, async () => {
+  it('sumByBytes, exchangeColumns and broadcastColumns equal the model: one sum per key and epoch, pairs at the owner of their id or everywhere in order, values alone everywhere in order', { timeout: 300_000 }, async () => {
     const key = fc.oneof(fc.constantFrom('a', 'the', 'The', ''), fc.array(fc.integer({ min: 0, max: 255 }), { maxLength: 40 }).map((cs) => String.fromCharCode(...cs)));
     const keys = fc.array(fc.tuple(key, fc.integer({ min: -50, max: 50 }), fc.integer({ min: 0, max: 3 })), { maxLength: 3000 }).map((rs) => rs.sort((a, b) => a[2] - b[2]) as KeyRec[]);
     const id = fc.oneof(fc.integer({ min: 0, max: 100 }), fc.integer({ min: 2 ** 31, max: 2 ** 40 }));
@@ -89,6 +89,7 @@ describe('weft/dataflow operators', () => {
           for (let w = 0; w < workers; w++) {
             const mine = numbered.filter((_, k) => k % workers === w);
             expect(s.broadcast.filter((b) => b[0] === w).map(([, i, v, t]) => [i, v, t])).toEqual(mine);
+            expect(s.values.filter((b) => b[0] === w).map(([, v, t]) => [v, t])).toEqual(mine.map(([, v, t]) => [v, t]));
           }
         }
       }),
