@@ -20,10 +20,11 @@ export interface ByteSums {
   add(bytes: Uint8Array, start: number, end: number, value: number): void;
 }
 
+/** FNV-1a as an int32, as the tables store it: the empty key's hash is the offset basis, above 2^31 until made one. */
 function hashOf(bytes: Uint8Array, start: number, end: number): number {
   let h = 0x811c9dc5;
   for (let i = start; i < end; i++) h = Math.imul(h ^ bytes[i]!, 0x01000193);
-  return h;
+  return h | 0;
 }
 
 /**

@@ -99,6 +99,15 @@ describe('weft/dataflow operators', () => {
     );
   });
 
+  it('sumByBytes sums the empty key once per epoch, however often it occurs', { timeout: 120_000 }, async () => {
+    for (const workers of [1, 2]) {
+      const keyed: KeyRec[] = [['', 1, 0], ['a', 1, 0], ['', 2, 0], ['', 0, 2], ['', 0, 2]];
+      const guards = await initialize<NumericSeen>(Config.process(workers), { module: fixtures, export: 'numeric', args: { keys: keyed, pairs: [], seed: 1 } });
+      const sums = (await guards.join()).flatMap((s) => s.sums);
+      expect(sorted(sums)).toEqual(sorted([['', 3, 0], ['a', 1, 0], ['', 0, 2]]));
+    }
+  });
+
   it('exchange by key: keys of any type land on their owner, each exactly once per sender', { timeout: 120_000 }, async () => {
     const guards = await initialize<{ count: number; owned: boolean }>(Config.process(3), { module: fixtures, export: 'owners' });
     const got = await guards.join();
