@@ -9,7 +9,9 @@
 // without the combiner.
 //
 // Inputs are generated (bench/cost-data.ts) into a temp dir. Defaults: a
-// 160 MB corpus and a 1 M-node, 6 M-edge graph, best of 3 runs;
+// 160 MB corpus and a 1 M-node, 6 M-edge graph, 3 rounds, each running
+// every program once in turn (interleaved); rows give medians, and the
+// ratios paired per round their median and range;
 // WEFT_COST_SCALE=0.1 shrinks both, WEFT_COST_RUNS sets the runs.
 // Programs run on WEFT_BENCH_NODE (default: this node) and import weft's
 // dist/ (built first), as a user's would.
@@ -58,14 +60,6 @@ function runOnce(args: string[], launched = false): Run {
   return { seconds, output: answerOf(r.stdout, launched), stderr: r.stderr };
 }
 
-/** Best of RUNS, with every run's time. */
-function time(args: string[], launched = false): { best: number; all: number[]; output: unknown; stderr: string } {
-  const runs = Array.from({ length: RUNS }, () => runOnce(args, launched));
-  const all = runs.map((r) => r.seconds);
-  const best = Math.min(...all);
-  return { best, all, output: runs[0]!.output, stderr: runs[0]!.stderr };
-}
-
 /** Word counts compare exactly; PageRank's float sums in another order compare to 1e-9. */
 function same(a: unknown, b: unknown): boolean {
   if (typeof a === 'number' && typeof b === 'number') return a === b || Math.abs(a - b) <= 1e-9 * Math.max(Math.abs(a), Math.abs(b));
@@ -83,7 +77,29 @@ function bytesOf(stderr: string): number {
   return Number(m[1]);
 }
 
-export async function runCostBench(): Promise<{ rows: Row[]; times: Record<string, number[]> }> {
+/** One program to time, and the output every other program of its job must print. */
+interface Program {
+  key: string;
+  args: string[];
+  launched: boolean;
+  job: string;
+}
+
+/** A ratio over the runs: paired per round (anchor and weft timed in the same round), median and range. */
+export interface Spread {
+  figure: string;
+  median: number;
+  min: number;
+  max: number;
+  target: number;
+}
+
+const median = (xs: number[]): number => {
+  const s = [...xs].sort((a, b) => a - b);
+  return s.length % 2 === 1 ? s[(s.length - 1) / 2]! : (s[s.length / 2 - 1]! + s[s.length / 2]!) / 2;
+};
+
+export async function runCostBench(): Promise<{ rows: Row[]; times: Record<string, number[]>; spreads: Spread[] }> {
   if (!existsSync(join(root, 'dist/dataflow/index.js')) || process.env.WEFT_COST_BUILD !== '0') {
     const b = spawnSync('npm', ['run', 'build'], { cwd: root, encoding: 'utf8' });
     if (b.status !== 0) throw new Error(`npm run build failed: ${b.stderr}`);
@@ -91,6 +107,7 @@ export async function runCostBench(): Promise<{ rows: Row[]; times: Record<strin
   const pre = nodeArgs();
   const dir = mkdtempSync(join(tmpdir(), 'weft-cost-'));
   const rows: Row[] = [];
+  const spreads: Spread[] = [];
   const times: Record<string, number[]> = {};
   try {
     const text = join(dir, 'corpus.txt');
@@ -104,28 +121,45 @@ export async function runCostBench(): Promise<{ rows: Row[]; times: Record<strin
       { name: 'word count', what: `${mb} MB corpus`, best: ['bench/cost-single.ts', 'wordcount-best', text], simple: ['bench/cost-single.ts', 'wordcount-simple', text], weft: (w: number) => ['examples/dataflow/wordcount.ts', text, '-w', String(w)], targets: [1.15, 3] },
       { name: 'PageRank x20', what: `${Math.round(6 * SCALE * 10) / 10} M edges`, best: ['bench/cost-single.ts', 'pagerank-best', edges], simple: ['bench/cost-single.ts', 'pagerank-simple', edges], weft: (w: number) => ['examples/dataflow/pagerank.ts', edges, '-w', String(w), '--iterations', '20'], targets: [1.1, 1.5] },
     ];
+    // Every program of both jobs once per round, in turn, so a change in the
+    // machine's load (shared here) falls on all of them alike; ratios pair
+    // the two programs of the same round.
+    const programs: Program[] = [];
     for (const job of jobs) {
-      const best = time([...pre, ...job.best]);
-      const simple = time([...pre, ...job.simple]);
-      times[`${job.name}: best single thread`] = best.all;
-      times[`${job.name}: straightforward single thread`] = simple.all;
-      if (!same(best.output, simple.output)) throw new Error(`${job.name}: the two single-threaded programs disagree`);
-      for (const w of [1, 2]) {
-        const weft = time([...pre, ...job.weft(w)]);
-        times[`${job.name}: weft/dataflow, ${w} worker(s)`] = weft.all;
-        if (!same(weft.output, best.output)) throw new Error(`${job.name} on ${w} worker(s): output differs from the single-threaded program's: ${JSON.stringify(weft.output).slice(0, 400)} vs ${JSON.stringify(best.output).slice(0, 400)}`);
-        const base = { suite: 'cost', unit: 's', higherIsBetter: false };
-        rows.push(rowOf({ ...base, name: `${job.name}, ${job.what}, ${w} worker(s)`, weft: weft.best, anchor: best.best, anchorName: 'best single thread', target: w === 1 ? 0.85 : job.targets[0] }));
-        if (w === 2) {
-          rows.push(rowOf({ ...base, name: `${job.name}, ${job.what}, 2 worker(s), vs straightforward`, weft: weft.best, anchor: simple.best, anchorName: 'straightforward single thread', target: job.targets[1] }));
-          // The same program as a cluster of 2 processes x 1 thread (TCP between them), against 1 process x 2 threads.
-          const [script, ...args] = job.weft(1);
-          const cluster = time([...pre, 'bin/weft.mjs', 'launch', '-n', '2', '-w', '1', script!, ...args.filter((a, i, all) => a !== '-w' && all[i - 1] !== '-w')], true);
-          times[`${job.name}: weft/dataflow, 2 processes x 1 thread`] = cluster.all;
-          if (!same(cluster.output, best.output)) throw new Error(`${job.name} on 2 processes: output differs from the single-threaded program's: ${JSON.stringify(cluster.output).slice(0, 400)}`);
-          rows.push(rowOf({ ...base, name: `${job.name}, ${job.what}, 2 processes x 1 thread`, weft: cluster.best, anchor: weft.best, anchorName: '1 process x 2 threads', target: 0.8 }));
-        }
+      const [script, ...args] = job.weft(1);
+      programs.push(
+        { key: `${job.name}: best single thread`, args: [...pre, ...job.best], launched: false, job: job.name },
+        { key: `${job.name}: straightforward single thread`, args: [...pre, ...job.simple], launched: false, job: job.name },
+        { key: `${job.name}: weft/dataflow, 1 worker(s)`, args: [...pre, ...job.weft(1)], launched: false, job: job.name },
+        { key: `${job.name}: weft/dataflow, 2 worker(s)`, args: [...pre, ...job.weft(2)], launched: false, job: job.name },
+        // The same program as a cluster of 2 processes x 1 thread (TCP between them), against 1 process x 2 threads.
+        { key: `${job.name}: weft/dataflow, 2 processes x 1 thread`, args: [...pre, 'bin/weft.mjs', 'launch', '-n', '2', '-w', '1', script!, ...args.filter((a, i, all) => a !== '-w' && all[i - 1] !== '-w')], launched: true, job: job.name },
+      );
+    }
+    const expected = new Map<string, unknown>();
+    for (let round = 0; round < RUNS; round++) {
+      for (const p of programs) {
+        const r = runOnce(p.args, p.launched);
+        (times[p.key] ??= []).push(r.seconds);
+        const want = expected.get(p.job);
+        if (want === undefined) expected.set(p.job, r.output);
+        else if (!same(r.output, want)) throw new Error(`${p.key}: output differs from the best single-threaded program's: ${JSON.stringify(r.output).slice(0, 400)} vs ${JSON.stringify(want).slice(0, 400)}`);
       }
+    }
+    const base = { suite: 'cost', unit: 's', higherIsBetter: false };
+    const compare = (figure: string, weft: string, anchor: string, anchorName: string, target: number): void => {
+      const w = times[weft]!;
+      const a = times[anchor]!;
+      const ratios = w.map((t, i) => a[i]! / t);
+      rows.push(rowOf({ ...base, name: figure, weft: median(w), anchor: median(a), anchorName, target }));
+      spreads.push({ figure, median: median(ratios), min: Math.min(...ratios), max: Math.max(...ratios), target });
+    };
+    for (const job of jobs) {
+      const at = `${job.name}, ${job.what}`;
+      compare(`${at}, 1 worker(s)`, `${job.name}: weft/dataflow, 1 worker(s)`, `${job.name}: best single thread`, 'best single thread', 0.85);
+      compare(`${at}, 2 worker(s)`, `${job.name}: weft/dataflow, 2 worker(s)`, `${job.name}: best single thread`, 'best single thread', job.targets[0]!);
+      compare(`${at}, 2 worker(s), vs straightforward`, `${job.name}: weft/dataflow, 2 worker(s)`, `${job.name}: straightforward single thread`, 'straightforward single thread', job.targets[1]!);
+      compare(`${at}, 2 processes x 1 thread`, `${job.name}: weft/dataflow, 2 processes x 1 thread`, `${job.name}: weft/dataflow, 2 worker(s)`, '1 process x 2 threads', 0.8);
     }
     const smallMb = Math.max(1, Math.round(16 * SCALE));
     const combined = bytesOf(runOnce([...pre, 'examples/dataflow/wordcount.ts', small, '-w', '2', '--simple']).stderr);
@@ -136,12 +170,13 @@ export async function runCostBench(): Promise<{ rows: Row[]; times: Record<strin
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
-  return { rows, times };
+  return { rows, times, spreads };
 }
 
 if (import.meta.url === `file://${process.argv[1]}`) {
-  const { rows, times } = await runCostBench();
+  const { rows, times, spreads } = await runCostBench();
   const { printRows } = await import('./report.ts');
   printRows(rows);
+  console.table(spreads.map((s) => ({ figure: s.figure, ratio: `${s.median.toFixed(2)}x (${s.min.toFixed(2)}-${s.max.toFixed(2)})`, target: `>= ${s.target}x ${s.median >= s.target ? 'met' : 'MISSED'}` })));
   console.log(times);
 }

@@ -55,11 +55,18 @@ export function parseEdges(bytes: Uint8Array, src: Column, dst: Column): void {
   }
 }
 
-/** Node ids (integers 0 .. 2^31 - 1) to dense indices 0, 1, 2... in first-seen order. */
+/**
+ * Node ids (integers 0 .. 2^31 - 1) to dense indices 0, 1, 2... in
+ * first-seen order. A slot is the top bits of id * 2^32/phi (Fibonacci
+ * hashing): a worker's ids are all one value modulo the worker count, and
+ * the low bits of the product would keep them on a fraction of the slots
+ * (with 2 workers, every other one), clustering the probes.
+ */
 export class IdMap {
   private keys = new Int32Array(1 << 16).fill(-1);
   private values = new Int32Array(1 << 16);
   private mask = (1 << 16) - 1;
+  private shift = 16;
   /** The ids in index order. */
   ids = new Column();
 
@@ -69,7 +76,7 @@ export class IdMap {
 
   /** The index of `id`, added if new. */
   add(id: number): number {
-    let s = Math.imul(id, 0x9e3779b1) & this.mask;
+    let s = Math.imul(id, 0x9e3779b1) >>> this.shift;
     for (;;) {
       const k = this.keys[s]!;
       if (k === id) return this.values[s]!;
@@ -86,7 +93,7 @@ export class IdMap {
 
   /** The index of `id`, or -1. */
   get(id: number): number {
-    let s = Math.imul(id, 0x9e3779b1) & this.mask;
+    let s = Math.imul(id, 0x9e3779b1) >>> this.shift;
     for (;;) {
       const k = this.keys[s]!;
       if (k === id) return this.values[s]!;
@@ -99,10 +106,11 @@ export class IdMap {
     const keys = new Int32Array(this.keys.length * 2).fill(-1);
     const values = new Int32Array(keys.length);
     const mask = keys.length - 1;
+    const shift = this.shift - 1;
     for (let s = 0; s < this.keys.length; s++) {
       const k = this.keys[s]!;
       if (k === -1) continue;
-      let t = Math.imul(k, 0x9e3779b1) & mask;
+      let t = Math.imul(k, 0x9e3779b1) >>> shift;
       while (keys[t] !== -1) t = (t + 1) & mask;
       keys[t] = k;
       values[t] = this.values[s]!;
@@ -110,6 +118,7 @@ export class IdMap {
     this.keys = keys;
     this.values = values;
     this.mask = mask;
+    this.shift = shift;
   }
 }
 

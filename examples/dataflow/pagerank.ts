@@ -5,7 +5,8 @@
 // which counts out-degrees (exchangeColumns). Then 20 iterations of a loop:
 // every owner broadcasts its nodes' contributions rank/outdeg as raw
 // float64 columns (broadcastColumns), always in its nodes' order, so a
-// receiver copies them into place; each owner then sums, for each of its
+// receiver copies them into place (their ids cross once, in the first
+// iteration, then the values alone); each owner then sums, for each of its
 // nodes, the contributions over its in-edges.
 //   node examples/dataflow/pagerank.ts <edges> -w <threads> --iterations 20   (after npm run build)
 //   npx tsx examples/dataflow/pagerank.ts <edges> -w <threads> --iterations 20
@@ -15,6 +16,7 @@ import { dataflow, iterate, iterationOf, readFile, type Columns } from 'weft/dat
 import { Column, IdMap, csr, parseEdges, topRanks } from './graph.ts';
 
 const D = 0.85;
+const NO_IDS = new Float64Array(0);
 
 interface Part {
   sum: number;
@@ -164,7 +166,8 @@ const guards = await initialize(config, (allocator) => {
           }
           const deg = degree.data;
           for (let u = 0; u < out.length; u++) out[u] = deg[u]! > 0 ? rank[u]! / deg[u]! : 0;
-          emit.batch(t, [{ cols: { ids: nodes.ids.view(), values: out } }]);
+          // Receivers learn where each node's value goes from iteration 0's ids.
+          emit.batch(t, [{ cols: { ids: i === 0 ? nodes.ids.view() : NO_IDS, values: out } }]);
         },
       });
       return {

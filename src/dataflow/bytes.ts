@@ -6,9 +6,8 @@
 // Each worker scans its records into one table per target worker (a key's
 // owner is its FNV-1a hash modulo the worker count, so the table a key
 // lands in is already its owner's). When time t closes here, the tables of
-// t go to their owners as float64 messages (values, key lengths as 32-bit
-// integers, then the key bytes) and this worker's own table becomes the one the others'
-// merge into; once t is complete (the exchange's punctuation), the owner
+// t go to their owners as raw bytes (sums, key lengths, key bytes: below)
+// and this worker's own table becomes the one the others' merge into; once t is complete (the exchange's punctuation), the owner
 // emits [key, sum] for every key it owns.
 
 import { codecs } from '../allocator/index.ts';
@@ -21,16 +20,24 @@ export interface ByteSums {
   add(bytes: Uint8Array, start: number, end: number, value: number): void;
 }
 
+/** FNV-1a as an int32, as the tables store it: the empty key's hash is the offset basis, above 2^31 until made one. */
 function hashOf(bytes: Uint8Array, start: number, end: number): number {
   let h = 0x811c9dc5;
   for (let i = start; i < end; i++) h = Math.imul(h ^ bytes[i]!, 0x01000193);
-  return h;
+  return h | 0;
 }
 
-/** Open addressing over typed arrays: key bytes in one arena, no object per key. */
+/**
+ * Open addressing over typed arrays: key bytes in one arena, no object per
+ * key. A key's slot is the top bits of its hash times 2^32/phi, not its low
+ * bits: the owner is the hash modulo the worker count, so the keys of one
+ * table share their low bits (with 2 workers, every other slot stayed empty
+ * and probes ran 3-4x longer).
+ */
 class Table {
   private slots = new Int32Array(1 << 10);
   private mask = (1 << 10) - 1;
+  private shift = 22;
   private hashes = new Int32Array(1 << 9);
   starts = new Int32Array(1 << 9);
   lengths = new Int32Array(1 << 9);
@@ -42,7 +49,7 @@ class Table {
   add(bytes: Uint8Array, start: number, end: number, h: number, value: number): void {
     const len = end - start;
     const mask = this.mask;
-    let s = h & mask;
+    let s = Math.imul(h, 0x9e3779b1) >>> this.shift;
     for (;;) {
       const e = this.slots[s]!;
       if (e === 0) break;
@@ -99,13 +106,15 @@ class Table {
   private rehash(): void {
     const slots = new Int32Array(this.slots.length * 2);
     const mask = slots.length - 1;
+    const shift = this.shift - 1;
     for (let k = 0; k < this.size; k++) {
-      let s = this.hashes[k]! & mask;
+      let s = Math.imul(this.hashes[k]!, 0x9e3779b1) >>> shift;
       while (slots[s] !== 0) s = (s + 1) & mask;
       slots[s] = k + 1;
     }
     this.slots = slots;
     this.mask = mask;
+    this.shift = shift;
   }
 }
 
@@ -121,12 +130,27 @@ class Adder implements ByteSums {
   }
 }
 
-// Messages: [sender, time, kind, n, key bytes, values (n)] as float64, then
-// n uint32 lengths and the key bytes, packed.
-const HEAD = 5;
+// Messages: [sender, time, kind, n, key bytes, form] as float64, then the
+// n sums, the n key lengths and the key bytes, packed. The form says how
+// narrow the sums and lengths could be written: sums that are all 32-bit
+// integers as int32 (a word count's counts), else float64; lengths below
+// 256 as one byte each, else uint32. A word count's table then crosses in
+// about a key's bytes plus 5, not plus 12.
+const HEAD = 6;
+const INT_SUMS = 1;
+const BYTE_LENGTHS = 2;
 /** Keys per message: about 1 MiB of a word count's table. */
 const KEYS = 1 << 16;
 const EMIT = 1024;
+
+/** Views of a message's sums, key lengths and key bytes, in the widths its form says. */
+function regions(m: Float64Array, n: number, bytes: number, form: number): { sums: Int32Array | Float64Array; lengths: Uint8Array | Uint32Array; keys: Uint8Array } {
+  const start = m.byteOffset + 8 * HEAD;
+  const sums = form & INT_SUMS ? new Int32Array(m.buffer, start, n) : new Float64Array(m.buffer, start, n);
+  const at = start + sums.byteLength;
+  const lengths = form & BYTE_LENGTHS ? new Uint8Array(m.buffer, at, n) : new Uint32Array(m.buffer, at, n);
+  return { sums, lengths, keys: new Uint8Array(m.buffer, at + lengths.byteLength, bytes) };
+}
 
 /** One [key, sum] per byte-string key and time, at the key's owner once the time is complete. */
 export class ByteSumExchange<T> extends Exchange<T, [string, number], Float64Array> {
@@ -180,8 +204,19 @@ export class ByteSumExchange<T> extends Exchange<T, [string, number], Float64Arr
   private sendPart(target: number, t: Time, table: Table, first: number, last: number): void {
     const n = last - first;
     let bytes = 0;
-    for (let k = first; k < last; k++) bytes += table.lengths[k]!;
-    const words = HEAD + n + Math.ceil((4 * n + bytes) / 8);
+    let longest = 0;
+    let form = INT_SUMS;
+    for (let k = first; k < last; k++) {
+      const len = table.lengths[k]!;
+      bytes += len;
+      if (len > longest) longest = len;
+      const sum = table.sums[k]!;
+      if ((sum | 0) !== sum || Object.is(sum, -0)) form = 0;
+    }
+    if (longest < 256) form |= BYTE_LENGTHS;
+    const sumBytes = form & INT_SUMS ? 4 * n : 8 * n;
+    const lengthBytes = form & BYTE_LENGTHS ? n : 4 * n;
+    const words = HEAD + Math.ceil((sumBytes + lengthBytes + bytes) / 8);
     if (this.scratch.length < words) this.scratch = new Float64Array(Math.max(words, this.scratch.length * 2));
     const m = this.scratch;
     m[0] = this.self;
@@ -189,12 +224,12 @@ export class ByteSumExchange<T> extends Exchange<T, [string, number], Float64Arr
     m[2] = 0; // DATA
     m[3] = n;
     m[4] = bytes;
-    const lengths = new Uint32Array(m.buffer, 8 * (HEAD + n), n);
-    const keys = new Uint8Array(m.buffer, 8 * (HEAD + n) + 4 * n, bytes);
+    m[5] = form;
+    const { sums, lengths, keys } = regions(m, n, bytes, form);
     let at = 0;
     for (let k = first; k < last; k++) {
       const len = table.lengths[k]!;
-      m[HEAD + k - first] = table.sums[k]!;
+      sums[k - first] = table.sums[k]!;
       lengths[k - first] = len;
       keys.set(table.arena.subarray(table.starts[k]!, table.starts[k]! + len), at);
       at += len;
@@ -218,14 +253,13 @@ export class ByteSumExchange<T> extends Exchange<T, [string, number], Float64Arr
 
   protected deliver(t: Time, m: Float64Array): void {
     const n = m[3]!;
-    const lengths = new Uint32Array(m.buffer, m.byteOffset + 8 * (HEAD + n), n);
-    const keys = new Uint8Array(m.buffer, m.byteOffset + 8 * (HEAD + n) + 4 * n, m[4]!);
+    const { sums, lengths, keys } = regions(m, n, m[4]!, m[5]!);
     let into = this.owned.get(t);
     if (into === undefined) this.owned.set(t, (into = new Table()));
     let at = 0;
     for (let i = 0; i < n; i++) {
       const len = lengths[i]!;
-      into.add(keys, at, at + len, hashOf(keys, at, at + len), m[HEAD + i]!);
+      into.add(keys, at, at + len, hashOf(keys, at, at + len), sums[i]!);
       at += len;
     }
   }
@@ -244,7 +278,7 @@ export class ByteSumExchange<T> extends Exchange<T, [string, number], Float64Arr
   }
 
   protected marker(kind: number, t: Time): Float64Array {
-    return Float64Array.of(this.self, t, kind, 0, 0);
+    return Float64Array.of(this.self, t, kind, 0, 0, 0);
   }
 
   protected sender(m: Float64Array): number {

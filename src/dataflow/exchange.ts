@@ -21,7 +21,10 @@ const END = 2;
  * >= 0 (< 2^53). Received columns are views of the ring, valid only during
  * the operator call that receives them (copy what must live on), and say
  * which worker sent them: a sender's columns of one time arrive in the
- * order it sent them.
+ * order it sent them. `broadcastColumns` also takes values alone (empty
+ * ids): they cross without ids and arrive with empty ids, for a receiver
+ * that knows where a sender's values go from their order (PageRank sends
+ * ids once, then only ranks).
  */
 export interface Columns {
   ids: Float64Array;
@@ -210,10 +213,11 @@ export class RecordExchange<T> extends Exchange<T, T, Packet<T>> {
   }
 }
 
-// Columnar messages: [sender, time, kind, n, ids (n), values (n)], float64.
-// 256 KiB messages fit a default (1 MiB) ring whole, so they are lent from
-// the ring rather than copied into fresh memory.
-const HEAD = 4;
+// Columnar messages: [sender, time, kind, n, with ids (1 or 0), ids (n or
+// none), values (n)], float64. 256 KiB messages fit a default (1 MiB) ring
+// whole, so they are lent from the ring rather than copied into fresh memory.
+const HEAD = 5;
+const NO_IDS = new Float64Array(0);
 const COLUMN_BATCH = 1 << 14;
 
 /** Sends each (id, value) pair to the worker owning the id (id % peers), or to every worker, as raw float64 columns. */
@@ -227,6 +231,8 @@ export class ColumnExchange extends Exchange<Columns, Columns, Float64Array> {
   private readonly staged: Float64Array[];
   private readonly count: Int32Array;
   private readonly stagedAt: Time[];
+  /** Per target: whether the staged message carries ids (values alone only in a broadcast). */
+  private readonly withIds: Uint8Array;
   /** Every pair to every worker, rather than to the owner of its id. */
   private readonly everywhere: boolean;
 
@@ -236,6 +242,7 @@ export class ColumnExchange extends Exchange<Columns, Columns, Float64Array> {
     this.staged = Array.from({ length: this.peers }, () => new Float64Array(HEAD + 2 * COLUMN_BATCH));
     this.count = new Int32Array(this.peers);
     this.stagedAt = new Array<Time>(this.peers).fill(-1);
+    this.withIds = new Uint8Array(this.peers).fill(1);
   }
 
   batch(t: Time, records: ArrayLike<Columns>): void {
@@ -250,11 +257,12 @@ export class ColumnExchange extends Exchange<Columns, Columns, Float64Array> {
     const count = this.count;
     for (let r = 0; r < records.length; r++) {
       const { ids, values } = records[r]!;
-      if (ids.length !== values.length) throw new DataflowError(`exchangeColumns: ${ids.length} ids but ${values.length} values`);
       if (this.everywhere) {
-        for (let target = 0; target < peers; target++) this.copy(target, ids, values);
+        if (ids.length !== values.length && ids.length !== 0) throw new DataflowError(`broadcastColumns: ${ids.length} ids but ${values.length} values (give as many, or none)`);
+        for (let target = 0; target < peers; target++) this.copy(target, ids.length === 0 && values.length > 0 ? undefined : ids, values);
         continue;
       }
+      if (ids.length !== values.length) throw new DataflowError(`exchangeColumns: ${ids.length} ids but ${values.length} values`);
       // The hot loop of every numeric exchange: ids below 2^31 take an
       // integer modulo (a float one costs several times more), others the
       // checked path.
@@ -274,13 +282,18 @@ export class ColumnExchange extends Exchange<Columns, Columns, Float64Array> {
     }
   }
 
-  /** Stages all of ids and values for `target`, in whole runs (a broadcast needs no routing). */
-  private copy(target: number, ids: Float64Array, values: Float64Array): void {
+  /** Stages all of ids (none: values alone) and values for `target`, in whole runs (a broadcast needs no routing). */
+  private copy(target: number, ids: Float64Array | undefined, values: Float64Array): void {
     const m = this.staged[target]!;
-    for (let from = 0; from < ids.length; ) {
+    const withIds = ids === undefined ? 0 : 1;
+    if (this.withIds[target] !== withIds) {
+      this.flush(target);
+      this.withIds[target] = withIds;
+    }
+    for (let from = 0; from < values.length; ) {
       const n = this.count[target]!;
-      const take = Math.min(ids.length - from, COLUMN_BATCH - n);
-      m.set(ids.subarray(from, from + take), HEAD + n);
+      const take = Math.min(values.length - from, COLUMN_BATCH - n);
+      if (ids !== undefined) m.set(ids.subarray(from, from + take), HEAD + n);
       m.set(values.subarray(from, from + take), HEAD + COLUMN_BATCH + n);
       this.count[target] = n + take;
       from += take;
@@ -296,15 +309,19 @@ export class ColumnExchange extends Exchange<Columns, Columns, Float64Array> {
     m[1] = this.stagedAt[target]!;
     m[2] = DATA;
     m[3] = n;
-    if (n < COLUMN_BATCH) m.copyWithin(HEAD + n, HEAD + COLUMN_BATCH, HEAD + COLUMN_BATCH + n);
+    const withIds = this.withIds[target]!;
+    m[4] = withIds;
+    // Values right after the ids, or after the head when there are none.
+    const ids = withIds * n;
+    if (ids < COLUMN_BATCH) m.copyWithin(HEAD + ids, HEAD + COLUMN_BATCH, HEAD + COLUMN_BATCH + n);
     const push = this.pushes[target]!;
-    push.send(m.subarray(0, HEAD + 2 * n));
+    push.send(m.subarray(0, HEAD + ids + n));
     push.flush();
     this.count[target] = 0;
   }
 
   protected marker(kind: number, t: Time): Float64Array {
-    return Float64Array.of(this.self, t, kind, 0);
+    return Float64Array.of(this.self, t, kind, 0, 0);
   }
 
   protected sender(m: Float64Array): number {
@@ -321,6 +338,7 @@ export class ColumnExchange extends Exchange<Columns, Columns, Float64Array> {
 
   protected deliver(t: Time, m: Float64Array): void {
     const n = m[3]!;
-    this.out.batch(t, [{ ids: m.subarray(HEAD, HEAD + n), values: m.subarray(HEAD + n, HEAD + 2 * n), from: m[0]! }]);
+    const ids = m[4]! * n;
+    this.out.batch(t, [{ ids: ids === 0 ? NO_IDS : m.subarray(HEAD, HEAD + n), values: m.subarray(HEAD + ids, HEAD + ids + n), from: m[0]! }]);
   }
 }

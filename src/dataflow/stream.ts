@@ -131,7 +131,12 @@ export class Stream<T> {
     return this.derive(x.out);
   }
 
-  /** Every (id, value) pair to every worker, crossing as raw float64 bytes (ids need not be integers); a sender's columns arrive in its order. */
+  /**
+   * Every (id, value) pair to every worker, crossing as raw float64 bytes
+   * (ids need not be integers); a sender's columns arrive in its order.
+   * Columns with empty ids send their values alone (they arrive with empty
+   * ids).
+   */
   broadcastColumns(this: Stream<Columns>): Stream<Columns> {
     const x = new ColumnExchange(this.scope, true);
     this.connect(x);

@@ -59,9 +59,11 @@ describe('weft/dataflow operators', () => {
     );
   });
 
-  it('sumByBytes, exchangeColumns and broadcastColumns equal the model: one sum per key and epoch, pairs at the owner of their id or everywhere in order', { timeout: 300_000 }, async () => {
-    const key = fc.oneof(fc.constantFrom('a', 'the', 'The', ''), fc.array(fc.integer({ min: 0, max: 255 }), { maxLength: 40 }).map((cs) => String.fromCharCode(...cs)));
-    const keys = fc.array(fc.tuple(key, fc.integer({ min: -50, max: 50 }), fc.integer({ min: 0, max: 3 })), { maxLength: 3000 }).map((rs) => rs.sort((a, b) => a[2] - b[2]) as KeyRec[]);
+  it('sumByBytes, exchangeColumns and broadcastColumns equal the model: one sum per key and epoch, pairs at the owner of their id or everywhere in order, values alone everywhere in order', { timeout: 300_000 }, async () => {
+    // Keys of 256 bytes and more, and sums that are not 32-bit integers, cross in the wide form.
+    const key = fc.oneof(fc.constantFrom('a', 'the', 'The', '', 'x'.repeat(300)), fc.array(fc.integer({ min: 0, max: 255 }), { maxLength: 40 }).map((cs) => String.fromCharCode(...cs)));
+    const value = fc.oneof(fc.integer({ min: -50, max: 50 }), fc.constantFrom(0.5, -0.25, 2 ** 40));
+    const keys = fc.array(fc.tuple(key, value, fc.integer({ min: 0, max: 3 })), { maxLength: 3000 }).map((rs) => rs.sort((a, b) => a[2] - b[2]) as KeyRec[]);
     const id = fc.oneof(fc.integer({ min: 0, max: 100 }), fc.integer({ min: 2 ** 31, max: 2 ** 40 }));
     const pairs = fc.array(fc.tuple(id, fc.integer({ min: -1000, max: 1000 }), fc.integer({ min: 0, max: 3 })), { maxLength: 3000 }).map((rs) => rs.sort((a, b) => a[2] - b[2]) as Rec[]);
     await fc.assert(
@@ -89,11 +91,21 @@ describe('weft/dataflow operators', () => {
           for (let w = 0; w < workers; w++) {
             const mine = numbered.filter((_, k) => k % workers === w);
             expect(s.broadcast.filter((b) => b[0] === w).map(([, i, v, t]) => [i, v, t])).toEqual(mine);
+            expect(s.values.filter((b) => b[0] === w).map(([, v, t]) => [v, t])).toEqual(mine.map(([, v, t]) => [v, t]));
           }
         }
       }),
       { numRuns: 6 },
     );
+  });
+
+  it('sumByBytes sums the empty key once per epoch, however often it occurs', { timeout: 120_000 }, async () => {
+    for (const workers of [1, 2]) {
+      const keyed: KeyRec[] = [['', 1, 0], ['a', 1, 0], ['', 2, 0], ['', 0, 2], ['', 0, 2]];
+      const guards = await initialize<NumericSeen>(Config.process(workers), { module: fixtures, export: 'numeric', args: { keys: keyed, pairs: [], seed: 1 } });
+      const sums = (await guards.join()).flatMap((s) => s.sums);
+      expect(sorted(sums)).toEqual(sorted([['', 3, 0], ['a', 1, 0], ['', 0, 2]]));
+    }
   });
 
   it('exchange by key: keys of any type land on their owner, each exactly once per sender', { timeout: 120_000 }, async () => {
