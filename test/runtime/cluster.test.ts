@@ -13,6 +13,7 @@ import { FibAt, Sum } from './fixtures/operations.ts';
 
 const script = fileURLToPath(new URL('./fixtures/cluster-main.ts', import.meta.url));
 const cancelScript = fileURLToPath(new URL('./fixtures/cluster-cancel.ts', import.meta.url));
+const threadsScript = fileURLToPath(new URL('./fixtures/cluster-threads.ts', import.meta.url));
 
 
 function run(args: string[], file = script): Promise<{ code: number | null; stdout: string; stderr: string }> {
@@ -51,6 +52,12 @@ describe('Runtime.cluster', () => {
     } finally {
       await runtime.close();
     }
+  });
+
+  it('runs one on each of two threads of a process at once, neither hearing the other', async () => {
+    const result = await run([], threadsScript);
+    expect(result.code, result.stderr).toBe(0);
+    expect(JSON.parse(result.stdout.trim().split('\n').at(-1)!)).toEqual([143, 143]);
   });
 
   it('on 2 processes: cancellation reaches running tasks, streams stop early and keep order, progress arrives with its index', async () => {
