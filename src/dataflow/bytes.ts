@@ -12,7 +12,7 @@
 
 import { codecs } from '../allocator/index.ts';
 import { DataflowError, type Scope, type Time } from './core.ts';
-import { Exchange } from './exchange.ts';
+import { Float64Exchange } from './exchange.ts';
 
 /** What a `sumByBytes` scan adds its keys into: this worker's tables for the batch's time. */
 export interface ByteSums {
@@ -153,7 +153,7 @@ function regions(m: Float64Array, n: number, bytes: number, form: number): { sum
 }
 
 /** One [key, sum] per byte-string key and time, at the key's owner once the time is complete. */
-export class ByteSumExchange<T> extends Exchange<T, [string, number], Float64Array> {
+export class ByteSumExchange<T> extends Float64Exchange<T, [string, number]> {
   private readonly adder: Adder;
   private readonly scan: (record: T, sums: ByteSums) => void;
   /** Per time still open here: a table per target worker. */
@@ -279,17 +279,5 @@ export class ByteSumExchange<T> extends Exchange<T, [string, number], Float64Arr
 
   protected marker(kind: number, t: Time): Float64Array {
     return Float64Array.of(this.self, t, kind, 0, 0, 0);
-  }
-
-  protected sender(m: Float64Array): number {
-    return m[0]!;
-  }
-
-  protected kind(m: Float64Array): number {
-    return m[2]!;
-  }
-
-  protected time(m: Float64Array): Time {
-    return m[1]!;
   }
 }

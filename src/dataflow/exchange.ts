@@ -213,6 +213,24 @@ export class RecordExchange<T> extends Exchange<T, T, Packet<T>> {
   }
 }
 
+/**
+ * An exchange whose messages are float64 arrays that open with [sender,
+ * time, kind]: the column and byte-sum exchanges read their markers alike.
+ */
+export abstract class Float64Exchange<I, O> extends Exchange<I, O, Float64Array> {
+  protected sender(m: Float64Array): number {
+    return m[0]!;
+  }
+
+  protected kind(m: Float64Array): number {
+    return m[2]!;
+  }
+
+  protected time(m: Float64Array): Time {
+    return m[1]!;
+  }
+}
+
 // Columnar messages: [sender, time, kind, n, with ids (1 or 0), ids (n or
 // none), values (n)], float64. 256 KiB messages fit a default (1 MiB) ring
 // whole, so they are lent from the ring rather than copied into fresh memory.
@@ -221,7 +239,7 @@ const NO_IDS = new Float64Array(0);
 const COLUMN_BATCH = 1 << 14;
 
 /** Sends each (id, value) pair to the worker owning the id (id % peers), or to every worker, as raw float64 columns. */
-export class ColumnExchange extends Exchange<Columns, Columns, Float64Array> {
+export class ColumnExchange extends Float64Exchange<Columns, Columns> {
   /**
    * Per target, the next message, staged in place: ids from HEAD, values
    * from HEAD + COLUMN_BATCH (moved next to the ids when it goes). Reused:
@@ -322,18 +340,6 @@ export class ColumnExchange extends Exchange<Columns, Columns, Float64Array> {
 
   protected marker(kind: number, t: Time): Float64Array {
     return Float64Array.of(this.self, t, kind, 0, 0);
-  }
-
-  protected sender(m: Float64Array): number {
-    return m[0]!;
-  }
-
-  protected kind(m: Float64Array): number {
-    return m[2]!;
-  }
-
-  protected time(m: Float64Array): Time {
-    return m[1]!;
   }
 
   protected deliver(t: Time, m: Float64Array): void {
