@@ -84,5 +84,5 @@ describe('what the docs tell a user to subscribe to', () => {
     const files: Record<string, string> = { 'docs-readme-example.ts': prelude + readmeExample! };
     examples.forEach((example, i) => (files[`docs-subscriber-example-${i}.ts`] = example));
     expect(typeErrors(files)).toEqual([]);
-  }, 120_000);
+  }, 300_000);
 });
