@@ -11,7 +11,7 @@
 // the first), so the load of a shared machine falls on both alike; a
 // figure is the best round (on a machine shared with other work, one round
 // of the same configuration varies tenfold; the best is the least
-// disturbed). Each figure is read twice: tasks per second of wall time,
+// disturbed), and again as the median of the round-by-round ratios. Each figure is read twice: tasks per second of wall time,
 // and per second of this process's CPU time (all its threads; the idle
 // runtime's threads are parked), which other processes on a loaded
 // machine disturb less. A control pair of two runtimes alike shows how far
@@ -55,8 +55,27 @@ function best(rounds: Rates[]): Rates {
   return { wall: Math.max(...rounds.map((r) => r.wall)), cpu: Math.max(...rounds.map((r) => r.cpu)) };
 }
 
-/** Best figures of `a` and `b`, in alternating rounds (`around` each of `b`'s). */
-async function pair(a: Runtime, b: Runtime, around: { before?: () => void; after?: () => void } = {}): Promise<[Rates, Rates]> {
+/** The median of `values`. */
+function median(values: readonly number[]): number {
+  const sorted = [...values].sort((x, y) => x - y);
+  const mid = sorted.length >> 1;
+  return sorted.length % 2 === 1 ? sorted[mid]! : (sorted[mid - 1]! + sorted[mid]!) / 2;
+}
+
+/** `b` over `a`, round by round (the two rounds of a pair run back to back), at the median. */
+function pairedRatio(as: readonly Rates[], bs: readonly Rates[]): Rates {
+  return { wall: median(bs.map((b, i) => b.wall / as[i]!.wall)), cpu: median(bs.map((b, i) => b.cpu / as[i]!.cpu)) };
+}
+
+/** One pair's figures: the best of each, and `b` over `a` round by round. */
+interface Paired {
+  a: Rates;
+  b: Rates;
+  ratio: Rates;
+}
+
+/** Figures of `a` and `b`, in alternating rounds (`around` each of `b`'s). */
+async function pair(a: Runtime, b: Runtime, around: { before?: () => void; after?: () => void } = {}): Promise<Paired> {
   const tiny = Array.from({ length: TINY_TASKS }, (_, i) => i);
   // Warm-up: both runtimes' threads compiled and their tables grown.
   for (let i = 0; i < 3; i++) {
@@ -79,20 +98,16 @@ async function pair(a: Runtime, b: Runtime, around: { before?: () => void; after
     as.push(await round(a, tiny));
     if (i % 2 === 0) await roundOfB();
   }
-  return [best(as), best(bs)];
+  return { a: best(as), b: best(bs), ratio: pairedRatio(as, bs) };
 }
 
 export interface ObservabilityBenchFigures {
-  /** Tiny tasks per second, metrics on (default), no subscribers. */
-  metricsOn: Rates;
-  /** The same with recordTiming: false. */
-  recordTimingOff: Rates;
-  /** Tiny tasks per second with weft/otel and a real SDK, main thread and workers. */
-  otel: Rates;
-  /** The same runtime setup without OpenTelemetry. */
-  noOtel: Rates;
+  /** Metrics on (default), no subscribers (b), vs recordTiming: false (a). */
+  metrics: Paired;
+  /** weft/otel and a real SDK, main thread and workers (b), vs the same runtime setup without OpenTelemetry (a). */
+  otel: Paired;
   /** Two runtimes alike (metrics on), as a pair is measured: how far apart the same thing reads on this machine now. */
-  control: [Rates, Rates];
+  control: Paired;
   rows: Row[];
 }
 
@@ -102,11 +117,10 @@ export async function runObservabilityBench(): Promise<ObservabilityBenchFigures
   const on = await Runtime.inMemory({ workers: THREADS, operations: plain });
   const off = await Runtime.inMemory({ workers: THREADS, operations: plain, recordTiming: false });
   const again = await Runtime.inMemory({ workers: THREADS, operations: plain });
-  let metricsOn: Rates;
-  let recordTimingOff: Rates;
-  let control: [Rates, Rates];
+  let metrics: Paired;
+  let control: Paired;
   try {
-    [recordTimingOff, metricsOn] = await pair(off, on);
+    metrics = await pair(off, on);
     control = await pair(again, on);
   } finally {
     await Promise.all([on.close(), off.close(), again.close()]);
@@ -121,10 +135,9 @@ export async function runObservabilityBench(): Promise<ObservabilityBenchFigures
   const provider = new BasicTracerProvider({ spanProcessors: [new SimpleSpanProcessor(exporter)] });
   const { instrument } = await import('../src/otel.ts');
   let instrumentation: { disable(): void } | undefined;
-  let noOtel: Rates;
-  let otel: Rates;
+  let otel: Paired;
   try {
-    [noOtel, otel] = await pair(none, withOtel, {
+    otel = await pair(none, withOtel, {
       before: () => (instrumentation = instrument({ tracerProvider: provider })),
       after: () => {
         instrumentation?.disable();
@@ -136,20 +149,24 @@ export async function runObservabilityBench(): Promise<ObservabilityBenchFigures
     propagation.disable();
     await Promise.all([none.close(), withOtel.close()]);
   }
-  const rows = (name: string, weft: Rates, anchor: Rates, anchorName: string, target?: number) => [
-    rowOf({ suite: 'observability', name, weft: weft.wall, anchor: anchor.wall, anchorName, unit: 'tasks/s', target }),
-    rowOf({ suite: 'observability', name: `${name}, per CPU second`, weft: weft.cpu, anchor: anchor.cpu, anchorName, unit: 'tasks/CPU-s', target }),
+  // Each figure twice: the best round of each side, and the median of the
+  // round-by-round ratios (the two rounds of a pair share the machine's
+  // load of the moment, so a drift of the load over the run, which can
+  // hand one side's best round a quieter minute, cancels out).
+  const rows = (name: string, { a, b, ratio }: Paired, anchorName: string, target?: number) => [
+    rowOf({ suite: 'observability', name, weft: b.wall, anchor: a.wall, anchorName, unit: 'tasks/s', target }),
+    rowOf({ suite: 'observability', name: `${name}, per CPU second`, weft: b.cpu, anchor: a.cpu, anchorName, unit: 'tasks/CPU-s', target }),
+    rowOf({ suite: 'observability', name: `${name}, round by round`, weft: ratio.wall, anchor: 1, anchorName: `${anchorName}, same round`, unit: 'x', target }),
+    rowOf({ suite: 'observability', name: `${name}, round by round, per CPU second`, weft: ratio.cpu, anchor: 1, anchorName: `${anchorName}, same round`, unit: 'x', target }),
   ];
   return {
-    metricsOn,
-    recordTimingOff,
+    metrics,
     otel,
-    noOtel,
     control,
     rows: [
-      ...rows(`tiny tasks, ${THREADS} threads, metrics on, no subscribers`, metricsOn, recordTimingOff, 'recordTiming: false', 0.97),
-      ...rows(`tiny tasks, ${THREADS} threads, weft/otel + SDK (in-memory exporter)`, otel, noOtel, 'no OpenTelemetry', 0.85),
-      ...rows(`control: tiny tasks, ${THREADS} threads, metrics on`, control[1], control[0], 'the same, another runtime'),
+      ...rows(`tiny tasks, ${THREADS} threads, metrics on, no subscribers`, metrics, 'recordTiming: false', 0.97),
+      ...rows(`tiny tasks, ${THREADS} threads, weft/otel + SDK (in-memory exporter)`, otel, 'no OpenTelemetry', 0.85),
+      ...rows(`control: tiny tasks, ${THREADS} threads, metrics on`, control, 'the same, another runtime'),
     ],
   };
 }

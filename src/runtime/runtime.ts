@@ -121,7 +121,7 @@ export class Runtime implements AsyncDisposable {
   private constructor(backend: Backend, options: RuntimeOptions, kind: string) {
     checkRuntimeOptions(options);
     this.#backend = backend;
-    const metrics = (this.#metrics = new MetricsRecorder(options.recordTiming ?? true));
+    const metrics = (this.#metrics = new MetricsRecorder(options.recordTiming ?? true, backend.workerName?.bind(backend)));
     const executionOptions = (run: RunOptions): ExecutionOptions => ({
       signal: run.signal,
       retry: run.retry ?? options.retry ?? DEFAULT_RETRY,

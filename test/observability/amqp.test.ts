@@ -17,10 +17,13 @@ import { AsyncLocalStorageContextManager } from '@opentelemetry/context-async-ho
 import { W3CTraceContextPropagator } from '@opentelemetry/core';
 import { BasicTracerProvider, InMemorySpanExporter, SimpleSpanProcessor } from '@opentelemetry/sdk-trace-base';
 import { instrument } from '../../src/otel.ts';
-import { defineOperation, OperationError, Runtime, WorkerRuntime, type DeadLetterMessage, type ThreadReplacedMessage } from '../../src/runtime/index.ts';
+import parsePrometheusTextFormat from 'parse-prometheus-text-format';
+import { defineOperation, OperationError, prometheusText, Runtime, WorkerRuntime, type DeadLetterMessage, type ThreadReplacedMessage } from '../../src/runtime/index.ts';
 import { backendOf } from '../../src/runtime/runtime.ts';
-import { AMQP_URL, brokerAvailable, brokerSession, ROOT, stopWorkers, type WorkerProcess } from '../amqp/helpers.ts';
-import { Busy, ExitOnce } from './fixtures/operations.ts';
+import { decodeTasks, encodeResults, FORMAT, HEADER_FORMAT, HEADER_KEY, HEADER_WORKER } from '../../src/runtime/backends/amqp/shared/messages.ts';
+import { namesOf } from '../../src/runtime/backends/amqp/shared/topology.ts';
+import { AMQP_URL, brokerAvailable, brokerSession, rawConnection, ROOT, stopWorkers, type WorkerProcess } from '../amqp/helpers.ts';
+import { Busy, ExitOnce, Increment } from './fixtures/operations.ts';
 import { FileNested } from './fixtures/file-traced-operations.ts';
 import { recordOf, type SpanRecord } from './fixtures/span-records.ts';
 
@@ -72,6 +75,78 @@ describe.runIf(available)('observability on Runtime.amqp', () => {
     expect(busy.runTime.count).toBe(4);
     expect(busy.runTime.min).toBeGreaterThanOrEqual(20 - 0.001);
     expect(busy.waitTime.count).toBe(4);
+  });
+
+  it('metrics: per-worker busy time and utilization of two AMQP workers, each under its AmqpWorker.id', async () => {
+    const own = session.prefix('observability-workers');
+    // One task per message, and one message at a time per worker: both take tasks.
+    await using runtime = await Runtime.amqp({ url: AMQP_URL, prefix: own, maxBatch: 1 });
+    const operations = new URL('./fixtures/operations.ts', import.meta.url);
+    const served = await Promise.all([1, 2].map(() => WorkerRuntime.amqp({ url: AMQP_URL, prefix: own, operations, threads: 1, prefetch: 1 })));
+    try {
+      const MS = 30;
+      const TASKS = 12;
+      await runtime.fanout(Busy, Array.from({ length: TASKS }, () => MS));
+      const metrics = runtime.metrics();
+      expect(metrics.workers.map((worker) => worker.id).sort()).toEqual(served.map((worker) => worker.id).sort());
+      expect(metrics.workers.reduce((sum, worker) => sum + worker.completed, 0)).toBe(TASKS);
+      for (const worker of metrics.workers) {
+        expect(worker.completed).toBeGreaterThan(0);
+        // Each task spun MS on its thread: busy time is at least that per task.
+        expect(worker.busyMs).toBeGreaterThanOrEqual(worker.completed * MS - 0.001);
+        // One thread, synchronous tasks: at most one task running at a time.
+        expect(worker.busyMs).toBeLessThanOrEqual(metrics.elapsedMs);
+        expect(worker.utilization).toBeCloseTo(worker.busyMs / metrics.elapsedMs, 6);
+        expect(worker.utilization).toBeGreaterThan(0);
+        expect(worker.utilization).toBeLessThanOrEqual(1);
+      }
+      // Prometheus text labels each worker with its name, as a real parser reads it.
+      const families = parsePrometheusTextFormat(prometheusText(metrics)) as { name: string; metrics: { labels?: Record<string, string>; value?: string }[] }[];
+      const busySeconds = families.find((family) => family.name === 'weft_worker_busy_seconds_total')!.metrics;
+      expect(busySeconds.map((sample) => sample.labels?.worker_id).sort()).toEqual(served.map((worker) => worker.id).sort());
+      for (const sample of busySeconds) {
+        expect(Number(sample.value)).toBeCloseTo(metrics.workers.find((worker) => worker.id === sample.labels?.worker_id)!.busyMs / 1000, 9);
+      }
+      // The orchestrator's operation figures agree with the workers'.
+      const busy = metrics.operations['obs.Busy']!;
+      expect(busy.runTime.count).toBe(TASKS);
+      expect(busy.runTime.mean * TASKS).toBeCloseTo(
+        metrics.workers.reduce((sum, worker) => sum + worker.busyMs, 0),
+        0,
+      );
+    } finally {
+      await Promise.all(served.map((worker) => worker.close()));
+    }
+  });
+
+  it('metrics: a worker that names itself not, or not plausibly, has its results counted but no worker entry', async () => {
+    const own = session.prefix('observability-anonymous');
+    await using runtime = await Runtime.amqp({ url: AMQP_URL, prefix: own, maxBatch: 1 });
+    // A hand-made worker: answers each task message with a result that ran 5 ms, its
+    // x-weft-worker by the task's index: none, a number, a name too long, a name.
+    const names: unknown[] = [undefined, 42, 'x'.repeat(1_000), 'hostile-worker'];
+    const connection = await rawConnection();
+    try {
+      const channel = await connection.createChannel();
+      const { taskQueue } = namesOf(own);
+      await channel.consume(taskQueue, (message) => {
+        if (message === null) return;
+        const key = message.properties.headers![HEADER_KEY] as string;
+        const tasks = decodeTasks(message.content, key);
+        const results = tasks.map((task) => ({ key, index: task.index, stage: task.stage, attempt: task.attempt, output: (task.input as number) + 1, us: 5_000 }));
+        const name = names[tasks[0]!.index];
+        const headers: Record<string, unknown> = { [HEADER_FORMAT]: FORMAT, [HEADER_KEY]: key };
+        if (name !== undefined) headers[HEADER_WORKER] = name;
+        channel.sendToQueue(message.properties.replyTo as string, encodeResults(results), { headers, type: 'weft.results' });
+        channel.ack(message);
+      });
+      expect(await runtime.fanout(Increment, [0, 1, 2, 3])).toEqual([1, 2, 3, 4]);
+      const metrics = runtime.metrics();
+      expect(metrics.operations['obs.Increment']).toMatchObject({ completed: 4, runTime: { count: 4, min: 5, max: 5 } });
+      expect(metrics.workers).toEqual([expect.objectContaining({ id: 'hostile-worker', completed: 1, busyMs: 5 })]);
+    } finally {
+      await connection.close();
+    }
   });
 
   it('one trace from the caller through the AMQP worker process to its task batches', async () => {

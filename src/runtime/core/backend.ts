@@ -84,6 +84,12 @@ export interface Backend {
   close(): Promise<void>;
   /** What the backend has survived so far; a backend that loses nothing may omit it. */
   stats?(): BackendStats;
+  /**
+   * The name of worker `worker` (a result's `w`), where the backend's
+   * workers name themselves (`Runtime.amqp`: each `AmqpWorker.id`), for
+   * `Runtime.metrics()`.
+   */
+  workerName?(worker: number): string | undefined;
 }
 
 /** What a backend has survived so far, for `Runtime.stats()`. */

@@ -31,9 +31,16 @@ export interface WorkerMetrics {
   /**
    * The worker's index among its backend's workers (`Runtime.local`: 0;
    * `Runtime.inMemory`: its thread; `Runtime.cluster`: its worker index
-   * across processes).
+   * across processes; `Runtime.amqp`: the order in which the orchestrator
+   * first heard from it).
    */
   readonly worker: number;
+  /**
+   * On `Runtime.amqp`, the name the worker process gave with its results:
+   * its `AmqpWorker.id` (host, pid and a random suffix). An AMQP worker
+   * is a process: its `utilization` goes up to its thread count.
+   */
+  readonly id?: string;
   /** Tasks it completed. */
   readonly completed: number;
   /** The sum of their run times, in ms. */
@@ -83,10 +90,17 @@ interface WorkerRecord {
 export class MetricsRecorder {
   private operations = new Map<string, OperationRecord>();
   private workers: (WorkerRecord | undefined)[] = [];
+  /** The record `timed` updated last, and its worker's index. */
+  private lastWorker: WorkerRecord | undefined;
+  private lastWorkerIndex = -1;
   private since = Date.now();
   private start = performance.now();
 
-  constructor(readonly timing: boolean) {}
+  /** `nameOf` names workers by index, where the backend's workers name themselves (see WorkerMetrics.id). */
+  constructor(
+    readonly timing: boolean,
+    private readonly nameOf?: (worker: number) => string | undefined,
+  ) {}
 
   /** The record of operation `name`: directives look it up once, and update it per result. */
   operation(name: string): OperationRecord {
@@ -104,9 +118,15 @@ export class MetricsRecorder {
     operation.runTime.record(runUs);
     operation.waitTime.record(roundTripMs * 1000 - runUs);
     if (worker === undefined) return;
-    const record = (this.workers[worker] ??= { completed: 0, busyUs: 0 });
-    record.completed++;
-    record.busyUs += runUs;
+    // A batch's results come from one worker: its record is the last one's.
+    let record = this.lastWorker;
+    if (worker !== this.lastWorkerIndex) {
+      record = this.workers[worker] ??= { completed: 0, busyUs: 0 };
+      this.lastWorker = record;
+      this.lastWorkerIndex = worker;
+    }
+    record!.completed++;
+    record!.busyUs += runUs;
   }
 
   reset(): void {
@@ -117,6 +137,8 @@ export class MetricsRecorder {
       record.waitTime.reset();
     }
     this.workers = [];
+    this.lastWorker = undefined;
+    this.lastWorkerIndex = -1;
     this.since = Date.now();
     this.start = performance.now();
   }
@@ -129,7 +151,9 @@ export class MetricsRecorder {
     this.workers.forEach((record, worker) => {
       if (record === undefined) return;
       const busyMs = record.busyUs / 1000;
-      workers.push({ worker, completed: record.completed, busyMs, utilization: elapsedMs > 0 ? busyMs / elapsedMs : 0 });
+      const figures: WorkerMetrics = { worker, completed: record.completed, busyMs, utilization: elapsedMs > 0 ? busyMs / elapsedMs : 0 };
+      const id = this.nameOf?.(worker);
+      workers.push(id === undefined ? figures : { ...figures, id });
     });
     return { since: this.since, elapsedMs, timing: this.timing, operations, workers };
   }

@@ -56,9 +56,10 @@ export function prometheusText(metrics: RuntimeMetrics): string {
     const tasks = new Family('weft_worker_tasks_completed_total', 'counter', 'Tasks each worker completed.');
     const utilization = new Family('weft_worker_utilization', 'gauge', 'Busy time over the time since the metrics started: the mean number of tasks running.');
     for (const worker of metrics.workers) {
-      busy.sample('weft_worker_busy_seconds_total', { worker: worker.worker }, worker.busyMs / 1000);
-      tasks.sample('weft_worker_tasks_completed_total', { worker: worker.worker }, worker.completed);
-      utilization.sample('weft_worker_utilization', { worker: worker.worker }, worker.utilization);
+      const labels: Record<string, string | number> = worker.id === undefined ? { worker: worker.worker } : { worker: worker.worker, worker_id: worker.id };
+      busy.sample('weft_worker_busy_seconds_total', labels, worker.busyMs / 1000);
+      tasks.sample('weft_worker_tasks_completed_total', labels, worker.completed);
+      utilization.sample('weft_worker_utilization', labels, worker.utilization);
     }
     families.push(run, wait, busy, tasks, utilization);
   }

@@ -194,6 +194,8 @@ export class Execution implements IntakeHost {
     if (this.settled) return;
     let next: Task[] | undefined;
     const lastStage = this.lastStage;
+    // One clock reading for the batch (its results arrived together): -1 without timing.
+    const receivedAt = this.metrics.timing ? this.now() : -1;
     for (let i = 0; i < results.length; i++) {
       const result = results[i]!;
       const item = this.pending.lookup(result.index);
@@ -212,7 +214,7 @@ export class Execution implements IntakeHost {
       this.progress.counts.done++;
       const record = this.records[item.stage]!;
       record.completed++;
-      if (this.metrics.timing) this.metrics.timed(record, this.now() - item.sentAt, result.us, result.w);
+      if (receivedAt >= 0) this.metrics.timed(record, receivedAt - item.sentAt, result.us, result.w);
       item.cancelling = false;
       disarm(item);
       if (item.timer !== undefined) this.cancelRetry(item);

@@ -24,6 +24,7 @@ import { encodeCancel, HEADER_KEY, HEADER_WHY, taskId, TYPE_CANCEL, TYPE_RELEASE
 import { checkBackendOptions, type AmqpBackendOptions } from '../shared/options.ts';
 import { TaskPublisher } from './publisher.ts';
 import { newLease, onDeadLetter, onResults, type LeaseState } from './leases.ts';
+import { WorkerNames } from './workers.ts';
 import { assertResultQueue, assertShared, DEFAULT_DELIVERY_LIMIT, namesOf, type Names } from '../shared/topology.ts';
 
 const DEFAULT_MAX_BATCH = 256;
@@ -40,6 +41,8 @@ export class AmqpBackend implements Backend {
   private readonly connection: ReconnectingConnection;
   private readonly publisher: TaskPublisher;
   private readonly leases = new Map<string, LeaseState>();
+  /** The workers whose results came, by the names they gave. */
+  private readonly workers = new WorkerNames();
   /**
    * The next lease, opened ahead: its result queue is declared and consumed
    * (or being so) before a directive asks, so a directive's first tasks
@@ -64,6 +67,10 @@ export class AmqpBackend implements Backend {
       { setup: (session) => this.setup(session), up: (session) => this.up(session), down: () => this.down() },
     );
     this.publisher = new TaskPublisher(this.connection, this.names, options.maxBatch ?? DEFAULT_MAX_BATCH);
+  }
+
+  workerName(worker: number): string | undefined {
+    return this.workers.nameOf(worker);
   }
 
   /** Connects (retrying with backoff) and declares the topology; rejects if the broker stays away. */
@@ -158,7 +165,7 @@ export class AmqpBackend implements Backend {
       const { consumerTag } = await session.channel.consume(
         state.queue,
         (message) => {
-          onResults(state, session, message, this.publisher.taskTime);
+          onResults(state, session, message, this.publisher.taskTime, this.workers);
           this.publisher.answered(state);
         },
         { exclusive: true },

@@ -39,6 +39,7 @@ import {
 } from '../shared/messages.ts';
 import type { Names } from '../shared/topology.ts';
 import { deadLetterChannel, type DeadLetterMessage } from '../../../observability/channels.ts';
+import type { WorkerNames } from './workers.ts';
 
 export interface LeaseState {
   readonly key: string;
@@ -79,8 +80,12 @@ export function newLease(key: string, queue: string): LeaseState {
   };
 }
 
-/** A message on the lease's result queue: its results (or progress details) go to the directive, its timing to `taskTime`. */
-export function onResults(state: LeaseState, session: Session, message: ConsumeMessage | null, taskTime: TaskTime): void {
+/**
+ * A message on the lease's result queue: its results (or progress details)
+ * go to the directive, its timing to `taskTime`, and its results carry the
+ * index `workers` gives the worker that named itself in its headers.
+ */
+export function onResults(state: LeaseState, session: Session, message: ConsumeMessage | null, taskTime: TaskTime, workers: WorkerNames): void {
   if (message === null) {
     // The broker cancelled the consumer: the queue was deleted under us.
     if (state.open) state.handlers.failed(new RuntimeClosedError(`the result queue ${state.queue} was deleted`));
@@ -109,6 +114,9 @@ export function onResults(state: LeaseState, session: Session, message: ConsumeM
   results = results!;
   const ms = headerNumber(headers, HEADER_MS);
   if (ms !== undefined && results.length > 0) taskTime.observe(ms, results.length);
+  const w = workers.indexOf(headers);
+  // decodeResults made these objects: they are ours to complete.
+  if (w !== undefined) for (const result of results) (result as { w?: number }).w = w;
   answered(state, results);
   if (state.open) state.handlers.results(results);
 }
