@@ -12,10 +12,10 @@
 //   npx tsx bench/allocator.ts          (alone)
 //   npm run bench                       (with the other suites)
 
-import { MessageChannel, type Worker } from 'node:worker_threads';
+import { BroadcastChannel, MessageChannel, type Worker } from 'node:worker_threads';
 import { fileURLToPath } from 'node:url';
 import { Config, initialize } from '../src/index.ts';
-import type { Measured, Plan } from './fixtures/allocator-worker.ts';
+import { THREADS_CHANNEL, type Measured, type Plan } from './fixtures/allocator-worker.ts';
 import { printRows, rowOf, type Row } from './report.ts';
 
 const MiB = 1 << 20;
@@ -72,21 +72,33 @@ export async function runAllocatorBench(plan: Plan = defaultPlan): Promise<Alloc
 async function measure(plan: Plan, options: { ringBytes?: number; slabBytes?: number }): Promise<Measured[]> {
   // The postMessage anchor must run between the very threads weft uses, so
   // each gets one end of a MessageChannel as soon as it exists.
-  const threads: Worker[] = [];
-  const collect = (w: Worker): void => void threads.push(w);
+  // Under tsx, its own thread starts too: weft's are the two that announce
+  // their ids.
+  const started: Worker[] = [];
+  const collect = (w: Worker): void => void started.push(w);
+  const announced = new BroadcastChannel(THREADS_CHANNEL);
+  const ids = new Set<number>();
+  const both = new Promise<void>((resolve) => {
+    announced.onmessage = (event) => {
+      ids.add((event as { data: number }).data);
+      if (ids.size === 2) resolve();
+    };
+  });
   process.on('worker', collect);
   try {
     const guards = await initialize<Measured[] | undefined>(Config.process(2, options), {
       module: fileURLToPath(new URL('./fixtures/allocator-worker.ts', import.meta.url)),
     });
-    process.off('worker', collect);
-    if (threads.length !== 2) throw new Error(`expected 2 weft threads, saw ${threads.length}`);
+    await both;
+    const threads = started.filter((w) => ids.has(w.threadId));
+    if (threads.length !== 2) throw new Error(`expected 2 weft threads among ${started.length} started, found ${threads.length}`);
     const { port1, port2 } = new MessageChannel();
     threads[0]!.postMessage({ port: port1, plan }, [port1]);
     threads[1]!.postMessage({ port: port2, plan }, [port2]);
     return (await guards.join()).find((r) => r !== undefined)!;
   } finally {
     process.off('worker', collect);
+    announced.close();
   }
 }
 
