@@ -17,7 +17,7 @@ import { Router } from './router.ts';
 import { Control } from './control.ts';
 import { Doorbell } from './doorbell.ts';
 import { RingReader, RingWriter } from './ring.ts';
-import { SlabWriter } from './slab.ts';
+import { SlabReader, SlabWriter } from './slab.ts';
 import { HIGH_WATER } from './router-peer.ts';
 import { LinkCounters } from './link-counters.ts';
 import type { DecoderLimits } from './decoder.ts';
@@ -42,6 +42,8 @@ export interface NetworkBoot {
   links: SharedArrayBuffer;
   /** The router's slab (wiring.ts), when slabBytes is not 0. */
   slab?: SharedArrayBuffer;
+  /** Per local worker: its slab (its large batches for peers are there). */
+  workerSlabs: (SharedArrayBuffer | undefined)[];
 }
 
 /** From the main thread to the network thread. */
@@ -127,6 +129,7 @@ export async function serve(boot: NetworkBoot): Promise<void> {
     toWorkers: boot.toWorkers.map((r, k) => new RingWriter(r, new Doorbell(boot.workerBells[k]!))),
     // A worker may hold HIGH_WATER bytes of chunks before the sockets pause, as the router's queue may.
     slab: boot.slab === undefined ? undefined : new SlabWriter(boot.slab, HIGH_WATER),
+    workerSlabs: boot.workerSlabs.map((s, k) => (s === undefined ? undefined : new SlabReader(s, new Doorbell(boot.workerBells[k]!)))),
     limits: boot.limits,
     heartbeatTimeoutMs: boot.heartbeatTimeoutMs,
     onFailure: (e) => post({ type: 'failure', error: serialize(e) }),

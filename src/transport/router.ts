@@ -25,7 +25,7 @@ import { Doorbell } from './doorbell.ts';
 import { FrameDecoder, type DecoderLimits } from './decoder.ts';
 import { Kind, type FrameHeader } from './frame.ts';
 import type { RingReader, RingWriter } from './ring.ts';
-import type { SlabWriter } from './slab.ts';
+import type { SlabReader, SlabWriter } from './slab.ts';
 import { Inbound } from './router-inbound.ts';
 import { Outbound } from './router-outbound.ts';
 import { sendControl, type Peer } from './router-peer.ts';
@@ -45,6 +45,8 @@ export interface RouterOptions {
   toWorkers: RingWriter[];
   /** The router's slab: large PART runs from peers are read into its chunks (router-inbound.ts). */
   slab?: SlabWriter;
+  /** Per local worker: its slab, where its large batches for peers are (router-outbound.ts). */
+  workerSlabs?: (SlabReader | undefined)[];
   limits: DecoderLimits;
   heartbeatTimeoutMs: number;
   onFailure: (error: PeerError) => void;
@@ -105,7 +107,7 @@ export class Router {
       if (spares.includes(process) && this.peers[process] === undefined) return true;
       this.fail(new PeerError(-1, `a local worker wrote a frame for worker ${target}, which no connected process hosts`));
       return false;
-    });
+    }, o.limits.maxFrame, o.workerSlabs);
     this.beat = Math.max(50, Math.floor(o.heartbeatTimeoutMs / 3));
     this.timer = setInterval(() => this.heartbeat(), this.beat);
     this.timer.unref();

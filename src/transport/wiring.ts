@@ -137,7 +137,8 @@ export function buildClusterFabric(threads: number, processes: number, process: 
     const down = createRingBuffer(ringBytes);
     fromWorkers.push(up);
     toWorkers.push(down);
-    const out = [...w.out, { ring: up, bell: routerBell }];
+    // Its slab too: the router writes its large batches to the sockets from there.
+    const out = [...w.out, { ring: up, bell: routerBell, slab: w.slab }];
     for (let t = 0; t < peers; t++) if (Math.floor(t / threads) !== process) routes[t] = out.length - 1;
     const inn = [...w.in.map((e) => ({ ...e, peer: base + e.peer! })), { ring: down, bell: routerBell, slab }];
     const absent = spares.filter((p) => p !== process);
