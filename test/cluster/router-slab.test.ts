@@ -13,6 +13,8 @@ import { Doorbell, DOORBELL_BYTES } from '../../src/transport/doorbell.ts';
 import { createRingBuffer, maxPayload, RingReader, RingWriter } from '../../src/transport/ring.ts';
 import { createSlab, SlabReader, SlabWriter, SLAB_MIN_BYTES } from '../../src/transport/slab.ts';
 import { Inbox, type FrameSink } from '../../src/transport/inbox.ts';
+import { Outbox } from '../../src/transport/outbox.ts';
+import { FrameDecoder } from '../../src/transport/decoder.ts';
 import { Flags, HEADER_BYTES, Kind, writeHeader, type FrameHeader } from '../../src/transport/frame.ts';
 import { LinkCounters, linkCountersBuffer } from '../../src/transport/link-counters.ts';
 import type { PeerError } from '../../src/errors.ts';
@@ -37,9 +39,13 @@ class FakeSocket extends EventEmitter {
     this.paused = false;
     return this;
   }
+  /** Copies of what the router wrote, in order. */
+  readonly written: Uint8Array[] = [];
   cork(): void {}
   uncork(): void {}
-  write(): boolean {
+  write(bytes: Uint8Array, done?: () => void): boolean {
+    this.written.push(bytes.slice());
+    if (done !== undefined) queueMicrotask(done);
     return true;
   }
   end(): void {}
@@ -63,14 +69,18 @@ function harness() {
   const slabBuffer = createSlab(64 << 20)!;
   const slab = new SlabWriter(slabBuffer, WINDOW);
   const sockets = [new FakeSocket(), undefined, new FakeSocket()];
+  const up = createRingBuffer(RING_BYTES);
+  const workerSlabBuffer = createSlab(64 << 20)!;
+  const workerSlab = new SlabWriter(workerSlabBuffer, RING_BYTES);
   const losses: PeerError[] = [];
   const router = new Router({
     process: 1, processes: 3, threads: 1, addresses: ['a:1', 'b:2', 'c:3'],
     links: sockets.map((s) => (s === undefined ? undefined : { socket: s as unknown as Socket, rest: Buffer.alloc(0) })),
     bell: routerBell,
-    fromWorkers: [new RingReader(createRingBuffer(RING_BYTES), new Doorbell(workerBell))],
+    fromWorkers: [new RingReader(up, new Doorbell(workerBell))],
     toWorkers: [new RingWriter(down, new Doorbell(workerBell))],
     slab,
+    workerSlabs: [new SlabReader(workerSlabBuffer, new Doorbell(workerBell))],
     limits: { peers: 3, maxFrame: MAX_FRAME, maxBatch: MAX_BATCH },
     heartbeatTimeoutMs: 600_000,
     onFailure: (e) => losses.push(e),
@@ -90,7 +100,10 @@ function harness() {
   };
   const receive = (): number => inbox.drain(sink);
   started.push(router);
-  return { router, sockets: sockets as [FakeSocket, undefined, FakeSocket], slab, batches, receive, losses };
+  // The local worker's side of its ring to the router, with its slab, as rings.ts builds it.
+  const backlog = { bytes: 0, cap: 1 << 30, overflow: (): never => { throw new Error('backlog over its cap'); } };
+  const outbox = new Outbox(new RingWriter(up, routerBell), LOCAL, new Uint32Array(3), backlog, workerSlab);
+  return { router, sockets: sockets as [FakeSocket, undefined, FakeSocket], slab, batches, receive, losses, outbox, workerSlab };
 }
 
 const started: Router[] = [];
@@ -278,6 +291,46 @@ describe('large frames from a peer, read into the router slab', () => {
         expect(slab.outstanding).toBe(0);
       }),
       { numRuns: 30 },
+    );
+  });
+
+  it('a worker\'s large batch for a peer leaves as views of its slab chunk: any sizes decode on the wire to the same batches, PART runs numbered on, and every chunk comes back once written', async () => {
+    await fc.assert(
+      fc.asyncProperty(fc.array(fc.oneof(fc.integer({ min: 0, max: 3000 }), fc.integer({ min: SLAB_MIN_BYTES, max: 3 * MAX_FRAME + 9 })), { minLength: 1, maxLength: 6 }), async (sizes) => {
+        const { sockets, outbox, workerSlab, losses } = harness();
+        const sent = sizes.map((n, k) => pattern(n, k));
+        sent.forEach((payload, k) => outbox.data(0, k, 0, 1, payload));
+        outbox.publish();
+        expect(workerSlab.outstanding).toBe(sizes.filter((n) => n >= SLAB_MIN_BYTES).length);
+        // What the peer would read: whole batches, a PART run put back together, and the sequence.
+        const got: Uint8Array[] = [];
+        const seqs: number[] = [];
+        let run: Uint8Array[] = [];
+        const decoder = new FrameDecoder({ peers: 3, maxFrame: MAX_FRAME, maxBatch: MAX_BATCH }, (h, p) => {
+          seqs.push(h.seq);
+          if (h.kind === Kind.DATA) got.push(p.slice());
+          else if (h.kind === Kind.PART) {
+            run.push(p.slice());
+            if (h.flags & Flags.LAST) {
+              got.push(Buffer.concat(run));
+              run = [];
+            }
+          }
+        });
+        let read = 0;
+        await until('every batch is on the wire', () => {
+          for (; read < sockets[0].written.length; read++) decoder.push(sockets[0].written[read]!);
+          return got.length === sent.length;
+        });
+        expect(got.map((b, k) => Buffer.from(b).equals(sent[k]!))).toEqual(sent.map(() => true));
+        expect(seqs).toEqual(seqs.map((_, i) => i));
+        expect(losses).toEqual([]);
+        await until('every chunk is back', () => {
+          workerSlab.reclaim();
+          return workerSlab.outstanding === 0;
+        });
+      }),
+      { numRuns: 25 },
     );
   });
 });
