@@ -261,10 +261,6 @@ export class Inbound {
     }
   }
 
-  /** Chunks handed out and not back, runs in progress included (for tests of the bound). */
-  get chunksOut(): number {
-    return this.slab?.outstanding ?? 0;
-  }
 
   /** Moves queued frames into rings that have room again; returns how many. */
   drain(): number {
