@@ -4,8 +4,9 @@
 //   bulk    1 MiB frames (codecs.typedArray(Uint8Array), 1 thread per
 //           process, 8 MiB rings) against a raw Node socket between two
 //           processes moving the same bytes. Target: >= 0.8 of the socket.
-//           Again on default options (1 MiB rings: a 1 MiB message is a
-//           run of PART frames). Target: >= 0.9 of the socket.
+//           Again on default options (1 MiB rings: a 1 MiB message goes
+//           through the slabs of both processes, a run of PART frames on
+//           the wire; docs/cluster.md). Target: >= 0.9 of the socket.
 //   small   { i, x } objects per second across 2 processes (msgpack
 //           batches) against process.send IPC between the bench and a forked
 //           child. Target: >= 10x.

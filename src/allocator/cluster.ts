@@ -36,7 +36,7 @@ export async function launchCluster<R>(config: Extract<Settings, { kind: 'cluste
     limits: { peers: threads * processes, maxFrame: maxPayload(options.ringBytes), maxBatch: options.maxMessageBytes },
     control: fabric.control, bells: fabric.bells, routerBell: fabric.routerBell,
     workerBells: fabric.bells.slice(0, threads), fromWorkers: fabric.fromWorkers, toWorkers: fabric.toWorkers,
-    links: fabric.links,
+    links: fabric.links, slab: fabric.slab, workerSlabs: fabric.wirings.map((w) => w.slab),
   }, me);
   await connected(network);
 

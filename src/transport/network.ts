@@ -17,6 +17,8 @@ import { Router } from './router.ts';
 import { Control } from './control.ts';
 import { Doorbell } from './doorbell.ts';
 import { RingReader, RingWriter } from './ring.ts';
+import { SlabReader, SlabWriter } from './slab.ts';
+import { HIGH_WATER } from './router-peer.ts';
 import { LinkCounters } from './link-counters.ts';
 import type { DecoderLimits } from './decoder.ts';
 import { ConfigError, ConnectError, PeerError, ProtocolError, WeftError } from '../errors.ts';
@@ -38,6 +40,10 @@ export interface NetworkBoot {
   toWorkers: SharedArrayBuffer[];
   /** The link counters the workers read (link-counters.ts). */
   links: SharedArrayBuffer;
+  /** The router's slab (wiring.ts), when slabBytes is not 0. */
+  slab?: SharedArrayBuffer;
+  /** Per local worker: its slab (its large batches for peers are there). */
+  workerSlabs: (SharedArrayBuffer | undefined)[];
 }
 
 /** From the main thread to the network thread. */
@@ -121,6 +127,9 @@ export async function serve(boot: NetworkBoot): Promise<void> {
     bell: new Doorbell(boot.routerBell),
     fromWorkers: boot.fromWorkers.map((r, k) => new RingReader(r, new Doorbell(boot.workerBells[k]!))),
     toWorkers: boot.toWorkers.map((r, k) => new RingWriter(r, new Doorbell(boot.workerBells[k]!))),
+    // A worker may hold HIGH_WATER bytes of chunks before the sockets pause, as the router's queue may.
+    slab: boot.slab === undefined ? undefined : new SlabWriter(boot.slab, HIGH_WATER),
+    workerSlabs: boot.workerSlabs.map((s, k) => (s === undefined ? undefined : new SlabReader(s, new Doorbell(boot.workerBells[k]!)))),
     limits: boot.limits,
     heartbeatTimeoutMs: boot.heartbeatTimeoutMs,
     onFailure: (e) => post({ type: 'failure', error: serialize(e) }),

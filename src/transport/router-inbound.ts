@@ -8,9 +8,24 @@
 // frame of the old process it was given: the router adds that number to
 // the new process's counters (rebase), so a worker's stream from a source
 // stays one sequence across the restart.
+//
+// A PART run (a batch cut into frames by its sender) of SLAB_MIN_BYTES or
+// more is read into one chunk of the router's slab instead of the worker's
+// ring: each part's payload straight from the socket to its place in the
+// chunk, and the worker gets one DATA frame flagged SLAB with the chunk's
+// descriptor, as from a thread of its own process. No ring space is waited
+// for, and the worker puts nothing back together. The run's frames count as
+// one in the worker's sequence from that source (the router's renumbering,
+// like the rebase). A chunk counts against its worker's window once handed
+// over; a run still arriving does not (a peer that stops mid-run pins its
+// one chunk per source, never the others' reads), and past a window the
+// sockets pause until chunks come back. When the slab has no room, the run
+// goes through the ring as before.
 
-import { HEADER_BYTES, writeHeader, type FrameHeader } from './frame.ts';
+import { Flags, HEADER_BYTES, Kind, SLAB_DESCRIPTOR_BYTES, writeHeader, type FrameHeader } from './frame.ts';
 import type { RingWriter } from './ring.ts';
+import { SLAB_MIN_BYTES, writeDescriptor, type Chunk, type SlabWriter } from './slab.ts';
+import { ProtocolError } from '../errors.ts';
 import { HIGH_WATER } from './router-peer.ts';
 import { Fifo } from '../fifo.ts';
 
@@ -18,6 +33,19 @@ interface Waiting {
   header: FrameHeader;
   payload: Uint8Array;
 }
+
+/** A PART run being read into a chunk of the router's slab. */
+interface Run {
+  local: number;
+  chunk: Chunk;
+  filled: number;
+  /** Its first frame's header (seq as the peer numbered it), and the peer's seq of the last part. */
+  first: FrameHeader;
+  lastSeq: number;
+}
+
+/** Per source, the PART run in progress: in a chunk, or through the ring (RING). */
+const RING = 'ring';
 
 export class Inbound {
   private readonly waiting: Fifo<Waiting>[];
@@ -29,6 +57,9 @@ export class Inbound {
   private readonly base: Uint32Array[];
   /** Per local worker: the source of the frame being read off a socket into its ring (open()), or -1. */
   private readonly filling: number[];
+  private readonly runs = new Map<number, Run | typeof RING>();
+  /** The sockets are paused because some worker holds more than its window of chunks. */
+  private chunksPaused = false;
 
   constructor(
     /** Per local worker: the ring the router writes its remote frames into. */
@@ -37,6 +68,8 @@ export class Inbound {
     peers: number,
     /** Pauses (true) or resumes (false) reading every peer's socket. */
     private readonly pause: (paused: boolean) => void,
+    /** The router's slab, which the workers read like a thread's of their own process. */
+    private readonly slab?: SlabWriter,
   ) {
     this.exited = toWorkers.map(() => false);
     this.waiting = toWorkers.map(() => new Fifo<Waiting>());
@@ -53,6 +86,12 @@ export class Inbound {
    * has no room): the frame then comes whole through deliver().
    */
   open(local: number, h: FrameHeader): Uint8Array | undefined {
+    const state = this.runs.get(h.source);
+    // Looked at once per frame: a frame this refuses comes again through deliver().
+    if (state !== RING && (h.kind === Kind.PART || state !== undefined)) {
+      const run = this.runOf(local, h);
+      if (run !== undefined) return run.chunk.bytes.subarray(run.filled, run.filled + h.length);
+    }
     if (this.exited[local] || this.filling[local] !== -1 || this.waiting[local]!.length > 0) return undefined;
     const ring = this.toWorkers[local]!;
     const at = ring.reserveHeld(h.length);
@@ -65,6 +104,9 @@ export class Inbound {
 
   /** The frame open() gave room for is whole (`h` is the header open() was given). */
   complete(local: number, h: FrameHeader): void {
+    const run = this.runs.get(h.source);
+    if (run !== undefined && run !== RING) return this.partIn(run, h);
+    if (run === RING && h.flags & Flags.LAST) this.runs.delete(h.source);
     this.filling[local] = -1;
     this.toWorkers[local]!.settle();
     this.next[local]![h.source] = (h.seq + 1) >>> 0;
@@ -83,8 +125,96 @@ export class Inbound {
   deliver(local: number, h: FrameHeader, payload: Uint8Array): void {
     // A worker that has returned reads nothing more; its frames are dropped
     // here rather than left to fill its ring and stall the socket.
+    const run = this.runOf(local, h);
+    if (run !== undefined) {
+      run.chunk.bytes.set(payload, run.filled);
+      return this.partIn(run, h);
+    }
     if (this.exited[local]) return;
     h.seq = (h.seq + this.base[local]![h.source]!) >>> 0;
+    this.enqueue(local, h, payload);
+  }
+
+  /**
+   * The chunk run `h` belongs to, after checking it continues that run; a
+   * PART that starts a run of SLAB_MIN_BYTES or more gets one if the slab
+   * has room. Undefined for frames that go through the ring.
+   */
+  private runOf(local: number, h: FrameHeader): Run | undefined {
+    const run = this.runs.get(h.source);
+    if (h.kind !== Kind.PART) {
+      if (run !== undefined && h.kind === Kind.DATA) throw new ProtocolError(`DATA frame from worker ${h.source} interrupts a PART run`);
+      return undefined;
+    }
+    if (run === RING) {
+      if (h.flags & Flags.LAST) this.runs.delete(h.source);
+      return undefined;
+    }
+    if (run !== undefined) {
+      const f = run.first;
+      if (h.target !== f.target || h.channel !== f.channel || h.codec !== f.codec || h.count !== f.count || h.total !== f.total) {
+        throw new ProtocolError(`PART frame from worker ${h.source} does not continue its run on channel ${f.channel}`);
+      }
+      if (h.seq !== ((run.lastSeq + 1) >>> 0)) throw new ProtocolError(`PART frame ${h.seq} from worker ${h.source} arrived where frame ${(run.lastSeq + 1) >>> 0} was expected`);
+      if (run.filled + h.length > f.total) throw new ProtocolError(`PART run from worker ${h.source} overruns its total of ${f.total} bytes`);
+      return run;
+    }
+    const chunk = this.slab !== undefined && h.total >= SLAB_MIN_BYTES && !this.exited[local] ? this.slab.alloc(h.total, -1) : undefined;
+    if (chunk === undefined) {
+      if ((h.flags & Flags.LAST) === 0) this.runs.set(h.source, RING);
+      return undefined;
+    }
+    const started: Run = { local, chunk, filled: 0, first: { ...h }, lastSeq: (h.seq - 1) >>> 0 };
+    this.runs.set(h.source, started);
+    return started;
+  }
+
+  /** A part of a chunk run is in; after the last, the worker gets the chunk's descriptor. */
+  private partIn(run: Run, h: FrameHeader): void {
+    run.filled += h.length;
+    run.lastSeq = h.seq;
+    if ((h.flags & Flags.LAST) === 0) return;
+    const f = run.first;
+    this.runs.delete(f.source);
+    if (run.filled !== f.total) {
+      this.slab!.release(run.chunk);
+      throw new ProtocolError(`PART run from worker ${f.source} ended at ${run.filled} of ${f.total} bytes`);
+    }
+    const local = run.local;
+    if (this.exited[local]) {
+      this.slab!.release(run.chunk);
+      return;
+    }
+    const base = this.base[local]!;
+    const seq = (f.seq + base[f.source]!) >>> 0;
+    // The run's frames are one frame to the worker: later ones are numbered on from it.
+    base[f.source] = (base[f.source]! - (h.seq - f.seq)) >>> 0;
+    this.slab!.assign(run.chunk, local);
+    const descriptor = new Uint8Array(SLAB_DESCRIPTOR_BYTES);
+    writeDescriptor(new DataView(descriptor.buffer), 0, run.chunk);
+    this.enqueue(local, { ...f, seq, kind: Kind.DATA, flags: Flags.SLAB, length: SLAB_DESCRIPTOR_BYTES }, descriptor);
+    if (this.slab!.pastTargets > 0 && !this.chunksPaused) {
+      this.chunksPaused = true;
+      this.slab!.returnedPastWindow(true);
+      if (!this.paused) this.pause(true);
+    }
+  }
+
+  /**
+   * Whether one of `count` sources from `first` is half way through a run
+   * read into a chunk: its socket reads on to the run's end (the chunk is
+   * taken already, and the run's worker gets nothing until then).
+   */
+  midRun(first: number, count: number): boolean {
+    for (let s = first; s < first + count; s++) {
+      const run = this.runs.get(s);
+      if (run !== undefined && run !== RING) return true;
+    }
+    return false;
+  }
+
+  /** Into the ring, or behind what waits for it. */
+  private enqueue(local: number, h: FrameHeader, payload: Uint8Array): void {
     const queue = this.waiting[local]!;
     // Behind a frame still being filled in that ring, it waits its turn.
     if (queue.length === 0 && this.filling[local] === -1 && this.place(local, h, payload)) return;
@@ -92,7 +222,7 @@ export class Inbound {
     this.waitingBytes += payload.length;
     if (this.waitingBytes > HIGH_WATER && !this.paused) {
       this.paused = true;
-      this.pause(true);
+      if (!this.chunksPaused) this.pause(true);
     }
   }
 
@@ -124,16 +254,30 @@ export class Inbound {
       this.filling[local] = -1;
       this.toWorkers[local]!.unreserve();
     });
+    for (const [source, run] of this.runs) {
+      if (!from(source)) continue;
+      if (run !== RING) this.slab!.release(run.chunk);
+      this.runs.delete(source);
+    }
   }
+
 
   /** Moves queued frames into rings that have room again; returns how many. */
   drain(): number {
     let moved = 0;
     for (let local = 0; local < this.waiting.length; local++) moved += this.drainTo(local);
     if (moved > 0) this.publish();
+    if (this.chunksPaused) {
+      // Asks the workers to ring again: each ring clears the request.
+      this.slab!.returnedPastWindow(true);
+      if (this.slab!.pastTargets === 0) {
+        this.chunksPaused = false;
+        if (!this.paused) this.pause(false);
+      }
+    }
     if (this.paused && this.waitingBytes < HIGH_WATER / 2) {
       this.paused = false;
-      this.pause(false);
+      if (!this.chunksPaused) this.pause(false);
     }
     return moved;
   }
@@ -160,5 +304,12 @@ export class Inbound {
   workerExited(local: number): void {
     this.exited[local] = true;
     for (const w of this.waiting[local]!.take()) this.waitingBytes -= w.payload.length;
+    // Its chunks are free again, runs still arriving for it included (their parts are read on and dropped).
+    this.slab?.reclaimTarget(local);
+    for (const [source, run] of this.runs) {
+      if (run === RING || run.local !== local) continue;
+      this.slab!.release(run.chunk);
+      this.runs.set(source, RING);
+    }
   }
 }

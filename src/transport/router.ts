@@ -25,6 +25,7 @@ import { Doorbell } from './doorbell.ts';
 import { FrameDecoder, type DecoderLimits } from './decoder.ts';
 import { Kind, type FrameHeader } from './frame.ts';
 import type { RingReader, RingWriter } from './ring.ts';
+import type { SlabReader, SlabWriter } from './slab.ts';
 import { Inbound } from './router-inbound.ts';
 import { Outbound } from './router-outbound.ts';
 import { sendControl, type Peer } from './router-peer.ts';
@@ -42,6 +43,10 @@ export interface RouterOptions {
   fromWorkers: RingReader[];
   /** Per local worker: the ring the router writes its remote frames into. */
   toWorkers: RingWriter[];
+  /** The router's slab: large PART runs from peers are read into its chunks (router-inbound.ts). */
+  slab?: SlabWriter;
+  /** Per local worker: its slab, where its large batches for peers are (router-outbound.ts). */
+  workerSlabs?: (SlabReader | undefined)[];
   limits: DecoderLimits;
   heartbeatTimeoutMs: number;
   onFailure: (error: PeerError) => void;
@@ -90,10 +95,10 @@ export class Router {
         // end (then the 'data' handler pauses it): the ring holds back every
         // frame behind that one, so pausing it could wait forever.
         if (paused) {
-          if (p?.decoder.placing === false) p.socket.pause();
+          if (p !== undefined && this.mayPause(p)) p.socket.pause();
         } else p?.socket.resume();
       }
-    });
+    }, o.slab);
     this.peers = o.links.map((link, index) => (link === undefined ? undefined : this.attach(index, link.socket, link.rest, link.error)));
     const spares = o.spares ?? [];
     this.outbound = new Outbound(o.fromWorkers, this.peers, o.threads, (target) => {
@@ -102,7 +107,7 @@ export class Router {
       if (spares.includes(process) && this.peers[process] === undefined) return true;
       this.fail(new PeerError(-1, `a local worker wrote a frame for worker ${target}, which no connected process hosts`));
       return false;
-    });
+    }, o.limits.maxFrame, o.workerSlabs);
     this.beat = Math.max(50, Math.floor(o.heartbeatTimeoutMs / 3));
     this.timer = setInterval(() => this.heartbeat(), this.beat);
     this.timer.unref();
@@ -125,7 +130,7 @@ export class Router {
         this.peerFailed(peer, new PeerError(index, `${where} broke the protocol: ${(e as Error).message}`, { cause: e }));
         return;
       }
-      if (this.readPaused && !peer.decoder.placing) socket.pause();
+      if (this.readPaused && this.mayPause(peer)) socket.pause();
       this.inbound.publish();
     });
     socket.on('drain', () => {
@@ -142,6 +147,11 @@ export class Router {
     }
     socket.resume();
     return peer;
+  }
+
+  /** A peer half way through a frame read into a ring or a run read into a chunk reads on to its end. */
+  private mayPause(peer: Peer): boolean {
+    return !peer.decoder.placing && !this.inbound.midRun(peer.index * this.o.threads, this.o.threads);
   }
 
   /**

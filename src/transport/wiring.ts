@@ -109,6 +109,8 @@ export interface ClusterFabric extends Fabric {
   toWorkers: SharedArrayBuffer[];
   /** The link counters, written by the network thread and read by the workers. */
   links: SharedArrayBuffer;
+  /** The router's slab: large batches from peer processes, read into its chunks (none when slabBytes is 0). */
+  slab?: SharedArrayBuffer;
 }
 
 /**
@@ -124,6 +126,7 @@ export function buildClusterFabric(threads: number, processes: number, process: 
   const control = Control.buffer(processes, threads);
   const routerBell = new SharedArrayBuffer(DOORBELL_BYTES);
   const links = linkCountersBuffer(processes);
+  const slab = createSlab(limits.slabBytes);
   const bells = [...local.bells, routerBell];
   const fromWorkers: SharedArrayBuffer[] = [];
   const toWorkers: SharedArrayBuffer[] = [];
@@ -134,11 +137,12 @@ export function buildClusterFabric(threads: number, processes: number, process: 
     const down = createRingBuffer(ringBytes);
     fromWorkers.push(up);
     toWorkers.push(down);
-    const out = [...w.out, { ring: up, bell: routerBell }];
+    // Its slab too: the router writes its large batches to the sockets from there.
+    const out = [...w.out, { ring: up, bell: routerBell, slab: w.slab }];
     for (let t = 0; t < peers; t++) if (Math.floor(t / threads) !== process) routes[t] = out.length - 1;
-    const inn = [...w.in.map((e) => ({ ...e, peer: base + e.peer! })), { ring: down, bell: routerBell }];
+    const inn = [...w.in.map((e) => ({ ...e, peer: base + e.peer! })), { ring: down, bell: routerBell, slab }];
     const absent = spares.filter((p) => p !== process);
     return { ...w, index: base + k, peers, control, bells, routes, out, in: inn, threads, absent, links };
   });
-  return { control, bells, wirings, routerBell, fromWorkers, toWorkers, links };
+  return { control, bells, wirings, routerBell, fromWorkers, toWorkers, links, slab };
 }

@@ -50,6 +50,15 @@ describe('weft launch', () => {
     expect(cluster.stdout, detail).toContain('[1] result [64]');
   });
 
+  it('large: batches of 100 KiB to 3 MiB, a loaned chunk and msgpack objects with a large field between 2 processes on default options (through both slabs, as one DATA frame or PART runs) arrive byte for byte and in order', async () => {
+    const cluster = launch(['-n', '2', '-w', '1', PROGRAM, 'large']);
+    const { code } = await cluster.exited;
+    const detail = `stdout:\n${cluster.stdout.join('\n')}\nstderr:\n${cluster.stderr.join('\n')}`;
+    expect(code, detail).toBe(0);
+    expect(cluster.stdout, detail).toContain('[0] result [0]');
+    expect(cluster.stdout, detail).toContain('[1] result [34]');
+  });
+
   it('keeps the survivors running when the program survives a loss: Runtime.cluster loses process 2 mid-map, completes, and launch exits 0', async () => {
     const cluster = run(join(ROOT, 'bin/weft.mjs'), ['launch', '-n', '3', '-w', '2', RUNTIME_LOSS, 'close'], { WEFT_TEST_VICTIM_PROCESS: '2' });
     const { code } = await cluster.exited;

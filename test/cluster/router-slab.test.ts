@@ -1,0 +1,336 @@
+// The receiving router reads a large PART run from a peer straight into a
+// chunk of its slab and hands the local worker one descriptor (router-inbound.ts).
+// Bytes from the network are hostile: these tests drive a Router with frames
+// built by hand, fed through a stand-in socket in chunks fast-check picks,
+// and read what the worker would through its own Inbox.
+
+import { afterEach, describe, expect, it } from 'vitest';
+import { EventEmitter } from 'node:events';
+import type { Socket } from 'node:net';
+import fc from 'fast-check';
+import { Router } from '../../src/transport/router.ts';
+import { Doorbell, DOORBELL_BYTES } from '../../src/transport/doorbell.ts';
+import { createRingBuffer, maxPayload, RingReader, RingWriter } from '../../src/transport/ring.ts';
+import { createSlab, SlabReader, SlabWriter, SLAB_MIN_BYTES } from '../../src/transport/slab.ts';
+import { Inbox, type FrameSink } from '../../src/transport/inbox.ts';
+import { Outbox } from '../../src/transport/outbox.ts';
+import { FrameDecoder } from '../../src/transport/decoder.ts';
+import { Flags, HEADER_BYTES, Kind, writeHeader, type FrameHeader } from '../../src/transport/frame.ts';
+import { LinkCounters, linkCountersBuffer } from '../../src/transport/link-counters.ts';
+import type { PeerError } from '../../src/errors.ts';
+
+const RING_BYTES = 256 << 10;
+const MAX_FRAME = maxPayload(RING_BYTES);
+const MAX_BATCH = 4 << 20;
+const WINDOW = 1 << 20;
+// Process 1 of 3, one thread each: worker 1 is local; workers 0 and 2 are the peers'.
+const LOCAL = 1;
+
+/** Stands in for a peer's socket: the test emits its 'data'; writes are swallowed. */
+class FakeSocket extends EventEmitter {
+  paused = false;
+  destroyed = false;
+  writableLength = 0;
+  pause(): this {
+    this.paused = true;
+    return this;
+  }
+  resume(): this {
+    this.paused = false;
+    return this;
+  }
+  /** Copies of what the router wrote, in order. */
+  readonly written: Uint8Array[] = [];
+  cork(): void {}
+  uncork(): void {}
+  write(bytes: Uint8Array, done?: () => void): boolean {
+    this.written.push(bytes.slice());
+    if (done !== undefined) queueMicrotask(done);
+    return true;
+  }
+  end(): void {}
+  destroy(): void {
+    this.destroyed = true;
+  }
+}
+
+interface Batch {
+  source: number;
+  channel: number;
+  bytes: Uint8Array;
+  /** The payload viewed the router's slab (not the ring, not a buffer the worker put together). */
+  inSlab: boolean;
+}
+
+function harness() {
+  const routerBell = new Doorbell(new SharedArrayBuffer(DOORBELL_BYTES));
+  const workerBell = new SharedArrayBuffer(DOORBELL_BYTES);
+  const down = createRingBuffer(RING_BYTES);
+  const slabBuffer = createSlab(64 << 20)!;
+  const slab = new SlabWriter(slabBuffer, WINDOW);
+  const sockets = [new FakeSocket(), undefined, new FakeSocket()];
+  const up = createRingBuffer(RING_BYTES);
+  const workerSlabBuffer = createSlab(64 << 20)!;
+  const workerSlab = new SlabWriter(workerSlabBuffer, RING_BYTES);
+  const losses: PeerError[] = [];
+  const router = new Router({
+    process: 1, processes: 3, threads: 1, addresses: ['a:1', 'b:2', 'c:3'],
+    links: sockets.map((s) => (s === undefined ? undefined : { socket: s as unknown as Socket, rest: Buffer.alloc(0) })),
+    bell: routerBell,
+    fromWorkers: [new RingReader(up, new Doorbell(workerBell))],
+    toWorkers: [new RingWriter(down, new Doorbell(workerBell))],
+    slab,
+    workerSlabs: [new SlabReader(workerSlabBuffer, new Doorbell(workerBell))],
+    limits: { peers: 3, maxFrame: MAX_FRAME, maxBatch: MAX_BATCH },
+    heartbeatTimeoutMs: 600_000,
+    onFailure: (e) => losses.push(e),
+    onLoss: (e) => losses.push(e),
+    counters: new LinkCounters(linkCountersBuffer(3)),
+  });
+  const inbox = new Inbox(new RingReader(down, routerBell), LOCAL, 3, MAX_BATCH, new SlabReader(slabBuffer, routerBell));
+  const batches: Batch[] = [];
+  const sink: FrameSink = {
+    batch: (source, channel, _codec, _count, payload) => {
+      batches.push({ source, channel, bytes: payload.slice(), inSlab: payload.buffer === slabBuffer });
+      return false;
+    },
+    close: () => {},
+    finish: () => {},
+    accepts: () => true,
+  };
+  const receive = (): number => inbox.drain(sink);
+  started.push(router);
+  // The local worker's side of its ring to the router, with its slab, as rings.ts builds it.
+  const backlog = { bytes: 0, cap: 1 << 30, overflow: (): never => { throw new Error('backlog over its cap'); } };
+  const outbox = new Outbox(new RingWriter(up, routerBell), LOCAL, new Uint32Array(3), backlog, workerSlab);
+  return { router, sockets: sockets as [FakeSocket, undefined, FakeSocket], slab, batches, receive, losses, outbox, workerSlab };
+}
+
+const started: Router[] = [];
+afterEach(() => {
+  for (const r of started.splice(0)) r.abort('test over');
+});
+
+/** One batch from `source` to the local worker as the sender's outbox cuts it: one DATA frame, or PART frames of at most MAX_FRAME. */
+function frames(source: number, seq: number, channel: number, payload: Uint8Array): { bytes: Uint8Array; frames: number } {
+  const parts: { h: FrameHeader; p: Uint8Array }[] = [];
+  const base = { channel, source, target: LOCAL, codec: 0, count: 1, total: payload.length };
+  if (payload.length <= MAX_FRAME) parts.push({ h: { ...base, seq, length: payload.length, kind: Kind.DATA, flags: 0 }, p: payload });
+  else {
+    for (let at = 0; at < payload.length; at += MAX_FRAME) {
+      const p = payload.subarray(at, Math.min(at + MAX_FRAME, payload.length));
+      const last = at + p.length === payload.length;
+      parts.push({ h: { ...base, seq: (seq + parts.length) >>> 0, length: p.length, kind: Kind.PART, flags: last ? Flags.LAST : 0 }, p });
+    }
+  }
+  const out = new Uint8Array(parts.reduce((n, x) => n + HEADER_BYTES + x.p.length, 0));
+  const view = new DataView(out.buffer);
+  let at = 0;
+  for (const { h, p } of parts) {
+    writeHeader(view, at, h);
+    out.set(p, at + HEADER_BYTES);
+    at += HEADER_BYTES + p.length;
+  }
+  return { bytes: out, frames: parts.length };
+}
+
+function header(h: Partial<FrameHeader> & { length: number; total: number }): Uint8Array {
+  const b = new Uint8Array(HEADER_BYTES);
+  writeHeader(new DataView(b.buffer), 0, { channel: 5, source: 0, target: LOCAL, seq: 0, kind: Kind.PART, codec: 0, flags: 0, count: 1, ...h });
+  return b;
+}
+
+/** Emits `bytes` as 'data' cut at `cuts`, each piece a buffer of its own as from a socket. */
+function emit(socket: FakeSocket, bytes: Uint8Array, cuts: number[]): void {
+  const points = [...new Set(cuts.map((c) => c % (bytes.length + 1)))].sort((a, b) => a - b);
+  let from = 0;
+  for (const p of [...points, bytes.length]) {
+    if (p > from) socket.emit('data', Buffer.from(bytes.slice(from, p)));
+    from = p;
+  }
+}
+
+function pattern(length: number, seed: number): Uint8Array {
+  const b = new Uint8Array(length);
+  for (let i = 0; i < length; i++) b[i] = (i * 31 + seed) & 255;
+  return b;
+}
+
+async function until(what: string, ok: () => boolean): Promise<void> {
+  const deadline = Date.now() + 20_000;
+  while (!ok()) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting until ${what}`);
+    await new Promise((r) => setTimeout(r, 2));
+  }
+}
+
+describe('large frames from a peer, read into the router slab', () => {
+  it('any chunking of large and small batches from two peers: the worker gets each whole, in order, large ones as one slab chunk; every chunk comes back', () => {
+    const message = fc.record({ from: fc.constantFrom(0, 2), length: fc.oneof(fc.integer({ min: 0, max: 2000 }), fc.integer({ min: SLAB_MIN_BYTES, max: 3 * MAX_FRAME + 5 })), seed: fc.nat(255) });
+    fc.assert(
+      fc.property(fc.array(message, { minLength: 1, maxLength: 8 }), fc.array(fc.nat(), { maxLength: 40 }), (messages, cuts) => {
+        const { sockets, slab, batches, receive, losses } = harness();
+        const seqs = [0, 0, 0];
+        const streams: number[][] = [[], [], []];
+        const sent: Batch[] = [];
+        const wire = [[] as Uint8Array[], [], [] as Uint8Array[]];
+        messages.forEach((m, k) => {
+          const payload = pattern(m.length, m.seed);
+          const f = frames(m.from, seqs[m.from]!, k, payload);
+          seqs[m.from] = (seqs[m.from]! + f.frames) >>> 0;
+          wire[m.from]!.push(f.bytes);
+          streams[m.from]!.push(k);
+          sent.push({ source: m.from, channel: k, bytes: payload, inSlab: m.length > MAX_FRAME });
+        });
+        for (const from of [0, 2]) {
+          const all = Buffer.concat(wire[from]!);
+          // Read as it arrives, so the ring never holds more than it can.
+          for (const piece of [all.subarray(0, all.length >>> 1), all.subarray(all.length >>> 1)]) {
+            emit(sockets[from]!, piece, cuts);
+            receive();
+          }
+        }
+        while (receive() > 0);
+        expect(losses).toEqual([]);
+        for (const from of [0, 2]) {
+          const got = batches.filter((b) => b.source === from);
+          const want = sent.filter((b) => b.source === from);
+          expect(got.map((b) => b.channel)).toEqual(want.map((b) => b.channel));
+          // Buffer#equals, not toEqual: a deep compare of 400 KiB element by element takes seconds.
+          expect(got.map((b, i) => Buffer.from(b.bytes).equals(want[i]!.bytes) && b.inSlab === want[i]!.inSlab)).toEqual(want.map(() => true));
+        }
+        slab.reclaim();
+        expect(slab.outstanding).toBe(0);
+      }),
+      { numRuns: 40 },
+    );
+  });
+
+  it('a run that declares more than maxMessageBytes is refused before anything is allocated', () => {
+    const { sockets, slab, losses } = harness();
+    sockets[0].emit('data', Buffer.from(header({ length: 1000, total: MAX_BATCH + 1 })));
+    expect(losses.map((e) => e.message).join()).toMatch(/process 0 \(a:1\) broke the protocol: batch of 4194305 bytes exceeds the limit of 4194304 bytes/);
+    expect(slab.outstanding).toBe(0);
+  });
+
+  it('a run that does not continue as it began, or overruns its total, is refused and its chunk freed', () => {
+    fc.assert(
+      fc.property(fc.constantFrom('channel', 'total', 'seq', 'overrun', 'data'), fc.boolean(), (how, whole) => {
+        const { sockets, slab, losses } = harness();
+        const total = MAX_FRAME + 10;
+        sockets[0].emit('data', Buffer.concat([header({ length: MAX_FRAME, total }), Buffer.alloc(MAX_FRAME)]));
+        expect(slab.outstanding).toBe(1);
+        const next = how === 'channel' ? header({ length: 10, total, seq: 1, channel: 6, flags: Flags.LAST })
+          : how === 'total' ? header({ length: 10, total: total + 8, seq: 1, flags: Flags.LAST })
+          : how === 'seq' ? header({ length: 10, total, seq: 2, flags: Flags.LAST })
+          : how === 'overrun' ? header({ length: 11, total, seq: 1, flags: Flags.LAST })
+          : header({ length: 10, total: 10, seq: 1, kind: Kind.DATA });
+        // Whole in one chunk (delivered) or its payload still to come (read in place).
+        if (whole) sockets[0].emit('data', Buffer.concat([next, Buffer.alloc(11)]));
+        else sockets[0].emit('data', Buffer.from(next));
+        expect(losses.map((e) => e.message).join()).toMatch(/broke the protocol: .*(does not continue its run|arrived where frame 1 was expected|interrupts a PART run|overruns its total)/);
+        expect(slab.outstanding).toBe(0);
+      }),
+    );
+  });
+
+  it('a peer that declares a large run and never sends the rest pins one chunk, and the other peer is still read and delivered', async () => {
+    const { sockets, slab, batches, receive, losses } = harness();
+    sockets[0].emit('data', Buffer.from(header({ length: MAX_FRAME, total: MAX_BATCH })));
+    sockets[0].emit('data', Buffer.alloc(1000)); // and then nothing
+    expect(slab.outstanding).toBe(1);
+    // The other peer floods far past the window while the stalled run stays open.
+    const many = 40;
+    for (let k = 0; k < many; k++) {
+      const f = frames(2, k * 3, 9, pattern(2 * MAX_FRAME + 3, k));
+      await until(`peer 2's socket is read (batch ${k})`, () => {
+        receive();
+        return !sockets[2].paused;
+      });
+      emit(sockets[2], f.bytes, [777, 70_000]);
+    }
+    await until('every batch of peer 2 arrived', () => {
+      receive();
+      return batches.length === many;
+    });
+    expect(batches.every((b, k) => b.source === 2 && b.inSlab && b.bytes[5] === pattern(6, k)[5])).toBe(true);
+    expect(losses).toEqual([]);
+    slab.reclaim();
+    // Only the stalled run's chunk is still out.
+    expect(slab.outstanding).toBe(1);
+  });
+
+  it('a worker that reads slowly: past its window of chunks the sockets pause, and resume once it reads', async () => {
+    const { sockets, slab, batches, receive } = harness();
+    let k = 0;
+    while (!sockets[2].paused) {
+      emit(sockets[2], frames(2, k * 3, 9, pattern(2 * MAX_FRAME + 3, k)).bytes, []);
+      k++;
+      expect(k).toBeLessThan(100);
+    }
+    // Paused once the chunks handed over pass the window: a run past it at most.
+    expect(k * (2 * MAX_FRAME + 3)).toBeLessThanOrEqual(WINDOW + 2 * (2 * MAX_FRAME + 3));
+    expect(sockets[0].paused).toBe(true);
+    await until('the sockets resume once the worker has read', () => {
+      receive();
+      return !sockets[2].paused && !sockets[0].paused;
+    });
+    expect(batches.length).toBe(k);
+    slab.reclaim();
+    expect(slab.outstanding).toBe(0);
+  });
+
+  it('a peer that dies half way through a run: the loss is reported and its chunk is free again', () => {
+    fc.assert(
+      fc.property(fc.integer({ min: 0, max: 2 * MAX_FRAME + 2 * HEADER_BYTES - 1 }), (upTo) => {
+        const { sockets, slab, losses } = harness();
+        const f = frames(0, 0, 3, pattern(2 * MAX_FRAME + 1, 1));
+        sockets[0].emit('data', Buffer.from(f.bytes.subarray(0, Math.max(upTo, HEADER_BYTES))));
+        sockets[0].emit('close');
+        expect(losses.map((e) => e.message).join()).toMatch(/connection to process 0 \(a:1\) closed without a goodbye/);
+        expect(slab.outstanding).toBe(0);
+      }),
+      { numRuns: 30 },
+    );
+  });
+
+  it('a worker\'s large batch for a peer leaves as views of its slab chunk: any sizes decode on the wire to the same batches, PART runs numbered on, and every chunk comes back once written', async () => {
+    await fc.assert(
+      fc.asyncProperty(fc.array(fc.oneof(fc.integer({ min: 0, max: 3000 }), fc.integer({ min: SLAB_MIN_BYTES, max: 3 * MAX_FRAME + 9 })), { minLength: 1, maxLength: 6 }), async (sizes) => {
+        const { sockets, outbox, workerSlab, losses } = harness();
+        const sent = sizes.map((n, k) => pattern(n, k));
+        sent.forEach((payload, k) => outbox.data(0, k, 0, 1, payload));
+        outbox.publish();
+        expect(workerSlab.outstanding).toBe(sizes.filter((n) => n >= SLAB_MIN_BYTES).length);
+        // What the peer would read: whole batches, a PART run put back together, and the sequence.
+        const got: Uint8Array[] = [];
+        const seqs: number[] = [];
+        let run: Uint8Array[] = [];
+        const decoder = new FrameDecoder({ peers: 3, maxFrame: MAX_FRAME, maxBatch: MAX_BATCH }, (h, p) => {
+          seqs.push(h.seq);
+          if (h.kind === Kind.DATA) got.push(p.slice());
+          else if (h.kind === Kind.PART) {
+            run.push(p.slice());
+            if (h.flags & Flags.LAST) {
+              got.push(Buffer.concat(run));
+              run = [];
+            }
+          }
+        });
+        let read = 0;
+        await until('every batch is on the wire', () => {
+          for (; read < sockets[0].written.length; read++) decoder.push(sockets[0].written[read]!);
+          return got.length === sent.length;
+        });
+        expect(got.map((b, k) => Buffer.from(b).equals(sent[k]!))).toEqual(sent.map(() => true));
+        expect(seqs).toEqual(seqs.map((_, i) => i));
+        expect(losses).toEqual([]);
+        await until('every chunk is back', () => {
+          workerSlab.reclaim();
+          return workerSlab.outstanding === 0;
+        });
+      }),
+      { numRuns: 25 },
+    );
+  });
+});
