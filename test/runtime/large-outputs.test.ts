@@ -11,6 +11,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Worker } from 'node:worker_threads';
 import { describe, expect, it } from 'vitest';
+import { Config } from '../../src/allocator/index.ts';
 import { Runtime } from '../../src/runtime/index.ts';
 import { LargeBinary, PageSum, pattern, ReportThenReturn, type Kind } from './fixtures/large-outputs.ts';
 import { SpinUntil } from './fixtures/operations.ts';
@@ -57,6 +58,21 @@ describe('large binary outputs in pieces', () => {
       const { bytes, seed } = inputs[i]!;
       expect(Buffer.from((out as Uint8Array).buffer).equals(Buffer.from(pattern(bytes, seed)))).toBe(true);
     });
+  }, 120_000);
+
+  it('arrive whole through a cluster runtime\'s gateway too', async () => {
+    const runtime = (await Runtime.cluster(Config.process(3), { operations }))!;
+    try {
+      const inputs = Array.from({ length: 4 }, (_, i) => ({ kind: 'Float64Array' as Kind, bytes: 6 * MiB + 8 * i, seed: i }));
+      const outputs = await runtime.fanout(LargeBinary, inputs);
+      outputs.forEach((out, i) => {
+        const { bytes, seed } = inputs[i]!;
+        expect(out).toBeInstanceOf(Float64Array);
+        expect(bytesOf(out as Float64Array).equals(Buffer.from(pattern(bytes, seed)))).toBe(true);
+      });
+    } finally {
+      await runtime.close();
+    }
   }, 120_000);
 
   it('leave nothing behind when the thread sending them is killed: the task runs again and its output arrives whole', async () => {
