@@ -215,10 +215,10 @@ class Results {
 
   /**
    * A large binary output: its result, with no bytes, then its bytes in
-   * pieces. The thread waits (receiving meanwhile) whenever the pieces are
-   * past the high-water mark, so that it sends through the few slab chunks
-   * the coordinator keeps giving back rather than copying the rest of the
-   * output into overflow.
+   * pieces. Once send() says the pieces are past the high-water mark, the
+   * thread waits (receiving meanwhile) until no backlog is left, so that it
+   * sends through the few slab chunks the coordinator keeps giving back
+   * rather than copying the rest of the output into overflow.
    */
   private sendPieces(result: RawResult & { raw: { bytes: Uint8Array } }): void {
     const bytes = result.raw.bytes;
