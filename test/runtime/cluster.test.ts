@@ -30,7 +30,7 @@ function run(args: string[], file = script): Promise<{ code: number | null; stdo
 }
 
 describe('Runtime.cluster', () => {
-  it('runs directives on 2 processes of 2 threads, process 0 orchestrating', async () => {
+  it('runs directives on 2 processes of 2 threads, process 0 orchestrating, large outputs in pieces included', async () => {
     const hostfile = join(mkdtempSync(join(tmpdir(), 'weft-runtime-cluster-')), 'hosts');
     writeFileSync(hostfile, (await freePorts(2)).map((port) => `127.0.0.1:${port}\n`).join(''));
     const [orchestrator, server] = await Promise.all([0, 1].map((index) => run(['-w', '2', '-n', '2', '-p', String(index), '-h', hostfile])) as [
@@ -39,7 +39,7 @@ describe('Runtime.cluster', () => {
     ]);
     expect(orchestrator.code, orchestrator.stderr).toBe(0);
     expect(server.code, server.stderr).toBe(0);
-    expect(JSON.parse(orchestrator.stdout.trim().split('\n').at(-1)!)).toEqual({ fibSum: 143, mappedInOrder: true, concatInOrder: true });
+    expect(JSON.parse(orchestrator.stdout.trim().split('\n').at(-1)!)).toEqual({ fibSum: 143, mappedInOrder: true, concatInOrder: true, largeWhole: true });
     expect(server.stdout.trim()).toBe('');
   });
 

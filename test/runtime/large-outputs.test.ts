@@ -1,15 +1,19 @@
 // Binary task outputs of 64 KiB and more travel detached from their batch
-// (to a coordinator in the same process, through the slab): each kind
-// arrives as itself, with exactly its bytes, over a buffer of its own. And a
+// (to a coordinator in the same process, through the slab), and those of 4
+// MiB and more in 1 MiB pieces: each kind arrives as itself, with exactly
+// its bytes, over a buffer of its own. A thread killed while its output
+// travels in pieces leaves nothing behind for the next output. And a
 // thread killed while large inputs wait for it unread in the coordinator's
 // slab gives those chunks back.
 
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { Worker } from 'node:worker_threads';
 import { describe, expect, it } from 'vitest';
+import { Config } from '../../src/allocator/index.ts';
 import { Runtime } from '../../src/runtime/index.ts';
-import { LargeBinary, PageSum, pattern, type Kind } from './fixtures/large-outputs.ts';
+import { LargeBinary, PageSum, pattern, ReportThenReturn, type Kind } from './fixtures/large-outputs.ts';
 import { SpinUntil } from './fixtures/operations.ts';
 
 const operations = new URL('./fixtures/large-outputs.ts', import.meta.url);
@@ -29,7 +33,8 @@ describe('large binary outputs', () => {
       ['ArrayBuffer', (v) => v instanceof ArrayBuffer],
       ['view', (v) => v instanceof Uint8Array && !Buffer.isBuffer(v)],
     ];
-    const sizes = [64 << 10, 3 << 20];
+    // Detached in one piece; in 1 MiB pieces, the last one short.
+    const sizes = [64 << 10, 3 << 20, 9 * MiB + 104];
     const inputs = kinds.flatMap(([kind]) => sizes.map((bytes, i) => ({ kind, bytes, seed: i + kind.length })));
     const outputs = await runtime.fanout(LargeBinary, inputs);
     outputs.forEach((out, i) => {
@@ -42,6 +47,71 @@ describe('large binary outputs', () => {
       expect(buffer.byteLength).toBe(bytes);
     });
   });
+});
+
+describe('large binary outputs in pieces', () => {
+  it('arrive whole when two threads send many at once, each output its own bytes', async () => {
+    await using runtime = await Runtime.inMemory({ workers: 2, operations });
+    const inputs = Array.from({ length: 12 }, (_, i) => ({ kind: 'view' as Kind, bytes: 5 * MiB + i * 4097, seed: i }));
+    const outputs = await runtime.fanout(LargeBinary, inputs);
+    outputs.forEach((out, i) => {
+      const { bytes, seed } = inputs[i]!;
+      expect(Buffer.from((out as Uint8Array).buffer).equals(Buffer.from(pattern(bytes, seed)))).toBe(true);
+    });
+  }, 120_000);
+
+  it('arrive whole through a cluster runtime\'s gateway too', async () => {
+    const runtime = (await Runtime.cluster(Config.process(3), { operations }))!;
+    try {
+      const inputs = Array.from({ length: 4 }, (_, i) => ({ kind: 'Float64Array' as Kind, bytes: 6 * MiB + 8 * i, seed: i }));
+      const outputs = await runtime.fanout(LargeBinary, inputs);
+      outputs.forEach((out, i) => {
+        const { bytes, seed } = inputs[i]!;
+        expect(out).toBeInstanceOf(Float64Array);
+        expect(bytesOf(out as Float64Array).equals(Buffer.from(pattern(bytes, seed)))).toBe(true);
+      });
+    } finally {
+      await runtime.close();
+    }
+  }, 120_000);
+
+  it('leave nothing behind when the thread sending them is killed: the task runs again and its output arrives whole', async () => {
+    // The thread reports 'returning' and then returns a 64 MiB output. The
+    // coordinator runs the progress handler in its receive loop, so while
+    // the handler runs nothing of the output is taken: the thread sends the
+    // result and the pieces that fit in flight, then waits for them to be
+    // taken, and the whole output can never arrive. The handler holds the
+    // loop a moment (the thread gets that long to reach its wait; were it
+    // slower, it is killed before its output leaves, which must come out
+    // the same) and terminates the thread (the first time only). A
+    // half-received output must go with its thread: the task runs again
+    // on the replacement, and a piece of the dead thread's output taken as
+    // the new one's would show in its bytes.
+    const threads: Worker[] = [];
+    const collect = (w: Worker): void => void threads.push(w);
+    process.on('worker', collect);
+    try {
+      await using runtime = await Runtime.inMemory({ workers: 1, operations });
+      process.off('worker', collect);
+      expect(threads).toHaveLength(1);
+      let killed = 0;
+      const bytes = 64 * MiB;
+      const [out] = await runtime.fanout(ReportThenReturn, [{ bytes, seed: 5 }], {
+        onProgress: (p) => {
+          if (p.task?.detail !== 'returning' || killed++ > 0) return;
+          for (const t0 = performance.now(); performance.now() - t0 < 200; );
+          void threads[0]!.terminate();
+        },
+      });
+      expect(killed).toBe(2);
+      expect(Buffer.from((out as Uint8Array).buffer).equals(Buffer.from(pattern(bytes, 5)))).toBe(true);
+      // And the replacement's next pieced output is whole too.
+      const [next] = await runtime.fanout(LargeBinary, [{ kind: 'view', bytes: 6 * MiB + 8, seed: 9 }]);
+      expect(Buffer.from((next as Uint8Array).buffer).equals(Buffer.from(pattern(6 * MiB + 8, 9)))).toBe(true);
+    } finally {
+      process.off('worker', collect);
+    }
+  }, 120_000);
 });
 
 describe('a thread killed while it holds large inputs', () => {

@@ -15,6 +15,12 @@ export const TASK_CHANNEL = 0;
  */
 export const RESULT_CHANNEL_BASE = 1;
 
+/**
+ * Worker `w` to coordinator: channel `PIECE_CHANNEL_BASE + w` carries the
+ * pieces of a large binary output (outputs.ts), raw bytes, in order.
+ */
+export const PIECE_CHANNEL_BASE = 0x40000000;
+
 /** First message to a (new) thread worker: the operations modules to import, as URL strings. */
 export interface Hello {
   readonly hello: readonly string[];
@@ -86,6 +92,11 @@ export interface PackedResult extends Omit<TaskResult, 'output'> {
 export interface RawResult extends Omit<TaskResult, 'output'> {
   readonly raw: Detached | Uint8Array;
   readonly kind: string;
+  /**
+   * Set on an output sent in pieces: its bytes (this many) follow on the
+   * worker's piece channel, and `raw` is empty.
+   */
+  readonly pieces?: number;
 }
 
 export type HostMessage = Hello | Task | Stop | Ping | Cancel;

@@ -9,12 +9,14 @@
 // A binary output of RAW_MIN_BYTES or more (typed array, Buffer, DataView,
 // ArrayBuffer) is not encoded at all: its bytes travel detached from the
 // batch (to a thread of this process: copied once into the slab and once
-// out, so a 200 MB output is held at most three times at once).
+// out). One of PIECED_MIN_BYTES or more travels in pieces instead (see
+// Pieces), so that it is held about twice at once, not three times.
 
 import { codecs, Detached } from '../../allocator/index.ts';
 import { OutputError } from '../core/errors.ts';
 import { failed, fromFailure, type TaskProgress, type TaskResult } from '../core/task.ts';
 import type { PackedResult, RawResult, WorkerMessage } from './messages.ts';
+import type { Pull } from '../../allocator/index.ts';
 
 const codec = codecs.msgpack<unknown>();
 
@@ -105,6 +107,100 @@ function rebuild(bytes: Uint8Array, kind: string): unknown {
       if (typed === undefined || bytes.length % typed.size !== 0) throw new Error(`${bytes.length} bytes do not make a ${kind}`);
       return new typed.ctor(buffer, 0, bytes.length / typed.size);
     }
+  }
+}
+
+/**
+ * Binary outputs at least this large travel in pieces (Pieces below): the
+ * result first, with no bytes, then the bytes on the worker's piece channel,
+ * PIECE_BYTES at a time. The worker waits for the coordinator to take each
+ * piece before it sends past the channels' high-water mark, so between
+ * threads the pieces go through a few slab chunks used again and again
+ * (memory touched before, where a whole-output chunk is fresh memory as
+ * large as the output), and the coordinator copies each piece straight
+ * into the output's own buffer: the output is held by the worker and by
+ * the coordinator, and a few pieces in between.
+ */
+export const PIECED_MIN_BYTES = 4 << 20;
+/**
+ * A piece: no more than the default ring, so that with the default
+ * high-water mark the worker fills a piece while the coordinator copies the
+ * one before.
+ */
+export const PIECE_BYTES = 1 << 20;
+
+/** True for a packed result whose bytes go in pieces. */
+export function pieced(message: TaskResult | PackedResult | RawResult): message is RawResult & { raw: Detached } {
+  return 'raw' in message && message.raw instanceof Detached && message.raw.bytes.length >= PIECED_MIN_BYTES;
+}
+
+/** An output coming in pieces: the result that announced it, its buffer, and how much has come. */
+interface Assembly {
+  result: RawResult;
+  bytes: Uint8Array;
+  at: number;
+}
+
+/**
+ * The coordinator's side of outputs sent in pieces, one per worker at a
+ * time (a worker sends one output's pieces back to back). A pieced result
+ * opens the output's buffer; the pieces that follow on the worker's piece
+ * channel (borrowed views, valid until the next receive) are copied into
+ * it; the last one completes the result.
+ */
+export class Pieces {
+  private readonly open: (Assembly | undefined)[] = [];
+
+  /** `pulls[w]`: worker w's piece channel, with a borrowing typed-array codec. */
+  constructor(private readonly pulls: readonly (Pull<Uint8Array> | undefined)[]) {}
+
+  /**
+   * A result from worker `w`: the result to settle now (unpacked), or
+   * undefined when it announces pieces still to come.
+   */
+  result(w: number, message: TaskResult | PackedResult | RawResult, done: TaskResult[]): void {
+    if (!('raw' in message) || message.pieces === undefined) {
+      done.push(unpackResult(message));
+      return;
+    }
+    // The pieces of the output before it were sent before this result: all there already.
+    this.take(w, done);
+    if (this.open[w] !== undefined) throw new Error(`worker ${w} announced an output before the ${this.open[w].bytes.length - this.open[w].at} last bytes of the one before it`);
+    // allocUnsafeSlow: every byte is written by a piece before anyone reads it.
+    const bytes = new Uint8Array(Buffer.allocUnsafeSlow(message.pieces).buffer as ArrayBuffer, 0, message.pieces);
+    this.open[w] = { result: message, bytes, at: 0 };
+    this.take(w, done);
+  }
+
+  /**
+   * Copies the pieces that arrived from worker `w` into its open output (a
+   * completed output's result joins `done`); true if any had arrived.
+   * Pieces that arrived in the same receive as their result wait for it.
+   */
+  take(w: number, done: TaskResult[]): boolean {
+    const pull = this.pulls[w];
+    let any = false;
+    for (let a = this.open[w]; a !== undefined && pull !== undefined; ) {
+      const piece = pull.recv();
+      if (piece === undefined) break;
+      any = true;
+      if (a.at + piece.length > a.bytes.length) throw new Error(`worker ${w} sent ${a.at + piece.length} bytes for an output of ${a.bytes.length}`);
+      a.bytes.set(piece, a.at);
+      a.at += piece.length;
+      if (a.at === a.bytes.length) {
+        this.open[w] = undefined;
+        done.push(unpackResult({ ...a.result, raw: a.bytes, pieces: undefined }));
+        a = undefined;
+      }
+    }
+    return any;
+  }
+
+  /** Worker `w` is gone (died, lost, replaced): its unfinished output goes, and the pieces it sent for it. */
+  drop(w: number): void {
+    this.open[w] = undefined;
+    const pull = this.pulls[w];
+    if (pull !== undefined) while (pull.recv() !== undefined);
   }
 }
 

@@ -2,13 +2,13 @@
 // arrive from the coordinator and stream results back to it. The thread
 // backend's threads and the cluster backend's workers both run it.
 
-import { PeerError, type Allocator, type Push } from '../../allocator/index.ts';
+import { codecs, PeerError, type Allocator, type Push } from '../../allocator/index.ts';
 import { DEFAULT_MAX_MESSAGE_BYTES } from '../../allocator/internal.ts';
-import { packResult, sizeOf } from './outputs.ts';
+import { packResult, PIECE_BYTES, pieced, RESULT_ROOM, sizeOf } from './outputs.ts';
 import { TaskCancelledError } from '../core/errors.ts';
 import { Fifo } from '../../fifo.ts';
 import { cancels, failed, type Task, type TaskResult } from '../core/task.ts';
-import { isTask, RESULT_CHANNEL_BASE, TASK_CHANNEL, type Cancel, type HostMessage, type TaskId, type WorkerMessage } from './messages.ts';
+import { isTask, PIECE_CHANNEL_BASE, RESULT_CHANNEL_BASE, TASK_CHANNEL, type Cancel, type HostMessage, type RawResult, type TaskId, type WorkerMessage } from './messages.ts';
 import { Executor, loadOperations } from '../core/executor.ts';
 import { selfTracedOperations, serveAsWorker, TaskBatches, taskChannel } from '../observability/channels.ts';
 import { flushBeforeThreadEnd } from '../observability/flush.ts';
@@ -20,6 +20,8 @@ import { flushBeforeThreadEnd } from '../observability/flush.ts';
 // after it, and the coordinator learns quickly that a slow worker is free.
 const FLUSH_AFTER_MS = 1;
 
+const EMPTY = new Uint8Array(0);
+
 const idOf = (task: Task): TaskId => [task.key, task.index, task.stage, task.attempt];
 
 /**
@@ -29,7 +31,8 @@ const idOf = (task: Task): TaskId => [task.key, task.index, task.stage, task.att
 export async function serveTasks(allocator: Allocator, coordinator: number, modules?: readonly string[]): Promise<void> {
   const [, tasks] = allocator.allocate<HostMessage>(TASK_CHANNEL);
   const [pushers] = allocator.allocate<WorkerMessage>(RESULT_CHANNEL_BASE + allocator.index);
-  const out = new Results(pushers[coordinator]!);
+  const [piecePushers] = allocator.allocate(PIECE_CHANNEL_BASE + allocator.index, codecs.typedArray(Uint8Array));
+  const out = new Results(pushers[coordinator]!, piecePushers[coordinator]!, allocator);
   // A module that cannot be imported ends this worker with the error; the
   // coordinator reports it rather than starting another worker.
   const load = async (urls: readonly string[]) => {
@@ -191,14 +194,48 @@ class Results {
   /** An async task started since the service loop last looked. */
   startedAsync = false;
 
-  constructor(private readonly push: Push<WorkerMessage>) {}
+  constructor(
+    private readonly push: Push<WorkerMessage>,
+    /** The piece channel to the coordinator, for large binary outputs (outputs.ts). */
+    private readonly pieces: Push<Uint8Array>,
+    private readonly allocator: Allocator,
+  ) {}
 
   send(message: WorkerMessage | TaskResult): void {
     const packed = 'key' in message ? packResult(message, this.maxMessageBytes) : message;
+    if ('key' in packed && pieced(packed)) {
+      this.sendPieces(packed);
+      return;
+    }
     const bytes = sizeOf(packed);
     if (this.pendingBytes + bytes > this.maxMessageBytes) this.flush();
     this.pendingBytes += bytes;
     this.push.send(packed);
+  }
+
+  /**
+   * A large binary output: its result, with no bytes, then its bytes in
+   * pieces. Once send() says the pieces are past the high-water mark, the
+   * thread waits (receiving meanwhile) until no backlog is left, so that it
+   * sends through the few slab chunks the coordinator keeps giving back
+   * rather than copying the rest of the output into overflow.
+   */
+  private sendPieces(result: RawResult & { raw: { bytes: Uint8Array } }): void {
+    const bytes = result.raw.bytes;
+    // The result first: the coordinator opens the output's buffer on it.
+    if (this.pendingBytes + RESULT_ROOM > this.maxMessageBytes) this.flush();
+    this.pendingBytes += RESULT_ROOM;
+    this.push.send({ ...result, raw: EMPTY, pieces: bytes.length });
+    this.flush();
+    for (let at = 0; at < bytes.length; at += PIECE_BYTES) {
+      if (this.pieces.send(bytes.subarray(at, Math.min(at + PIECE_BYTES, bytes.length)))) continue;
+      this.pieces.flush();
+      while (this.pieces.backlog > 0) {
+        this.allocator.receive();
+        this.allocator.awaitEvents();
+      }
+    }
+    this.pieces.flush();
   }
 
   /** Sends what is pending, and the parked count when it changed, unless `parked` is false. */

@@ -19,15 +19,15 @@
 // ping, which waits behind whatever it is running.
 
 import { BroadcastChannel } from 'node:worker_threads';
-import { PeerError, type Allocator, type Pull } from '../../../allocator/index.ts';
+import { codecs, PeerError, type Allocator, type Pull } from '../../../allocator/index.ts';
 import type { FromGateway, ToGateway } from './gateway-messages.ts';
 import { Dispatcher } from '../../channel-protocol/dispatcher.ts';
 import { TaskCancelledError, TaskStuckError } from '../../core/errors.ts';
 import { failed, type TaskProgress, type TaskResult } from '../../core/task.ts';
 import { Cancellations } from '../../channel-protocol/cancels.ts';
-import { unpackProgress, unpackResult } from '../../channel-protocol/outputs.ts';
+import { Pieces, unpackProgress } from '../../channel-protocol/outputs.ts';
 import { Pump } from '../../channel-protocol/pump.ts';
-import { isResult, RESULT_CHANNEL_BASE, TASK_CHANNEL, type HostMessage, type WorkerMessage } from '../../channel-protocol/messages.ts';
+import { isResult, PIECE_CHANNEL_BASE, RESULT_CHANNEL_BASE, TASK_CHANNEL, type HostMessage, type WorkerMessage } from '../../channel-protocol/messages.ts';
 
 // Parked, the gateway still runs the orchestrator's messages (they arrive as
 // events); this bound only limits how long a stop waits to be noticed.
@@ -37,6 +37,8 @@ export async function runGateway(allocator: Allocator, channel: string): Promise
   const tasks = allocator.allocate<HostMessage>(TASK_CHANNEL)[0];
   const results: Pull<WorkerMessage>[] = [];
   for (let worker = 0; worker < allocator.peers; worker++) results.push(allocator.allocate<WorkerMessage>(RESULT_CHANNEL_BASE + worker)[1]);
+  const lend = codecs.typedArray(Uint8Array, { borrow: true });
+  const pieces = new Pieces(results.map((_, worker) => allocator.allocate(PIECE_CHANNEL_BASE + worker, lend)[1]));
   // A worker whose process was lost throws PeerError on send; that loss is
   // learnt in receive() and may reach a send before the loop below handles
   // it. What was sent then comes back when it does (takeFrom).
@@ -110,7 +112,7 @@ export async function runGateway(allocator: Allocator, channel: string): Promise
       const batch: TaskResult[] = [];
       for (let message = results[worker]!.recv(); message !== undefined; message = results[worker]!.recv()) {
         any = true;
-        if (isResult(message)) batch.push(unpackResult(message));
+        if (isResult(message)) pieces.result(worker, message, batch);
         else if ('parked' in message) dispatcher.setParked(worker, message.parked);
         else if ('progress' in message) progress.push(unpackProgress(message.progress));
         else if ('ready' in message) {
@@ -124,6 +126,7 @@ export async function runGateway(allocator: Allocator, channel: string): Promise
         }
         // dying is the thread backend's; a cluster is fail-stop
       }
+      if (pieces.take(worker, batch)) any = true;
       if (batch.length > 0) settled.push(...dispatcher.settle(worker, batch));
     }
     if (progress.length > 0) tell({ progress });
@@ -132,6 +135,7 @@ export async function runGateway(allocator: Allocator, channel: string): Promise
       joining.delete(loss.process);
       for (const worker of loss.workers) {
         lost.add(worker);
+        pieces.drop(worker);
         dispatcher.setReady(worker, false);
       }
       let redispatched = 0;

@@ -27,11 +27,11 @@ import { DEFAULT_CANCEL_GRACE_MS, LeaseTable, type Backend, type Lease, type Lea
 import { DEFAULT_CONCURRENCY, Dispatcher } from '../../channel-protocol/dispatcher.ts';
 import { Cancellations } from '../../channel-protocol/cancels.ts';
 import { RuntimeClosedError, TaskCancelledError } from '../../core/errors.ts';
-import { unpackProgress, unpackResult } from '../../channel-protocol/outputs.ts';
+import { Pieces, unpackProgress } from '../../channel-protocol/outputs.ts';
 import { failed, type CancelScope, type Task, type TaskResult } from '../../core/task.ts';
-import { isResult, RESULT_CHANNEL_BASE, TASK_CHANNEL, type HostMessage, type TaskId, type WorkerMessage } from '../../channel-protocol/messages.ts';
+import { isResult, PIECE_CHANNEL_BASE, RESULT_CHANNEL_BASE, TASK_CHANNEL, type HostMessage, type TaskId, type WorkerMessage } from '../../channel-protocol/messages.ts';
 import { Pump } from '../../channel-protocol/pump.ts';
-import { moduleUrl } from '../../../allocator/index.ts';
+import { codecs, moduleUrl } from '../../../allocator/index.ts';
 import { Blame } from './blame.ts';
 import { startPool, type ThreadBackendOptions } from './pool.ts';
 import { threadReplacedChannel, type ThreadReplacedMessage } from '../../observability/channels.ts';
@@ -46,6 +46,8 @@ export class ThreadBackend implements Backend {
   readonly parallelism: number;
   private readonly tasks: Push<HostMessage>[];
   private readonly results: Pull<WorkerMessage>[] = [];
+  /** Large binary outputs coming in pieces (outputs.ts). */
+  private readonly pieces: Pieces;
   private readonly states: SlotState[];
   private readonly dispatcher: Dispatcher;
   private readonly leases = new LeaseTable();
@@ -88,6 +90,8 @@ export class ThreadBackend implements Backend {
     const host = pool.host;
     this.tasks = host.allocate<HostMessage>(TASK_CHANNEL)[0];
     for (let index = 0; index < workers; index++) this.results.push(host.allocate<WorkerMessage>(RESULT_CHANNEL_BASE + index)[1]);
+    const lend = codecs.typedArray(Uint8Array, { borrow: true });
+    this.pieces = new Pieces(this.results.map((_, index) => host.allocate(PIECE_CHANNEL_BASE + index, lend)[1]));
     this.states = this.results.map(() => 'starting');
     this.dispatcher = new Dispatcher(
       workers,
@@ -219,12 +223,13 @@ export class ThreadBackend implements Backend {
       const results: TaskResult[] = [];
       for (let message = pull.recv(); message !== undefined; message = pull.recv()) {
         any = true;
-        if (isResult(message)) results.push(unpackResult(message));
+        if (isResult(message)) this.pieces.result(index, message, results);
         else if ('ready' in message) this.onReady(index);
         else if ('parked' in message) this.dispatcher.setParked(index, message.parked);
         else if ('progress' in message) this.leases.routeProgress([unpackProgress(message.progress)]);
         else if ('dying' in message) this.dying[index] = message.dying;
       }
+      if (this.pieces.take(index, results)) any = true;
       if (results.length > 0) settled.push(...this.dispatcher.settle(index, results));
     }
     if (settled.length > 0) this.leases.route(settled);
@@ -255,6 +260,7 @@ export class ThreadBackend implements Backend {
     // what it was running. Its rings are dropped by the replacement.
     this.pool.host.receive();
     this.collect();
+    this.pieces.drop(index);
     const { live: lost, cancelled } = this.dispatcher.takeFrom(index);
     this.answerStopped(cancelled, `its thread ended (${error?.message ?? 'it exited'})`);
     this.requeue(lost, Blame.blamed(lost, this.dying[index]), error);
@@ -275,6 +281,7 @@ export class ThreadBackend implements Backend {
   /** A cancelled task outlived its grace: its thread is terminated and replaced, its other tasks re-queued. */
   private terminate(index: number): void {
     this.states[index] = 'dead';
+    this.pieces.drop(index);
     this.dispatcher.setReady(index, false);
     const { live, cancelled } = this.dispatcher.takeFrom(index);
     this.answerStopped(cancelled, 'it ran on past its grace, so its thread was terminated');
