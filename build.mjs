@@ -5,7 +5,8 @@
 // Why bundle: every weft thread starts by importing weft, and Node's ESM
 // loader spends about a millisecond per file resolving, reading and linking
 // it. Unbundled, a worker thread loads about a hundred files before it runs
-// a line of the user's code; bundled, a dozen. See bench/startup.ts.
+// a line of the user's code; bundled, five (bootstrap, runner, the user's
+// script, the core and runtime chunks) and the entry. See bench/startup.ts.
 //
 // The entries are the package's exports and every module a thread is
 // started on by URL (the runner of a worker thread, the network thread, the
@@ -48,6 +49,34 @@ const compiled = spawnSync(process.execPath, [join(root, 'node_modules', 'typesc
 });
 if (compiled.status !== 0) process.exit(compiled.status ?? 1);
 
+// The modules a thread loads at start-up, in two chunks: 'core', what
+// `weft/channels` imports statically (a worker's runner needs the same), and
+// 'runtime', what the main entry adds. Node's loader resolves, reads and
+// links each file (and each import statement of each), so one file of
+// 100 KB starts faster than ten of 10 KB; left to itself rollup would cut
+// a chunk for every set of entries that share a module.
+function layersOf(getModuleInfo) {
+  const closure = (entry) => {
+    const seen = new Set();
+    const visit = (id) => {
+      const info = getModuleInfo(id);
+      if (seen.has(id) || info === null || info.isExternal) return;
+      seen.add(id);
+      for (const next of info.importedIds) visit(next);
+    };
+    visit(join(tsc, `${entry}.js`));
+    return seen;
+  };
+  const core = closure('channels');
+  const runtime = closure('index');
+  const map = new Map();
+  for (const id of runtime) map.set(id, core.has(id) ? STARTUP_CHUNKS.core : STARTUP_CHUNKS.runtime);
+  return map;
+}
+const STARTUP_CHUNKS = { core: 'core', runtime: 'runtime' };
+const IMPORT_FN = 'importLater';
+
+let layers;
 const bundle = await rollup({
   input: Object.fromEntries(ENTRIES.map((e) => [e, join(tsc, `${e}.js`)])),
   // Packages (msgpackr, the optional peers) and node: builtins stay imports.
@@ -67,6 +96,32 @@ const bundle = await rollup({
         return `new URL(${JSON.stringify(path.startsWith('.') ? path : `./${path}`)}, import.meta.url).href`;
       },
     },
+    {
+      // tsx, when a program runs under it, rewrites every file that holds
+      // an import() with a source map of the whole file: for the two
+      // start-up chunks, about 100 ms of the main thread's CPU. Their
+      // import() calls go through chunks/import.js instead, one line in the
+      // same folder, so a relative specifier resolves as it did.
+      name: 'dynamic-imports-out-of-the-start-up-chunks',
+      renderChunk(code, chunk) {
+        if (!Object.values(STARTUP_CHUNKS).includes(chunk.name)) return null;
+        const at = [];
+        const visit = (node) => {
+          if (node === null || typeof node !== 'object') return;
+          if (node.type === 'ImportExpression') at.push(node.start);
+          for (const value of Object.values(node)) visit(value);
+        };
+        visit(this.parse(code));
+        if (at.length === 0) return null;
+        if (code.includes(IMPORT_FN)) throw new Error(`${chunk.name}: ${IMPORT_FN} is taken`);
+        let out = code;
+        for (const start of at.sort((a, b) => b - a)) out = out.slice(0, start) + IMPORT_FN + out.slice(start + 'import'.length);
+        return { code: `import { ${IMPORT_FN} } from './import.js';\n${out}`, map: null };
+      },
+      generateBundle() {
+        this.emitFile({ type: 'asset', fileName: 'chunks/import.js', source: `export const ${IMPORT_FN} = (specifier, options) => import(specifier, options);\n` });
+      },
+    },
   ],
   onwarn(warning) {
     // tsc's helper for a computed import() reads `this` at the top level; rollup says it is undefined there, as tsc expects.
@@ -74,7 +129,19 @@ const bundle = await rollup({
     throw new Error(`rollup: ${warning.message}`);
   },
 });
-await bundle.write({ dir: dist, format: 'es', entryFileNames: '[name].js', chunkFileNames: 'chunks/[name]-[hash].js' });
+await bundle.write({
+  dir: dist,
+  format: 'es',
+  entryFileNames: '[name].js',
+  chunkFileNames: 'chunks/[name]-[hash].js',
+  // An import statement costs each thread a resolution even when the file
+  // is loaded already: a chunk names only the chunks it uses.
+  hoistTransitiveImports: false,
+  manualChunks(id, { getModuleInfo }) {
+    layers ??= layersOf(getModuleInfo);
+    return layers.get(id);
+  },
+});
 await bundle.close();
 
 // Declarations keep the source tree: the types of every export resolve as tsc wrote them.

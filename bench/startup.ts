@@ -6,6 +6,8 @@
 //   weft.ts node     the same program as .ts, run by Node's type stripping
 //   weft.ts tsx      the same .ts under `tsx`
 //   bare.ts node/tsx a .ts that starts no thread: what tsx's CLI costs by itself
+//                    (the floor of weft.ts tsx / weft.ts node; the last line
+//                    is what tsx costs the weft program beyond that floor)
 // Each round runs every variant once, in turn, so load drifts hit them alike;
 // the ratios are per round (weft / plain, tsx / node), then their median
 // and spread. The programs import the built package (dist/) through an app
@@ -106,3 +108,9 @@ for (const [a, b, target] of pairs) {
   const ratios = perRound(a, b);
   console.log(`  ${a} / ${b}: median ${median(ratios).toFixed(2)}x (${spread(ratios, 2)})${target === undefined ? '' : `, target <= ${target}x`}`);
 }
+// What tsx adds to the weft program beyond what it adds to a program that
+// starts nothing (its CLI's second process and its loader): near 0 when
+// weft's threads cost nothing more under tsx than under node.
+const at = (name: string, i: number) => times.get(name)![i]!;
+const beyond = times.get('plain')!.map((_, i) => at('weft.ts tsx', i) - at('weft.ts node', i) - (at('bare.ts tsx', i) - at('bare.ts node', i)));
+console.log(`  tsx's cost to weft.ts beyond its cost to bare.ts: median ${median(beyond).toFixed(0)} ms (${spread(beyond, 0)})`);

@@ -4,8 +4,16 @@
 // the code that needs it, so an app that never uses that code need not
 // install it; the code that does says which package is missing.
 
-import { createRequire } from 'node:module';
 import { ModuleError } from './errors.ts';
+
+/**
+ * `createRequire(url)` of node:module as Node holds it: an `import from
+ * 'node:module'` makes an ES module of all its exports, source maps
+ * included, in every thread that loads weft.
+ */
+export function requireFrom(url: string): NodeJS.Require {
+  return process.getBuiltinModule('node:module').createRequire(url);
+}
 
 /**
  * Runs `load` (a dynamic import that reaches `name`), turning "cannot find
@@ -23,7 +31,7 @@ export async function importOptional<T>(name: string, neededBy: string, load: ()
 /** `importOptional` for a CommonJS package needed by synchronous code. */
 export function requireOptional<T>(name: string, neededBy: string): T {
   try {
-    return createRequire(import.meta.url)(name) as T;
+    return requireFrom(import.meta.url)(name) as T;
   } catch (error) {
     throw missing(error, name, neededBy) ?? error;
   }

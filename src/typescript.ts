@@ -11,8 +11,7 @@
 // erase (parameter properties), so a checkout always needs tsx; an
 // installed weft is JavaScript.
 
-import { createRequire } from 'node:module';
-import { missing } from './optional.ts';
+import { missing, requireFrom } from './optional.ts';
 
 export const TYPESCRIPT_FILE = /\.[cm]?tsx?$/;
 
@@ -73,7 +72,7 @@ export function mustRegisterTsx(neededBy: string): boolean {
 /** The file `--import tsx` loads, resolved from weft's own folder (a user's app that installed tsx). */
 export function tsxEntry(neededBy: string): string {
   try {
-    return createRequire(import.meta.url).resolve('tsx');
+    return requireFrom(import.meta.url).resolve('tsx');
   } catch (error) {
     const why = `${neededBy} on Node.js ${process.version}, which does not strip types itself (22.18+ does), and not run under tsx,`;
     throw missing(error, 'tsx', why) ?? error;

@@ -3,7 +3,6 @@
 // whether it must register tsx (src/typescript.ts): only when the code is
 // TypeScript and neither a tsx the program runs under (inherited through
 // execArgv) nor Node's own type stripping runs it.
-import * as nodeModule from 'node:module';
 import { workerData } from 'node:worker_threads';
 
 // Node's compile cache (22.1+) for this thread: a thread compiles the same
@@ -12,7 +11,7 @@ import { workerData } from 'node:worker_threads';
 // without it, a few ms with it. Only in threads weft starts: the main
 // thread is the program's to configure. NODE_DISABLE_COMPILE_CACHE=1 turns
 // it off, NODE_COMPILE_CACHE=dir moves it (os.tmpdir() by default).
-nodeModule.enableCompileCache?.();
+process.getBuiltinModule('node:module').enableCompileCache?.();
 
 const boot = workerData.weft;
 if (boot.tsx) {

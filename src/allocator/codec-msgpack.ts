@@ -1,11 +1,11 @@
 // The default codec, msgpack (msgpackr), and the value model it carries the
 // same on every path: what it refuses, it refuses at send().
 
-import { createRequire } from 'node:module';
 import type { Packr } from 'msgpackr';
 import type { Batcher, Codec } from './codec.ts';
 import { concat } from '../transport/index.ts';
 import { CodecError } from '../errors.ts';
+import { requireFrom } from '../optional.ts';
 
 const MSGPACK_BATCH = 256;
 
@@ -139,7 +139,7 @@ let loaded: Msgpackr | undefined;
  */
 export function msgpackr(): Msgpackr {
   if (loaded !== undefined) return loaded;
-  loaded = createRequire(import.meta.url)('msgpackr') as Msgpackr;
+  loaded = requireFrom(import.meta.url)('msgpackr') as Msgpackr;
   registerDetached(loaded);
   registerDetachedViews(loaded);
   return loaded;

@@ -2,8 +2,12 @@
 // comment line. A line may end with the word `spare`: that process is a
 // spare (Config.cluster `spares`), which the others do not wait for.
 
-import { readFileSync } from 'node:fs';
 import { ConfigError } from '../errors.ts';
+
+// Not `import from 'node:fs'`: Config imports this file, so every weft
+// thread would build node:fs's ES module (fs.promises and all) for a file
+// only a cluster reads.
+const { readFileSync } = process.getBuiltinModule('node:fs');
 
 export interface Hosts {
   addresses: string[];

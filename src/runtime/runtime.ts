@@ -2,7 +2,6 @@
 // tasks run (this thread, worker threads, other processes); everything a
 // directive means (order, folding, retries, abort) is decided here.
 
-import { availableParallelism } from 'node:os';
 import type { Config } from '../allocator/index.ts';
 import { inClosureWorker, reachedStart, testRunner } from '../allocator/internal.ts';
 import { ModuleError } from '../errors.ts';
@@ -171,7 +170,8 @@ export class Runtime implements AsyncDisposable {
     // never pulls in the thread allocator.
     const { ThreadBackend } = await import('./backends/threads/thread-backend.ts');
     const backend = await ThreadBackend.start({
-      workers: options.workers ?? availableParallelism(),
+      // node:os when it is needed: not every thread that loads weft starts a runtime.
+      workers: options.workers ?? process.getBuiltinModule('node:os').availableParallelism(),
       modules: operationsModules(options.operations),
       concurrency: options.concurrency,
       cancelGraceMs: options.cancelGraceMs,

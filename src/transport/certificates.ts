@@ -8,7 +8,6 @@
 // the cluster is written (tls.ts, dial.ts); every refusal has a reason.
 
 import type { KeyObject, X509Certificate } from 'node:crypto';
-import { existsSync, readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { readCrl, serialKey } from './crl.ts';
 import { ConfigError } from '../errors.ts';
@@ -18,6 +17,9 @@ import { ConfigError } from '../errors.ts';
 // thread that re-runs it) more start-up than the channels (bench/startup.ts).
 const cryptoModule = () => process.getBuiltinModule('node:crypto');
 const tlsModule = () => process.getBuiltinModule('node:tls');
+// node:fs as Node holds it: an `import from 'node:fs'` makes an ES module
+// of every export, fs.promises included, which costs each thread ms.
+const { existsSync, readFileSync, statSync } = process.getBuiltinModule('node:fs');
 
 export interface TlsFiles {
   /** This process's private key, PEM. */

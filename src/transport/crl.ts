@@ -15,7 +15,7 @@
 // OpenSSL refuse every certificate of the cluster, and past the CA's
 // expiry nothing of the cluster is valid anyway.
 
-import { createPrivateKey, sign, verify, X509Certificate } from 'node:crypto';
+import type { X509Certificate } from 'node:crypto';
 import type Forge from 'node-forge';
 import { requireOptional } from '../optional.ts';
 
@@ -24,6 +24,9 @@ import { requireOptional } from '../optional.ts';
 let loaded: typeof Forge | undefined;
 const forgeLib = (): typeof Forge => (loaded ??= requireOptional<typeof Forge>('node-forge', 'a revocation list (weft keys revoke, crl.pem)'));
 const asn1 = (): typeof Forge.asn1 => forgeLib().asn1;
+// node:crypto on first use too: certificates.ts imports this file, and
+// Config imports that, so every weft thread would load it (a few ms).
+const crypto = () => process.getBuiltinModule('node:crypto');
 const SHA256_WITH_RSA = '1.2.840.113549.1.1.11';
 const AUTHORITY_KEY_ID = '2.5.29.35';
 const CRL_NUMBER = '2.5.29.20';
@@ -80,7 +83,7 @@ function subjectOf(ca: X509Certificate): Forge.asn1.Asn1 {
 
 /** A CRL of `revoked`, issued now by the CA (its certificate and private key, PEM). */
 export function makeCrl(caCert: string | Buffer, caKey: string | Buffer, crl: Crl): string {
-  const ca = new X509Certificate(caCert);
+  const ca = new (crypto().X509Certificate)(caCert);
   const algorithm = seq([oid(SHA256_WITH_RSA), asn1().create(asn1().Class.UNIVERSAL, asn1().Type.NULL, false, '')]);
   const extensions: Forge.asn1.Asn1[] = [seq([oid(CRL_NUMBER), octets(asn1().toDer(integer(crl.number.toString(16))).getBytes())])];
   const keyId = forgeLib().pki.certificateFromPem(ca.toString()).getExtension('subjectKeyIdentifier') as { subjectKeyIdentifier?: string } | undefined;
@@ -97,7 +100,7 @@ export function makeCrl(caCert: string | Buffer, caKey: string | Buffer, crl: Cr
     ...(crl.revoked.length > 0 ? [seq(crl.revoked.map((r) => seq([integer(r.serial), time(r.date)])))] : []),
     asn1().create(asn1().Class.CONTEXT_SPECIFIC, 0, true, [seq(extensions)]),
   ]);
-  const signature = sign('sha256', der(tbs), createPrivateKey(caKey));
+  const signature = crypto().sign('sha256', der(tbs), crypto().createPrivateKey(caKey));
   const list = seq([tbs, algorithm, asn1().create(asn1().Class.UNIVERSAL, asn1().Type.BITSTRING, false, `\0${signature.toString('binary')}`)]);
   return `-----BEGIN X509 CRL-----\n${der(list).toString('base64').replace(/.{1,64}/g, '$&\n')}-----END X509 CRL-----\n`;
 }
@@ -118,7 +121,7 @@ export function readCrl(pem: string | Buffer, ca: X509Certificate): Crl {
   } catch (cause) {
     throw new Error(`not a readable CRL: ${(cause as Error).message}`, { cause });
   }
-  if (!verify('sha256', der(tbs), ca.publicKey, signature)) throw new Error('not signed by the cluster CA');
+  if (!crypto().verify('sha256', der(tbs), ca.publicKey, signature)) throw new Error('not signed by the cluster CA');
   const fields = tbs.value as Forge.asn1.Asn1[];
   const revoked: Revocation[] = [];
   let number = 0;

@@ -85,7 +85,13 @@ export class SlabWriter {
   /** Free space below `top`, by offset, neighbours merged. */
   private free: Extent[] = [];
   private top = 0;
+  /**
+   * Slots that came back, reused first; then `unused` and up, never handed
+   * out. Counted rather than listed: filling a list of 4096 cost each worker
+   * about a millisecond of its start-up.
+   */
   private readonly spareSlots: number[] = [];
+  private unused = 0;
   private readonly out = new Map<number, Chunk>();
   /** Bytes a waiting loan wants, for poll(); 0 when none waits. */
   wanted = 0;
@@ -109,7 +115,10 @@ export class SlabWriter {
     private readonly window: number,
   ) {
     this.cells = new Int32Array(buffer, 0, TABLE + 2 * SLOTS);
-    for (let s = SLOTS - 1; s >= 0; s--) this.spareSlots.push(s);
+  }
+
+  private get slotsLeft(): boolean {
+    return this.spareSlots.length > 0 || this.unused < SLOTS;
   }
 
   /** The most a chunk can hold. */
@@ -131,15 +140,15 @@ export class SlabWriter {
     const size = (Math.max(length, 1) + PAGE - 1) & ~(PAGE - 1);
     if (size > this.capacity) return undefined;
     // Chunks that came back are reused before the slab grows into fresh memory.
-    let at = this.spareSlots.length > 0 ? this.fit(size) : -1;
+    let at = this.slotsLeft ? this.fit(size) : -1;
     if (at < 0) {
       this.reclaim();
-      if (this.spareSlots.length === 0) return undefined;
+      if (!this.slotsLeft) return undefined;
       at = this.fit(size);
       if (at < 0) at = this.grow(size);
       if (at < 0) return undefined;
     }
-    const slot = this.spareSlots.pop()!;
+    const slot = this.spareSlots.pop() ?? this.unused++;
     const generation = (this.cells[TABLE + 2 * slot]! + 1) | 0 || 1;
     Atomics.store(this.cells, TABLE + 2 * slot, generation);
     const chunk: Chunk = { slot, generation, offset: at, length, target: -1, bytes: new Uint8Array(this.buffer, DATA + at, length) };

@@ -128,6 +128,22 @@ describe('a slab', () => {
     expect(reusedSeen).toBeGreaterThan(0);
   });
 
+  it('hands out 4096 chunks at once, each on its own slot, refuses the next, and reuses the slot that came back', () => {
+    const buffer = createSlab(32 << 20)!;
+    const writer = new SlabWriter(buffer, 1 << 20);
+    const reader = new SlabReader(buffer, Doorbell.create());
+    const out: Chunk[] = [];
+    for (let c = writer.alloc(1, 1); c !== undefined; c = writer.alloc(1, 1)) out.push(c);
+    expect(out.length).toBe(4096);
+    expect(new Set(out.map((c) => c.slot)).size).toBe(4096);
+    const back = out[1234]!;
+    reader.done(back);
+    const again = writer.alloc(1, 1)!;
+    expect(again.slot).toBe(back.slot);
+    expect(again.generation).not.toBe(back.generation);
+    expect(writer.alloc(1, 1)).toBeUndefined();
+  });
+
   it('wakes its owner when a chunk comes back while it waits for room', () => {
     const buffer = createSlab(64 << 10)!;
     const bell = Doorbell.create();
