@@ -162,11 +162,12 @@ export class TaskBatches {
   }
 
   private carrierOf(task: Task): TraceCarrier | undefined {
-    if (task.tc === undefined) return this.carriers.get(task.key);
-    if (!this.carriers.has(task.key)) {
-      if (this.carriers.size >= MAX_CARRIERS) this.carriers.delete(this.carriers.keys().next().value!);
-      this.carriers.set(task.key, task.tc);
-    }
+    // The same carrier each time for one directive: a subscriber may keep
+    // what it made of it (weft/otel its parent context) by it.
+    const known = this.carriers.get(task.key);
+    if (known !== undefined || task.tc === undefined) return known ?? task.tc;
+    if (this.carriers.size >= MAX_CARRIERS) this.carriers.delete(this.carriers.keys().next().value!);
+    this.carriers.set(task.key, task.tc);
     return task.tc;
   }
 
