@@ -24,6 +24,7 @@ import {
   SpanKind,
   SpanStatusCode,
   trace,
+  type Context,
   type Counter,
   type Histogram,
   type MeterProvider,
@@ -127,6 +128,18 @@ export function instrument(options: OtelOptions = {}): Instrumentation {
     },
   };
 
+  // A directive's batches on this thread share its carrier (see
+  // TaskBatches): its context is extracted once, not per batch.
+  const parents = new WeakMap<TraceCarrier, Context>();
+  const parentOf = (carrier: TraceCarrier | undefined): Context => {
+    if (carrier === undefined) return ROOT_CONTEXT;
+    let parent = parents.get(carrier);
+    if (parent === undefined) {
+      parent = propagator.extract(ROOT_CONTEXT, carrier, { get: (c, key) => c[key], keys: (c) => Object.keys(c) });
+      parents.set(carrier, parent);
+    }
+    return parent;
+  };
   const tasks = diagnostics.tracingChannel<unknown, TaskBatchMessage>('weft:task');
   const finish = (message: TaskBatchMessage) => {
     const entry = spans.get(message);
@@ -144,10 +157,7 @@ export function instrument(options: OtelOptions = {}): Instrumentation {
   };
   const taskHandlers = {
     start(message: TaskBatchMessage) {
-      const parent = message.traceContext === undefined ? ROOT_CONTEXT : propagator.extract(ROOT_CONTEXT, message.traceContext, {
-        get: (carrier, key) => carrier[key],
-        keys: (carrier) => Object.keys(carrier),
-      });
+      const parent = parentOf(message.traceContext);
       const producer = trace.getSpanContext(parent);
       const span = tracer.startSpan(
         `process ${message.operation}`,

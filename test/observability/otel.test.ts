@@ -18,7 +18,7 @@ import { DataPointType, MeterProvider, MetricReader, type HistogramMetricData, t
 import { Config } from '../../src/allocator/index.ts';
 import { freePorts } from '../../src/cli/ports.ts';
 import { instrument, type Instrumentation } from '../../src/otel.ts';
-import { IndexedStream, Runtime } from '../../src/runtime/index.ts';
+import { IndexedStream, Retry, Runtime } from '../../src/runtime/index.ts';
 import { Busy, FlakyOnce, Nested, recordOf, SPANS_CHANNEL, type SpanRecord } from './fixtures/traced-operations.ts';
 
 const operations = new URL('./fixtures/traced-operations.ts', import.meta.url);
@@ -92,6 +92,31 @@ describe('weft/otel', () => {
     expectOneTrace(run, 'threads', 6);
     // Each thread ran its own batches, and said which it was.
     for (const batch of run.tasks) expect([0, 1]).toContain(batch.attributes['weft.worker']);
+  });
+
+  it('two directives at once, one retrying every task: each batch on the threads is a child of its own directive', async () => {
+    await using runtime = await Runtime.inMemory({ workers: 2, operations, retry: Retry.immediate(1) });
+    const inputs = Array.from({ length: 300 }, (_, i) => i);
+    const traced = (name: string, work: () => Promise<unknown>) =>
+      tracer.startActiveSpan(name, async (span) => {
+        await work();
+        span.end();
+        return span.spanContext().traceId;
+      });
+    // Their tasks share the dispatcher's queue and the threads' batches, and
+    // the retries go out after the directive's first tasks did.
+    const [busy, flaky] = await Promise.all([
+      traced('busy', () => runtime.fanout(Busy, inputs.map(() => 0))),
+      traced('flaky', () => runtime.fanout(FlakyOnce, inputs)),
+    ]);
+    const local = exporter.getFinishedSpans().map(recordOf);
+    // Every task of each accounted for in its own trace (a batch without the
+    // context would start a trace of its own), FlakyOnce's twice: failed, then retried.
+    for (const [traceId, tasks, operation] of [[busy, inputs.length, 'obs.Busy'], [flaky, 2 * inputs.length, 'obs.FlakyOnce']] as const) {
+      const directive = local.find((span) => span.traceId === traceId && span.kind === SpanKind.PRODUCER)!;
+      expect(directive.name).toBe(`send ${operation}`);
+      for (const batch of await workerSpans(traceId, tasks)) expect(batch).toMatchObject({ name: `process ${operation}`, parentSpanId: directive.spanId, links: [directive.spanId] });
+    }
   });
 
   it('one trace through the workers of a cluster', async () => {

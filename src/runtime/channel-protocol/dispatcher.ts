@@ -24,12 +24,15 @@
 import { Fifo } from '../../fifo.ts';
 import { cancels, type CancelScope, type Task, type TaskResult } from '../core/task.ts';
 import { TaskTime } from '../core/task-time.ts';
+import type { TraceCarrier } from '../observability/channels.ts';
 
 // Work queued on a worker beyond the task it is running, in milliseconds.
 const QUEUED_WORK_MS = 4;
 const MAX_QUEUED_TASKS = 1024;
 const MIN_QUEUED_TASKS = 2;
 const TIMER_SLACK_MS = 5;
+// Directives whose trace context the dispatcher remembers: more than run at once.
+const MAX_CARRIERS = 256;
 /** Default bound on one worker's parked async tasks. */
 export const DEFAULT_CONCURRENCY = 64;
 
@@ -50,28 +53,18 @@ export interface TakenBack {
   readonly cancelled: Task[];
 }
 
-/**
- * The batch with each directive's trace context on its first task only:
- * the worker carries it over to the tasks of that directive after it, and
- * a context on every task would cost more bytes than tiny tasks have.
- */
-function contextOnce(batch: readonly Task[]): Task[] {
-  const carried = new Set<string>();
-  return batch.map((task) => {
-    if (task.tc === undefined) return task;
-    if (!carried.has(task.key)) {
-      carried.add(task.key);
-      return task;
-    }
-    const { op, input, key, index, stage, attempt, timeoutMs } = task;
-    return timeoutMs === undefined ? { op, input, key, index, stage, attempt } : { op, input, key, index, stage, attempt, timeoutMs };
-  });
-}
-
 export class Dispatcher {
   private readonly queue = new Fifo<Task>();
   private readonly workers: WorkerState[];
   private readonly taskTime = new TaskTime();
+  /**
+   * Each traced directive's trace context, from the one task of it that
+   * carries it (its first: see Execution): every batch gives it to the first
+   * task of that directive in the batch, which the worker carries over to
+   * the tasks after it. A context on every task would cost more bytes than
+   * tiny tasks have, and stripping it from all but one would copy every task.
+   */
+  private readonly carriers = new Map<string, TraceCarrier>();
   private outstanding = 0;
   private nextWorker = 0;
 
@@ -98,7 +91,10 @@ export class Dispatcher {
   }
 
   enqueue(tasks: readonly Task[]): void {
-    for (const task of tasks) this.queue.push(task);
+    for (const task of tasks) {
+      if (task.tc !== undefined) this.remember(task.key, task.tc);
+      this.queue.push(task);
+    }
     this.assign();
   }
 
@@ -227,16 +223,25 @@ export class Dispatcher {
       if (!worker.ready || worker.cancelled.size > 0 || worker.inFlight.length >= room) continue;
       if (worker.inFlight.length === 0) worker.mark = now;
       const batch: Task[] = [];
-      let traced = false;
+      let key: string | undefined;
       while (worker.inFlight.length < room) {
         const task = this.queue.shift();
         if (task === undefined) break;
-        batch.push(task);
         worker.inFlight.push(task);
-        if (task.tc !== undefined) traced = true;
+        // Tasks come mostly in runs of one directive: a key that changes
+        // starts a run, which its directive's trace context must reach.
+        const carrier = task.key === key || this.carriers.size === 0 ? undefined : this.carriers.get(task.key);
+        key = task.key;
+        batch.push(carrier === undefined || task.tc !== undefined ? task : { ...task, tc: carrier });
       }
       this.outstanding += batch.length;
-      this.send(index, traced ? contextOnce(batch) : batch);
+      this.send(index, batch);
     }
+  }
+
+  private remember(key: string, carrier: TraceCarrier): void {
+    if (this.carriers.has(key)) return;
+    if (this.carriers.size >= MAX_CARRIERS) this.carriers.delete(this.carriers.keys().next().value!);
+    this.carriers.set(key, carrier);
   }
 }

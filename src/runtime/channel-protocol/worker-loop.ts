@@ -19,6 +19,8 @@ import { flushBeforeThreadEnd } from '../observability/flush.ts';
 // together, the result of a task that alone takes this long leaves right
 // after it, and the coordinator learns quickly that a slow worker is free.
 const FLUSH_AFTER_MS = 1;
+// A batch that goes on this long is reported, and the next begins (weft:task).
+const BATCH_MS = 100;
 
 const EMPTY = new Uint8Array(0);
 
@@ -85,6 +87,10 @@ export async function serveTasks(allocator: Allocator, coordinator: number, modu
       }
       take();
       if (inbox.length === 0) {
+        // The batch ends as the worker runs out of tasks; it goes on across
+        // the refills that arrive while it runs (a span per refill cost a
+        // tiny-task directive as much as its tasks).
+        batches.end();
         // Async tasks started since the last wait may have settled already
         // (any that awaits nothing slow): a turn of the event loop runs
         // their callbacks, which send and flush their results, before this
@@ -165,7 +171,8 @@ export async function serveTasks(allocator: Allocator, coordinator: number, modu
           }
         });
       }
-      batches.end();
+      // A long stream of one directive's tasks still reports its batches as it goes.
+      batches.endIfOlder(clock, BATCH_MS);
       out.flush(!out.startedAsync);
     }
   } finally {

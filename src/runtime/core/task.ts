@@ -23,7 +23,12 @@ export interface Task {
    * returns cannot hold them back past their own timeouts.
    */
   readonly timeoutMs?: number;
-  /** Trace context that a `weft:directive` subscriber set (`weft/otel`: W3C `traceparent`), carried to the worker. */
+  /**
+   * Trace context that a `weft:directive` subscriber set (`weft/otel`: W3C
+   * `traceparent`), carried to the worker. A directive puts it on its first
+   * task only; the backend keeps it by key and puts it on the first of the
+   * directive's tasks in each batch or message it sends.
+   */
   readonly tc?: TraceCarrier;
 }
 

@@ -133,7 +133,7 @@ const MAX_CARRIERS = 256;
  * batches, while someone subscribes.
  */
 export class TaskBatches {
-  private current: { message: TaskBatchMessage; key: string; stage: number; settling: Promise<unknown>[] } | undefined;
+  private current: { message: TaskBatchMessage; key: string; stage: number; startedAt: number; settling: Promise<unknown>[] } | undefined;
   /**
    * The trace context of recent directives, by key: a coordinator sends it
    * on the first of a directive's tasks in each batch only (see the
@@ -151,7 +151,7 @@ export class TaskBatches {
     }
     this.end();
     const message: TaskBatchMessage = { operation: task.op, worker: this.worker, traceContext: this.carrierOf(task), tasks: 1, failed: 0, async: false };
-    this.current = { message, key: task.key, stage: task.stage, settling: [] };
+    this.current = { message, key: task.key, stage: task.stage, startedAt: performance.now(), settling: [] };
     taskChannel.start.publish(message);
   }
 
@@ -162,11 +162,12 @@ export class TaskBatches {
   }
 
   private carrierOf(task: Task): TraceCarrier | undefined {
-    if (task.tc === undefined) return this.carriers.get(task.key);
-    if (!this.carriers.has(task.key)) {
-      if (this.carriers.size >= MAX_CARRIERS) this.carriers.delete(this.carriers.keys().next().value!);
-      this.carriers.set(task.key, task.tc);
-    }
+    // The same carrier each time for one directive: a subscriber may keep
+    // what it made of it (weft/otel its parent context) by it.
+    const known = this.carriers.get(task.key);
+    if (known !== undefined || task.tc === undefined) return known ?? task.tc;
+    if (this.carriers.size >= MAX_CARRIERS) this.carriers.delete(this.carriers.keys().next().value!);
+    this.carriers.set(task.key, task.tc);
     return task.tc;
   }
 
@@ -185,6 +186,11 @@ export class TaskBatches {
     }
     current.message.async = true;
     current.settling.push(outcome.then((result) => void (result.error !== undefined && current.message.failed++)));
+  }
+
+  /** Ends the current batch if it started at least `ms` before `now`. */
+  endIfOlder(now: number, ms: number): void {
+    if (this.current !== undefined && now - this.current.startedAt >= ms) this.end();
   }
 
   /** Ends the current batch: the worker has run out of tasks, or the next belongs elsewhere. */

@@ -69,6 +69,8 @@ export class Execution implements IntakeHost {
   private startedAt = 0;
   private lease: Lease | undefined;
   private key = '';
+  /** Whether a task carried the directive's trace context to the backend. */
+  private traced = false;
   /** Inputs admitted so far. */
   private length = 0;
   settled = false;
@@ -144,7 +146,10 @@ export class Execution implements IntakeHost {
 
   private taskOf(item: Pending): Task {
     if (this.metrics.timing) item.sentAt = this.now();
-    const carrier = this.options.trace?.traceContext;
+    // The trace context goes on the directive's first task only: the
+    // backend keeps it by key and hands it on with the tasks after it.
+    const carrier = this.traced ? undefined : this.options.trace?.traceContext;
+    if (carrier !== undefined) this.traced = true;
     const task: Task =
       carrier === undefined
         ? { op: this.ops[item.stage]!, input: item.input, key: this.key, index: item.index, stage: item.stage, attempt: item.attempt }

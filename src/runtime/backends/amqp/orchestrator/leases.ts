@@ -38,7 +38,7 @@ import {
   type LeaseTaskId,
 } from '../shared/messages.ts';
 import type { Names } from '../shared/topology.ts';
-import { deadLetterChannel, type DeadLetterMessage } from '../../../observability/channels.ts';
+import { deadLetterChannel, type DeadLetterMessage, type TraceCarrier } from '../../../observability/channels.ts';
 import type { WorkerNames } from './workers.ts';
 
 export interface LeaseState {
@@ -56,6 +56,8 @@ export interface LeaseState {
   consumerTag: string | undefined;
   /** Tasks dispatched before the result queue was ready. */
   backlog: Task[];
+  /** The directive's trace context, from the one task that carries it (its first): every message of the lease's tasks carries it. */
+  tc: TraceCarrier | undefined;
   /** Tasks without an answer yet, by `taskId`. */
   readonly unanswered: Set<LeaseTaskId>;
   /** Cancelled tasks without an answer yet, by `taskId`, with why. */
@@ -75,6 +77,7 @@ export function newLease(key: string, queue: string): LeaseState {
     consuming: undefined,
     consumerTag: undefined,
     backlog: [],
+    tc: undefined,
     unanswered: new Set(),
     cancelling: new Map(),
   };

@@ -67,6 +67,7 @@ export class TaskPublisher {
     for (const task of tasks) {
       state.unanswered.add(taskId(task.index, task.stage, task.attempt));
       state.backlog.push(task);
+      if (task.tc !== undefined) state.tc = task.tc;
     }
     this.dirty.add(state);
     if (this.flushing) return;
@@ -110,7 +111,7 @@ export class TaskPublisher {
     state.backlog = tasks.slice(end);
     for (let start = 0; start < end; start += size) {
       const chunk = tasks.slice(start, start + size);
-      const publication: Publication = { lease: state, count: chunk.length, content: encodeTasks(chunk), tc: chunk[0]!.tc, sentOn: undefined };
+      const publication: Publication = { lease: state, count: chunk.length, content: encodeTasks(chunk), tc: state.tc, sentOn: undefined };
       this.unconfirmed.add(publication);
       this.send(publication, session);
     }
