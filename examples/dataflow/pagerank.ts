@@ -1,4 +1,4 @@
-// PageRank on weft/dataflow, pull style, with no hashing in the loop.
+// PageRank on weft/dataflow, with no hashing in the loop.
 // Worker w owns the nodes whose id % workers is w: it numbers them 0, 1,
 // 2... in first-seen order, counts their out-degrees and holds their
 // in-edges. The edge list is cut into ranges taken by whichever worker is
@@ -11,8 +11,8 @@
 // Then 20 iterations of a loop: every owner broadcasts its nodes'
 // contributions rank/outdeg as a raw float64 column, always in its
 // numbering, so a receiver copies a sender's values into place
-// (broadcastColumns, values alone); each owner then sums, for each of its
-// nodes, the contributions over its in-edges by position.
+// (broadcastColumns, values alone); each owner then adds every
+// contribution, in position order, into its in-edges' destinations.
 //   node examples/dataflow/pagerank.ts <edges> -w <threads> --iterations 20   (after npm run build)
 //   npx tsx examples/dataflow/pagerank.ts <edges> -w <threads> --iterations 20
 // The last line of stdout is {"nodes": n, "edges": m, "sum": s, "top": [[id, rank], ...]}.
@@ -88,10 +88,16 @@ const guards = await initialize(config, (allocator) => {
       .unary<Columns>({
         batch: (_t, records) => {
           for (const { ids, values, from } of Array.from(records)) {
+            const at = inDst.length;
+            inDst.reserve(ids.length);
+            inSrc.reserve(ids.length);
+            const dst = inDst.data;
+            const src = inSrc.data;
             for (let i = 0; i < ids.length; i++) {
-              inDst.push(nodes.add(ids[i]!));
-              inSrc.push(values[i]! * peers + from!);
+              dst[at + i] = nodes.add(ids[i]!);
+              src[at + i] = values[i]! * peers + from!;
             }
+            inDst.length = inSrc.length = at + ids.length;
           }
         },
       });
@@ -140,22 +146,29 @@ const guards = await initialize(config, (allocator) => {
             out = new Float64Array(nodes.size);
             contrib[0] = new Float64Array(n);
             contrib[1] = new Float64Array(n);
-            // In-edges over positions, grouped by their destination.
+            // In-edges grouped by their source's position: an iteration
+            // reads the contributions in order and adds each into its
+            // destinations, as the single thread does. The scattered adds
+            // land in this worker's ranks (its nodes alone), where a gather
+            // by destination would read from all the graph's contributions
+            // at random: on the bench's graph that took 1.5-2x as long.
             const sources = new Int32Array(inSrc.length);
             for (let e = 0; e < inSrc.length; e++) {
               const s = inSrc.data[e]!;
               const from = s % peers;
               sources[e] = offset[from]! + (s - from) / peers;
             }
-            graph = csr(nodes.size, inDst.data, sources, inDst.length);
+            graph = csr(n, sources, inDst.data, inDst.length);
           } else {
             const { offsets, targets } = graph!;
             const c = contrib[i & 1]!;
-            for (let v = 0; v < rank.length; v++) {
-              let sum = 0;
-              for (let e = offsets[v]!; e < offsets[v + 1]!; e++) sum += c[targets[e]!]!;
-              rank[v] = (1 - D) / n + D * sum;
+            rank.fill(0);
+            for (let u = 0; u < n; u++) {
+              const last = offsets[u + 1]!;
+              const share = c[u]!;
+              for (let e = offsets[u]!; e < last; e++) rank[targets[e]!]! += share;
             }
+            for (let v = 0; v < rank.length; v++) rank[v] = (1 - D) / n + D * rank[v]!;
             cursor[i & 1]!.fill(0);
           }
           if (i === iterations) {
