@@ -42,7 +42,7 @@ const guards = await initialize(config, (allocator) => {
   const peers = allocator.peers;
   // This worker's part of the graph, built as the dataflow runs: its nodes
   // (numbered in first-seen order), their out-degrees, and its in-edges as
-  // (destination's number, source's sender * peers + source's number there).
+  // (destination's number, source's number at its owner * peers + owner).
   const nodes = new IdMap();
   const degree = new Column();
   const inDst = new Column();
