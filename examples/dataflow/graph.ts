@@ -8,12 +8,18 @@ export class Column {
   length = 0;
 
   push(v: number): void {
-    if (this.length === this.data.length) {
-      const bigger = new Float64Array(this.data.length * 2);
-      bigger.set(this.data);
-      this.data = bigger;
-    }
+    if (this.length === this.data.length) this.reserve(1);
     this.data[this.length++] = v;
+  }
+
+  /** Makes room for `n` more values, so a loop can write them into `data` past `length` (and then advance `length`). */
+  reserve(n: number): void {
+    if (this.length + n <= this.data.length) return;
+    let size = this.data.length * 2;
+    while (size < this.length + n) size *= 2;
+    const bigger = new Float64Array(size);
+    bigger.set(this.data.subarray(0, this.length));
+    this.data = bigger;
   }
 
   view(): Float64Array {

@@ -23,8 +23,8 @@ const END = 2;
  * which worker sent them: a sender's columns of one time arrive in the
  * order it sent them. `broadcastColumns` also takes values alone (empty
  * ids): they cross without ids and arrive with empty ids, for a receiver
- * that knows where a sender's values go from their order (PageRank sends
- * ids once, then only ranks).
+ * that knows where a sender's values go from their order (PageRank's
+ * contributions, each sender's in its own numbering of its nodes).
  */
 export interface Columns {
   ids: Float64Array;

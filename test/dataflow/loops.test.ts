@@ -82,12 +82,14 @@ describe('weft/dataflow examples against single-threaded programs', () => {
     got.top.forEach(([, r], i) => expect(r).toBeCloseTo(ranks.top[i]![1], 14));
   };
 
-  it('word count and PageRank on 1 and 2 workers print what the single-threaded programs print', { timeout: 300_000 }, () => {
+  it('word count and PageRank on 1 and 2 workers (PageRank also on 3) print what the single-threaded programs print', { timeout: 300_000 }, () => {
     expect(last(['bench/cost-single.ts', 'wordcount-best', text])).toEqual(words);
     for (const w of ['1', '2']) {
       expect(last(['examples/dataflow/wordcount.ts', text, '-w', w])).toEqual(words);
       sameRanks(last(['examples/dataflow/pagerank.ts', edges, '-w', w, '--iterations', '20']) as typeof ranks);
     }
+    // Three workers: an in-edge's source is its owner and its number there, packed with the worker count.
+    sameRanks(last(['examples/dataflow/pagerank.ts', edges, '-w', '3', '--iterations', '20']) as typeof ranks);
     writeFileSync(join(dir, 'two.txt'), '1 2\n2 3\n7 8\n');
     expect(last(['examples/dataflow/components.ts', join(dir, 'two.txt'), '-w', '2'])).toEqual({ nodes: 5, components: 2, largest: 3 });
   });
