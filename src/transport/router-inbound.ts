@@ -261,7 +261,6 @@ export class Inbound {
     }
   }
 
-
   /** Moves queued frames into rings that have room again; returns how many. */
   drain(): number {
     let moved = 0;
