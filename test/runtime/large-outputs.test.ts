@@ -75,7 +75,7 @@ describe('large binary outputs in pieces', () => {
     }
   }, 120_000);
 
-  it('leave nothing behind when the thread sending them is killed: the task runs again and its output arrives whole', async () => {
+  it('leave nothing behind when the thread sending them is killed as it returns (mid-output when it got that far: 3 of 64 MiB in a traced run): the task runs again and its output arrives whole', async () => {
     // The thread reports 'returning' and then returns a 64 MiB output. The
     // coordinator runs the progress handler in its receive loop, so while
     // the handler runs nothing of the output is taken: the thread sends the
