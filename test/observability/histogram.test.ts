@@ -30,6 +30,36 @@ describe('Histogram', () => {
     );
   });
 
+  it('counts runs of equal values exactly, with summaries read between them', () => {
+    // Values from a few, in runs (as a batch of tiny tasks records them), and
+    // a summary read at arbitrary points: each must count every value so far.
+    const run = fc.record({ value: fc.constantFrom(0, 1, 2, 127, 128, 20_000), length: fc.integer({ min: 1, max: 40 }), read: fc.boolean() });
+    fc.assert(
+      fc.property(fc.array(run, { minLength: 1, maxLength: 30 }), (runs) => {
+        const histogram = new Histogram();
+        const values: number[] = [];
+        for (const { value, length, read } of runs) {
+          for (let i = 0; i < length; i++) {
+            histogram.record(value);
+            values.push(value);
+          }
+          if (!read) continue;
+          const summary = histogram.summary();
+          const mean = values.reduce((a, b) => a + b, 0) / values.length;
+          const variance = values.reduce((a, b) => a + (b - mean) ** 2, 0) / values.length;
+          expect(summary.count).toBe(values.length);
+          expect(summary.min).toBe(Math.min(...values) / 1000);
+          expect(summary.max).toBe(Math.max(...values) / 1000);
+          expect(summary.mean).toBeCloseTo(mean / 1000, 9);
+          expect(summary.stddev).toBeCloseTo(Math.sqrt(variance) / 1000, 6);
+          const median = exact([...values].sort((a, b) => a - b), 50) / 1000;
+          expect(Math.abs(summary.p50 - median)).toBeLessThanOrEqual(median * 0.016 + 0.001);
+        }
+        expect(histogram.summary().count).toBe(values.length);
+      }),
+    );
+  });
+
   it('rounds fractions down, counts negatives as 0 and caps at 2^31 - 1 µs', () => {
     const histogram = new Histogram();
     histogram.record(1.9);
