@@ -7,6 +7,11 @@
 //           Again on default options (1 MiB rings: a 1 MiB message goes
 //           through the slabs of both processes, a run of PART frames on
 //           the wire; docs/cluster.md). Target: >= 0.9 of the socket.
+//           Again with the receiver borrowing each message
+//           (codecs.typedArray(Uint8Array, { borrow: true })): the anchor
+//           only counts the bytes of its reads, while the owned row's
+//           receiver allocates and fills a fresh 1 MiB array per message;
+//           this row shows what the transport costs apart from that copy.
 //   small   { i, x } objects per second across 2 processes (msgpack
 //           batches) against process.send IPC between the bench and a forked
 //           child. Target: >= 10x.
@@ -53,7 +58,7 @@ export const defaultPlan: ClusterPlan = { frames: 256, frameBytes: MiB, objects:
 export interface ClusterFigures {
   suite: 'cluster';
   rows: Row[];
-  raw: { weft: ClusterTimes; tls: ClusterTimes; defaults: ClusterTimes; rawSocketMs: number[]; ipcMs: number[]; plan: ClusterPlan };
+  raw: { weft: ClusterTimes; tls: ClusterTimes; defaults: ClusterTimes; borrowed: ClusterTimes; rawSocketMs: number[]; ipcMs: number[]; plan: ClusterPlan };
 }
 
 function median(xs: number[]): number {
@@ -69,17 +74,17 @@ function median(xs: number[]): number {
 const MESH_FAILURE = /\b(ConnectError|HandshakeError)\b/;
 const ATTEMPTS = 3;
 
-/** Runs the 2-process weft program (with mutual TLS when `tls`; on default options when `defaults`) and returns the receiver's times. */
-export async function weft(plan: ClusterPlan, tls = false, defaults = false): Promise<ClusterTimes> {
+/** Runs the 2-process weft program (with mutual TLS when `tls`; on default options when `defaults`; the receiver borrowing its 1 MiB messages when `borrow`) and returns the receiver's times. */
+export async function weft(plan: ClusterPlan, tls = false, defaults = false, borrow = false): Promise<ClusterTimes> {
   for (let attempt = 1; ; attempt++) {
-    const run = await weftOnce(plan, tls, defaults);
+    const run = await weftOnce(plan, tls, defaults, borrow);
     if (!('failed' in run)) return run;
     if (!run.meshFailed || attempt === ATTEMPTS) throw new Error(run.failed);
     console.log(`bench/cluster.ts: ${run.failed} while the mesh formed (a port taken by another process?); again on fresh ports, attempt ${attempt + 1} of ${ATTEMPTS}`);
   }
 }
 
-async function weftOnce(plan: ClusterPlan, tls: boolean, defaults: boolean): Promise<ClusterTimes | { failed: string; meshFailed: boolean }> {
+async function weftOnce(plan: ClusterPlan, tls: boolean, defaults: boolean, borrow: boolean): Promise<ClusterTimes | { failed: string; meshFailed: boolean }> {
   const dir = mkdtempSync(join(tmpdir(), 'weft-bench-'));
   try {
     const hosts = join(dir, 'hosts');
@@ -88,8 +93,9 @@ async function weftOnce(plan: ClusterPlan, tls: boolean, defaults: boolean): Pro
     if (tls) makeKeys({ dir: join(dir, 'keys'), processes: 2, days: 1 });
     const args = [...(tls ? ['--tls-dir', join(dir, 'keys')] : []), String(plan.frames), String(plan.frameBytes), String(plan.objects), String(plan.rounds)];
     let errors = '';
+    const env = { ...process.env, ...(defaults ? { WEFT_BENCH_DEFAULT_RINGS: '1' } : {}), ...(borrow ? { WEFT_BENCH_BORROW: '1' } : {}) };
     const children = [0, 1].map((i) => spawn(process.execPath, ['--import', 'tsx', PROGRAM, '-n', '2', '-p', String(i), '-w', '1', '-h', hosts, ...args], {
-      cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'], env: defaults ? { ...process.env, WEFT_BENCH_DEFAULT_RINGS: '1' } : process.env,
+      cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'], env,
     }));
     const runs = children.map((child, i) => {
       let result: ClusterTimes | undefined;
@@ -211,6 +217,7 @@ export async function runClusterBench(plan: ClusterPlan = defaultPlan): Promise<
   const tls = await weft(plan, true);
   const w = pool(first, await weft(plan));
   const defaults = await weft(plan, false, true);
+  const borrowed = await weft(plan, false, true, true);
   rawSocketMs.push(...(await rawSocket(plan)));
   ipcMs.push(...(await ipc(plan)));
   const bytes = plan.frames * plan.frameBytes;
@@ -221,10 +228,11 @@ export async function runClusterBench(plan: ClusterPlan = defaultPlan): Promise<
   const rows: Row[] = [
     rowOf({ suite: 'cluster', name: '1 MiB frames, 2 processes', weft: weftBulk, anchor: rawBulk, anchorName: 'raw socket, 2 processes', unit: 'MiB/s', target: 0.8 }),
     rowOf({ suite: 'cluster', name: '1 MiB messages, 2 processes, default options', weft: bytes / MiB / (median(defaults.bulkMs) / 1000), anchor: rawBulk, anchorName: 'raw socket, 2 processes', unit: 'MiB/s', target: 0.9 }),
+    rowOf({ suite: 'cluster', name: '1 MiB messages, 2 processes, default options, receiver borrows', weft: bytes / MiB / (median(borrowed.bulkMs) / 1000), anchor: rawBulk, anchorName: 'raw socket, 2 processes', unit: 'MiB/s' }),
     rowOf({ suite: 'cluster', name: '{i, x} objects, 2 processes', weft: weftSmall, anchor: ipcSmall, anchorName: 'process.send IPC', unit: 'msg/s', target: 10 }),
     ...tlsRows(w, tls, plan),
   ];
-  return { suite: 'cluster', rows, raw: { weft: w, tls, defaults, rawSocketMs, ipcMs, plan } };
+  return { suite: 'cluster', rows, raw: { weft: w, tls, defaults, borrowed, rawSocketMs, ipcMs, plan } };
 }
 
 /** Only what TLS costs: plain, TLS, plain, TLS, plain, with the runs of each side pooled. */
