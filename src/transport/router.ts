@@ -111,7 +111,8 @@ export class Router {
     this.beat = Math.max(50, Math.floor(o.heartbeatTimeoutMs / 3));
     this.timer = setInterval(() => this.heartbeat(), this.beat);
     this.timer.unref();
-    void this.loop();
+    // A throw in the loop (a frame it cannot forward) fails the run rather than stopping the router unseen.
+    this.loop().catch((e: unknown) => this.fail(new PeerError(-1, `the router failed: ${(e as Error).message}`, { cause: e })));
   }
 
   private attach(index: number, socket: Socket, rest: Buffer, early: Error | undefined): Peer {

@@ -102,7 +102,7 @@ function harness() {
   started.push(router);
   // The local worker's side of its ring to the router, with its slab, as rings.ts builds it.
   const backlog = { bytes: 0, cap: 1 << 30, overflow: (): never => { throw new Error('backlog over its cap'); } };
-  const outbox = new Outbox(new RingWriter(up, routerBell), LOCAL, new Uint32Array(3), backlog, workerSlab);
+  const outbox = new Outbox(new RingWriter(up, routerBell), LOCAL, new Uint32Array(3), backlog, workerSlab, true);
   return { router, sockets: sockets as [FakeSocket, undefined, FakeSocket], slab, batches, receive, losses, outbox, workerSlab };
 }
 
@@ -332,5 +332,43 @@ describe('large frames from a peer, read into the router slab', () => {
       }),
       { numRuns: 25 },
     );
+  });
+
+  it('a peer worker that finishes while a large batch for it waits in the ring to the router: the batch still leaves whole, and its chunk is not reused before', async () => {
+    const { sockets, outbox, workerSlab, losses } = harness();
+    const first = pattern(2 * MAX_FRAME + 7, 1);
+    outbox.data(0, 4, 0, 1, first);
+    outbox.publish();
+    // Worker 0 sent FIN (endpoint.finish(0)) before the router read the ring.
+    outbox.discard(0);
+    // The worker's next large batch, to the other peer, must not take that chunk.
+    const second = pattern(2 * MAX_FRAME + 7, 2);
+    outbox.data(2, 4, 0, 1, second);
+    outbox.publish();
+    const got: Uint8Array[][] = [[], [], []];
+    const decoders = [0, 2].map((p) => {
+      let run: Uint8Array[] = [];
+      return new FrameDecoder({ peers: 3, maxFrame: MAX_FRAME, maxBatch: MAX_BATCH }, (h, payload) => {
+        run.push(payload.slice());
+        if (h.kind === Kind.DATA || h.flags & Flags.LAST) {
+          got[p]!.push(Buffer.concat(run));
+          run = [];
+        }
+      });
+    });
+    const read = [0, 0];
+    await until('both batches are on the wire', () => {
+      [0, 2].forEach((p, k) => {
+        for (; read[k]! < sockets[p as 0 | 2].written.length; read[k]!++) decoders[k]!.push(sockets[p as 0 | 2].written[read[k]!]!);
+      });
+      return losses.length > 0 || (got[0]!.length === 1 && got[2]!.length === 1);
+    });
+    expect(losses).toEqual([]);
+    expect(Buffer.from(got[0]![0]!).equals(first)).toBe(true);
+    expect(Buffer.from(got[2]![0]!).equals(second)).toBe(true);
+    await until('every chunk is back', () => {
+      workerSlab.reclaim();
+      return workerSlab.outstanding === 0;
+    });
   });
 });
