@@ -32,6 +32,8 @@ import { Fifo } from '../fifo.ts';
 interface Waiting {
   header: FrameHeader;
   payload: Uint8Array;
+  /** The chunk a run's descriptor names: the router's until the descriptor is in the ring. */
+  chunk?: Chunk;
 }
 
 /** A PART run being read into a chunk of the router's slab. */
@@ -192,7 +194,7 @@ export class Inbound {
     this.slab!.assign(run.chunk, local);
     const descriptor = new Uint8Array(SLAB_DESCRIPTOR_BYTES);
     writeDescriptor(new DataView(descriptor.buffer), 0, run.chunk);
-    this.enqueue(local, { ...f, seq, kind: Kind.DATA, flags: Flags.SLAB, length: SLAB_DESCRIPTOR_BYTES }, descriptor);
+    this.enqueue(local, { ...f, seq, kind: Kind.DATA, flags: Flags.SLAB, length: SLAB_DESCRIPTOR_BYTES }, descriptor, run.chunk);
     if (this.slab!.pastTargets > 0 && !this.chunksPaused) {
       this.chunksPaused = true;
       this.slab!.returnedPastWindow(true);
@@ -214,11 +216,11 @@ export class Inbound {
   }
 
   /** Into the ring, or behind what waits for it. */
-  private enqueue(local: number, h: FrameHeader, payload: Uint8Array): void {
+  private enqueue(local: number, h: FrameHeader, payload: Uint8Array, chunk?: Chunk): void {
     const queue = this.waiting[local]!;
     // Behind a frame still being filled in that ring, it waits its turn.
     if (queue.length === 0 && this.filling[local] === -1 && this.place(local, h, payload)) return;
-    queue.push({ header: h, payload: payload.slice() });
+    queue.push({ header: h, payload: payload.slice(), chunk });
     this.waitingBytes += payload.length;
     if (this.waitingBytes > HIGH_WATER && !this.paused) {
       this.paused = true;
@@ -247,7 +249,11 @@ export class Inbound {
   /** Drops the queued frames whose source `from` says to drop (a lost process's), and the frames of theirs half read into a ring. */
   drop(from: (source: number) => boolean): void {
     for (const queue of this.waiting) {
-      for (const w of queue.extract((w) => from(w.header.source))) this.waitingBytes -= w.payload.length;
+      for (const w of queue.extract((w) => from(w.header.source))) {
+        this.waitingBytes -= w.payload.length;
+        // A whole run whose descriptor the worker will never see: its chunk would count against the worker's window for good.
+        if (w.chunk !== undefined) this.slab!.release(w.chunk);
+      }
     }
     this.filling.forEach((source, local) => {
       if (source < 0 || !from(source)) return;

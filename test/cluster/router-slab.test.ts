@@ -371,4 +371,17 @@ describe('large frames from a peer, read into the router slab', () => {
       return workerSlab.outstanding === 0;
     });
   });
+
+  it('a peer lost while a whole run of its waits for room in the worker\'s ring: the run\'s chunk is free again', () => {
+    const { sockets, slab, losses } = harness();
+    // The worker reads nothing: peer 0's small batches fill its ring.
+    let seq = 0;
+    for (; seq < 4; seq++) sockets[0].emit('data', Buffer.from(frames(0, seq, 3, pattern(MAX_FRAME >>> 1, seq)).bytes));
+    const run = frames(0, seq, 3, pattern(2 * MAX_FRAME + 1, 9));
+    sockets[0].emit('data', Buffer.from(run.bytes));
+    expect(slab.outstanding).toBe(1);
+    sockets[0].emit('close');
+    expect(losses.map((e) => e.message).join()).toMatch(/connection to process 0 \(a:1\) closed without a goodbye/);
+    expect(slab.outstanding).toBe(0);
+  });
 });
