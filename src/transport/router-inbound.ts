@@ -309,12 +309,9 @@ export class Inbound {
   workerExited(local: number): void {
     this.exited[local] = true;
     for (const w of this.waiting[local]!.take()) this.waitingBytes -= w.payload.length;
-    // Its chunks are free again, runs still arriving for it included (their parts are read on and dropped).
+    // The chunks handed to it are free again. A run still arriving for it
+    // keeps its chunk to the run's end (partIn frees it then): a part may be
+    // half read into it from the socket right now (open()).
     this.slab?.reclaimTarget(local);
-    for (const [source, run] of this.runs) {
-      if (run === RING || run.local !== local) continue;
-      this.slab!.release(run.chunk);
-      this.runs.set(source, RING);
-    }
   }
 }

@@ -9,6 +9,7 @@ import { EventEmitter } from 'node:events';
 import type { Socket } from 'node:net';
 import fc from 'fast-check';
 import { Router } from '../../src/transport/router.ts';
+import { Inbound } from '../../src/transport/router-inbound.ts';
 import { Doorbell, DOORBELL_BYTES } from '../../src/transport/doorbell.ts';
 import { createRingBuffer, maxPayload, RingReader, RingWriter } from '../../src/transport/ring.ts';
 import { createSlab, SlabReader, SlabWriter, SLAB_MIN_BYTES } from '../../src/transport/slab.ts';
@@ -382,6 +383,63 @@ describe('large frames from a peer, read into the router slab', () => {
     expect(slab.outstanding).toBe(1);
     sockets[0].emit('close');
     expect(losses.map((e) => e.message).join()).toMatch(/connection to process 0 \(a:1\) closed without a goodbye/);
+    expect(slab.outstanding).toBe(0);
+  });
+});
+
+describe('the router inbound half with two local workers', () => {
+  /** Process 1 of 2, two threads each: local workers 0 and 1 are workers 2 and 3; the peer's are 0 and 1. */
+  function twoWorkers() {
+    const bell = new Doorbell(new SharedArrayBuffer(DOORBELL_BYTES));
+    const rings = [createRingBuffer(RING_BYTES), createRingBuffer(RING_BYTES)];
+    const slabBuffer = createSlab(64 << 20)!;
+    const slab = new SlabWriter(slabBuffer, WINDOW);
+    const pauses: boolean[] = [];
+    const inbound = new Inbound(rings.map((r) => new RingWriter(r, bell)), 4, (p) => pauses.push(p), slab);
+    /** What local worker `local` reads from its ring. */
+    const read = (local: number): Batch[] => {
+      const got: Batch[] = [];
+      const inbox = new Inbox(new RingReader(rings[local]!, bell), 2 + local, 4, MAX_BATCH, new SlabReader(slabBuffer, bell));
+      inbox.drain({
+        batch: (source, channel, _codec, _count, payload) => {
+          got.push({ source, channel, bytes: payload.slice(), inSlab: payload.buffer === slabBuffer });
+          return false;
+        },
+        close: () => {},
+        finish: () => {},
+        accepts: () => true,
+      });
+      return got;
+    };
+    return { inbound, slab, read, pauses };
+  }
+
+  const part = (source: number, local: number, seq: number, total: number, last: boolean): FrameHeader =>
+    ({ channel: 7, source, target: 2 + local, seq, kind: Kind.PART, codec: 0, flags: last ? Flags.LAST : 0, count: 1, total, length: MAX_FRAME });
+
+  it('a worker that returns while a run for it is half read in place: the run keeps its chunk to its end, and the other worker\'s batch is intact', () => {
+    const { inbound, slab, read } = twoWorkers();
+    const total = 2 * MAX_FRAME;
+    // Source 0's run for local 0: its first part is being read from the socket into its chunk.
+    const first = part(0, 0, 0, total, false);
+    const into = inbound.open(0, { ...first })!;
+    expect(into).toBeDefined();
+    inbound.workerExited(0);
+    // Meanwhile source 1 sends local 1 a whole run.
+    const other = pattern(total, 5);
+    inbound.deliver(1, part(1, 1, 0, total, false), other.subarray(0, MAX_FRAME));
+    inbound.deliver(1, part(1, 1, 1, total, true), other.subarray(MAX_FRAME));
+    // The rest of source 0's first part arrives where open() said, then its last part.
+    into.fill(0xee);
+    inbound.complete(0, { ...first });
+    inbound.deliver(0, part(0, 0, 1, total, true), new Uint8Array(MAX_FRAME));
+    inbound.publish();
+    const got = read(1);
+    expect(got.length).toBe(1);
+    expect(got[0]!.inSlab).toBe(true);
+    expect(Buffer.from(got[0]!.bytes).equals(other)).toBe(true);
+    expect(read(0)).toEqual([]);
+    slab.reclaim();
     expect(slab.outstanding).toBe(0);
   });
 });
