@@ -51,6 +51,7 @@ const RING = 'ring';
 
 export class Inbound {
   private readonly waiting: Fifo<Waiting>[];
+  /** Bytes of the frames in `waiting`, headers included (a flood of empty frames counts too). */
   private waitingBytes = 0;
   private readonly exited: boolean[];
   private paused = false;
@@ -202,26 +203,13 @@ export class Inbound {
     }
   }
 
-  /**
-   * Whether one of `count` sources from `first` is half way through a run
-   * read into a chunk: its socket reads on to the run's end (the chunk is
-   * taken already, and the run's worker gets nothing until then).
-   */
-  midRun(first: number, count: number): boolean {
-    for (let s = first; s < first + count; s++) {
-      const run = this.runs.get(s);
-      if (run !== undefined && run !== RING) return true;
-    }
-    return false;
-  }
-
   /** Into the ring, or behind what waits for it. */
   private enqueue(local: number, h: FrameHeader, payload: Uint8Array, chunk?: Chunk): void {
     const queue = this.waiting[local]!;
     // Behind a frame still being filled in that ring, it waits its turn.
     if (queue.length === 0 && this.filling[local] === -1 && this.place(local, h, payload)) return;
     queue.push({ header: h, payload: payload.slice(), chunk });
-    this.waitingBytes += payload.length;
+    this.waitingBytes += HEADER_BYTES + payload.length;
     if (this.waitingBytes > HIGH_WATER && !this.paused) {
       this.paused = true;
       if (!this.chunksPaused) this.pause(true);
@@ -250,7 +238,7 @@ export class Inbound {
   drop(from: (source: number) => boolean): void {
     for (const queue of this.waiting) {
       for (const w of queue.extract((w) => from(w.header.source))) {
-        this.waitingBytes -= w.payload.length;
+        this.waitingBytes -= HEADER_BYTES + w.payload.length;
         // A whole run whose descriptor the worker will never see: its chunk would count against the worker's window for good.
         if (w.chunk !== undefined) this.slab!.release(w.chunk);
       }
@@ -294,7 +282,7 @@ export class Inbound {
     let moved = 0;
     let w: Waiting | undefined;
     while ((w = queue.peek()) !== undefined && (this.exited[local] || this.place(local, w.header, w.payload))) {
-      this.waitingBytes -= w.payload.length;
+      this.waitingBytes -= HEADER_BYTES + w.payload.length;
       queue.shift();
       moved++;
     }
@@ -308,7 +296,7 @@ export class Inbound {
   /** A local worker has ended: frames for it are dropped from now on. */
   workerExited(local: number): void {
     this.exited[local] = true;
-    for (const w of this.waiting[local]!.take()) this.waitingBytes -= w.payload.length;
+    for (const w of this.waiting[local]!.take()) this.waitingBytes -= HEADER_BYTES + w.payload.length;
     // The chunks handed to it are free again. A run still arriving for it
     // keeps its chunk to the run's end (partIn frees it then): a part may be
     // half read into it from the socket right now (open()).

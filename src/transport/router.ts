@@ -150,9 +150,14 @@ export class Router {
     return peer;
   }
 
-  /** A peer half way through a frame read into a ring or a run read into a chunk reads on to its end. */
+  /**
+   * A peer half way through a frame read in place reads on to its end. One
+   * part way through a run read into a chunk is paused like any other: the
+   * run holds nothing back but its own worker's batch, and its peer's other
+   * workers could otherwise stream frames into a full ring without limit.
+   */
   private mayPause(peer: Peer): boolean {
-    return !peer.decoder.placing && !this.inbound.midRun(peer.index * this.o.threads, this.o.threads);
+    return !peer.decoder.placing;
   }
 
   /**

@@ -19,6 +19,7 @@ import { FrameDecoder } from '../../src/transport/decoder.ts';
 import { Flags, HEADER_BYTES, Kind, writeHeader, type FrameHeader } from '../../src/transport/frame.ts';
 import { LinkCounters, linkCountersBuffer } from '../../src/transport/link-counters.ts';
 import type { PeerError } from '../../src/errors.ts';
+import { HIGH_WATER } from '../../src/transport/router-peer.ts';
 
 const RING_BYTES = 256 << 10;
 const MAX_FRAME = maxPayload(RING_BYTES);
@@ -441,5 +442,49 @@ describe('the router inbound half with two local workers', () => {
     expect(read(0)).toEqual([]);
     slab.reclaim();
     expect(slab.outstanding).toBe(0);
+  });
+});
+
+describe('a peer with two workers', () => {
+  it('one worker part way through a large run, the other flooding a worker that reads nothing: the socket still pauses once the router\'s queue passes its mark', () => {
+    // Process 1 of 2, two threads each: the peer's workers are 0 and 1, ours 2 and 3.
+    const socket = new FakeSocket();
+    const bell = new Doorbell(new SharedArrayBuffer(DOORBELL_BYTES));
+    const workerBell = new Doorbell(new SharedArrayBuffer(DOORBELL_BYTES));
+    const slabBuffer = createSlab(64 << 20)!;
+    const slab = new SlabWriter(slabBuffer, WINDOW);
+    const losses: PeerError[] = [];
+    started.push(new Router({
+      process: 1, processes: 2, threads: 2, addresses: ['a:1', 'b:2'],
+      links: [{ socket: socket as unknown as Socket, rest: Buffer.alloc(0) }, undefined],
+      bell,
+      fromWorkers: [0, 1].map(() => new RingReader(createRingBuffer(RING_BYTES), workerBell)),
+      toWorkers: [0, 1].map(() => new RingWriter(createRingBuffer(RING_BYTES), workerBell)),
+      slab,
+      limits: { peers: 4, maxFrame: MAX_FRAME, maxBatch: MAX_BATCH },
+      heartbeatTimeoutMs: 600_000,
+      onFailure: (e) => losses.push(e),
+      onLoss: (e) => losses.push(e),
+      counters: new LinkCounters(linkCountersBuffer(2)),
+    }));
+    // Worker 0 opens a run for worker 2 and never finishes it.
+    const run = new Uint8Array(HEADER_BYTES + MAX_FRAME);
+    writeHeader(new DataView(run.buffer), 0, { channel: 1, source: 0, target: 2, seq: 0, kind: Kind.PART, codec: 0, flags: 0, count: 1, total: MAX_BATCH, length: MAX_FRAME });
+    socket.emit('data', Buffer.from(run));
+    expect(slab.outstanding).toBe(1);
+    // Worker 1 streams empty batches to worker 3, whose ring fills.
+    const empty = new Uint8Array(HEADER_BYTES * 1024);
+    const view = new DataView(empty.buffer);
+    let seq = 0;
+    let sent = 0;
+    while (!socket.paused && sent <= 4 * HIGH_WATER) {
+      for (let k = 0; k < 1024; k++) writeHeader(view, k * HEADER_BYTES, { channel: 2, source: 1, target: 3, seq: seq++, kind: Kind.DATA, codec: 0, flags: 0, count: 1, total: 0, length: 0 });
+      socket.emit('data', Buffer.from(empty));
+      sent += empty.length;
+    }
+    expect(losses).toEqual([]);
+    expect(socket.paused).toBe(true);
+    // The ring's worth and the queue's mark, and at most one read past it.
+    expect(sent).toBeLessThanOrEqual(RING_BYTES + HIGH_WATER + empty.length);
   });
 });
