@@ -196,10 +196,14 @@ export class Inbound {
     const descriptor = new Uint8Array(SLAB_DESCRIPTOR_BYTES);
     writeDescriptor(new DataView(descriptor.buffer), 0, run.chunk);
     this.enqueue(local, { ...f, seq, kind: Kind.DATA, flags: Flags.SLAB, length: SLAB_DESCRIPTOR_BYTES }, descriptor, run.chunk);
+    // Chunks the workers gave back are only counted out again here: past
+    // the window once those are taken back, and only then, the sockets pause.
     if (this.slab!.pastTargets > 0 && !this.chunksPaused) {
-      this.chunksPaused = true;
       this.slab!.returnedPastWindow(true);
-      if (!this.paused) this.pause(true);
+      if (this.slab!.pastTargets > 0) {
+        this.chunksPaused = true;
+        if (!this.paused) this.pause(true);
+      }
     }
   }
 

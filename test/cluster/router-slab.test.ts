@@ -282,6 +282,31 @@ describe('large frames from a peer, read into the router slab', () => {
     expect(slab.outstanding).toBe(0);
   });
 
+  it('a worker that keeps up after a pause: the chunks it gave back are counted as back, and the sockets do not pause again', async () => {
+    const { sockets, slab, batches, receive } = harness();
+    const size = 2 * MAX_FRAME + 3;
+    let k = 0;
+    // Past its window once: the slab has that much free space afterwards.
+    while (!sockets[2].paused) {
+      emit(sockets[2], frames(2, k * 3, 9, pattern(size, k)).bytes, []);
+      k++;
+    }
+    await until('the sockets resume once the worker has read', () => {
+      receive();
+      return !sockets[2].paused && !sockets[0].paused;
+    });
+    // Now the worker reads each batch as it comes, for twice its window.
+    const more = k + Math.ceil((2 * WINDOW) / size);
+    for (; k < more; k++) {
+      emit(sockets[2], frames(2, k * 3, 9, pattern(size, k)).bytes, []);
+      expect(sockets[2].paused || sockets[0].paused).toBe(false);
+      receive();
+    }
+    expect(batches.length).toBe(more);
+    slab.reclaim();
+    expect(slab.outstanding).toBe(0);
+  });
+
   it('a peer that dies half way through a run: the loss is reported and its chunk is free again', () => {
     fc.assert(
       fc.property(fc.integer({ min: 0, max: 2 * MAX_FRAME + 2 * HEADER_BYTES - 1 }), (upTo) => {
