@@ -46,6 +46,9 @@ interface Run {
   lastSeq: number;
 }
 
+/** Names of the frames that may reach a worker, for errors. */
+const KIND_NAMES: Partial<Record<Kind, string>> = { [Kind.DATA]: 'DATA', [Kind.CLOSE]: 'CLOSE', [Kind.FIN]: 'FIN' };
+
 /** Per source, the PART run in progress: in a chunk, or through the ring (RING). */
 const RING = 'ring';
 
@@ -146,7 +149,8 @@ export class Inbound {
   private runOf(local: number, h: FrameHeader): Run | undefined {
     const run = this.runs.get(h.source);
     if (h.kind !== Kind.PART) {
-      if (run !== undefined && h.kind === Kind.DATA) throw new ProtocolError(`DATA frame from worker ${h.source} interrupts a PART run`);
+      // Not even a CLOSE or FIN: the run's frames hold sequence numbers the frames after them follow.
+      if (run !== undefined) throw new ProtocolError(`${KIND_NAMES[h.kind] ?? `kind ${h.kind}`} frame from worker ${h.source} interrupts a PART run`);
       return undefined;
     }
     if (run === RING) {

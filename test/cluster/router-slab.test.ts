@@ -215,9 +215,9 @@ describe('large frames from a peer, read into the router slab', () => {
     expect(slab.outstanding).toBe(0);
   });
 
-  it('a run that does not continue as it began, or overruns its total, is refused and its chunk freed', () => {
+  it('a run that does not continue as it began, overruns its total, or is interrupted by another frame from its source, is refused and its chunk freed', () => {
     fc.assert(
-      fc.property(fc.constantFrom('channel', 'total', 'seq', 'overrun', 'data'), fc.boolean(), (how, whole) => {
+      fc.property(fc.constantFrom('channel', 'total', 'seq', 'overrun', 'data', 'close', 'fin'), fc.boolean(), (how, whole) => {
         const { sockets, slab, losses } = harness();
         const total = MAX_FRAME + 10;
         sockets[0].emit('data', Buffer.concat([header({ length: MAX_FRAME, total }), Buffer.alloc(MAX_FRAME)]));
@@ -226,11 +226,12 @@ describe('large frames from a peer, read into the router slab', () => {
           : how === 'total' ? header({ length: 10, total: total + 8, seq: 1, flags: Flags.LAST })
           : how === 'seq' ? header({ length: 10, total, seq: 2, flags: Flags.LAST })
           : how === 'overrun' ? header({ length: 11, total, seq: 1, flags: Flags.LAST })
-          : header({ length: 10, total: 10, seq: 1, kind: Kind.DATA });
+          : how === 'data' ? header({ length: 10, total: 10, seq: 1, kind: Kind.DATA })
+          : header({ length: 0, total: 0, count: 0, seq: 1, kind: how === 'close' ? Kind.CLOSE : Kind.FIN });
         // Whole in one chunk (delivered) or its payload still to come (read in place).
         if (whole) sockets[0].emit('data', Buffer.concat([next, Buffer.alloc(11)]));
         else sockets[0].emit('data', Buffer.from(next));
-        expect(losses.map((e) => e.message).join()).toMatch(/broke the protocol: .*(does not continue its run|arrived where frame 1 was expected|interrupts a PART run|overruns its total)/);
+        expect(losses.map((e) => e.message).join()).toMatch(/broke the protocol: .*(does not continue its run|arrived where frame 1 was expected|(DATA|CLOSE|FIN) frame from worker 0 interrupts a PART run|overruns its total)/);
         expect(slab.outstanding).toBe(0);
       }),
     );
