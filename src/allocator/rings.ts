@@ -68,7 +68,7 @@ export class Rings {
   }
 
   private outbox(e: RingEnd): Outbox {
-    return new Outbox(new RingWriter(e.ring, new Doorbell(e.bell)), this.wiring.index, this.seqs, this.backlog, e.slab === undefined ? undefined : this.slab);
+    return new Outbox(new RingWriter(e.ring, new Doorbell(e.bell)), this.wiring.index, this.seqs, this.backlog, e.slab === undefined ? undefined : this.slab, e.relay === true);
   }
 
   private inbox(e: RingEnd): Inbox {

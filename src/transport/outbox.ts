@@ -103,6 +103,11 @@ export class Outbox {
     private readonly backlog: Backlog,
     /** The worker's slab, when the ring's reader can read it (a thread of this process). */
     readonly chunks?: SlabWriter,
+    /**
+     * The ring's reader is the router, which passes frames on to other
+     * processes and gives each chunk back itself once written (or dropped).
+     */
+    private readonly relayed = false,
   ) {
     this.publishBytes = Math.min(PUBLISH_BYTES, writer.capacity >>> 2);
   }
@@ -254,8 +259,13 @@ export class Outbox {
     for (const f of this.queue.extract((f) => f.target === target)) {
       this.overflowBytes -= f.payload.length;
       this.backlog.bytes -= f.payload.length;
+      if (f.chunk !== undefined) this.chunks!.release(f.chunk);
     }
-    this.chunks?.reclaimTarget(target);
+    // A thread that returned gives back none of the chunks it holds (those
+    // in its ring included). Through the router, the chunks whose
+    // descriptors are in the ring are still to be written to a socket: the
+    // router gives each back once it has, so none is free before.
+    if (!this.relayed) this.chunks?.reclaimTarget(target);
   }
 
   /**

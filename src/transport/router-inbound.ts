@@ -32,6 +32,8 @@ import { Fifo } from '../fifo.ts';
 interface Waiting {
   header: FrameHeader;
   payload: Uint8Array;
+  /** The chunk a run's descriptor names: the router's until the descriptor is in the ring. */
+  chunk?: Chunk;
 }
 
 /** A PART run being read into a chunk of the router's slab. */
@@ -44,11 +46,15 @@ interface Run {
   lastSeq: number;
 }
 
+/** Names of the frames that may reach a worker, for errors. */
+const KIND_NAMES: Partial<Record<Kind, string>> = { [Kind.DATA]: 'DATA', [Kind.CLOSE]: 'CLOSE', [Kind.FIN]: 'FIN' };
+
 /** Per source, the PART run in progress: in a chunk, or through the ring (RING). */
 const RING = 'ring';
 
 export class Inbound {
   private readonly waiting: Fifo<Waiting>[];
+  /** Bytes of the frames in `waiting`, headers included (a flood of empty frames counts too). */
   private waitingBytes = 0;
   private readonly exited: boolean[];
   private paused = false;
@@ -143,7 +149,8 @@ export class Inbound {
   private runOf(local: number, h: FrameHeader): Run | undefined {
     const run = this.runs.get(h.source);
     if (h.kind !== Kind.PART) {
-      if (run !== undefined && h.kind === Kind.DATA) throw new ProtocolError(`DATA frame from worker ${h.source} interrupts a PART run`);
+      // Not even a CLOSE or FIN: the run's frames hold sequence numbers the frames after them follow.
+      if (run !== undefined) throw new ProtocolError(`${KIND_NAMES[h.kind] ?? `kind ${h.kind}`} frame from worker ${h.source} interrupts a PART run`);
       return undefined;
     }
     if (run === RING) {
@@ -192,34 +199,25 @@ export class Inbound {
     this.slab!.assign(run.chunk, local);
     const descriptor = new Uint8Array(SLAB_DESCRIPTOR_BYTES);
     writeDescriptor(new DataView(descriptor.buffer), 0, run.chunk);
-    this.enqueue(local, { ...f, seq, kind: Kind.DATA, flags: Flags.SLAB, length: SLAB_DESCRIPTOR_BYTES }, descriptor);
+    this.enqueue(local, { ...f, seq, kind: Kind.DATA, flags: Flags.SLAB, length: SLAB_DESCRIPTOR_BYTES }, descriptor, run.chunk);
+    // Chunks the workers gave back are only counted out again here: past
+    // the window once those are taken back, and only then, the sockets pause.
     if (this.slab!.pastTargets > 0 && !this.chunksPaused) {
-      this.chunksPaused = true;
       this.slab!.returnedPastWindow(true);
-      if (!this.paused) this.pause(true);
+      if (this.slab!.pastTargets > 0) {
+        this.chunksPaused = true;
+        if (!this.paused) this.pause(true);
+      }
     }
-  }
-
-  /**
-   * Whether one of `count` sources from `first` is half way through a run
-   * read into a chunk: its socket reads on to the run's end (the chunk is
-   * taken already, and the run's worker gets nothing until then).
-   */
-  midRun(first: number, count: number): boolean {
-    for (let s = first; s < first + count; s++) {
-      const run = this.runs.get(s);
-      if (run !== undefined && run !== RING) return true;
-    }
-    return false;
   }
 
   /** Into the ring, or behind what waits for it. */
-  private enqueue(local: number, h: FrameHeader, payload: Uint8Array): void {
+  private enqueue(local: number, h: FrameHeader, payload: Uint8Array, chunk?: Chunk): void {
     const queue = this.waiting[local]!;
     // Behind a frame still being filled in that ring, it waits its turn.
     if (queue.length === 0 && this.filling[local] === -1 && this.place(local, h, payload)) return;
-    queue.push({ header: h, payload: payload.slice() });
-    this.waitingBytes += payload.length;
+    queue.push({ header: h, payload: payload.slice(), chunk });
+    this.waitingBytes += HEADER_BYTES + payload.length;
     if (this.waitingBytes > HIGH_WATER && !this.paused) {
       this.paused = true;
       if (!this.chunksPaused) this.pause(true);
@@ -247,7 +245,11 @@ export class Inbound {
   /** Drops the queued frames whose source `from` says to drop (a lost process's), and the frames of theirs half read into a ring. */
   drop(from: (source: number) => boolean): void {
     for (const queue of this.waiting) {
-      for (const w of queue.extract((w) => from(w.header.source))) this.waitingBytes -= w.payload.length;
+      for (const w of queue.extract((w) => from(w.header.source))) {
+        this.waitingBytes -= HEADER_BYTES + w.payload.length;
+        // A whole run whose descriptor the worker will never see: its chunk would count against the worker's window for good.
+        if (w.chunk !== undefined) this.slab!.release(w.chunk);
+      }
     }
     this.filling.forEach((source, local) => {
       if (source < 0 || !from(source)) return;
@@ -288,7 +290,7 @@ export class Inbound {
     let moved = 0;
     let w: Waiting | undefined;
     while ((w = queue.peek()) !== undefined && (this.exited[local] || this.place(local, w.header, w.payload))) {
-      this.waitingBytes -= w.payload.length;
+      this.waitingBytes -= HEADER_BYTES + w.payload.length;
       queue.shift();
       moved++;
     }
@@ -302,13 +304,10 @@ export class Inbound {
   /** A local worker has ended: frames for it are dropped from now on. */
   workerExited(local: number): void {
     this.exited[local] = true;
-    for (const w of this.waiting[local]!.take()) this.waitingBytes -= w.payload.length;
-    // Its chunks are free again, runs still arriving for it included (their parts are read on and dropped).
+    for (const w of this.waiting[local]!.take()) this.waitingBytes -= HEADER_BYTES + w.payload.length;
+    // The chunks handed to it are free again. A run still arriving for it
+    // keeps its chunk to the run's end (partIn frees it then): a part may be
+    // half read into it from the socket right now (open()).
     this.slab?.reclaimTarget(local);
-    for (const [source, run] of this.runs) {
-      if (run === RING || run.local !== local) continue;
-      this.slab!.release(run.chunk);
-      this.runs.set(source, RING);
-    }
   }
 }

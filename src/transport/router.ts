@@ -111,7 +111,8 @@ export class Router {
     this.beat = Math.max(50, Math.floor(o.heartbeatTimeoutMs / 3));
     this.timer = setInterval(() => this.heartbeat(), this.beat);
     this.timer.unref();
-    void this.loop();
+    // A throw in the loop (a frame it cannot forward) fails the run rather than stopping the router unseen.
+    this.loop().catch((e: unknown) => this.fail(new PeerError(-1, `the router failed: ${(e as Error).message}`, { cause: e })));
   }
 
   private attach(index: number, socket: Socket, rest: Buffer, early: Error | undefined): Peer {
@@ -149,9 +150,14 @@ export class Router {
     return peer;
   }
 
-  /** A peer half way through a frame read into a ring or a run read into a chunk reads on to its end. */
+  /**
+   * A peer half way through a frame read in place reads on to its end. One
+   * part way through a run read into a chunk is paused like any other: the
+   * run holds nothing back but its own worker's batch, and its peer's other
+   * workers could otherwise stream frames into a full ring without limit.
+   */
   private mayPause(peer: Peer): boolean {
-    return !peer.decoder.placing && !this.inbound.midRun(peer.index * this.o.threads, this.o.threads);
+    return !peer.decoder.placing;
   }
 
   /**

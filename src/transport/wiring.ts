@@ -52,6 +52,8 @@ export interface RingEnd {
   peer?: number;
   /** The slab of the ring's writer, when its reader is a thread of the same process. */
   slab?: SharedArrayBuffer;
+  /** The ring's reader is the router: it gives the writer's chunks back itself once it has sent them on. */
+  relay?: boolean;
 }
 
 export interface Fabric {
@@ -138,7 +140,7 @@ export function buildClusterFabric(threads: number, processes: number, process: 
     fromWorkers.push(up);
     toWorkers.push(down);
     // Its slab too: the router writes its large batches to the sockets from there.
-    const out = [...w.out, { ring: up, bell: routerBell, slab: w.slab }];
+    const out = [...w.out, { ring: up, bell: routerBell, slab: w.slab, relay: true }];
     for (let t = 0; t < peers; t++) if (Math.floor(t / threads) !== process) routes[t] = out.length - 1;
     const inn = [...w.in.map((e) => ({ ...e, peer: base + e.peer! })), { ring: down, bell: routerBell, slab }];
     const absent = spares.filter((p) => p !== process);

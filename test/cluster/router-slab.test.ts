@@ -9,6 +9,7 @@ import { EventEmitter } from 'node:events';
 import type { Socket } from 'node:net';
 import fc from 'fast-check';
 import { Router } from '../../src/transport/router.ts';
+import { Inbound } from '../../src/transport/router-inbound.ts';
 import { Doorbell, DOORBELL_BYTES } from '../../src/transport/doorbell.ts';
 import { createRingBuffer, maxPayload, RingReader, RingWriter } from '../../src/transport/ring.ts';
 import { createSlab, SlabReader, SlabWriter, SLAB_MIN_BYTES } from '../../src/transport/slab.ts';
@@ -18,6 +19,7 @@ import { FrameDecoder } from '../../src/transport/decoder.ts';
 import { Flags, HEADER_BYTES, Kind, writeHeader, type FrameHeader } from '../../src/transport/frame.ts';
 import { LinkCounters, linkCountersBuffer } from '../../src/transport/link-counters.ts';
 import type { PeerError } from '../../src/errors.ts';
+import { HIGH_WATER } from '../../src/transport/router-peer.ts';
 
 const RING_BYTES = 256 << 10;
 const MAX_FRAME = maxPayload(RING_BYTES);
@@ -102,7 +104,7 @@ function harness() {
   started.push(router);
   // The local worker's side of its ring to the router, with its slab, as rings.ts builds it.
   const backlog = { bytes: 0, cap: 1 << 30, overflow: (): never => { throw new Error('backlog over its cap'); } };
-  const outbox = new Outbox(new RingWriter(up, routerBell), LOCAL, new Uint32Array(3), backlog, workerSlab);
+  const outbox = new Outbox(new RingWriter(up, routerBell), LOCAL, new Uint32Array(3), backlog, workerSlab, true);
   return { router, sockets: sockets as [FakeSocket, undefined, FakeSocket], slab, batches, receive, losses, outbox, workerSlab };
 }
 
@@ -165,10 +167,10 @@ async function until(what: string, ok: () => boolean): Promise<void> {
 }
 
 describe('large frames from a peer, read into the router slab', () => {
-  it('any chunking of large and small batches from two peers: the worker gets each whole, in order, large ones as one slab chunk; every chunk comes back', () => {
+  it('any chunking of large and small batches from two peers: the worker gets each whole, in order, large ones as one slab chunk; every chunk comes back', async () => {
     const message = fc.record({ from: fc.constantFrom(0, 2), length: fc.oneof(fc.integer({ min: 0, max: 2000 }), fc.integer({ min: SLAB_MIN_BYTES, max: 3 * MAX_FRAME + 5 })), seed: fc.nat(255) });
-    fc.assert(
-      fc.property(fc.array(message, { minLength: 1, maxLength: 8 }), fc.array(fc.nat(), { maxLength: 40 }), (messages, cuts) => {
+    await fc.assert(
+      fc.asyncProperty(fc.array(message, { minLength: 1, maxLength: 8 }), fc.array(fc.nat(), { maxLength: 40 }), async (messages, cuts) => {
         const { sockets, slab, batches, receive, losses } = harness();
         const seqs = [0, 0, 0];
         const streams: number[][] = [[], [], []];
@@ -190,7 +192,12 @@ describe('large frames from a peer, read into the router slab', () => {
             receive();
           }
         }
-        while (receive() > 0);
+        // Frames queued behind a full ring move on when the router's loop
+        // runs (the worker's reads ring its doorbell), not within a read.
+        await until('every batch arrived', () => {
+          receive();
+          return batches.length === messages.length || losses.length > 0;
+        });
         expect(losses).toEqual([]);
         for (const from of [0, 2]) {
           const got = batches.filter((b) => b.source === from);
@@ -213,9 +220,9 @@ describe('large frames from a peer, read into the router slab', () => {
     expect(slab.outstanding).toBe(0);
   });
 
-  it('a run that does not continue as it began, or overruns its total, is refused and its chunk freed', () => {
+  it('a run that does not continue as it began, overruns its total, or is interrupted by another frame from its source, is refused and its chunk freed', () => {
     fc.assert(
-      fc.property(fc.constantFrom('channel', 'total', 'seq', 'overrun', 'data'), fc.boolean(), (how, whole) => {
+      fc.property(fc.constantFrom('channel', 'total', 'seq', 'overrun', 'data', 'close', 'fin'), fc.boolean(), (how, whole) => {
         const { sockets, slab, losses } = harness();
         const total = MAX_FRAME + 10;
         sockets[0].emit('data', Buffer.concat([header({ length: MAX_FRAME, total }), Buffer.alloc(MAX_FRAME)]));
@@ -224,11 +231,12 @@ describe('large frames from a peer, read into the router slab', () => {
           : how === 'total' ? header({ length: 10, total: total + 8, seq: 1, flags: Flags.LAST })
           : how === 'seq' ? header({ length: 10, total, seq: 2, flags: Flags.LAST })
           : how === 'overrun' ? header({ length: 11, total, seq: 1, flags: Flags.LAST })
-          : header({ length: 10, total: 10, seq: 1, kind: Kind.DATA });
+          : how === 'data' ? header({ length: 10, total: 10, seq: 1, kind: Kind.DATA })
+          : header({ length: 0, total: 0, count: 0, seq: 1, kind: how === 'close' ? Kind.CLOSE : Kind.FIN });
         // Whole in one chunk (delivered) or its payload still to come (read in place).
         if (whole) sockets[0].emit('data', Buffer.concat([next, Buffer.alloc(11)]));
         else sockets[0].emit('data', Buffer.from(next));
-        expect(losses.map((e) => e.message).join()).toMatch(/broke the protocol: .*(does not continue its run|arrived where frame 1 was expected|interrupts a PART run|overruns its total)/);
+        expect(losses.map((e) => e.message).join()).toMatch(/broke the protocol: .*(does not continue its run|arrived where frame 1 was expected|(DATA|CLOSE|FIN) frame from worker 0 interrupts a PART run|overruns its total)/);
         expect(slab.outstanding).toBe(0);
       }),
     );
@@ -276,6 +284,32 @@ describe('large frames from a peer, read into the router slab', () => {
       return !sockets[2].paused && !sockets[0].paused;
     });
     expect(batches.length).toBe(k);
+    slab.reclaim();
+    expect(slab.outstanding).toBe(0);
+  });
+
+  it('a worker that keeps up after a pause: the chunks it gave back are counted as back, and the sockets do not pause again', async () => {
+    const { sockets, slab, batches, receive } = harness();
+    const size = 2 * MAX_FRAME + 3;
+    let k = 0;
+    // Past its window once: the slab has that much free space afterwards.
+    while (!sockets[2].paused) {
+      emit(sockets[2], frames(2, k * 3, 9, pattern(size, k)).bytes, []);
+      k++;
+      expect(k).toBeLessThan(100);
+    }
+    await until('the sockets resume once the worker has read', () => {
+      receive();
+      return !sockets[2].paused && !sockets[0].paused;
+    });
+    // Now the worker reads each batch as it comes, for twice its window.
+    const more = k + Math.ceil((2 * WINDOW) / size);
+    for (; k < more; k++) {
+      emit(sockets[2], frames(2, k * 3, 9, pattern(size, k)).bytes, []);
+      expect(sockets[2].paused || sockets[0].paused).toBe(false);
+      receive();
+    }
+    expect(batches.length).toBe(more);
     slab.reclaim();
     expect(slab.outstanding).toBe(0);
   });
@@ -332,5 +366,166 @@ describe('large frames from a peer, read into the router slab', () => {
       }),
       { numRuns: 25 },
     );
+  });
+
+  it('a descriptor the router cannot read from a worker\'s ring fails the run with the reason, not an unhandled rejection in the network thread', async () => {
+    const { outbox, losses } = harness();
+    // Slot 5000 of a 4096-slot slab: only a broken worker writes it.
+    outbox.sendChunk({ slot: 5000, generation: 1, offset: 0, length: SLAB_MIN_BYTES, target: 0, bytes: new Uint8Array(0) }, 4, 0, 1);
+    outbox.publish();
+    await until('the router fails', () => losses.length > 0);
+    expect(losses.map((e) => e.message).join()).toMatch(/the router failed: slab descriptor names slot 5000/);
+  });
+
+  it('a peer worker that finishes while a large batch for it waits in the ring to the router: the batch still leaves whole, and its chunk is not reused before', async () => {
+    const { sockets, outbox, workerSlab, losses } = harness();
+    const first = pattern(2 * MAX_FRAME + 7, 1);
+    outbox.data(0, 4, 0, 1, first);
+    outbox.publish();
+    // Worker 0 sent FIN (endpoint.finish(0)) before the router read the ring.
+    outbox.discard(0);
+    // The worker's next large batch, to the other peer, must not take that chunk.
+    const second = pattern(2 * MAX_FRAME + 7, 2);
+    outbox.data(2, 4, 0, 1, second);
+    outbox.publish();
+    const got: Uint8Array[][] = [[], [], []];
+    const decoders = [0, 2].map((p) => {
+      let run: Uint8Array[] = [];
+      return new FrameDecoder({ peers: 3, maxFrame: MAX_FRAME, maxBatch: MAX_BATCH }, (h, payload) => {
+        run.push(payload.slice());
+        if (h.kind === Kind.DATA || h.flags & Flags.LAST) {
+          got[p]!.push(Buffer.concat(run));
+          run = [];
+        }
+      });
+    });
+    const read = [0, 0];
+    await until('both batches are on the wire', () => {
+      [0, 2].forEach((p, k) => {
+        for (; read[k]! < sockets[p as 0 | 2].written.length; read[k]!++) decoders[k]!.push(sockets[p as 0 | 2].written[read[k]!]!);
+      });
+      return losses.length > 0 || (got[0]!.length === 1 && got[2]!.length === 1);
+    });
+    expect(losses).toEqual([]);
+    expect(Buffer.from(got[0]![0]!).equals(first)).toBe(true);
+    expect(Buffer.from(got[2]![0]!).equals(second)).toBe(true);
+    await until('every chunk is back', () => {
+      workerSlab.reclaim();
+      return workerSlab.outstanding === 0;
+    });
+  });
+
+  it('a peer lost while a whole run of its waits for room in the worker\'s ring: the run\'s chunk is free again', () => {
+    const { sockets, slab, losses } = harness();
+    // The worker reads nothing: peer 0's small batches fill its ring.
+    let seq = 0;
+    for (; seq < 4; seq++) sockets[0].emit('data', Buffer.from(frames(0, seq, 3, pattern(MAX_FRAME >>> 1, seq)).bytes));
+    const run = frames(0, seq, 3, pattern(2 * MAX_FRAME + 1, 9));
+    sockets[0].emit('data', Buffer.from(run.bytes));
+    expect(slab.outstanding).toBe(1);
+    sockets[0].emit('close');
+    expect(losses.map((e) => e.message).join()).toMatch(/connection to process 0 \(a:1\) closed without a goodbye/);
+    expect(slab.outstanding).toBe(0);
+  });
+});
+
+describe('the router inbound half with two local workers', () => {
+  /** Process 1 of 2, two threads each: local workers 0 and 1 are workers 2 and 3; the peer's are 0 and 1. */
+  function twoWorkers() {
+    const bell = new Doorbell(new SharedArrayBuffer(DOORBELL_BYTES));
+    const rings = [createRingBuffer(RING_BYTES), createRingBuffer(RING_BYTES)];
+    const slabBuffer = createSlab(64 << 20)!;
+    const slab = new SlabWriter(slabBuffer, WINDOW);
+    const pauses: boolean[] = [];
+    const inbound = new Inbound(rings.map((r) => new RingWriter(r, bell)), 4, (p) => pauses.push(p), slab);
+    /** What local worker `local` reads from its ring. */
+    const read = (local: number): Batch[] => {
+      const got: Batch[] = [];
+      const inbox = new Inbox(new RingReader(rings[local]!, bell), 2 + local, 4, MAX_BATCH, new SlabReader(slabBuffer, bell));
+      inbox.drain({
+        batch: (source, channel, _codec, _count, payload) => {
+          got.push({ source, channel, bytes: payload.slice(), inSlab: payload.buffer === slabBuffer });
+          return false;
+        },
+        close: () => {},
+        finish: () => {},
+        accepts: () => true,
+      });
+      return got;
+    };
+    return { inbound, slab, read, pauses };
+  }
+
+  const part = (source: number, local: number, seq: number, total: number, last: boolean): FrameHeader =>
+    ({ channel: 7, source, target: 2 + local, seq, kind: Kind.PART, codec: 0, flags: last ? Flags.LAST : 0, count: 1, total, length: MAX_FRAME });
+
+  it('a worker that returns while a run for it is half read in place: the run keeps its chunk to its end, and the other worker\'s batch is intact', () => {
+    const { inbound, slab, read } = twoWorkers();
+    const total = 2 * MAX_FRAME;
+    // Source 0's run for local 0: its first part is being read from the socket into its chunk.
+    const first = part(0, 0, 0, total, false);
+    const into = inbound.open(0, { ...first })!;
+    expect(into).toBeDefined();
+    inbound.workerExited(0);
+    // Meanwhile source 1 sends local 1 a whole run.
+    const other = pattern(total, 5);
+    inbound.deliver(1, part(1, 1, 0, total, false), other.subarray(0, MAX_FRAME));
+    inbound.deliver(1, part(1, 1, 1, total, true), other.subarray(MAX_FRAME));
+    // The rest of source 0's first part arrives where open() said, then its last part.
+    into.fill(0xee);
+    inbound.complete(0, { ...first });
+    inbound.deliver(0, part(0, 0, 1, total, true), new Uint8Array(MAX_FRAME));
+    inbound.publish();
+    const got = read(1);
+    expect(got.length).toBe(1);
+    expect(got[0]!.inSlab).toBe(true);
+    expect(Buffer.from(got[0]!.bytes).equals(other)).toBe(true);
+    expect(read(0)).toEqual([]);
+    slab.reclaim();
+    expect(slab.outstanding).toBe(0);
+  });
+});
+
+describe('a peer with two workers', () => {
+  it('one worker part way through a large run, the other flooding a worker that reads nothing: the socket still pauses once the router\'s queue passes its mark', () => {
+    // Process 1 of 2, two threads each: the peer's workers are 0 and 1, ours 2 and 3.
+    const socket = new FakeSocket();
+    const bell = new Doorbell(new SharedArrayBuffer(DOORBELL_BYTES));
+    const workerBell = new Doorbell(new SharedArrayBuffer(DOORBELL_BYTES));
+    const slabBuffer = createSlab(64 << 20)!;
+    const slab = new SlabWriter(slabBuffer, WINDOW);
+    const losses: PeerError[] = [];
+    started.push(new Router({
+      process: 1, processes: 2, threads: 2, addresses: ['a:1', 'b:2'],
+      links: [{ socket: socket as unknown as Socket, rest: Buffer.alloc(0) }, undefined],
+      bell,
+      fromWorkers: [0, 1].map(() => new RingReader(createRingBuffer(RING_BYTES), workerBell)),
+      toWorkers: [0, 1].map(() => new RingWriter(createRingBuffer(RING_BYTES), workerBell)),
+      slab,
+      limits: { peers: 4, maxFrame: MAX_FRAME, maxBatch: MAX_BATCH },
+      heartbeatTimeoutMs: 600_000,
+      onFailure: (e) => losses.push(e),
+      onLoss: (e) => losses.push(e),
+      counters: new LinkCounters(linkCountersBuffer(2)),
+    }));
+    // Worker 0 opens a run for worker 2 and never finishes it.
+    const run = new Uint8Array(HEADER_BYTES + MAX_FRAME);
+    writeHeader(new DataView(run.buffer), 0, { channel: 1, source: 0, target: 2, seq: 0, kind: Kind.PART, codec: 0, flags: 0, count: 1, total: MAX_BATCH, length: MAX_FRAME });
+    socket.emit('data', Buffer.from(run));
+    expect(slab.outstanding).toBe(1);
+    // Worker 1 streams empty batches to worker 3, whose ring fills.
+    const empty = new Uint8Array(HEADER_BYTES * 1024);
+    const view = new DataView(empty.buffer);
+    let seq = 0;
+    let sent = 0;
+    while (!socket.paused && sent <= 4 * HIGH_WATER) {
+      for (let k = 0; k < 1024; k++) writeHeader(view, k * HEADER_BYTES, { channel: 2, source: 1, target: 3, seq: seq++, kind: Kind.DATA, codec: 0, flags: 0, count: 1, total: 0, length: 0 });
+      socket.emit('data', Buffer.from(empty));
+      sent += empty.length;
+    }
+    expect(losses).toEqual([]);
+    expect(socket.paused).toBe(true);
+    // The ring's worth and the queue's mark, and at most one read past it.
+    expect(sent).toBeLessThanOrEqual(RING_BYTES + HIGH_WATER + empty.length);
   });
 });

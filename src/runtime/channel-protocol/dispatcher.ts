@@ -24,6 +24,7 @@
 import { Fifo } from '../../fifo.ts';
 import { cancels, type CancelScope, type Task, type TaskResult } from '../core/task.ts';
 import { TaskTime } from '../core/task-time.ts';
+import { Recent } from '../core/recent.ts';
 import type { TraceCarrier } from '../observability/channels.ts';
 
 // Work queued on a worker beyond the task it is running, in milliseconds.
@@ -64,7 +65,7 @@ export class Dispatcher {
    * the tasks after it. A context on every task would cost more bytes than
    * tiny tasks have, and stripping it from all but one would copy every task.
    */
-  private readonly carriers = new Map<string, TraceCarrier>();
+  private readonly carriers = new Recent<string, TraceCarrier>(MAX_CARRIERS);
   private outstanding = 0;
   private nextWorker = 0;
 
@@ -92,7 +93,7 @@ export class Dispatcher {
 
   enqueue(tasks: readonly Task[]): void {
     for (const task of tasks) {
-      if (task.tc !== undefined) this.remember(task.key, task.tc);
+      if (task.tc !== undefined) this.carriers.set(task.key, task.tc);
       this.queue.push(task);
     }
     this.assign();
@@ -239,9 +240,4 @@ export class Dispatcher {
     }
   }
 
-  private remember(key: string, carrier: TraceCarrier): void {
-    if (this.carriers.has(key)) return;
-    if (this.carriers.size >= MAX_CARRIERS) this.carriers.delete(this.carriers.keys().next().value!);
-    this.carriers.set(key, carrier);
-  }
 }

@@ -4,6 +4,7 @@
 
 import diagnostics from 'node:diagnostics_channel';
 import type { Task } from '../core/task.ts';
+import { Recent } from '../core/recent.ts';
 
 /**
  * W3C trace context (`traceparent`, `tracestate`) or any other propagator's
@@ -137,9 +138,9 @@ export class TaskBatches {
   /**
    * The trace context of recent directives, by key: a coordinator sends it
    * on the first of a directive's tasks in each batch only (see the
-   * Dispatcher). Bounded: the oldest go first.
+   * Dispatcher). Bounded: the least recently used go first.
    */
-  private readonly carriers = new Map<string, TraceCarrier>();
+  private readonly carriers = new Recent<string, TraceCarrier>(MAX_CARRIERS);
 
   constructor(private readonly worker: number) {}
 
@@ -166,7 +167,6 @@ export class TaskBatches {
     // what it made of it (weft/otel its parent context) by it.
     const known = this.carriers.get(task.key);
     if (known !== undefined || task.tc === undefined) return known ?? task.tc;
-    if (this.carriers.size >= MAX_CARRIERS) this.carriers.delete(this.carriers.keys().next().value!);
     this.carriers.set(task.key, task.tc);
     return task.tc;
   }
