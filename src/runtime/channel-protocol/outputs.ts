@@ -15,8 +15,8 @@
 import { codecs, Detached } from '../../allocator/index.ts';
 import { OutputError } from '../core/errors.ts';
 import { failed, fromFailure, type TaskProgress, type TaskResult } from '../core/task.ts';
-import type { PackedResult, RawResult, WorkerMessage } from './messages.ts';
-import type { Pull } from '../../allocator/index.ts';
+import { PIECE_CHANNEL_BASE, type PackedResult, type RawResult, type WorkerMessage } from './messages.ts';
+import type { Codec, Pull, Push } from '../../allocator/index.ts';
 
 const codec = codecs.msgpack<unknown>();
 
@@ -153,6 +153,12 @@ export class Pieces {
 
   /** `pulls[w]`: worker w's piece channel, with a borrowing typed-array codec. */
   constructor(private readonly pulls: readonly (Pull<Uint8Array> | undefined)[]) {}
+
+  /** The pieces of `workers` workers, each on its piece channel of `host`, read as borrowed views. */
+  static on(host: { allocate(channel: number, codec: Codec<Uint8Array>): [Push<Uint8Array>[], Pull<Uint8Array>] }, workers: number): Pieces {
+    const lend = codecs.typedArray(Uint8Array, { borrow: true });
+    return new Pieces(Array.from({ length: workers }, (_, w) => host.allocate(PIECE_CHANNEL_BASE + w, lend)[1]));
+  }
 
   /**
    * A result from worker `w`: the result to settle now (unpacked), or

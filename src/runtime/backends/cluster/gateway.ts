@@ -19,7 +19,7 @@
 // ping, which waits behind whatever it is running.
 
 import { BroadcastChannel } from 'node:worker_threads';
-import { codecs, PeerError, type Allocator, type Pull } from '../../../allocator/index.ts';
+import { PeerError, type Allocator, type Pull } from '../../../allocator/index.ts';
 import type { FromGateway, ToGateway } from './gateway-messages.ts';
 import { Dispatcher } from '../../channel-protocol/dispatcher.ts';
 import { TaskCancelledError, TaskStuckError } from '../../core/errors.ts';
@@ -27,7 +27,7 @@ import { failed, type TaskProgress, type TaskResult } from '../../core/task.ts';
 import { Cancellations } from '../../channel-protocol/cancels.ts';
 import { Pieces, unpackProgress } from '../../channel-protocol/outputs.ts';
 import { Pump } from '../../channel-protocol/pump.ts';
-import { isResult, PIECE_CHANNEL_BASE, RESULT_CHANNEL_BASE, TASK_CHANNEL, type HostMessage, type WorkerMessage } from '../../channel-protocol/messages.ts';
+import { isResult, RESULT_CHANNEL_BASE, TASK_CHANNEL, type HostMessage, type WorkerMessage } from '../../channel-protocol/messages.ts';
 
 // Parked, the gateway still runs the orchestrator's messages (they arrive as
 // events); this bound only limits how long a stop waits to be noticed.
@@ -37,8 +37,7 @@ export async function runGateway(allocator: Allocator, channel: string): Promise
   const tasks = allocator.allocate<HostMessage>(TASK_CHANNEL)[0];
   const results: Pull<WorkerMessage>[] = [];
   for (let worker = 0; worker < allocator.peers; worker++) results.push(allocator.allocate<WorkerMessage>(RESULT_CHANNEL_BASE + worker)[1]);
-  const lend = codecs.typedArray(Uint8Array, { borrow: true });
-  const pieces = new Pieces(results.map((_, worker) => allocator.allocate(PIECE_CHANNEL_BASE + worker, lend)[1]));
+  const pieces = Pieces.on(allocator, allocator.peers);
   // A worker whose process was lost throws PeerError on send; that loss is
   // learnt in receive() and may reach a send before the loop below handles
   // it. What was sent then comes back when it does (takeFrom).

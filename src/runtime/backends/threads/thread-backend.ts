@@ -29,9 +29,9 @@ import { Cancellations } from '../../channel-protocol/cancels.ts';
 import { RuntimeClosedError, TaskCancelledError } from '../../core/errors.ts';
 import { Pieces, unpackProgress } from '../../channel-protocol/outputs.ts';
 import { failed, type CancelScope, type Task, type TaskResult } from '../../core/task.ts';
-import { isResult, PIECE_CHANNEL_BASE, RESULT_CHANNEL_BASE, TASK_CHANNEL, type HostMessage, type TaskId, type WorkerMessage } from '../../channel-protocol/messages.ts';
+import { isResult, RESULT_CHANNEL_BASE, TASK_CHANNEL, type HostMessage, type TaskId, type WorkerMessage } from '../../channel-protocol/messages.ts';
 import { Pump } from '../../channel-protocol/pump.ts';
-import { codecs, moduleUrl } from '../../../allocator/index.ts';
+import { moduleUrl } from '../../../allocator/index.ts';
 import { Blame } from './blame.ts';
 import { startPool, type ThreadBackendOptions } from './pool.ts';
 import { threadReplacedChannel, type ThreadReplacedMessage } from '../../observability/channels.ts';
@@ -90,8 +90,7 @@ export class ThreadBackend implements Backend {
     const host = pool.host;
     this.tasks = host.allocate<HostMessage>(TASK_CHANNEL)[0];
     for (let index = 0; index < workers; index++) this.results.push(host.allocate<WorkerMessage>(RESULT_CHANNEL_BASE + index)[1]);
-    const lend = codecs.typedArray(Uint8Array, { borrow: true });
-    this.pieces = new Pieces(this.results.map((_, index) => host.allocate(PIECE_CHANNEL_BASE + index, lend)[1]));
+    this.pieces = Pieces.on(host, workers);
     this.states = this.results.map(() => 'starting');
     this.dispatcher = new Dispatcher(
       workers,
