@@ -142,3 +142,16 @@ export function validateHeader(h: FrameHeader, limits: { peers: number; maxFrame
   const known = h.kind === Kind.DATA ? Flags.SLAB : h.kind === Kind.PART ? Flags.LAST : 0;
   if (h.flags & ~known) throw new ProtocolError(`frame flags 0x${h.flags.toString(16)} are not valid on a frame of kind ${h.kind}`);
 }
+
+/**
+ * Checks that PART frame `h` continues the run that began as `run`, with
+ * `filled` of its bytes in: the same channel, codec, count and total, and
+ * no byte past the total. A run's first frame fixes what its receiver
+ * allocates, so a later frame may not change it.
+ */
+export function checkContinues(run: { channel: number; codec: number; count: number; total: number }, filled: number, h: FrameHeader): void {
+  if (h.channel !== run.channel || h.codec !== run.codec || h.count !== run.count || h.total !== run.total) {
+    throw new ProtocolError(`PART frame from worker ${h.source} does not continue its run on channel ${run.channel}`);
+  }
+  if (filled + h.length > run.total) throw new ProtocolError(`PART run from worker ${h.source} overruns its total of ${run.total} bytes`);
+}

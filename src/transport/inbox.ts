@@ -8,6 +8,7 @@
 import { RingReader, maxPayload } from './ring.ts';
 import { readDescriptor, type Descriptor, type SlabReader } from './slab.ts';
 import {
+  checkContinues,
   F_CHANNEL, F_CODEC, F_COUNT, F_FLAGS, F_KIND, F_LENGTH, F_SEQ, F_SOURCE, F_TARGET, F_TOTAL,
   Flags, HEADER_BYTES, Kind, validateHeader, type FrameHeader,
 } from './frame.ts';
@@ -198,12 +199,8 @@ export class Inbox {
       const bytes = Buffer.allocUnsafeSlow(h.total);
       p = { channel: h.channel, codec: h.codec, count: h.count, bytes: new Uint8Array(bytes.buffer, bytes.byteOffset, h.total), filled: 0 };
       this.partial.set(h.source, p);
-    } else if (p.channel !== h.channel || p.codec !== h.codec || p.count !== h.count || p.bytes.length !== h.total) {
-      throw new ProtocolError(`PART frame from worker ${h.source} does not continue the run on channel ${p.channel}`);
     }
-    if (p.filled + payload.length > p.bytes.length) {
-      throw new ProtocolError(`PART run from worker ${h.source} overruns its total of ${p.bytes.length} bytes`);
-    }
+    checkContinues({ channel: p.channel, codec: p.codec, count: p.count, total: p.bytes.length }, p.filled, h);
     p.bytes.set(payload, p.filled);
     p.filled += payload.length;
     if ((h.flags & Flags.LAST) === 0) return;

@@ -22,7 +22,7 @@
 // sockets pause until chunks come back. When the slab has no room, the run
 // goes through the ring as before.
 
-import { Flags, HEADER_BYTES, Kind, SLAB_DESCRIPTOR_BYTES, writeHeader, type FrameHeader } from './frame.ts';
+import { checkContinues, Flags, HEADER_BYTES, Kind, SLAB_DESCRIPTOR_BYTES, writeHeader, type FrameHeader } from './frame.ts';
 import type { RingWriter } from './ring.ts';
 import { SLAB_MIN_BYTES, writeDescriptor, type Chunk, type SlabWriter } from './slab.ts';
 import { ProtocolError } from '../errors.ts';
@@ -159,11 +159,9 @@ export class Inbound {
     }
     if (run !== undefined) {
       const f = run.first;
-      if (h.target !== f.target || h.channel !== f.channel || h.codec !== f.codec || h.count !== f.count || h.total !== f.total) {
-        throw new ProtocolError(`PART frame from worker ${h.source} does not continue its run on channel ${f.channel}`);
-      }
+      if (h.target !== f.target) throw new ProtocolError(`PART frame from worker ${h.source} does not continue its run to worker ${f.target}`);
       if (h.seq !== ((run.lastSeq + 1) >>> 0)) throw new ProtocolError(`PART frame ${h.seq} from worker ${h.source} arrived where frame ${(run.lastSeq + 1) >>> 0} was expected`);
-      if (run.filled + h.length > f.total) throw new ProtocolError(`PART run from worker ${h.source} overruns its total of ${f.total} bytes`);
+      checkContinues(f, run.filled, h);
       return run;
     }
     const chunk = this.slab !== undefined && h.total >= SLAB_MIN_BYTES && !this.exited[local] ? this.slab.alloc(h.total, -1) : undefined;
