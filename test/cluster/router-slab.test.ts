@@ -64,11 +64,11 @@ interface Batch {
   inSlab: boolean;
 }
 
-function harness() {
+function harness(slabBytes = 64 << 20) {
   const routerBell = new Doorbell(new SharedArrayBuffer(DOORBELL_BYTES));
   const workerBell = new SharedArrayBuffer(DOORBELL_BYTES);
   const down = createRingBuffer(RING_BYTES);
-  const slabBuffer = createSlab(64 << 20)!;
+  const slabBuffer = createSlab(slabBytes)!;
   const slab = new SlabWriter(slabBuffer, WINDOW);
   const sockets = [new FakeSocket(), undefined, new FakeSocket()];
   const up = createRingBuffer(RING_BYTES);
@@ -211,6 +211,35 @@ describe('large frames from a peer, read into the router slab', () => {
       }),
       { numRuns: 40 },
     );
+  });
+
+  it('a run the router slab has no room for comes through the ring and is put together by the worker; the next run that fits takes the slab again', async () => {
+    // 256 KiB of slab: the first run (about 384 KiB) cannot have a chunk.
+    const { sockets, slab, batches, receive, losses } = harness(256 << 10);
+    const big = pattern(3 * MAX_FRAME + 5, 1);
+    const fits = pattern(MAX_FRAME + 100, 2);
+    const small = pattern(500, 3);
+    const a = frames(0, 0, 1, big);
+    const b = frames(0, a.frames, 2, fits);
+    const c = frames(0, a.frames + b.frames, 3, small);
+    const all = Buffer.concat([a.bytes, b.bytes, c.bytes]);
+    // In pieces smaller than the ring, read as they arrive.
+    for (let at = 0; at < all.length; at += 100_000) {
+      emit(sockets[0], all.subarray(at, Math.min(at + 100_000, all.length)), [4_321]);
+      await until(`the worker read up to byte ${at}`, () => {
+        receive();
+        return !sockets[0].paused || losses.length > 0;
+      });
+    }
+    await until('all three batches arrived', () => {
+      receive();
+      return batches.length === 3 || losses.length > 0;
+    });
+    expect(losses).toEqual([]);
+    expect(batches.map((x) => [x.channel, x.inSlab])).toEqual([[1, false], [2, true], [3, false]]);
+    expect([big, fits, small].map((want, i) => Buffer.from(batches[i]!.bytes).equals(want))).toEqual([true, true, true]);
+    slab.reclaim();
+    expect(slab.outstanding).toBe(0);
   });
 
   it('a run that declares more than maxMessageBytes is refused before anything is allocated', () => {
