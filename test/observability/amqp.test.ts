@@ -12,11 +12,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { createInterface } from 'node:readline';
 import { afterAll, describe, expect, it } from 'vitest';
-import { context, propagation, SpanKind } from '@opentelemetry/api';
-import { AsyncLocalStorageContextManager } from '@opentelemetry/context-async-hooks';
-import { W3CTraceContextPropagator } from '@opentelemetry/core';
-import { BasicTracerProvider, InMemorySpanExporter, SimpleSpanProcessor } from '@opentelemetry/sdk-trace-base';
-import { instrument } from '../../src/otel.ts';
+import { SpanKind } from '@opentelemetry/api';
 import parsePrometheusTextFormat from 'parse-prometheus-text-format';
 import { defineOperation, OperationError, prometheusText, Runtime, WorkerRuntime, type DeadLetterMessage, type ThreadReplacedMessage } from '../../src/runtime/index.ts';
 import { backendOf } from '../../src/runtime/runtime.ts';
@@ -26,6 +22,7 @@ import { AMQP_URL, brokerAvailable, brokerSession, rawConnection, ROOT, stopWork
 import { Busy, ExitOnce, Increment } from './fixtures/operations.ts';
 import { FileNested } from './fixtures/file-traced-operations.ts';
 import { recordOf, type SpanRecord } from './fixtures/span-records.ts';
+import { traceInMemory } from './fixtures/tracing.ts';
 
 // Defined here only: the worker processes never import this file.
 const Unregistered = defineOperation('obs.test.Unregistered', (n: number) => n);
@@ -150,11 +147,7 @@ describe.runIf(available)('observability on Runtime.amqp', () => {
   });
 
   it('one trace from the caller through the AMQP worker process to its task batches', async () => {
-    context.setGlobalContextManager(new AsyncLocalStorageContextManager().enable());
-    propagation.setGlobalPropagator(new W3CTraceContextPropagator());
-    const exporter = new InMemorySpanExporter();
-    const provider = new BasicTracerProvider({ spanProcessors: [new SimpleSpanProcessor(exporter)] });
-    const instrumentation = instrument({ tracerProvider: provider });
+    const { exporter, provider, stop } = traceInMemory();
     try {
       await using runtime = await Runtime.amqp({ url: AMQP_URL, prefix });
       const traceId = await provider.getTracer('test').startActiveSpan('request', async (span) => {
@@ -178,18 +171,12 @@ describe.runIf(available)('observability on Runtime.amqp', () => {
       // A task message runs on a thread as one internal task: it is no batch of its own, in this trace or any other.
       expect(new Set(all().map((span) => span.name))).toEqual(new Set(['process obs.Busy']));
     } finally {
-      instrumentation.disable();
-      context.disable();
-      propagation.disable();
+      stop();
     }
   });
 
   it('spans an operation starts on the AMQP worker\'s threads are children of their batch\'s span, for every task of a message', async () => {
-    context.setGlobalContextManager(new AsyncLocalStorageContextManager().enable());
-    propagation.setGlobalPropagator(new W3CTraceContextPropagator());
-    const exporter = new InMemorySpanExporter();
-    const provider = new BasicTracerProvider({ spanProcessors: [new SimpleSpanProcessor(exporter)] });
-    const instrumentation = instrument({ tracerProvider: provider });
+    const { provider, stop } = traceInMemory();
     try {
       await using runtime = await Runtime.amqp({ url: AMQP_URL, prefix });
       const inputs = [1, 2, 3, 4, 5, 6];
@@ -206,9 +193,7 @@ describe.runIf(available)('observability on Runtime.amqp', () => {
       for (const span of own()) expect(batches.get(span.parentSpanId!), `${span.name}'s parent is a batch`).toMatchObject({ name: 'process obs.FileNested' });
       expect(new Set(own().map((span) => span.name))).toEqual(new Set(inputs.flatMap((n) => [`sync ${n}`, `async ${n}`])));
     } finally {
-      instrumentation.disable();
-      context.disable();
-      propagation.disable();
+      stop();
     }
   });
 

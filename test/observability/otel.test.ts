@@ -10,38 +10,29 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { BroadcastChannel } from 'node:worker_threads';
-import { context, propagation, SpanKind, trace } from '@opentelemetry/api';
-import { AsyncLocalStorageContextManager } from '@opentelemetry/context-async-hooks';
-import { W3CTraceContextPropagator } from '@opentelemetry/core';
-import { BasicTracerProvider, InMemorySpanExporter, SimpleSpanProcessor } from '@opentelemetry/sdk-trace-base';
+import { SpanKind, trace } from '@opentelemetry/api';
 import { DataPointType, MeterProvider, MetricReader, type HistogramMetricData, type MetricData, type SumMetricData } from '@opentelemetry/sdk-metrics';
 import { Config } from '../../src/allocator/index.ts';
 import { freePorts } from '../../src/cli/ports.ts';
-import { instrument, type Instrumentation } from '../../src/otel.ts';
+import { instrument } from '../../src/otel.ts';
 import { IndexedStream, Retry, Runtime } from '../../src/runtime/index.ts';
 import { Busy, FlakyOnce, Nested, recordOf, SPANS_CHANNEL, type SpanRecord } from './fixtures/traced-operations.ts';
+import { traceInMemory } from './fixtures/tracing.ts';
 
 const operations = new URL('./fixtures/traced-operations.ts', import.meta.url);
-const exporter = new InMemorySpanExporter();
-const provider = new BasicTracerProvider({ spanProcessors: [new SimpleSpanProcessor(exporter)] });
+const { exporter, provider, stop } = traceInMemory();
 const tracer = provider.getTracer('test');
-let instrumentation: Instrumentation;
 let remote: BroadcastChannel;
 const remoteSpans: SpanRecord[] = [];
 
 beforeAll(() => {
-  context.setGlobalContextManager(new AsyncLocalStorageContextManager().enable());
-  propagation.setGlobalPropagator(new W3CTraceContextPropagator());
-  instrumentation = instrument({ tracerProvider: provider });
   remote = new BroadcastChannel(SPANS_CHANNEL);
   remote.onmessage = (event) => remoteSpans.push(...((event as { data: SpanRecord[] }).data));
 });
 
 afterAll(() => {
-  instrumentation.disable();
+  stop();
   remote.close();
-  context.disable();
-  propagation.disable();
 });
 
 /** The worker spans of `traceId`, once they account for `tasks` tasks (spans come as workers finish them). */
