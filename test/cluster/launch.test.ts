@@ -6,7 +6,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { PROGRAM, ROOT, run } from './helpers.ts';
+import { detail as detailOf, PROGRAM, ROOT, run } from './helpers.ts';
 
 const RUNTIME_LOSS = fileURLToPath(new URL('./fixtures/runtime-loss.ts', import.meta.url));
 const RUNTIME_SPARE = fileURLToPath(new URL('./fixtures/runtime-spare.ts', import.meta.url));
@@ -18,7 +18,7 @@ describe('weft launch', () => {
   it('3 processes x 2 threads: all-to-all with per-sender sequences, iteration ends on close, every process exits 0', async () => {
     const cluster = launch(['-n', '3', '-w', '2', PROGRAM, 'exchange']);
     const { code } = await cluster.exited;
-    const detail = `stdout:\n${cluster.stdout.join('\n')}\nstderr:\n${cluster.stderr.join('\n')}`;
+    const detail = detailOf(cluster);
     expect(code, detail).toBe(0);
     // Every worker got EXCHANGE messages, in sequence, from each of the 6 workers.
     const perWorker = Array.from({ length: 6 }, () => EXCHANGE);
@@ -34,7 +34,7 @@ describe('weft launch', () => {
   it('a clean shutdown is not a crash: workers that return at once, exit 0, no error printed', async () => {
     const cluster = launch(['-n', '3', '-w', '2', PROGRAM, 'idle']);
     const { code } = await cluster.exited;
-    const detail = `stdout:\n${cluster.stdout.join('\n')}\nstderr:\n${cluster.stderr.join('\n')}`;
+    const detail = detailOf(cluster);
     expect(code, detail).toBe(0);
     for (let i = 0; i < 3; i++) expect(cluster.stdout, detail).toContain(`[${i}] result ${JSON.stringify([2 * i, 2 * i + 1])}`);
     // The only stderr line is launch's own banner.
@@ -44,7 +44,7 @@ describe('weft launch', () => {
   it('bulk: 64 frames of 1 MiB between 2 processes, enough to block the socket, arrive whole and in order', async () => {
     const cluster = launch(['-n', '2', '-w', '1', PROGRAM, 'bulk']);
     const { code } = await cluster.exited;
-    const detail = `stdout:\n${cluster.stdout.join('\n')}\nstderr:\n${cluster.stderr.join('\n')}`;
+    const detail = detailOf(cluster);
     expect(code, detail).toBe(0);
     expect(cluster.stdout, detail).toContain('[0] result [0]');
     expect(cluster.stdout, detail).toContain('[1] result [64]');
@@ -53,7 +53,7 @@ describe('weft launch', () => {
   it('large: batches of 100 KiB to 3 MiB, a loaned chunk and msgpack objects with a large field between 2 processes on default options (through both slabs, as one DATA frame or PART runs) arrive byte for byte and in order', async () => {
     const cluster = launch(['-n', '2', '-w', '1', PROGRAM, 'large']);
     const { code } = await cluster.exited;
-    const detail = `stdout:\n${cluster.stdout.join('\n')}\nstderr:\n${cluster.stderr.join('\n')}`;
+    const detail = detailOf(cluster);
     expect(code, detail).toBe(0);
     expect(cluster.stdout, detail).toContain('[0] result [0]');
     expect(cluster.stdout, detail).toContain('[1] result [34]');
@@ -62,7 +62,7 @@ describe('weft launch', () => {
   it('keeps the survivors running when the program survives a loss: Runtime.cluster loses process 2 mid-map, completes, and launch exits 0', async () => {
     const cluster = run(join(ROOT, 'bin/weft.mjs'), ['launch', '-n', '3', '-w', '2', RUNTIME_LOSS, 'close'], { WEFT_TEST_VICTIM_PROCESS: '2' });
     const { code } = await cluster.exited;
-    const detail = `stdout:\n${cluster.stdout.join('\n')}\nstderr:\n${cluster.stderr.join('\n')}`;
+    const detail = detailOf(cluster);
     expect(cluster.stderr, detail).toContain('[2] victim dies');
     expect(cluster.stderr.join('\n'), detail).toMatch(/weft: process 2 was killed by SIGKILL; the others run on/);
     expect(cluster.stderr.join('\n'), detail).toMatch(/lost process 2; the \d+ task\(s\) it held run on the others/);
@@ -77,7 +77,7 @@ describe('weft launch', () => {
       // 'join': process 0 holds the second half of its map until a process joins (here: comes back).
       const cluster = run(join(ROOT, 'bin/weft.mjs'), ['launch', '-n', '3', '-w', '2', '--restart', '1', RUNTIME_SPARE, 'join'], { WEFT_TEST_DIE_ONCE: join(dir, 'died') });
       const { code } = await cluster.exited;
-      const detail = `stdout:\n${cluster.stdout.join('\n')}\nstderr:\n${cluster.stderr.join('\n')}`;
+      const detail = detailOf(cluster);
       expect(cluster.stderr, detail).toContain('[2] victim dies');
       expect(cluster.stderr.join('\n'), detail).toMatch(/weft: process 2 was killed by SIGKILL; starting it again \(restart 1 of 1\)/);
       expect(cluster.stderr.join('\n'), detail).toMatch(/\[0\] weft: Runtime\.cluster: lost process 2 came back/);
