@@ -5,7 +5,11 @@
 //   bare amqplib round trip doing the same broker work: tasks batched into
 //   the same number of messages, a quorum task queue, persistent results to
 //   a durable reply queue, publisher confirms, a consumer that acks after
-//   its reply is confirmed (target: weft's overhead under 20%, ratio >= 0.8);
+//   its reply is confirmed, as many messages prefetched as weft's worker
+//   holds by default (target: weft's overhead under 20%, ratio >= 0.8).
+//   Both sides are timed warm: one runtime and one worker serve every
+//   round, as a worker lives on between directives, after WARMUP_TASKS on
+//   each side (see WARMUP_TASKS);
 // - the same against bare amqplib with one message per task, the way a
 //   hand-rolled job queue does it;
 // - the same tasks on BullMQ 6 on Redis (bench/bullmq.ts: its own
@@ -59,7 +63,23 @@ const PER_MESSAGE_TASKS = 2_000;
 const BATCH = 256;
 /** Tasks in flight at once, as weft's default `maxInFlight`. */
 const WINDOW = 4096;
-const PREFETCH = 4;
+/**
+ * Messages a consumer holds unacked: weft's default for a worker of one
+ * thread (4 per thread, at least 8), on both sides. With 4 (this bench's
+ * figure before 2026-12-07), weft's worker, whose messages cross to a
+ * thread and back, waited on its pipeline: 55-65 k tasks/s warm where 8
+ * made 159-228 k and the bare loop 110-216 k either way.
+ */
+const PREFETCH = 8;
+/**
+ * Tasks each side runs before its rounds are timed. A fresh worker thread
+ * compiles its code as it goes: over its first 100 000 tiny tasks V8's
+ * compiler threads took 0.6 ms of CPU per message (the task thread itself
+ * 0.28), on 2 cores the broker shares, and the round measured mostly that;
+ * after 200 000 they took 0.13. A worker serves for hours, so its warm
+ * rate is its rate; the bare loop is warmed as much.
+ */
+const WARMUP_TASKS = 200_000;
 const ROUNDS = 5;
 /** BullMQ does a few thousand tasks/s: rounds of 5 000. */
 const BULLMQ_TASKS = 5_000;
@@ -145,25 +165,32 @@ export async function bareRoundTrip(tasks: number, batch: number): Promise<numbe
   }
 }
 
-export async function weftRoundTrip(tasks: number): Promise<number> {
+/** `Runtime.amqp` and one worker (in this process, one thread, default prefetch) on their own prefix, warmed up: `round` times one fanout. */
+export async function weftSide(): Promise<{ round(tasks: number): Promise<number>; close(): Promise<void> }> {
   const prefix = `weft-bench.weft.${process.pid}.${Date.now().toString(36)}`;
   const runtime = await Runtime.amqp({ url: URL_, prefix, maxBatch: BATCH, maxInFlight: WINDOW });
   // One worker thread: one worker, as the bare consumer is one.
-  const worker = await WorkerRuntime.amqp({ url: URL_, prefix, prefetch: PREFETCH, threads: 1, operations: OPERATIONS });
-  try {
+  const worker = await WorkerRuntime.amqp({ url: URL_, prefix, threads: 1, operations: OPERATIONS });
+  const close = async () => {
+    await worker.close();
+    await runtime.close();
+    await deleteTopology(prefix);
+  };
+  const round = async (tasks: number) => {
     const inputs = Array.from({ length: tasks }, (_, i) => i);
-    // A warm-up run teaches the backend the task cost (its batch size).
-    await runtime.fanout(Increment, inputs.slice(0, 2_000));
     const started = performance.now();
     const outputs = await runtime.fanout(Increment, inputs);
     const perSecond = (tasks / (performance.now() - started)) * 1000;
     if (outputs[tasks - 1] !== tasks) throw new Error('wrong outputs');
     return perSecond;
-  } finally {
-    await worker.close();
-    await runtime.close();
-    await deleteTopology(prefix);
+  };
+  try {
+    await round(WARMUP_TASKS);
+  } catch (error) {
+    await close();
+    throw error;
   }
+  return { round, close };
 }
 
 async function deleteTopology(prefix: string): Promise<void> {
@@ -327,13 +354,19 @@ async function measure(): Promise<AmqpBenchFigures> {
   // Each round's ratio too: on a shared machine the best of each side can
   // come from different moments, and the rounds' ratios show how far apart.
   const roundRatios: number[] = [];
-  for (let round = 0; round < ROUNDS; round++) {
-    const bare = await bareRoundTrip(TASKS, BATCH);
-    const weft = await weftRoundTrip(TASKS);
-    roundRatios.push(weft / bare);
-    say(`round ${round + 1}/${ROUNDS}: weft ${weft.toFixed(0)} tasks/s, bare amqplib ${bare.toFixed(0)} tasks/s (${(weft / bare).toFixed(2)}x)`);
-    bareBatchedPerSecond = Math.max(bareBatchedPerSecond, bare);
-    weftPerSecond = Math.max(weftPerSecond, weft);
+  await bareRoundTrip(WARMUP_TASKS, BATCH);
+  const weftRounds = await weftSide();
+  try {
+    for (let round = 0; round < ROUNDS; round++) {
+      const bare = await bareRoundTrip(TASKS, BATCH);
+      const weft = await weftRounds.round(TASKS);
+      roundRatios.push(weft / bare);
+      say(`round ${round + 1}/${ROUNDS}: weft ${weft.toFixed(0)} tasks/s, bare amqplib ${bare.toFixed(0)} tasks/s (${(weft / bare).toFixed(2)}x)`);
+      bareBatchedPerSecond = Math.max(bareBatchedPerSecond, bare);
+      weftPerSecond = Math.max(weftPerSecond, weft);
+    }
+  } finally {
+    await weftRounds.close();
   }
   const sorted = [...roundRatios].sort((a, b) => a - b);
   say(`weft / bare amqplib per round: median ${sorted[sorted.length >> 1]!.toFixed(2)}x, ${sorted[0]!.toFixed(2)}x-${sorted.at(-1)!.toFixed(2)}x`);
