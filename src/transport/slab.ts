@@ -308,9 +308,30 @@ export class SlabReader {
     return new Uint8Array(this.buffer, DATA + d.offset, d.length);
   }
 
-  /** The receiver is done with the chunk: its owner may reuse it. */
+  /** The receiver is done with the chunk: its owner may reuse it (and is woken if it waits). */
   done(d: Descriptor): void {
+    this.giveBack(d);
+    this.wakeOwner();
+  }
+
+  /**
+   * done() without the wake-up: a receiver that gives back several chunks
+   * in one pass wakes their owner once, after the last (wakeOwner()).
+   * Rung per chunk, an owner waiting for its window woke, found one chunk
+   * back, parked again and was rung again: a wake-up per message, each a
+   * futex call on both threads.
+   */
+  giveBack(d: Descriptor): void {
     Atomics.store(this.cells, TABLE + 2 * d.slot + 1, d.generation);
+  }
+
+  /**
+   * Rings the owner if it waits for a chunk. After giveBack(): the Dekker
+   * pair is store DONE, then load WANT. force(), not ring(): a router sets
+   * WANT before it announces its wait on the doorbell, so a receiver may
+   * see WANT while PARKED is still 0; the bumped epoch then stops the wait.
+   */
+  wakeOwner(): void {
     if (Atomics.load(this.cells, WANT) !== 0) {
       Atomics.store(this.cells, WANT, 0);
       this.owner.force();
