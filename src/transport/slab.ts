@@ -160,7 +160,20 @@ export class SlabWriter {
   /** A loaned chunk is sent to `target`. */
   assign(chunk: Chunk, target: number): void {
     chunk.target = target;
-    this.count(target, chunk.length);
+    this.count(target, this.weight(chunk.length));
+  }
+
+  /**
+   * What a chunk counts for against its target's window: its length, but
+   * at most a window's worth. Counted whole, one message larger than the
+   * window put its sender past it at once, so a sender waiting on ready()
+   * filled the next message only once the receiver had copied the last:
+   * the two threads took turns instead of working at once. A chunk of more
+   * than a quarter of the slab still counts whole: three such in flight
+   * would not fit, and the next would wait as a copy in overflow.
+   */
+  private weight(length: number): number {
+    return length > this.capacity / 4 ? length : Math.min(length, this.window);
   }
 
   private count(target: number, bytes: number): void {
@@ -171,8 +184,9 @@ export class SlabWriter {
   }
 
   /**
-   * Bytes sent to `target` and not back, past the window: the part of the
-   * slab a pusher counts as its backlog. Chunks that came back are taken
+   * Bytes sent to `target` and not back (each chunk as weight() counts
+   * it), past the window: the part of the slab a pusher counts as its
+   * backlog. Chunks that came back are taken
    * back first, but only while past: a sender under it pays one compare.
    */
   pastWindow(target: number): number {
@@ -240,7 +254,7 @@ export class SlabWriter {
     if (this.out.get(c.slot) !== c) return;
     this.out.delete(c.slot);
     this.spareSlots.push(c.slot);
-    if (c.target >= 0) this.count(c.target, -c.length);
+    if (c.target >= 0) this.count(c.target, -this.weight(c.length));
     const size = (Math.max(c.length, 1) + PAGE - 1) & ~(PAGE - 1);
     this.insert(c.offset, size);
   }
