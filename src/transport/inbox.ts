@@ -50,6 +50,8 @@ export class Inbox {
   /** Slab chunks the sink kept views of: given back at the next drain(). */
   private readonly lent: Descriptor[] = [];
   receivedFrames = 0;
+  /** Chunk bytes given back since the writer was last woken. */
+  private given = 0;
   /**
    * The last drain() stopped at a frame its sink would not take yet. Until
    * the next drain(), this ring's published frames are not news: waking
@@ -75,8 +77,29 @@ export class Inbox {
   returnLent(): void {
     this.reader.release();
     const lent = this.lent;
-    for (let i = 0; i < lent.length; i++) this.slab!.done(lent[i]!);
+    if (lent.length === 0) return;
+    for (let i = 0; i < lent.length; i++) this.giveBack(lent[i]!);
     lent.length = 0;
+    this.wakeWriter();
+  }
+
+  /**
+   * Gives a chunk back to the writer, waking it (if it waits for one) only
+   * once a ring's worth of chunk bytes went back since it was last woken;
+   * drain() wakes it for the rest when it ends. A writer waiting for its
+   * window (ring.md, "Window") then wakes once per pass or per ring's
+   * worth, not once per message.
+   */
+  private giveBack(d: Descriptor): void {
+    this.slab!.giveBack(d);
+    this.given += d.length;
+    if (this.given >= this.reader.capacity) this.wakeWriter();
+  }
+
+  private wakeWriter(): void {
+    if (this.given === 0) return;
+    this.given = 0;
+    this.slab!.wakeOwner();
   }
 
   /**
@@ -102,45 +125,50 @@ export class Inbox {
     let frames = 0;
     let at: number;
     this.stalled = false;
-    while (budget > 0 && (at = r.next()) >= 0) {
-      const start = r.position;
-      // A producer never starts a frame where its header and payload would
-      // cross the end of the ring; only a corrupted length upstream lands
-      // the reader there. Refuse before reading past the end.
-      if (at > r.capacity - HEADER_BYTES) throw new ProtocolError(`frame header at ring offset ${at} would cross the end of the ring: a previous frame's length was corrupted`);
-      h.length = v.getUint32(at + F_LENGTH, true);
-      h.channel = v.getUint32(at + F_CHANNEL, true);
-      h.source = v.getUint32(at + F_SOURCE, true);
-      h.target = v.getUint32(at + F_TARGET, true);
-      h.seq = v.getUint32(at + F_SEQ, true);
-      h.kind = v.getUint8(at + F_KIND);
-      h.codec = v.getUint8(at + F_CODEC);
-      h.flags = v.getUint16(at + F_FLAGS, true);
-      h.count = v.getUint32(at + F_COUNT, true);
-      h.total = v.getUint32(at + F_TOTAL, true);
-      // Asked before check(), which counts the frame as seen. A PART run
-      // already begun is always taken to its end.
-      if ((h.kind === Kind.DATA || (h.kind === Kind.PART && !this.partial.has(h.source))) && !sink.accepts(h.channel)) {
-        this.stalled = true;
-        break;
+    try {
+      while (budget > 0 && (at = r.next()) >= 0) {
+        const start = r.position;
+        // A producer never starts a frame where its header and payload would
+        // cross the end of the ring; only a corrupted length upstream lands
+        // the reader there. Refuse before reading past the end.
+        if (at > r.capacity - HEADER_BYTES) throw new ProtocolError(`frame header at ring offset ${at} would cross the end of the ring: a previous frame's length was corrupted`);
+        h.length = v.getUint32(at + F_LENGTH, true);
+        h.channel = v.getUint32(at + F_CHANNEL, true);
+        h.source = v.getUint32(at + F_SOURCE, true);
+        h.target = v.getUint32(at + F_TARGET, true);
+        h.seq = v.getUint32(at + F_SEQ, true);
+        h.kind = v.getUint8(at + F_KIND);
+        h.codec = v.getUint8(at + F_CODEC);
+        h.flags = v.getUint16(at + F_FLAGS, true);
+        h.count = v.getUint32(at + F_COUNT, true);
+        h.total = v.getUint32(at + F_TOTAL, true);
+        // Asked before check(), which counts the frame as seen. A PART run
+        // already begun is always taken to its end.
+        if ((h.kind === Kind.DATA || (h.kind === Kind.PART && !this.partial.has(h.source))) && !sink.accepts(h.channel)) {
+          this.stalled = true;
+          break;
+        }
+        this.check(h);
+        if (at + HEADER_BYTES + h.length > r.capacity) throw new ProtocolError(`frame of ${h.length} bytes at ring offset ${at} would cross the end of the ring`);
+        const payload = r.bytes.subarray(at + HEADER_BYTES, at + HEADER_BYTES + h.length);
+        if (this.dispatch(h, payload, sink) && !lending) {
+          lending = true;
+          held = start;
+        }
+        r.advance(h.length);
+        budget -= HEADER_BYTES + h.length;
+        frames++;
+        // The sink has copied (decoded) the payload, so its bytes may go back,
+        // up to the first frame whose bytes were lent.
+        if (!lending && r.unreleased >= quarter) r.release();
       }
-      this.check(h);
-      if (at + HEADER_BYTES + h.length > r.capacity) throw new ProtocolError(`frame of ${h.length} bytes at ring offset ${at} would cross the end of the ring`);
-      const payload = r.bytes.subarray(at + HEADER_BYTES, at + HEADER_BYTES + h.length);
-      if (this.dispatch(h, payload, sink) && !lending) {
-        lending = true;
-        held = start;
+      if (frames > 0) {
+        r.release(lending ? held : r.position);
+        this.receivedFrames += frames;
       }
-      r.advance(h.length);
-      budget -= HEADER_BYTES + h.length;
-      frames++;
-      // The sink has copied (decoded) the payload, so its bytes may go back,
-      // up to the first frame whose bytes were lent.
-      if (!lending && r.unreleased >= quarter) r.release();
-    }
-    if (frames > 0) {
-      r.release(lending ? held : r.position);
-      this.receivedFrames += frames;
+    } finally {
+      // Chunks given back this pass that did not reach a ring's worth.
+      this.wakeWriter();
     }
     return frames;
   }
@@ -188,7 +216,7 @@ export class Inbox {
       kept = sink.batch(h.source, h.channel, h.codec, h.count, bytes, false);
     } finally {
       if (kept) this.lent.push(d);
-      else this.slab!.done(d);
+      else this.giveBack(d);
     }
   }
 

@@ -160,7 +160,20 @@ export class SlabWriter {
   /** A loaned chunk is sent to `target`. */
   assign(chunk: Chunk, target: number): void {
     chunk.target = target;
-    this.count(target, chunk.length);
+    this.count(target, this.weight(chunk.length));
+  }
+
+  /**
+   * What a chunk counts for against its target's window: its length, but
+   * at most a window's worth. Counted whole, one message larger than the
+   * window put its sender past it at once, so a sender waiting on ready()
+   * filled the next message only once the receiver had copied the last:
+   * the two threads took turns instead of working at once. A chunk of more
+   * than a quarter of the slab still counts whole: three such in flight
+   * would not fit, and the next would wait as a copy in overflow.
+   */
+  private weight(length: number): number {
+    return length > this.capacity / 4 ? length : Math.min(length, this.window);
   }
 
   private count(target: number, bytes: number): void {
@@ -171,8 +184,9 @@ export class SlabWriter {
   }
 
   /**
-   * Bytes sent to `target` and not back, past the window: the part of the
-   * slab a pusher counts as its backlog. Chunks that came back are taken
+   * Bytes sent to `target` and not back (each chunk as weight() counts
+   * it), past the window: the part of the slab a pusher counts as its
+   * backlog. Chunks that came back are taken
    * back first, but only while past: a sender under it pays one compare.
    */
   pastWindow(target: number): number {
@@ -240,7 +254,7 @@ export class SlabWriter {
     if (this.out.get(c.slot) !== c) return;
     this.out.delete(c.slot);
     this.spareSlots.push(c.slot);
-    if (c.target >= 0) this.count(c.target, -c.length);
+    if (c.target >= 0) this.count(c.target, -this.weight(c.length));
     const size = (Math.max(c.length, 1) + PAGE - 1) & ~(PAGE - 1);
     this.insert(c.offset, size);
   }
@@ -308,9 +322,30 @@ export class SlabReader {
     return new Uint8Array(this.buffer, DATA + d.offset, d.length);
   }
 
-  /** The receiver is done with the chunk: its owner may reuse it. */
+  /** The receiver is done with the chunk: its owner may reuse it (and is woken if it waits). */
   done(d: Descriptor): void {
+    this.giveBack(d);
+    this.wakeOwner();
+  }
+
+  /**
+   * done() without the wake-up: a receiver that gives back several chunks
+   * in one pass wakes their owner once, after the last (wakeOwner()).
+   * Rung per chunk, an owner waiting for its window woke, found one chunk
+   * back, parked again and was rung again: a wake-up per message, each a
+   * futex call on both threads.
+   */
+  giveBack(d: Descriptor): void {
     Atomics.store(this.cells, TABLE + 2 * d.slot + 1, d.generation);
+  }
+
+  /**
+   * Rings the owner if it waits for a chunk. After giveBack(): the Dekker
+   * pair is store DONE, then load WANT. force(), not ring(): a router sets
+   * WANT before it announces its wait on the doorbell, so a receiver may
+   * see WANT while PARKED is still 0; the bumped epoch then stops the wait.
+   */
+  wakeOwner(): void {
     if (Atomics.load(this.cells, WANT) !== 0) {
       Atomics.store(this.cells, WANT, 0);
       this.owner.force();

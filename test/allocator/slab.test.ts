@@ -78,6 +78,26 @@ describe('the slab bound', () => {
     expect(receiver!.received).toBe(3);
   });
 
+  it('a flood of 16 MiB messages at a receiver that holds one is told to wait at the third, as 1 MiB messages are: each chunk counts for a ring\'s worth at most', async () => {
+    const guards = await initialize<{ sent: number; backlog: number; heldIntact: boolean; received: number }>(Config.process(2), { module: workers, export: 'heldBorrow16' });
+    const [sender, receiver] = await guards.join();
+    // One message in flight is within the window, a second within
+    // highWaterBytes: the sender fills the next while the receiver copies.
+    expect(sender!.sent).toBe(3);
+    expect(sender!.backlog).toBe(2 * MiB);
+    expect(receiver!.heldIntact).toBe(true);
+    expect(receiver!.received).toBe(3);
+  });
+
+  it('a message of more than a quarter of the slab counts whole: send() says to wait at the first', async () => {
+    const guards = await initialize<{ sent: number; backlog: number; heldIntact: boolean; received: number }>(Config.process(2, { slabBytes: 32 * MiB }), { module: workers, export: 'heldBorrow9' });
+    const [sender, receiver] = await guards.join();
+    expect(sender!.sent).toBe(1);
+    expect(sender!.backlog).toBe(8 * MiB);
+    expect(receiver!.heldIntact).toBe(true);
+    expect(receiver!.received).toBe(1);
+  });
+
   it('a sender that loans and never sends: loans stop at the bound, a cancelled one comes back, and the run ends', async () => {
     const guards = await initialize<{ loans: number; afterCancel: boolean; delivered: number }>(Config.process(2, { slabBytes: SLAB }), { module: workers, export: 'loanNeverSent' });
     const [sender, receiver] = await guards.join();
