@@ -52,6 +52,28 @@ describe('the closure form', () => {
     expectResults(run(['--import', 'tsx', fixture('closure.ts')]));
   });
 
+  // Where Node strips types, weft's threads run the user's .ts without the
+  // tsx the program runs under (tsx would cost each thread its start-up):
+  // observed by a specifier only tsx resolves (./helper.js names helper.ts).
+  it.each([
+    ['tsx\'s CLI', [join(root, 'node_modules', 'tsx', 'dist', 'cli.mjs')]],
+    ['node --import tsx', ['--import', 'tsx']],
+  ])('under %s, runs the workers of the built package without tsx where Node strips types', (_, runner) => {
+    const dir = mkdtempSync(join(tmpdir(), 'weft-tsx-free-'));
+    writeFileSync(join(dir, 'package.json'), '{ "type": "module" }\n');
+    writeFileSync(join(dir, 'helper.ts'), 'export const helper: string = "loaded";\n');
+    writeFileSync(join(dir, 'script.ts'), `import { Config, initialize, type Allocator } from ${JSON.stringify(dist)};
+const loader = (): Promise<string> => import('./helper.js').then(() => 'tsx', (e: { code?: string }) => (e.code === 'ERR_MODULE_NOT_FOUND' ? 'node' : String(e)));
+const main = await loader();
+const guards = await initialize(Config.process(2), (_: Allocator) => loader());
+console.log(JSON.stringify({ main, workers: await guards.join() }));
+`);
+    const r = run([...runner, join(dir, 'script.ts')]);
+    expect(r.stderr).toBe('');
+    const workers = process.features.typescript ? 'node' : 'tsx';
+    expect(JSON.parse(r.stdout)).toEqual({ main: 'tsx', workers: [workers, workers] });
+  });
+
   it('runs a .js script against the built package', () => {
     expectResults(run([fixture('closure.mjs')]));
   });
