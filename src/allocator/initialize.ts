@@ -16,6 +16,7 @@ import { moduleUrl } from './module-url.ts';
 import type { Task } from './thread.ts';
 import type { Boot, WorkerFn } from './worker.ts';
 import { ModuleError } from '../errors.ts';
+import { importUserModule } from '../typescript.ts';
 
 export interface ModuleSpec {
   /** The module to import in each worker: a file URL, or a path. */
@@ -42,7 +43,7 @@ export async function importUntilStart(url: string): Promise<void> {
   const global = globalThis as Record<symbol, unknown>;
   const reached = new Promise<void>((resolve) => (global[LOADING] = resolve));
   try {
-    await Promise.race([import(url), reached]);
+    await Promise.race([importUserModule(url), reached]);
   } finally {
     delete global[LOADING];
   }

@@ -9,14 +9,24 @@ import type { Wiring } from '../transport/index.ts';
 import { FailStopError, CodecError, ModuleError } from '../errors.ts';
 import { closureReached } from './initialize.ts';
 import { encodeReturn, serializeError, type Plain, type Report } from './returns.ts';
+import { importUserModule, tsxOnDemand } from '../typescript.ts';
 
 /** A worker's function; `args` is the module form's ModuleSpec.args (undefined in the closure form). */
 export type WorkerFn<R> = (allocator: Allocator, args?: unknown) => R | Promise<R>;
 
 /** What the main thread tells a worker thread to do; travels in workerData.weft. */
 export type Boot =
-  | { mode: 'closure'; script: string; ordinal: number; history: unknown[][]; wiring: Wiring; runner: string; tsx: boolean }
-  | { mode: 'module'; module: string; export: string; args?: unknown; wiring: Wiring; runner: string; tsx: boolean };
+  | ({ mode: 'closure'; script: string; ordinal: number; history: unknown[][] } & Start)
+  | ({ mode: 'module'; module: string; export: string; args?: unknown } & Start);
+
+interface Start {
+  wiring: Wiring;
+  runner: string;
+  /** Register tsx before anything (bootstrap.mjs). */
+  tsx: boolean;
+  /** tsx's API, for what Node's type stripping refuses, where the program runs under a tsx left out of this thread (typescript.ts). */
+  tsxOnDemand: string | undefined;
+}
 
 function post(report: Report): void {
   parentPort!.postMessage(report);
@@ -54,9 +64,10 @@ export function runClosure<R>(fn: WorkerFn<R>, wiring: Wiring): void {
 
 /** Entry point from bootstrap.mjs. */
 export async function serve(boot: Boot): Promise<void> {
+  tsxOnDemand(boot.tsxOnDemand);
   if (boot.mode === 'closure') {
     try {
-      await import(boot.script);
+      await importUserModule(boot.script);
     } catch (error) {
       post({ type: 'error', error: serializeError(error), aborted: false });
       return;
@@ -69,7 +80,7 @@ export async function serve(boot: Boot): Promise<void> {
   }
   let fn: unknown;
   try {
-    const mod = (await import(boot.module)) as Record<string, unknown>;
+    const mod = (await importUserModule(boot.module)) as Record<string, unknown>;
     fn = mod[boot.export];
   } catch (error) {
     const e = new ModuleError(`cannot import worker module ${boot.module}: ${(error as Error).message}`, { cause: error });

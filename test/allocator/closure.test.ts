@@ -74,6 +74,31 @@ console.log(JSON.stringify({ main, workers: await guards.join() }));
     expect(JSON.parse(r.stdout)).toEqual({ main: 'tsx', workers: [workers, workers] });
   });
 
+  // ...and what Node refuses to strip, tsx still runs there: a .ts named by
+  // its .js name, an enum, in the script and in an operations module.
+  it.each([
+    ['tsx\'s CLI', [join(root, 'node_modules', 'tsx', 'dist', 'cli.mjs')]],
+    ['node --import tsx', ['--import', 'tsx']],
+  ])('under %s, runs in worker threads the TypeScript Node cannot strip, through tsx', (_, runner) => {
+    const dir = mkdtempSync(join(tmpdir(), 'weft-tsx-needed-'));
+    writeFileSync(join(dir, 'package.json'), '{ "type": "module" }\n');
+    writeFileSync(join(dir, 'helper.ts'), 'export enum Offset { By = 10 }\nexport const shift = (n: number): number => n + Offset.By;\n');
+    writeFileSync(join(dir, 'ops.ts'), `import { defineOperation } from ${JSON.stringify(dist)};\nimport { shift } from './helper.js';\nexport const Shift = defineOperation('Shift', (n: number) => shift(n));\n`);
+    writeFileSync(join(dir, 'script.ts'), `import { Config, Runtime, initialize, type Allocator } from ${JSON.stringify(dist)};
+import { shift } from './helper.js';
+import { Shift } from './ops.js';
+class Scaled { constructor(private readonly by: number) {} of(n: number): number { return n * this.by; } }
+const guards = await initialize(Config.process(2), (a: Allocator) => shift(new Scaled(100).of(a.index)));
+const closure = await guards.join();
+const runtime = await Runtime.inMemory({ workers: 2, operations: new URL('./ops.ts', import.meta.url) });
+console.log(JSON.stringify({ closure, runtime: await runtime.fanout(Shift, [1, 2]) }));
+await runtime.close();
+`);
+    const r = run([...runner, join(dir, 'script.ts')]);
+    expect(r.stderr).toBe('');
+    expect(JSON.parse(r.stdout)).toEqual({ closure: [10, 110], runtime: [11, 12] });
+  });
+
   it('runs a .js script against the built package', () => {
     expectResults(run([fixture('closure.mjs')]));
   });
