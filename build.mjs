@@ -5,8 +5,8 @@
 // Why bundle: every weft thread starts by importing weft, and Node's ESM
 // loader spends about a millisecond per file resolving, reading and linking
 // it. Unbundled, a worker thread loads about a hundred files before it runs
-// a line of the user's code; bundled, five (bootstrap, runner, the user's
-// script, the core and runtime chunks) and the entry. See bench/startup.ts.
+// a line of the user's code; bundled, a handful (bootstrap, runner, the
+// user's script, the start-up chunks) and the entry. See bench/startup.ts.
 //
 // The entries are the package's exports and every module a thread is
 // started on by URL (the runner of a worker thread, the network thread, the
@@ -49,12 +49,17 @@ const compiled = spawnSync(process.execPath, [join(root, 'node_modules', 'typesc
 });
 if (compiled.status !== 0) process.exit(compiled.status ?? 1);
 
-// The modules a thread loads at start-up, in two chunks: 'core', what
-// `weft/channels` imports statically (a worker's runner needs the same), and
-// 'runtime', what the main entry adds. Node's loader resolves, reads and
-// links each file (and each import statement of each), so one file of
-// 100 KB starts faster than ten of 10 KB; left to itself rollup would cut
-// a chunk for every set of entries that share a module.
+// The modules a thread loads at start-up, in three chunks: 'core', what
+// `weft/channels` imports statically (Config, initialize, codecs: what a
+// program's main thread needs, and what a worker thread re-running it
+// needs to reach its initialize() call); 'runtime', what the main entry
+// adds; 'threads', what a worker thread's runner adds (an endpoint, its
+// rings and channels), which the main thread of a program of threads
+// never loads; 'launch', what initialize() loads in the main thread to
+// start threads (their fabric, the guards), which a worker never loads. Node's loader resolves, reads and links each file (and each
+// import statement of each), so one file of 100 KB starts faster than ten
+// of 10 KB; left to itself rollup would cut a chunk for every set of
+// entries that share a module.
 function layersOf(getModuleInfo) {
   const closure = (entry) => {
     const seen = new Set();
@@ -67,13 +72,18 @@ function layersOf(getModuleInfo) {
     visit(join(tsc, `${entry}.js`));
     return seen;
   };
-  const core = closure('channels');
-  const runtime = closure('index');
+  const runner = closure('allocator/worker');
+  const launch = closure('allocator/launch');
   const map = new Map();
-  for (const id of runtime) map.set(id, core.has(id) ? STARTUP_CHUNKS.core : STARTUP_CHUNKS.runtime);
+  // What both a runner and a launch need (a worker's report, its return
+  // value's codec) goes to core, which both load anyway.
+  const core = [...closure('channels'), ...[...runner].filter((id) => launch.has(id))];
+  for (const [ids, chunk] of [[core, STARTUP_CHUNKS.core], [closure('index'), STARTUP_CHUNKS.runtime], [runner, STARTUP_CHUNKS.threads], [launch, STARTUP_CHUNKS.launch]]) {
+    for (const id of ids) if (!map.has(id)) map.set(id, chunk);
+  }
   return map;
 }
-const STARTUP_CHUNKS = { core: 'core', runtime: 'runtime' };
+const STARTUP_CHUNKS = { core: 'core', runtime: 'runtime', threads: 'threads', launch: 'start' };
 const IMPORT_FN = 'importLater';
 
 let layers;

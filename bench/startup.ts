@@ -4,10 +4,13 @@
 //   weft             initialize(Config.process(2), (a) => a.index), from 'weft'
 //   weft/channels    the same from the lean entry 'weft/channels'
 //   weft.ts node     the same program as .ts, run by Node's type stripping
-//   weft.ts tsx      the same .ts under `tsx`
-//   bare.ts node/tsx a .ts that starts no thread: what tsx's CLI costs by itself
-//                    (the floor of weft.ts tsx / weft.ts node; the last line
-//                    is what tsx costs the weft program beyond that floor)
+//   weft.ts tsx      the same .ts under `tsx` (its CLI: `npx tsx weft.ts`)
+//   weft.ts import   the same .ts under `node --import tsx`: tsx's loader
+//                    without its CLI, which starts a second process
+//   bare.ts ...      a .ts that starts no thread, run the same three ways:
+//                    what tsx costs by itself (the floor of weft.ts tsx /
+//                    weft.ts node; the last lines are what tsx costs the
+//                    weft program beyond that floor)
 // Each round runs every variant once, in turn, so load drifts hit them alike;
 // the ratios are per round (weft / plain, tsx / node), then their median
 // and spread. The programs import the built package (dist/) through an app
@@ -20,7 +23,7 @@ import { spawnSync } from 'node:child_process';
 import { mkdirSync, mkdtempSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { fileURLToPath, pathToFileURL } from 'node:url';
 
 const root = fileURLToPath(new URL('..', import.meta.url));
 const rounds = Number(process.argv[2] ?? 15);
@@ -58,15 +61,19 @@ if (base !== undefined) {
 
 // tsx's CLI on this node, not on whatever node its #! line finds on PATH.
 const tsx = join(root, 'node_modules', 'tsx', 'dist', 'cli.mjs');
+// `--import tsx` as an app that installed tsx resolves it.
+const tsxLoader = pathToFileURL(join(root, 'node_modules', 'tsx', 'dist', 'loader.mjs')).href;
 const variants: [string, string, string[]][] = [
   ['plain', process.execPath, ['plain.mjs']],
   ['weft', process.execPath, ['weft.mjs']],
   ['weft/channels', process.execPath, ['channels.mjs']],
   ['weft.ts node', process.execPath, ['weft.ts']],
   ['weft.ts tsx', process.execPath, [tsx, 'weft.ts']],
+  ['weft.ts import', process.execPath, ['--import', tsxLoader, 'weft.ts']],
   // tsx's own floor: a .ts program that prints the same and starts no thread.
   ['bare.ts node', process.execPath, ['bare.ts']],
   ['bare.ts tsx', process.execPath, [tsx, 'bare.ts']],
+  ['bare.ts import', process.execPath, ['--import', tsxLoader, 'bare.ts']],
   ...(base === undefined ? [] : [['base weft', process.execPath, [join('base', 'weft.mjs')]] as [string, string, string[]]]),
 ];
 
@@ -101,7 +108,9 @@ const pairs: [string, string, number | undefined][] = [
   ['weft', 'plain', 1.5],
   ['weft/channels', 'plain', 1.5],
   ['weft.ts tsx', 'weft.ts node', 1.2],
+  ['weft.ts import', 'weft.ts node', 1.2],
   ['bare.ts tsx', 'bare.ts node', undefined],
+  ['bare.ts import', 'bare.ts node', undefined],
 ];
 if (base !== undefined) pairs.push(['base weft', 'plain', undefined], ['weft', 'base weft', undefined]);
 for (const [a, b, target] of pairs) {
@@ -112,5 +121,7 @@ for (const [a, b, target] of pairs) {
 // starts nothing (its CLI's second process and its loader): near 0 when
 // weft's threads cost nothing more under tsx than under node.
 const at = (name: string, i: number) => times.get(name)![i]!;
-const beyond = times.get('plain')!.map((_, i) => at('weft.ts tsx', i) - at('weft.ts node', i) - (at('bare.ts tsx', i) - at('bare.ts node', i)));
-console.log(`  tsx's cost to weft.ts beyond its cost to bare.ts: median ${median(beyond).toFixed(0)} ms (${spread(beyond, 0)})`);
+for (const how of ['tsx', 'import']) {
+  const beyond = times.get('plain')!.map((_, i) => at(`weft.ts ${how}`, i) - at('weft.ts node', i) - (at(`bare.ts ${how}`, i) - at('bare.ts node', i)));
+  console.log(`  ${how === 'tsx' ? "tsx's CLI" : '--import tsx'}: its cost to weft.ts beyond its cost to bare.ts: median ${median(beyond).toFixed(0)} ms (${spread(beyond, 0)})`);
+}

@@ -19,24 +19,28 @@ const SELF_TYPESCRIPT = import.meta.url.endsWith('.ts');
 const PRELOAD = /^--(import|require|loader|experimental-loader)(?:=(.*))?$/;
 const TSX = /(^|[\\/])tsx([\\/]|$)/;
 
-/** The positions in execArgv of the flags (and their values) that preload tsx: tsx's CLI, `node --import tsx`. */
-function tsxPositions(): number[] {
+/** The flags that preload tsx (tsx's CLI, `node --import tsx`): their positions in execArgv (with their values), and the values. */
+function tsxPreloads(): { at: number[]; values: string[] } {
   const at: number[] = [];
+  const values: string[] = [];
   const argv = process.execArgv;
   for (let i = 0; i < argv.length; i++) {
     const match = PRELOAD.exec(argv[i]!);
     if (match === null) continue;
     const separate = match[2] === undefined;
     const value = separate ? argv[i + 1] : match[2];
-    if (value !== undefined && TSX.test(value.replace(/^file:\/\//, ''))) at.push(...(separate ? [i, i + 1] : [i]));
+    if (value !== undefined && TSX.test(value.replace(/^file:\/\//, ''))) {
+      at.push(...(separate ? [i, i + 1] : [i]));
+      values.push(value);
+    }
     if (separate) i++;
   }
-  return at;
+  return { at, values };
 }
 
 /** The flags that preload tsx in this process, as given: empty if none. */
 export function tsxFlags(): string[] {
-  return tsxPositions().map((i) => process.execArgv[i]!);
+  return tsxPreloads().at.map((i) => process.execArgv[i]!);
 }
 
 // Node 22 and later run the main thread's preloaded loaders (tsx's
@@ -54,7 +58,7 @@ const stripsAll = (): boolean => process.features.typescript !== false && !SELF_
  */
 export function workerExecArgv(): string[] | undefined {
   if (!stripsAll()) return undefined;
-  const drop = new Set(tsxPositions());
+  const drop = new Set(tsxPreloads().at);
   return drop.size === 0 ? undefined : process.execArgv.filter((_, i) => !drop.has(i));
 }
 
@@ -76,5 +80,68 @@ export function tsxEntry(neededBy: string): string {
   } catch (error) {
     const why = `${neededBy} on Node.js ${process.version}, which does not strip types itself (22.18+ does), and not run under tsx,`;
     throw missing(error, 'tsx', why) ?? error;
+  }
+}
+
+/**
+ * Where a worker thread started without the tsx this program runs under
+ * (workerExecArgv) finds tsx's API, to load through it what Node's type
+ * stripping refuses (importUserModule); undefined when no tsx is left out.
+ * Resolved as Node resolved the preload: a path or URL from there, a bare
+ * name from the working directory.
+ */
+export function tsxLeftOut(): string | undefined {
+  if (leftOutApi !== null) return leftOutApi;
+  const value = stripsAll() ? tsxPreloads().values[0] : undefined;
+  leftOutApi = undefined;
+  if (value === undefined) return undefined;
+  const { isAbsolute, join } = process.getBuiltinModule('node:path');
+  try {
+    leftOutApi = requireFrom(value.startsWith('file:') || isAbsolute(value) ? value : join(process.cwd(), 'weft.js')).resolve('tsx/esm/api');
+  } catch {
+    // Not resolvable from where the preload was: threads then run without it, as Node strips.
+  }
+  return leftOutApi;
+}
+
+/** tsxLeftOut's answer, once found (null: not yet). */
+let leftOutApi: string | undefined | null = null;
+
+// What Node refuses, before it runs any of the module, that tsx runs: a
+// specifier that names a .ts file by its .js name (or a tsconfig path),
+// and TypeScript that stripping cannot erase (enums, parameter
+// properties, namespaces).
+const TSX_RUNS = new Set(['ERR_MODULE_NOT_FOUND', 'ERR_UNSUPPORTED_TYPESCRIPT_SYNTAX', 'ERR_UNSUPPORTED_DIR_IMPORT', 'ERR_UNKNOWN_FILE_EXTENSION']);
+
+interface TsxNamespace {
+  import(specifier: string, parentURL: string): Promise<unknown>;
+}
+
+/** Set in a worker thread whose program runs under tsx, left out of the thread (the main thread's tsxLeftOut). */
+let leftOut: string | undefined;
+let namespace: TsxNamespace | undefined;
+
+/** In a worker thread: where tsx's API is, when the program runs under a tsx this thread was started without. */
+export function tsxOnDemand(api: string | undefined): void {
+  leftOut = api;
+}
+
+/**
+ * Imports a module of the user's in a worker thread. Where the program
+ * runs under tsx and this thread was started without it (Node strips
+ * types: tsx would cost every thread its start-up), a module Node refuses
+ * for a reason tsx cures (TSX_RUNS: refused before any of it ran) is
+ * imported again through tsx, registered in this thread then: its
+ * modules, weft among them, load again as tsx's (their URLs carry tsx's
+ * namespace), which the closure form and the runtimes allow for.
+ */
+export async function importUserModule(url: string): Promise<unknown> {
+  try {
+    return await import(url);
+  } catch (error) {
+    const code = (error as { code?: unknown } | null)?.code;
+    if (leftOut === undefined || typeof code !== 'string' || !TSX_RUNS.has(code)) throw error;
+    namespace ??= requireFrom(import.meta.url)(leftOut).register({ namespace: 'weft' }) as TsxNamespace;
+    return namespace.import(url, import.meta.url);
   }
 }

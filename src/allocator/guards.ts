@@ -7,7 +7,7 @@ import type { Worker } from 'node:worker_threads';
 import { Control } from '../transport/index.ts';
 import { Doorbell } from '../transport/index.ts';
 import { FailStopError, ModuleError, WorkerError } from '../errors.ts';
-import { decodeReturn, type Report, type SerializedError } from './worker.ts';
+import { decodeReturn, type Report, type SerializedError } from './returns.ts';
 
 const GRACE_MS = 2_000;
 /** A worker that returned but keeps its thread alive (open handles) is stopped after this. */

@@ -16,7 +16,7 @@ import { DEFAULT_HIGH_WATER_BYTES, DEFAULT_MAX_BACKLOG_BYTES, DEFAULT_MAX_MESSAG
 import { buildFabric, relink, type Wiring } from '../transport/index.ts';
 import { startThread, type Task } from './thread.ts';
 import { moduleUrl } from './module-url.ts';
-import type { Report } from './worker.ts';
+import type { Report } from './returns.ts';
 import { Control } from '../transport/index.ts';
 import { Doorbell } from '../transport/index.ts';
 import { ConfigError, ModuleError, WorkerError } from '../errors.ts';

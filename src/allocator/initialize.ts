@@ -9,16 +9,14 @@
 // of the script therefore happen once per worker too (docs/semantics.md).
 
 import { isMainThread, workerData } from 'node:worker_threads';
-import { checkConfig, peersOf, type Config } from './config.ts';
-import { Guards, type WorkerGuards } from './guards.ts';
-import { buildFabric } from '../transport/index.ts';
+import { checkConfig, type Config } from './config.ts';
+import type { WorkerGuards } from './guards.ts';
 import { checkLaunched } from './launched.ts';
 import { moduleUrl } from './module-url.ts';
-import { startThread, type Task } from './thread.ts';
-import { runClosure, type Boot, type WorkerFn } from './worker.ts';
-import { Control } from '../transport/index.ts';
-import { Doorbell } from '../transport/index.ts';
+import type { Task } from './thread.ts';
+import type { Boot, WorkerFn } from './worker.ts';
 import { ModuleError } from '../errors.ts';
+import { importUserModule } from '../typescript.ts';
 
 export interface ModuleSpec {
   /** The module to import in each worker: a file URL, or a path. */
@@ -45,7 +43,7 @@ export async function importUntilStart(url: string): Promise<void> {
   const global = globalThis as Record<symbol, unknown>;
   const reached = new Promise<void>((resolve) => (global[LOADING] = resolve));
   try {
-    await Promise.race([import(url), reached]);
+    await Promise.race([importUserModule(url), reached]);
   } finally {
     delete global[LOADING];
   }
@@ -73,6 +71,17 @@ export function inClosureWorker(): boolean {
   return boot()?.mode === 'closure';
 }
 
+// Set when the re-run script reached the initialize() call its thread
+// serves, before that thread's runner is loaded to run it: serve() tells a
+// script that ended without reaching it by this. On the global object
+// because the script may import another copy of weft than the bootstrap did.
+const REACHED = Symbol.for('weft.closureReached');
+
+/** In a worker thread of the closure form: whether its script reached the initialize() call the thread serves. */
+export function closureReached(): boolean {
+  return (globalThis as Record<symbol, unknown>)[REACHED] === true;
+}
+
 let closureCalls = 0;
 const history: unknown[][] = [];
 
@@ -89,6 +98,11 @@ export async function initialize<R>(config: Config, logic: WorkerFn<R> | ModuleS
     const b = boot();
     if (b?.mode === 'closure') {
       if (ordinal === b.ordinal) {
+        (globalThis as Record<symbol, unknown>)[REACHED] = true;
+        // On demand: the bootstrap loaded the runner already (one copy of
+        // weft); what the main thread needs to launch threads, and the
+        // runner's rings and channels, stay out of both sides' start-up.
+        const { runClosure } = await import('./worker.ts');
         runClosure(logic, b.wiring);
         // This thread serves the call: the rest of the script must not run here.
         return new Promise<never>(() => {});
@@ -148,12 +162,8 @@ async function launch<R>(given: Config, task: Task): Promise<WorkerGuards<R>> {
   // Loaded on demand: a program of threads in one process never loads the
   // mesh, the router and their sockets.
   if (config.kind === 'cluster') return (await import('./cluster.ts')).launchCluster<R>(config, task);
-  const peers = peersOf(config);
-  const fabric = buildFabric(peers, config.options.ringBytes, config.options);
-  const workers = fabric.wirings.map((w) => startThread(task, w));
-  const guards = new Guards<R>(workers, new Control(fabric.control), fabric.bells.map((b) => new Doorbell(b)));
-  await guards.ready;
-  return guards.handle;
+  // Also on demand: a worker thread re-running the script never launches.
+  return (await import('./launch.ts')).launchThreads<R>(config, task);
 }
 
 /** In a worker: an earlier closure call, already served by the main thread. */

@@ -5,7 +5,7 @@ import { Worker, type WorkerOptions } from 'node:worker_threads';
 import type { Boot } from './worker.ts';
 import type { Wiring } from '../transport/index.ts';
 import type { NetworkBoot } from '../transport/network.ts';
-import { mustRegisterTsx, TYPESCRIPT_FILE, workerExecArgv } from '../typescript.ts';
+import { mustRegisterTsx, tsxLeftOut, TYPESCRIPT_FILE, workerExecArgv } from '../typescript.ts';
 
 const BOOTSTRAP = new URL('./bootstrap.mjs', import.meta.url);
 const EXT = import.meta.url.endsWith('.ts') ? '.ts' : '.js';
@@ -44,7 +44,7 @@ function pathname(url: string): string {
 
 export function startThread(task: Task, wiring: Wiring): Worker {
   const { imports: _, ...rest } = task;
-  const boot: Boot = { ...rest, wiring, runner: RUNNER, tsx: needsTsx(task) };
+  const boot: Boot = { ...rest, wiring, runner: RUNNER, tsx: needsTsx(task), tsxOnDemand: tsxLeftOut() };
   // The closure form re-runs the main script, which typically reads its
   // arguments (Config.fromArgs(process.argv.slice(2))): it must see the same
   // ones as the main thread, or each worker would pick another program.

@@ -8,10 +8,7 @@ import { ModuleError } from '../errors.ts';
 import type { AmqpBackendOptions } from './backends/amqp/shared/options.ts';
 import type { Backend, BackendStats } from './core/backend.ts';
 import { enroll, IndexedStream, Literal, type RunOptions, type StreamOptions } from './core/directives.ts';
-import { execute } from './core/execution/execution.ts';
 import type { ExecutionOptions, Plan } from './core/execution/plan.ts';
-import { OutputStream } from './core/execution/stream.ts';
-import { LoopbackBackend } from './backends/local/loopback.ts';
 import { checkBoolean, checkPositiveInteger, checkRunOptions, checkSharedOptions, checkStreamOptions } from './core/options.ts';
 import type { Operation } from './core/registry.ts';
 import { DEFAULT_RETRY, type RetryPolicy } from './core/retry.ts';
@@ -68,6 +65,14 @@ export interface AmqpRuntimeOptions extends RuntimeOptions, AmqpBackendOptions {
 
 const DEFAULT_MAX_IN_FLIGHT = 4096;
 
+type Engine = typeof import('./engine.ts');
+let engine: Promise<Engine> | undefined;
+/** The directives' machinery, loaded once, when the first runtime runs something (engine.ts). */
+const loadEngine = (): Promise<Engine> => (engine ??= import('./engine.ts'));
+
+/** `Runtime.local`'s backend, made when the runtime first runs something. */
+const LOCAL = (cancelGraceMs: number | undefined) => (e: Engine): Backend => new e.LoopbackBackend(cancelGraceMs);
+
 function operationsModules(operations: string | URL | readonly (string | URL)[] | undefined): readonly (string | URL)[] {
   const modules = operations ?? process.argv[1];
   if (modules === undefined) return [];
@@ -109,18 +114,26 @@ function directiveMessage(plan: Plan, kind: string): DirectiveMessage {
  * `inMemory`, `cluster` or `amqp`.
  */
 export class Runtime implements AsyncDisposable {
-  readonly #backend: Backend;
+  /** Undefined until a `Runtime.local` first runs something (see LOCAL). */
+  #backend: Backend | undefined;
+  readonly #make: ((e: Engine) => Backend) | undefined;
   readonly #metrics: MetricsRecorder;
 
   static {
     wrap = (backend, options, kind) => new Runtime(backend, options, kind);
-    unwrap = (runtime) => runtime.#backend;
+    unwrap = (runtime) => {
+      if (runtime.#backend === undefined) throw new Error('a local runtime has no backend before it runs something');
+      return runtime.#backend;
+    };
   }
 
-  private constructor(backend: Backend, options: RuntimeOptions, kind: string) {
+  private constructor(given: Backend | ((e: Engine) => Backend), options: RuntimeOptions, kind: string) {
     checkRuntimeOptions(options);
-    this.#backend = backend;
-    const metrics = (this.#metrics = new MetricsRecorder(options.recordTiming ?? true, backend.workerName?.bind(backend)));
+    const made = typeof given === 'function' ? undefined : given;
+    this.#backend = made;
+    this.#make = typeof given === 'function' ? given : undefined;
+    const backendOn = (e: Engine): Backend => this.#backendOn(e);
+    const metrics = (this.#metrics = new MetricsRecorder(options.recordTiming ?? true, made?.workerName?.bind(made)));
     const executionOptions = (run: RunOptions): ExecutionOptions => ({
       signal: run.signal,
       retry: run.retry ?? options.retry ?? DEFAULT_RETRY,
@@ -137,21 +150,36 @@ export class Runtime implements AsyncDisposable {
         } catch (error) {
           return Promise.reject(error);
         }
-        if (!directiveChannel.hasSubscribers) return execute(backend, plan, source, executionOptions(run));
+        const execution = executionOptions(run);
+        if (!directiveChannel.hasSubscribers) return loadEngine().then((e) => e.execute(backendOn(e), plan, source, execution));
         const message = directiveMessage(plan, kind);
-        return directiveChannel.tracePromise(() => execute(backend, plan, source, { ...executionOptions(run), trace: message }), message);
+        return directiveChannel.tracePromise(() => loadEngine().then((e) => e.execute(backendOn(e), plan, source, { ...execution, trace: message })), message);
       },
       stream: (plan, source, run: StreamOptions) => {
         checkStreamOptions(run);
-        return new OutputStream(backend, plan, source, executionOptions(run), run.ordered ?? false, () => directiveMessage(plan, kind));
+        const execution = executionOptions(run);
+        // A stream starts at its first next(), which is async: the engine loads then.
+        let inner: Promise<InstanceType<Engine['OutputStream']>> | undefined;
+        const open = () => (inner ??= loadEngine().then((e) => new e.OutputStream(backendOn(e), plan, source, execution, run.ordered ?? false, () => directiveMessage(plan, kind))));
+        return {
+          [Symbol.asyncIterator]() {
+            return this;
+          },
+          next: () => open().then((stream) => stream.next()),
+          return: () => open().then((stream) => stream.return()),
+        };
       },
     });
+  }
+
+  #backendOn(e: Engine): Backend {
+    return (this.#backend ??= this.#make!(e));
   }
 
   /** Runs tasks on this thread: for tests, and for programs too small for threads. */
   static local(options: RuntimeOptions = {}): Runtime {
     checkRuntimeOptions(options);
-    return new Runtime(new LoopbackBackend(options.cancelGraceMs), options, 'local');
+    return new Runtime(LOCAL(options.cancelGraceMs), options, 'local');
   }
 
   /** Runs tasks on worker threads that import the `operations` module(s). */
@@ -165,7 +193,7 @@ export class Runtime implements AsyncDisposable {
     // this call comes before the initialize() the thread serves: its
     // directives run here, as the rest of the script's top level does,
     // rather than on a pool of threads per worker.
-    if (inClosureWorker()) return new Runtime(new LoopbackBackend(options.cancelGraceMs), options, 'local');
+    if (inClosureWorker()) return new Runtime(LOCAL(options.cancelGraceMs), options, 'local');
     // Loaded on demand: a program on `Runtime.local()` or on another backend
     // never pulls in the thread allocator.
     const { ThreadBackend } = await import('./backends/threads/thread-backend.ts');
@@ -221,7 +249,7 @@ export class Runtime implements AsyncDisposable {
 
   /** What the backend has lived through so far: lost processes, tasks dispatched again, spare processes joined. */
   stats(): BackendStats {
-    return this.#backend.stats?.() ?? { lostProcesses: [], redispatched: 0, joinedProcesses: [] };
+    return this.#backend?.stats?.() ?? { lostProcesses: [], redispatched: 0, joinedProcesses: [] };
   }
 
   /**
@@ -241,7 +269,9 @@ export class Runtime implements AsyncDisposable {
 
   /** Stops the workers; running directives reject with `RuntimeClosedError`. */
   close(): Promise<void> {
-    return this.#backend.close();
+    // A local runtime that never ran closes its backend too: what it runs later is refused as closed.
+    if (this.#backend !== undefined) return this.#backend.close();
+    return loadEngine().then((e) => this.#backendOn(e).close());
   }
 
   [Symbol.asyncDispose](): Promise<void> {

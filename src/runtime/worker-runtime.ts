@@ -1,16 +1,18 @@
 // The public face of the worker side: what a user calls to serve tasks in a
 // process of their own. Backends use core's Executor directly.
 
-import { Executor, loadOperations } from './core/executor.ts';
+import type { Executor } from './core/executor.ts';
 import type { Task, TaskResult } from './core/task.ts';
 import type { AmqpWorker } from './backends/amqp/worker/worker.ts';
 import type { AmqpWorkerOptions } from './backends/amqp/shared/options.ts';
 
 export class WorkerRuntime {
-  readonly #executor = new Executor();
+  readonly #executor: Executor;
 
   /** Made by `WorkerRuntime.load`, which imports the operations first. */
-  private constructor() {}
+  private constructor(executor: Executor) {
+    this.#executor = executor;
+  }
 
   /**
    * Imports the modules that define operations (their `defineOperation` calls
@@ -19,8 +21,10 @@ export class WorkerRuntime {
    * once it reaches that call.
    */
   static async load(modules: readonly (string | URL)[]): Promise<WorkerRuntime> {
+    // On demand: a program that imports weft and serves no task never loads the executor.
+    const { Executor, loadOperations } = await import('./core/executor.ts');
     await loadOperations(modules);
-    return new WorkerRuntime();
+    return new WorkerRuntime(new Executor());
   }
 
   /**

@@ -52,6 +52,53 @@ describe('the closure form', () => {
     expectResults(run(['--import', 'tsx', fixture('closure.ts')]));
   });
 
+  // Where Node strips types, weft's threads run the user's .ts without the
+  // tsx the program runs under (tsx would cost each thread its start-up):
+  // observed by a specifier only tsx resolves (./helper.js names helper.ts).
+  it.each([
+    ['tsx\'s CLI', [join(root, 'node_modules', 'tsx', 'dist', 'cli.mjs')]],
+    ['node --import tsx', ['--import', 'tsx']],
+  ])('under %s, runs the workers of the built package without tsx where Node strips types', (_, runner) => {
+    const dir = mkdtempSync(join(tmpdir(), 'weft-tsx-free-'));
+    writeFileSync(join(dir, 'package.json'), '{ "type": "module" }\n');
+    writeFileSync(join(dir, 'helper.ts'), 'export const helper: string = "loaded";\n');
+    writeFileSync(join(dir, 'script.ts'), `import { Config, initialize, type Allocator } from ${JSON.stringify(dist)};
+const loader = (): Promise<string> => import('./helper.js').then(() => 'tsx', (e: { code?: string }) => (e.code === 'ERR_MODULE_NOT_FOUND' ? 'node' : String(e)));
+const main = await loader();
+const guards = await initialize(Config.process(2), (_: Allocator) => loader());
+console.log(JSON.stringify({ main, workers: await guards.join() }));
+`);
+    const r = run([...runner, join(dir, 'script.ts')]);
+    expect(r.stderr).toBe('');
+    const workers = process.features.typescript ? 'node' : 'tsx';
+    expect(JSON.parse(r.stdout)).toEqual({ main: 'tsx', workers: [workers, workers] });
+  });
+
+  // ...and what Node refuses to strip, tsx still runs there: a .ts named by
+  // its .js name, an enum, in the script and in an operations module.
+  it.each([
+    ['tsx\'s CLI', [join(root, 'node_modules', 'tsx', 'dist', 'cli.mjs')]],
+    ['node --import tsx', ['--import', 'tsx']],
+  ])('under %s, runs in worker threads the TypeScript Node cannot strip, through tsx', (_, runner) => {
+    const dir = mkdtempSync(join(tmpdir(), 'weft-tsx-needed-'));
+    writeFileSync(join(dir, 'package.json'), '{ "type": "module" }\n');
+    writeFileSync(join(dir, 'helper.ts'), 'export enum Offset { By = 10 }\nexport const shift = (n: number): number => n + Offset.By;\n');
+    writeFileSync(join(dir, 'ops.ts'), `import { defineOperation } from ${JSON.stringify(dist)};\nimport { shift } from './helper.js';\nexport const Shift = defineOperation('Shift', (n: number) => shift(n));\n`);
+    writeFileSync(join(dir, 'script.ts'), `import { Config, Runtime, initialize, type Allocator } from ${JSON.stringify(dist)};
+import { shift } from './helper.js';
+import { Shift } from './ops.js';
+class Scaled { constructor(private readonly by: number) {} of(n: number): number { return n * this.by; } }
+const guards = await initialize(Config.process(2), (a: Allocator) => shift(new Scaled(100).of(a.index)));
+const closure = await guards.join();
+const runtime = await Runtime.inMemory({ workers: 2, operations: new URL('./ops.ts', import.meta.url) });
+console.log(JSON.stringify({ closure, runtime: await runtime.fanout(Shift, [1, 2]) }));
+await runtime.close();
+`);
+    const r = run([...runner, join(dir, 'script.ts')]);
+    expect(r.stderr).toBe('');
+    expect(JSON.parse(r.stdout)).toEqual({ closure: [10, 110], runtime: [11, 12] });
+  });
+
   it('runs a .js script against the built package', () => {
     expectResults(run([fixture('closure.mjs')]));
   });

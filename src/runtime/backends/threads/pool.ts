@@ -2,7 +2,7 @@
 // threads, each running thread-worker.ts with the operations' modules.
 
 import { fileURLToPath } from 'node:url';
-import { Hosted } from '../../../allocator/internal.ts';
+import { Hosted } from '../../../allocator/hosted.ts';
 
 export interface ThreadBackendOptions {
   workers: number;

@@ -20,7 +20,7 @@
 // - Of a dead thread's tasks, only those it was running are blamed (blame.ts).
 // - The pool of threads and its options: pool.ts.
 
-import type { Hosted } from '../../../allocator/internal.ts';
+import type { Hosted } from '../../../allocator/hosted.ts';
 import type { Pull, Push } from '../../../allocator/index.ts';
 import { DEFAULT_MAX_MESSAGE_BYTES } from '../../../allocator/internal.ts';
 import { DEFAULT_CANCEL_GRACE_MS, LeaseTable, type Backend, type Lease, type LeaseHandlers, type LeaseOptions } from '../../core/backend.ts';
