@@ -20,6 +20,8 @@ import { Flags, HEADER_BYTES, Kind, writeHeader, type FrameHeader } from '../../
 import { LinkCounters, linkCountersBuffer } from '../../src/transport/link-counters.ts';
 import type { PeerError } from '../../src/errors.ts';
 import { HIGH_WATER } from '../../src/transport/router-peer.ts';
+import { SocketReads } from '../../src/transport/reads.ts';
+import type { Link } from '../../src/transport/mesh.ts';
 
 const RING_BYTES = 256 << 10;
 const MAX_FRAME = maxPayload(RING_BYTES);
@@ -28,8 +30,44 @@ const WINDOW = 1 << 20;
 // Process 1 of 3, one thread each: worker 1 is local; workers 0 and 2 are the peers'.
 const LOCAL = 1;
 
-/** Stands in for a peer's socket: the test emits its 'data'; writes are swallowed. */
+/**
+ * Stands in for a peer's socket: bytes arrive through arrive(), as 'data'
+ * (a link we accepted) or, on a link we dialled, read as Node reads with
+ * `onread` (reads.ts): each read into the buffer the reads gave last, at
+ * most its length. Writes are swallowed.
+ */
 class FakeSocket extends EventEmitter {
+  readonly reads: SocketReads | undefined;
+  /** On a dialled link: each read, with the memory it went to. */
+  readonly readInto: { memory: ArrayBufferLike; n: number }[] = [];
+
+  constructor(dialled: boolean) {
+    super();
+    if (!dialled) return;
+    this.reads = new SocketReads();
+    this.reads.socket = this as unknown as Socket;
+  }
+
+  get link(): Link {
+    return { socket: this as unknown as Socket, rest: Buffer.alloc(0), ...(this.reads === undefined ? {} : { reads: this.reads }) };
+  }
+
+  arrive(bytes: Uint8Array): void {
+    if (this.reads === undefined) {
+      this.emit('data', Buffer.from(bytes));
+      return;
+    }
+    const { buffer, callback } = this.reads.onread as { buffer: () => Uint8Array; callback: (n: number, b: Uint8Array) => boolean };
+    for (let at = 0; at < bytes.length;) {
+      const into = buffer();
+      const n = Math.min(into.length, bytes.length - at);
+      into.set(bytes.subarray(at, at + n));
+      at += n;
+      this.readInto.push({ memory: into.buffer, n });
+      callback(n, into);
+    }
+  }
+
   paused = false;
   destroyed = false;
   writableLength = 0;
@@ -64,20 +102,20 @@ interface Batch {
   inSlab: boolean;
 }
 
-function harness(slabBytes = 64 << 20) {
+function harness(dialled: boolean, slabBytes = 64 << 20) {
   const routerBell = new Doorbell(new SharedArrayBuffer(DOORBELL_BYTES));
   const workerBell = new SharedArrayBuffer(DOORBELL_BYTES);
   const down = createRingBuffer(RING_BYTES);
   const slabBuffer = createSlab(slabBytes)!;
   const slab = new SlabWriter(slabBuffer, WINDOW);
-  const sockets = [new FakeSocket(), undefined, new FakeSocket()];
+  const sockets = [new FakeSocket(dialled), undefined, new FakeSocket(dialled)];
   const up = createRingBuffer(RING_BYTES);
   const workerSlabBuffer = createSlab(64 << 20)!;
   const workerSlab = new SlabWriter(workerSlabBuffer, RING_BYTES);
   const losses: PeerError[] = [];
   const router = new Router({
     process: 1, processes: 3, threads: 1, addresses: ['a:1', 'b:2', 'c:3'],
-    links: sockets.map((s) => (s === undefined ? undefined : { socket: s as unknown as Socket, rest: Buffer.alloc(0) })),
+    links: sockets.map((s) => s?.link),
     bell: routerBell,
     fromWorkers: [new RingReader(up, new Doorbell(workerBell))],
     toWorkers: [new RingWriter(down, new Doorbell(workerBell))],
@@ -142,12 +180,12 @@ function header(h: Partial<FrameHeader> & { length: number; total: number }): Ui
   return b;
 }
 
-/** Emits `bytes` as 'data' cut at `cuts`, each piece a buffer of its own as from a socket. */
+/** `bytes` arrive cut at `cuts`: each piece what the socket has when it is read. */
 function emit(socket: FakeSocket, bytes: Uint8Array, cuts: number[]): void {
   const points = [...new Set(cuts.map((c) => c % (bytes.length + 1)))].sort((a, b) => a - b);
   let from = 0;
   for (const p of [...points, bytes.length]) {
-    if (p > from) socket.emit('data', Buffer.from(bytes.slice(from, p)));
+    if (p > from) socket.arrive(bytes.subarray(from, p));
     from = p;
   }
 }
@@ -166,12 +204,15 @@ async function until(what: string, ok: () => boolean): Promise<void> {
   }
 }
 
-describe('large frames from a peer, read into the router slab', () => {
+describe.each([
+  { dialled: false, how: 'a link we accepted (data events)' },
+  { dialled: true, how: 'a link we dialled (reads into buffers the router gives)' },
+])('large frames from a peer, read into the router slab, on $how', ({ dialled }) => {
   it('any chunking of large and small batches from two peers: the worker gets each whole, in order, large ones as one slab chunk; every chunk comes back', async () => {
     const message = fc.record({ from: fc.constantFrom(0, 2), length: fc.oneof(fc.integer({ min: 0, max: 2000 }), fc.integer({ min: SLAB_MIN_BYTES, max: 3 * MAX_FRAME + 5 })), seed: fc.nat(255) });
     await fc.assert(
       fc.asyncProperty(fc.array(message, { minLength: 1, maxLength: 8 }), fc.array(fc.nat(), { maxLength: 40 }), async (messages, cuts) => {
-        const { sockets, slab, batches, receive, losses } = harness();
+        const { sockets, slab, batches, receive, losses } = harness(dialled);
         const seqs = [0, 0, 0];
         const streams: number[][] = [[], [], []];
         const sent: Batch[] = [];
@@ -215,7 +256,7 @@ describe('large frames from a peer, read into the router slab', () => {
 
   it('a run the router slab has no room for comes through the ring and is put together by the worker; the next run that fits takes the slab again', async () => {
     // 256 KiB of slab: the first run (about 384 KiB) cannot have a chunk.
-    const { sockets, slab, batches, receive, losses } = harness(256 << 10);
+    const { sockets, slab, batches, receive, losses } = harness(dialled, 256 << 10);
     const big = pattern(3 * MAX_FRAME + 5, 1);
     const fits = pattern(MAX_FRAME + 100, 2);
     const small = pattern(500, 3);
@@ -243,8 +284,8 @@ describe('large frames from a peer, read into the router slab', () => {
   });
 
   it('a run that declares more than maxMessageBytes is refused before anything is allocated', () => {
-    const { sockets, slab, losses } = harness();
-    sockets[0].emit('data', Buffer.from(header({ length: 1000, total: MAX_BATCH + 1 })));
+    const { sockets, slab, losses } = harness(dialled);
+    sockets[0].arrive(Buffer.from(header({ length: 1000, total: MAX_BATCH + 1 })));
     expect(losses.map((e) => e.message).join()).toMatch(/process 0 \(a:1\) broke the protocol: batch of 4194305 bytes exceeds the limit of 4194304 bytes/);
     expect(slab.outstanding).toBe(0);
   });
@@ -252,9 +293,9 @@ describe('large frames from a peer, read into the router slab', () => {
   it('a run that does not continue as it began, overruns its total, or is interrupted by another frame from its source, is refused and its chunk freed', () => {
     fc.assert(
       fc.property(fc.constantFrom('channel', 'total', 'seq', 'overrun', 'data', 'close', 'fin'), fc.boolean(), (how, whole) => {
-        const { sockets, slab, losses } = harness();
+        const { sockets, slab, losses } = harness(dialled);
         const total = MAX_FRAME + 10;
-        sockets[0].emit('data', Buffer.concat([header({ length: MAX_FRAME, total }), Buffer.alloc(MAX_FRAME)]));
+        sockets[0].arrive(Buffer.concat([header({ length: MAX_FRAME, total }), Buffer.alloc(MAX_FRAME)]));
         expect(slab.outstanding).toBe(1);
         const next = how === 'channel' ? header({ length: 10, total, seq: 1, channel: 6, flags: Flags.LAST })
           : how === 'total' ? header({ length: 10, total: total + 8, seq: 1, flags: Flags.LAST })
@@ -263,8 +304,8 @@ describe('large frames from a peer, read into the router slab', () => {
           : how === 'data' ? header({ length: 10, total: 10, seq: 1, kind: Kind.DATA })
           : header({ length: 0, total: 0, count: 0, seq: 1, kind: how === 'close' ? Kind.CLOSE : Kind.FIN });
         // Whole in one chunk (delivered) or its payload still to come (read in place).
-        if (whole) sockets[0].emit('data', Buffer.concat([next, Buffer.alloc(11)]));
-        else sockets[0].emit('data', Buffer.from(next));
+        if (whole) sockets[0].arrive(Buffer.concat([next, Buffer.alloc(11)]));
+        else sockets[0].arrive(Buffer.from(next));
         expect(losses.map((e) => e.message).join()).toMatch(/broke the protocol: .*(does not continue its run( to worker \d+| on channel \d+)|arrived where frame 1 was expected|(DATA|CLOSE|FIN) frame from worker 0 interrupts a PART run|overruns its total)/);
         expect(slab.outstanding).toBe(0);
       }),
@@ -272,9 +313,9 @@ describe('large frames from a peer, read into the router slab', () => {
   });
 
   it('a peer that declares a large run and never sends the rest pins one chunk, and the other peer is still read and delivered', async () => {
-    const { sockets, slab, batches, receive, losses } = harness();
-    sockets[0].emit('data', Buffer.from(header({ length: MAX_FRAME, total: MAX_BATCH })));
-    sockets[0].emit('data', Buffer.alloc(1000)); // and then nothing
+    const { sockets, slab, batches, receive, losses } = harness(dialled);
+    sockets[0].arrive(Buffer.from(header({ length: MAX_FRAME, total: MAX_BATCH })));
+    sockets[0].arrive(Buffer.alloc(1000)); // and then nothing
     expect(slab.outstanding).toBe(1);
     // The other peer floods far past the window while the stalled run stays open.
     const many = 40;
@@ -298,7 +339,7 @@ describe('large frames from a peer, read into the router slab', () => {
   });
 
   it('a worker that reads slowly: past its window of chunks the sockets pause, and resume once it reads', async () => {
-    const { sockets, slab, batches, receive } = harness();
+    const { sockets, slab, batches, receive } = harness(dialled);
     let k = 0;
     while (!sockets[2].paused) {
       emit(sockets[2], frames(2, k * 3, 9, pattern(2 * MAX_FRAME + 3, k)).bytes, []);
@@ -318,7 +359,7 @@ describe('large frames from a peer, read into the router slab', () => {
   });
 
   it('a worker that keeps up after a pause: the chunks it gave back are counted as back, and the sockets do not pause again', async () => {
-    const { sockets, slab, batches, receive } = harness();
+    const { sockets, slab, batches, receive } = harness(dialled);
     const size = 2 * MAX_FRAME + 3;
     let k = 0;
     // Past its window once: the slab has that much free space afterwards.
@@ -346,9 +387,9 @@ describe('large frames from a peer, read into the router slab', () => {
   it('a peer that dies half way through a run: the loss is reported and its chunk is free again', () => {
     fc.assert(
       fc.property(fc.integer({ min: 0, max: 2 * MAX_FRAME + 2 * HEADER_BYTES - 1 }), (upTo) => {
-        const { sockets, slab, losses } = harness();
+        const { sockets, slab, losses } = harness(dialled);
         const f = frames(0, 0, 3, pattern(2 * MAX_FRAME + 1, 1));
-        sockets[0].emit('data', Buffer.from(f.bytes.subarray(0, Math.max(upTo, HEADER_BYTES))));
+        sockets[0].arrive(Buffer.from(f.bytes.subarray(0, Math.max(upTo, HEADER_BYTES))));
         sockets[0].emit('close');
         expect(losses.map((e) => e.message).join()).toMatch(/connection to process 0 \(a:1\) closed without a goodbye/);
         expect(slab.outstanding).toBe(0);
@@ -360,7 +401,7 @@ describe('large frames from a peer, read into the router slab', () => {
   it('a worker\'s large batch for a peer leaves as views of its slab chunk: any sizes decode on the wire to the same batches, PART runs numbered on, and every chunk comes back once written', async () => {
     await fc.assert(
       fc.asyncProperty(fc.array(fc.oneof(fc.integer({ min: 0, max: 3000 }), fc.integer({ min: SLAB_MIN_BYTES, max: 3 * MAX_FRAME + 9 })), { minLength: 1, maxLength: 6 }), async (sizes) => {
-        const { sockets, outbox, workerSlab, losses } = harness();
+        const { sockets, outbox, workerSlab, losses } = harness(dialled);
         const sent = sizes.map((n, k) => pattern(n, k));
         sent.forEach((payload, k) => outbox.data(0, k, 0, 1, payload));
         outbox.publish();
@@ -398,7 +439,7 @@ describe('large frames from a peer, read into the router slab', () => {
   });
 
   it('a descriptor the router cannot read from a worker\'s ring fails the run with the reason, not an unhandled rejection in the network thread', async () => {
-    const { outbox, losses } = harness();
+    const { outbox, losses } = harness(dialled);
     // Slot 5000 of a 4096-slot slab: only a broken worker writes it.
     outbox.sendChunk({ slot: 5000, generation: 1, offset: 0, length: SLAB_MIN_BYTES, target: 0, bytes: new Uint8Array(0) }, 4, 0, 1);
     outbox.publish();
@@ -407,7 +448,7 @@ describe('large frames from a peer, read into the router slab', () => {
   });
 
   it('a peer worker that finishes while a large batch for it waits in the ring to the router: the batch still leaves whole, and its chunk is not reused before', async () => {
-    const { sockets, outbox, workerSlab, losses } = harness();
+    const { sockets, outbox, workerSlab, losses } = harness(dialled);
     const first = pattern(2 * MAX_FRAME + 7, 1);
     outbox.data(0, 4, 0, 1, first);
     outbox.publish();
@@ -445,16 +486,35 @@ describe('large frames from a peer, read into the router slab', () => {
   });
 
   it('a peer lost while a whole run of its waits for room in the worker\'s ring: the run\'s chunk is free again', () => {
-    const { sockets, slab, losses } = harness();
+    const { sockets, slab, losses } = harness(dialled);
     // The worker reads nothing: peer 0's small batches fill its ring.
     let seq = 0;
-    for (; seq < 4; seq++) sockets[0].emit('data', Buffer.from(frames(0, seq, 3, pattern(MAX_FRAME >>> 1, seq)).bytes));
+    for (; seq < 4; seq++) sockets[0].arrive(Buffer.from(frames(0, seq, 3, pattern(MAX_FRAME >>> 1, seq)).bytes));
     const run = frames(0, seq, 3, pattern(2 * MAX_FRAME + 1, 9));
-    sockets[0].emit('data', Buffer.from(run.bytes));
+    sockets[0].arrive(Buffer.from(run.bytes));
     expect(slab.outstanding).toBe(1);
     sockets[0].emit('close');
     expect(losses.map((e) => e.message).join()).toMatch(/connection to process 0 \(a:1\) closed without a goodbye/);
     expect(slab.outstanding).toBe(0);
+  });
+});
+
+describe('a large run from a link we dialled', () => {
+  it('is read from the socket straight into its slab chunk: only what comes in with each part\'s header passes through the link\'s own buffer', async () => {
+    const { sockets, slab, batches, receive, losses } = harness(true);
+    const payload = pattern(3 * MAX_FRAME + 5, 4);
+    // The whole run waits on the socket: each read takes as much as the buffer it goes to holds.
+    sockets[0].arrive(frames(0, 0, 1, payload).bytes);
+    const intoChunk = sockets[0].readInto.filter((r) => r.memory === slab.buffer).reduce((n, r) => n + r.n, 0);
+    // Four parts, each with at most a read of the link's own buffer (64 KiB) copied.
+    expect(intoChunk).toBeGreaterThanOrEqual(payload.length - 4 * (64 << 10));
+    await until('the batch arrived', () => {
+      receive();
+      return batches.length === 1 || losses.length > 0;
+    });
+    expect(losses).toEqual([]);
+    expect(batches[0]!.inSlab).toBe(true);
+    expect(Buffer.from(batches[0]!.bytes).equals(payload)).toBe(true);
   });
 });
 
@@ -516,9 +576,9 @@ describe('the router inbound half with two local workers', () => {
 });
 
 describe('a peer with two workers', () => {
-  it('one worker part way through a large run, the other flooding a worker that reads nothing: the socket still pauses once the router\'s queue passes its mark', () => {
+  it.each([false, true])('one worker part way through a large run, the other flooding a worker that reads nothing: the socket still pauses once the router\'s queue passes its mark (dialled: %s)', (dialled) => {
     // Process 1 of 2, two threads each: the peer's workers are 0 and 1, ours 2 and 3.
-    const socket = new FakeSocket();
+    const socket = new FakeSocket(dialled);
     const bell = new Doorbell(new SharedArrayBuffer(DOORBELL_BYTES));
     const workerBell = new Doorbell(new SharedArrayBuffer(DOORBELL_BYTES));
     const slabBuffer = createSlab(64 << 20)!;
@@ -526,7 +586,7 @@ describe('a peer with two workers', () => {
     const losses: PeerError[] = [];
     started.push(new Router({
       process: 1, processes: 2, threads: 2, addresses: ['a:1', 'b:2'],
-      links: [{ socket: socket as unknown as Socket, rest: Buffer.alloc(0) }, undefined],
+      links: [socket.link, undefined],
       bell,
       fromWorkers: [0, 1].map(() => new RingReader(createRingBuffer(RING_BYTES), workerBell)),
       toWorkers: [0, 1].map(() => new RingWriter(createRingBuffer(RING_BYTES), workerBell)),
@@ -540,7 +600,7 @@ describe('a peer with two workers', () => {
     // Worker 0 opens a run for worker 2 and never finishes it.
     const run = new Uint8Array(HEADER_BYTES + MAX_FRAME);
     writeHeader(new DataView(run.buffer), 0, { channel: 1, source: 0, target: 2, seq: 0, kind: Kind.PART, codec: 0, flags: 0, count: 1, total: MAX_BATCH, length: MAX_FRAME });
-    socket.emit('data', Buffer.from(run));
+    socket.arrive(run);
     expect(slab.outstanding).toBe(1);
     // Worker 1 streams empty batches to worker 3, whose ring fills.
     const empty = new Uint8Array(HEADER_BYTES * 1024);
@@ -549,7 +609,7 @@ describe('a peer with two workers', () => {
     let sent = 0;
     while (!socket.paused && sent <= 4 * HIGH_WATER) {
       for (let k = 0; k < 1024; k++) writeHeader(view, k * HEADER_BYTES, { channel: 2, source: 1, target: 3, seq: seq++, kind: Kind.DATA, codec: 0, flags: 0, count: 1, total: 0, length: 0 });
-      socket.emit('data', Buffer.from(empty));
+      socket.arrive(empty);
       sent += empty.length;
     }
     expect(losses).toEqual([]);
