@@ -223,7 +223,7 @@ describe.each([
           seqs[m.from] = (seqs[m.from]! + f.frames) >>> 0;
           wire[m.from]!.push(f.bytes);
           streams[m.from]!.push(k);
-          sent.push({ source: m.from, channel: k, bytes: payload, inSlab: m.length > MAX_FRAME });
+          sent.push({ source: m.from, channel: k, bytes: payload, inSlab: m.length >= SLAB_MIN_BYTES });
         });
         for (const from of [0, 2]) {
           const all = Buffer.concat(wire[from]!);
@@ -338,16 +338,22 @@ describe.each([
     expect(slab.outstanding).toBe(1);
   });
 
-  it('a worker that reads slowly: past its window of chunks the sockets pause, and resume once it reads', async () => {
+  it.each([
+    { size: 2 * MAX_FRAME + 3, as: 'PART runs' },
+    { size: MAX_FRAME, as: 'whole DATA frames' },
+  ])('a worker that reads slowly, sent large batches as $as: past its window of chunks the sockets pause, and resume once it reads', async ({ size }) => {
     const { sockets, slab, batches, receive } = harness(dialled);
     let k = 0;
+    let seq = 0;
     while (!sockets[2].paused) {
-      emit(sockets[2], frames(2, k * 3, 9, pattern(2 * MAX_FRAME + 3, k)).bytes, []);
+      const f = frames(2, seq, 9, pattern(size, k));
+      seq += f.frames;
+      emit(sockets[2], f.bytes, []);
       k++;
-      expect(k).toBeLessThan(100);
+      expect(k).toBeLessThan(200);
     }
-    // Paused once the chunks handed over pass the window: a run past it at most.
-    expect(k * (2 * MAX_FRAME + 3)).toBeLessThanOrEqual(WINDOW + 2 * (2 * MAX_FRAME + 3));
+    // Paused once the chunks handed over pass the window: a batch past it at most.
+    expect(k * size).toBeLessThanOrEqual(WINDOW + 2 * size);
     expect(sockets[0].paused).toBe(true);
     await until('the sockets resume once the worker has read', () => {
       receive();
@@ -384,12 +390,13 @@ describe.each([
     expect(slab.outstanding).toBe(0);
   });
 
-  it('a peer that dies half way through a run: the loss is reported and its chunk is free again', () => {
+  it('a peer that dies half way through a run or a large DATA frame: the loss is reported and its chunk is free again', () => {
     fc.assert(
-      fc.property(fc.integer({ min: 0, max: 2 * MAX_FRAME + 2 * HEADER_BYTES - 1 }), (upTo) => {
+      fc.property(fc.integer({ min: 0, max: 2 * MAX_FRAME + 2 * HEADER_BYTES - 1 }), fc.constantFrom(2 * MAX_FRAME + 1, MAX_FRAME), (upTo, size) => {
         const { sockets, slab, losses } = harness(dialled);
-        const f = frames(0, 0, 3, pattern(2 * MAX_FRAME + 1, 1));
-        sockets[0].arrive(Buffer.from(f.bytes.subarray(0, Math.max(upTo, HEADER_BYTES))));
+        const f = frames(0, 0, 3, pattern(size, 1));
+        // Never the whole of it: a whole batch is the worker's to give back.
+        sockets[0].arrive(Buffer.from(f.bytes.subarray(0, Math.max(upTo % f.bytes.length, HEADER_BYTES))));
         sockets[0].emit('close');
         expect(losses.map((e) => e.message).join()).toMatch(/connection to process 0 \(a:1\) closed without a goodbye/);
         expect(slab.outstanding).toBe(0);
@@ -570,6 +577,54 @@ describe('the router inbound half with two local workers', () => {
     expect(got[0]!.inSlab).toBe(true);
     expect(Buffer.from(got[0]!.bytes).equals(other)).toBe(true);
     expect(read(0)).toEqual([]);
+    slab.reclaim();
+    expect(slab.outstanding).toBe(0);
+  });
+});
+
+describe('the router inbound half, a large DATA frame', () => {
+  it('whole in one read or read in place, it reaches the worker in a chunk; for a worker that returns half way through, the chunk is freed at its end and nothing is delivered', () => {
+    const bell = new Doorbell(new SharedArrayBuffer(DOORBELL_BYTES));
+    const ring = createRingBuffer(RING_BYTES);
+    const slabBuffer = createSlab(64 << 20)!;
+    const slab = new SlabWriter(slabBuffer, WINDOW);
+    // Process 1 of 3, one thread each: local worker 0 is worker LOCAL.
+    const inbound = new Inbound([new RingWriter(ring, bell)], 3, () => {}, slab);
+    const inbox = new Inbox(new RingReader(ring, bell), LOCAL, 3, MAX_BATCH, new SlabReader(slabBuffer, bell));
+    const got: Batch[] = [];
+    const read = (): void => {
+      inbox.drain({
+        batch: (source, channel, _codec, _count, payload) => {
+          got.push({ source, channel, bytes: payload.slice(), inSlab: payload.buffer === slabBuffer });
+          return false;
+        },
+        close: () => {},
+        finish: () => {},
+        accepts: () => true,
+      });
+    };
+    const data = (source: number, seq: number, channel: number): FrameHeader =>
+      ({ channel, source, target: LOCAL, seq, kind: Kind.DATA, codec: 0, flags: 0, count: 1, total: MAX_FRAME, length: MAX_FRAME });
+    const one = pattern(MAX_FRAME, 1);
+    const two = pattern(MAX_FRAME, 2);
+    inbound.deliver(0, data(0, 0, 1), one);
+    const into = inbound.open(0, data(2, 0, 2))!;
+    expect(into.buffer).toBe(slabBuffer);
+    into.set(two);
+    inbound.complete(0, data(2, 0, 2));
+    inbound.publish();
+    read();
+    expect(got.map((b) => [b.source, b.channel, b.inSlab])).toEqual([[0, 1, true], [2, 2, true]]);
+    expect([one, two].map((want, i) => Buffer.from(got[i]!.bytes).equals(want))).toEqual([true, true]);
+    // The worker returns while the next one is half read into its chunk.
+    const half = inbound.open(0, data(0, 1, 3))!;
+    expect(half.buffer).toBe(slabBuffer);
+    inbound.workerExited(0);
+    half.fill(9);
+    inbound.complete(0, data(0, 1, 3));
+    inbound.publish();
+    read();
+    expect(got.length).toBe(2);
     slab.reclaim();
     expect(slab.outstanding).toBe(0);
   });
