@@ -32,7 +32,13 @@ export interface ReadSink {
 export class SocketReads {
   private readonly own = new Uint8Array(READ_BYTES);
   private sink: ReadSink | undefined;
-  /** The socket these reads belong to: until a sink is attached, its bytes are emitted as 'data' (copies, for the handshake). */
+  /**
+   * The socket these reads belong to. Until a sink is attached its bytes
+   * are pushed to it as a stream's are (copies, for the handshake), so
+   * bytes that come before anyone listens wait in the stream as they would
+   * without `onread` (over TLS the peer's first bytes can be read in the
+   * same turn as the handshake's end, before the handshake's reader exists).
+   */
   socket: Socket | undefined;
 
   /**
@@ -44,7 +50,7 @@ export class SocketReads {
     buffer: (): Uint8Array => this.sink?.into() ?? this.own,
     callback: (n: number, buffer: Uint8Array): boolean => {
       const sink = this.sink;
-      if (sink === undefined) this.socket?.emit('data', Buffer.from(buffer.subarray(0, n)));
+      if (sink === undefined) this.socket?.push(Buffer.from(buffer.subarray(0, n)));
       else if (buffer === this.own) sink.bytes(buffer.subarray(0, n));
       else sink.filled(n);
       // Never paused from here: the router pauses the socket itself.
@@ -52,8 +58,17 @@ export class SocketReads {
     },
   };
 
-  /** From now on the socket's bytes go to `sink` (the router's), read where it says. */
+  /**
+   * From now on the socket's bytes go to `sink` (the router's), read where
+   * it says; first (in a microtask, after any queued before this call)
+   * whatever the stream still holds of what was pushed before.
+   */
   attach(sink: ReadSink): void {
     this.sink = sink;
+    const socket = this.socket;
+    if (socket === undefined || socket.readableLength === 0) return;
+    queueMicrotask(() => {
+      for (let held: Buffer | null; (held = socket.read() as Buffer | null) !== null;) sink.bytes(held);
+    });
   }
 }

@@ -145,6 +145,8 @@ export class Router {
       }
       read();
     };
+    // What the handshake read past its end comes first, then the rest.
+    if (rest.length > 0) queueMicrotask(() => bytes(rest));
     if (reads === undefined) socket.on('data', bytes);
     else {
       reads.attach({
@@ -167,7 +169,6 @@ export class Router {
     });
     socket.on('error', (e) => this.lost(peer, `connection to ${where} failed: ${e.message}: the process died or the network failed`));
     socket.on('close', () => this.lost(peer, `connection to ${where} closed without a goodbye: the process died or was killed`));
-    if (rest.length > 0) queueMicrotask(() => bytes(rest));
     if (early !== undefined || socket.destroyed) {
       // Lost between the handshake and now: its 'close' has already fired.
       const why = early ? `failed: ${early.message}` : 'closed';

@@ -70,6 +70,8 @@ class FakeSocket extends EventEmitter {
 
   paused = false;
   destroyed = false;
+  /** Nothing waits in a stream: the test hands every byte to arrive(). */
+  readonly readableLength = 0;
   writableLength = 0;
   pause(): this {
     this.paused = true;
