@@ -115,6 +115,33 @@ function readAsDialled(decoder: FrameDecoder, bytes: Uint8Array, sizes: number[]
   return undefined;
 }
 
+/**
+ * A decoder whose placer gives a buffer of its own when the next of
+ * `answers` says so: the frames it yields, and the buffers given and not
+ * yet filled. A placed frame must arrive in the very buffer the placer
+ * gave, and only then.
+ */
+function placing(answers: boolean[]): { decoder: FrameDecoder; got: Frame[]; given: Uint8Array[] } {
+  const got: Frame[] = [];
+  const given: Uint8Array[] = [];
+  let asked = 0;
+  const decoder = new FrameDecoder(
+    limits,
+    (header, payload, placed) => {
+      expect(placed).toBe(given.length > 0 && payload === given[0]);
+      if (placed) given.shift();
+      got.push({ header, payload: payload.slice() });
+    },
+    (header) => {
+      if (!answers[asked++ % answers.length]) return undefined;
+      const into = new Uint8Array(header.length);
+      given.push(into);
+      return into;
+    },
+  );
+  return { decoder, got, given };
+}
+
 describe('FrameDecoder', () => {
   it('any chunking of a valid stream yields the same frames, in order', () => {
     fc.assert(
@@ -130,24 +157,7 @@ describe('FrameDecoder', () => {
   it('with a placer, a frame that spans chunks is read straight into the buffer it gives (placed), the others as before; any chunking yields the same frames', () => {
     fc.assert(
       fc.property(fc.array(frame, { maxLength: 20 }), fc.array(fc.nat(), { maxLength: 40 }), fc.array(fc.boolean(), { minLength: 1, maxLength: 8 }), (frames, cuts, answers) => {
-        const got: Frame[] = [];
-        const given: Uint8Array[] = [];
-        let asked = 0;
-        const decoder = new FrameDecoder(
-          limits,
-          (header, payload, placed) => {
-            // A placed frame arrives in the very buffer the placer gave, and only then.
-            expect(placed).toBe(given.length > 0 && payload === given[0]);
-            if (placed) given.shift();
-            got.push({ header, payload: payload.slice() });
-          },
-          (header) => {
-            if (!answers[asked++ % answers.length]) return undefined;
-            const into = new Uint8Array(header.length);
-            given.push(into);
-            return into;
-          },
-        );
+        const { decoder, got, given } = placing(answers);
         for (const c of chunk(encode(frames), cuts)) {
           decoder.push(c);
           // Placed bytes are in the placer's buffer, not the decoder's.
@@ -168,24 +178,8 @@ describe('FrameDecoder', () => {
         fc.array(fc.boolean(), { minLength: 1, maxLength: 8 }),
         fc.integer({ min: 1, max: 120 }),
         (frames, sizes, answers, min) => {
-          const got: Frame[] = [];
-          const given: Uint8Array[] = [];
-          let asked = 0;
+          const { decoder, got, given } = placing(answers);
           let straight = 0;
-          const decoder = new FrameDecoder(
-            limits,
-            (header, payload, placed) => {
-              expect(placed).toBe(given.length > 0 && payload === given[0]);
-              if (placed) given.shift();
-              got.push({ header, payload: payload.slice() });
-            },
-            (header) => {
-              if (!answers[asked++ % answers.length]) return undefined;
-              const into = new Uint8Array(header.length);
-              given.push(into);
-              return into;
-            },
-          );
           const into = decoder.into.bind(decoder);
           // Counts the reads that went straight to a body: they must be at least `min` long when offered.
           decoder.into = (m) => {

@@ -1,12 +1,13 @@
 // The receiving router reads a large PART run from a peer straight into a
 // chunk of its slab and hands the local worker one descriptor (router-inbound.ts).
 // Bytes from the network are hostile: these tests drive a Router with frames
-// built by hand, fed through a stand-in socket in chunks fast-check picks,
-// and read what the worker would through its own Inbox.
+// built by hand, fed through a stand-in socket in chunks fast-check picks
+// (once through a real socket, for what Node itself delivers), and read
+// what the worker would through its own Inbox.
 
 import { afterEach, describe, expect, it } from 'vitest';
 import { EventEmitter } from 'node:events';
-import type { Socket } from 'node:net';
+import { connect, createServer, type Socket } from 'node:net';
 import fc from 'fast-check';
 import { Router } from '../../src/transport/router.ts';
 import { Inbound } from '../../src/transport/router-inbound.ts';
@@ -130,22 +131,27 @@ function harness(dialled: boolean, slabBytes = 64 << 20) {
     counters: new LinkCounters(linkCountersBuffer(3)),
   });
   const inbox = new Inbox(new RingReader(down, routerBell), LOCAL, 3, MAX_BATCH, new SlabReader(slabBuffer, routerBell));
-  const batches: Batch[] = [];
+  const { got: batches, receive } = reader(inbox, slabBuffer);
+  started.push(router);
+  // The local worker's side of its ring to the router, with its slab, as rings.ts builds it.
+  const backlog = { bytes: 0, cap: 1 << 30, overflow: (): never => { throw new Error('backlog over its cap'); } };
+  const outbox = new Outbox(new RingWriter(up, routerBell), LOCAL, new Uint32Array(3), backlog, workerSlab, true);
+  return { router, sockets: sockets as [FakeSocket, undefined, FakeSocket], slab, batches, receive, losses, outbox, workerSlab };
+}
+
+/** What a worker reads through its inbox: each batch copied, and whether it viewed the router's slab. */
+function reader(inbox: Inbox, slabBuffer: SharedArrayBuffer): { got: Batch[]; receive: () => number } {
+  const got: Batch[] = [];
   const sink: FrameSink = {
     batch: (source, channel, _codec, _count, payload) => {
-      batches.push({ source, channel, bytes: payload.slice(), inSlab: payload.buffer === slabBuffer });
+      got.push({ source, channel, bytes: payload.slice(), inSlab: payload.buffer === slabBuffer });
       return false;
     },
     close: () => {},
     finish: () => {},
     accepts: () => true,
   };
-  const receive = (): number => inbox.drain(sink);
-  started.push(router);
-  // The local worker's side of its ring to the router, with its slab, as rings.ts builds it.
-  const backlog = { bytes: 0, cap: 1 << 30, overflow: (): never => { throw new Error('backlog over its cap'); } };
-  const outbox = new Outbox(new RingWriter(up, routerBell), LOCAL, new Uint32Array(3), backlog, workerSlab, true);
-  return { router, sockets: sockets as [FakeSocket, undefined, FakeSocket], slab, batches, receive, losses, outbox, workerSlab };
+  return { got, receive: () => inbox.drain(sink) };
 }
 
 const started: Router[] = [];
@@ -527,6 +533,58 @@ describe('a large run from a link we dialled', () => {
   });
 });
 
+describe('a link we dialled, over a real socket', () => {
+  it('bytes Node read before the router took the link wait in the stream and reach the worker first; a large batch after them lands in a slab chunk, whole and in order', async () => {
+    let peer: Socket | undefined;
+    const server = createServer((s) => (peer = s));
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+    // Dialled with onread, as dial.ts does.
+    const reads = new SocketReads();
+    const socket = connect({ host: '127.0.0.1', port: (server.address() as { port: number }).port, onread: reads.onread });
+    reads.socket = socket;
+    try {
+      await until('connected', () => peer !== undefined && !socket.connecting);
+      const early = [pattern(3000, 1), pattern(MAX_FRAME + 7, 2)];
+      const first = frames(0, 0, 0, early[0]!);
+      const second = frames(0, first.frames, 1, early[1]!);
+      peer!.write(Buffer.concat([first.bytes, second.bytes]));
+      // Nobody listens yet: the bytes wait in the stream, as they would without onread.
+      await until('the early bytes are held by the stream', () => socket.readableLength === first.bytes.length + second.bytes.length);
+      const bell = new Doorbell(new SharedArrayBuffer(DOORBELL_BYTES));
+      const down = createRingBuffer(RING_BYTES);
+      const slabBuffer = createSlab(64 << 20)!;
+      const losses: PeerError[] = [];
+      started.push(new Router({
+        process: 1, processes: 2, threads: 1, addresses: ['a:1', 'b:2'],
+        links: [{ socket, rest: Buffer.alloc(0), reads }, undefined],
+        bell,
+        fromWorkers: [new RingReader(createRingBuffer(RING_BYTES), bell)],
+        toWorkers: [new RingWriter(down, bell)],
+        slab: new SlabWriter(slabBuffer, WINDOW),
+        limits: { peers: 2, maxFrame: MAX_FRAME, maxBatch: MAX_BATCH },
+        heartbeatTimeoutMs: 600_000,
+        onFailure: (e) => losses.push(e),
+        onLoss: (e) => losses.push(e),
+        counters: new LinkCounters(linkCountersBuffer(2)),
+      }));
+      const { got, receive } = reader(new Inbox(new RingReader(down, bell), LOCAL, 2, MAX_BATCH, new SlabReader(slabBuffer, bell)), slabBuffer);
+      const late = pattern(3 * MAX_FRAME + 11, 3);
+      peer!.write(frames(0, first.frames + second.frames, 2, late).bytes);
+      await until('all three batches arrived', () => {
+        receive();
+        return got.length === 3 || losses.length > 0;
+      });
+      expect(losses).toEqual([]);
+      expect(got.map((b) => [b.channel, b.inSlab])).toEqual([[0, false], [1, true], [2, true]]);
+      expect([...early, late].map((want, k) => Buffer.from(got[k]!.bytes).equals(want))).toEqual([true, true, true]);
+    } finally {
+      socket.destroy();
+      peer?.destroy();
+      server.close();
+    }
+  });
+});
+
 describe('the router inbound half with two local workers', () => {
   /** Process 1 of 2, two threads each: local workers 0 and 1 are workers 2 and 3; the peer's are 0 and 1. */
   function twoWorkers() {
@@ -538,17 +596,8 @@ describe('the router inbound half with two local workers', () => {
     const inbound = new Inbound(rings.map((r) => new RingWriter(r, bell)), 4, (p) => pauses.push(p), slab);
     /** What local worker `local` reads from its ring. */
     const read = (local: number): Batch[] => {
-      const got: Batch[] = [];
-      const inbox = new Inbox(new RingReader(rings[local]!, bell), 2 + local, 4, MAX_BATCH, new SlabReader(slabBuffer, bell));
-      inbox.drain({
-        batch: (source, channel, _codec, _count, payload) => {
-          got.push({ source, channel, bytes: payload.slice(), inSlab: payload.buffer === slabBuffer });
-          return false;
-        },
-        close: () => {},
-        finish: () => {},
-        accepts: () => true,
-      });
+      const { got, receive } = reader(new Inbox(new RingReader(rings[local]!, bell), 2 + local, 4, MAX_BATCH, new SlabReader(slabBuffer, bell)), slabBuffer);
+      receive();
       return got;
     };
     return { inbound, slab, read, pauses };
@@ -592,19 +641,7 @@ describe('the router inbound half, a large DATA frame', () => {
     const slab = new SlabWriter(slabBuffer, WINDOW);
     // Process 1 of 3, one thread each: local worker 0 is worker LOCAL.
     const inbound = new Inbound([new RingWriter(ring, bell)], 3, () => {}, slab);
-    const inbox = new Inbox(new RingReader(ring, bell), LOCAL, 3, MAX_BATCH, new SlabReader(slabBuffer, bell));
-    const got: Batch[] = [];
-    const read = (): void => {
-      inbox.drain({
-        batch: (source, channel, _codec, _count, payload) => {
-          got.push({ source, channel, bytes: payload.slice(), inSlab: payload.buffer === slabBuffer });
-          return false;
-        },
-        close: () => {},
-        finish: () => {},
-        accepts: () => true,
-      });
-    };
+    const { got, receive: read } = reader(new Inbox(new RingReader(ring, bell), LOCAL, 3, MAX_BATCH, new SlabReader(slabBuffer, bell)), slabBuffer);
     const data = (source: number, seq: number, channel: number): FrameHeader =>
       ({ channel, source, target: LOCAL, seq, kind: Kind.DATA, codec: 0, flags: 0, count: 1, total: MAX_FRAME, length: MAX_FRAME });
     const one = pattern(MAX_FRAME, 1);
