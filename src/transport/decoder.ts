@@ -59,9 +59,35 @@ export class FrameDecoder {
    * keeps a payload copies it.
    */
   push(chunk: Uint8Array): void {
+    this.guarded(() => this.consume(chunk));
+  }
+
+  /**
+   * Where the stream's next bytes may be read straight to, by a socket that
+   * reads into buffers it is given (reads.ts): the rest of the frame body
+   * in progress (its final buffer, or the assembly buffer) when at least
+   * `min` bytes of it are still to come. Undefined otherwise: those bytes
+   * go through push().
+   */
+  into(min: number): Uint8Array | undefined {
+    const body = this.body;
+    if (body === undefined || this.failed || body.length - this.bodyFill < min) return undefined;
+    return body.subarray(this.bodyFill);
+  }
+
+  /** `n` bytes were read into the buffer into() gave last (and nothing was pushed since). */
+  filled(n: number): void {
+    this.guarded(() => {
+      const body = this.body!;
+      this.bodyFill += n;
+      if (this.bodyFill === body.length) this.completeBody();
+    });
+  }
+
+  private guarded(run: () => void): void {
     if (this.failed) throw this.failed;
     try {
-      this.consume(chunk);
+      run();
     } catch (error) {
       this.failed = error instanceof ProtocolError ? error : new ProtocolError(`frame handler failed: ${(error as Error).message}`, { cause: error });
       throw this.failed;
@@ -116,13 +142,15 @@ export class FrameDecoder {
       this.body.set(chunk.subarray(at, at + n), this.bodyFill);
       this.bodyFill += n;
       at += n;
-      if (this.bodyFill === h.length) {
-        const body = this.body;
-        this.body = undefined;
-        this.bodyFill = 0;
-        this.emit(body, this.placed);
-      }
+      if (this.bodyFill === h.length) this.completeBody();
     }
+  }
+
+  private completeBody(): void {
+    const body = this.body!;
+    this.body = undefined;
+    this.bodyFill = 0;
+    this.emit(body, this.placed);
   }
 
   private accept(h: FrameHeader): FrameHeader {

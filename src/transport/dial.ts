@@ -5,12 +5,13 @@
 // dial holds nothing open until it is a link: a program that is done exits
 // even while a silent stranger holds a spare's address.
 
-import { connect, type Socket } from 'node:net';
-import { connect as connectTls, type TLSSocket } from 'node:tls';
+import { connect, type OnReadOpts, type Socket } from 'node:net';
+import { connect as connectTls, type ConnectionOptions, type TLSSocket } from 'node:tls';
 import { handshake } from './handshake.ts';
 import { parseAddress } from './address.ts';
 import { certifiedProcess, isTlsRefusal } from './tls.ts';
 import { certificateProblem, trustOf } from './certificates.ts';
+import { SocketReads } from './reads.ts';
 import { ConnectError, HandshakeError } from '../errors.ts';
 import type { Joins, Link, MeshOptions } from './mesh.ts';
 
@@ -25,11 +26,18 @@ const SPARE_REDIAL_MS = 500;
  * kills the process with a bare ECONNRESET: it is recorded, and the router
  * reports the peer lost when it attaches.
  */
-export function park(socket: Socket, rest: Buffer): Link {
-  const link: Link = { socket, rest };
+export function park(socket: Socket, rest: Buffer, reads?: SocketReads): Link {
+  const link: Link = { socket, rest, ...(reads === undefined ? {} : { reads }) };
   socket.once('error', (e) => (link.error ??= e));
   return link;
 }
+
+/**
+ * Node reads a socket that tls.connect makes (no `socket` given) into the
+ * buffers `onread` gives, as net.connect does; @types/node does not list
+ * the option for TLS.
+ */
+const tlsOptions = (o: ConnectionOptions & { onread: OnReadOpts }): ConnectionOptions => o;
 
 /**
  * Connects (and, when the cluster uses it, completes the TLS handshake and
@@ -39,12 +47,14 @@ export function park(socket: Socket, rest: Buffer): Link {
  * kernel's minutes or forever. `idle`: the socket does not hold the process
  * open (see attempt).
  */
-function open(o: MeshOptions, host: string, port: number, idle: boolean): Promise<Socket> {
+function open(o: MeshOptions, host: string, port: number, idle: boolean, reads: SocketReads): Promise<Socket> {
   const tls = o.tls;
+  const onread = reads.onread;
   const s = tls === undefined
-    ? connect({ host, port })
+    ? connect({ host, port, onread })
     // Not rejecting in Node: certificates.ts judges, with a reason for each refusal.
-    : connectTls({ host, port, ...tls, minVersion: 'TLSv1.3', rejectUnauthorized: false, checkServerIdentity: () => undefined });
+    : connectTls(tlsOptions({ host, port, ...tls, onread, minVersion: 'TLSv1.3', rejectUnauthorized: false, checkServerIdentity: () => undefined }));
+  reads.socket = s;
   if (idle) s.unref();
   return new Promise<Socket>((resolve, reject) => {
     const timer = setTimeout(() => {
@@ -82,7 +92,8 @@ function open(o: MeshOptions, host: string, port: number, idle: boolean): Promis
 async function attempt(o: MeshOptions, j: number, timeoutMs: number, idle = false): Promise<Link> {
   const address = o.addresses[j]!;
   const { host, port } = parseAddress(address);
-  const socket = await open(o, host, port, idle);
+  const reads = new SocketReads();
+  const socket = await open(o, host, port, idle, reads);
   const certified = certifiedProcess(socket);
   if (certified !== undefined && certified !== j) {
     socket.destroy();
@@ -90,7 +101,7 @@ async function attempt(o: MeshOptions, j: number, timeoutMs: number, idle = fals
   }
   const { rest } = await handshake(socket, o, { dialled: j }, Math.min(HANDSHAKE_TIMEOUT_MS, timeoutMs));
   if (idle) socket.ref();
-  return park(socket, rest);
+  return park(socket, rest, reads);
 }
 
 /** How a listener refuses an index it still has a connection for (mesh.ts). */

@@ -32,6 +32,7 @@ import { refusal, type Identity } from './handshake-messages.ts';
 import { parseAddress } from './address.ts';
 import { RefusalLog } from './refusals.ts';
 import { certifiedProcess, listen, type TlsFiles } from './tls.ts';
+import type { SocketReads } from './reads.ts';
 import { ConnectError } from '../errors.ts';
 
 export interface MeshOptions extends Identity {
@@ -53,6 +54,8 @@ export interface Link {
   rest: Buffer;
   /** A socket error between the handshake and the router taking the link. */
   error?: Error;
+  /** A link we dialled reads into buffers the router gives (reads.ts); an accepted one emits 'data'. */
+  reads?: SocketReads;
 }
 
 export interface Mesh {

@@ -20,7 +20,9 @@
 // over; a run still arriving does not (a peer that stops mid-run pins its
 // one chunk per source, never the others' reads), and past a window the
 // sockets pause until chunks come back. When the slab has no room, the run
-// goes through the ring as before.
+// goes through the ring as before. A DATA frame of SLAB_MIN_BYTES or more
+// (rings large enough to carry a large batch whole) takes a chunk the same
+// way, as a run of one frame.
 
 import { checkContinues, Flags, HEADER_BYTES, Kind, SLAB_DESCRIPTOR_BYTES, writeHeader, type FrameHeader } from './frame.ts';
 import type { RingWriter } from './ring.ts';
@@ -97,6 +99,9 @@ export class Inbound {
     if (state !== RING && (h.kind === Kind.PART || state !== undefined)) {
       const run = this.runOf(local, h);
       if (run !== undefined) return run.chunk.bytes.subarray(run.filled, run.filled + h.length);
+    } else if (state === undefined) {
+      const run = this.whole(local, h);
+      if (run !== undefined) return run.chunk.bytes;
     }
     if (this.exited[local] || this.filling[local] !== -1 || this.waiting[local]!.length > 0) return undefined;
     const ring = this.toWorkers[local]!;
@@ -131,7 +136,7 @@ export class Inbound {
   deliver(local: number, h: FrameHeader, payload: Uint8Array): void {
     // A worker that has returned reads nothing more; its frames are dropped
     // here rather than left to fill its ring and stall the socket.
-    const run = this.runOf(local, h);
+    const run = this.runOf(local, h) ?? this.whole(local, h);
     if (run !== undefined) {
       run.chunk.bytes.set(payload, run.filled);
       return this.partIn(run, h);
@@ -164,21 +169,35 @@ export class Inbound {
       checkContinues(f, run.filled, h);
       return run;
     }
+    const started = this.start(local, h);
+    if (started === undefined && (h.flags & Flags.LAST) === 0) this.runs.set(h.source, RING);
+    return started;
+  }
+
+  /**
+   * A DATA frame of SLAB_MIN_BYTES or more (a large batch on rings big
+   * enough to carry it whole) goes into a chunk too, as a run of one
+   * frame: not into the ring, where a full ring would queue a copy of it
+   * and then copy it again.
+   */
+  private whole(local: number, h: FrameHeader): Run | undefined {
+    return h.kind === Kind.DATA ? this.start(local, h) : undefined;
+  }
+
+  /** A chunk run starting with `h`, if the batch is large and the slab has room. */
+  private start(local: number, h: FrameHeader): Run | undefined {
     const chunk = this.slab !== undefined && h.total >= SLAB_MIN_BYTES && !this.exited[local] ? this.slab.alloc(h.total, -1) : undefined;
-    if (chunk === undefined) {
-      if ((h.flags & Flags.LAST) === 0) this.runs.set(h.source, RING);
-      return undefined;
-    }
+    if (chunk === undefined) return undefined;
     const started: Run = { local, chunk, filled: 0, first: { ...h }, lastSeq: (h.seq - 1) >>> 0 };
     this.runs.set(h.source, started);
     return started;
   }
 
-  /** A part of a chunk run is in; after the last, the worker gets the chunk's descriptor. */
+  /** A part of a chunk run is in (or its one DATA frame); after the last, the worker gets the chunk's descriptor. */
   private partIn(run: Run, h: FrameHeader): void {
     run.filled += h.length;
     run.lastSeq = h.seq;
-    if ((h.flags & Flags.LAST) === 0) return;
+    if (h.kind === Kind.PART && (h.flags & Flags.LAST) === 0) return;
     const f = run.first;
     this.runs.delete(f.source);
     if (run.filled !== f.total) {

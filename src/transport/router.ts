@@ -20,7 +20,6 @@
 // This file holds the peers (connections, heartbeats, loss, goodbye) and the
 // loop; router-outbound.ts and router-inbound.ts move the frames.
 
-import type { Socket } from 'node:net';
 import { Doorbell } from './doorbell.ts';
 import { FrameDecoder, type DecoderLimits } from './decoder.ts';
 import { Kind, type FrameHeader } from './frame.ts';
@@ -31,13 +30,15 @@ import { Outbound } from './router-outbound.ts';
 import { sendControl, type Peer } from './router-peer.ts';
 import { PeerError, ProtocolError } from '../errors.ts';
 import type { LinkCounters } from './link-counters.ts';
+import type { Link } from './mesh.ts';
+import { READ_BYTES } from './reads.ts';
 
 export interface RouterOptions {
   process: number;
   processes: number;
   threads: number;
   addresses: string[];
-  links: ({ socket: Socket; rest: Buffer; error?: Error } | undefined)[];
+  links: (Link | undefined)[];
   bell: Doorbell;
   /** Per local worker: the ring it writes remote frames into. */
   fromWorkers: RingReader[];
@@ -84,7 +85,7 @@ export class Router {
   /** Reading from the sockets is paused: the inbound queue is over its high-water mark. */
   private readPaused = false;
   /** Lost processes that reconnected, waiting for the local workers to apply their loss. */
-  private readonly rejoining = new Map<number, { socket: Socket; rest: Buffer; error?: Error }>();
+  private readonly rejoining = new Map<number, Link>();
   private rejoinTimer: NodeJS.Timeout | undefined;
 
   constructor(private readonly o: RouterOptions) {
@@ -99,7 +100,7 @@ export class Router {
         } else p?.socket.resume();
       }
     }, o.slab);
-    this.peers = o.links.map((link, index) => (link === undefined ? undefined : this.attach(index, link.socket, link.rest, link.error)));
+    this.peers = o.links.map((link, index) => (link === undefined ? undefined : this.attach(index, link)));
     const spares = o.spares ?? [];
     this.outbound = new Outbound(o.fromWorkers, this.peers, o.threads, (target) => {
       const process = Math.floor(target / o.threads);
@@ -115,32 +116,59 @@ export class Router {
     this.loop().catch((e: unknown) => this.fail(new PeerError(-1, `the router failed: ${(e as Error).message}`, { cause: e })));
   }
 
-  private attach(index: number, socket: Socket, rest: Buffer, early: Error | undefined): Peer {
+  private attach(index: number, { socket, rest, error: early, reads }: Link): Peer {
     const peer: Peer = {
       index, socket, lastHeard: Date.now(), lastSent: Date.now(), goodbye: false, gone: false, blocked: false,
       counters: this.o.counters, probeSeq: 0, probeAt: -1,
       decoder: new FrameDecoder(this.o.limits, (h, p, placed) => this.received(peer, h, p, placed), (h) => this.place(peer, h)),
     };
     const where = `process ${index} (${this.o.addresses[index]})`;
-    socket.on('data', (chunk: Buffer) => {
+    const decoder = peer.decoder;
+    // Each read is a sign of life, then its frames are decoded; then the
+    // socket pauses if the router asked for it, and what reached the rings
+    // is published.
+    const heard = (n: number): void => {
       peer.lastHeard = Date.now();
-      this.o.counters.received(index, chunk.length);
-      try {
-        peer.decoder.push(chunk);
-      } catch (e) {
-        this.peerFailed(peer, new PeerError(index, `${where} broke the protocol: ${(e as Error).message}`, { cause: e }));
-        return;
-      }
+      this.o.counters.received(index, n);
+    };
+    const broke = (e: unknown): void => this.peerFailed(peer, new PeerError(index, `${where} broke the protocol: ${(e as Error).message}`, { cause: e }));
+    const read = (): void => {
       if (this.readPaused && this.mayPause(peer)) socket.pause();
       this.inbound.publish();
-    });
+    };
+    const bytes = (chunk: Uint8Array): void => {
+      heard(chunk.length);
+      try {
+        decoder.push(chunk);
+      } catch (e) {
+        return broke(e);
+      }
+      read();
+    };
+    // What the handshake read past its end comes first, then the rest.
+    if (rest.length > 0) queueMicrotask(() => bytes(rest));
+    if (reads === undefined) socket.on('data', bytes);
+    else {
+      reads.attach({
+        bytes,
+        into: () => decoder.into(READ_BYTES),
+        filled: (n) => {
+          heard(n);
+          try {
+            decoder.filled(n);
+          } catch (e) {
+            return broke(e);
+          }
+          read();
+        },
+      });
+    }
     socket.on('drain', () => {
       peer.blocked = false;
       this.o.bell.force();
     });
     socket.on('error', (e) => this.lost(peer, `connection to ${where} failed: ${e.message}: the process died or the network failed`));
     socket.on('close', () => this.lost(peer, `connection to ${where} closed without a goodbye: the process died or was killed`));
-    if (rest.length > 0) queueMicrotask(() => socket.emit('data', rest));
     if (early !== undefined || socket.destroyed) {
       // Lost between the handshake and now: its 'close' has already fired.
       const why = early ? `failed: ${early.message}` : 'closed';
@@ -173,7 +201,7 @@ export class Router {
    * are dropped), and the sequences are rebased (router-inbound.ts,
    * router-outbound.ts).
    */
-  join(index: number, link: { socket: Socket; rest: Buffer; error?: Error }): void {
+  join(index: number, link: Link): void {
     const old = this.peers[index];
     if (this.stopped || this.finishing !== undefined || (old !== undefined && !old.gone) || this.rejoining.has(index)) {
       link.socket.destroy();
@@ -204,10 +232,10 @@ export class Router {
     this.rejoinTimer = undefined;
   }
 
-  private admit(index: number, link: { socket: Socket; rest: Buffer; error?: Error }): void {
+  private admit(index: number, link: Link): void {
     if (this.peers[index] !== undefined) this.o.counters.reconnected(index);
     this.o.onJoin?.(index);
-    const peer = this.attach(index, link.socket, link.rest, link.error);
+    const peer = this.attach(index, link);
     this.peers[index] = peer;
     if (this.readPaused) peer.socket.pause();
     this.o.bell.force();

@@ -8,6 +8,7 @@ import fc from 'fast-check';
 import { FrameDecoder, type DecoderLimits } from '../../src/transport/decoder.ts';
 import { HEADER_BYTES, Kind, Flags, writeHeader, type FrameHeader } from '../../src/transport/frame.ts';
 import { ProtocolError } from '../../src/errors.ts';
+import { SocketReads } from '../../src/transport/reads.ts';
 
 const limits: DecoderLimits = { peers: 6, maxFrame: 300, maxBatch: 4096 };
 const BOUND = HEADER_BYTES + limits.maxFrame;
@@ -86,6 +87,61 @@ function feed(chunks: Uint8Array[]): { frames: Frame[]; error: unknown } {
   return { frames, error: undefined };
 }
 
+/**
+ * Reads `bytes` as Node reads a dialled link (reads.ts): each read into the
+ * buffer the reads gave last, at most its length and the next of `sizes`;
+ * the decoder offers a body in progress once `min` bytes of it remain.
+ * Returns the error that stopped it, checking the memory bound after every read.
+ */
+function readAsDialled(decoder: FrameDecoder, bytes: Uint8Array, sizes: number[], min: number): unknown {
+  const reads = new SocketReads();
+  reads.attach({ bytes: (c) => decoder.push(c), into: () => decoder.into(min), filled: (n) => decoder.filled(n) });
+  let buffer = reads.onread.buffer as () => Uint8Array;
+  let into = buffer();
+  for (let at = 0, k = 0; at < bytes.length; k++) {
+    const n = Math.min(bytes.length - at, into.length, 1 + (sizes.length > 0 ? sizes[k % sizes.length]! : bytes.length));
+    into.set(bytes.subarray(at, at + n));
+    at += n;
+    try {
+      reads.onread.callback(n, into);
+    } catch (error) {
+      return error;
+    } finally {
+      expect(decoder.buffered).toBeLessThanOrEqual(BOUND);
+    }
+    buffer = reads.onread.buffer as () => Uint8Array;
+    into = buffer();
+  }
+  return undefined;
+}
+
+/**
+ * A decoder whose placer gives a buffer of its own when the next of
+ * `answers` says so: the frames it yields, and the buffers given and not
+ * yet filled. A placed frame must arrive in the very buffer the placer
+ * gave, and only then.
+ */
+function placing(answers: boolean[]): { decoder: FrameDecoder; got: Frame[]; given: Uint8Array[] } {
+  const got: Frame[] = [];
+  const given: Uint8Array[] = [];
+  let asked = 0;
+  const decoder = new FrameDecoder(
+    limits,
+    (header, payload, placed) => {
+      expect(placed).toBe(given.length > 0 && payload === given[0]);
+      if (placed) given.shift();
+      got.push({ header, payload: payload.slice() });
+    },
+    (header) => {
+      if (!answers[asked++ % answers.length]) return undefined;
+      const into = new Uint8Array(header.length);
+      given.push(into);
+      return into;
+    },
+  );
+  return { decoder, got, given };
+}
+
 describe('FrameDecoder', () => {
   it('any chunking of a valid stream yields the same frames, in order', () => {
     fc.assert(
@@ -101,24 +157,7 @@ describe('FrameDecoder', () => {
   it('with a placer, a frame that spans chunks is read straight into the buffer it gives (placed), the others as before; any chunking yields the same frames', () => {
     fc.assert(
       fc.property(fc.array(frame, { maxLength: 20 }), fc.array(fc.nat(), { maxLength: 40 }), fc.array(fc.boolean(), { minLength: 1, maxLength: 8 }), (frames, cuts, answers) => {
-        const got: Frame[] = [];
-        const given: Uint8Array[] = [];
-        let asked = 0;
-        const decoder = new FrameDecoder(
-          limits,
-          (header, payload, placed) => {
-            // A placed frame arrives in the very buffer the placer gave, and only then.
-            expect(placed).toBe(given.length > 0 && payload === given[0]);
-            if (placed) given.shift();
-            got.push({ header, payload: payload.slice() });
-          },
-          (header) => {
-            if (!answers[asked++ % answers.length]) return undefined;
-            const into = new Uint8Array(header.length);
-            given.push(into);
-            return into;
-          },
-        );
+        const { decoder, got, given } = placing(answers);
         for (const c of chunk(encode(frames), cuts)) {
           decoder.push(c);
           // Placed bytes are in the placer's buffer, not the decoder's.
@@ -128,6 +167,63 @@ describe('FrameDecoder', () => {
         expect(given).toEqual([]);
       }),
       { numRuns: 500 },
+    );
+  });
+
+  it('read as a dialled link reads (each read straight into the rest of the body in progress where the decoder offers it): any split into reads yields the same frames, placed ones in the placer\'s buffer', () => {
+    fc.assert(
+      fc.property(
+        fc.array(frame, { maxLength: 20 }),
+        fc.array(fc.nat(99), { maxLength: 40 }),
+        fc.array(fc.boolean(), { minLength: 1, maxLength: 8 }),
+        fc.integer({ min: 1, max: 120 }),
+        (frames, sizes, answers, min) => {
+          const { decoder, got, given } = placing(answers);
+          let straight = 0;
+          const into = decoder.into.bind(decoder);
+          // Counts the reads that went straight to a body: they must be at least `min` long when offered.
+          decoder.into = (m) => {
+            const body = into(m);
+            if (body !== undefined) {
+              expect(body.length).toBeGreaterThanOrEqual(min);
+              straight++;
+            }
+            return body;
+          };
+          expect(readAsDialled(decoder, encode(frames), sizes, min)).toBeUndefined();
+          expect(got).toEqual(frames);
+          expect(given).toEqual([]);
+          // A body longer than `min` past the read that brought its header in (at most 100 bytes of it) is read straight to its place.
+          if (frames.some((f) => f.payload.length >= 100 + min)) expect(straight).toBeGreaterThan(0);
+        },
+      ),
+      { numRuns: 500 },
+    );
+  });
+
+  it('arbitrary and mutated bytes read as a dialled link reads: frames before the damage intact, then at most a ProtocolError, within the memory bound', () => {
+    fc.assert(
+      fc.property(
+        fc.array(frame, { minLength: 1, maxLength: 10 }),
+        fc.array(fc.record({ at: fc.nat(), value: fc.integer({ min: 0, max: 255 }) }), { maxLength: 8 }),
+        fc.array(fc.nat(400), { maxLength: 20 }),
+        fc.integer({ min: 1, max: 120 }),
+        (frames, mutations, sizes, min) => {
+          const bytes = encode(frames);
+          for (const m of mutations) bytes[m.at % bytes.length] = m.value;
+          const first = Math.min(bytes.length, ...mutations.map((m) => m.at % bytes.length));
+          const got: Frame[] = [];
+          const decoder = new FrameDecoder(limits, (header, payload) => got.push({ header, payload: payload.slice() }));
+          const error = readAsDialled(decoder, bytes, sizes, min);
+          if (error !== undefined) expect(error).toBeInstanceOf(ProtocolError);
+          let end = 0;
+          let intact = 0;
+          while (intact < frames.length && (end += HEADER_BYTES + frames[intact]!.payload.length) <= first) intact++;
+          expect(got.slice(0, intact)).toEqual(frames.slice(0, intact));
+          if (mutations.length === 0) expect(got).toEqual(frames);
+        },
+      ),
+      { numRuns: 1000 },
     );
   });
 
