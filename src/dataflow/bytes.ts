@@ -163,7 +163,7 @@ export class ByteSumExchange<T> extends Float64Exchange<T, [string, number]> {
   private scratch = new Float64Array(1 << 12);
 
   constructor(scope: Scope, scan: (record: T, sums: ByteSums) => void) {
-    super(scope, codecs.typedArray(Float64Array, { borrow: true }));
+    super(scope, codecs.typedArray(Float64Array, { borrow: true }), true);
     this.scan = scan;
     this.adder = new Adder(this.peers);
   }
@@ -177,12 +177,12 @@ export class ByteSumExchange<T> extends Float64Exchange<T, [string, number]> {
   }
 
   override close(t: Time): void {
-    this.send(t);
+    this.sendTables(t);
     super.close(t);
   }
 
   override end(): void {
-    for (const t of [...this.staged.keys()]) this.send(t);
+    for (const t of [...this.staged.keys()]) this.sendTables(t);
     super.end();
   }
 
@@ -190,7 +190,7 @@ export class ByteSumExchange<T> extends Float64Exchange<T, [string, number]> {
   protected flush(): void {}
 
   /** Sends this worker's tables of time t to their owners, keeping its own. */
-  private send(t: Time): void {
+  private sendTables(t: Time): void {
     const tables = this.staged.get(t);
     if (tables === undefined) return;
     this.staged.delete(t);
@@ -234,10 +234,8 @@ export class ByteSumExchange<T> extends Float64Exchange<T, [string, number]> {
       keys.set(table.arena.subarray(table.starts[k]!, table.starts[k]! + len), at);
       at += len;
     }
-    const push = this.pushes[target]!;
-    // Sent and flushed at once: the message is copied out, the scratch is free again.
-    push.send(m.subarray(0, words));
-    push.flush();
+    // Sent and flushed at once (never to this worker, which keeps its own table): the message is copied out, the scratch is free again.
+    this.send(target, m.subarray(0, words), true);
   }
 
   /** Keeps `table` as what this worker owns at t, merging the smaller into the larger. */

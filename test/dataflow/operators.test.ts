@@ -6,7 +6,7 @@ import { describe, expect, it } from 'vitest';
 import fc from 'fast-check';
 import { Config, initialize } from '../../src/index.ts';
 import { owner } from '../../src/dataflow/index.ts';
-import type { KeyRec, NumericSeen, Rec, Seen } from './fixtures/dataflows.ts';
+import { typesOf, type KeyRec, type NumericSeen, type Rec, type Seen } from './fixtures/dataflows.ts';
 
 const fixtures = new URL('./fixtures/dataflows.ts', import.meta.url);
 
@@ -94,6 +94,22 @@ describe('weft/dataflow operators', () => {
             expect(s.values.filter((b) => b[0] === w).map(([, v, t]) => [v, t])).toEqual(mine.map(([, v, t]) => [v, t]));
           }
         }
+        // Typed columns arrive as the types they were sent as, at the owner of their id or everywhere, each sender's of one parity (one record) in its order.
+        const typed = (ps: Rec[]): [number, number, number, string, string][] =>
+          ps.filter(([i]) => i <= 100).map(([i, v, t]) => {
+            const [ids, values] = typesOf(t, Math.abs(v % 2));
+            return [i, v, t, ids.name, values.name];
+          });
+        expect(sorted(seen.flatMap((s) => s.typed))).toEqual(sorted(typed(numbered)));
+        for (const s of seen) {
+          for (const [i] of s.typed) expect(i % workers).toBe(s.worker);
+          for (let w = 0; w < workers; w++) {
+            const mine = typed(numbered.filter((_, k) => k % workers === w));
+            const got = s.typedBroadcast.filter((b) => b[0] === w).map(([, ...rest]) => rest);
+            for (const parity of [0, 1]) expect(got.filter(([, v]) => Math.abs(v % 2) === parity)).toEqual(mine.filter(([, v]) => Math.abs(v % 2) === parity));
+            expect(got.length).toBe(mine.length);
+          }
+        }
       }),
       { numRuns: 6 },
     );
@@ -118,6 +134,16 @@ describe('weft/dataflow operators', () => {
   it('sumByBytes refuses a key range outside its bytes, naming it', { timeout: 120_000 }, async () => {
     const guards = await initialize<number>(Config.process(2), { module: fixtures, export: 'badRange' });
     await expect(guards.join()).rejects.toThrow(/sumByBytes: add\(bytes, 1, 9\) is not a range of 3 bytes/);
+  });
+
+  it('exchangeColumns refuses columns that are not numeric typed arrays and negative ids, naming them', { timeout: 120_000 }, async () => {
+    const fails = async (what: string): Promise<void> => {
+      const guards = await initialize<number>(Config.process(2), { module: fixtures, export: 'badColumns', args: { what } });
+      await guards.join();
+    };
+    await expect(fails('bigint')).rejects.toThrow(/exchangeColumns: columns are Float64Array, .*; got BigInt64Array/);
+    await expect(fails('array')).rejects.toThrow(/exchangeColumns: columns are Float64Array, .*; got Array/);
+    await expect(fails('negative')).rejects.toThrow(/exchangeColumns: ids are integers >= 0 \(< 2\^53\), got -4/);
   });
 
   it('a worker that throws fails the dataflow with its error', { timeout: 120_000 }, async () => {
