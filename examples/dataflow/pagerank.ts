@@ -27,6 +27,7 @@ interface Part {
   sum: number;
   top: [number, number][];
 }
+type Edges = Columns<Int32Array, Int32Array>;
 type Step = { cols: Columns } | { part: Part };
 
 const { config, rest } = Config.fromArgs();
@@ -42,25 +43,27 @@ const guards = await initialize(config, (allocator) => {
   const peers = allocator.peers;
   // This worker's part of the graph, built as the dataflow runs: its nodes
   // (numbered in first-seen order), their out-degrees, and its in-edges as
-  // (destination's number, source's number at its owner * peers + owner).
+  // (destination's number, source's number at its owner * peers + owner;
+  // below 2^32, as ids are below 2^31: read back unsigned).
   const nodes = new IdMap();
-  const degree = new Column();
-  const inDst = new Column();
-  const inSrc = new Column();
+  const degree = new Column(Int32Array);
+  const inDst = new Column(Int32Array);
+  const inSrc = new Column(Int32Array);
   // Per worker: how many nodes it owns, and where its contributions start
   // in the array of all of them.
   const owned = new Int32Array(peers);
   const offset = new Int32Array(peers + 1);
   let n = 0;
   let m = 0;
-  // Reused columns: exchangeColumns copies what it is given at once.
-  const parsedSrc = new Column();
-  const parsedDst = new Column();
-  let numbers = new Float64Array(0);
+  // Reused columns: exchangeColumns copies what it is given at once. Ids
+  // and numbers are below 2^31: edges cross as int32 columns.
+  const parsedSrc = new Column(Int32Array);
+  const parsedDst = new Column(Int32Array);
+  let numbers = new Int32Array(0);
 
   const parts = dataflow(allocator, (scope) => {
     const inEdges = readFile(scope, file)
-      .map((bytes): Columns => {
+      .map((bytes): Edges => {
         parsedSrc.length = 0;
         parsedDst.length = 0;
         parseEdges(bytes, parsedSrc, parsedDst);
@@ -69,10 +72,10 @@ const guards = await initialize(config, (allocator) => {
       .exchangeColumns()
       // At the source's owner: number the source, count its out-edge, and
       // send the edge on to its destination's owner with that number.
-      .unary<Columns>({
+      .unary<Edges>({
         batch: (t, records, out) => {
           for (const { ids, values } of Array.from(records)) {
-            if (numbers.length < ids.length) numbers = new Float64Array(ids.length);
+            if (numbers.length < ids.length) numbers = new Int32Array(ids.length);
             for (let i = 0; i < ids.length; i++) {
               const u = nodes.add(ids[i]!);
               // The stage below numbers destinations too: they start at 0.
@@ -85,7 +88,7 @@ const guards = await initialize(config, (allocator) => {
         },
       })
       .exchangeColumns()
-      .unary<Columns>({
+      .unary<Edges>({
         batch: (_t, records) => {
           for (const { ids, values, from } of Array.from(records)) {
             const at = inDst.length;
@@ -154,7 +157,7 @@ const guards = await initialize(config, (allocator) => {
             // at random: on the bench's graph that took 1.5-2x as long.
             const sources = new Int32Array(inSrc.length);
             for (let e = 0; e < inSrc.length; e++) {
-              const s = inSrc.data[e]!;
+              const s = inSrc.data[e]! >>> 0;
               const from = s % peers;
               sources[e] = offset[from]! + (s - from) / peers;
             }
