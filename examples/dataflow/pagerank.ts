@@ -76,13 +76,16 @@ const guards = await initialize(config, (allocator) => {
         batch: (t, records, out) => {
           for (const { ids, values } of Array.from(records)) {
             if (numbers.length < ids.length) numbers = new Int32Array(ids.length);
+            // Room for a degree per node numbered by now or in this run
+            // (the stage below numbers destinations too: they start at 0).
+            degree.reserve(nodes.size + ids.length - degree.length);
+            const deg = degree.data;
             for (let i = 0; i < ids.length; i++) {
               const u = nodes.add(ids[i]!);
-              // The stage below numbers destinations too: they start at 0.
-              while (degree.length < nodes.size) degree.push(0);
-              degree.data[u]!++;
+              deg[u]!++;
               numbers[i] = u;
             }
+            degree.length = nodes.size;
             out.batch(t, [{ ids: values, values: numbers.subarray(0, ids.length) }]);
           }
         },
@@ -121,7 +124,8 @@ const guards = await initialize(config, (allocator) => {
           for (let w = 0; w < peers; w++) offset[w + 1] = offset[w]! + owned[w]!;
           n = offset[peers]!;
           // Nodes first seen as destinations have no out-edges.
-          while (degree.length < nodes.size) degree.push(0);
+          degree.reserve(nodes.size - degree.length);
+          degree.length = nodes.size;
         },
       });
     const result = iterate(sizes, iterations + 1, (inner) => {
