@@ -85,8 +85,8 @@ function rank(nodeIds: ArrayLike<number>, nodes: number, from: ArrayLike<number>
 }
 
 function pagerankBest(): unknown {
-  const src = new Column();
-  const dst = new Column();
+  const src = new Column(Float64Array);
+  const dst = new Column(Float64Array);
   eachPiece((bytes) => parseEdges(bytes, src, dst));
   const ids = new IdMap();
   const from = new Int32Array(src.length);

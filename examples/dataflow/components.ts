@@ -17,8 +17,8 @@ if (file === undefined) {
 const guards = await initialize(config, (allocator) => {
   const sizes = dataflow(allocator, (scope) => {
     const edges = readFile(scope, file).flatMap((bytes) => {
-      const src = new Column();
-      const dst = new Column();
+      const src = new Column(Int32Array);
+      const dst = new Column(Int32Array);
       parseEdges(bytes, src, dst);
       return Array.from(src.view(), (u, i): [number, number] => [u, dst.data[i]!]);
     });

@@ -2,10 +2,16 @@
 // share: an edge-list parser over bytes, and a map from node ids to dense
 // indices (open addressing over typed arrays, no per-node objects).
 
-/** Growable float64 column. */
-export class Column {
-  data = new Float64Array(1 << 12);
+/** Growable column of float64 (the default) or int32. */
+export class Column<A extends Float64Array | Int32Array> {
+  data: A;
   length = 0;
+  private readonly type: new (length: number) => A;
+
+  constructor(type: new (length: number) => A) {
+    this.type = type;
+    this.data = new type(1 << 12);
+  }
 
   push(v: number): void {
     if (this.length === this.data.length) this.reserve(1);
@@ -17,13 +23,13 @@ export class Column {
     if (this.length + n <= this.data.length) return;
     let size = this.data.length * 2;
     while (size < this.length + n) size *= 2;
-    const bigger = new Float64Array(size);
+    const bigger = new this.type(size);
     bigger.set(this.data.subarray(0, this.length));
     this.data = bigger;
   }
 
-  view(): Float64Array {
-    return this.data.subarray(0, this.length);
+  view(): A {
+    return this.data.subarray(0, this.length) as A;
   }
 }
 
@@ -32,7 +38,7 @@ export class Column {
  * byte that is not a digit separates numbers; a line with other than two
  * numbers is an error naming it.
  */
-export function parseEdges(bytes: Uint8Array, src: Column, dst: Column): void {
+export function parseEdges<A extends Float64Array | Int32Array>(bytes: Uint8Array, src: Column<A>, dst: Column<A>): void {
   let value = 0;
   let digits = 0;
   let onLine = 0;
@@ -74,7 +80,7 @@ export class IdMap {
   private mask = (1 << 16) - 1;
   private shift = 16;
   /** The ids in index order. */
-  ids = new Column();
+  ids = new Column(Float64Array);
 
   get size(): number {
     return this.ids.length;

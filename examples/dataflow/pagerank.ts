@@ -27,6 +27,7 @@ interface Part {
   sum: number;
   top: [number, number][];
 }
+type Edges = Columns<Int32Array, Int32Array>;
 type Step = { cols: Columns } | { part: Part };
 
 const { config, rest } = Config.fromArgs();
@@ -42,25 +43,27 @@ const guards = await initialize(config, (allocator) => {
   const peers = allocator.peers;
   // This worker's part of the graph, built as the dataflow runs: its nodes
   // (numbered in first-seen order), their out-degrees, and its in-edges as
-  // (destination's number, source's number at its owner * peers + owner).
+  // (destination's number, source's number at its owner * peers + owner;
+  // below 2^32, as ids are below 2^31: read back unsigned).
   const nodes = new IdMap();
-  const degree = new Column();
-  const inDst = new Column();
-  const inSrc = new Column();
+  const degree = new Column(Int32Array);
+  const inDst = new Column(Int32Array);
+  const inSrc = new Column(Int32Array);
   // Per worker: how many nodes it owns, and where its contributions start
   // in the array of all of them.
   const owned = new Int32Array(peers);
   const offset = new Int32Array(peers + 1);
   let n = 0;
   let m = 0;
-  // Reused columns: exchangeColumns copies what it is given at once.
-  const parsedSrc = new Column();
-  const parsedDst = new Column();
-  let numbers = new Float64Array(0);
+  // Reused columns: exchangeColumns copies what it is given at once. Ids
+  // and numbers are below 2^31: edges cross as int32 columns.
+  const parsedSrc = new Column(Int32Array);
+  const parsedDst = new Column(Int32Array);
+  let numbers = new Int32Array(0);
 
   const parts = dataflow(allocator, (scope) => {
     const inEdges = readFile(scope, file)
-      .map((bytes): Columns => {
+      .map((bytes): Edges => {
         parsedSrc.length = 0;
         parsedDst.length = 0;
         parseEdges(bytes, parsedSrc, parsedDst);
@@ -69,23 +72,26 @@ const guards = await initialize(config, (allocator) => {
       .exchangeColumns()
       // At the source's owner: number the source, count its out-edge, and
       // send the edge on to its destination's owner with that number.
-      .unary<Columns>({
+      .unary<Edges>({
         batch: (t, records, out) => {
           for (const { ids, values } of Array.from(records)) {
-            if (numbers.length < ids.length) numbers = new Float64Array(ids.length);
+            if (numbers.length < ids.length) numbers = new Int32Array(ids.length);
+            // Room for a degree per node numbered by now or in this run
+            // (the stage below numbers destinations too: they start at 0).
+            degree.reserve(nodes.size + ids.length - degree.length);
+            const deg = degree.data;
             for (let i = 0; i < ids.length; i++) {
               const u = nodes.add(ids[i]!);
-              // The stage below numbers destinations too: they start at 0.
-              while (degree.length < nodes.size) degree.push(0);
-              degree.data[u]!++;
+              deg[u]!++;
               numbers[i] = u;
             }
+            degree.length = nodes.size;
             out.batch(t, [{ ids: values, values: numbers.subarray(0, ids.length) }]);
           }
         },
       })
       .exchangeColumns()
-      .unary<Columns>({
+      .unary<Edges>({
         batch: (_t, records) => {
           for (const { ids, values, from } of Array.from(records)) {
             const at = inDst.length;
@@ -118,25 +124,45 @@ const guards = await initialize(config, (allocator) => {
           for (let w = 0; w < peers; w++) offset[w + 1] = offset[w]! + owned[w]!;
           n = offset[peers]!;
           // Nodes first seen as destinations have no out-edges.
-          while (degree.length < nodes.size) degree.push(0);
+          degree.reserve(nodes.size - degree.length);
+          degree.length = nodes.size;
         },
       });
     const result = iterate(sizes, iterations + 1, (inner) => {
       let rank = new Float64Array(0);
       let out = new Float64Array(0);
-      // Contributions of every node, by position (offset[w] + w's number
-      // for it), for two iterations: a worker may be one iteration ahead.
-      const contrib = [new Float64Array(0), new Float64Array(0)];
-      const cursor = [new Int32Array(peers), new Int32Array(peers)];
+      // In-edges grouped by their source's position (offset[w] + w's
+      // number for it): a run of contributions from worker w is added into
+      // its sources' destinations as it arrives, so the adds overlap the
+      // wait for other workers' runs and no contribution is copied. The
+      // scattered adds land in this worker's nodes alone, where a gather by
+      // destination would read all the graph's contributions at random (on
+      // the bench's graph that took 1.5-2x as long).
       let graph: { offsets: Int32Array; targets: Int32Array } | undefined;
+      // Per iteration parity, this worker's sums so far and where each
+      // sender's next run starts: a worker may be one iteration ahead.
+      const sums = [new Float64Array(0), new Float64Array(0)];
+      const cursor = [new Int32Array(peers), new Int32Array(peers)];
+      // Runs that came before this worker built its graph (another may start iteration 1 first).
+      const early: [number, Columns][] = [];
+      const add = (i: number, { values, from }: Columns): void => {
+        const { offsets, targets } = graph!;
+        const into = sums[i & 1]!;
+        const at = cursor[i & 1]!;
+        const first = offset[from!]! + at[from!]!;
+        at[from!]! += values.length;
+        for (let j = 0; j < values.length; j++) {
+          const share = values[j]!;
+          const last = offsets[first + j + 1]!;
+          for (let e = offsets[first + j]!; e < last; e++) into[targets[e]!]! += share;
+        }
+      };
       const step = inner.unary<Step>({
         batch: (t, records) => {
           const i = iterationOf(t);
-          const into = contrib[i & 1]!;
-          const at = cursor[i & 1]!;
-          for (const { values, from } of Array.from(records)) {
-            into.set(values, offset[from!]! + at[from!]!);
-            at[from!]! += values.length;
+          for (const run of Array.from(records)) {
+            if (graph === undefined) early.push([i, { ids: NO_IDS, values: run.values.slice(), from: run.from! }]);
+            else add(i, run);
           }
         },
         close: (t, emit) => {
@@ -144,31 +170,21 @@ const guards = await initialize(config, (allocator) => {
           if (i === 0) {
             rank = new Float64Array(nodes.size).fill(1 / n);
             out = new Float64Array(nodes.size);
-            contrib[0] = new Float64Array(n);
-            contrib[1] = new Float64Array(n);
-            // In-edges grouped by their source's position: an iteration
-            // reads the contributions in order and adds each into its
-            // destinations, as the single thread does. The scattered adds
-            // land in this worker's ranks (its nodes alone), where a gather
-            // by destination would read from all the graph's contributions
-            // at random: on the bench's graph that took 1.5-2x as long.
+            sums[0] = new Float64Array(nodes.size);
+            sums[1] = new Float64Array(nodes.size);
             const sources = new Int32Array(inSrc.length);
             for (let e = 0; e < inSrc.length; e++) {
-              const s = inSrc.data[e]!;
+              const s = inSrc.data[e]! >>> 0;
               const from = s % peers;
               sources[e] = offset[from]! + (s - from) / peers;
             }
             graph = csr(n, sources, inDst.data, inDst.length);
+            for (const [j, run] of early) add(j, run);
+            early.length = 0;
           } else {
-            const { offsets, targets } = graph!;
-            const c = contrib[i & 1]!;
-            rank.fill(0);
-            for (let u = 0; u < n; u++) {
-              const last = offsets[u + 1]!;
-              const share = c[u]!;
-              for (let e = offsets[u]!; e < last; e++) rank[targets[e]!]! += share;
-            }
-            for (let v = 0; v < rank.length; v++) rank[v] = (1 - D) / n + D * rank[v]!;
+            const acc = sums[i & 1]!;
+            for (let v = 0; v < rank.length; v++) rank[v] = (1 - D) / n + D * acc[v]!;
+            acc.fill(0);
             cursor[i & 1]!.fill(0);
           }
           if (i === iterations) {

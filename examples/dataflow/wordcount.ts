@@ -1,7 +1,8 @@
 // Word count on weft/dataflow: the file is cut into line-aligned ranges
 // taken by whichever worker is free; each worker adds its words into typed
-// tables per owner (sumByBytes: the combiner), which cross as raw bytes to
-// each word's owner, and worker 0 gathers the totals and the top 10.
+// tables per owner (sumByBytes: the combiner; addTokens reads the words of a
+// range in one loop), which cross as raw bytes to each word's owner, and
+// worker 0 gathers the totals and the top 10.
 //   node examples/dataflow/wordcount.ts <file> -w <threads>      (after npm run build)
 //   npx tsx examples/dataflow/wordcount.ts <file> -w <threads>
 // --simple: one string record per word into reduceByKey (its own combiner);
@@ -9,7 +10,7 @@
 // The last line of stdout is {"distinct": D, "total": T, "top": [[word, count], ...]}.
 import { Config, initialize } from 'weft';
 import { dataflow, readFile, type Stream } from 'weft/dataflow';
-import { forEachWord, top10 } from './words.ts';
+import { FOLD, top10 } from './words.ts';
 
 interface Summary {
   distinct: number;
@@ -32,7 +33,7 @@ const guards = await initialize(config, (allocator) => {
     const chunks = readFile(scope, file);
     let counts: Stream<[string, number]>;
     if (mode === 'table') {
-      counts = chunks.sumByBytes((bytes, sums) => forEachWord(bytes, (word, length) => sums.add(word, 0, length, 1)));
+      counts = chunks.sumByBytes((bytes, sums) => sums.addTokens(bytes, FOLD, 1));
     } else {
       counts = chunks
         .flatMap((bytes) => Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength).toString('latin1').toLowerCase().match(WORD) ?? [])

@@ -1,47 +1,19 @@
 // A byte-level word counter: a word is a maximal run of ASCII letters and
 // digits, A-Z folded to a-z. Words are hashed and compared as bytes in an
 // open-addressing table; a string is made once per distinct word, never per
-// occurrence. Shared by the word count example and bench/cost.ts's best
-// single-threaded program, so the COST ratio measures the runtime, not two
-// different counting loops.
+// occurrence. bench/cost.ts's best single-threaded program counts with
+// WordTable; the word count example shares its byte classes (FOLD) and
+// top10, and counts with the layer's sumByBytes addTokens, which folds,
+// hashes and probes as WordTable does: the COST ratio measures the runtime,
+// not a slower tokenizer.
 
-// Per byte: 0 for a separator, else the byte folded to lower case.
-const FOLD = new Uint8Array(256);
+/** Per byte: 0 for a separator, else the byte folded to lower case (sumByBytes' addTokens takes it as it is). */
+export const FOLD = new Uint8Array(256);
 for (let b = 0; b < 256; b++) {
   if ((b >= 48 && b <= 57) || (b >= 97 && b <= 122)) FOLD[b] = b;
   else if (b >= 65 && b <= 90) FOLD[b] = b + 32;
 }
 
-let scratch = new Uint8Array(256);
-
-/**
- * Calls `visit` with each word of `bytes`, folded to lower case into a
- * reused buffer (valid only during the call) of which the first `length`
- * bytes are the word. A word never spans two calls: pass whole lines.
- */
-export function forEachWord(bytes: Uint8Array, visit: (word: Uint8Array, length: number) => void): void {
-  const n = bytes.length;
-  let word = scratch;
-  let i = 0;
-  while (i < n) {
-    let c = FOLD[bytes[i]!]!;
-    if (c === 0) {
-      i++;
-      continue;
-    }
-    let len = 0;
-    do {
-      if (len === word.length) {
-        const bigger = new Uint8Array(word.length * 2);
-        bigger.set(word);
-        scratch = word = bigger;
-      }
-      word[len++] = c;
-      i++;
-    } while (i < n && (c = FOLD[bytes[i]!]!) !== 0);
-    visit(word, len);
-  }
-}
 export class WordTable {
   private slots = new Int32Array(1 << 16);
   private mask = (1 << 16) - 1;

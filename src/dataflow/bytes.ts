@@ -18,6 +18,15 @@ import { Float64Exchange } from './exchange.ts';
 export interface ByteSums {
   /** Adds `value` to the sum of the key `bytes[start .. end)` (emitted as its latin1 string). */
   add(bytes: Uint8Array, start: number, end: number, value: number): void;
+  /**
+   * Adds `value` to the sum of every token of `bytes[start .. end)` (default:
+   * all of it): a token is a maximal run of bytes whose entry in `fold` (256
+   * entries, one per byte value) is not 0, each byte replaced by its entry,
+   * so a table mapping A-Z to a-z folds case. A word count's scan in one
+   * loop that folds and hashes as it reads, with no call per token; a token
+   * never spans two calls.
+   */
+  addTokens(bytes: Uint8Array, fold: Uint8Array, value: number, start?: number, end?: number): void;
 }
 
 /** FNV-1a as an int32, as the tables store it: the empty key's hash is the offset basis, above 2^31 until made one. */
@@ -121,13 +130,48 @@ class Table {
 /** Routes each key to the table of its owner. */
 class Adder implements ByteSums {
   tables: Table[] = [];
+  /** addTokens' folded token, reused. */
+  private token = new Uint8Array(256);
   constructor(private readonly peers: number) {}
 
   add(bytes: Uint8Array, start: number, end: number, value: number): void {
-    if (!(start >= 0 && start <= end && end <= bytes.length)) throw new DataflowError(`sumByBytes: add(bytes, ${start}, ${end}) is not a range of ${bytes.length} bytes`);
+    checkRange('add', bytes, start, end);
     const h = hashOf(bytes, start, end);
     this.tables[this.peers === 1 ? 0 : (h >>> 0) % this.peers]!.add(bytes, start, end, h, value);
   }
+
+  addTokens(bytes: Uint8Array, fold: Uint8Array, value: number, start = 0, end = bytes.length): void {
+    if (!(fold instanceof Uint8Array) || fold.length !== 256) throw new DataflowError(`sumByBytes: addTokens takes a fold table of 256 bytes (a Uint8Array), got ${fold instanceof Uint8Array ? `${fold.length} bytes` : String(fold)}`);
+    checkRange('addTokens', bytes, start, end);
+    const peers = this.peers;
+    let token = this.token;
+    let i = start;
+    while (i < end) {
+      let c = fold[bytes[i]!]!;
+      if (c === 0) {
+        i++;
+        continue;
+      }
+      let len = 0;
+      // FNV-1a of the folded bytes as they are read: hashOf's, without a second pass.
+      let h = 0x811c9dc5;
+      do {
+        if (len === token.length) {
+          const bigger = new Uint8Array(token.length * 2);
+          bigger.set(token);
+          this.token = token = bigger;
+        }
+        token[len++] = c;
+        h = Math.imul(h ^ c, 0x01000193);
+        i++;
+      } while (i < end && (c = fold[bytes[i]!]!) !== 0);
+      this.tables[peers === 1 ? 0 : (h >>> 0) % peers]!.add(token, 0, len, h, value);
+    }
+  }
+}
+
+function checkRange(what: string, bytes: Uint8Array, start: number, end: number): void {
+  if (!(start >= 0 && start <= end && end <= bytes.length)) throw new DataflowError(`sumByBytes: ${what}(bytes, ${start}, ${end}) is not a range of ${bytes.length} bytes`);
 }
 
 // Messages: [sender, time, kind, n, key bytes, form] as float64, then the
@@ -163,7 +207,7 @@ export class ByteSumExchange<T> extends Float64Exchange<T, [string, number]> {
   private scratch = new Float64Array(1 << 12);
 
   constructor(scope: Scope, scan: (record: T, sums: ByteSums) => void) {
-    super(scope, codecs.typedArray(Float64Array, { borrow: true }));
+    super(scope, codecs.typedArray(Float64Array, { borrow: true }), true);
     this.scan = scan;
     this.adder = new Adder(this.peers);
   }
@@ -177,12 +221,12 @@ export class ByteSumExchange<T> extends Float64Exchange<T, [string, number]> {
   }
 
   override close(t: Time): void {
-    this.send(t);
+    this.sendTables(t);
     super.close(t);
   }
 
   override end(): void {
-    for (const t of [...this.staged.keys()]) this.send(t);
+    for (const t of [...this.staged.keys()]) this.sendTables(t);
     super.end();
   }
 
@@ -190,7 +234,7 @@ export class ByteSumExchange<T> extends Float64Exchange<T, [string, number]> {
   protected flush(): void {}
 
   /** Sends this worker's tables of time t to their owners, keeping its own. */
-  private send(t: Time): void {
+  private sendTables(t: Time): void {
     const tables = this.staged.get(t);
     if (tables === undefined) return;
     this.staged.delete(t);
@@ -234,10 +278,8 @@ export class ByteSumExchange<T> extends Float64Exchange<T, [string, number]> {
       keys.set(table.arena.subarray(table.starts[k]!, table.starts[k]! + len), at);
       at += len;
     }
-    const push = this.pushes[target]!;
-    // Sent and flushed at once: the message is copied out, the scratch is free again.
-    push.send(m.subarray(0, words));
-    push.flush();
+    // Sent and flushed at once (never to this worker, which keeps its own table): the message is copied out, the scratch is free again.
+    this.send(target, m.subarray(0, words), true);
   }
 
   /** Keeps `table` as what this worker owns at t, merging the smaller into the larger. */

@@ -8,7 +8,7 @@ import { Scope, type ScopeOptions } from './core.ts';
 
 export { Scope, DataflowError, ITERATIONS, type Output, type Task, type ScopeOptions, type Time, type Emitter, type Sink } from './core.ts';
 export { Stream, type UnaryLogic, type ReduceOptions } from './stream.ts';
-export { type Columns } from './exchange.ts';
+export { type Columns, type ColumnArray } from './exchange.ts';
 export { type ByteSums } from './bytes.ts';
 export { owner } from './hash.ts';
 export { iterate, iterationOf, epochOf, type LoopBody } from './loop.ts';

@@ -5,7 +5,7 @@
 // exchangeColumns move records between workers (exchange.ts).
 
 import { DataflowError, Output, type Emitter, type Scope, type Sink, type Time } from './core.ts';
-import { ColumnExchange, RecordExchange, type Columns } from './exchange.ts';
+import { ColumnExchange, RecordExchange, type ColumnArray, type Columns } from './exchange.ts';
 import { ByteSumExchange, type ByteSums } from './bytes.ts';
 import { owner } from './hash.ts';
 
@@ -110,9 +110,13 @@ export class Stream<T> {
     return this.derive(x.out);
   }
 
-  /** (id, value) columns to the worker owning each id (id % peers), crossing as raw float64 bytes. */
-  exchangeColumns(this: Stream<Columns>): Stream<Columns> {
-    const x = new ColumnExchange(this.scope);
+  /**
+   * (id, value) columns to the worker owning each id (id % peers), crossing
+   * as their raw bytes (int32 columns in half the bytes of float64 ones) and
+   * arriving as arrays of the types they were sent as.
+   */
+  exchangeColumns<I extends ColumnArray, V extends ColumnArray>(this: Stream<Columns<I, V>>): Stream<Columns<I, V>> {
+    const x = new ColumnExchange<I, V>(this.scope);
     this.connect(x);
     return this.derive(x.out);
   }
@@ -132,13 +136,14 @@ export class Stream<T> {
   }
 
   /**
-   * Every (id, value) pair to every worker, crossing as raw float64 bytes
-   * (ids need not be integers); a sender's columns arrive in its order.
+   * Every (id, value) pair to every worker, crossing as their raw bytes
+   * (ids need not be integers); a sender's columns arrive in its order, as
+   * arrays of the types they were sent as.
    * Columns with empty ids send their values alone (they arrive with empty
    * ids).
    */
-  broadcastColumns(this: Stream<Columns>): Stream<Columns> {
-    const x = new ColumnExchange(this.scope, true);
+  broadcastColumns<I extends ColumnArray, V extends ColumnArray>(this: Stream<Columns<I, V>>): Stream<Columns<I, V>> {
+    const x = new ColumnExchange<I, V>(this.scope, true);
     this.connect(x);
     return this.derive(x.out);
   }

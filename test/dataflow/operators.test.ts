@@ -6,7 +6,7 @@ import { describe, expect, it } from 'vitest';
 import fc from 'fast-check';
 import { Config, initialize } from '../../src/index.ts';
 import { owner } from '../../src/dataflow/index.ts';
-import type { KeyRec, NumericSeen, Rec, Seen } from './fixtures/dataflows.ts';
+import { typesOf, type KeyRec, type NumericSeen, type Rec, type Seen } from './fixtures/dataflows.ts';
 
 const fixtures = new URL('./fixtures/dataflows.ts', import.meta.url);
 
@@ -94,6 +94,22 @@ describe('weft/dataflow operators', () => {
             expect(s.values.filter((b) => b[0] === w).map(([, v, t]) => [v, t])).toEqual(mine.map(([, v, t]) => [v, t]));
           }
         }
+        // Typed columns arrive as the types they were sent as, at the owner of their id or everywhere, each sender's of one parity (one record) in its order.
+        const typed = (ps: Rec[]): [number, number, number, string, string][] =>
+          ps.filter(([i]) => i <= 100).map(([i, v, t]) => {
+            const [ids, values] = typesOf(t, Math.abs(v % 2));
+            return [i, v, t, ids.name, values.name];
+          });
+        expect(sorted(seen.flatMap((s) => s.typed))).toEqual(sorted(typed(numbered)));
+        for (const s of seen) {
+          for (const [i] of s.typed) expect(i % workers).toBe(s.worker);
+          for (let w = 0; w < workers; w++) {
+            const mine = typed(numbered.filter((_, k) => k % workers === w));
+            const got = s.typedBroadcast.filter((b) => b[0] === w).map(([, ...rest]) => rest);
+            for (const parity of [0, 1]) expect(got.filter(([, v]) => Math.abs(v % 2) === parity)).toEqual(mine.filter(([, v]) => Math.abs(v % 2) === parity));
+            expect(got.length).toBe(mine.length);
+          }
+        }
       }),
       { numRuns: 6 },
     );
@@ -115,9 +131,50 @@ describe('weft/dataflow operators', () => {
     expect(got.reduce((n, g) => n + g.count, 0)).toBe(7 * 3);
   });
 
-  it('sumByBytes refuses a key range outside its bytes, naming it', { timeout: 120_000 }, async () => {
-    const guards = await initialize<number>(Config.process(2), { module: fixtures, export: 'badRange' });
-    await expect(guards.join()).rejects.toThrow(/sumByBytes: add\(bytes, 1, 9\) is not a range of 3 bytes/);
+  it('sumByBytes addTokens equals the model: every token of a range, folded by the table, summed once per key and epoch', { timeout: 300_000 }, async () => {
+    // Few byte values, so tokens repeat; any of them may be a separator.
+    const text = fc.array(fc.constantFrom(0x00, 0x20, 0x2c, 0x30, 0x41, 0x61, 0x7a, 0xff), { maxLength: 12 }).map((bs) => String.fromCharCode(...bs));
+    const texts = fc.array(fc.tuple(text, fc.integer({ min: -5, max: 5 }), fc.integer({ min: 0, max: 3 })), { maxLength: 2000 }).map((rs) => rs.sort((a, b) => a[2] - b[2]) as KeyRec[]);
+    const fold = fc.array(fc.oneof(fc.constant(0), fc.integer({ min: 1, max: 255 })), { minLength: 256, maxLength: 256 });
+    await fc.assert(
+      fc.asyncProperty(texts, fold, fc.integer({ min: 1, max: 3 }), fc.integer({ min: 1, max: 2 ** 30 }), async (list, table, workers, seed) => {
+        const guards = await initialize<[string, number, number][]>(Config.process(workers), { module: fixtures, export: 'tokens', args: { texts: list, fold: table, seed } });
+        const got = (await guards.join()).flat();
+        // The fixture wraps each text in < and >, which addTokens' range leaves out.
+        const model = new Map<string, [string, number, number]>();
+        for (const [s, v, e] of list) {
+          const folded = Array.from(s, (ch) => table[ch.charCodeAt(0)]!);
+          for (const token of String.fromCharCode(...folded).split('\0')) {
+            if (token === '') continue;
+            const had = model.get(`${e}/${token}`);
+            if (had === undefined) model.set(`${e}/${token}`, [token, v, e]);
+            else had[1] += v;
+          }
+        }
+        expect(sorted(got)).toEqual(sorted([...model.values()]));
+      }),
+      { numRuns: 6 },
+    );
+  });
+
+  it('sumByBytes refuses a key range outside its bytes and a fold table not of 256 bytes, naming them', { timeout: 120_000 }, async () => {
+    const fails = async (how: string): Promise<void> => {
+      const guards = await initialize<number>(Config.process(2), { module: fixtures, export: 'badRange', args: { how } });
+      await guards.join();
+    };
+    await expect(fails('add')).rejects.toThrow(/sumByBytes: add\(bytes, 1, 9\) is not a range of 3 bytes/);
+    await expect(fails('addTokens')).rejects.toThrow(/sumByBytes: addTokens\(bytes, 2, 1\) is not a range of 3 bytes/);
+    await expect(fails('fold')).rejects.toThrow(/sumByBytes: addTokens takes a fold table of 256 bytes \(a Uint8Array\), got 255 bytes/);
+  });
+
+  it('exchangeColumns refuses columns that are not numeric typed arrays and negative ids, naming them', { timeout: 120_000 }, async () => {
+    const fails = async (what: string): Promise<void> => {
+      const guards = await initialize<number>(Config.process(2), { module: fixtures, export: 'badColumns', args: { what } });
+      await guards.join();
+    };
+    await expect(fails('bigint')).rejects.toThrow(/exchangeColumns: columns are Float64Array, .*; got BigInt64Array/);
+    await expect(fails('array')).rejects.toThrow(/exchangeColumns: columns are Float64Array, .*; got Array/);
+    await expect(fails('negative')).rejects.toThrow(/exchangeColumns: ids are integers >= 0 \(< 2\^53\), got -4/);
   });
 
   it('a worker that throws fails the dataflow with its error', { timeout: 120_000 }, async () => {
