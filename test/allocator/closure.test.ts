@@ -5,7 +5,7 @@
 import { spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { fileURLToPath } from 'node:url';
-import { mkdtempSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
@@ -97,6 +97,38 @@ await runtime.close();
     const r = run([...runner, join(dir, 'script.ts')]);
     expect(r.stderr).toBe('');
     expect(JSON.parse(r.stdout)).toEqual({ closure: [10, 110], runtime: [11, 12] });
+  });
+
+  // The thread imports again through tsx only what tsx cures, and only
+  // what Node refused: a script whose body ran and then failed on a
+  // package that does not exist runs once in the worker and reports
+  // Node's refusal; when the import through tsx fails too (the re-run
+  // body finds its lock file taken), Node's refusal is still what the
+  // user sees. Each run logs its body to a file.
+  it.each([
+    ['a package that does not exist', "await import('no-such-package-xyz');", 2, /Cannot find package 'no-such-package-xyz'/],
+    ['an enum, after taking a lock file', "writeFileSync(join(dir, 'lock'), '', { flag: 'wx' });\n  await import('./plugin.ts');", 3, /enum is not supported/],
+  ])('under node --import tsx, a worker whose script body ran and then imported %s reports Node\'s refusal', (_, failing, runs, refusal) => {
+    const dir = mkdtempSync(join(tmpdir(), 'weft-tsx-ran-'));
+    writeFileSync(join(dir, 'package.json'), '{ "type": "module" }\n');
+    writeFileSync(join(dir, 'plugin.ts'), 'export enum Kind { A }\n');
+    writeFileSync(join(dir, 'script.ts'), `import { appendFileSync, writeFileSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { isMainThread } from 'node:worker_threads';
+import { Config, initialize } from ${JSON.stringify(dist)};
+const dir = dirname(fileURLToPath(import.meta.url));
+appendFileSync(join(dir, 'runs'), 'body\\n');
+if (!isMainThread) {
+  ${failing}
+}
+const failed = await initialize(Config.process(1), () => 1).then((guards) => guards.join()).then(String, (e: Error) => e.message);
+console.log(JSON.stringify(failed));
+`);
+    const r = run(['--import', 'tsx', join(dir, 'script.ts')]);
+    expect(r.stderr).toBe('');
+    expect(JSON.parse(r.stdout)).toMatch(refusal);
+    expect(readFileSync(join(dir, 'runs'), 'utf8')).toBe('body\n'.repeat(runs));
   });
 
   it('runs a .js script against the built package', () => {
