@@ -131,6 +131,32 @@ console.log(JSON.stringify(failed));
     expect(readFileSync(join(dir, 'runs'), 'utf8')).toBe('body\n'.repeat(runs));
   });
 
+  // Under `node --test` Node refuses explicit execArgv for threads, which
+  // then inherit tsx: such a thread never registers tsx a second time.
+  // Observed by a worker module that throws, itself, an error with the
+  // code of a refusal tsx cures: it runs once.
+  it('under node --import tsx --test, a worker thread that inherits tsx does not import a failing module again', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'weft-tsx-inherited-'));
+    writeFileSync(join(dir, 'package.json'), '{ "type": "module" }\n');
+    writeFileSync(join(dir, 'ops.ts'), `import { appendFileSync } from 'node:fs';
+appendFileSync(new URL('./runs', import.meta.url), 'body\\n');
+throw Object.assign(new Error('refused by the module itself'), { code: 'ERR_UNSUPPORTED_TYPESCRIPT_SYNTAX' });
+export const work = (): number => 1;
+`);
+    writeFileSync(join(dir, 'check.test.ts'), `import { test } from 'node:test';
+import { Config, initialize } from ${JSON.stringify(dist)};
+test('imports the module once', async () => {
+  const module = new URL('./ops.ts', import.meta.url).href;
+  const failed = await initialize(Config.process(1), { module, export: 'work' }).then((guards) => guards.join()).then(String, (e: Error) => e.message);
+  console.log(JSON.stringify(failed));
+});
+`);
+    const r = run(['--import', 'tsx', '--test', '--test-reporter=tap', join(dir, 'check.test.ts')]);
+    expect(r.stdout).toMatch(/refused by the module itself/);
+    expect(r.status).toBe(0);
+    expect(readFileSync(join(dir, 'runs'), 'utf8')).toBe('body\n');
+  });
+
   it('runs a .js script against the built package', () => {
     expectResults(run([fixture('closure.mjs')]));
   });
