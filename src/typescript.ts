@@ -108,12 +108,14 @@ export function tsxLeftOut(): string | undefined {
 let leftOutApi: string | undefined | null = null;
 
 // What Node refuses that tsx runs: TypeScript that stripping cannot erase
-// (enums, parameter properties, namespaces), and a .ts file named by its
-// .js name (the file Node did not find has a .ts sibling). Never a
-// package Node did not find: tsx finds no more packages than Node.
+// (enums, parameter properties, namespaces), a .tsx or .jsx file (Node
+// knows neither extension), and a .ts file named by its .js name (the
+// file Node did not find has a .ts sibling). Never a package Node did not
+// find: tsx finds no more packages than Node.
 function tsxCures(error: unknown): boolean {
-  const { code, url } = (error ?? {}) as { code?: unknown; url?: unknown };
+  const { code, url, message } = (error ?? {}) as { code?: unknown; url?: unknown; message?: unknown };
   if (code === 'ERR_UNSUPPORTED_TYPESCRIPT_SYNTAX') return true;
+  if (code === 'ERR_UNKNOWN_FILE_EXTENSION') return typeof message === 'string' && /^Unknown file extension "\.[jt]sx"/.test(message);
   if (code !== 'ERR_MODULE_NOT_FOUND' || typeof url !== 'string' || !url.startsWith('file:')) return false;
   const { existsSync } = process.getBuiltinModule('node:fs');
   const { fileURLToPath } = process.getBuiltinModule('node:url');

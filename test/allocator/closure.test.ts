@@ -99,6 +99,21 @@ await runtime.close();
     expect(JSON.parse(r.stdout)).toEqual({ closure: [10, 110], runtime: [11, 12] });
   });
 
+  // A .tsx file: Node does not know the extension (ERR_UNKNOWN_FILE_EXTENSION), tsx does.
+  it('under node --import tsx, runs in worker threads a script that imports a .tsx file, through tsx', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'weft-tsx-tsx-'));
+    writeFileSync(join(dir, 'package.json'), '{ "type": "module" }\n');
+    writeFileSync(join(dir, 'unit.tsx'), 'export const unit: number = 7;\n');
+    writeFileSync(join(dir, 'script.ts'), `import { Config, initialize, type Allocator } from ${JSON.stringify(dist)};
+import { unit } from './unit.tsx';
+const guards = await initialize(Config.process(2), (a: Allocator) => a.index + unit);
+console.log(JSON.stringify(await guards.join()));
+`);
+    const r = run(['--import', 'tsx', join(dir, 'script.ts')]);
+    expect(r.stderr).toBe('');
+    expect(JSON.parse(r.stdout)).toEqual([7, 8]);
+  });
+
   // The thread imports again through tsx only what tsx cures, and only
   // what Node refused: a script whose body ran and then failed on a
   // package that does not exist runs once in the worker and reports
