@@ -49,15 +49,17 @@ const compiled = spawnSync(process.execPath, [join(root, 'node_modules', 'typesc
 });
 if (compiled.status !== 0) process.exit(compiled.status ?? 1);
 
-// The modules a thread loads at start-up, in three chunks: 'core', what
+// The modules a thread loads at start-up, in four chunks: 'core', what
 // `weft/channels` imports statically (Config, initialize, codecs: what a
 // program's main thread needs, and what a worker thread re-running it
 // needs to reach its initialize() call); 'runtime', what the main entry
 // adds; 'threads', what a worker thread's runner adds (an endpoint, its
 // rings and channels), which the main thread of a program of threads
-// never loads; 'launch', what initialize() loads in the main thread to
-// start threads (their fabric, the guards), which a worker never loads. Node's loader resolves, reads and links each file (and each
-// import statement of each), so one file of 100 KB starts faster than ten
+// never loads; 'start' (from src/allocator/launch.ts), what initialize()
+// loads in the main thread to start threads (their fabric, the guards),
+// which a worker never loads. Node's loader resolves, reads and links each
+// file (and each import statement of each), so one file of 100 KB starts
+// faster than ten
 // of 10 KB; left to itself rollup would cut a chunk for every set of
 // entries that share a module.
 function layersOf(getModuleInfo) {

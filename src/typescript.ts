@@ -107,11 +107,22 @@ export function tsxLeftOut(): string | undefined {
 /** tsxLeftOut's answer, once found (null: not yet). */
 let leftOutApi: string | undefined | null = null;
 
-// What Node refuses, before it runs any of the module, that tsx runs: a
-// specifier that names a .ts file by its .js name (or a tsconfig path),
-// and TypeScript that stripping cannot erase (enums, parameter
-// properties, namespaces).
-const TSX_RUNS = new Set(['ERR_MODULE_NOT_FOUND', 'ERR_UNSUPPORTED_TYPESCRIPT_SYNTAX', 'ERR_UNSUPPORTED_DIR_IMPORT', 'ERR_UNKNOWN_FILE_EXTENSION']);
+// What Node refuses that tsx runs: TypeScript that stripping cannot erase
+// (enums, parameter properties, namespaces), a .tsx or .jsx file (Node
+// knows neither extension), and a .ts file named by its .js name (the
+// file Node did not find has a .ts sibling). Never a package Node did not
+// find: tsx finds no more packages than Node.
+function tsxCures(error: unknown): boolean {
+  const { code, url, message } = (error ?? {}) as { code?: unknown; url?: unknown; message?: unknown };
+  if (code === 'ERR_UNSUPPORTED_TYPESCRIPT_SYNTAX') return true;
+  if (code === 'ERR_UNKNOWN_FILE_EXTENSION') return typeof message === 'string' && /^Unknown file extension "\.[jt]sx"/.test(message);
+  if (code !== 'ERR_MODULE_NOT_FOUND' || typeof url !== 'string' || !url.startsWith('file:')) return false;
+  const { existsSync } = process.getBuiltinModule('node:fs');
+  const { fileURLToPath } = process.getBuiltinModule('node:url');
+  const path = fileURLToPath(url);
+  const match = /\.([cm]?)js$/.exec(path);
+  return match !== null && existsSync(`${path.slice(0, match.index)}.${match[1]}ts`);
+}
 
 interface TsxNamespace {
   import(specifier: string, parentURL: string): Promise<unknown>;
@@ -130,18 +141,26 @@ export function tsxOnDemand(api: string | undefined): void {
  * Imports a module of the user's in a worker thread. Where the program
  * runs under tsx and this thread was started without it (Node strips
  * types: tsx would cost every thread its start-up), a module Node refuses
- * for a reason tsx cures (TSX_RUNS: refused before any of it ran) is
- * imported again through tsx, registered in this thread then: its
- * modules, weft among them, load again as tsx's (their URLs carry tsx's
- * namespace), which the closure form and the runtimes allow for.
+ * for a reason tsx cures (tsxCures) is imported again through tsx,
+ * registered in this thread then: its modules, weft among them, load
+ * again as tsx's (their URLs carry tsx's namespace), which the closure
+ * form and the runtimes allow for. Not once `ran()` says the module's
+ * body ran (it reached its initialize() call). A refusal from a dynamic
+ * import in the body that ran does re-run that body (docs/semantics.md).
+ * If the import through tsx fails too, Node's refusal is thrown, with
+ * tsx's failure as its cause.
  */
-export async function importUserModule(url: string): Promise<unknown> {
+export async function importUserModule(url: string, ran: () => boolean = () => false): Promise<unknown> {
   try {
     return await import(url);
   } catch (error) {
-    const code = (error as { code?: unknown } | null)?.code;
-    if (leftOut === undefined || typeof code !== 'string' || !TSX_RUNS.has(code)) throw error;
+    if (leftOut === undefined || ran() || !tsxCures(error)) throw error;
     namespace ??= requireFrom(import.meta.url)(leftOut).register({ namespace: 'weft' }) as TsxNamespace;
-    return namespace.import(url, import.meta.url);
+    try {
+      return await namespace.import(url, import.meta.url);
+    } catch (retried) {
+      if (error instanceof Error && error.cause === undefined) error.cause = retried;
+      throw error;
+    }
   }
 }

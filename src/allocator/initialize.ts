@@ -41,9 +41,15 @@ const LOADING = Symbol.for('weft.loadingOperations');
  */
 export async function importUntilStart(url: string): Promise<void> {
   const global = globalThis as Record<symbol, unknown>;
-  const reached = new Promise<void>((resolve) => (global[LOADING] = resolve));
+  let started = false;
+  const reached = new Promise<void>((resolve) => {
+    global[LOADING] = (): void => {
+      started = true;
+      resolve();
+    };
+  });
   try {
-    await Promise.race([importUserModule(url), reached]);
+    await Promise.race([importUserModule(url, () => started), reached]);
   } finally {
     delete global[LOADING];
   }

@@ -37,8 +37,8 @@ export interface Push<T> {
    * Bytes waiting on this worker's side before this pusher's next frame can
    * enter its ring, plus, towards a thread of this process, the bytes of
    * large messages in the slab past `ringBytes` not yet taken by the
-   * receiver (each counted for at most `ringBytes`, unless it takes more
-   * than a quarter of the slab).
+   * receiver (each counted whole but the oldest in flight, counted for at
+   * most `ringBytes`).
    */
   readonly backlog: number;
   /** Hands buffered messages to the transport and publishes them. */

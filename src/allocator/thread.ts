@@ -44,12 +44,14 @@ function pathname(url: string): string {
 
 export function startThread(task: Task, wiring: Wiring): Worker {
   const { imports: _, ...rest } = task;
-  const boot: Boot = { ...rest, wiring, runner: RUNNER, tsx: needsTsx(task), tsxOnDemand: tsxLeftOut() };
+  const boot: Boot = { ...rest, wiring, runner: RUNNER, tsx: needsTsx(task), tsxOnDemand: undefined };
   // The closure form re-runs the main script, which typically reads its
   // arguments (Config.fromArgs(process.argv.slice(2))): it must see the same
   // ones as the main thread, or each worker would pick another program.
   const argv = task.mode === 'closure' ? process.argv.slice(2) : [];
-  return spawn({ workerData: { weft: boot }, argv, name: `weft worker ${wiring.index}` });
+  // A thread that inherits this process's tsx has nothing left for it to
+  // register: a second registration would cure nothing, only re-run modules.
+  return spawn((leftOut) => ({ workerData: { weft: { ...boot, tsxOnDemand: leftOut ? tsxLeftOut() : undefined } }, argv, name: `weft worker ${wiring.index}` }));
 }
 
 /**
@@ -58,21 +60,22 @@ export function startThread(task: Task, wiring: Wiring): Worker {
  */
 export function startNetworkThread(boot: NetworkBoot, process: number): Worker {
   const tsx = EXT === '.ts' && mustRegisterTsx(`a cluster's network thread (${NETWORK})`);
-  return spawn({ workerData: { weft: { ...boot, runner: NETWORK, tsx } }, name: `weft network ${process}` });
+  return spawn(() => ({ workerData: { weft: { ...boot, runner: NETWORK, tsx } }, name: `weft network ${process}` }));
 }
 
-function spawn(options: WorkerOptions): Worker {
+/** Starts a thread with `options(leftOut)`: leftOut when the thread is given this process's flags less its tsx (workerExecArgv). */
+function spawn(options: (leftOut: boolean) => WorkerOptions): Worker {
   const execArgv = inheritOnly ? undefined : workerExecArgv();
-  if (execArgv === undefined) return new Worker(BOOTSTRAP, options);
+  if (execArgv === undefined) return new Worker(BOOTSTRAP, options(false));
   try {
-    return new Worker(BOOTSTRAP, { ...options, execArgv });
+    return new Worker(BOOTSTRAP, { ...options(true), execArgv });
   } catch (error) {
     // Node refuses per-process flags given explicitly, which it leaves out
     // by itself when a thread inherits them (a `node --test` child carries
     // several): such a process's threads inherit, tsx included.
     if ((error as { code?: unknown }).code !== 'ERR_WORKER_INVALID_EXEC_ARGV') throw error;
     inheritOnly = true;
-    return new Worker(BOOTSTRAP, options);
+    return new Worker(BOOTSTRAP, options(false));
   }
 }
 

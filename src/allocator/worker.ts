@@ -67,7 +67,7 @@ export async function serve(boot: Boot): Promise<void> {
   tsxOnDemand(boot.tsxOnDemand);
   if (boot.mode === 'closure') {
     try {
-      await importUserModule(boot.script);
+      await importUserModule(boot.script, closureReached);
     } catch (error) {
       post({ type: 'error', error: serializeError(error), aborted: false });
       return;

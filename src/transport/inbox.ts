@@ -75,12 +75,16 @@ export class Inbox {
 
   /** Borrowed views of this ring and of the writer's slab expire: their bytes go back to the writer. */
   returnLent(): void {
+    this.expireLent();
+    this.wakeWriter();
+  }
+
+  /** returnLent without the closing wake: drain() wakes the writer once, at its end, for these and its own. */
+  private expireLent(): void {
     this.reader.release();
     const lent = this.lent;
-    if (lent.length === 0) return;
     for (let i = 0; i < lent.length; i++) this.giveBack(lent[i]!);
     lent.length = 0;
-    this.wakeWriter();
   }
 
   /**
@@ -114,7 +118,7 @@ export class Inbox {
     const h = this.header;
     const quarter = r.capacity >>> 2;
     // Views lent during the previous drain expire now.
-    this.returnLent();
+    this.expireLent();
     // Where the first frame lent this drain starts. Positions are int32
     // counters that turn negative after 2 GiB, so "none yet" is a flag of
     // its own, never a negative position (it was: once the counters went

@@ -70,6 +70,8 @@ export function createSlab(slabBytes: number): SharedArrayBuffer | undefined {
 export interface Chunk extends Descriptor {
   /** The worker it was sent to (-1 while loaned and not sent). */
   target: number;
+  /** What it counts for against its target's window, while sent and not back (SlabWriter.assign). */
+  counted: number;
   /** The chunk's bytes: length bytes at offset. */
   bytes: Uint8Array;
 }
@@ -97,6 +99,8 @@ export class SlabWriter {
   wanted = 0;
   /** Per target: bytes of chunks sent to it and not back yet, as far as the last reclaim() knows. */
   private readonly sent: number[] = [];
+  /** Per target: the chunk in flight to it that counts for at most the window (assign); undefined when none is in flight. */
+  private readonly capped: (Chunk | undefined)[] = [];
   /**
    * Targets whose sent bytes are past the window. Read by a pusher on every
    * send: while it is 0 (the usual case) its backlog is its overflow alone,
@@ -151,29 +155,46 @@ export class SlabWriter {
     const slot = this.spareSlots.pop() ?? this.unused++;
     const generation = (this.cells[TABLE + 2 * slot]! + 1) | 0 || 1;
     Atomics.store(this.cells, TABLE + 2 * slot, generation);
-    const chunk: Chunk = { slot, generation, offset: at, length, target: -1, bytes: new Uint8Array(this.buffer, DATA + at, length) };
+    const chunk: Chunk = { slot, generation, offset: at, length, target: -1, counted: 0, bytes: new Uint8Array(this.buffer, DATA + at, length) };
     this.out.set(slot, chunk);
     if (target >= 0) this.assign(chunk, target);
     return chunk;
   }
 
-  /** A loaned chunk is sent to `target`. */
-  assign(chunk: Chunk, target: number): void {
-    chunk.target = target;
-    this.count(target, this.weight(chunk.length));
-  }
-
   /**
-   * What a chunk counts for against its target's window: its length, but
+   * A loaned chunk is sent to `target`. It counts against the target's
+   * window for its length, but the first chunk in flight to a target for
    * at most a window's worth. Counted whole, one message larger than the
    * window put its sender past it at once, so a sender waiting on ready()
    * filled the next message only once the receiver had copied the last:
-   * the two threads took turns instead of working at once. A chunk of more
-   * than a quarter of the slab still counts whole: three such in flight
-   * would not fit, and the next would wait as a copy in overflow.
+   * the two threads took turns instead of working at once. Only the first
+   * is capped: a receiver that stops holds that one chunk, and past it no
+   * more than the window (counted bytes), as a ring would.
    */
-  private weight(length: number): number {
-    return length > this.capacity / 4 ? length : Math.min(length, this.window);
+  assign(chunk: Chunk, target: number): void {
+    chunk.target = target;
+    chunk.counted = chunk.length;
+    this.count(target, chunk.length);
+    if (this.capped[target] === undefined) this.cap(chunk);
+  }
+
+  /** `chunk` counts for at most the window from now on. */
+  private cap(chunk: Chunk): void {
+    this.capped[chunk.target] = chunk;
+    const counted = Math.min(chunk.length, this.window);
+    this.count(chunk.target, counted - chunk.counted);
+    chunk.counted = counted;
+  }
+
+  /**
+   * The cap passes to a chunk still in flight to `target`, or the two
+   * threads would take turns again while that one is out.
+   */
+  private recap(target: number): void {
+    this.capped[target] = undefined;
+    for (const c of this.out.values()) {
+      if (c.target === target) return this.cap(c);
+    }
   }
 
   private count(target: number, bytes: number): void {
@@ -184,7 +205,7 @@ export class SlabWriter {
   }
 
   /**
-   * Bytes sent to `target` and not back (each chunk as weight() counts
+   * Bytes sent to `target` and not back (each chunk as assign() counts
    * it), past the window: the part of the slab a pusher counts as its
    * backlog. Chunks that came back are taken
    * back first, but only while past: a sender under it pays one compare.
@@ -254,7 +275,10 @@ export class SlabWriter {
     if (this.out.get(c.slot) !== c) return;
     this.out.delete(c.slot);
     this.spareSlots.push(c.slot);
-    if (c.target >= 0) this.count(c.target, -this.weight(c.length));
+    if (c.target >= 0) {
+      this.count(c.target, -c.counted);
+      if (this.capped[c.target] === c) this.recap(c.target);
+    }
     const size = (Math.max(c.length, 1) + PAGE - 1) & ~(PAGE - 1);
     this.insert(c.offset, size);
   }

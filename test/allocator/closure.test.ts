@@ -5,7 +5,7 @@
 import { spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { fileURLToPath } from 'node:url';
-import { mkdtempSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
@@ -97,6 +97,81 @@ await runtime.close();
     const r = run([...runner, join(dir, 'script.ts')]);
     expect(r.stderr).toBe('');
     expect(JSON.parse(r.stdout)).toEqual({ closure: [10, 110], runtime: [11, 12] });
+  });
+
+  // A .tsx file: Node does not know the extension (ERR_UNKNOWN_FILE_EXTENSION), tsx does.
+  it('under node --import tsx, runs in worker threads a script that imports a .tsx file, through tsx', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'weft-tsx-tsx-'));
+    writeFileSync(join(dir, 'package.json'), '{ "type": "module" }\n');
+    writeFileSync(join(dir, 'unit.tsx'), 'export const unit: number = 7;\n');
+    writeFileSync(join(dir, 'script.ts'), `import { Config, initialize, type Allocator } from ${JSON.stringify(dist)};
+import { unit } from './unit.tsx';
+const guards = await initialize(Config.process(2), (a: Allocator) => a.index + unit);
+console.log(JSON.stringify(await guards.join()));
+`);
+    const r = run(['--import', 'tsx', join(dir, 'script.ts')]);
+    expect(r.stderr).toBe('');
+    expect(JSON.parse(r.stdout)).toEqual([7, 8]);
+  });
+
+  // The thread imports again through tsx only what tsx cures, and only
+  // what Node refused: a script whose body ran and then failed on a
+  // package that does not exist runs once in the worker and reports
+  // Node's refusal; when the import through tsx fails too (the re-run
+  // body finds its lock file taken), Node's refusal is still what the
+  // user sees. Each run logs its body to a file.
+  it.each([
+    ['a package that does not exist', "await import('no-such-package-xyz');", 2, /Cannot find package 'no-such-package-xyz'/],
+    ['an enum, after taking a lock file', "writeFileSync(join(dir, 'lock'), '', { flag: 'wx' });\n  await import('./plugin.ts');", 3, /enum is not supported/],
+  ])('under node --import tsx, a worker whose script body ran and then imported %s reports Node\'s refusal', (_, failing, runs, refusal) => {
+    const dir = mkdtempSync(join(tmpdir(), 'weft-tsx-ran-'));
+    writeFileSync(join(dir, 'package.json'), '{ "type": "module" }\n');
+    writeFileSync(join(dir, 'plugin.ts'), 'export enum Kind { A }\n');
+    writeFileSync(join(dir, 'script.ts'), `import { appendFileSync, writeFileSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { isMainThread } from 'node:worker_threads';
+import { Config, initialize } from ${JSON.stringify(dist)};
+const dir = dirname(fileURLToPath(import.meta.url));
+appendFileSync(join(dir, 'runs'), 'body\\n');
+if (!isMainThread) {
+  ${failing}
+}
+const failed = await initialize(Config.process(1), () => 1).then((guards) => guards.join()).then(String, (e: Error) => e.message);
+console.log(JSON.stringify(failed));
+`);
+    const r = run(['--import', 'tsx', join(dir, 'script.ts')]);
+    expect(r.stderr).toBe('');
+    expect(JSON.parse(r.stdout)).toMatch(refusal);
+    expect(readFileSync(join(dir, 'runs'), 'utf8')).toBe('body\n'.repeat(runs));
+  });
+
+  // Under `node --test` Node (24 and 26; not 22) refuses explicit execArgv
+  // for threads, which then inherit tsx: such a thread never registers tsx
+  // a second time. Observed by a worker module that throws, itself, an
+  // error with the code of a refusal tsx cures: it runs once. A thread
+  // started without tsx (Node 22 here) imports it again through tsx.
+  it('under node --import tsx --test, a worker thread that inherits tsx does not import a failing module again', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'weft-tsx-inherited-'));
+    writeFileSync(join(dir, 'package.json'), '{ "type": "module" }\n');
+    writeFileSync(join(dir, 'ops.ts'), `import { appendFileSync } from 'node:fs';
+appendFileSync(new URL('./runs', import.meta.url), (process.execArgv.some((a) => a.includes('tsx')) ? 'inherited' : 'left out') + '\\n');
+throw Object.assign(new Error('refused by the module itself'), { code: 'ERR_UNSUPPORTED_TYPESCRIPT_SYNTAX' });
+export const work = (): number => 1;
+`);
+    writeFileSync(join(dir, 'check.test.ts'), `import { test } from 'node:test';
+import { Config, initialize } from ${JSON.stringify(dist)};
+test('imports the module once', async () => {
+  const module = new URL('./ops.ts', import.meta.url).href;
+  const failed = await initialize(Config.process(1), { module, export: 'work' }).then((guards) => guards.join()).then(String, (e: Error) => e.message);
+  console.log(JSON.stringify(failed));
+});
+`);
+    const r = run(['--import', 'tsx', '--test', '--test-reporter=tap', join(dir, 'check.test.ts')]);
+    expect(r.stdout).toMatch(/refused by the module itself/);
+    expect(r.status).toBe(0);
+    const runs = readFileSync(join(dir, 'runs'), 'utf8');
+    expect(runs).toBe(runs.startsWith('inherited') ? 'inherited\n' : 'left out\nleft out\n');
   });
 
   it('runs a .js script against the built package', () => {

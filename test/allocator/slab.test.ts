@@ -78,24 +78,24 @@ describe('the slab bound', () => {
     expect(receiver!.received).toBe(3);
   });
 
-  it('a flood of 16 MiB messages at a receiver that holds one is told to wait at the third, as 1 MiB messages are: each chunk counts for a ring\'s worth at most', async () => {
+  it('a flood of 16 MiB messages at a receiver that holds one is told to wait at the second: the first in flight counts for a ring\'s worth at most, the others whole', async () => {
     const guards = await initialize<{ sent: number; backlog: number; heldIntact: boolean; received: number }>(Config.process(2), { module: workers, export: 'heldBorrow16' });
     const [sender, receiver] = await guards.join();
-    // One message in flight is within the window, a second within
-    // highWaterBytes: the sender fills the next while the receiver copies.
-    expect(sender!.sent).toBe(3);
-    expect(sender!.backlog).toBe(2 * MiB);
+    // The first message is within the window: the sender fills the next
+    // while the receiver copies it. That one counts whole, past highWaterBytes.
+    expect(sender!.sent).toBe(2);
+    expect(sender!.backlog).toBe(16 * MiB);
     expect(receiver!.heldIntact).toBe(true);
-    expect(receiver!.received).toBe(3);
+    expect(receiver!.received).toBe(2);
   });
 
-  it('a message of more than a quarter of the slab counts whole: send() says to wait at the first', async () => {
-    const guards = await initialize<{ sent: number; backlog: number; heldIntact: boolean; received: number }>(Config.process(2, { slabBytes: 32 * MiB }), { module: workers, export: 'heldBorrow9' });
+  it('on default options (a 256 MiB slab), a receiver that holds a 60 MiB message holds two at most before send() says to wait, not three', async () => {
+    const guards = await initialize<{ sent: number; backlog: number; heldIntact: boolean; received: number }>(Config.process(2), { module: workers, export: 'heldBorrow60' });
     const [sender, receiver] = await guards.join();
-    expect(sender!.sent).toBe(1);
-    expect(sender!.backlog).toBe(8 * MiB);
+    expect(sender!.sent).toBe(2);
+    expect(sender!.backlog).toBe(60 * MiB);
     expect(receiver!.heldIntact).toBe(true);
-    expect(receiver!.received).toBe(1);
+    expect(receiver!.received).toBe(2);
   });
 
   it('a sender that loans and never sends: loans stop at the bound, a cancelled one comes back, and the run ends', async () => {

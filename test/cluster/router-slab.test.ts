@@ -456,7 +456,7 @@ describe.each([
   it('a descriptor the router cannot read from a worker\'s ring fails the run with the reason, not an unhandled rejection in the network thread', async () => {
     const { outbox, losses } = harness(dialled);
     // Slot 5000 of a 4096-slot slab: only a broken worker writes it.
-    outbox.sendChunk({ slot: 5000, generation: 1, offset: 0, length: SLAB_MIN_BYTES, target: 0, bytes: new Uint8Array(0) }, 4, 0, 1);
+    outbox.sendChunk({ slot: 5000, generation: 1, offset: 0, length: SLAB_MIN_BYTES, target: 0, counted: 0, bytes: new Uint8Array(0) }, 4, 0, 1);
     outbox.publish();
     await until('the router fails', () => losses.length > 0);
     expect(losses.map((e) => e.message).join()).toMatch(/the router failed: slab descriptor names slot 5000/);
