@@ -19,6 +19,23 @@ import { ProtocolError } from '../../src/index.ts';
 const u32 = fc.integer({ min: 0, max: 0xffffffff });
 const descriptor = fc.record({ slot: u32, generation: u32, offset: u32, length: u32 });
 
+/**
+ * An outbox and an inbox joined by a ring of `ringBytes`, large batches
+ * going through a slab of `slabBytes` whose window is `window`; `owner` is
+ * the doorbell the inbox rings when it gives chunks back, `backlog` the
+ * outbox's count of what waits for the ring.
+ */
+function slabLink(ringBytes: number, slabBytes: number, window: number, maxBatch: number) {
+  const ring = createRingBuffer(ringBytes);
+  const slabBuffer = createSlab(slabBytes)!;
+  const slab = new SlabWriter(slabBuffer, window);
+  const owner = Doorbell.create();
+  const backlog = { bytes: 0, cap: Infinity, overflow: (): never => { throw new Error('no cap here'); } };
+  const outbox = new Outbox(new RingWriter(ring, Doorbell.create()), 0, new Uint32Array(1), backlog, slab);
+  const inbox = new Inbox(new RingReader(ring, Doorbell.create()), 0, 1, maxBatch, new SlabReader(slabBuffer, owner));
+  return { slab, owner, outbox, inbox, backlog };
+}
+
 describe('slab descriptors', () => {
   it('are four little-endian u32 (slot, generation, offset, length) and read back as written, at any offset', () => {
     fc.assert(
@@ -166,13 +183,7 @@ describe('outbox and inbox with a slab', () => {
         fc.array(fc.array(fc.record({ length: fc.integer({ min: SLAB_MIN_BYTES, max: 3 * SLAB_MIN_BYTES }), lend: fc.boolean() }), { minLength: 0, maxLength: 12 }), { minLength: 1, maxLength: 6 }),
         fc.constantFrom(64 << 10, 256 << 10),
         (passes, ringBytes) => {
-          const ring = createRingBuffer(ringBytes);
-          const slabBuffer = createSlab(8 << 20)!;
-          const slab = new SlabWriter(slabBuffer, ringBytes);
-          const owner = Doorbell.create();
-          const backlog = { bytes: 0, cap: Infinity, overflow: (): never => { throw new Error('no cap here'); } };
-          const outbox = new Outbox(new RingWriter(ring, Doorbell.create()), 0, new Uint32Array(1), backlog, slab);
-          const inbox = new Inbox(new RingReader(ring, Doorbell.create()), 0, 1, 1 << 30, new SlabReader(slabBuffer, owner));
+          const { slab, owner, outbox, inbox } = slabLink(ringBytes, 8 << 20, ringBytes, 1 << 30);
           // The owner asks for a chunk again the moment it is rung (the
           // worst case: it woke, found too little back, parked again); each
           // ring is one bump of its epoch.
@@ -237,13 +248,7 @@ describe('outbox and inbox with a slab', () => {
 
   it('a sink that throws mid-drain: the chunks it was given go back, and the waiting owner is still woken', () => {
     const ringBytes = 256 << 10;
-    const ring = createRingBuffer(ringBytes);
-    const slabBuffer = createSlab(8 << 20)!;
-    const slab = new SlabWriter(slabBuffer, ringBytes);
-    const owner = Doorbell.create();
-    const backlog = { bytes: 0, cap: Infinity, overflow: (): never => { throw new Error('no cap here'); } };
-    const outbox = new Outbox(new RingWriter(ring, Doorbell.create()), 0, new Uint32Array(1), backlog, slab);
-    const inbox = new Inbox(new RingReader(ring, Doorbell.create()), 0, 1, 1 << 30, new SlabReader(slabBuffer, owner));
+    const { slab, owner, outbox, inbox } = slabLink(ringBytes, 8 << 20, ringBytes, 1 << 30);
     for (let i = 0; i < 3; i++) outbox.data(0, 1, 16, 1, new Uint8Array(SLAB_MIN_BYTES));
     outbox.drain();
     outbox.publish();
@@ -272,12 +277,7 @@ describe('outbox and inbox with a slab', () => {
       fc.property(
         fc.array(fc.record({ large: fc.boolean(), length: fc.integer({ min: 0, max: 48 << 10 }), seed: fc.integer(), lend: fc.boolean(), receive: fc.boolean() }), { minLength: 1, maxLength: 30 }),
         (batches) => {
-          const ring = createRingBuffer(4096);
-          const slabBuffer = createSlab(256 << 10)!;
-          const slab = new SlabWriter(slabBuffer, 1 << 20);
-          const backlog = { bytes: 0, cap: Infinity, overflow: (): never => { throw new Error('no cap here'); } };
-          const outbox = new Outbox(new RingWriter(ring, Doorbell.create()), 0, new Uint32Array(1), backlog, slab);
-          const inbox = new Inbox(new RingReader(ring, Doorbell.create()), 0, 1, 1 << 20, new SlabReader(slabBuffer, Doorbell.create()));
+          const { slab, outbox, inbox, backlog } = slabLink(4096, 256 << 10, 1 << 20, 1 << 20);
           const want = batches.map((b) => {
             const n = b.large ? SLAB_MIN_BYTES + b.length : b.length >> 6;
             const bytes = new Uint8Array(n);
