@@ -15,6 +15,19 @@ const root = fileURLToPath(new URL('../..', import.meta.url));
 const fixture = (name: string): string => fileURLToPath(new URL(`./fixtures/${name}`, import.meta.url));
 const dist = new URL('../../dist/index.js', import.meta.url).href;
 
+/** The two ways a program runs under tsx: its CLI (a second process) and its loader alone. */
+const TSX_RUNNERS: [string, string[]][] = [
+  ['tsx\'s CLI', [join(root, 'node_modules', 'tsx', 'dist', 'cli.mjs')]],
+  ['node --import tsx', ['--import', 'tsx']],
+];
+
+/** A fresh folder of ES modules (package.json "type": "module"), for a script's files. */
+function moduleDir(prefix: string): string {
+  const dir = mkdtempSync(join(tmpdir(), prefix));
+  writeFileSync(join(dir, 'package.json'), '{ "type": "module" }\n');
+  return dir;
+}
+
 function digest(n: number): string {
   return createHash('sha256').update(`weft closure:${n}`).digest('hex').slice(0, 12);
 }
@@ -55,12 +68,8 @@ describe('the closure form', () => {
   // Where Node strips types, weft's threads run the user's .ts without the
   // tsx the program runs under (tsx would cost each thread its start-up):
   // observed by a specifier only tsx resolves (./helper.js names helper.ts).
-  it.each([
-    ['tsx\'s CLI', [join(root, 'node_modules', 'tsx', 'dist', 'cli.mjs')]],
-    ['node --import tsx', ['--import', 'tsx']],
-  ])('under %s, runs the workers of the built package without tsx where Node strips types', (_, runner) => {
-    const dir = mkdtempSync(join(tmpdir(), 'weft-tsx-free-'));
-    writeFileSync(join(dir, 'package.json'), '{ "type": "module" }\n');
+  it.each(TSX_RUNNERS)('under %s, runs the workers of the built package without tsx where Node strips types', (_, runner) => {
+    const dir = moduleDir('weft-tsx-free-');
     writeFileSync(join(dir, 'helper.ts'), 'export const helper: string = "loaded";\n');
     writeFileSync(join(dir, 'script.ts'), `import { Config, initialize, type Allocator } from ${JSON.stringify(dist)};
 const loader = (): Promise<string> => import('./helper.js').then(() => 'tsx', (e: { code?: string }) => (e.code === 'ERR_MODULE_NOT_FOUND' ? 'node' : String(e)));
@@ -76,12 +85,8 @@ console.log(JSON.stringify({ main, workers: await guards.join() }));
 
   // ...and what Node refuses to strip, tsx still runs there: a .ts named by
   // its .js name, an enum, in the script and in an operations module.
-  it.each([
-    ['tsx\'s CLI', [join(root, 'node_modules', 'tsx', 'dist', 'cli.mjs')]],
-    ['node --import tsx', ['--import', 'tsx']],
-  ])('under %s, runs in worker threads the TypeScript Node cannot strip, through tsx', (_, runner) => {
-    const dir = mkdtempSync(join(tmpdir(), 'weft-tsx-needed-'));
-    writeFileSync(join(dir, 'package.json'), '{ "type": "module" }\n');
+  it.each(TSX_RUNNERS)('under %s, runs in worker threads the TypeScript Node cannot strip, through tsx', (_, runner) => {
+    const dir = moduleDir('weft-tsx-needed-');
     writeFileSync(join(dir, 'helper.ts'), 'export enum Offset { By = 10 }\nexport const shift = (n: number): number => n + Offset.By;\n');
     writeFileSync(join(dir, 'ops.ts'), `import { defineOperation } from ${JSON.stringify(dist)};\nimport { shift } from './helper.js';\nexport const Shift = defineOperation('Shift', (n: number) => shift(n));\n`);
     writeFileSync(join(dir, 'script.ts'), `import { Config, Runtime, initialize, type Allocator } from ${JSON.stringify(dist)};
@@ -101,8 +106,7 @@ await runtime.close();
 
   // A .tsx file: Node does not know the extension (ERR_UNKNOWN_FILE_EXTENSION), tsx does.
   it('under node --import tsx, runs in worker threads a script that imports a .tsx file, through tsx', () => {
-    const dir = mkdtempSync(join(tmpdir(), 'weft-tsx-tsx-'));
-    writeFileSync(join(dir, 'package.json'), '{ "type": "module" }\n');
+    const dir = moduleDir('weft-tsx-tsx-');
     writeFileSync(join(dir, 'unit.tsx'), 'export const unit: number = 7;\n');
     writeFileSync(join(dir, 'script.ts'), `import { Config, initialize, type Allocator } from ${JSON.stringify(dist)};
 import { unit } from './unit.tsx';
@@ -124,8 +128,7 @@ console.log(JSON.stringify(await guards.join()));
     ['a package that does not exist', "await import('no-such-package-xyz');", 2, /Cannot find package 'no-such-package-xyz'/],
     ['an enum, after taking a lock file', "writeFileSync(join(dir, 'lock'), '', { flag: 'wx' });\n  await import('./plugin.ts');", 3, /enum is not supported/],
   ])('under node --import tsx, a worker whose script body ran and then imported %s reports Node\'s refusal', (_, failing, runs, refusal) => {
-    const dir = mkdtempSync(join(tmpdir(), 'weft-tsx-ran-'));
-    writeFileSync(join(dir, 'package.json'), '{ "type": "module" }\n');
+    const dir = moduleDir('weft-tsx-ran-');
     writeFileSync(join(dir, 'plugin.ts'), 'export enum Kind { A }\n');
     writeFileSync(join(dir, 'script.ts'), `import { appendFileSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
@@ -152,8 +155,7 @@ console.log(JSON.stringify(failed));
   // error with the code of a refusal tsx cures: it runs once. A thread
   // started without tsx (Node 22 here) imports it again through tsx.
   it('under node --import tsx --test, a worker thread that inherits tsx does not import a failing module again', () => {
-    const dir = mkdtempSync(join(tmpdir(), 'weft-tsx-inherited-'));
-    writeFileSync(join(dir, 'package.json'), '{ "type": "module" }\n');
+    const dir = moduleDir('weft-tsx-inherited-');
     writeFileSync(join(dir, 'ops.ts'), `import { appendFileSync } from 'node:fs';
 appendFileSync(new URL('./runs', import.meta.url), (process.execArgv.some((a) => a.includes('tsx')) ? 'inherited' : 'left out') + '\\n');
 throw Object.assign(new Error('refused by the module itself'), { code: 'ERR_UNSUPPORTED_TYPESCRIPT_SYNTAX' });
