@@ -45,8 +45,10 @@ describe.runIf(available)('Runtime.amqp task messages', () => {
     // The window (256) goes out first in messages of about 20 tasks (a
     // task is taken for 1 ms until the worker's timings come in). Each
     // answer frees as many tasks as it held: those must not go out as
-    // messages of that size again.
+    // messages of that size again, however few answers one socket read
+    // brings. Only the window and the directive's last two full messages'
+    // worth (fewer than 2 x 64 tasks out) may go in short ones.
     const inFull = counts.filter((count) => count === maxBatch).length * maxBatch;
-    expect(inFull).toBeGreaterThanOrEqual(0.75 * tasks);
+    expect(inFull).toBeGreaterThanOrEqual(tasks - 256 - 3 * maxBatch);
   });
 });

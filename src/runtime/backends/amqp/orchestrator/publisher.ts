@@ -106,7 +106,8 @@ export class TaskPublisher {
     const byTime = Math.max(1, Math.min(this.maxBatch, Math.ceil(BATCH_MS / taskMs)));
     const busy = state.unanswered.size - tasks.length >= 2 * byTime;
     const spread = !busy && tasks.length * taskMs > SPREAD_MS ? Math.ceil(tasks.length / 2) : tasks.length;
-    const size = Math.max(1, Math.min(byTime, spread));
+    // Busy: only messages of byTime tasks, though the backlog holds fewer.
+    const size = busy ? byTime : Math.max(1, Math.min(byTime, spread));
     const end = busy ? tasks.length - (tasks.length % size) : tasks.length;
     state.backlog = tasks.slice(end);
     for (let start = 0; start < end; start += size) {
