@@ -102,6 +102,13 @@ export class SlabWriter {
   /** Per target: the chunk in flight to it that counts for at most the window (assign); undefined when none is in flight. */
   private readonly capped: (Chunk | undefined)[] = [];
   /**
+   * Per target: its chunks in the order they were sent, from `heads[target]`
+   * on. Chunks that came back leave only when they reach the head, so the
+   * cap passes on without a scan of every chunk out (recap).
+   */
+  private readonly sentOrder: Chunk[][] = [];
+  private readonly heads: number[] = [];
+  /**
    * Targets whose sent bytes are past the window. Read by a pusher on every
    * send: while it is 0 (the usual case) its backlog is its overflow alone,
    * with no call here.
@@ -175,6 +182,15 @@ export class SlabWriter {
     chunk.target = target;
     chunk.counted = chunk.length;
     this.count(target, chunk.length);
+    const order = (this.sentOrder[target] ??= []);
+    order.push(chunk);
+    // Chunks back behind a head that stays out (its receiver holds it) are
+    // dropped here, so the list stays within twice the chunks out.
+    const head = (this.heads[target] ??= 0);
+    if (order.length - head > 2 * this.out.size + 8) {
+      this.sentOrder[target] = order.filter((c, i) => i >= head && this.out.get(c.slot) === c);
+      this.heads[target] = 0;
+    }
     if (this.capped[target] === undefined) this.cap(chunk);
   }
 
@@ -187,14 +203,27 @@ export class SlabWriter {
   }
 
   /**
-   * The cap passes to a chunk still in flight to `target`, or the two
-   * threads would take turns again while that one is out.
+   * The cap passes to the oldest chunk still in flight to `target`, or the
+   * two threads would take turns again while that one is out.
    */
   private recap(target: number): void {
     this.capped[target] = undefined;
-    for (const c of this.out.values()) {
-      if (c.target === target) return this.cap(c);
+    const order = this.sentOrder[target]!;
+    let head = this.heads[target]!;
+    while (head < order.length && this.out.get(order[head]!.slot) !== order[head]) head++;
+    if (head === order.length) {
+      order.length = 0;
+      this.heads[target] = 0;
+      return;
     }
+    // The list is cut once its dead head is as long as the rest, so each
+    // chunk is moved at most once on average.
+    if (head >= 32 && 2 * head >= order.length) {
+      order.splice(0, head);
+      head = 0;
+    }
+    this.heads[target] = head;
+    this.cap(order[head]!);
   }
 
   private count(target: number, bytes: number): void {
