@@ -5,7 +5,9 @@
 // then its 1 MiB tasks run again on two fresh threads with rings large
 // enough that a 1 MiB message is one frame, and no slab, to measure the
 // ring path. Large messages (64 KiB, 1 MiB, 16 MiB) are compared with
-// postMessage's clone and transfer between the same threads. Every weft
+// postMessage's clone and transfer between the same threads, and with their
+// floor: a fresh buffer and one copy out of shared memory, on one thread,
+// which any receiver that owns its messages pays. Every weft
 // figure is printed with its anchor and the ratio; absolute numbers are this
 // run's only.
 //
@@ -156,6 +158,7 @@ function rows(raw: Measured[], plan: Plan): Row[] {
       const label = bytes >= MiB ? `${bytes / MiB} MiB` : `${bytes >> 10} KiB`;
       return [
         () => throughput(`${label} messages, receiver owns a copy`, `weft ${label} owned`, `postMessage ${label} clone`, 'msg/s', 2),
+        () => throughput(`${label} messages, receiver owns a copy, vs its floor`, `weft ${label} owned`, `allocate + copy ${label} from shared memory`, 'msg/s', undefined),
         () => throughput(`${label} messages, receiver owns a copy, vs transfer`, `weft ${label} owned`, `postMessage ${label} transfer`, 'msg/s', bytes === MiB ? 1 : undefined),
         () => throughput(`${label} messages, loaned chunk, borrowed`, `weft ${label} loan + borrow`, `postMessage ${label} transfer`, 'msg/s', bytes === MiB ? 5 : undefined),
       ];
