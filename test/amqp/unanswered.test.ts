@@ -10,10 +10,11 @@ import { Unanswered } from '../../src/runtime/backends/amqp/orchestrator/unanswe
 
 type Op = { add: boolean; index: number; stage: number; attempt: number };
 
-/** Indices near one another (most tasks), some far out (2^40, beyond the window), a few not integers a lease could hold. */
+/** Indices near one another (most tasks), some far out (beyond the window, and past 2^32, where 32-bit arithmetic would wrap), a few no lease holds (not safe integers). */
 const index = fc.oneof(
   { weight: 8, arbitrary: fc.nat({ max: 5_000 }) },
   { weight: 1, arbitrary: fc.nat({ max: 2 ** 40 }) },
+  { weight: 1, arbitrary: fc.constantFrom(2 ** 32, 2 ** 32 + 5, 2 ** 40) },
   { weight: 1, arbitrary: fc.constantFrom(2 ** 53, 0.5) },
 );
 const op = fc.record({ add: fc.boolean(), index, stage: fc.oneof({ weight: 5, arbitrary: fc.constant(0) }, { weight: 1, arbitrary: fc.nat({ max: 2 }) }), attempt: fc.oneof({ weight: 5, arbitrary: fc.constant(0) }, { weight: 1, arbitrary: fc.nat({ max: 2 }) }) });

@@ -84,7 +84,7 @@ export class Unanswered {
     // Slide past the words whose tasks were all answered, then grow if still short.
     let first = 0;
     while (this.words[first] === 0) first++;
-    const needed = (offset >>> 5) - first + 1;
+    const needed = Math.floor(offset / 32) - first + 1;
     if (needed > MAX_WORDS) return -1;
     let length = this.words.length;
     while (length < needed) length *= 2;
