@@ -103,7 +103,7 @@ export function onResults(state: LeaseState, session: Session, message: ConsumeM
     // A message without the header is read as the current format.
     checkFormat(headerNumber(headers, HEADER_FORMAT) ?? FORMAT);
     if (progress) updates = decodeProgress(message.content, state.key);
-    else results = decodeResults(message.content, state.key);
+    else results = decodeResults(message.content, state.key, workers.indexOf(headers));
   } catch (error) {
     session.channel.ack(message);
     const reason = `a ${progress ? 'progress' : 'result'} message could not be decoded: ${(error as Error).message}`;
@@ -118,9 +118,6 @@ export function onResults(state: LeaseState, session: Session, message: ConsumeM
   results = results!;
   const ms = headerNumber(headers, HEADER_MS);
   if (ms !== undefined && results.length > 0) taskTime.observe(ms, results.length);
-  const w = workers.indexOf(headers);
-  // decodeResults made these objects: they are ours to complete.
-  if (w !== undefined) for (const result of results) (result as { w?: number }).w = w;
   answered(state, results);
   if (state.open) state.handlers.results(results);
 }
