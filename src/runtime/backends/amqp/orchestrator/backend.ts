@@ -208,8 +208,8 @@ export class AmqpBackend implements Backend {
 
   /** One attempt of one task is cancelled wherever it runs, or never starts; its answer ends the cancellation. */
   private cancel(state: LeaseState, task: TaskIdentity, why: string): void {
+    if (!state.open || !state.unanswered.has(task.index, task.stage, task.attempt)) return;
     const id = taskId(task.index, task.stage, task.attempt);
-    if (!state.open || !state.unanswered.has(id)) return;
     state.cancelling.set(id, { index: task.index, stage: task.stage, attempt: task.attempt, why });
     const session = this.connection.session;
     if (session !== undefined) this.publishCancel(state, session, id);

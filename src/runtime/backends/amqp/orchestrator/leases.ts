@@ -39,6 +39,7 @@ import {
 } from '../shared/messages.ts';
 import type { Names } from '../shared/topology.ts';
 import { deadLetterChannel, type DeadLetterMessage, type TraceCarrier } from '../../../observability/channels.ts';
+import { Unanswered } from './unanswered.ts';
 import type { WorkerNames } from './workers.ts';
 
 export interface LeaseState {
@@ -58,8 +59,8 @@ export interface LeaseState {
   backlog: Task[];
   /** The directive's trace context, from the one task that carries it (its first): every message of the lease's tasks carries it. */
   tc: TraceCarrier | undefined;
-  /** Tasks without an answer yet, by `taskId`. */
-  readonly unanswered: Set<LeaseTaskId>;
+  /** Tasks without an answer yet. */
+  readonly unanswered: Unanswered;
   /** Cancelled tasks without an answer yet, by `taskId`, with why. */
   readonly cancelling: Map<LeaseTaskId, { index: number; stage: number; attempt: number; why: string }>;
 }
@@ -78,7 +79,7 @@ export function newLease(key: string, queue: string): LeaseState {
     consumerTag: undefined,
     backlog: [],
     tc: undefined,
-    unanswered: new Set(),
+    unanswered: new Unanswered(),
     cancelling: new Map(),
   };
 }
@@ -102,7 +103,7 @@ export function onResults(state: LeaseState, session: Session, message: ConsumeM
     // A message without the header is read as the current format.
     checkFormat(headerNumber(headers, HEADER_FORMAT) ?? FORMAT);
     if (progress) updates = decodeProgress(message.content, state.key);
-    else results = decodeResults(message.content, state.key);
+    else results = decodeResults(message.content, state.key, workers.indexOf(headers));
   } catch (error) {
     session.channel.ack(message);
     const reason = `a ${progress ? 'progress' : 'result'} message could not be decoded: ${(error as Error).message}`;
@@ -117,9 +118,6 @@ export function onResults(state: LeaseState, session: Session, message: ConsumeM
   results = results!;
   const ms = headerNumber(headers, HEADER_MS);
   if (ms !== undefined && results.length > 0) taskTime.observe(ms, results.length);
-  const w = workers.indexOf(headers);
-  // decodeResults made these objects: they are ours to complete.
-  if (w !== undefined) for (const result of results) (result as { w?: number }).w = w;
   answered(state, results);
   if (state.open) state.handlers.results(results);
 }
@@ -171,9 +169,9 @@ export function onDeadLetter(message: ConsumeMessage | null, leases: ReadonlyMap
 }
 
 function answered(state: LeaseState, tasks: readonly { index: number; stage: number; attempt: number }[]): void {
+  const { unanswered, cancelling } = state;
   for (const task of tasks) {
-    const id = taskId(task.index, task.stage, task.attempt);
-    state.unanswered.delete(id);
-    state.cancelling.delete(id);
+    unanswered.delete(task.index, task.stage, task.attempt);
+    if (cancelling.size > 0) cancelling.delete(taskId(task.index, task.stage, task.attempt));
   }
 }

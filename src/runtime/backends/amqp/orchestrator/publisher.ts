@@ -18,7 +18,7 @@ import type { Task } from '../../../core/task.ts';
 import { TaskTime } from '../../../core/task-time.ts';
 import { publishConfirmed, type ReconnectingConnection, type Session } from '../shared/connection.ts';
 import type { LeaseState } from './leases.ts';
-import { CONTENT_TYPE, encodeTasks, FORMAT, HEADER_COUNT, HEADER_FORMAT, HEADER_GRACE_MS, HEADER_KEY, taskId, TYPE_TASKS } from '../shared/messages.ts';
+import { CONTENT_TYPE, encodeTasks, FORMAT, HEADER_COUNT, HEADER_FORMAT, HEADER_GRACE_MS, HEADER_KEY, TYPE_TASKS } from '../shared/messages.ts';
 import type { Names } from '../shared/topology.ts';
 import type { TraceCarrier } from '../../../observability/channels.ts';
 
@@ -65,7 +65,7 @@ export class TaskPublisher {
   enqueue(state: LeaseState, tasks: readonly Task[]): void {
     if (!state.open) return;
     for (const task of tasks) {
-      state.unanswered.add(taskId(task.index, task.stage, task.attempt));
+      state.unanswered.add(task.index, task.stage, task.attempt);
       state.backlog.push(task);
       if (task.tc !== undefined) state.tc = task.tc;
     }

@@ -233,29 +233,37 @@ function failureOf(value: unknown): TaskFailure {
   return { name: String(e.name), message: String(e.message), stack: e.stack, transient: e.transient === true };
 }
 
-/** Decodes and checks a result batch; throws MalformedMessageError on anything else. */
-export function decodeResults(content: Buffer, key: string): TaskResult[] {
+/**
+ * Decodes and checks a result batch; throws MalformedMessageError on
+ * anything else. `w`: the index of the worker that sent it, on every
+ * result. Every result has the shape `succeeded` gives one (`error` added
+ * where it failed), so the code that reads them sees one kind of object.
+ */
+export function decodeResults(content: Buffer, key: string, w?: number): TaskResult[] {
   const body = unpack(content);
   if (!Array.isArray(body) || (body.length !== 5 && body.length !== 6) || !Array.isArray(body[3])) {
     throw new MalformedMessageError('the body is not a result batch');
   }
   const [index, stage, attempt, output, errors, us] = body as [unknown, unknown, unknown, unknown[], unknown, unknown];
   if (!isIndexColumn(index, output.length)) throw new MalformedMessageError('the result batch has unequal index and output columns');
-  const failures = new Map<number, unknown>();
-  if (Array.isArray(errors)) for (let i = 0; i + 1 < errors.length; i += 2) failures.set(errors[i] as number, errors[i + 1]);
-  else if (errors !== null && errors !== undefined) throw new MalformedMessageError('the result batch has a malformed error list');
+  let failures: Map<number, unknown> | undefined;
+  if (Array.isArray(errors)) {
+    failures = new Map();
+    for (let i = 0; i + 1 < errors.length; i += 2) failures.set(errors[i] as number, errors[i + 1]);
+  } else if (errors !== null && errors !== undefined) throw new MalformedMessageError('the result batch has a malformed error list');
+  const runs = Array.isArray(us) ? (us as unknown[]) : undefined;
   const results = new Array<TaskResult>(output.length);
   for (let i = 0; i < output.length; i++) {
     const n = indexAt(index, i);
     const s = cell(stage, i);
     const a = cell(attempt, i);
     if (n === undefined || s === undefined || a === undefined) throw new MalformedMessageError(`result ${i} of the batch lacks index, stage or attempt`);
-    const ran = Array.isArray(us) ? us[i] : undefined;
-    results[i] = failures.has(i)
-      ? { key, index: n, stage: s, attempt: a, error: failureOf(failures.get(i)) }
-      : isCount(ran)
-        ? { key, index: n, stage: s, attempt: a, output: output[i], us: ran }
-        : { key, index: n, stage: s, attempt: a, output: output[i] };
+    if (failures !== undefined && failures.has(i)) {
+      results[i] = { key, index: n, stage: s, attempt: a, output: undefined, us: undefined, w, error: failureOf(failures.get(i)) };
+      continue;
+    }
+    const ran = runs?.[i];
+    results[i] = { key, index: n, stage: s, attempt: a, output: output[i], us: isCount(ran) ? ran : undefined, w };
   }
   return results;
 }

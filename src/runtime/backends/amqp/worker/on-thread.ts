@@ -183,16 +183,24 @@ function runBatch(input: BatchInput, context: TaskContext): BatchOutput | Promis
     return outputOf(tasks, results, ran, started, end);
   };
   running.add(executor);
+  /**
+   * When the next task starts, if it follows a synchronous one: tasks run
+   * back to back are timed from the previous one's return, one clock
+   * reading per task rather than two (as the thread backend's loop does).
+   */
+  let clock: number | undefined;
   /** Runs task `i`: its result, or once it settles. */
   const step = (i: number): void => {
     ran++;
-    const at = (started[i] = performance.now());
+    const at = (started[i] = clock ?? performance.now());
     const outcome = executor.execute(tasks[i]!, at);
     batches?.after(outcome);
     if (!(outcome instanceof Promise)) {
       results[i] = outcome;
+      clock = executor.returnedAt;
       return;
     }
+    clock = undefined;
     parked++;
     void outcome.then((result) => {
       results[i] = result;
@@ -205,6 +213,7 @@ function runBatch(input: BatchInput, context: TaskContext): BatchOutput | Promis
   let parked = 0;
   let wake: (() => void) | undefined;
   const advance = (): boolean => {
+    clock = undefined;
     for (; next < tasks.length; next++) {
       if (parked >= DEFAULT_CONCURRENCY) {
         batches?.end();
