@@ -64,8 +64,8 @@ if (compiled.status !== 0) process.exit(compiled.status ?? 1);
 // What a module needs is read from `uses` (usedImports): the modules whose
 // code it uses, as rollup tree-shook them, not the files it names. An index
 // re-exports a whole layer; a module that takes one function through it
-// must not pull the rest into its chunk (the transport's inbox and outbox
-// are the runner's, though config.ts imports a check from the same index).
+// must not pull the rest into its chunk (the transport's inbox is the
+// runner's alone, though config.ts imports checks from the same index).
 function layersOf(uses) {
   const closure = (entry) => {
     const seen = new Set();
@@ -138,7 +138,8 @@ const bundle = await rollup({
       // runner, in allocator/ (RUNNER), may hold none.
       name: 'dynamic-imports-out-of-the-start-up-chunks',
       renderChunk(code, chunk, { preserveModules }) {
-        if (preserveModules || ![...Object.values(STARTUP_CHUNKS), RUNNER].includes(chunk.name)) return null;
+        const runner = chunk.fileName === `${RUNNER}.js`;
+        if (preserveModules || !(runner || Object.values(STARTUP_CHUNKS).includes(chunk.name))) return null;
         const at = [];
         const visit = (node) => {
           if (node === null || typeof node !== 'object') return;
@@ -147,7 +148,7 @@ const bundle = await rollup({
         };
         visit(this.parse(code));
         if (at.length === 0) return null;
-        if (chunk.name === RUNNER) throw new Error(`${chunk.fileName}: an import() in the runner would cost tsx a source map of the whole file; import it in core (src/allocator/initialize.ts does) or in a module the runner loads later`);
+        if (runner) throw new Error(`${chunk.fileName}: an import() in the runner makes tsx rewrite all of it with a source map; call it from a module of core, whose import() goes through chunks/import.js`);
         if (code.includes(IMPORT_FN)) throw new Error(`${chunk.name}: ${IMPORT_FN} is taken`);
         let out = code;
         for (const start of at.sort((a, b) => b - a)) out = out.slice(0, start) + IMPORT_FN + out.slice(start + 'import'.length);
