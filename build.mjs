@@ -34,7 +34,6 @@ const ENTRIES = [
   'dataflow/index',
   'otel',
   'cli/main',
-  'allocator/worker',
   'transport/network',
   'runtime/backends/threads/thread-worker',
   'runtime/backends/cluster/cluster-worker',
@@ -59,22 +58,26 @@ if (compiled.status !== 0) process.exit(compiled.status ?? 1);
 // loads in the main thread to start threads (their fabric, the guards),
 // which a worker never loads. Node's loader resolves, reads and links each
 // file (and each import statement of each), so one file of 100 KB starts
-// faster than ten
-// of 10 KB; left to itself rollup would cut a chunk for every set of
-// entries that share a module.
-function layersOf(getModuleInfo) {
+// faster than ten of 10 KB; left to itself rollup would cut a chunk for
+// every set of entries that share a module.
+//
+// What a module needs is read from `uses` (usedImports): the modules whose
+// code it uses, as rollup tree-shook them, not the files it names. An index
+// re-exports a whole layer; a module that takes one function through it
+// must not pull the rest into its chunk (the transport's inbox is the
+// runner's alone, though config.ts imports checks from the same index).
+function layersOf(uses) {
   const closure = (entry) => {
     const seen = new Set();
     const visit = (id) => {
-      const info = getModuleInfo(id);
-      if (seen.has(id) || info === null || info.isExternal) return;
+      if (seen.has(id)) return;
       seen.add(id);
-      for (const next of info.importedIds) visit(next);
+      for (const next of uses.get(id) ?? []) visit(next);
     };
     visit(join(tsc, `${entry}.js`));
     return seen;
   };
-  const runner = closure('allocator/worker');
+  const runner = closure(RUNNER);
   const launch = closure('allocator/launch');
   const map = new Map();
   // What both a runner and a launch need (a worker's report, its return
@@ -85,10 +88,22 @@ function layersOf(getModuleInfo) {
   }
   return map;
 }
+
+/** Per module, the modules whose code it uses statically: a build of one file per module, tree-shaken, read back. */
+async function usedImports(bundle) {
+  const { output } = await bundle.generate({ format: 'es', preserveModules: true, preserveModulesRoot: tsc, hoistTransitiveImports: false });
+  const moduleOf = new Map(output.filter((c) => c.type === 'chunk').map((c) => [c.fileName, c.facadeModuleId]));
+  return new Map(output.filter((c) => c.type === 'chunk').map((c) => [c.facadeModuleId, c.imports.filter((f) => moduleOf.has(f)).map((f) => moduleOf.get(f))]));
+}
 const STARTUP_CHUNKS = { core: 'core', runtime: 'runtime', threads: 'threads', launch: 'start' };
+// The runner a worker thread's bootstrap imports by URL
+// (src/allocator/thread.ts). It is the 'threads' chunk itself rather than
+// a file that re-exports that chunk's exports (one file less for each
+// thread to load): an entry whose file may export more than its module
+// does (the names other chunks import from it).
+const RUNNER = 'allocator/worker';
 const IMPORT_FN = 'importLater';
 
-let layers;
 const bundle = await rollup({
   input: Object.fromEntries(ENTRIES.map((e) => [e, join(tsc, `${e}.js`)])),
   // Packages (msgpackr, the optional peers) and node: builtins stay imports.
@@ -98,6 +113,12 @@ const bundle = await rollup({
   // load node:crypto or node:http for nothing).
   treeshake: { moduleSideEffects: (_id, external) => !external },
   plugins: [
+    {
+      name: 'runner-is-the-threads-chunk',
+      buildStart() {
+        this.emitFile({ type: 'chunk', id: join(tsc, `${RUNNER}.js`), fileName: `${RUNNER}.js`, preserveSignature: 'allow-extension' });
+      },
+    },
     {
       name: 'import-meta-url-of-the-source-file',
       resolveImportMeta(property, { chunkId, moduleId }) {
@@ -113,10 +134,12 @@ const bundle = await rollup({
       // an import() with a source map of the whole file: for the two
       // start-up chunks, about 100 ms of the main thread's CPU. Their
       // import() calls go through chunks/import.js instead, one line in the
-      // same folder, so a relative specifier resolves as it did.
+      // same folder, so a relative specifier resolves as it did. The
+      // runner, in allocator/ (RUNNER), may hold none.
       name: 'dynamic-imports-out-of-the-start-up-chunks',
-      renderChunk(code, chunk) {
-        if (!Object.values(STARTUP_CHUNKS).includes(chunk.name)) return null;
+      renderChunk(code, chunk, { preserveModules }) {
+        const runner = chunk.fileName === `${RUNNER}.js`;
+        if (preserveModules || !(runner || Object.values(STARTUP_CHUNKS).includes(chunk.name))) return null;
         const at = [];
         const visit = (node) => {
           if (node === null || typeof node !== 'object') return;
@@ -125,6 +148,7 @@ const bundle = await rollup({
         };
         visit(this.parse(code));
         if (at.length === 0) return null;
+        if (runner) throw new Error(`${chunk.fileName}: an import() in the runner makes tsx rewrite all of it with a source map; call it from a module of core, whose import() goes through chunks/import.js`);
         if (code.includes(IMPORT_FN)) throw new Error(`${chunk.name}: ${IMPORT_FN} is taken`);
         let out = code;
         for (const start of at.sort((a, b) => b - a)) out = out.slice(0, start) + IMPORT_FN + out.slice(start + 'import'.length);
@@ -141,6 +165,7 @@ const bundle = await rollup({
     throw new Error(`rollup: ${warning.message}`);
   },
 });
+const layers = layersOf(await usedImports(bundle));
 await bundle.write({
   dir: dist,
   format: 'es',
@@ -149,10 +174,7 @@ await bundle.write({
   // An import statement costs each thread a resolution even when the file
   // is loaded already: a chunk names only the chunks it uses.
   hoistTransitiveImports: false,
-  manualChunks(id, { getModuleInfo }) {
-    layers ??= layersOf(getModuleInfo);
-    return layers.get(id);
-  },
+  manualChunks: (id) => layers.get(id),
 });
 await bundle.close();
 

@@ -9,8 +9,13 @@
 //                    without its CLI, which starts a second process
 //   bare.ts ...      a .ts that starts no thread, run the same three ways:
 //                    what tsx costs by itself (the floor of weft.ts tsx /
-//                    weft.ts node; the last lines are what tsx costs the
-//                    weft program beyond that floor)
+//                    weft.ts node)
+//   plain.ts ...     the plain program as .ts, run the same three ways: its
+//                    workers run JavaScript, but tsx's CLI and --import
+//                    preload tsx in every worker thread as well
+// The last lines are weft's own cost (weft.ts less plain.ts, per round) under
+// each of node, tsx's CLI and --import tsx, and the ratio of the medians:
+// whether tsx makes weft's own start-up dearer than node does.
 // Each round runs every variant once, in turn, so load drifts hit them alike;
 // the ratios are per round (weft / plain, tsx / node), then their median
 // and spread. The programs import the built package (dist/) through an app
@@ -47,6 +52,7 @@ mkdirSync(join(app, 'node_modules'));
 symlinkSync(root, join(app, 'node_modules', 'weft'));
 writeFileSync(join(app, 'package.json'), JSON.stringify({ type: 'module' }));
 writeFileSync(join(app, 'plain.mjs'), plain);
+writeFileSync(join(app, 'plain.ts'), plain.replace('new Promise((resolve', 'new Promise<unknown>((resolve').replace('(i) =>', '(i: number) =>'));
 writeFileSync(join(app, 'weft.mjs'), program('weft', false));
 writeFileSync(join(app, 'channels.mjs'), program('weft/channels', false));
 writeFileSync(join(app, 'weft.ts'), program('weft', true));
@@ -74,6 +80,9 @@ const variants: [string, string, string[]][] = [
   ['bare.ts node', process.execPath, ['bare.ts']],
   ['bare.ts tsx', process.execPath, [tsx, 'bare.ts']],
   ['bare.ts import', process.execPath, ['--import', tsxLoader, 'bare.ts']],
+  ['plain.ts node', process.execPath, ['plain.ts']],
+  ['plain.ts tsx', process.execPath, [tsx, 'plain.ts']],
+  ['plain.ts import', process.execPath, ['--import', tsxLoader, 'plain.ts']],
   ...(base === undefined ? [] : [['base weft', process.execPath, [join('base', 'weft.mjs')]] as [string, string, string[]]]),
 ];
 
@@ -117,11 +126,14 @@ for (const [a, b, target] of pairs) {
   const ratios = perRound(a, b);
   console.log(`  ${a} / ${b}: median ${median(ratios).toFixed(2)}x (${spread(ratios, 2)})${target === undefined ? '' : `, target <= ${target}x`}`);
 }
-// What tsx adds to the weft program beyond what it adds to a program that
-// starts nothing (its CLI's second process and its loader): near 0 when
-// weft's threads cost nothing more under tsx than under node.
+// weft's own cost, the weft program less its plain-threads twin (both .ts),
+// under each runner: the same under tsx as under node when tsx makes
+// nothing of weft's dearer.
 const at = (name: string, i: number) => times.get(name)![i]!;
-for (const how of ['tsx', 'import']) {
-  const beyond = times.get('plain')!.map((_, i) => at(`weft.ts ${how}`, i) - at('weft.ts node', i) - (at(`bare.ts ${how}`, i) - at('bare.ts node', i)));
-  console.log(`  ${how === 'tsx' ? "tsx's CLI" : '--import tsx'}: its cost to weft.ts beyond its cost to bare.ts: median ${median(beyond).toFixed(0)} ms (${spread(beyond, 0)})`);
+const own = (how: string) => times.get('plain')!.map((_, i) => at(`weft.ts ${how}`, i) - at(`plain.ts ${how}`, i));
+const underNode = median(own('node'));
+for (const how of ['node', 'tsx', 'import']) {
+  const xs = own(how);
+  const ratio = how === 'node' ? '' : `, ${(median(xs) / underNode).toFixed(2)}x its cost under node`;
+  console.log(`  weft's own cost (weft.ts - plain.ts) under ${how === 'node' ? 'node' : how === 'tsx' ? "tsx's CLI" : '--import tsx'}: median ${median(xs).toFixed(0)} ms (${spread(xs, 0)})${ratio}`);
 }

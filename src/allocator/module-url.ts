@@ -11,9 +11,13 @@
 // A drive letter is read before URL schemes: `C:` would parse as a
 // one-letter scheme, and no URL scheme has one letter.
 
-import { resolve } from 'node:path';
-import { pathToFileURL } from 'node:url';
 import { ModuleError } from '../errors.ts';
+
+// node:path and node:url as Node holds them: every weft thread loads this
+// file, and each `import from 'node:...'` makes the thread build an ES
+// module of that builtin's exports at start-up (bench/startup.ts).
+const { resolve } = process.getBuiltinModule('node:path');
+const { pathToFileURL } = process.getBuiltinModule('node:url');
 
 const DRIVE = /^[a-z]:/i;
 const SCHEME = /^[a-z][a-z0-9+.-]+:/i;

@@ -11,10 +11,11 @@ import { RingReader, RingWriter } from '../transport/index.ts';
 import { SlabReader, SlabWriter } from '../transport/index.ts';
 import type { RingEnd, Wiring } from '../transport/index.ts';
 import { OverflowError } from '../errors.ts';
-import diagnostics from 'node:diagnostics_channel';
 import type { AllocatorStats } from './counters.ts';
 
-const overflowChannel = diagnostics.channel('weft:overflow');
+// Not `import from 'node:diagnostics_channel'`: an ES module of a builtin
+// costs each worker thread its start-up (bench/startup.ts).
+const overflowChannel = process.getBuiltinModule('node:diagnostics_channel').channel('weft:overflow');
 
 /** The worker's totals over its rings. */
 export type RingStats = Pick<AllocatorStats, 'sentFrames' | 'sentBytes' | 'receivedFrames' | 'overflowFrames' | 'overflowBytes'>;

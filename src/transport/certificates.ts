@@ -8,7 +8,6 @@
 // the cluster is written (tls.ts, dial.ts); every refusal has a reason.
 
 import type { KeyObject, X509Certificate } from 'node:crypto';
-import { join } from 'node:path';
 import { readCrl, serialKey } from './crl.ts';
 import { ConfigError } from '../errors.ts';
 
@@ -20,6 +19,7 @@ const tlsModule = () => process.getBuiltinModule('node:tls');
 // node:fs as Node holds it: an `import from 'node:fs'` makes an ES module
 // of every export, fs.promises included, which costs each thread ms.
 const { existsSync, readFileSync, statSync } = process.getBuiltinModule('node:fs');
+const { join } = process.getBuiltinModule('node:path');
 
 export interface TlsFiles {
   /** This process's private key, PEM. */

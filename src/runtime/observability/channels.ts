@@ -2,9 +2,12 @@
 // without patching. Each is published only when it has subscribers, so
 // without any the cost is one boolean read per directive (or task batch).
 
-import diagnostics from 'node:diagnostics_channel';
 import type { Task } from '../core/task.ts';
 import { Recent } from '../core/recent.ts';
+
+// As Node holds it, not `import from`: every thread that imports weft loads
+// this file, and an ES module of a builtin costs each its start-up.
+const diagnostics = process.getBuiltinModule('node:diagnostics_channel');
 
 /**
  * W3C trace context (`traceparent`, `tracestate`) or any other propagator's
