@@ -36,92 +36,121 @@ function hashOf(bytes: Uint8Array, start: number, end: number): number {
   return h | 0;
 }
 
+/** The fold that leaves every byte as it is: keys added whole, and keys merged from other tables (folded already). */
+const IDENTITY = Uint8Array.from({ length: 256 }, (_, b) => b);
+
+/** Int32s per slot: hash, key length, where the key starts in the arena + 1 (0: empty), padding; then the sum, a float64. */
+const CELL = 6;
+
 /**
- * Open addressing over typed arrays: key bytes in one arena, no object per
- * key. A key's slot is the top bits of its hash times 2^32/phi, not its low
- * bits: the owner is the hash modulo the worker count, so the keys of one
- * table share their low bits (with 2 workers, every other slot stayed empty
- * and probes ran 3-4x longer).
+ * Open addressing straight over the entries, key bytes in one arena, no
+ * object per key. A slot is 24 bytes, [hash, length, start + 1, -, sum]:
+ * a probe touches the slot's line and the arena's, where six typed arrays
+ * side by side (slot, hashes, lengths, starts, sums, arena) cost six cache
+ * lines, and most of a big table's probes miss the cache (a word count's
+ * Zipf tail: that layout ran 1.35-1.45x slower). A key's slot is the top
+ * bits of its hash times 2^32/phi, not its low bits: the owner is the hash
+ * modulo the worker count, so the keys of one table share their low bits
+ * (with 2 workers, every other slot stayed empty and probes ran 3-4x
+ * longer).
  */
 class Table {
-  private slots = new Int32Array(1 << 10);
+  private cells = new Int32Array(CELL << 10);
+  private sums = new Float64Array(this.cells.buffer);
   private mask = (1 << 10) - 1;
   private shift = 22;
-  private hashes = new Int32Array(1 << 9);
-  starts = new Int32Array(1 << 9);
-  lengths = new Int32Array(1 << 9);
-  sums = new Float64Array(1 << 9);
   arena = new Uint8Array(1 << 12);
   used = 0;
   size = 0;
 
-  add(bytes: Uint8Array, start: number, end: number, h: number, value: number): void {
+  /**
+   * Adds `value` to the key bytes[start .. end), each byte read through
+   * `fold` (compared folded, stored folded), whose hash (of the folded
+   * bytes) is h.
+   */
+  add(bytes: Uint8Array, start: number, end: number, h: number, value: number, fold: Uint8Array): void {
     const len = end - start;
+    const cells = this.cells;
     const mask = this.mask;
     let s = Math.imul(h, 0x9e3779b1) >>> this.shift;
     for (;;) {
-      const e = this.slots[s]!;
-      if (e === 0) break;
-      const k = e - 1;
-      if (this.hashes[k] === h && this.lengths[k] === len) {
+      const k = s * CELL;
+      const at = cells[k + 2]!;
+      if (at === 0) break;
+      if (cells[k] === h && cells[k + 1] === len) {
         const arena = this.arena;
-        const at = this.starts[k]! - start;
+        const from = at - 1 - start;
         let j = start;
-        while (j < end && arena[at + j] === bytes[j]) j++;
+        while (j < end && arena[from + j] === fold[bytes[j]!]) j++;
         if (j === end) {
-          this.sums[k]! += value;
+          this.sums[(k >> 1) + 2]! += value;
           return;
         }
       }
       s = (s + 1) & mask;
     }
-    const k = this.size++;
-    if (k === this.hashes.length) this.growEntries();
     if (this.used + len > this.arena.length) {
       const bigger = new Uint8Array(Math.max(this.arena.length * 2, this.used + len));
       bigger.set(this.arena.subarray(0, this.used));
       this.arena = bigger;
     }
-    this.arena.set(bytes.subarray(start, end), this.used);
-    this.starts[k] = this.used;
-    this.lengths[k] = len;
-    this.hashes[k] = h;
-    this.sums[k] = value;
+    const arena = this.arena;
+    for (let j = 0; j < len; j++) arena[this.used + j] = fold[bytes[start + j]!]!;
+    const k = s * CELL;
+    cells[k] = h;
+    cells[k + 1] = len;
+    cells[k + 2] = this.used + 1;
+    this.sums[(k >> 1) + 2] = value;
     this.used += len;
-    this.slots[s] = k + 1;
-    if (this.size * 2 > mask) this.rehash();
+    if (++this.size * 2 > mask) this.rehash();
+  }
+
+  /** The slots that hold a key, in slot order: what sending, merging and emitting walk. */
+  keys(): Int32Array {
+    const out = new Int32Array(this.size);
+    const cells = this.cells;
+    let n = 0;
+    for (let k = 0; k < cells.length; k += CELL) if (cells[k + 2] !== 0) out[n++] = k / CELL;
+    return out;
+  }
+
+  hashAt(slot: number): number {
+    return this.cells[slot * CELL]!;
+  }
+
+  lengthAt(slot: number): number {
+    return this.cells[slot * CELL + 1]!;
+  }
+
+  startAt(slot: number): number {
+    return this.cells[slot * CELL + 2]! - 1;
+  }
+
+  sumAt(slot: number): number {
+    return this.sums[slot * 3 + 2]!;
   }
 
   /** Adds every key of `other` into this table. */
   merge(other: Table): void {
-    for (let k = 0; k < other.size; k++) {
-      const start = other.starts[k]!;
-      this.add(other.arena, start, start + other.lengths[k]!, other.hashes[k]!, other.sums[k]!);
+    for (const slot of other.keys()) {
+      const start = other.startAt(slot);
+      this.add(other.arena, start, start + other.lengthAt(slot), other.hashAt(slot), other.sumAt(slot), IDENTITY);
     }
-  }
-
-  private growEntries(): void {
-    const n = this.hashes.length * 2;
-    const grow = <A extends Int32Array | Float64Array>(a: A, b: A): A => {
-      b.set(a);
-      return b;
-    };
-    this.hashes = grow(this.hashes, new Int32Array(n));
-    this.starts = grow(this.starts, new Int32Array(n));
-    this.lengths = grow(this.lengths, new Int32Array(n));
-    this.sums = grow(this.sums, new Float64Array(n));
   }
 
   private rehash(): void {
-    const slots = new Int32Array(this.slots.length * 2);
-    const mask = slots.length - 1;
+    const old = this.cells;
+    const cells = new Int32Array(old.length * 2);
+    const mask = cells.length / CELL - 1;
     const shift = this.shift - 1;
-    for (let k = 0; k < this.size; k++) {
-      let s = Math.imul(this.hashes[k]!, 0x9e3779b1) >>> shift;
-      while (slots[s] !== 0) s = (s + 1) & mask;
-      slots[s] = k + 1;
+    for (let k = 0; k < old.length; k += CELL) {
+      if (old[k + 2] === 0) continue;
+      let s = Math.imul(old[k]!, 0x9e3779b1) >>> shift;
+      while (cells[s * CELL + 2] !== 0) s = (s + 1) & mask;
+      cells.set(old.subarray(k, k + CELL), s * CELL);
     }
-    this.slots = slots;
+    this.cells = cells;
+    this.sums = new Float64Array(cells.buffer);
     this.mask = mask;
     this.shift = shift;
   }
@@ -130,21 +159,18 @@ class Table {
 /** Routes each key to the table of its owner. */
 class Adder implements ByteSums {
   tables: Table[] = [];
-  /** addTokens' folded token, reused. */
-  private token = new Uint8Array(256);
   constructor(private readonly peers: number) {}
 
   add(bytes: Uint8Array, start: number, end: number, value: number): void {
     checkRange('add', bytes, start, end);
     const h = hashOf(bytes, start, end);
-    this.tables[this.peers === 1 ? 0 : (h >>> 0) % this.peers]!.add(bytes, start, end, h, value);
+    this.tables[this.peers === 1 ? 0 : (h >>> 0) % this.peers]!.add(bytes, start, end, h, value, IDENTITY);
   }
 
   addTokens(bytes: Uint8Array, fold: Uint8Array, value: number, start = 0, end = bytes.length): void {
     if (!(fold instanceof Uint8Array) || fold.length !== 256) throw new DataflowError(`sumByBytes: addTokens takes a fold table of 256 bytes (a Uint8Array), got ${fold instanceof Uint8Array ? `${fold.length} bytes` : String(fold)}`);
     checkRange('addTokens', bytes, start, end);
     const peers = this.peers;
-    let token = this.token;
     let i = start;
     while (i < end) {
       let c = fold[bytes[i]!]!;
@@ -152,20 +178,15 @@ class Adder implements ByteSums {
         i++;
         continue;
       }
-      let len = 0;
-      // FNV-1a of the folded bytes as they are read: hashOf's, without a second pass.
+      const first = i;
+      // FNV-1a of the folded bytes as they are read; the table compares
+      // them folded in place and copies a token only when it is new.
       let h = 0x811c9dc5;
       do {
-        if (len === token.length) {
-          const bigger = new Uint8Array(token.length * 2);
-          bigger.set(token);
-          this.token = token = bigger;
-        }
-        token[len++] = c;
         h = Math.imul(h ^ c, 0x01000193);
         i++;
       } while (i < end && (c = fold[bytes[i]!]!) !== 0);
-      this.tables[peers === 1 ? 0 : (h >>> 0) % peers]!.add(token, 0, len, h, value);
+      this.tables[peers === 1 ? 0 : (h >>> 0) % peers]!.add(bytes, first, i, h, value, fold);
     }
   }
 }
@@ -241,20 +262,24 @@ export class ByteSumExchange<T> extends Float64Exchange<T, [string, number]> {
     for (let target = 0; target < this.peers; target++) {
       const table = tables[target]!;
       if (target === this.self) this.own(t, table);
-      else for (let first = 0; first < table.size; first += KEYS) this.sendPart(target, t, table, first, Math.min(table.size, first + KEYS));
+      else {
+        const keys = table.keys();
+        for (let first = 0; first < keys.length; first += KEYS) this.sendPart(target, t, table, keys.subarray(first, first + KEYS));
+      }
     }
   }
 
-  private sendPart(target: number, t: Time, table: Table, first: number, last: number): void {
-    const n = last - first;
+  /** Sends the keys in `slots` of `table` to `target`, as one message. */
+  private sendPart(target: number, t: Time, table: Table, slots: Int32Array): void {
+    const n = slots.length;
     let bytes = 0;
     let longest = 0;
     let form = INT_SUMS;
-    for (let k = first; k < last; k++) {
-      const len = table.lengths[k]!;
+    for (const slot of slots) {
+      const len = table.lengthAt(slot);
       bytes += len;
       if (len > longest) longest = len;
-      const sum = table.sums[k]!;
+      const sum = table.sumAt(slot);
       if ((sum | 0) !== sum || Object.is(sum, -0)) form = 0;
     }
     if (longest < 256) form |= BYTE_LENGTHS;
@@ -271,11 +296,13 @@ export class ByteSumExchange<T> extends Float64Exchange<T, [string, number]> {
     m[5] = form;
     const { sums, lengths, keys } = regions(m, n, bytes, form);
     let at = 0;
-    for (let k = first; k < last; k++) {
-      const len = table.lengths[k]!;
-      sums[k - first] = table.sums[k]!;
-      lengths[k - first] = len;
-      keys.set(table.arena.subarray(table.starts[k]!, table.starts[k]! + len), at);
+    for (let i = 0; i < n; i++) {
+      const slot = slots[i]!;
+      const len = table.lengthAt(slot);
+      const start = table.startAt(slot);
+      sums[i] = table.sumAt(slot);
+      lengths[i] = len;
+      keys.set(table.arena.subarray(start, start + len), at);
       at += len;
     }
     // Sent and flushed at once (never to this worker, which keeps its own table): the message is copied out, the scratch is free again.
@@ -301,7 +328,7 @@ export class ByteSumExchange<T> extends Float64Exchange<T, [string, number]> {
     let at = 0;
     for (let i = 0; i < n; i++) {
       const len = lengths[i]!;
-      into.add(keys, at, at + len, hashOf(keys, at, at + len), sums[i]!);
+      into.add(keys, at, at + len, hashOf(keys, at, at + len), sums[i]!, IDENTITY);
       at += len;
     }
   }
@@ -311,10 +338,13 @@ export class ByteSumExchange<T> extends Float64Exchange<T, [string, number]> {
     if (table === undefined) return;
     this.owned.delete(t);
     const text = Buffer.from(table.arena.buffer, table.arena.byteOffset, table.used);
-    for (let first = 0; first < table.size; first += EMIT) {
-      const last = Math.min(table.size, first + EMIT);
+    const keys = table.keys();
+    for (let first = 0; first < keys.length; first += EMIT) {
       const pairs: [string, number][] = [];
-      for (let k = first; k < last; k++) pairs.push([text.toString('latin1', table.starts[k]!, table.starts[k]! + table.lengths[k]!), table.sums[k]!]);
+      for (const slot of keys.subarray(first, first + EMIT)) {
+        const start = table.startAt(slot);
+        pairs.push([text.toString('latin1', start, start + table.lengthAt(slot)), table.sumAt(slot)]);
+      }
       this.out.batch(t, pairs);
     }
   }
