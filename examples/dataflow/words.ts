@@ -23,7 +23,8 @@ for (let b = 0; b < 256; b++) {
  * a probe costs is the lines it touches: two here (slot, arena), against
  * six with the slot array, hashes, lengths, starts, tallies and arena apart
  * (that layout ran 1.35-1.45x slower on 40 MB of the bench's corpus).
- * Counts are int32: a file of 4 GiB holds at most 2^31 words.
+ * Counts are read as uint32 and the table refuses a 2^32nd word (a file
+ * of 8 GiB could hold that many), rather than let a count wrap.
  */
 export class WordTable {
   private cells = new Int32Array(4 << 16);
@@ -57,7 +58,7 @@ export class WordTable {
 
   /** Adds one occurrence of the word bytes[start .. end) (folded as read) with hash h. */
   private count(bytes: Uint8Array, start: number, end: number, h: number): void {
-    this.total++;
+    if (++this.total > 0xffff_ffff) throw new RangeError('WordTable counts at most 2^32 - 1 words');
     const len = end - start;
     const cells = this.cells;
     const mask = this.mask;
@@ -114,7 +115,7 @@ export class WordTable {
     const cells = this.cells;
     for (let k = 0; k < cells.length; k += 4) {
       const at = cells[k + 3]!;
-      if (at !== 0) yield [text.toString('latin1', at - 1, at - 1 + cells[k + 1]!), cells[k + 2]!];
+      if (at !== 0) yield [text.toString('latin1', at - 1, at - 1 + cells[k + 1]!), cells[k + 2]! >>> 0];
     }
   }
 }

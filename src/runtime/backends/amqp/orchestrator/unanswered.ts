@@ -14,7 +14,7 @@
 
 import { taskId, type LeaseTaskId } from '../shared/messages.ts';
 
-/** Indices the window spans at most (4 MB of bits); a task farther out goes to the Set. */
+/** Words of the window at most (4 MB: 2^25 indices); a task farther out goes to the Set. */
 const MAX_WORDS = 1 << 20;
 
 export class Unanswered {
@@ -74,8 +74,10 @@ export class Unanswered {
   private room(index: number): number {
     if (!Number.isSafeInteger(index) || index < 0) return -1;
     if (this.bits === 0) {
-      // Empty: the window starts at this index, wherever the last one was.
-      this.words.fill(0);
+      // Empty (so every word is 0 already): the window starts at this index,
+      // wherever the last one was. One that grew for a task far out shrinks
+      // back, or it would keep its memory for the lease's life.
+      if (this.words.length > 8) this.words = new Int32Array(8);
       this.base = index - (index % 32);
     }
     const offset = index - this.base;
