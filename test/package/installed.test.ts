@@ -48,6 +48,12 @@ function save(name: string, source: string): void {
   writeFileSync(join(app, name), text);
 }
 
+/**
+ * What a type-check of the app may take: tsc 5.9 without skipLibCheck took
+ * 80-113 s on a loaded 2-core machine (load 18), past vitest's 60 s.
+ */
+const TYPECHECK_MS = 300_000;
+
 const devVersion = (name: string): string => (JSON.parse(readFileSync(join(root, 'node_modules', name, 'package.json'), 'utf8')) as { version: string }).version;
 
 beforeAll(() => {
@@ -125,7 +131,7 @@ describe('the installed package', () => {
     const r = spawnSync(process.execPath, [bin, '-p', '.', '--noEmit'], { cwd: dir, env, encoding: 'utf8' });
     expect(r.stdout + r.stderr).toBe('');
     expect(r.status).toBe(0);
-  });
+  }, TYPECHECK_MS);
 
   it("type-checks the README's examples under tsc7 --init defaults in an app with no @types/node", () => {
     // A folder of its own beside the app: inside it, the app's @types/node would be found.
@@ -143,7 +149,7 @@ describe('the installed package', () => {
     } finally {
       rmSync(bare, { recursive: true, force: true });
     }
-  });
+  }, TYPECHECK_MS);
 
   it.each(['hello.mjs', 'hello.ts'])("runs the README's channels example as %s with node", (name) => {
     save(name, readmeExample('## Channels'));
@@ -284,5 +290,5 @@ export const everything = Object.keys(weft);
     const r = spawnSync(process.execPath, [tscBin(tsc), '-p', '.'], { cwd: app, env, encoding: 'utf8' });
     expect(r.stdout + r.stderr).toBe('');
     expect(r.status).toBe(0);
-  });
+  }, TYPECHECK_MS);
 });

@@ -14,6 +14,12 @@ import { freePorts } from '../../src/cli/ports.ts';
 
 const NODE_NAME = 'weft-test@localhost';
 const START_TIMEOUT_MS = 180_000;
+/**
+ * A rabbitmqctl command's bound: each boots an Erlang VM, and beside a CPU
+ * hog (load 20) `start_app` took 59 s and `await_startup` as long as it is
+ * told to wait (restart.test.ts tells it 300 s).
+ */
+const CTL_TIMEOUT_MS = 600_000;
 
 /** What globalSetup hands to the test files: the run's directory, or why there is no node. */
 export type RabbitmqSetup = { dir: string } | { missing: string };
@@ -127,7 +133,7 @@ function handle(dir: string, state: NodeState): RabbitmqNode {
   const env = nodeEnv(dir, state);
   return {
     url: `amqp://guest:guest@127.0.0.1:${state.amqpPort}`,
-    ctl: (...args) => run(join(state.scripts, 'rabbitmqctl'), ['-n', NODE_NAME, ...args], env),
+    ctl: (...args) => run(join(state.scripts, 'rabbitmqctl'), ['-n', NODE_NAME, ...args], env, CTL_TIMEOUT_MS),
   };
 }
 
