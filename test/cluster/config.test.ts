@@ -268,9 +268,18 @@ describe('Config.cluster tls: checked up front', () => {
     const dir = keys();
     const read = (name: string) => readFileSync(join(dir, name), 'utf8');
     const soon = forgeIdentity({ name: 'weft process 0', issuer: { key: read('ca.key'), cert: read('ca.crt') }, to: 10 });
-    const warned = new Promise<Error>((resolve) => process.once('warning', resolve));
-    Config.cluster({ threads: 1, process: 0, addresses, tls: { ...soon, ca: read('ca.crt') } });
-    const warning = await warned;
+    // The test takes the warning in place of Node's own listener, which
+    // would print it on the suite's stderr; that listener is put back after.
+    const printers = process.listeners('warning');
+    process.removeAllListeners('warning');
+    let warning: Error;
+    try {
+      const warned = new Promise<Error>((resolve) => process.once('warning', resolve));
+      Config.cluster({ threads: 1, process: 0, addresses, tls: { ...soon, ca: read('ca.crt') } });
+      warning = await warned;
+    } finally {
+      for (const printer of printers) process.on('warning', printer);
+    }
     expect(warning.name).toBe('WeftWarning');
     expect(warning.message).toMatch(/^tls: tls\.cert expires on \w{3} +\d+ [\d:]+ \d{4} GMT \(in (9|10) days\): make new keys before then/);
   }, 120_000); // RSA keys made under load
