@@ -186,11 +186,7 @@ export class SlabWriter {
     order.push(chunk);
     // Chunks back behind a head that stays out (its receiver holds it) are
     // dropped here, so the list stays within twice the chunks out.
-    const head = (this.heads[target] ??= 0);
-    if (order.length - head > 2 * this.out.size + 8) {
-      this.sentOrder[target] = order.filter((c, i) => i >= head && this.out.get(c.slot) === c);
-      this.heads[target] = 0;
-    }
+    if (order.length - (this.heads[target] ??= 0) > 2 * this.out.size + 8) this.compact(target);
     if (this.capped[target] === undefined) this.cap(chunk);
   }
 
@@ -210,20 +206,24 @@ export class SlabWriter {
     this.capped[target] = undefined;
     const order = this.sentOrder[target]!;
     let head = this.heads[target]!;
-    while (head < order.length && this.out.get(order[head]!.slot) !== order[head]) head++;
-    if (head === order.length) {
-      order.length = 0;
-      this.heads[target] = 0;
-      return;
-    }
+    while (head < order.length && !this.isOut(order[head]!)) head++;
+    this.heads[target] = head;
     // The list is cut once its dead head is as long as the rest, so each
     // chunk is moved at most once on average.
-    if (head >= 32 && 2 * head >= order.length) {
-      order.splice(0, head);
-      head = 0;
-    }
-    this.heads[target] = head;
-    this.cap(order[head]!);
+    if (head === order.length || (head >= 32 && 2 * head >= order.length)) this.compact(target);
+    const next = this.sentOrder[target]![this.heads[target]!];
+    if (next !== undefined) this.cap(next);
+  }
+
+  /** `target`'s send order keeps only its chunks still out, from index 0. */
+  private compact(target: number): void {
+    const head = this.heads[target]!;
+    this.sentOrder[target] = this.sentOrder[target]!.filter((chunk, i) => i >= head && this.isOut(chunk));
+    this.heads[target] = 0;
+  }
+
+  private isOut(chunk: Chunk): boolean {
+    return this.out.get(chunk.slot) === chunk;
   }
 
   private count(target: number, bytes: number): void {
@@ -301,7 +301,7 @@ export class SlabWriter {
 
   /** Gives a chunk back to the free space (a returned one, a cancelled loan, one whose receiver is gone). */
   release(c: Chunk): void {
-    if (this.out.get(c.slot) !== c) return;
+    if (!this.isOut(c)) return;
     this.out.delete(c.slot);
     this.spareSlots.push(c.slot);
     if (c.target >= 0) {

@@ -31,7 +31,7 @@ export class Unanswered {
 
   add(index: number, stage: number, attempt: number): void {
     if (this.others.size > 0 && this.others.has(taskId(index, stage, attempt))) return;
-    const offset = stage === 0 && attempt === 0 ? this.room(index) : -1;
+    const offset = this.room(index, stage, attempt);
     if (offset < 0) {
       this.others.add(taskId(index, stage, attempt));
       return;
@@ -45,7 +45,7 @@ export class Unanswered {
 
   /** True if the task was out (and is no more). */
   delete(index: number, stage: number, attempt: number): boolean {
-    const offset = stage === 0 && attempt === 0 ? this.offsetOf(index) : -1;
+    const offset = this.offsetOf(index, stage, attempt);
     if (offset >= 0) {
       const word = offset >>> 5;
       const bit = 1 << (offset & 31);
@@ -59,20 +59,21 @@ export class Unanswered {
   }
 
   has(index: number, stage: number, attempt: number): boolean {
-    const offset = stage === 0 && attempt === 0 ? this.offsetOf(index) : -1;
+    const offset = this.offsetOf(index, stage, attempt);
     if (offset >= 0 && (this.words[offset >>> 5]! & (1 << (offset & 31))) !== 0) return true;
     return this.others.size > 0 && this.others.has(taskId(index, stage, attempt));
   }
 
-  /** The index's offset in the window, or -1 outside it. */
-  private offsetOf(index: number): number {
+  /** The task's offset in the window, or -1 outside it (or not a first attempt of a first stage). */
+  private offsetOf(index: number, stage: number, attempt: number): number {
+    if (stage !== 0 || attempt !== 0) return -1;
     const offset = index - this.base;
     return offset >= 0 && offset < this.words.length * 32 && Number.isInteger(offset) ? offset : -1;
   }
 
-  /** The index's offset in the window, sliding or growing it to hold the index; -1 if it cannot. */
-  private room(index: number): number {
-    if (!Number.isSafeInteger(index) || index < 0) return -1;
+  /** The task's offset in the window, sliding or growing it to hold the index; -1 if it cannot (or it is not a first attempt of a first stage). */
+  private room(index: number, stage: number, attempt: number): number {
+    if (stage !== 0 || attempt !== 0 || !Number.isSafeInteger(index) || index < 0) return -1;
     if (this.bits === 0) {
       // Empty (so every word is 0 already): the window starts at this index,
       // wherever the last one was. One that grew for a task far out shrinks
