@@ -2,10 +2,12 @@
 // threads, and its main thread (the broker connection) stays free while
 // they spin. A worker whose threads fail for good stops with an error code.
 
-import { existsSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { Runtime } from '../../src/runtime/index.ts';
-import { BreakThreads, Increment, SpinAfterBreaking, ThreadOf, unreplaceableMarker } from './fixtures/operations.ts';
+import { BreakThreads, HoldUntil, Increment, Spin, SpinAfterBreaking, ThreadOf, unreplaceableMarker } from './fixtures/operations.ts';
 import { AMQP_URL, brokerAvailable, brokerSession, range } from './helpers.ts';
 
 const available = brokerAvailable('test/amqp/threads.test.ts');
@@ -26,6 +28,32 @@ describe.runIf(available)('weft worker --threads', () => {
     await using batched = await Runtime.amqp({ url: AMQP_URL, prefix });
     expect(await batched.fanout(Increment, range(0, 9_999))).toEqual(range(1, 10_000));
   });
+
+  // Two task messages that wait on one thread together (behind a third that
+  // holds it): the first one's results must leave the thread when it ends,
+  // not once the second (which holds the thread until the first's result
+  // is in) ends too.
+  it("sends a message's results as soon as it ends, though another one handed over with it still runs", async () => {
+    const prefix = session.prefix('threads-each');
+    await using runtime = await Runtime.amqp({ url: AMQP_URL, prefix });
+    const dir = mkdtempSync(join(tmpdir(), 'weft-threads-each-'));
+    const gate = join(dir, 'gate');
+    try {
+      // All queued before the worker serves: the last two reach its thread
+      // while it runs the first.
+      const busy = runtime.call(Spin, { value: 0, ms: 300 });
+      const first = runtime.call(Increment, 1);
+      const held = runtime.call(HoldUntil, { gate, ms: 30_000 });
+      const worker = session.worker(prefix, ['--threads', '1']);
+      await worker.serving;
+      expect(await first).toBe(2);
+      writeFileSync(gate, '');
+      expect(await held).toBe(true);
+      expect(await busy).toBe(0);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  }, 120_000);
 
   // The thread dies running a batch (its failure reaches that batch), or is
   // terminated past its grace once its directive was aborted (no batch is

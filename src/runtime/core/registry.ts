@@ -28,6 +28,16 @@ export interface Monoid<T = any> {
 
 type Definition = Operation | Monoid;
 
+/**
+ * Internal operations whose every task is a batch of tasks of its own (the
+ * AMQP worker's task message, run whole on a thread). The worker loop
+ * publishes no `weft:task` batch for them (they publish their own tasks'),
+ * and sends each one's result as soon as it returns rather than with the
+ * results of the tasks run after it: a batch's results are a whole broker
+ * message, which a pipeline waits for.
+ */
+export const batchOperations = new Set<string>();
+
 // Held on globalThis so that two copies of this module (say `dist` imported by
 // a user's operations file and `src` by a test) still share one registry.
 const REGISTRY_KEY = Symbol.for('weft.runtime.registry');

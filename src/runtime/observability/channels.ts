@@ -109,17 +109,9 @@ export const deadLetterChannel = diagnostics.channel('weft:dead-letter');
 // `weft:overflow` (an allocator's backlog would pass its cap: the OverflowError
 // it fails with) is published by the allocator, under that name.
 
-/**
- * Operations that run tasks of their own and publish their `weft:task`
- * batches themselves (the AMQP worker's task message, run whole on a
- * thread): the worker loop publishes none for them, which would be a
- * batch of an internal name outside any trace.
- */
-export const selfTracedOperations = new Set<string>();
-
 let servedWorker = 0;
 
-/** The worker loop says which worker this thread serves as, for the batches a self-traced operation publishes. */
+/** The worker loop says which worker this thread serves as, for the `weft:task` batches a batch operation (core/registry.ts) publishes. */
 export function serveAsWorker(index: number): void {
   servedWorker = index;
 }

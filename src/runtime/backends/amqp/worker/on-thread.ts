@@ -24,7 +24,8 @@
 //   how long before the batch's end it started, for the worker's metrics:
 //   its wait is then the main thread's round trip less that, on one clock.
 // - Its tasks are published as `weft:task` batches here, under the trace
-//   context of the message's headers; the batch itself is not one.
+//   context of the message's headers; the batch itself is not one. Its
+//   result leaves the thread as soon as it returns (batchOperations).
 // - Progress details of its tasks (each throttled by its own context) are
 //   gathered and leave as one detail of the batch per PROGRESS_INTERVAL_MS,
 //   a little over it so the batch's own context never holds one back.
@@ -35,9 +36,9 @@ import { PROGRESS_INTERVAL_MS, type TaskContext } from '../../../core/context.ts
 import { refusal } from '../../../../allocator/internal.ts';
 import { OutputError, TaskCancelledError } from '../../../core/errors.ts';
 import { Executor } from '../../../core/executor.ts';
-import { defineOperation } from '../../../core/registry.ts';
+import { batchOperations, defineOperation } from '../../../core/registry.ts';
 import { failed, type CancelScope, type Task, type TaskResult } from '../../../core/task.ts';
-import { selfTracedOperations, TaskBatches, taskChannel, workerIndex, type TraceCarrier } from '../../../observability/channels.ts';
+import { TaskBatches, taskChannel, workerIndex, type TraceCarrier } from '../../../observability/channels.ts';
 import { taskId, type LeaseTaskId } from '../shared/messages.ts';
 import { decodeTasks, encodeResults, encodeTasks } from '../shared/messages.ts';
 
@@ -284,4 +285,4 @@ function outputOf(tasks: readonly Task[], results: TaskResult[], ran: number, st
 }
 
 defineOperation(BATCH_OPERATION, runBatch);
-selfTracedOperations.add(BATCH_OPERATION);
+batchOperations.add(BATCH_OPERATION);
