@@ -6,8 +6,8 @@ import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { Runtime } from '../../src/runtime/index.ts';
-import { BreakThreads, HoldUntil, Increment, Spin, SpinAfterBreaking, ThreadOf, unreplaceableMarker } from './fixtures/operations.ts';
+import { IndexedStream, Runtime } from '../../src/runtime/index.ts';
+import { BreakThreads, Increment, SpinAfterBreaking, Step, ThreadOf, unreplaceableMarker } from './fixtures/operations.ts';
 import { AMQP_URL, brokerAvailable, brokerSession, range } from './helpers.ts';
 
 const available = brokerAvailable('test/amqp/threads.test.ts');
@@ -32,24 +32,28 @@ describe.runIf(available)('weft worker --threads', () => {
   // Two task messages that wait on one thread together (behind a third that
   // holds it): the first one's results must leave the thread when it ends,
   // not once the second (which holds the thread until the first's result
-  // is in) ends too.
+  // is in) ends too. One directive, one task per message: its messages
+  // reach the queue, and so the thread, in index order.
   it("sends a message's results as soon as it ends, though another one handed over with it still runs", async () => {
     const prefix = session.prefix('threads-each');
-    await using runtime = await Runtime.amqp({ url: AMQP_URL, prefix });
+    await using runtime = await Runtime.amqp({ url: AMQP_URL, prefix, maxBatch: 1 });
     const dir = mkdtempSync(join(tmpdir(), 'weft-threads-each-'));
     const gate = join(dir, 'gate');
     try {
-      // All queued before the worker serves: the last two reach its thread
-      // while it runs the first.
-      const busy = runtime.call(Spin, { value: 0, ms: 300 });
-      const first = runtime.call(Increment, 1);
-      const held = runtime.call(HoldUntil, { gate, ms: 30_000 });
+      const steps = [{ spinMs: 300 }, { value: 1 }, { gate, ms: 30_000 }];
+      const outputs = IndexedStream.from(steps).map(Step).stream(runtime);
+      // The directive starts (its messages are published) at the first next().
+      const first = outputs.next();
       const worker = session.worker(prefix, ['--threads', '1']);
       await worker.serving;
-      expect(await first).toBe(2);
-      writeFileSync(gate, '');
-      expect(await held).toBe(true);
-      expect(await busy).toBe(0);
+      const seen = new Map<number, unknown>();
+      for (let next = await first; next.done !== true; next = await outputs.next()) {
+        const [index, output] = next.value;
+        seen.set(index, output);
+        // The second message answered while the third holds the thread: open its gate.
+        if (index === 1) writeFileSync(gate, '');
+      }
+      expect(seen).toEqual(new Map<number, unknown>([[0, 300], [1, 2], [2, true]]));
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }
