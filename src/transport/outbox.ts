@@ -14,6 +14,7 @@
 // to back; the receiver reassembles them.
 
 import { Fifo } from '../fifo.ts';
+import { concat, layOut } from './parts.ts';
 import { RingWriter } from './ring.ts';
 import { SLAB_MIN_BYTES, writeDescriptor, type Chunk, type SlabWriter } from './slab.ts';
 import {
@@ -48,27 +49,6 @@ export interface Backlog {
 }
 
 const EMPTY = new Uint8Array(0);
-/** A payload given in parts, as one buffer. */
-export function concat(given: Uint8Array | Uint8Array[], length = Array.isArray(given) ? given.reduce((n, p) => n + p.length, 0) : given.length): Uint8Array {
-  if (!Array.isArray(given)) return given;
-  if (given.length === 1) return given[0]!;
-  return layOut(given, new Uint8Array(length));
-}
-
-/** Copies `parts` end to end into `into`. */
-function layOut(parts: Uint8Array | Uint8Array[], into: Uint8Array): Uint8Array {
-  if (!Array.isArray(parts)) {
-    into.set(parts);
-    return into;
-  }
-  let at = 0;
-  for (const p of parts) {
-    into.set(p, at);
-    at += p.length;
-  }
-  return into;
-}
-
 /** put()'s chunk for a slab batch that waits in overflow for its chunk. */
 const SLAB_WAITS = {} as Chunk;
 /** Publish once this many bytes of frames are written but unannounced (capped at a quarter ring). */

@@ -6,7 +6,7 @@
 import { describe, expect, it } from 'vitest';
 import fc from 'fast-check';
 import { msgpack, msgpackr, Detached } from '../../src/allocator/codec-msgpack.ts';
-import { concat } from '../../src/transport/outbox.ts';
+import { concat } from '../../src/transport/parts.ts';
 import { CodecError } from '../../src/index.ts';
 
 describe('detached bytes in a msgpack batch', () => {
