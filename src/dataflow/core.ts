@@ -23,6 +23,21 @@ export class DataflowError extends WeftError {
   override name = 'DataflowError';
 }
 
+/**
+ * Fails the run if a sender on `pull`'s channel closed it before it sent
+ * what ends its part (`ended(sender)`): it returned without running this
+ * dataflow, or built another graph, and this worker would wait for it
+ * forever. Call only when recv() holds nothing: the channel is FIFO, so a
+ * sender's last messages are in before its close is.
+ */
+export function checkSenders(pull: Pull<unknown>, peers: number, ended: (sender: number) => boolean, what: string): void {
+  for (let sender = 0; sender < peers; sender++) {
+    if (!ended(sender) && pull.closedBy(sender)) {
+      throw new DataflowError(`${what} (channel ${pull.channel}): worker ${sender} closed the channel without ending its part; every worker must run the same dataflow (it returned without running it, or built another graph)`);
+    }
+  }
+}
+
 /** Where an operator's records and punctuation go. */
 export interface Sink<T> {
   batch(t: Time, records: ArrayLike<T>): void;

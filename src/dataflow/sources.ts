@@ -6,10 +6,17 @@
 
 import { closeSync, fstatSync, openSync, readSync } from 'node:fs';
 import { codecs, type Pull, type Push } from '../allocator/index.ts';
-import { DataflowError, Output, type Scope, type Task, type Time } from './core.ts';
+import { checkSenders, DataflowError, Output, type Scope, type Task, type Time } from './core.ts';
 import { Stream } from './stream.ts';
 
 const BATCH = 1024;
+/**
+ * How far a source may move its epoch in one step. Every epoch passed is
+ * closed one by one (a marker to every worker on every exchange): a jump to
+ * a clock reading would close a billion epochs, so it fails, with a message
+ * that says so, rather than run out of memory.
+ */
+const MAX_EPOCH_STEP = 1 << 16;
 
 /** Feeds records with their epochs, closing epochs as they pass. */
 class Feeder<T> {
@@ -31,6 +38,7 @@ class Feeder<T> {
 
   private advance(epoch: number): void {
     if (!Number.isInteger(epoch) || epoch < this.epoch) throw new DataflowError(`source epochs are integers that never decrease: ${epoch} after ${this.epoch}`);
+    if (epoch - this.epoch > MAX_EPOCH_STEP) throw new DataflowError(`source epochs advance at most ${MAX_EPOCH_STEP} at a time (each epoch passed is closed on every exchange): ${epoch} after ${this.epoch}; number epochs 0, 1, 2, ...`);
     this.flush();
     for (let e = this.epoch; e < epoch; e++) this.out.close(e);
     this.epoch = epoch;
@@ -173,6 +181,8 @@ class FileSource implements Task {
       this.finished = true;
       return true;
     }
+    // Worker 0 waits for every other worker to be told the file is done; they wait for its answers.
+    if (!any) checkSenders(this.pull, this.peers, (sender) => (this.self === 0 ? sender === 0 || this.told.has(sender) : sender !== 0 || this.exhausted), 'readFile');
     return any;
   }
 
