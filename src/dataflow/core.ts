@@ -84,9 +84,21 @@ export interface Task {
 }
 
 export interface ScopeOptions {
-  /** The first channel id the dataflow allocates (it takes consecutive ids). Default 1 000 000. */
+  /**
+   * The first channel id the dataflow allocates (it takes consecutive ids).
+   * Default: 1 000 000 for a worker's first dataflow, and for each later
+   * one the id after the last its previous dataflow took.
+   */
   channels?: number;
 }
+
+/**
+ * Per allocator, the channel id after the last one its dataflows took: a
+ * worker's next dataflow starts there, so dataflows run one after another
+ * do not allocate one id twice (every worker runs the same ones, SPMD, so
+ * they agree on the ids).
+ */
+const nextChannels = new WeakMap<Allocator, number>();
 
 /** One worker's view of the dataflow while it is built: the allocator, channel ids, the tasks to poll. */
 export class Scope {
@@ -97,7 +109,7 @@ export class Scope {
 
   constructor(allocator: Allocator, options: ScopeOptions = {}) {
     this.allocator = allocator;
-    const first = options.channels ?? 1_000_000;
+    const first = options.channels ?? nextChannels.get(allocator) ?? 1_000_000;
     if (!Number.isInteger(first) || first < 0) throw new DataflowError(`channels must be a channel id (an integer >= 0), got ${String(first)}`);
     this.nextChannel = first;
   }
@@ -113,7 +125,9 @@ export class Scope {
   /** Allocates the next channel id: every worker builds the same graph, so every worker picks the same ids. */
   channel<M>(codec: Codec<M>): [Push<M>[], Pull<M>] {
     if (this.running) throw new DataflowError('operators are added while the dataflow is built, not while it runs');
-    return this.allocator.allocate(this.nextChannel++, codec);
+    const channel = this.allocator.allocate(this.nextChannel++, codec);
+    nextChannels.set(this.allocator, this.nextChannel);
+    return channel;
   }
 
   schedule(task: Task): void {

@@ -180,6 +180,19 @@ describe('weft/dataflow operators', () => {
     await expect(fails('negative')).rejects.toThrow(/exchangeColumns: ids are integers >= 0 \(< 2\^53\), got -4/);
   });
 
+  it('dataflows run one after another on the same workers, with no options, each equal to its model', { timeout: 120_000 }, async () => {
+    const values = Array.from({ length: 500 }, (_, i) => (i * 7919) % 1000);
+    const edges: [number, number][] = [[1, 2], [2, 3], [5, 6], [7, 7], [3, 1]];
+    for (const workers of [1, 3]) {
+      const guards = await initialize<[number, number][][]>(Config.process(workers), { module: fixtures, export: 'sequential', args: { values, edges } });
+      const got = await guards.join();
+      const model = (scale: number): [number, number][] => [0, 1, 2, 3, 4].map((k) => [k, values.filter((v) => v % 5 === k).reduce((a, v) => a + v * scale, 0)]);
+      expect(sorted(got.flatMap((g) => g[0]!))).toEqual(sorted(model(1)));
+      expect(sorted(got.flatMap((g) => g[1]!))).toEqual(sorted(model(2)));
+      expect(new Map(got.flatMap((g) => g[2]!))).toEqual(new Map([[1, 1], [2, 1], [3, 1], [5, 5], [6, 5], [7, 7]]));
+    }
+  });
+
   it('a worker that throws fails the dataflow with its error', { timeout: 120_000 }, async () => {
     const guards = await initialize<number>(Config.process(3), { module: fixtures, export: 'throwing' });
     await expect(guards.join()).rejects.toThrow(/worker 1 failed: Error: record 4321 is cursed/);
