@@ -9,7 +9,7 @@ import type { AmqpBackendOptions } from './backends/amqp/shared/options.ts';
 import type { Backend, BackendStats } from './core/backend.ts';
 import { enroll, IndexedStream, Literal, type RunOptions, type StreamOptions } from './core/directives.ts';
 import type { ExecutionOptions, Plan } from './core/execution/plan.ts';
-import { checkBoolean, checkKnown, checkPositiveInteger, checkRunOptions, checkSharedOptions, checkStreamOptions, RUNTIME_OPTIONS } from './core/options.ts';
+import { checkBoolean, checkKnown, checkPositiveInteger, checkRunOptions, checkSharedOptions, checkSource, checkStreamOptions, RUNTIME_OPTIONS } from './core/options.ts';
 import type { Operation } from './core/registry.ts';
 import { DEFAULT_RETRY, type RetryPolicy } from './core/retry.ts';
 import { MetricsRecorder, type RuntimeMetrics } from './observability/metrics.ts';
@@ -247,6 +247,7 @@ export class Runtime implements AsyncDisposable {
 
   /** One operation on each input; outputs in input order. */
   fanout<I, O>(operation: Operation<I, O>, inputs: Iterable<I> | AsyncIterable<I>, options?: RunOptions): Promise<O[]> {
+    checkSource(inputs, 'runtime.fanout:');
     return IndexedStream.from(inputs).map(operation).run(this, options);
   }
 

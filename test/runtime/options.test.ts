@@ -90,6 +90,8 @@ describe('runtime options, sources and definitions', () => {
     expect(() => IndexedStream.from(42 as never)).toThrow(/IndexedStream.from: the source must be an iterable or an async iterable .*, got 42/);
     expect(() => IndexedStream.from(undefined as never)).toThrow(/got undefined/);
     expect(() => IndexedStream.from({} as never)).toThrow(/got an object/);
+    // Named by the call the user made, not the one it makes.
+    expect(() => Runtime.local().fanout(Increment, 5 as never)).toThrow(/^runtime.fanout: the source must be an iterable or an async iterable .*, got 5$/);
   });
 
   it('refuses to run a directive on anything but a Runtime', async () => {

@@ -99,9 +99,9 @@ export function checkStreamOptions(options: unknown): void {
 }
 
 /** A directive's input: anything `for` or `for await` can walk. */
-export function checkSource(source: unknown): void {
+export function checkSource(source: unknown, where = 'IndexedStream.from:'): void {
   const s = source as Record<symbol, unknown> | null | undefined;
   if (s == null || (typeof s[Symbol.iterator] !== 'function' && typeof s[Symbol.asyncIterator] !== 'function')) {
-    refuse('IndexedStream.from:', 'the source', 'an iterable or an async iterable (an array, a generator, a stream…)', source);
+    refuse(where, 'the source', 'an iterable or an async iterable (an array, a generator, a stream…)', source);
   }
 }
