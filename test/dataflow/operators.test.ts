@@ -257,6 +257,12 @@ describe('weft/dataflow keys and misuse', () => {
     await expect(misuse('bigintKey')).rejects.toThrow(/DataflowError: a key must have a JSON form when it is an array or object \(.*BigInt.*\); got Object/);
   });
 
+  it('a source that is async, a readFile of a directory and an epoch that is a string are refused, naming them', { timeout: 120_000 }, async () => {
+    await expect(misuse('asyncSource')).rejects.toThrow(/DataflowError: fromIterable takes a \(synchronous\) iterable, got an async iterable/);
+    await expect(misuse('directory', { path: tmpdir() })).rejects.toThrow(new RegExp(`DataflowError: readFile: ${tmpdir()} is not a file`));
+    await expect(misuse('stringEpoch')).rejects.toThrow(/source epochs are integers that never decrease: "1" \(a string\) after 0/);
+  });
+
   it('a source epoch that jumps (a clock reading) and an epoch too large for a loop are refused, naming the epochs', { timeout: 120_000 }, async () => {
     await expect(misuse('epochJump')).rejects.toThrow(/source epochs advance at most 65536 at a time .*: \d{13} after 1/);
     await expect(misuse('loopEpoch')).rejects.toThrow(/iterate: epochs entering a loop are at most \d+ .*got 1099511627776/);
