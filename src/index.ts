@@ -25,6 +25,7 @@ export {
   TaskCancelledError,
   TaskStuckError,
   WorkerLostError,
+  InputError,
   OutputError,
   DuplicateDefinitionError,
   RuntimeClosedError,

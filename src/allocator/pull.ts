@@ -29,6 +29,12 @@ export interface Pull<T> extends AsyncIterable<T> {
    */
   readonly done: boolean;
   /**
+   * True once `sender` has closed its pusher on this channel (it called
+   * close(), returned, or its process was lost): nothing comes from it after
+   * what recv() still holds.
+   */
+  closedBy(sender: number): boolean;
+  /**
    * Iterates batches instead of messages: each is an array (or, for the
    * number codec, a Float64Array) of the messages that arrived together,
    * valid until the next iteration. Ends as the message iteration does.
@@ -157,6 +163,10 @@ export class ChannelPull<T> implements Pull<T> {
 
   get done(): boolean {
     return this.finished() && !this.available;
+  }
+
+  closedBy(sender: number): boolean {
+    return this.closed[sender] === 1;
   }
 
   recv(): T | undefined {

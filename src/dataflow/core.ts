@@ -23,6 +23,21 @@ export class DataflowError extends WeftError {
   override name = 'DataflowError';
 }
 
+/**
+ * Fails the run if a sender on `pull`'s channel closed it before it sent
+ * what ends its part (`ended(sender)`): it returned without running this
+ * dataflow, or built another graph, and this worker would wait for it
+ * forever. Call only when recv() holds nothing: the channel is FIFO, so a
+ * sender's last messages are in before its close is.
+ */
+export function checkSenders(pull: Pull<unknown>, peers: number, ended: (sender: number) => boolean, what: string): void {
+  for (let sender = 0; sender < peers; sender++) {
+    if (!ended(sender) && pull.closedBy(sender)) {
+      throw new DataflowError(`${what} (channel ${pull.channel}): worker ${sender} closed the channel without ending its part; every worker must run the same dataflow (it returned without running it, or built another graph)`);
+    }
+  }
+}
+
 /** Where an operator's records and punctuation go. */
 export interface Sink<T> {
   batch(t: Time, records: ArrayLike<T>): void;
@@ -69,9 +84,21 @@ export interface Task {
 }
 
 export interface ScopeOptions {
-  /** The first channel id the dataflow allocates (it takes consecutive ids). Default 1 000 000. */
+  /**
+   * The first channel id the dataflow allocates (it takes consecutive ids).
+   * Default: 1 000 000 for a worker's first dataflow, and for each later
+   * one the id after the last its previous dataflow took.
+   */
   channels?: number;
 }
+
+/**
+ * Per allocator, the channel id after the last one its dataflows took: a
+ * worker's next dataflow starts there, so dataflows run one after another
+ * do not allocate one id twice (every worker runs the same ones, SPMD, so
+ * they agree on the ids).
+ */
+const nextChannels = new WeakMap<Allocator, number>();
 
 /** One worker's view of the dataflow while it is built: the allocator, channel ids, the tasks to poll. */
 export class Scope {
@@ -82,7 +109,7 @@ export class Scope {
 
   constructor(allocator: Allocator, options: ScopeOptions = {}) {
     this.allocator = allocator;
-    const first = options.channels ?? 1_000_000;
+    const first = options.channels ?? nextChannels.get(allocator) ?? 1_000_000;
     if (!Number.isInteger(first) || first < 0) throw new DataflowError(`channels must be a channel id (an integer >= 0), got ${String(first)}`);
     this.nextChannel = first;
   }
@@ -98,7 +125,9 @@ export class Scope {
   /** Allocates the next channel id: every worker builds the same graph, so every worker picks the same ids. */
   channel<M>(codec: Codec<M>): [Push<M>[], Pull<M>] {
     if (this.running) throw new DataflowError('operators are added while the dataflow is built, not while it runs');
-    return this.allocator.allocate(this.nextChannel++, codec);
+    const channel = this.allocator.allocate(this.nextChannel++, codec);
+    nextChannels.set(this.allocator, this.nextChannel);
+    return channel;
   }
 
   schedule(task: Task): void {

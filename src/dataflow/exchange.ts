@@ -20,7 +20,7 @@
 // would see the difference only on more workers.
 
 import { codecs, type Codec, type Pull, type Push } from '../allocator/index.ts';
-import { DataflowError, Output, type Scope, type Sink, type Task, type Time } from './core.ts';
+import { checkSenders, DataflowError, Output, type Scope, type Sink, type Task, type Time } from './core.ts';
 
 const DATA = 0;
 const CLOSE = 1;
@@ -143,6 +143,7 @@ export abstract class Exchange<I, O, M> implements Sink<I>, Task {
       any = true;
       this.handle(m);
     }
+    if (!any && !this.finished) checkSenders(this.pull, this.peers, (sender) => this.endedBy[sender] === 1, 'exchange');
     return any;
   }
 

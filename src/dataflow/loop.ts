@@ -11,9 +11,17 @@
 // fixpoint) or the iteration limit ends epoch e; otherwise (e, i + 1)
 // closes at the loop's head, since every record of it was fed back here
 // before this worker sent its count.
+//
+// Workers' inputs need not hold the same epochs, so a worker also tells
+// every other when its input brings an epoch (ENTERED) and when it ends
+// (ENDED): a worker with no input for epoch e enters it on hearing of it,
+// and ends the loop only once every worker's input has ended and every
+// epoch it heard of has left. A worker sends ENTERED(e) before any count of
+// e and before ENDED, on one FIFO channel, so a worker holding every ENDED
+// has heard of every epoch any worker will bring.
 
 import { codecs, type Pull, type Push } from '../allocator/index.ts';
-import { DataflowError, ITERATIONS, Output, type Task, type Time } from './core.ts';
+import { checkSenders, DataflowError, ITERATIONS, Output, type Task, type Time } from './core.ts';
 import { Stream } from './stream.ts';
 
 /** What a loop body returns: the stream fed back to the next iteration, and what leaves the loop. */
@@ -33,15 +41,20 @@ export function epochOf(t: Time): number {
   return Math.floor(t / ITERATIONS);
 }
 
-type Count = [number, Time, number];
+/** On the loop's channel: [sender, inner time, records fed back], or [sender, ENTERED, epoch], or [sender, ENDED, 0]. */
+type Message = [number, Time, number];
+const ENTERED = -1;
+const ENDED = -2;
+/** Epochs above this would make inner times (epoch * ITERATIONS + iteration) lose integer precision. */
+const MAX_EPOCH = Math.floor(Number.MAX_SAFE_INTEGER / ITERATIONS) - 1;
 
 class Loop<T, R> implements Task {
   private readonly head = new Output<T>();
   readonly out = new Output<R>();
   private readonly peers: number;
   private readonly self: number;
-  private readonly pushes: Push<Count>[];
-  private readonly pull: Pull<Count>;
+  private readonly pushes: Push<Message>[];
+  private readonly pull: Pull<Message>;
   private readonly max: number;
   /** Records fed back per inner time, on this worker. */
   private readonly fed = new Map<Time, number>();
@@ -49,8 +62,13 @@ class Loop<T, R> implements Task {
   private readonly counts = new Map<Time, [number, number]>();
   /** Epochs that entered the loop here. */
   private readonly entered = new Set<number>();
-  /** Epochs other workers entered before this one did (entered here once our input ends). */
+  /** Epochs known here and not entered yet: seen in the input before it closed them, or heard of from other workers (entered once our input ends). */
   private readonly pending = new Set<number>();
+  /** Epochs this worker's input brought, announced to the others (ENTERED). */
+  private readonly announced = new Set<number>();
+  /** Workers whose input ended (ENDED received). */
+  private readonly endedBy: Uint8Array;
+  private ends = 0;
   /** Per epoch in the loop: result times closed, and the last iteration once known. */
   private readonly epochs = new Map<number, { closed: number; last: number }>();
   private inputEnded = false;
@@ -63,17 +81,31 @@ class Loop<T, R> implements Task {
     this.peers = scope.peers;
     this.self = scope.index;
     this.max = max;
-    [this.pushes, this.pull] = scope.channel(codecs.msgpack<Count>());
+    this.endedBy = new Uint8Array(this.peers);
+    [this.pushes, this.pull] = scope.channel(codecs.msgpack<Message>());
     scope.schedule(this);
     const { feedback, result } = body(new Stream(scope, this.head, true));
+    for (const [name, stream] of [['feedback', feedback], ['result', result]] as const) {
+      if (!(stream instanceof Stream) || stream.scope !== scope || !stream.inLoop) throw new DataflowError(`iterate: the body's ${name} is a stream made inside the loop (from the stream the body is given), got ${stream instanceof Stream ? 'a stream from outside it' : String(stream)}`);
+    }
     input.connect({
-      batch: (e, records) => this.head.batch(e * ITERATIONS, records),
-      close: (e) => this.enter(e),
+      batch: (e, records) => {
+        if (!this.entered.has(e)) {
+          if (e > MAX_EPOCH) throw new DataflowError(`iterate: epochs entering a loop are at most ${MAX_EPOCH} (epoch * ${ITERATIONS} + iteration must be an exact integer), got ${e}`);
+          this.announce(e);
+          this.pending.add(e);
+        }
+        this.head.batch(e * ITERATIONS, records);
+      },
+      close: (e) => {
+        this.announce(e);
+        this.enter(e);
+      },
       end: () => {
         this.inputEnded = true;
         for (const e of this.pending) this.enter(e);
         this.pending.clear();
-        this.maybeEnd();
+        for (const push of this.pushes) push.send([this.self, ENDED, 0]);
       },
     });
     feedback.connect({
@@ -104,6 +136,13 @@ class Loop<T, R> implements Task {
     return s;
   }
 
+  /** Tells every worker (this one included) that this worker's input brings epoch e. */
+  private announce(e: number): void {
+    if (this.announced.has(e)) return;
+    this.announced.add(e);
+    for (const push of this.pushes) push.send([this.self, ENTERED, e]);
+  }
+
   private enter(e: number): void {
     if (this.entered.has(e)) return;
     this.entered.add(e);
@@ -116,12 +155,20 @@ class Loop<T, R> implements Task {
     for (let m = this.pull.recv(); m !== undefined; m = this.pull.recv()) {
       any = true;
       const [, t, n] = m;
-      const e = epochOf(t);
-      // Another worker is in epoch e: this one takes part even with no input for it.
-      if (!this.entered.has(e)) {
-        if (this.inputEnded) this.enter(e);
-        else this.pending.add(e);
+      if (t === ENTERED) {
+        // A worker is in epoch n: this one takes part even with no input for it.
+        if (this.entered.has(n)) continue;
+        if (this.inputEnded) this.enter(n);
+        else this.pending.add(n);
+        continue;
       }
+      if (t === ENDED) {
+        this.endedBy[m[0]] = 1;
+        this.ends++;
+        this.maybeEnd();
+        continue;
+      }
+      const e = epochOf(t);
       const c = this.counts.get(t) ?? [0, 0];
       c[0]++;
       c[1] += n;
@@ -137,6 +184,7 @@ class Loop<T, R> implements Task {
         this.maybeFinish(e);
       }
     }
+    if (!any && !this.finished) checkSenders(this.pull, this.peers, (sender) => this.endedBy[sender] === 1, 'iterate');
     return any;
   }
 
@@ -149,7 +197,7 @@ class Loop<T, R> implements Task {
   }
 
   private maybeEnd(): void {
-    if (!this.inputEnded || this.epochs.size > 0 || this.pending.size > 0 || this.finished) return;
+    if (!this.inputEnded || this.ends < this.peers || this.epochs.size > 0 || this.pending.size > 0 || this.finished) return;
     this.finished = true;
     this.head.end();
   }

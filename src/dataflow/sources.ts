@@ -6,10 +6,17 @@
 
 import { closeSync, fstatSync, openSync, readSync } from 'node:fs';
 import { codecs, type Pull, type Push } from '../allocator/index.ts';
-import { DataflowError, Output, type Scope, type Task, type Time } from './core.ts';
+import { checkSenders, DataflowError, Output, type Scope, type Task, type Time } from './core.ts';
 import { Stream } from './stream.ts';
 
 const BATCH = 1024;
+/**
+ * How far a source may move its epoch in one step. Every epoch passed is
+ * closed one by one (a marker to every worker on every exchange): a jump to
+ * a clock reading would close a billion epochs, so it fails, with a message
+ * that says so, rather than run out of memory.
+ */
+const MAX_EPOCH_STEP = 1 << 16;
 
 /** Feeds records with their epochs, closing epochs as they pass. */
 class Feeder<T> {
@@ -30,7 +37,8 @@ class Feeder<T> {
   }
 
   private advance(epoch: number): void {
-    if (!Number.isInteger(epoch) || epoch < this.epoch) throw new DataflowError(`source epochs are integers that never decrease: ${epoch} after ${this.epoch}`);
+    if (!Number.isInteger(epoch) || epoch < this.epoch) throw new DataflowError(`source epochs are integers that never decrease: ${typeof epoch === 'number' ? epoch : `${JSON.stringify(epoch)} (a ${typeof epoch})`} after ${this.epoch}`);
+    if (epoch - this.epoch > MAX_EPOCH_STEP) throw new DataflowError(`source epochs advance at most ${MAX_EPOCH_STEP} at a time (each epoch passed is closed on every exchange): ${epoch} after ${this.epoch}; number epochs 0, 1, 2, ...`);
     this.flush();
     for (let e = this.epoch; e < epoch; e++) this.out.close(e);
     this.epoch = epoch;
@@ -45,6 +53,11 @@ class Feeder<T> {
 
 /** This worker's records from `source`, all at epoch 0 unless `epochOf` says (epochs must not decrease). */
 export function fromIterable<T>(scope: Scope, source: Iterable<T>, epochOf?: (record: T) => Time): Stream<T> {
+  // The scheduler polls a source between its other tasks, so it must answer at once: an async iterable cannot.
+  if (typeof (source as Partial<Iterable<T>> | null)?.[Symbol.iterator] !== 'function') {
+    const async = typeof (source as Partial<AsyncIterable<T>> | null)?.[Symbol.asyncIterator] === 'function';
+    throw new DataflowError(`fromIterable takes a (synchronous) iterable, got ${async ? 'an async iterable: read it first, or feed the workers from a file (readFile)' : typeof source === 'object' && source !== null ? `${(source as object).constructor?.name ?? 'an object'}` : String(source)}`);
+  }
   const feeder = new Feeder<T>();
   const it = source[Symbol.iterator]();
   const task: Task & { finished: boolean } = {
@@ -124,7 +137,12 @@ class FileSource implements Task {
     } catch (error) {
       throw new DataflowError(`readFile: cannot open ${path}: ${(error as Error).message}`, { cause: error });
     }
-    this.size = fstatSync(this.fd).size;
+    const stat = fstatSync(this.fd);
+    if (!stat.isFile()) {
+      closeSync(this.fd);
+      throw new DataflowError(`readFile: ${path} is not a file`);
+    }
+    this.size = stat.size;
     const given = options.chunkBytes;
     if (given !== undefined && (!Number.isInteger(given) || given < 1)) throw new DataflowError(`readFile: chunkBytes is an integer >= 1, got ${String(given)}`);
     this.chunk = given ?? Math.min(1 << 20, Math.max(64 << 10, Math.ceil(this.size / (64 * scope.peers))));
@@ -173,6 +191,8 @@ class FileSource implements Task {
       this.finished = true;
       return true;
     }
+    // Worker 0 waits for every other worker to be told the file is done; they wait for its answers.
+    if (!any) checkSenders(this.pull, this.peers, (sender) => (this.self === 0 ? sender === 0 || this.told.has(sender) : sender !== 0 || this.exhausted), 'readFile');
     return any;
   }
 

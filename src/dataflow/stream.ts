@@ -7,7 +7,7 @@
 import { DataflowError, Output, type Emitter, type Scope, type Sink, type Time } from './core.ts';
 import { ColumnExchange, RecordExchange, type ColumnArray, type Columns } from './exchange.ts';
 import { ByteSumExchange, type ByteSums } from './bytes.ts';
-import { owner } from './hash.ts';
+import { KeyMap, owner } from './hash.ts';
 
 /** A stateful operator's logic: what to do with each batch, when a time closes, at the end. */
 export interface UnaryLogic<T, R> {
@@ -194,10 +194,10 @@ export class Stream<T> {
     const left = this.exchange(key);
     const right = other.exchange(otherKey);
     const out = new Output<[T, U]>();
-    const state = new Map<Time, { a: Map<K, T[]>; b: Map<K, U[]>; closed: number }>();
+    const state = new Map<Time, { a: KeyMap<K, T[]>; b: KeyMap<K, U[]>; closed: number }>();
     const at = (t: Time) => {
       let s = state.get(t);
-      if (s === undefined) state.set(t, (s = { a: new Map(), b: new Map(), closed: 0 }));
+      if (s === undefined) state.set(t, (s = { a: new KeyMap(), b: new KeyMap(), closed: 0 }));
       return s;
     };
     let ends = 0;
@@ -223,9 +223,7 @@ export class Stream<T> {
           const a = records[i]!;
           const k = key(a);
           for (const b of s.b.get(k) ?? []) found.push([a, b]);
-          const list = s.a.get(k);
-          if (list === undefined) s.a.set(k, [a]);
-          else list.push(a);
+          s.a.at(k, () => []).push(a);
         }
         out.batch(t, found);
       },
@@ -240,9 +238,7 @@ export class Stream<T> {
           const b = records[i]!;
           const k = otherKey(b);
           for (const a of s.a.get(k) ?? []) found.push([a, b]);
-          const list = s.b.get(k);
-          if (list === undefined) s.b.set(k, [b]);
-          else list.push(b);
+          s.b.at(k, () => []).push(b);
         }
         out.batch(t, found);
       },
@@ -268,17 +264,14 @@ export class Stream<T> {
 
 /** Combines records per key and time, emitting each key once when its time closes. */
 function fold<T, K, V>(key: (r: T) => K, value: (r: T) => V, combine: (a: V, b: V) => V): UnaryLogic<T, [K, V]> {
-  const tables = new Map<Time, Map<K, V>>();
+  const tables = new Map<Time, KeyMap<K, V>>();
   return {
     batch(t, records) {
       let table = tables.get(t);
-      if (table === undefined) tables.set(t, (table = new Map()));
+      if (table === undefined) tables.set(t, (table = new KeyMap()));
       for (let i = 0; i < records.length; i++) {
         const r = records[i]!;
-        const k = key(r);
-        const v = value(r);
-        const had = table.get(k);
-        table.set(k, had === undefined && !table.has(k) ? v : combine(had as V, v));
+        table.merge(key(r), value(r), combine);
       }
     },
     close(t, out) {
@@ -286,7 +279,7 @@ function fold<T, K, V>(key: (r: T) => K, value: (r: T) => V, combine: (a: V, b: 
       if (table === undefined) return;
       tables.delete(t);
       let chunk: [K, V][] = [];
-      for (const entry of table) {
+      for (const entry of table.entries()) {
         chunk.push(entry);
         if (chunk.length === 1024) {
           out.batch(t, chunk);

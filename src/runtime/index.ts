@@ -26,6 +26,7 @@ export {
   TaskCancelledError,
   TaskStuckError,
   WorkerLostError,
+  InputError,
   OutputError,
   DuplicateDefinitionError,
   RuntimeClosedError,

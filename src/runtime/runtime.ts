@@ -9,7 +9,7 @@ import type { AmqpBackendOptions } from './backends/amqp/shared/options.ts';
 import type { Backend, BackendStats } from './core/backend.ts';
 import { enroll, IndexedStream, Literal, type RunOptions, type StreamOptions } from './core/directives.ts';
 import type { ExecutionOptions, Plan } from './core/execution/plan.ts';
-import { checkBoolean, checkPositiveInteger, checkRunOptions, checkSharedOptions, checkStreamOptions } from './core/options.ts';
+import { checkBoolean, checkKnown, checkPositiveInteger, checkRunOptions, checkSharedOptions, checkSource, checkStreamOptions, RUNTIME_OPTIONS } from './core/options.ts';
 import type { Operation } from './core/registry.ts';
 import { DEFAULT_RETRY, type RetryPolicy } from './core/retry.ts';
 import { MetricsRecorder, type RuntimeMetrics } from './observability/metrics.ts';
@@ -179,6 +179,7 @@ export class Runtime implements AsyncDisposable {
   /** Runs tasks on this thread: for tests, and for programs too small for threads. */
   static local(options: RuntimeOptions = {}): Runtime {
     checkRuntimeOptions(options);
+    checkKnown('runtime option', options, RUNTIME_OPTIONS);
     return new Runtime(LOCAL(options.cancelGraceMs), options, 'local');
   }
 
@@ -186,6 +187,7 @@ export class Runtime implements AsyncDisposable {
   static async inMemory(options: InMemoryOptions = {}): Promise<Runtime> {
     if (reachedStart()) return new Promise<never>(() => {});
     checkRuntimeOptions(options);
+    checkKnown('runtime option', options, [...RUNTIME_OPTIONS, 'workers', 'operations', 'concurrency', 'maxMessageBytes']);
     checkPositiveInteger('runtime option', 'workers', options.workers);
     checkPositiveInteger('runtime option', 'concurrency', options.concurrency);
     checkPositiveInteger('runtime option', 'maxMessageBytes', options.maxMessageBytes);
@@ -220,6 +222,7 @@ export class Runtime implements AsyncDisposable {
   static async cluster(config: Config, options: ClusterRuntimeOptions = {}): Promise<Runtime | undefined> {
     if (reachedStart()) return new Promise<never>(() => {});
     checkRuntimeOptions(options);
+    checkKnown('runtime option', options, [...RUNTIME_OPTIONS, 'operations']);
     const { ClusterBackend } = await import('./backends/cluster/cluster-backend.ts');
     const backend = await ClusterBackend.start(config, operationsModules(options.operations), options.cancelGraceMs);
     return backend === undefined ? undefined : new Runtime(backend, options, 'cluster');
@@ -244,6 +247,7 @@ export class Runtime implements AsyncDisposable {
 
   /** One operation on each input; outputs in input order. */
   fanout<I, O>(operation: Operation<I, O>, inputs: Iterable<I> | AsyncIterable<I>, options?: RunOptions): Promise<O[]> {
+    checkSource(inputs, 'runtime.fanout:');
     return IndexedStream.from(inputs).map(operation).run(this, options);
   }
 

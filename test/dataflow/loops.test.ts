@@ -73,6 +73,22 @@ describe('weft/dataflow loops', () => {
   });
 });
 
+describe('weft/dataflow loops over epochs', () => {
+  it('a loop whose workers bring different epochs (a worker may have none of another\'s) runs every epoch to its end on every worker', { timeout: 300_000 }, async () => {
+    // Per worker, its own [epoch, n] records in epoch order: a worker may end its input while another still brings epochs.
+    const list = fc.array(fc.tuple(fc.integer({ min: 0, max: 5 }), fc.integer({ min: 0, max: 6 })), { maxLength: 20 }).map((rs) => rs.sort((a, b) => a[0] - b[0]));
+    await fc.assert(
+      fc.asyncProperty(fc.array(list, { minLength: 1, maxLength: 3 }), fc.integer({ min: 1, max: 2 ** 30 }), async (lists, seed) => {
+        const guards = await initialize<[number, number, number][]>(Config.process(lists.length), { module: fixtures, export: 'loopEpochs', args: { lists, seed } });
+        const seen = (await guards.join()).flat();
+        const model = lists.flat().flatMap(([e, n]) => Array.from({ length: n + 1 }, (_, i) => [e, n - i, e]));
+        expect(seen.map((r) => JSON.stringify(r)).sort()).toEqual(model.map((r) => JSON.stringify(r)).sort());
+      }),
+      { numRuns: 10 },
+    );
+  });
+});
+
 describe('weft/dataflow examples against single-threaded programs', () => {
   let dir = '';
   let text = '';

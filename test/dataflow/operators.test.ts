@@ -6,7 +6,10 @@ import { describe, expect, it } from 'vitest';
 import fc from 'fast-check';
 import { Config, initialize } from '../../src/index.ts';
 import { owner } from '../../src/dataflow/index.ts';
-import { typesOf, type KeyRec, type NumericSeen, type Rec, type Seen } from './fixtures/dataflows.ts';
+import { typesOf, type CompositeSeen, type KeyRec, type NumericSeen, type Purchase, type Rec, type Seen } from './fixtures/dataflows.ts';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 
 const fixtures = new URL('./fixtures/dataflows.ts', import.meta.url);
 
@@ -177,9 +180,92 @@ describe('weft/dataflow operators', () => {
     await expect(fails('negative')).rejects.toThrow(/exchangeColumns: ids are integers >= 0 \(< 2\^53\), got -4/);
   });
 
+  it('dataflows run one after another on the same workers, with no options, each equal to its model', { timeout: 120_000 }, async () => {
+    const values = Array.from({ length: 500 }, (_, i) => (i * 7919) % 1000);
+    const edges: [number, number][] = [[1, 2], [2, 3], [5, 6], [7, 7], [3, 1]];
+    for (const workers of [1, 3]) {
+      const guards = await initialize<[number, number][][]>(Config.process(workers), { module: fixtures, export: 'sequential', args: { values, edges } });
+      const got = await guards.join();
+      const model = (scale: number): [number, number][] => [0, 1, 2, 3, 4].map((k) => [k, values.filter((v) => v % 5 === k).reduce((a, v) => a + v * scale, 0)]);
+      expect(sorted(got.flatMap((g) => g[0]!))).toEqual(sorted(model(1)));
+      expect(sorted(got.flatMap((g) => g[1]!))).toEqual(sorted(model(2)));
+      expect(new Map(got.flatMap((g) => g[2]!))).toEqual(new Map([[1, 1], [2, 1], [3, 1], [5, 5], [6, 5], [7, 7]]));
+    }
+  });
+
   it('a worker that throws fails the dataflow with its error', { timeout: 120_000 }, async () => {
     const guards = await initialize<number>(Config.process(3), { module: fixtures, export: 'throwing' });
     await expect(guards.join()).rejects.toThrow(/worker 1 failed: Error: record 4321 is cursed/);
+  });
+});
+
+describe('weft/dataflow keys and misuse', () => {
+  it('reduceByKey and join by array and object keys made afresh per record equal the model: one total per key and epoch, every pair once', { timeout: 300_000 }, async () => {
+    const purchases = fc
+      .array(fc.tuple(fc.integer({ min: 0, max: 6 }), fc.constantFrom('mon', 'tue', 'wed'), fc.integer({ min: 0, max: 20 }), fc.integer({ min: 0, max: 2 })), { maxLength: 400 })
+      .map((rs) => rs.sort((a, b) => a[3] - b[3]) as Purchase[]);
+    await fc.assert(
+      fc.asyncProperty(purchases, fc.integer({ min: 1, max: 3 }), fc.integer({ min: 1, max: 2 ** 30 }), async (input, workers, seed) => {
+        const guards = await initialize<CompositeSeen>(Config.process(workers), { module: fixtures, export: 'composite', args: { records: input, seed } });
+        const seen = await guards.join();
+        const totals = new Map<string, [[number, string], number, number]>();
+        const counts = new Map<string, [number, number, number]>();
+        for (const [user, day, amount, e] of input) {
+          const t = totals.get(JSON.stringify([user, day, e]));
+          if (t === undefined) totals.set(JSON.stringify([user, day, e]), [[user, day], amount, e]);
+          else t[1] += amount;
+          const c = counts.get(JSON.stringify([user, e]));
+          if (c === undefined) counts.set(JSON.stringify([user, e]), [user, 1, e]);
+          else c[1]++;
+        }
+        expect(sorted(seen.flatMap((s) => s.totals))).toEqual(sorted([...totals.values()]));
+        expect(sorted(seen.flatMap((s) => s.counts))).toEqual(sorted([...counts.values()]));
+        const joined = input.flatMap((a) => input.filter((b) => b[2] >= 10 && b[0] === a[0] && b[3] === a[3]).map((b) => [a, b, a[3]]));
+        expect(sorted(seen.flatMap((s) => s.joined))).toEqual(sorted(joined));
+      }),
+      { numRuns: 6 },
+    );
+  });
+
+  const misuse = async (how: string, extra: object = {}): Promise<void> => {
+    const guards = await initialize<number>(Config.process(2), { module: fixtures, export: 'misuse', args: { how, ...extra } });
+    await guards.join();
+  };
+
+  it('a worker that builds the dataflow but returns without running it fails the run on the others, naming it, rather than leaving them waiting', { timeout: 120_000 }, async () => {
+    const same = /worker 0 failed: DataflowError: .*worker 1 closed the channel without ending its part; every worker must run the same dataflow/;
+    await expect(misuse('returns')).rejects.toThrow(new RegExp(`exchange \\(channel 1000000\\)`));
+    await expect(misuse('returns')).rejects.toThrow(same);
+    await expect(misuse('returnsFromLoop')).rejects.toThrow(/iterate \(channel \d+\): worker 1 closed the channel/);
+    const dir = mkdtempSync(join(tmpdir(), 'weft-df-'));
+    try {
+      const path = join(dir, 'lines.txt');
+      writeFileSync(path, 'a\nb\nc\n'.repeat(1000));
+      await expect(misuse('returnsFromFile', { path })).rejects.toThrow(/readFile \(channel \d+\): worker 1 closed the channel/);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  it('a loop body whose feedback or result is a stream from outside the loop is refused, naming which', { timeout: 120_000 }, async () => {
+    await expect(misuse('feedback')).rejects.toThrow(/iterate: the body's feedback is a stream made inside the loop .*got a stream from outside it/);
+    await expect(misuse('result')).rejects.toThrow(/iterate: the body's result is a stream made inside the loop/);
+  });
+
+  it('a key with no JSON form (a function, an object holding a bigint) is refused, naming what it is', { timeout: 120_000 }, async () => {
+    await expect(misuse('functionKey')).rejects.toThrow(/DataflowError: a key must have a JSON form when it is an array or object; got a function/);
+    await expect(misuse('bigintKey')).rejects.toThrow(/DataflowError: a key must have a JSON form when it is an array or object \(.*BigInt.*\); got Object/);
+  });
+
+  it('a source that is async, a readFile of a directory and an epoch that is a string are refused, naming them', { timeout: 120_000 }, async () => {
+    await expect(misuse('asyncSource')).rejects.toThrow(/DataflowError: fromIterable takes a \(synchronous\) iterable, got an async iterable/);
+    await expect(misuse('directory', { path: tmpdir() })).rejects.toThrow(new RegExp(`DataflowError: readFile: ${tmpdir()} is not a file`));
+    await expect(misuse('stringEpoch')).rejects.toThrow(/source epochs are integers that never decrease: "1" \(a string\) after 0/);
+  });
+
+  it('a source epoch that jumps (a clock reading) and an epoch too large for a loop are refused, naming the epochs', { timeout: 120_000 }, async () => {
+    await expect(misuse('epochJump')).rejects.toThrow(/source epochs advance at most 65536 at a time .*: \d{13} after 1/);
+    await expect(misuse('loopEpoch')).rejects.toThrow(/iterate: epochs entering a loop are at most \d+ .*got 1099511627776/);
   });
 });
 

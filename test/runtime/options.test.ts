@@ -4,6 +4,7 @@
 
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ArgumentError, defineMonoid, defineOperation, IndexedStream, Retry, Runtime, type RunOptions } from '../../src/runtime/index.ts';
+import { Config } from '../../src/index.ts';
 import { Increment, Sum } from './fixtures/operations.ts';
 
 const operations = new URL('./fixtures/operations.ts', import.meta.url);
@@ -22,6 +23,9 @@ const badRunOptions: [RunOptions, RegExp][] = [
   [{ retry: { retries: -1, delayMs: () => 0 } }, /retry must be a RetryPolicy/],
   [{ signal: {} as never }, /run option signal must be an AbortSignal, got an object \(Object\)/],
   [{ onProgress: 3 as never }, /run option onProgress must be a function, got 3/],
+  // Misspelt: ignored, the run would go on without its timeout or its signal.
+  [{ timeoutMS: 10 } as never, /run option "timeoutMS" is unknown \(known: retry, timeoutMs, maxInFlight, cancelGraceMs, signal, onProgress\)/],
+  [{ signal: new AbortController().signal, ordered: true } as never, /run option "ordered" is unknown/],
 ];
 
 describe('run options', () => {
@@ -71,11 +75,23 @@ describe('runtime options, sources and definitions', () => {
     await expect(Runtime.inMemory({ operations, workers: 0 })).rejects.toThrow(/runtime option workers must be a positive integer, got 0/);
   });
 
+  it('refuses a misspelt or misplaced option, naming it and the options the call takes, before starting anything', async () => {
+    expect(() => Runtime.local({ timeoutMS: 5 } as never)).toThrow(/^runtime option "timeoutMS" is unknown \(known: retry, timeoutMs, maxInFlight, cancelGraceMs, recordTiming\)$/);
+    expect(() => Runtime.local({ operations } as never)).toThrow(/runtime option "operations" is unknown/);
+    await expect(Runtime.inMemory({ operations, wrokers: 2 } as never)).rejects.toThrow(/^runtime option "wrokers" is unknown \(known: .*, workers, operations, concurrency, maxMessageBytes\)$/);
+    await expect(Runtime.cluster(Config.process(2), { operations, workers: 2 } as never)).rejects.toThrow(/^runtime option "workers" is unknown \(known: .*recordTiming, operations\)$/);
+    const runtime = Runtime.local();
+    expect(() => IndexedStream.from([1]).map(Increment).stream(runtime, { orderd: true } as never)).toThrow(/^stream option "orderd" is unknown \(known: .*, signal, onProgress, ordered\)$/);
+    await runtime.close();
+  });
+
   it('refuses a source that cannot be iterated', () => {
     expect(() => IndexedStream.from(42 as never)).toThrow(ArgumentError);
     expect(() => IndexedStream.from(42 as never)).toThrow(/IndexedStream.from: the source must be an iterable or an async iterable .*, got 42/);
     expect(() => IndexedStream.from(undefined as never)).toThrow(/got undefined/);
     expect(() => IndexedStream.from({} as never)).toThrow(/got an object/);
+    // Named by the call the user made, not the one it makes.
+    expect(() => Runtime.local().fanout(Increment, 5 as never)).toThrow(/^runtime.fanout: the source must be an iterable or an async iterable .*, got 5$/);
   });
 
   it('refuses to run a directive on anything but a Runtime', async () => {

@@ -45,6 +45,15 @@ export class TaskTimeoutError extends WeftError {
 }
 
 /**
+ * A task's input cannot travel to its worker: it is over the channels'
+ * frame bound (maxMessageBytes) once encoded. The directive rejects with an
+ * OperationError whose cause is this.
+ */
+export class InputError extends WeftError {
+  override name = 'InputError';
+}
+
+/**
  * A task's output cannot travel back: the codec refuses it (a function, a
  * symbol, a value it cannot encode) or it is over the channels' frame bound.
  * The directive rejects with an OperationError whose cause is this.

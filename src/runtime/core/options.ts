@@ -51,6 +51,24 @@ function checkRetry(where: string, value: unknown): void {
   }
 }
 
+/** The options a runtime and a run share. */
+const SHARED = ['retry', 'timeoutMs', 'maxInFlight', 'cancelGraceMs'] as const;
+const RUN = [...SHARED, 'signal', 'onProgress'];
+const STREAM = [...RUN, 'ordered'];
+/** The options of `Runtime.local`, and the part of every `Runtime.*`'s this module checks. */
+export const RUNTIME_OPTIONS: readonly string[] = [...SHARED, 'recordTiming'];
+
+/**
+ * Refuses an option `where` does not take: a misspelt one (`timeoutMS`,
+ * `wrokers`) would otherwise be ignored without a word.
+ */
+export function checkKnown(where: string, options: unknown, known: readonly string[]): void {
+  if (typeof options !== 'object' || options === null) return;
+  for (const key of Object.keys(options)) {
+    if (!known.includes(key)) throw new ArgumentError(`${where} ${JSON.stringify(key)} is unknown (known: ${known.join(', ')})`);
+  }
+}
+
 /** `retry`, `timeoutMs`, `maxInFlight`, `cancelGraceMs`: the options a runtime and a run share. */
 export function checkSharedOptions(where: string, options: unknown): void {
   if (options === undefined) return;
@@ -63,9 +81,10 @@ export function checkSharedOptions(where: string, options: unknown): void {
 }
 
 /** The options of `run`, `call`, `fanout`. */
-export function checkRunOptions(options: unknown, where = 'run option'): void {
+export function checkRunOptions(options: unknown, where = 'run option', known: readonly string[] = RUN): void {
   checkSharedOptions(where, options);
   if (options === undefined) return;
+  checkKnown(where, options, known);
   const o = options as Record<string, unknown>;
   if (o.signal !== undefined && !(o.signal instanceof AbortSignal)) refuse(where, 'signal', 'an AbortSignal', o.signal);
   if (o.onProgress !== undefined && typeof o.onProgress !== 'function') refuse(where, 'onProgress', 'a function', o.onProgress);
@@ -74,15 +93,15 @@ export function checkRunOptions(options: unknown, where = 'run option'): void {
 /** The options of `stream`: those of `run`, and `ordered`. */
 export function checkStreamOptions(options: unknown): void {
   const where = 'stream option';
-  checkRunOptions(options, where);
+  checkRunOptions(options, where, STREAM);
   const ordered = (options as Record<string, unknown> | undefined)?.ordered;
   if (ordered !== undefined && typeof ordered !== 'boolean') refuse(where, 'ordered', 'a boolean', ordered);
 }
 
 /** A directive's input: anything `for` or `for await` can walk. */
-export function checkSource(source: unknown): void {
+export function checkSource(source: unknown, where = 'IndexedStream.from:'): void {
   const s = source as Record<symbol, unknown> | null | undefined;
   if (s == null || (typeof s[Symbol.iterator] !== 'function' && typeof s[Symbol.asyncIterator] !== 'function')) {
-    refuse('IndexedStream.from:', 'the source', 'an iterable or an async iterable (an array, a generator, a stream…)', source);
+    refuse(where, 'the source', 'an iterable or an async iterable (an array, a generator, a stream…)', source);
   }
 }

@@ -27,6 +27,8 @@ import { failed, type TaskProgress, type TaskResult } from '../../core/task.ts';
 import { Cancellations } from '../../channel-protocol/cancels.ts';
 import { Pieces, unpackProgress } from '../../channel-protocol/outputs.ts';
 import { Pump } from '../../channel-protocol/pump.ts';
+import { sendTasks } from '../../channel-protocol/send-tasks.ts';
+import { DEFAULT_MAX_MESSAGE_BYTES } from '../../../allocator/internal.ts';
 import { isResult, RESULT_CHANNEL_BASE, TASK_CHANNEL, type HostMessage, type WorkerMessage } from '../../channel-protocol/messages.ts';
 
 // Parked, the gateway still runs the orchestrator's messages (they arrive as
@@ -49,7 +51,18 @@ export async function runGateway(allocator: Allocator, channel: string): Promise
       if (!(error instanceof PeerError)) throw error;
     }
   };
-  const dispatcher = new Dispatcher(allocator.peers, send);
+  // Tasks go in frames within the bound the workers' results keep (worker-loop.ts): those too large alone fail their directive, not the gateway.
+  const dispatcher: Dispatcher = new Dispatcher(allocator.peers, (worker, batch) => {
+    let refused: TaskResult[];
+    try {
+      refused = sendTasks(tasks[worker]!, batch, DEFAULT_MAX_MESSAGE_BYTES);
+    } catch (error) {
+      if (!(error instanceof PeerError)) throw error;
+      return;
+    }
+    // Settled once the dispatcher is done sending: settling refills the workers.
+    if (refused.length > 0) queueMicrotask(() => tell({ results: dispatcher.settle(worker, refused) }));
+  });
   const orchestrator = new BroadcastChannel(channel);
   const tell = (message: FromGateway) => orchestrator.postMessage(message);
   let stopping = false;

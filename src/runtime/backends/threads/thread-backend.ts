@@ -31,6 +31,7 @@ import { Pieces, unpackProgress } from '../../channel-protocol/outputs.ts';
 import { failed, type CancelScope, type Task, type TaskResult } from '../../core/task.ts';
 import { isResult, RESULT_CHANNEL_BASE, TASK_CHANNEL, type HostMessage, type TaskId, type WorkerMessage } from '../../channel-protocol/messages.ts';
 import { Pump } from '../../channel-protocol/pump.ts';
+import { sendTasks } from '../../channel-protocol/send-tasks.ts';
 import { moduleUrl } from '../../../allocator/index.ts';
 import { Blame } from './blame.ts';
 import { startPool, type ThreadBackendOptions } from './pool.ts';
@@ -95,9 +96,9 @@ export class ThreadBackend implements Backend {
     this.dispatcher = new Dispatcher(
       workers,
       (index, batch) => {
-        const push = this.tasks[index]!;
-        for (const task of batch) push.send(task);
-        push.flush();
+        const refused = sendTasks(this.tasks[index]!, batch, this.maxMessageBytes);
+        // Settled once the dispatcher is done sending: settling refills the workers.
+        if (refused.length > 0) queueMicrotask(() => this.leases.route(this.dispatcher.settle(index, refused)));
       },
       options.concurrency,
       options.minQueued,
