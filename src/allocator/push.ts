@@ -256,7 +256,7 @@ export class RemotePush<T> extends Pusher<T> implements Emitter {
     this.check();
     this.checkLoan(byteLength, this.host.maxBatch);
     const slab = this.outbox.chunks;
-    if (slab === undefined || byteLength > slab.capacity) {
+    if (slab === undefined || !slab.fits(byteLength)) {
       return this.ownLoan(byteLength, (bytes) => this.sendLoaned(byteLength, (outbox) => outbox.data(this.target, this.channel, this.codec, 1, bytes)));
     }
     // Paced like send(): none while the backlog is over the mark. Until a
