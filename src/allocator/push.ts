@@ -98,6 +98,8 @@ export interface PushHost {
   until(ready: () => boolean): Promise<void>;
   /** A message to oneself was sent: the worker has something to read. */
   wakeLocal(): void;
+  /** A loan's chunk was given back on this thread: wakes a wait of this worker parked for room (awaitLoan in another task). */
+  wake(): void;
 }
 
 const READY = Promise.resolve();
@@ -268,7 +270,7 @@ export class RemotePush<T> extends Pusher<T> implements Emitter {
       return undefined;
     }
     slab.wanted = 0;
-    return new PushLoan(this.channel, chunk.bytes, () => this.sendChunk(chunk), () => slab.release(chunk));
+    return new PushLoan(this.channel, chunk.bytes, () => this.sendChunk(chunk), () => this.giveBack(chunk));
   }
 
   override async awaitLoan(byteLength: number): Promise<Loan> {
@@ -288,8 +290,14 @@ export class RemotePush<T> extends Pusher<T> implements Emitter {
       });
     } finally {
       // Not sent (refused, or its target returned): the chunk is free again.
-      if (chunk.target < 0 || this.host.returned(this.target)) this.outbox.chunks?.release(chunk);
+      if (chunk.target < 0 || this.host.returned(this.target)) this.giveBack(chunk);
     }
+  }
+
+  /** A loan's chunk is free again; a task of this worker waiting in awaitLoan() may take it. */
+  private giveBack(chunk: Chunk): void {
+    this.outbox.chunks?.release(chunk);
+    this.host.wake();
   }
 
   /** A loan's message: after what this pusher batched before it, checked as send() checks. */

@@ -65,6 +65,11 @@ describe('exchange', () => {
     expect(await guards.join()).toEqual([pings(1) + pings(2), pings(1), pings(2)]);
   });
 
+  it('a message an async worker sends itself wakes another of its tasks parked in for await on that channel', async () => {
+    const guards = await initialize<number[]>(Config.process(2), { module: workers, export: 'selfSendWakesOtherTask' });
+    expect(await guards.join()).toEqual([[1, 2], []]);
+  });
+
   it('an async receiver that waits long past its spin, with nothing else keeping its thread alive, gets every message', async () => {
     const guards = await initialize<number[]>(Config.process(2), { module: workers, export: 'lateMessages' });
     expect(await guards.join()).toEqual([[], [1, 2, 3, 4, 5]]);

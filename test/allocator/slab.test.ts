@@ -114,6 +114,11 @@ describe('the slab bound', () => {
     expect(receiver!.delivered).toBe(0);
   });
 
+  it('a loan cancelled by one task of a worker wakes another of its tasks parked in awaitLoan() for the room', async () => {
+    const guards = await initialize<number[]>(Config.process(2, { slabBytes: SLAB }), { module: workers, export: 'cancelWakesLoanWaiter' });
+    expect(await guards.join()).toEqual([[], [MiB]]);
+  });
+
   it('a flood that ignores send()\'s answer fails its sender with an OverflowError at maxBacklogBytes, not out of memory', async () => {
     const guards = await initialize<number>(Config.process(2, { slabBytes: SLAB, maxBacklogBytes: 8 * MiB }), { module: workers, export: 'floodIgnoringBackpressure' });
     const error = await guards.join().then(() => undefined, (e: unknown) => e);
