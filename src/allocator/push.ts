@@ -96,7 +96,7 @@ export interface PushHost {
   hold(pusher: Emitter): void;
   /** Resolves once `ready` holds, moving overflow and receiving meanwhile. */
   until(ready: () => boolean): Promise<void>;
-  /** A message to oneself was sent: the worker has something to read. */
+  /** A message to oneself was sent, or its pusher closed: the worker has something to read. */
   wakeLocal(): void;
   /** A loan's chunk was given back on this thread: wakes a wait of this worker parked for room (awaitLoan in another task). */
   wake(): void;
@@ -416,6 +416,8 @@ export class LocalPush<T> extends Pusher<T> implements Emitter {
 
   protected closed(): void {
     this.pull.closeFrom(this.target);
+    // Another task of this worker may be parked on this channel's end.
+    this.host.wakeLocal();
   }
 
   protected override refuse(): never {

@@ -70,6 +70,11 @@ describe('exchange', () => {
     expect(await guards.join()).toEqual([[1, 2], []]);
   });
 
+  it('an async worker closing its pusher to itself ends another of its tasks parked in for await on that channel', async () => {
+    const guards = await initialize<number[]>(Config.process(2), { module: workers, export: 'selfCloseEndsOtherTask' });
+    expect(await guards.join()).toEqual([[1], []]);
+  });
+
   it('an async receiver that waits long past its spin, with nothing else keeping its thread alive, gets every message', async () => {
     const guards = await initialize<number[]>(Config.process(2), { module: workers, export: 'lateMessages' });
     expect(await guards.join()).toEqual([[], [1, 2, 3, 4, 5]]);
