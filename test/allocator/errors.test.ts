@@ -2,7 +2,7 @@
 // what is wrong.
 
 import { describe, expect, it } from 'vitest';
-import { ChannelError, Config, ConfigError, ModuleError, initialize } from '../../src/index.ts';
+import { ChannelError, CodecError, Config, ConfigError, ModuleError, codecs, initialize } from '../../src/index.ts';
 import { AFTER_RETURN } from './fixtures/workers.ts';
 
 const workers = new URL('./fixtures/workers.ts', import.meta.url);
@@ -129,6 +129,28 @@ describe('bad input', () => {
 
   it('the module form with a module that does not exist rejects with a ModuleError', async () => {
     await expect(initialize(Config.process(1), { module: new URL('./fixtures/missing.ts', import.meta.url) })).rejects.toThrow(ModuleError);
+  });
+
+  it('codecs.typedArray refuses a misspelt option, a borrow that is not a boolean and a constructor it does not carry with a CodecError naming it, rather than copying without a word', () => {
+    const typedArray = codecs.typedArray as (ctor: unknown, options?: unknown) => unknown;
+    const refusals: [unknown, unknown, RegExp][] = [
+      [Uint8Array, { borow: true }, /^codecs\.typedArray's options have no field "borow"; its one field is borrow$/],
+      [Uint8Array, { borrow: 'yes' }, /^codecs\.typedArray's borrow must be true or false, got "yes"$/],
+      [Uint8Array, { borrow: 1 }, /^codecs\.typedArray's borrow must be true or false, got 1$/],
+      [Uint8Array, null, /^codecs\.typedArray's options must be an object, got null$/],
+      [Uint8Array, true, /^codecs\.typedArray's options must be an object, got true$/],
+      [DataView, undefined, /^codecs\.typedArray carries Uint8Array, .*BigUint64Array; got DataView$/],
+      [Array, undefined, /; got Array$/],
+      ['Uint8Array', undefined, /; got string$/],
+    ];
+    for (const [ctor, options, message] of refusals) {
+      expect(() => typedArray(ctor, options)).toThrow(CodecError);
+      expect(() => typedArray(ctor, options)).toThrow(message);
+    }
+    expect(codecs.typedArray(Uint8Array, { borrow: true }).lends).toBe(true);
+    expect(codecs.typedArray(Uint8Array, { borrow: false }).lends).toBe(false);
+    expect(codecs.typedArray(Uint8Array, { borrow: undefined }).lends).toBe(false);
+    expect(codecs.typedArray(Uint8Array).lends).toBe(false);
   });
 
   it('ChannelError is the error class of channel misuse', () => {
