@@ -105,12 +105,11 @@ export interface TypedArrayOptions {
 }
 
 /** One typed array per message, its bytes copied as they are (or lent: `{ borrow: true }`). */
-export function typedArray<A extends TypedArray>(ctor: TypedArrayConstructor<A>, options?: TypedArrayOptions): Codec<A> {
+export function typedArray<A extends TypedArray>(ctor: TypedArrayConstructor<A>, options: TypedArrayOptions = {}): Codec<A> {
+  checkOptions(options);
   const index = TYPED.indexOf(ctor as unknown as TypedArrayConstructor<TypedArray>);
-  if (index < 0) {
-    throw new CodecError(`codecs.typedArray carries ${TYPED.map((c) => c.name).join(', ')}; got ${typeof ctor === 'function' ? ctor.name : describe(ctor)}`);
-  }
-  const borrow = borrowOption(options);
+  if (index < 0) throw new CodecError(`${String((ctor as { name?: string }).name)} is not a typed array constructor`);
+  const borrow = options.borrow === true;
   return {
     id: 16 + index,
     name: borrow ? `${ctor.name} (borrowed)` : ctor.name,
@@ -140,14 +139,12 @@ export function typedArray<A extends TypedArray>(ctor: TypedArrayConstructor<A>,
  * `{ borrow }`, checked: a misspelt field or a borrow of another type was
  * read as no borrow, and the receiver copied every message without a word.
  */
-function borrowOption(options: unknown): boolean {
-  if (options === undefined) return false;
+function checkOptions(options: unknown): void {
   if (options === null || typeof options !== 'object') throw new CodecError(`codecs.typedArray's options must be an object, got ${shown(options)}`);
   for (const [key, value] of Object.entries(options)) {
     if (key !== 'borrow') throw new CodecError(`codecs.typedArray's options have no field "${key}"; its one field is borrow`);
     if (value !== undefined && typeof value !== 'boolean') throw new CodecError(`codecs.typedArray's borrow must be true or false, got ${shown(value)}`);
   }
-  return (options as TypedArrayOptions).borrow === true;
 }
 
 /** A value as an error message names it: primitives as themselves, objects by their class. */

@@ -6,6 +6,7 @@ import { Config, initialize } from '../../src/index.ts';
 import { ALL_TO_ALL, BATCHED, FLOOD, MAYBE, PARKED_PINGS, PINGS, TWO_WAITS_EPISODES } from './fixtures/workers.ts';
 
 const workers = new URL('./fixtures/workers.ts', import.meta.url);
+const waits = new URL('./fixtures/waits.ts', import.meta.url);
 
 describe('exchange', () => {
   it('timely hello: two workers each say hello to both', async () => {
@@ -66,12 +67,12 @@ describe('exchange', () => {
   });
 
   it('a message an async worker sends itself wakes another of its tasks parked in for await on that channel', async () => {
-    const guards = await initialize<number[]>(Config.process(2), { module: workers, export: 'selfSendWakesOtherTask' });
+    const guards = await initialize<number[]>(Config.process(2), { module: waits, export: 'selfSendWakesOtherTask' });
     expect(await guards.join()).toEqual([[1, 2], []]);
   });
 
   it('an async worker closing its pusher to itself ends another of its tasks parked in for await on that channel', async () => {
-    const guards = await initialize<number[]>(Config.process(2), { module: workers, export: 'selfCloseEndsOtherTask' });
+    const guards = await initialize<number[]>(Config.process(2), { module: waits, export: 'selfCloseEndsOtherTask' });
     expect(await guards.join()).toEqual([[1], []]);
   });
 
