@@ -83,6 +83,8 @@ class TypedArrayBatcher<A extends TypedArray> implements Batcher<A> {
     if (!(message instanceof this.ctor)) {
       throw new CodecError(`expected a ${this.ctor.name}, got ${describe(message)}`);
     }
+    // Its bytes were transferred away (postMessage): reading them would throw a TypeError later, at flush.
+    if ((message.buffer as ArrayBuffer).detached === true) throw new CodecError(`the ${this.ctor.name} views a detached ArrayBuffer (transferred away): it has no bytes to send`);
     this.held = message;
     return true;
   }

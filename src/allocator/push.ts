@@ -163,6 +163,9 @@ abstract class Pusher<T> implements Push<T> {
   }
 
   async sendAll(source: Iterable<T> | AsyncIterable<T>): Promise<void> {
+    if (typeof (source as { [Symbol.iterator]?: unknown } | null)?.[Symbol.iterator] !== 'function' && typeof (source as { [Symbol.asyncIterator]?: unknown } | null)?.[Symbol.asyncIterator] !== 'function') {
+      throw new ChannelError(this.channel, `sendAll() takes an iterable or an async iterable, got ${source === null ? 'null' : typeof source}`);
+    }
     // A sync source is not awaited per message: only when send says to wait.
     if (Symbol.asyncIterator in source) {
       for await (const m of source) if (!this.send(m)) await this.ready();

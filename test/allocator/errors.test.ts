@@ -162,6 +162,19 @@ describe('bad input', () => {
     ]);
   });
 
+  it('sendAll() given what is not iterable, and a typed array whose buffer was transferred away, are ChannelErrors naming the channel, not TypeErrors; the channel goes on', async () => {
+    const guards = await initialize<string[]>(Config.process(2), { module: new URL('./fixtures/mistakes.ts', import.meta.url), export: 'carelessSends' });
+    const [sender, receiver] = await guards.join();
+    const detached = (target: number) => `ChannelError: channel 1: send to worker ${target} refused the message: the Uint8Array views a detached ArrayBuffer (transferred away): it has no bytes to send`;
+    expect(sender).toEqual([
+      'ChannelError: channel 0: sendAll() takes an iterable or an async iterable, got null',
+      'ChannelError: channel 0: sendAll() takes an iterable or an async iterable, got number',
+      detached(0),
+      detached(1),
+    ]);
+    expect(receiver).toEqual(['3']);
+  });
+
   it('ChannelError is the error class of channel misuse', () => {
     const e = new ChannelError(4, 'example');
     expect(e.message).toBe('channel 4: example');
