@@ -100,7 +100,8 @@ export interface TypedArrayOptions {
   /**
    * Receive views of the ring instead of copies: no copy on the receiving
    * side at all, but a message is valid only until the receiver's next
-   * `receive()` or `awaitEvents()` (copy it to keep it), and it views a
+   * `receive()` or wait (`awaitEvents()`, the next step of a `for await`,
+   * any other task's wait in an async worker; copy it to keep it), and it views a
    * SharedArrayBuffer. Only the receiver's choice: the wire is the same.
    */
   borrow?: boolean;
