@@ -355,15 +355,17 @@ describe('outbox and inbox with a slab', () => {
     expect(slab.outstanding).toBe(1);
   });
 
-  it('carry large batches through a slab that fills, in order and byte-exact, with borrowed chunks held until the next drain', () => {
+  it('carry large batches through a slab that fills, of any size (whole pages or not), in order and byte-exact, with borrowed chunks held until the next drain', () => {
     let waited = 0;
     fc.assert(
       fc.property(
-        fc.array(fc.record({ large: fc.boolean(), length: fc.integer({ min: 0, max: 48 << 10 }), seed: fc.integer(), lend: fc.boolean(), receive: fc.boolean() }), { minLength: 1, maxLength: 30 }),
-        (batches) => {
-          const { slab, outbox, inbox, backlog } = slabLink(4096, 256 << 10, 1 << 20, 1 << 20);
+        // A slab of any size, its last page partial or not; some batches as long as the whole slab.
+        fc.integer({ min: SLAB_MIN_BYTES, max: 256 << 10 }),
+        fc.array(fc.record({ large: fc.boolean(), whole: fc.boolean(), length: fc.integer({ min: 0, max: 48 << 10 }), seed: fc.integer(), lend: fc.boolean(), receive: fc.boolean() }), { minLength: 1, maxLength: 30 }),
+        (slabBytes, batches) => {
+          const { slab, outbox, inbox, backlog } = slabLink(4096, slabBytes, 1 << 20, 1 << 20);
           const want = batches.map((b) => {
-            const n = b.large ? SLAB_MIN_BYTES + b.length : b.length >> 6;
+            const n = b.large ? (b.whole ? slabBytes : SLAB_MIN_BYTES + b.length) : b.length >> 6;
             const bytes = new Uint8Array(n);
             let x = b.seed | 1;
             for (let i = 0; i < n; i += 64) bytes[i] = x = (x * 1103515245 + 12345) & 0xff;
