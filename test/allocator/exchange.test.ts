@@ -4,6 +4,7 @@
 import { describe, expect, it } from 'vitest';
 import { Config, initialize } from '../../src/index.ts';
 import { ALL_TO_ALL, BATCHED, FLOOD, MAYBE, PARKED_PINGS, PINGS, TWO_WAITS_EPISODES } from './fixtures/workers.ts';
+import { STALLED_A } from './fixtures/waits.ts';
 
 const workers = new URL('./fixtures/workers.ts', import.meta.url);
 const waits = new URL('./fixtures/waits.ts', import.meta.url);
@@ -74,6 +75,11 @@ describe('exchange', () => {
   it('an async worker closing its pusher to itself ends another of its tasks parked in for await on that channel', async () => {
     const guards = await initialize<number[]>(Config.process(2), { module: waits, export: 'selfCloseEndsOtherTask' });
     expect(await guards.join()).toEqual([[1], []]);
+  });
+
+  it('reading a stalled channel under its bound wakes another task of the worker parked on a channel whose frame was behind it', async () => {
+    const guards = await initialize<number[]>(Config.process(2, { ringBytes: 1 << 16 }), { module: waits, export: 'stalledChannelWakesOtherTask' });
+    expect(await guards.join()).toEqual([[STALLED_A, 42], []]);
   });
 
   it('an async receiver that waits long past its spin, with nothing else keeping its thread alive, gets every message', async () => {
