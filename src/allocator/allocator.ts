@@ -8,12 +8,25 @@ import type { Pull } from './pull.ts';
 import type { Push } from './push.ts';
 import type { Endpoint, AllocatorStats } from './endpoint.ts';
 import type { PeerLoss, PeerJoin } from './membership.ts';
-import { ChannelError } from '../errors.ts';
+import { ChannelError, ConfigError } from '../errors.ts';
 
 export type { AllocatorStats } from './endpoint.ts';
 export type { PeerLoss, PeerJoin } from './membership.ts';
 
 const MAX_CHANNEL = 0xffffffff;
+
+/**
+ * A wait's timeout, checked: NaN (a deadline computed from undefined) made
+ * Atomics.wait sleep for ever, and a string was read as a number. Below 0
+ * it is 0, as for setTimeout: a deadline already passed waits no more.
+ */
+function timeout(call: string, timeoutMs: unknown): number | undefined {
+  if (timeoutMs === undefined) return undefined;
+  if (typeof timeoutMs !== 'number' || Number.isNaN(timeoutMs)) {
+    throw new ConfigError(`${call}'s timeoutMs must be a number of milliseconds (Infinity or none: no limit), got ${typeof timeoutMs === 'string' ? JSON.stringify(timeoutMs) : String(timeoutMs)}`);
+  }
+  return Math.max(0, timeoutMs);
+}
 
 /** One worker's view of the fabric: its channels to every worker, and the calls that move their messages. */
 export interface Allocator {
@@ -96,6 +109,10 @@ export class WorkerAllocator implements Allocator {
   }
 
   set spinLimit(limit: number | undefined) {
+    // Infinity never parked, whatever the timeout; NaN, a string or -1 spun as 0 or as nothing at all, silently.
+    if (limit !== undefined && !(Number.isSafeInteger(limit) && limit >= 0)) {
+      throw new ConfigError(`spinLimit must be undefined (adaptive) or a whole number of checks from 0 to ${Number.MAX_SAFE_INTEGER}, got ${typeof limit === 'string' ? JSON.stringify(limit) : String(limit)}`);
+    }
     this.#e.spinLimit = limit;
   }
 
@@ -117,11 +134,17 @@ export class WorkerAllocator implements Allocator {
   }
 
   awaitEvents(timeoutMs?: number): void {
-    this.#e.awaitEvents(timeoutMs);
+    this.#e.awaitEvents(timeout('awaitEvents()', timeoutMs));
   }
 
   awaitEventsAsync(timeoutMs?: number): Promise<void> {
-    return this.#e.awaitEventsAsync(timeoutMs);
+    let ms;
+    try {
+      ms = timeout('awaitEventsAsync()', timeoutMs);
+    } catch (error) {
+      return Promise.reject(error as Error);
+    }
+    return this.#e.awaitEventsAsync(ms);
   }
 
   events(): number[] {
@@ -137,7 +160,7 @@ export class WorkerAllocator implements Allocator {
   }
 
   awaitDrain(timeoutMs?: number): boolean {
-    return this.#e.awaitDrain(timeoutMs);
+    return this.#e.awaitDrain(timeout('awaitDrain()', timeoutMs));
   }
 
   peerLosses(): PeerLoss[] {

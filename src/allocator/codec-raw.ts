@@ -83,6 +83,8 @@ class TypedArrayBatcher<A extends TypedArray> implements Batcher<A> {
     if (!(message instanceof this.ctor)) {
       throw new CodecError(`expected a ${this.ctor.name}, got ${describe(message)}`);
     }
+    // Its bytes were transferred away (postMessage): reading them would throw a TypeError later, at flush.
+    if ((message.buffer as ArrayBuffer).detached === true) throw new CodecError(`the ${this.ctor.name} views a detached ArrayBuffer (transferred away): it has no bytes to send`);
     this.held = message;
     return true;
   }
@@ -98,7 +100,8 @@ export interface TypedArrayOptions {
   /**
    * Receive views of the ring instead of copies: no copy on the receiving
    * side at all, but a message is valid only until the receiver's next
-   * `receive()` or `awaitEvents()` (copy it to keep it), and it views a
+   * `receive()` or wait (`awaitEvents()`, the next step of a `for await`,
+   * any other task's wait in an async worker; copy it to keep it), and it views a
    * SharedArrayBuffer. Only the receiver's choice: the wire is the same.
    */
   borrow?: boolean;
@@ -106,6 +109,7 @@ export interface TypedArrayOptions {
 
 /** One typed array per message, its bytes copied as they are (or lent: `{ borrow: true }`). */
 export function typedArray<A extends TypedArray>(ctor: TypedArrayConstructor<A>, options: TypedArrayOptions = {}): Codec<A> {
+  checkOptions(options);
   const index = TYPED.indexOf(ctor as unknown as TypedArrayConstructor<TypedArray>);
   if (index < 0) throw new CodecError(`${String((ctor as { name?: string }).name)} is not a typed array constructor`);
   const borrow = options.borrow === true;
@@ -132,6 +136,24 @@ export function typedArray<A extends TypedArray>(ctor: TypedArrayConstructor<A>,
       return [new ctor(copy.buffer as ArrayBuffer, copy.byteOffset, bytes.length / ctor.BYTES_PER_ELEMENT)];
     },
   };
+}
+
+/**
+ * `{ borrow }`, checked: a misspelt field or a borrow of another type was
+ * read as no borrow, and the receiver copied every message without a word.
+ */
+function checkOptions(options: unknown): void {
+  if (options === null || typeof options !== 'object') throw new CodecError(`codecs.typedArray's options must be an object, got ${shown(options)}`);
+  for (const [key, value] of Object.entries(options)) {
+    if (key !== 'borrow') throw new CodecError(`codecs.typedArray's options have no field "${key}"; its one field is borrow`);
+    if (value !== undefined && typeof value !== 'boolean') throw new CodecError(`codecs.typedArray's borrow must be true or false, got ${shown(value)}`);
+  }
+}
+
+/** A value as an error message names it: primitives as themselves, objects by their class. */
+function shown(value: unknown): string {
+  if (typeof value === 'string') return JSON.stringify(value);
+  return typeof value === 'object' && value !== null ? describe(value) : String(value);
 }
 
 function describe(value: unknown): string {

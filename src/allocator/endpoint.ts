@@ -124,6 +124,18 @@ export class Endpoint implements ChannelHost {
   /** A message to oneself was sent, or a stalled channel has room: the worker has something to read. */
   wakeLocal(): void {
     this.#localWake = true;
+    this.wake();
+  }
+
+  /**
+   * Rings this worker's own doorbell if a wait of it is parked. Only an
+   * async worker can be parked while its own thread runs (another task of
+   * it awaits in for-await, ready() or awaitLoan()): a message to itself or
+   * a loan given back on this thread changed nothing another thread rings
+   * for, and that wait slept on.
+   */
+  wake(): void {
+    this.#bell.ring();
   }
 
   /** Moves frames that have arrived into their channels' pullers (see Allocator.receive). */

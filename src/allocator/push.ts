@@ -96,8 +96,10 @@ export interface PushHost {
   hold(pusher: Emitter): void;
   /** Resolves once `ready` holds, moving overflow and receiving meanwhile. */
   until(ready: () => boolean): Promise<void>;
-  /** A message to oneself was sent: the worker has something to read. */
+  /** A message to oneself was sent, or its pusher closed: the worker has something to read. */
   wakeLocal(): void;
+  /** A loan's chunk was given back on this thread: wakes a wait of this worker parked for room (awaitLoan in another task). */
+  wake(): void;
 }
 
 const READY = Promise.resolve();
@@ -161,6 +163,9 @@ abstract class Pusher<T> implements Push<T> {
   }
 
   async sendAll(source: Iterable<T> | AsyncIterable<T>): Promise<void> {
+    if (typeof (source as { [Symbol.iterator]?: unknown } | null)?.[Symbol.iterator] !== 'function' && typeof (source as { [Symbol.asyncIterator]?: unknown } | null)?.[Symbol.asyncIterator] !== 'function') {
+      throw new ChannelError(this.channel, `sendAll() takes an iterable or an async iterable, got ${source === null ? 'null' : typeof source}`);
+    }
     // A sync source is not awaited per message: only when send says to wait.
     if (Symbol.asyncIterator in source) {
       for await (const m of source) if (!this.send(m)) await this.ready();
@@ -256,7 +261,7 @@ export class RemotePush<T> extends Pusher<T> implements Emitter {
     this.check();
     this.checkLoan(byteLength, this.host.maxBatch);
     const slab = this.outbox.chunks;
-    if (slab === undefined || byteLength > slab.capacity) {
+    if (slab === undefined || !slab.fits(byteLength)) {
       return this.ownLoan(byteLength, (bytes) => this.sendLoaned(byteLength, (outbox) => outbox.data(this.target, this.channel, this.codec, 1, bytes)));
     }
     // Paced like send(): none while the backlog is over the mark. Until a
@@ -268,7 +273,7 @@ export class RemotePush<T> extends Pusher<T> implements Emitter {
       return undefined;
     }
     slab.wanted = 0;
-    return new PushLoan(this.channel, chunk.bytes, () => this.sendChunk(chunk), () => slab.release(chunk));
+    return new PushLoan(this.channel, chunk.bytes, () => this.sendChunk(chunk), () => this.giveBack(chunk));
   }
 
   override async awaitLoan(byteLength: number): Promise<Loan> {
@@ -288,8 +293,14 @@ export class RemotePush<T> extends Pusher<T> implements Emitter {
       });
     } finally {
       // Not sent (refused, or its target returned): the chunk is free again.
-      if (chunk.target < 0 || this.host.returned(this.target)) this.outbox.chunks?.release(chunk);
+      if (chunk.target < 0 || this.host.returned(this.target)) this.giveBack(chunk);
     }
+  }
+
+  /** A loan's chunk is free again; a task of this worker waiting in awaitLoan() may take it. */
+  private giveBack(chunk: Chunk): void {
+    this.outbox.chunks?.release(chunk);
+    this.host.wake();
   }
 
   /** A loan's message: after what this pusher batched before it, checked as send() checks. */
@@ -408,6 +419,8 @@ export class LocalPush<T> extends Pusher<T> implements Emitter {
 
   protected closed(): void {
     this.pull.closeFrom(this.target);
+    // Another task of this worker may be parked on this channel's end.
+    this.host.wakeLocal();
   }
 
   protected override refuse(): never {

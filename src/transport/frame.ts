@@ -118,7 +118,7 @@ export function validateHeader(h: FrameHeader, limits: { peers: number; maxFrame
       if (h.flags & Flags.SLAB) {
         if (limits.slab !== true) throw new ProtocolError('a DATA frame refers to a slab where there is none (slab frames stay between threads of one process)');
         if (h.length !== SLAB_DESCRIPTOR_BYTES) throw new ProtocolError(`slab DATA frame carries ${h.length} bytes, a descriptor is ${SLAB_DESCRIPTOR_BYTES}`);
-        if (h.total > limits.maxBatch) throw new ProtocolError(`batch of ${h.total} bytes exceeds the limit of ${limits.maxBatch} bytes`);
+        if (h.total > limits.maxBatch) throw new ProtocolError(`batch of ${h.total} bytes exceeds maxMessageBytes (${limits.maxBatch}) here`);
         if (h.count === 0 || h.count > h.total + 1) throw new ProtocolError(`DATA frame count ${h.count} is impossible for ${h.total} batch bytes`);
         break;
       }
@@ -130,7 +130,7 @@ export function validateHeader(h: FrameHeader, limits: { peers: number; maxFrame
       }
       break;
     case Kind.PART:
-      if (h.total > limits.maxBatch) throw new ProtocolError(`batch of ${h.total} bytes exceeds the limit of ${limits.maxBatch} bytes`);
+      if (h.total > limits.maxBatch) throw new ProtocolError(`batch of ${h.total} bytes exceeds maxMessageBytes (${limits.maxBatch}) here`);
       if (h.length > h.total) throw new ProtocolError(`PART frame length ${h.length} exceeds its batch total ${h.total}`);
       break;
     case Kind.ABORT:

@@ -114,7 +114,7 @@ export class Outbox {
   data(target: number, channel: number, codec: number, count: number, given: Uint8Array | Uint8Array[]): void {
     const slab = this.chunks;
     const length = Array.isArray(given) ? given.reduce((n, p) => n + p.length, 0) : given.length;
-    if (slab !== undefined && length >= SLAB_MIN_BYTES && length <= slab.capacity) {
+    if (slab !== undefined && length >= SLAB_MIN_BYTES && slab.fits(length)) {
       const chunk = this.queue.length === 0 || this.drain() ? slab.alloc(length, target) : undefined;
       if (chunk === undefined) {
         // Behind others, or no room in the slab: a copy waits in overflow for a chunk.

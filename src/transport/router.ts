@@ -346,6 +346,12 @@ export class Router {
     this.lastTick = now;
     for (const peer of this.peers) {
       if (peer === undefined || peer.gone) continue;
+      // While this router does not read the sockets (a local worker holds
+      // what it has not read), a peer's silence is ours: its heartbeats wait
+      // unread behind its frames. It is judged from when reading resumes.
+      // Judged meanwhile, a worker busy past the timeout while a peer
+      // streamed to it had that live peer presumed dead, and the run failed.
+      if (this.readPaused) peer.lastHeard = now;
       if (!peer.goodbye && !woke && now - peer.lastHeard > this.o.heartbeatTimeoutMs) {
         this.peerFailed(peer, new PeerError(peer.index, `process ${peer.index} (${this.o.addresses[peer.index]}) sent nothing for ${now - peer.lastHeard} ms: it is presumed dead`));
         if (this.stopped) return;

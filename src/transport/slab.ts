@@ -76,6 +76,11 @@ export interface Chunk extends Descriptor {
   bytes: Uint8Array;
 }
 
+/** The bytes a chunk of `length` takes: whole pages, at least one. */
+function chunkSize(length: number): number {
+  return Math.ceil(Math.max(length, 1) / PAGE) * PAGE;
+}
+
 interface Extent {
   at: number;
   size: number;
@@ -132,9 +137,20 @@ export class SlabWriter {
     return this.spareSlots.length > 0 || this.unused < SLOTS;
   }
 
-  /** The most a chunk can hold. */
-  get capacity(): number {
+  /** Bytes the slab may grow to hold (slabBytes). */
+  private get capacity(): number {
     return this.buffer.maxByteLength - DATA;
+  }
+
+  /**
+   * Whether a batch of `length` bytes can ever have a chunk here. A chunk
+   * takes whole pages, so with a slabBytes that is not a multiple of 4 KiB
+   * a batch up to slabBytes long may still not fit: compared with
+   * slabBytes alone, such a batch waited in overflow for a chunk no return
+   * could ever make, and its sender and receiver hung.
+   */
+  fits(length: number): boolean {
+    return chunkSize(length) <= this.capacity;
   }
 
   /** Chunks handed out and not back yet (for tests and stats). */
@@ -148,7 +164,7 @@ export class SlabWriter {
    * space first: it was touched before, and fresh memory costs page faults.
    */
   alloc(length: number, target: number): Chunk | undefined {
-    const size = (Math.max(length, 1) + PAGE - 1) & ~(PAGE - 1);
+    const size = chunkSize(length);
     if (size > this.capacity) return undefined;
     // Chunks that came back are reused before the slab grows into fresh memory.
     let at = this.slotsLeft ? this.fit(size) : -1;
@@ -308,8 +324,7 @@ export class SlabWriter {
       this.count(c.target, -c.counted);
       if (this.capped[c.target] === c) this.recap(c.target);
     }
-    const size = (Math.max(c.length, 1) + PAGE - 1) & ~(PAGE - 1);
-    this.insert(c.offset, size);
+    this.insert(c.offset, chunkSize(c.length));
   }
 
   private insert(at: number, size: number): void {

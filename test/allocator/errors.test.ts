@@ -2,7 +2,7 @@
 // what is wrong.
 
 import { describe, expect, it } from 'vitest';
-import { ChannelError, Config, ConfigError, ModuleError, initialize } from '../../src/index.ts';
+import { ChannelError, CodecError, Config, ConfigError, ModuleError, codecs, initialize } from '../../src/index.ts';
 import { AFTER_RETURN } from './fixtures/workers.ts';
 
 const workers = new URL('./fixtures/workers.ts', import.meta.url);
@@ -129,6 +129,50 @@ describe('bad input', () => {
 
   it('the module form with a module that does not exist rejects with a ModuleError', async () => {
     await expect(initialize(Config.process(1), { module: new URL('./fixtures/missing.ts', import.meta.url) })).rejects.toThrow(ModuleError);
+  });
+
+  it('codecs.typedArray refuses a misspelt option or a borrow that is not a boolean with a CodecError naming it, rather than copying without a word', () => {
+    const typedArray = codecs.typedArray as (ctor: unknown, options?: unknown) => unknown;
+    const refusals: [unknown, unknown, RegExp][] = [
+      [Uint8Array, { borow: true }, /^codecs\.typedArray's options have no field "borow"; its one field is borrow$/],
+      [Uint8Array, { borrow: 'yes' }, /^codecs\.typedArray's borrow must be true or false, got "yes"$/],
+      [Uint8Array, { borrow: 1 }, /^codecs\.typedArray's borrow must be true or false, got 1$/],
+      [Uint8Array, null, /^codecs\.typedArray's options must be an object, got null$/],
+      [Uint8Array, true, /^codecs\.typedArray's options must be an object, got true$/],
+    ];
+    for (const [ctor, options, message] of refusals) {
+      expect(() => typedArray(ctor, options)).toThrow(CodecError);
+      expect(() => typedArray(ctor, options)).toThrow(message);
+    }
+    expect(codecs.typedArray(Uint8Array, { borrow: true }).lends).toBe(true);
+    expect(codecs.typedArray(Uint8Array, { borrow: false }).lends).toBe(false);
+    expect(codecs.typedArray(Uint8Array, { borrow: undefined }).lends).toBe(false);
+    expect(codecs.typedArray(Uint8Array).lends).toBe(false);
+  });
+
+  it('a wait\'s timeout that is NaN or not a number, and a spinLimit that is not a whole number of checks, are ConfigErrors naming them, not a wait for ever', async () => {
+    const guards = await initialize<string[]>(Config.thread(), { module: new URL('./fixtures/waits.ts', import.meta.url), export: 'badWaits' });
+    const [out] = await guards.join();
+    const wait = (call: string, got: string) => `ConfigError: ${call}'s timeoutMs must be a number of milliseconds (Infinity or none: no limit), got ${got}`;
+    const spin = (got: string) => `ConfigError: spinLimit must be undefined (adaptive) or a whole number of checks from 0 to ${Number.MAX_SAFE_INTEGER}, got ${got}`;
+    expect(out).toEqual([
+      wait('awaitEvents()', 'NaN'), wait('awaitEvents()', '"5"'), wait('awaitEventsAsync()', 'NaN'), wait('awaitDrain()', 'NaN'),
+      spin('Infinity'), spin('-1'), spin('1.5'), spin('NaN'), spin('"x"'),
+      'ok', 'ok', 'ok', 'ok',
+    ]);
+  });
+
+  it('sendAll() given what is not iterable, and a typed array whose buffer was transferred away, are ChannelErrors naming the channel, not TypeErrors; the channel goes on', async () => {
+    const guards = await initialize<string[]>(Config.process(2), { module: new URL('./fixtures/mistakes.ts', import.meta.url), export: 'carelessSends' });
+    const [sender, receiver] = await guards.join();
+    const detached = (target: number) => `ChannelError: channel 1: send to worker ${target} refused the message: the Uint8Array views a detached ArrayBuffer (transferred away): it has no bytes to send`;
+    expect(sender).toEqual([
+      'ChannelError: channel 0: sendAll() takes an iterable or an async iterable, got null',
+      'ChannelError: channel 0: sendAll() takes an iterable or an async iterable, got number',
+      detached(0),
+      detached(1),
+    ]);
+    expect(receiver).toEqual(['3']);
   });
 
   it('ChannelError is the error class of channel misuse', () => {

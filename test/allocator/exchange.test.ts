@@ -4,8 +4,10 @@
 import { describe, expect, it } from 'vitest';
 import { Config, initialize } from '../../src/index.ts';
 import { ALL_TO_ALL, BATCHED, FLOOD, MAYBE, PARKED_PINGS, PINGS, TWO_WAITS_EPISODES } from './fixtures/workers.ts';
+import { STALLED_A } from './fixtures/waits.ts';
 
 const workers = new URL('./fixtures/workers.ts', import.meta.url);
+const waits = new URL('./fixtures/waits.ts', import.meta.url);
 
 describe('exchange', () => {
   it('timely hello: two workers each say hello to both', async () => {
@@ -63,6 +65,21 @@ describe('exchange', () => {
     const guards = await initialize<number>(Config.process(3), { module: workers, export: 'twoWaits' });
     const pings = (worker: number): number => Array.from({ length: TWO_WAITS_EPISODES }, (_, e) => [0, (e * 7) % 13, (e * 5) % 11][worker]!).reduce((x, y) => x + y, 0);
     expect(await guards.join()).toEqual([pings(1) + pings(2), pings(1), pings(2)]);
+  });
+
+  it('a message an async worker sends itself wakes another of its tasks parked in for await on that channel', async () => {
+    const guards = await initialize<number[]>(Config.process(2), { module: waits, export: 'selfSendWakesOtherTask' });
+    expect(await guards.join()).toEqual([[1, 2], []]);
+  });
+
+  it('an async worker closing its pusher to itself ends another of its tasks parked in for await on that channel', async () => {
+    const guards = await initialize<number[]>(Config.process(2), { module: waits, export: 'selfCloseEndsOtherTask' });
+    expect(await guards.join()).toEqual([[1], []]);
+  });
+
+  it('reading a stalled channel under its bound wakes another task of the worker parked on a channel whose frame was behind it', async () => {
+    const guards = await initialize<number[]>(Config.process(2, { ringBytes: 1 << 16 }), { module: waits, export: 'stalledChannelWakesOtherTask' });
+    expect(await guards.join()).toEqual([[STALLED_A, 42], []]);
   });
 
   it('an async receiver that waits long past its spin, with nothing else keeping its thread alive, gets every message', async () => {

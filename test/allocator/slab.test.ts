@@ -6,7 +6,7 @@
 import { describe, expect, it } from 'vitest';
 import { checkConfig } from '../../src/allocator/config.ts';
 import { Config, ConfigError, initialize, OverflowError, WorkerError } from '../../src/index.ts';
-import { MiB, SLAB } from './fixtures/slab.ts';
+import { MiB, ODD_SIZES, ODD_SLAB, SLAB } from './fixtures/slab.ts';
 
 const workers = new URL('./fixtures/slab.ts', import.meta.url);
 
@@ -33,6 +33,14 @@ describe('large messages between threads', () => {
     const [sender, receiver] = await guards.join();
     expect(receiver!.ok.every(Boolean)).toBe(true);
     expect(sender!.ringBytesSent).toBe(2 * (16 * MiB + MiB + (64 << 10)));
+  });
+
+  it('with a slabBytes that is not a multiple of 4 KiB: a batch too long for the slab\'s whole pages goes through the rings, sent or loaned, instead of waiting for a chunk forever', async () => {
+    const guards = await initialize<{ ringBytesSent: number; ok: boolean[] }>(Config.process(2, { slabBytes: ODD_SLAB }), { module: workers, export: 'oddSlab' });
+    const [sender, receiver] = await guards.join();
+    expect(receiver!.ok).toEqual(new Array(2 * ODD_SIZES.length).fill(true));
+    // The two that fit in whole pages (64 KiB, 24 pages) went as descriptors, the others as themselves, sent and loaned.
+    expect(sender!.ringBytesSent).toBe(2 * (16 + 16 + ODD_SIZES[2]! + ODD_SIZES[3]!));
   });
 
   it('can be loaned: filled in place, borrowed by the receiver; a spent loan and bad lengths are refused by name', async () => {
@@ -104,6 +112,11 @@ describe('the slab bound', () => {
     expect(sender!.loans).toBe(SLAB / MiB);
     expect(sender!.afterCancel).toBe(true);
     expect(receiver!.delivered).toBe(0);
+  });
+
+  it('a loan cancelled by one task of a worker wakes another of its tasks parked in awaitLoan() for the room', async () => {
+    const guards = await initialize<number[]>(Config.process(2, { slabBytes: SLAB }), { module: workers, export: 'cancelWakesLoanWaiter' });
+    expect(await guards.join()).toEqual([[], [MiB]]);
   });
 
   it('a flood that ignores send()\'s answer fails its sender with an OverflowError at maxBacklogBytes, not out of memory', async () => {

@@ -12,6 +12,8 @@ const RUNTIME_LOSS = fileURLToPath(new URL('./fixtures/runtime-loss.ts', import.
 const RUNTIME_SPARE = fileURLToPath(new URL('./fixtures/runtime-spare.ts', import.meta.url));
 
 const EXCHANGE = 20_000;
+/** maxMessageBytes of the program's limit mode. */
+const LIMIT = 5_000_000;
 const launch = (args: string[]) => run(join(ROOT, 'bin/weft.mjs'), ['launch', ...args]);
 
 describe('weft launch', () => {
@@ -57,6 +59,15 @@ describe('weft launch', () => {
     expect(code, detail).toBe(0);
     expect(cluster.stdout, detail).toContain('[0] result [0]');
     expect(cluster.stdout, detail).toContain('[1] result [34]');
+  });
+
+  it('limit: between 2 processes, batches one byte under maxMessageBytes and exactly at it arrive byte for byte; one byte over is refused at the sender\'s send(), naming the limit, and the run completes', async () => {
+    const cluster = launch(['-n', '2', '-w', '1', PROGRAM, 'limit']);
+    const { code } = await cluster.exited;
+    const detail = detailOf(cluster);
+    expect(code, detail).toBe(0);
+    expect(cluster.stdout, detail).toContain(`[0] result ${JSON.stringify([`ChannelError: channel 0: a batch of ${LIMIT + 1} bytes exceeds maxMessageBytes (${LIMIT})`])}`);
+    expect(cluster.stdout, detail).toContain(`[1] result ${JSON.stringify([[LIMIT - 1, LIMIT]])}`);
   });
 
   it('keeps the survivors running when the program survives a loss: Runtime.cluster loses process 2 mid-map, completes, and launch exits 0', async () => {

@@ -4,7 +4,8 @@
 // that must not read as "every peer died".
 
 import { afterEach, describe, expect, it } from 'vitest';
-import { gatedCluster, killAll, type Running } from './helpers.ts';
+import { join } from 'node:path';
+import { detail, gatedCluster, killAll, PROGRAM, ROOT, run, type Running } from './helpers.ts';
 
 const started: Running[] = [];
 const clusters: { remove(): void }[] = [];
@@ -25,5 +26,23 @@ describe('a cluster paused as a whole', () => {
     for (const p of ps) p.child.kill('SIGCONT');
     await c.completes();
     for (const p of ps) expect(p.stderr.join('\n')).not.toMatch(/presumed dead/);
+  });
+});
+
+describe('a worker that reads nothing for longer than the heartbeat timeout', () => {
+  // Its router stops reading the sockets once it holds 8 MiB the worker has
+  // not taken (docs/cluster.md, "Backpressure"): the peer's heartbeats wait
+  // unread behind its frames, and that silence is not the peer's.
+  it('while a peer streams to it: the peer waits on ready() past the timeout, is not presumed dead, and everything arrives', async () => {
+    const cluster = run(join(ROOT, 'bin/weft.mjs'), ['launch', '-n', '2', '-w', '1', PROGRAM, 'slowReader']);
+    started.push(cluster);
+    const { code } = await cluster.exited;
+    const d = detail(cluster);
+    expect(code, d).toBe(0);
+    expect(cluster.stdout.join('\n'), d).not.toMatch(/presumed dead/);
+    expect(cluster.stdout, d).toContain('[1] result [40]');
+    // The sender was held by backpressure for longer than the timeout (2 s): the pause spanned a verdict.
+    const waited = Number(/^\[0\] result \[(\d+)\]$/.exec(cluster.stdout.find((l) => l.startsWith('[0] result')) ?? '')?.[1]);
+    expect(waited, d).toBeGreaterThan(2_000);
   });
 });

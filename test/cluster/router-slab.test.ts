@@ -294,7 +294,7 @@ describe.each([
   it('a run that declares more than maxMessageBytes is refused before anything is allocated', () => {
     const { sockets, slab, losses } = harness(dialled);
     sockets[0].arrive(Buffer.from(header({ length: 1000, total: MAX_BATCH + 1 })));
-    expect(losses.map((e) => e.message).join()).toMatch(/process 0 \(a:1\) broke the protocol: batch of 4194305 bytes exceeds the limit of 4194304 bytes/);
+    expect(losses.map((e) => e.message).join()).toMatch(/process 0 \(a:1\) broke the protocol: batch of 4194305 bytes exceeds maxMessageBytes \(4194304\) here/);
     expect(slab.outstanding).toBe(0);
   });
 

@@ -12,7 +12,7 @@ import { Inbox, type FrameSink } from '../../src/transport/inbox.ts';
 import { Flags, Kind, validateHeader, type FrameHeader } from '../../src/transport/frame.ts';
 import { FrameDecoder } from '../../src/transport/decoder.ts';
 import {
-  DESCRIPTOR_BYTES, SLAB_MIN_BYTES, SlabReader, SlabWriter, createSlab, readDescriptor, writeDescriptor, type Chunk,
+  DESCRIPTOR_BYTES, MAX_SLAB_BYTES, SLAB_MIN_BYTES, SlabReader, SlabWriter, createSlab, readDescriptor, writeDescriptor, type Chunk,
 } from '../../src/transport/slab.ts';
 import { ProtocolError } from '../../src/index.ts';
 
@@ -143,6 +143,29 @@ describe('a slab', () => {
       { numRuns: 150 },
     );
     expect(reusedSeen).toBeGreaterThan(0);
+  });
+
+  it('says which lengths it can ever hold (whole 4 KiB pages within slabBytes, whatever slabBytes is), and an empty slab gives those a chunk and refuses the rest without throwing, up to 4 GiB', () => {
+    const PAGE = 4096;
+    fc.assert(
+      fc.property(
+        fc.oneof(fc.integer({ min: 1, max: 1 << 20 }), fc.constantFrom(2 ** 31 + 100, MAX_SLAB_BYTES)),
+        fc.oneof(fc.integer({ min: 0, max: 1 << 20 }), fc.integer({ min: 0, max: 2 ** 32 - 1 })),
+        (slabBytes, length) => {
+          const writer = new SlabWriter(createSlab(slabBytes)!, 1 << 20);
+          // The lengths a slab of whole pages holds: every one up to its
+          // last whole page (0 takes a page too), none past it.
+          const fits = Math.max(length, 1) <= Math.floor(slabBytes / PAGE) * PAGE;
+          expect(writer.fits(length)).toBe(fits);
+          // Allocated only where that stays small: a fitting chunk is real memory.
+          if (fits && length > 8 << 20) return;
+          const chunk = writer.alloc(length, 0);
+          if (!fits) expect(chunk).toBeUndefined();
+          else expect(chunk?.bytes.length).toBe(length);
+        },
+      ),
+      { numRuns: 300 },
+    );
   });
 
   it('hands out 4096 chunks at once, each on its own slot, refuses the next, and reuses the slot that came back', () => {
@@ -332,15 +355,17 @@ describe('outbox and inbox with a slab', () => {
     expect(slab.outstanding).toBe(1);
   });
 
-  it('carry large batches through a slab that fills, in order and byte-exact, with borrowed chunks held until the next drain', () => {
+  it('carry large batches through a slab that fills, of any size (whole pages or not), in order and byte-exact, with borrowed chunks held until the next drain', () => {
     let waited = 0;
     fc.assert(
       fc.property(
-        fc.array(fc.record({ large: fc.boolean(), length: fc.integer({ min: 0, max: 48 << 10 }), seed: fc.integer(), lend: fc.boolean(), receive: fc.boolean() }), { minLength: 1, maxLength: 30 }),
-        (batches) => {
-          const { slab, outbox, inbox, backlog } = slabLink(4096, 256 << 10, 1 << 20, 1 << 20);
+        // A slab of any size, its last page partial or not; some batches as long as the whole slab.
+        fc.integer({ min: SLAB_MIN_BYTES, max: 256 << 10 }),
+        fc.array(fc.record({ large: fc.boolean(), whole: fc.boolean(), length: fc.integer({ min: 0, max: 48 << 10 }), seed: fc.integer(), lend: fc.boolean(), receive: fc.boolean() }), { minLength: 1, maxLength: 30 }),
+        (slabBytes, batches) => {
+          const { slab, outbox, inbox, backlog } = slabLink(4096, slabBytes, 1 << 20, 1 << 20);
           const want = batches.map((b) => {
-            const n = b.large ? SLAB_MIN_BYTES + b.length : b.length >> 6;
+            const n = b.large ? (b.whole ? slabBytes : SLAB_MIN_BYTES + b.length) : b.length >> 6;
             const bytes = new Uint8Array(n);
             let x = b.seed | 1;
             for (let i = 0; i < n; i += 64) bytes[i] = x = (x * 1103515245 + 12345) & 0xff;
