@@ -17,6 +17,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, writeFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
+import { createRequire } from 'node:module';
 import { createInterface } from 'node:readline';
 import { pathToFileURL } from 'node:url';
 import { checkTls, tlsFromDir } from '../transport/tls.ts';
@@ -74,6 +75,14 @@ export async function launch(o: LaunchOptions): Promise<number> {
   const restarts = o.restarts ?? 0;
   if (!Number.isInteger(restarts) || restarts < 0) throw new ConfigError(`--restart ${restarts} must be a whole number of restarts per process`);
   const started = o.processes - spares;
+  const script = resolve(o.script);
+  // Node's own lookup for a main script, done once here: a missing script is
+  // one line, not a stack trace from each process.
+  try {
+    createRequire(import.meta.url).resolve(script);
+  } catch {
+    throw new ConfigError(`no script ${o.script} (${script})`);
+  }
   // Every process's files are checked before any starts: one clear error, not one per process.
   const tls = o.tlsDir !== undefined ? ['--tls-dir', resolve(o.tlsDir)] : [];
   for (let i = 0; o.tlsDir !== undefined && i < o.processes; i++) checkTls(tlsFromDir(tls[1]!, i), i);
@@ -81,7 +90,6 @@ export async function launch(o: LaunchOptions): Promise<number> {
   const hostfile = join(dir, 'hosts');
   const ports = await freePorts(o.processes);
   writeFileSync(hostfile, ports.map((p, i) => `127.0.0.1:${p}${i >= started ? ' spare' : ''}\n`).join(''));
-  const script = resolve(o.script);
   const argvOf = (i: number): string[] => [...nodeArgs(script), script, '-n', String(o.processes), '-p', String(i), '-w', String(o.threads), '-h', hostfile, ...tls, ...o.args];
   const children: ChildProcess[] = [];
   /** The first failure of a process that outlived a loss: the cluster's exit code. */

@@ -30,7 +30,10 @@ function positive(value: string): number {
 // The same path from src/cli and from dist/cli: the package root's manifest.
 const { version } = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string };
 
-const program = new Command('weft').description('parallel and distributed programs for Node.js').version(version, '-V, --version');
+// Positional options: what follows a launched script is the script's, so an
+// option before it that launch does not know is a mistake to report, not a
+// script to start (`weft launch -n 2 --bogus app.js` once ran `--bogus`).
+const program = new Command('weft').description('parallel and distributed programs for Node.js').version(version, '-V, --version').enablePositionalOptions();
 
 program
   .command('launch')
@@ -44,8 +47,8 @@ program
   .option('--heartbeat-timeout <ms>', 'silence after which a process is presumed dead (heartbeatTimeoutMs; default 10000, or WEFT_HEARTBEAT_TIMEOUT_MS)')
   .option('--connect-timeout <ms>', 'how long each process tries to reach the others (connectTimeoutMs; default 30000, or WEFT_CONNECT_TIMEOUT_MS)')
   .option('--restart <n>', 'start a process that fails again, up to n times each (a program that continues past losses takes it back)', natural, 0)
-  .argument('[args...]', 'passed on to the script')
-  .allowUnknownOption()
+  .argument('[args...]', 'passed on to the script, options included')
+  .passThroughOptions()
   .action(async (script: string, args: string[], o: { processes: number; threads: number; tlsDir?: string; spare: number; restart: number; onPeerLoss?: string; heartbeatTimeout?: string; connectTimeout?: string }) => {
     const { launch } = await import('./launch.ts');
     try {
