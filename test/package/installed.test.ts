@@ -291,4 +291,22 @@ export const everything = Object.keys(weft);
     expect(r.stdout + r.stderr).toBe('');
     expect(r.status).toBe(0);
   }, TYPECHECK_MS);
+
+  // @types/node 26 swapped tracingChannel's type parameters: the subscribers
+  // docs/observability.md shows must type-check with the @types/node npm
+  // installs today as well as with 22's (test/observability/docs.test.ts).
+  it.each(['tsc', 'tsc7'])("type-checks docs/observability.md's diagnostics_channel subscribers under %s --init defaults with @types/node 26", (tsc) => {
+    sh('npm', ['install', '--prefer-offline', '--no-audit', '--no-fund', '--loglevel=error', '@types/node@26'], app);
+    const dir = join(app, `subscribers-${tsc}`);
+    mkdirSync(dir);
+    execFileSync(process.execPath, [tscBin(tsc), '--init'], { cwd: dir, env, stdio: 'ignore' });
+    const doc = readFileSync(join(root, 'docs/observability.md'), 'utf8');
+    const section = doc.slice(doc.indexOf('\n## `diagnostics_channel`\n'), doc.indexOf('\n## OpenTelemetry'));
+    const examples = [...section.matchAll(/```ts\n([\s\S]*?)```/g)].map((m) => m[1]!);
+    expect(examples).toHaveLength(2);
+    examples.forEach((example, i) => writeFileSync(join(dir, `subscribers-${i}.ts`), example));
+    const r = spawnSync(process.execPath, [tscBin(tsc), '-p', '.', '--noEmit'], { cwd: dir, env, encoding: 'utf8' });
+    expect(r.stdout + r.stderr).toBe('');
+    expect(r.status).toBe(0);
+  }, TYPECHECK_MS);
 });
