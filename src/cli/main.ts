@@ -98,7 +98,7 @@ program
   .command('worker')
   .description('serve tasks from an AMQP broker (RabbitMQ) for Runtime.amqp orchestrators')
   .requiredOption('--amqp <url>', 'broker URL, amqp://user:password@host:port/vhost')
-  .requiredOption('--operations <modules...>', 'module(s) whose defineOperation calls this worker serves (.js, or .ts through tsx)')
+  .requiredOption('--operations <modules...>', 'module(s) whose defineOperation calls this worker serves (.js, or .ts: stripped by Node where it can, else through tsx)')
   .option('--prefix <prefix>', 'queue and exchange name prefix, as given to Runtime.amqp', 'weft')
   .option('--threads <n>', 'worker threads that run the tasks (default: the available parallelism)', positive)
   .option('--prefetch <n>', 'task batches delivered and not yet answered (default: 4 per thread, at least 8)', positive)

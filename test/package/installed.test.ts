@@ -208,6 +208,24 @@ if (runtime !== undefined) {
     expect(r.stdout).toBe('[0] 30\n');
   });
 
+  it("runs a .ts that type stripping refuses (an enum) under weft launch run through tsx, as docs/cluster.md says", () => {
+    installTsx();
+    writeFileSync(
+      join(app, 'enum.ts'),
+      `import { Config, initialize } from 'weft';
+enum Step { One = 1 }
+const { config } = Config.fromArgs(process.argv.slice(2));
+const guards = await initialize(config, (allocator) => allocator.index + Step.One);
+console.log((await guards.join()).join());
+`,
+    );
+    const r = spawnSync(process.execPath, ['--import', 'tsx', join(app, 'node_modules', '.bin', 'weft'), 'launch', '-n', '2', '-w', '2', 'enum.ts'], { cwd: app, env, encoding: 'utf8', timeout: 60_000 });
+    expect(r.stderr).toBe('weft: launching 2 processes x 2 threads of enum.ts\n');
+    // join() resolves to this process's workers' results.
+    expect(r.stdout.trim().split('\n').sort()).toEqual(['[0] 1,2', '[1] 3,4']);
+    expect(r.status).toBe(0);
+  });
+
   it.each(['mjs', 'ts'])("runs the README's way of testing code that uses weft under node --test (.%s)", (ext) => {
     const typed = ext === 'ts';
     writeFileSync(join(app, `workers.${ext}`), `${typed ? "import type { Allocator } from 'weft';\n" : ''}export function hello(allocator${typed ? ': Allocator' : ''}) { return allocator.index; }\n`);
