@@ -48,3 +48,13 @@ describe('weft launch, given a mistake', () => {
     expect(r.status).toBe(0);
   });
 });
+
+describe('weft keys, given a mistake', () => {
+  it('says the folder cannot be made, naming it, prefixed like its other errors', () => {
+    writeFileSync(join(dir, 'a-file'), '');
+    const r = weft(['keys', '-n', '1', 'a-file/keys']);
+    expect(r.stderr).toBe("weft keys: cannot make the folder a-file/keys: ENOTDIR: not a directory, mkdir 'a-file/keys'\n");
+    expect(r.stdout).toBe('');
+    expect(r.status).toBe(1);
+  });
+});
