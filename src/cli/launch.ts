@@ -24,6 +24,7 @@ import { checkTls, tlsFromDir } from '../transport/tls.ts';
 import { LAUNCHED_ENV, launchedValue } from '../allocator/launched.ts';
 import { freePorts } from './ports.ts';
 import { ConfigError } from '../errors.ts';
+import { MAX_THREADS } from '../allocator/config.ts';
 import { mustRegisterTsx, tsxEntry, tsxFlags, TYPESCRIPT_FILE } from '../typescript.ts';
 
 export interface LaunchOptions {
@@ -72,6 +73,8 @@ export async function launch(o: LaunchOptions): Promise<number> {
   if (!Number.isInteger(spares) || spares < 0 || spares >= o.processes) {
     throw new ConfigError(`--spare ${spares} must be from 0 to ${o.processes - 1} for ${o.processes} processes (process 0 is never a spare)`);
   }
+  // Config's bound, checked once here: past it every process would fail alike as it starts, each with a stack trace.
+  if (o.threads > MAX_THREADS) throw new ConfigError(`-w ${o.threads}: threads are at most ${MAX_THREADS} per process (rings grow as threads^2); use more processes (-n)`);
   const restarts = o.restarts ?? 0;
   if (!Number.isInteger(restarts) || restarts < 0) throw new ConfigError(`--restart ${restarts} must be a whole number of restarts per process`);
   const started = o.processes - spares;

@@ -35,6 +35,13 @@ describe('weft launch, given a mistake', () => {
     expect(r.status).toBe(1);
   });
 
+  it('refuses more threads per process than a config takes, once, and starts nothing', () => {
+    const r = weft(['launch', '-n', '2', '-w', '65', 'args.mjs']);
+    expect(r.stderr).toBe('weft launch: -w 65: threads are at most 64 per process (rings grow as threads^2); use more processes (-n)\n');
+    expect(r.stdout).toBe('');
+    expect(r.status).toBe(2);
+  });
+
   it('says there is no such script, once, and starts nothing', () => {
     const r = weft(['launch', '-n', '2', 'missing.mjs']);
     expect(r.stderr).toBe(`weft launch: no script missing.mjs (${join(dir, 'missing.mjs')})\n`);
