@@ -4,7 +4,7 @@
 
 import { existsSync, readFileSync } from 'node:fs';
 import { Command, InvalidArgumentError } from 'commander';
-import { ConfigError, ModuleError } from '../errors.ts';
+import { ConfigError, WeftError } from '../errors.ts';
 import { importOptional } from '../optional.ts';
 import { clusterFlags } from '../allocator/cluster-flags.ts';
 import type { WorkerCommandOptions } from './worker.ts';
@@ -112,8 +112,10 @@ program
       const { worker } = await import('./worker.ts');
       process.exitCode = await worker(o);
     } catch (error) {
-      // A missing amqplib, or operations that cannot be imported: one line, not a stack.
-      if (!(error instanceof ModuleError)) throw error;
+      // What weft refuses (a missing amqplib, operations that cannot be
+      // imported, a URL that is not amqp://, a broker out of reach): one
+      // line, not a stack. Anything else is a bug, and keeps its stack.
+      if (!(error instanceof WeftError)) throw error;
       console.error(`weft worker: ${error.message}`);
       process.exitCode = 2;
     }

@@ -65,3 +65,16 @@ describe('weft keys, given a mistake', () => {
     expect(r.status).toBe(1);
   });
 });
+
+describe('weft worker, given a mistake', () => {
+  it.each([
+    ['a URL that is not amqp://', ['--amqp', 'notaurl', '--operations', './args.mjs'], /^weft worker: WorkerRuntime\.amqp option url must be an amqp:\/\/ or amqps:\/\/ URL, got "notaurl"\n$/],
+    ['operations that cannot be imported', ['--amqp', 'amqp://127.0.0.1:1', '--operations', './missing.mjs', '--threads', '1'], /^weft worker: worker 0 failed to start: cannot import operations module file:.*missing\.mjs: Cannot find module .*\n$/],
+    ['a broker out of reach', ['--amqp', 'amqp://127.0.0.1:1', '--operations', './no-operations.mjs', '--threads', '1', '--connect-timeout', '1000', '-q'], /^weft worker: cannot reach the AMQP broker at amqp:\/\/127\.0\.0\.1:1 within 1000 ms: connect ECONNREFUSED 127\.0\.0\.1:1\n$/],
+  ])('says what is wrong with %s in one line, exit 2, no stack', (_, args, message) => {
+    writeFileSync(join(dir, 'no-operations.mjs'), 'export {};\n');
+    const r = weft(['worker', ...args]);
+    expect(r.stderr).toMatch(message);
+    expect(r.status).toBe(2);
+  });
+});
