@@ -51,8 +51,8 @@ function nodeArgs(script: string): string[] {
   if (!TYPESCRIPT_FILE.test(script)) return [];
   const inherited = tsxFlags();
   if (inherited.length > 0) return inherited;
-  if (!mustRegisterTsx(`weft launch ${script}`)) return [];
-  return ['--import', pathToFileURL(tsxEntry(`weft launch ${script}`)).href];
+  if (!mustRegisterTsx(`the script ${script}`)) return [];
+  return ['--import', pathToFileURL(tsxEntry(`the script ${script}`)).href];
 }
 
 /** A command line as a shell reads it back. */
@@ -86,6 +86,8 @@ export async function launch(o: LaunchOptions): Promise<number> {
   } catch {
     throw new ConfigError(`no script ${o.script} (${script})`);
   }
+  // Once, before anything starts: a .ts that needs a tsx nobody installed is one error, not one per process.
+  const preload = nodeArgs(script);
   // Every process's files are checked before any starts: one clear error, not one per process.
   const tls = o.tlsDir !== undefined ? ['--tls-dir', resolve(o.tlsDir)] : [];
   for (let i = 0; o.tlsDir !== undefined && i < o.processes; i++) checkTls(tlsFromDir(tls[1]!, i), i);
@@ -93,7 +95,7 @@ export async function launch(o: LaunchOptions): Promise<number> {
   const hostfile = join(dir, 'hosts');
   const ports = await freePorts(o.processes);
   writeFileSync(hostfile, ports.map((p, i) => `127.0.0.1:${p}${i >= started ? ' spare' : ''}\n`).join(''));
-  const argvOf = (i: number): string[] => [...nodeArgs(script), script, '-n', String(o.processes), '-p', String(i), '-w', String(o.threads), '-h', hostfile, ...tls, ...o.args];
+  const argvOf = (i: number): string[] => [...preload, script, '-n', String(o.processes), '-p', String(i), '-w', String(o.threads), '-h', hostfile, ...tls, ...o.args];
   const children: ChildProcess[] = [];
   /** The first failure of a process that outlived a loss: the cluster's exit code. */
   let failed: number | undefined;

@@ -55,7 +55,8 @@ program
       const flags = clusterFlags({ onPeerLoss: o.onPeerLoss, heartbeatTimeoutMs: o.heartbeatTimeout, connectTimeoutMs: o.connectTimeout });
       process.exitCode = await launch({ processes: o.processes, threads: o.threads, script, args: [...flags, ...args], tlsDir: o.tlsDir, spares: o.spare, restarts: o.restart });
     } catch (error) {
-      if (!(error instanceof ConfigError)) throw error;
+      // A bad flag or script, a tsx the script needs and nobody installed: one line.
+      if (!(error instanceof WeftError)) throw error;
       console.error(`weft launch: ${error.message}`);
       process.exitCode = 2;
     }

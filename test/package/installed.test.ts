@@ -107,6 +107,10 @@ describe('the installed package', () => {
     writeFileSync(join(app, 'no-strip.mjs'), `import { Runtime } from 'weft';\ntry { await Runtime.inMemory({ workers: 1, operations: './ops-only.ts' }); } catch (e) { console.log(e.name + ': ' + e.message); }\n`);
     const noStrip = run(['node', '--no-experimental-strip-types', 'no-strip.mjs']);
     expect(noStrip.stdout).toMatch(/^ModuleError: a worker thread running TypeScript \(file:.*ops-only.ts\) on Node.js v[\d.]+, which does not strip types itself \(22.18\+ does\), and not run under tsx, needs the package tsx/);
+    // weft launch says so once, before it starts any process.
+    const launched = spawnSync(process.execPath, ['--no-experimental-strip-types', join(app, 'node_modules', '.bin', 'weft'), 'launch', '-n', '2', 'ops-only.ts'], { cwd: app, env, encoding: 'utf8', timeout: 60_000 });
+    expect(launched.stderr).toMatch(/^weft launch: the script \S*ops-only.ts on Node.js v[\d.]+, which does not strip types itself \(22.18\+ does\), and not run under tsx, needs the package tsx, an optional peer dependency of weft that is not installed: npm install tsx\n$/);
+    expect(launched.status).toBe(2);
   });
 
   it('can be required from CommonJS', () => {
