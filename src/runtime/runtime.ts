@@ -9,7 +9,7 @@ import type { AmqpBackendOptions } from './backends/amqp/shared/options.ts';
 import type { Backend, BackendStats } from './core/backend.ts';
 import { enroll, IndexedStream, Literal, type RunOptions, type StreamOptions } from './core/directives.ts';
 import type { ExecutionOptions, Plan } from './core/execution/plan.ts';
-import { checkBoolean, checkFields, checkPositiveInteger, checkRunOptions, checkSharedOptions, checkStreamOptions, RUNTIME_FIELDS } from './core/options.ts';
+import { checkBoolean, checkPositiveInteger, checkRunOptions, checkSharedOptions, checkStreamOptions } from './core/options.ts';
 import type { Operation } from './core/registry.ts';
 import { DEFAULT_RETRY, type RetryPolicy } from './core/retry.ts';
 import { MetricsRecorder, type RuntimeMetrics } from './observability/metrics.ts';
@@ -179,7 +179,6 @@ export class Runtime implements AsyncDisposable {
   /** Runs tasks on this thread: for tests, and for programs too small for threads. */
   static local(options: RuntimeOptions = {}): Runtime {
     checkRuntimeOptions(options);
-    checkFields('Runtime.local option', options, RUNTIME_FIELDS);
     return new Runtime(LOCAL(options.cancelGraceMs), options, 'local');
   }
 
@@ -190,7 +189,6 @@ export class Runtime implements AsyncDisposable {
     checkPositiveInteger('runtime option', 'workers', options.workers);
     checkPositiveInteger('runtime option', 'concurrency', options.concurrency);
     checkPositiveInteger('runtime option', 'maxMessageBytes', options.maxMessageBytes);
-    checkFields('Runtime.inMemory option', options, [...RUNTIME_FIELDS, 'workers', 'operations', 'concurrency', 'maxMessageBytes']);
     // The closure form re-runs the main script in each worker thread, and
     // this call comes before the initialize() the thread serves: its
     // directives run here, as the rest of the script's top level does,
@@ -222,7 +220,6 @@ export class Runtime implements AsyncDisposable {
   static async cluster(config: Config, options: ClusterRuntimeOptions = {}): Promise<Runtime | undefined> {
     if (reachedStart()) return new Promise<never>(() => {});
     checkRuntimeOptions(options);
-    checkFields('Runtime.cluster option', options, [...RUNTIME_FIELDS, 'operations']);
     const { ClusterBackend } = await import('./backends/cluster/cluster-backend.ts');
     const backend = await ClusterBackend.start(config, operationsModules(options.operations), options.cancelGraceMs);
     return backend === undefined ? undefined : new Runtime(backend, options, 'cluster');

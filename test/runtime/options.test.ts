@@ -79,14 +79,6 @@ describe('runtime options, sources and definitions', () => {
     await expect(Runtime.inMemory({ operations, workers: 0 })).rejects.toThrow(/runtime option workers must be a positive integer, got 0/);
   });
 
-  it('refuses a field a Runtime.* does not take, naming it and the fields it takes, before starting anything', async () => {
-    expect(() => Runtime.local({ workers: 2 } as never)).toThrow(new ArgumentError('Runtime.local options have no field "workers"; the fields are retry, timeoutMs, maxInFlight, cancelGraceMs, recordTiming'));
-    await expect(Runtime.inMemory({ operations, worker: 2 } as never)).rejects.toThrow(
-      new ArgumentError('Runtime.inMemory options have no field "worker"; the fields are retry, timeoutMs, maxInFlight, cancelGraceMs, recordTiming, workers, operations, concurrency, maxMessageBytes'),
-    );
-    await expect(Runtime.cluster(undefined as never, { workers: 2 } as never)).rejects.toThrow(/^Runtime\.cluster options have no field "workers"; the fields are retry, timeoutMs, maxInFlight, cancelGraceMs, recordTiming, operations$/);
-  });
-
   it('refuses a source that cannot be iterated', () => {
     expect(() => IndexedStream.from(42 as never)).toThrow(ArgumentError);
     expect(() => IndexedStream.from(42 as never)).toThrow(/IndexedStream.from: the source must be an iterable or an async iterable .*, got 42/);

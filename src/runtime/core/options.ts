@@ -64,22 +64,13 @@ export function checkSharedOptions(where: string, options: unknown): void {
 
 const RUN_FIELDS = ['signal', 'retry', 'timeoutMs', 'maxInFlight', 'onProgress', 'cancelGraceMs'];
 
-/** The fields every `Runtime.*` takes (RuntimeOptions). */
-export const RUNTIME_FIELDS = ['retry', 'timeoutMs', 'maxInFlight', 'cancelGraceMs', 'recordTiming'];
-
-/** Refuses a field of `options` outside `fields`: a misspelt option ({ worker: 4 }) would otherwise be a silent default. */
-export function checkFields(where: string, options: unknown, fields: readonly string[]): void {
-  if (options === null || typeof options !== 'object') return;
-  const unknown = Object.keys(options).find((key) => !fields.includes(key));
-  if (unknown !== undefined) throw new ArgumentError(`${where}s have no field ${JSON.stringify(unknown)}; the fields are ${fields.join(', ')}`);
-}
-
 /** The options of `run`, `call`, `fanout`. A field it does not know is a mistake ({ timeout } for timeoutMs), not a default. */
 export function checkRunOptions(options: unknown, where = 'run option', fields: readonly string[] = RUN_FIELDS): void {
   checkSharedOptions(where, options);
   if (options === undefined) return;
-  checkFields(where, options, fields);
   const o = options as Record<string, unknown>;
+  const unknown = Object.keys(o).find((key) => !fields.includes(key));
+  if (unknown !== undefined) throw new ArgumentError(`${where}s have no field ${JSON.stringify(unknown)}; the fields are ${fields.join(', ')}`);
   if (o.signal !== undefined && !(o.signal instanceof AbortSignal)) refuse(where, 'signal', 'an AbortSignal', o.signal);
   if (o.onProgress !== undefined && typeof o.onProgress !== 'function') refuse(where, 'onProgress', 'a function', o.onProgress);
 }
