@@ -3,7 +3,7 @@
 // nothing a user can reach aborts the run, fakes a frame or rewires a ring.
 // Layer-wise this is where typed channels meet byte frames.
 
-import { codecs, type Codec } from './codec.ts';
+import { codecProblem, codecs, type Codec } from './codec.ts';
 import type { Pull } from './pull.ts';
 import type { Push } from './push.ts';
 import type { Endpoint, AllocatorStats } from './endpoint.ts';
@@ -122,6 +122,8 @@ export class WorkerAllocator implements Allocator {
     if (!Number.isInteger(channel) || channel < 0 || channel > MAX_CHANNEL) {
       throw new ChannelError(channel, `channel ids are integers from 0 to ${MAX_CHANNEL}`);
     }
+    const problem = codecProblem(codec);
+    if (problem !== undefined) throw new ChannelError(channel, problem);
     return e.allocate(channel, codec);
   }
 

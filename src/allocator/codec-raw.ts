@@ -111,7 +111,10 @@ export interface TypedArrayOptions {
 export function typedArray<A extends TypedArray>(ctor: TypedArrayConstructor<A>, options: TypedArrayOptions = {}): Codec<A> {
   checkOptions(options);
   const index = TYPED.indexOf(ctor as unknown as TypedArrayConstructor<TypedArray>);
-  if (index < 0) throw new CodecError(`${String((ctor as { name?: string }).name)} is not a typed array constructor`);
+  if (index < 0) {
+    const what = typeof ctor === 'function' ? ctor.name || 'an anonymous function' : typeof ctor === 'string' ? JSON.stringify(ctor) : String(ctor);
+    throw new CodecError(`codecs.typedArray needs a typed array constructor (Float64Array, Uint8Array, ...), got ${what}`);
+  }
   const borrow = options.borrow === true;
   return {
     id: 16 + index,

@@ -56,6 +56,25 @@ export interface Codec<T> {
   recycle?(batch: ArrayLike<T>): void;
 }
 
+/**
+ * Why `codec` cannot serve `allocate`, or undefined when it can. Checked at
+ * allocate so a wrong codec (`codecs.msgpack` not called, a codec's name)
+ * fails there, naming the channel, not at the first send as a TypeError.
+ */
+export function codecProblem(codec: unknown): string | undefined {
+  const expected = 'a codec (codecs.msgpack(), codecs.number, codecs.typedArray(Float64Array), or an object with a u8 id, a name, batcher() and decode())';
+  if (typeof codec === 'function') return `the codec is the function ${codec.name || '(anonymous)'}, not a codec: call it (codecs.msgpack(), codecs.typedArray(Float64Array))`;
+  if (codec === null || typeof codec !== 'object') return `the codec must be ${expected}, got ${typeof codec === 'string' ? JSON.stringify(codec) : String(codec)}`;
+  const c = codec as Partial<Codec<unknown>>;
+  const missing = [
+    ...(Number.isInteger(c.id) && c.id! >= 0 && c.id! <= 255 ? [] : ['a u8 id']),
+    ...(typeof c.name === 'string' ? [] : ['a name']),
+    ...(typeof c.batcher === 'function' ? [] : ['batcher()']),
+    ...(typeof c.decode === 'function' ? [] : ['decode()']),
+  ];
+  return missing.length === 0 ? undefined : `the codec must be ${expected}, got an object without ${missing.join(', ')}`;
+}
+
 /** The codecs weft ships. msgpack is the default for `allocate`. */
 export const codecs = {
   msgpack,

@@ -82,6 +82,12 @@ export function makeKeys(o: KeysOptions): string[] {
   const names = ['ca.key', ...Array.from({ length: o.processes }, (_, i) => Object.values(tlsFileNames(i))).flat()];
   const taken = [...new Set(names)].filter((name) => existsSync(join(o.dir, name)));
   if (taken.length > 0) throw new ConfigError(`weft keys: ${taken.map((n) => join(o.dir, n)).join(', ')} already exist${taken.length === 1 ? 's' : ''}; remove them or choose another folder`);
+  // Before the keys are made (seconds of RSA): a folder that cannot be is one line, and soon.
+  try {
+    mkdirSync(o.dir, { recursive: true });
+  } catch (cause) {
+    throw new ConfigError(`weft keys: cannot make the folder ${o.dir}: ${(cause as Error).message}`, { cause });
+  }
   const files = new Map<string, string>();
   const ca = keyPair();
   const caCert = certificate(`weft cluster CA ${randomBytes(6).toString('hex')}`, ca.publicKey, o.days, { key: ca.key });
@@ -93,7 +99,6 @@ export function makeKeys(o: KeysOptions): string[] {
     files.set(names.cert, forge.pki.certificateToPem(certificate(`weft process ${i}`, pair.publicKey, o.days, { cert: caCert, key: ca.key })));
     files.set(names.key, pair.pem);
   }
-  mkdirSync(o.dir, { recursive: true });
   const written: string[] = [];
   for (const [name, text] of files) {
     const path = join(o.dir, name);

@@ -17,12 +17,14 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, writeFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
+import { createRequire } from 'node:module';
 import { createInterface } from 'node:readline';
 import { pathToFileURL } from 'node:url';
 import { checkTls, tlsFromDir } from '../transport/tls.ts';
 import { LAUNCHED_ENV, launchedValue } from '../allocator/launched.ts';
 import { freePorts } from './ports.ts';
 import { ConfigError } from '../errors.ts';
+import { MAX_THREADS } from '../allocator/config.ts';
 import { mustRegisterTsx, tsxEntry, tsxFlags, TYPESCRIPT_FILE } from '../typescript.ts';
 
 export interface LaunchOptions {
@@ -49,8 +51,8 @@ function nodeArgs(script: string): string[] {
   if (!TYPESCRIPT_FILE.test(script)) return [];
   const inherited = tsxFlags();
   if (inherited.length > 0) return inherited;
-  if (!mustRegisterTsx(`weft launch ${script}`)) return [];
-  return ['--import', pathToFileURL(tsxEntry(`weft launch ${script}`)).href];
+  if (!mustRegisterTsx(`the script ${script}`)) return [];
+  return ['--import', pathToFileURL(tsxEntry(`the script ${script}`)).href];
 }
 
 /** A command line as a shell reads it back. */
@@ -71,9 +73,21 @@ export async function launch(o: LaunchOptions): Promise<number> {
   if (!Number.isInteger(spares) || spares < 0 || spares >= o.processes) {
     throw new ConfigError(`--spare ${spares} must be from 0 to ${o.processes - 1} for ${o.processes} processes (process 0 is never a spare)`);
   }
+  // Config's bound, checked once here: past it every process would fail alike as it starts, each with a stack trace.
+  if (o.threads > MAX_THREADS) throw new ConfigError(`-w ${o.threads}: threads are at most ${MAX_THREADS} per process (rings grow as threads^2); use more processes (-n)`);
   const restarts = o.restarts ?? 0;
   if (!Number.isInteger(restarts) || restarts < 0) throw new ConfigError(`--restart ${restarts} must be a whole number of restarts per process`);
   const started = o.processes - spares;
+  const script = resolve(o.script);
+  // Node's own lookup for a main script, done once here: a missing script is
+  // one line, not a stack trace from each process.
+  try {
+    createRequire(import.meta.url).resolve(script);
+  } catch {
+    throw new ConfigError(`no script ${o.script} (${script})`);
+  }
+  // Once, before anything starts: a .ts that needs a tsx nobody installed is one error, not one per process.
+  const preload = nodeArgs(script);
   // Every process's files are checked before any starts: one clear error, not one per process.
   const tls = o.tlsDir !== undefined ? ['--tls-dir', resolve(o.tlsDir)] : [];
   for (let i = 0; o.tlsDir !== undefined && i < o.processes; i++) checkTls(tlsFromDir(tls[1]!, i), i);
@@ -81,8 +95,7 @@ export async function launch(o: LaunchOptions): Promise<number> {
   const hostfile = join(dir, 'hosts');
   const ports = await freePorts(o.processes);
   writeFileSync(hostfile, ports.map((p, i) => `127.0.0.1:${p}${i >= started ? ' spare' : ''}\n`).join(''));
-  const script = resolve(o.script);
-  const argvOf = (i: number): string[] => [...nodeArgs(script), script, '-n', String(o.processes), '-p', String(i), '-w', String(o.threads), '-h', hostfile, ...tls, ...o.args];
+  const argvOf = (i: number): string[] => [...preload, script, '-n', String(o.processes), '-p', String(i), '-w', String(o.threads), '-h', hostfile, ...tls, ...o.args];
   const children: ChildProcess[] = [];
   /** The first failure of a process that outlived a loss: the cluster's exit code. */
   let failed: number | undefined;

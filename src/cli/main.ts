@@ -4,7 +4,7 @@
 
 import { existsSync, readFileSync } from 'node:fs';
 import { Command, InvalidArgumentError } from 'commander';
-import { ConfigError, ModuleError } from '../errors.ts';
+import { ConfigError, WeftError } from '../errors.ts';
 import { importOptional } from '../optional.ts';
 import { clusterFlags } from '../allocator/cluster-flags.ts';
 import type { WorkerCommandOptions } from './worker.ts';
@@ -30,7 +30,10 @@ function positive(value: string): number {
 // The same path from src/cli and from dist/cli: the package root's manifest.
 const { version } = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string };
 
-const program = new Command('weft').description('parallel and distributed programs for Node.js').version(version, '-V, --version');
+// Positional options: what follows a launched script is the script's, so an
+// option before it that launch does not know is a mistake to report, not a
+// script to start (`weft launch -n 2 --bogus app.js` once ran `--bogus`).
+const program = new Command('weft').description('parallel and distributed programs for Node.js').version(version, '-V, --version').enablePositionalOptions();
 
 program
   .command('launch')
@@ -44,15 +47,16 @@ program
   .option('--heartbeat-timeout <ms>', 'silence after which a process is presumed dead (heartbeatTimeoutMs; default 10000, or WEFT_HEARTBEAT_TIMEOUT_MS)')
   .option('--connect-timeout <ms>', 'how long each process tries to reach the others (connectTimeoutMs; default 30000, or WEFT_CONNECT_TIMEOUT_MS)')
   .option('--restart <n>', 'start a process that fails again, up to n times each (a program that continues past losses takes it back)', natural, 0)
-  .argument('[args...]', 'passed on to the script')
-  .allowUnknownOption()
+  .argument('[args...]', 'passed on to the script, options included')
+  .passThroughOptions()
   .action(async (script: string, args: string[], o: { processes: number; threads: number; tlsDir?: string; spare: number; restart: number; onPeerLoss?: string; heartbeatTimeout?: string; connectTimeout?: string }) => {
     const { launch } = await import('./launch.ts');
     try {
       const flags = clusterFlags({ onPeerLoss: o.onPeerLoss, heartbeatTimeoutMs: o.heartbeatTimeout, connectTimeoutMs: o.connectTimeout });
       process.exitCode = await launch({ processes: o.processes, threads: o.threads, script, args: [...flags, ...args], tlsDir: o.tlsDir, spares: o.spare, restarts: o.restart });
     } catch (error) {
-      if (!(error instanceof ConfigError)) throw error;
+      // A bad flag or script, a tsx the script needs and nobody installed: one line.
+      if (!(error instanceof WeftError)) throw error;
       console.error(`weft launch: ${error.message}`);
       process.exitCode = 2;
     }
@@ -95,7 +99,7 @@ program
   .command('worker')
   .description('serve tasks from an AMQP broker (RabbitMQ) for Runtime.amqp orchestrators')
   .requiredOption('--amqp <url>', 'broker URL, amqp://user:password@host:port/vhost')
-  .requiredOption('--operations <modules...>', 'module(s) whose defineOperation calls this worker serves (.js, or .ts through tsx)')
+  .requiredOption('--operations <modules...>', 'module(s) whose defineOperation calls this worker serves (.js, or .ts: stripped by Node where it can, else through tsx)')
   .option('--prefix <prefix>', 'queue and exchange name prefix, as given to Runtime.amqp', 'weft')
   .option('--threads <n>', 'worker threads that run the tasks (default: the available parallelism)', positive)
   .option('--prefetch <n>', 'task batches delivered and not yet answered (default: 4 per thread, at least 8)', positive)
@@ -109,8 +113,10 @@ program
       const { worker } = await import('./worker.ts');
       process.exitCode = await worker(o);
     } catch (error) {
-      // A missing amqplib, or operations that cannot be imported: one line, not a stack.
-      if (!(error instanceof ModuleError)) throw error;
+      // What weft refuses (a missing amqplib, operations that cannot be
+      // imported, a URL that is not amqp://, a broker out of reach): one
+      // line, not a stack. Anything else is a bug, and keeps its stack.
+      if (!(error instanceof WeftError)) throw error;
       console.error(`weft worker: ${error.message}`);
       process.exitCode = 2;
     }

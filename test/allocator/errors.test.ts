@@ -46,6 +46,22 @@ describe('bad input', () => {
     expect(twice.message).toMatch(/^channel 20: already allocated/);
   });
 
+  it('a codec that is not one (codecs.msgpack not called, a name, a bare object, an id past a byte) is a ChannelError at allocate naming the channel, and leaves the channel free', async () => {
+    const guards = await initialize<{ name: string; message: string; channel: number }[]>(Config.thread(), { module: workers, export: 'badCodecs' });
+    const [[uncalled, named, bare, wide, sent]] = (await guards.join()) as [{ name: string; message: string; channel: number }[]];
+    expect(uncalled).toMatchObject({ name: 'ChannelError', channel: 30, message: 'channel 30: the codec is the function msgpack, not a codec: call it (codecs.msgpack(), codecs.typedArray(Float64Array))' });
+    expect(named).toMatchObject({ name: 'ChannelError', channel: 31 });
+    expect(named!.message).toMatch(/^channel 31: the codec must be a codec \(codecs\.msgpack\(\), .*\), got "msgpack"$/);
+    expect(bare!.message).toMatch(/^channel 32: the codec must be .*, got an object without a u8 id, a name, batcher\(\), decode\(\)$/);
+    expect(wide!.message).toMatch(/^channel 33: .*, got an object without a u8 id$/);
+    expect(sent).toEqual({ name: 'sent', message: '7', channel: 30 });
+  });
+
+  it('codecs.typedArray given what is not a typed array constructor is a CodecError naming what it got', () => {
+    expect(() => codecs.typedArray(Array as never)).toThrow(new CodecError('codecs.typedArray needs a typed array constructor (Float64Array, Uint8Array, ...), got Array'));
+    expect(() => codecs.typedArray(8 as never)).toThrow(/, got 8$/);
+  });
+
   it('a value msgpack cannot carry is refused at its send() call, naming the channel, and the others arrive', async () => {
     const guards = await initialize<{ refused?: ({ name: string; message: string; cause?: string } | undefined)[]; got?: unknown[] }>(Config.process(2), { module: workers, export: 'unencodable' });
     const [sender, receiver] = await guards.join();

@@ -49,6 +49,19 @@ describe('Config.cluster', () => {
     expect(clusterOf(c)).toMatchObject({ process: 1, addresses: ['127.0.0.1:4000', '[::1]:4001'], secret: 's', heartbeatTimeoutMs: 10_000 });
   });
 
+  it("gets the defaults docs/cluster.md's table of options gives", () => {
+    const table = readFileSync(join(ROOT, 'docs/cluster.md'), 'utf8');
+    const documented = (option: string): string => {
+      const row = new RegExp(`^\\| \`${option}\` \\|.*\\| ([^|]+) \\|$`, 'm').exec(table);
+      if (row === null) throw new Error(`docs/cluster.md has no row for ${option}`);
+      return row[1]!.replaceAll('`', '').replaceAll("'", '');
+    };
+    const c = clusterOf(Config.cluster({ threads: 1, process: 0, addresses: ['127.0.0.1:4000'] }));
+    expect(String(c.heartbeatTimeoutMs)).toBe(documented('heartbeatTimeoutMs'));
+    expect(String(c.connectTimeoutMs)).toBe(documented('connectTimeoutMs'));
+    expect(String(c.onPeerLoss)).toBe(documented('onPeerLoss'));
+  });
+
   it.each([
     ['not host:port', { threads: 1, process: 0, addresses: ['localhost'] }, /address "localhost" is not host:port/],
     ['port 0', { threads: 1, process: 0, addresses: ['127.0.0.1:0'] }, /is not host:port/],

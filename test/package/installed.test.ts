@@ -107,6 +107,10 @@ describe('the installed package', () => {
     writeFileSync(join(app, 'no-strip.mjs'), `import { Runtime } from 'weft';\ntry { await Runtime.inMemory({ workers: 1, operations: './ops-only.ts' }); } catch (e) { console.log(e.name + ': ' + e.message); }\n`);
     const noStrip = run(['node', '--no-experimental-strip-types', 'no-strip.mjs']);
     expect(noStrip.stdout).toMatch(/^ModuleError: a worker thread running TypeScript \(file:.*ops-only.ts\) on Node.js v[\d.]+, which does not strip types itself \(22.18\+ does\), and not run under tsx, needs the package tsx/);
+    // weft launch says so once, before it starts any process.
+    const launched = spawnSync(process.execPath, ['--no-experimental-strip-types', join(app, 'node_modules', '.bin', 'weft'), 'launch', '-n', '2', 'ops-only.ts'], { cwd: app, env, encoding: 'utf8', timeout: 60_000 });
+    expect(launched.stderr).toMatch(/^weft launch: the script \S*ops-only.ts on Node.js v[\d.]+, which does not strip types itself \(22.18\+ does\), and not run under tsx, needs the package tsx, an optional peer dependency of weft that is not installed: npm install tsx\n$/);
+    expect(launched.status).toBe(2);
   });
 
   it('can be required from CommonJS', () => {
@@ -208,6 +212,24 @@ if (runtime !== undefined) {
     expect(r.stdout).toBe('[0] 30\n');
   });
 
+  it("runs a .ts that type stripping refuses (an enum) under weft launch run through tsx, as docs/cluster.md says", () => {
+    installTsx();
+    writeFileSync(
+      join(app, 'enum.ts'),
+      `import { Config, initialize } from 'weft';
+enum Step { One = 1 }
+const { config } = Config.fromArgs(process.argv.slice(2));
+const guards = await initialize(config, (allocator) => allocator.index + Step.One);
+console.log((await guards.join()).join());
+`,
+    );
+    const r = spawnSync(process.execPath, ['--import', 'tsx', join(app, 'node_modules', '.bin', 'weft'), 'launch', '-n', '2', '-w', '2', 'enum.ts'], { cwd: app, env, encoding: 'utf8', timeout: 60_000 });
+    expect(r.stderr).toBe('weft: launching 2 processes x 2 threads of enum.ts\n');
+    // join() resolves to this process's workers' results.
+    expect(r.stdout.trim().split('\n').sort()).toEqual(['[0] 1,2', '[1] 3,4']);
+    expect(r.status).toBe(0);
+  });
+
   it.each(['mjs', 'ts'])("runs the README's way of testing code that uses weft under node --test (.%s)", (ext) => {
     const typed = ext === 'ts';
     writeFileSync(join(app, `workers.${ext}`), `${typed ? "import type { Allocator } from 'weft';\n" : ''}export function hello(allocator${typed ? ': Allocator' : ''}) { return allocator.index; }\n`);
@@ -288,6 +310,24 @@ export const everything = Object.keys(weft);
 `,
     );
     const r = spawnSync(process.execPath, [tscBin(tsc), '-p', '.'], { cwd: app, env, encoding: 'utf8' });
+    expect(r.stdout + r.stderr).toBe('');
+    expect(r.status).toBe(0);
+  }, TYPECHECK_MS);
+
+  // @types/node 26 swapped tracingChannel's type parameters: the subscribers
+  // docs/observability.md shows must type-check with the @types/node npm
+  // installs today as well as with 22's (test/observability/docs.test.ts).
+  it.each(['tsc', 'tsc7'])("type-checks docs/observability.md's diagnostics_channel subscribers under %s --init defaults with @types/node 26", (tsc) => {
+    sh('npm', ['install', '--prefer-offline', '--no-audit', '--no-fund', '--loglevel=error', '@types/node@26'], app);
+    const dir = join(app, `subscribers-${tsc}`);
+    mkdirSync(dir);
+    execFileSync(process.execPath, [tscBin(tsc), '--init'], { cwd: dir, env, stdio: 'ignore' });
+    const doc = readFileSync(join(root, 'docs/observability.md'), 'utf8');
+    const section = doc.slice(doc.indexOf('\n## `diagnostics_channel`\n'), doc.indexOf('\n## OpenTelemetry'));
+    const examples = [...section.matchAll(/```ts\n([\s\S]*?)```/g)].map((m) => m[1]!);
+    expect(examples).toHaveLength(2);
+    examples.forEach((example, i) => writeFileSync(join(dir, `subscribers-${i}.ts`), example));
+    const r = spawnSync(process.execPath, [tscBin(tsc), '-p', '.', '--noEmit'], { cwd: dir, env, encoding: 'utf8' });
     expect(r.stdout + r.stderr).toBe('');
     expect(r.status).toBe(0);
   }, TYPECHECK_MS);
