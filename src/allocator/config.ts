@@ -245,7 +245,12 @@ export class Config {
     if (o === null || typeof o !== 'object') throw new ConfigError(`Config.cluster needs { threads, process, addresses }, got ${JSON.stringify(o)}`);
     const threads = threadCount('threads', o.threads);
     if (!Array.isArray(o.addresses) || o.addresses.length === 0) throw new ConfigError('cluster addresses must be a non-empty list of host:port');
-    for (const a of o.addresses) parseAddress(a);
+    for (const [i, a] of o.addresses.entries()) {
+      parseAddress(a);
+      // Two processes cannot listen on one address: the second would fail to bind, or dial the first as itself.
+      const first = o.addresses.indexOf(a);
+      if (first !== i) throw new ConfigError(`cluster addresses ${first} and ${i} are both ${JSON.stringify(a)}: each process listens on an address of its own`);
+    }
     if (!Number.isInteger(o.process) || o.process < 0 || o.process >= o.addresses.length) {
       throw new ConfigError(`process index must be an integer from 0 to ${o.addresses.length - 1}, got ${JSON.stringify(o.process)}`);
     }
@@ -283,6 +288,9 @@ export class Config {
    * the flags make a cluster.
    */
   static fromArgs(argv: readonly string[] = process.argv.slice(2), options: Options & Pick<ClusterOptions, 'secret' | 'connectTimeoutMs' | 'heartbeatTimeoutMs' | 'onPeerLoss'> = {}): { config: Config; rest: string[] } {
+    if (!Array.isArray(argv) || argv.some((arg) => typeof arg !== 'string')) {
+      throw new ConfigError(`Config.fromArgs takes the command line as an array of strings (process.argv.slice(2)), got ${typeof argv === 'string' ? JSON.stringify(argv) : String(argv)}`);
+    }
     if (options === null || typeof options !== 'object') throw new ConfigError(`Config.fromArgs's options must be an object, got ${JSON.stringify(options)}`);
     onlyKnown('Config.fromArgs\'s options', options, [...OPTION_FIELDS, ...ARGS_CLUSTER]);
     const given = Object.fromEntries(Object.entries(options).filter(([, value]) => value !== undefined));

@@ -22,6 +22,10 @@ const badRuntimeOptions: [Partial<AmqpRuntimeOptions>, RegExp][] = [
   [{ connectTimeoutMs: 0 }, /connectTimeoutMs must be .*, got 0/],
   [{ backoff: { initialMs: -1 } }, /backoff\.initialMs must be .*, got -1/],
   [{ maxInFlight: 0 }, /runtime option maxInFlight must be a positive integer, got 0/],
+  // Misspelt or misplaced: ignored, the runtime would run on a default without a word.
+  [{ maxbatch: 16 } as never, /^Runtime\.amqp option "maxbatch" is unknown \(known: retry, .*, url, prefix, .*, maxBatch, reconnectTimeoutMs\)$/],
+  [{ prefetch: 4 } as never, /^Runtime\.amqp option "prefetch" is unknown/],
+  [{ backoff: { initialMS: 10 } } as never, /^Runtime\.amqp option backoff "initialMS" is unknown \(known: initialMs, maxMs\)$/],
 ];
 
 const badWorkerOptions: [Partial<AmqpWorkerOptions>, RegExp][] = [
@@ -29,6 +33,8 @@ const badWorkerOptions: [Partial<AmqpWorkerOptions>, RegExp][] = [
   [{ prefix: 'a/b' }, /AMQP option prefix must be .*, got "a\/b"/],
   [{ prefetch: 0 }, /WorkerRuntime\.amqp option prefetch must be a positive integer, got 0/],
   [{ deliveryLimit: 0 }, /deliveryLimit must be a positive integer, got 0/],
+  [{ thread: 2 } as never, /^WorkerRuntime\.amqp option "thread" is unknown \(known: url, .*, operations, threads, prefetch, cancelGraceMs, log\)$/],
+  [{ maxBatch: 16 } as never, /^WorkerRuntime\.amqp option "maxBatch" is unknown/],
 ];
 
 describe('AMQP options', () => {

@@ -71,6 +71,7 @@ describe('Config.cluster', () => {
     ['negative index', { threads: 1, process: -1, addresses: ['127.0.0.1:1'] }, /from 0 to 0, got -1/],
     ['zero threads', { threads: 0, process: 0, addresses: ['127.0.0.1:1'] }, /threads must be a positive integer/],
     ['an empty secret', { threads: 1, process: 0, addresses: ['127.0.0.1:1'], secret: '' }, /secret must be a non-empty string, got ""/],
+    ['one address twice', { threads: 1, process: 0, addresses: ['127.0.0.1:1', '127.0.0.1:2', '127.0.0.1:1'] }, /^cluster addresses 0 and 2 are both "127.0.0.1:1": each process listens on an address of its own$/],
   ])('refuses %s with a ConfigError', (_, o, message) => {
     expect(() => Config.cluster(o)).toThrow(ConfigError);
     expect(() => Config.cluster(o)).toThrow(message);
@@ -299,6 +300,14 @@ describe('Config.cluster tls: checked up front', () => {
 });
 
 describe('Config.fromArgs', () => {
+  it.each([
+    ['a string', '-w 2', /^Config.fromArgs takes the command line as an array of strings \(process.argv.slice\(2\)\), got "-w 2"$/],
+    ['an array holding a number', ['-w', 2], /as an array of strings.*got -w,2$/],
+  ])('refuses a command line given as %s with a ConfigError', (_, argv, message) => {
+    expect(() => Config.fromArgs(argv as never)).toThrow(ConfigError);
+    expect(() => Config.fromArgs(argv as never)).toThrow(message);
+  });
+
   it('reads -w -n -p -h and returns the rest', () => {
     const hosts = hostfile([5001, 5002, 5003]);
     dirs.push(hosts.dir);

@@ -4,7 +4,7 @@
 // those are not shipped.
 
 import { ArgumentError } from '../../../core/errors.ts';
-import { checkDuration, checkPositiveInteger } from '../../../core/options.ts';
+import { checkDuration, checkKnown, checkPositiveInteger, RUNTIME_OPTIONS } from '../../../core/options.ts';
 import { namesOf } from './topology.ts';
 
 /** How reconnection to the broker backs off. */
@@ -70,9 +70,20 @@ export interface AmqpWorkerStats {
   deadLettered: number;
 }
 
-/** Refuses (ArgumentError) a bad value of the options both sides share; `where` names the caller. */
-function checkConnectOptions(where: string, options: AmqpConnectOptions): void {
+const CONNECT_OPTIONS: readonly (keyof AmqpConnectOptions)[] = ['url', 'prefix', 'deliveryLimit', 'heartbeatSeconds', 'backoff', 'connectTimeoutMs'];
+const WORKER_OPTIONS: readonly (keyof AmqpWorkerOptions)[] = [...CONNECT_OPTIONS, 'operations', 'threads', 'prefetch', 'cancelGraceMs', 'log'];
+const BACKEND_OPTIONS: readonly string[] = [...RUNTIME_OPTIONS, ...CONNECT_OPTIONS, 'maxBatch', 'reconnectTimeoutMs'];
+
+/**
+ * Refuses (ArgumentError) a bad value of the options both sides share, and
+ * a field the caller does not take (`known`): a misspelt `prefetch` or
+ * `heartbeatSeconds` would otherwise be a silent default. `where` names the
+ * caller.
+ */
+function checkConnectOptions(where: string, options: AmqpConnectOptions, known: readonly string[]): void {
   if (typeof options !== 'object' || options === null) throw new ArgumentError(`${where}s must be an object with a url, got ${String(options)}`);
+  checkKnown(where, options, known);
+  checkKnown(`${where} backoff`, options.backoff, ['initialMs', 'maxMs']);
   if (!isAmqpUrl(options.url)) {
     const got = typeof options.url === 'string' ? JSON.stringify(options.url) : String(options.url);
     throw new ArgumentError(`${where} url must be an amqp:// or amqps:// URL, got ${got}`);
@@ -88,7 +99,7 @@ function checkConnectOptions(where: string, options: AmqpConnectOptions): void {
 /** Refuses a bad value of `WorkerRuntime.amqp`'s own options. */
 export function checkWorkerOptions(options: AmqpWorkerOptions): void {
   const where = 'WorkerRuntime.amqp option';
-  checkConnectOptions(where, options);
+  checkConnectOptions(where, options, WORKER_OPTIONS);
   checkPositiveInteger(where, 'threads', options.threads);
   checkPositiveInteger(where, 'prefetch', options.prefetch);
   checkDuration(where, 'cancelGraceMs', options.cancelGraceMs);
@@ -97,7 +108,7 @@ export function checkWorkerOptions(options: AmqpWorkerOptions): void {
 /** Refuses a bad value of `Runtime.amqp`'s own options. */
 export function checkBackendOptions(options: AmqpBackendOptions): void {
   const where = 'Runtime.amqp option';
-  checkConnectOptions(where, options);
+  checkConnectOptions(where, options, BACKEND_OPTIONS);
   checkPositiveInteger(where, 'maxBatch', options.maxBatch);
   checkDuration(where, 'reconnectTimeoutMs', options.reconnectTimeoutMs);
 }
