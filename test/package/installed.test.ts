@@ -78,9 +78,9 @@ afterAll(() => {
 });
 
 describe('the installed package', () => {
-  it('holds the build, the command and the docs, and no sources or maps', () => {
+  it('holds the build, the command, the docs and the licence, and no sources or maps', () => {
     const files = execFileSync('tar', ['-tzf', tarball], { encoding: 'utf8' }).trim().split('\n').map((f) => f.replace(/^package\//, ''));
-    for (const f of ['package.json', 'README.md', 'bin/weft.mjs', 'dist/index.js', 'dist/index.d.ts', 'dist/allocator/bootstrap.mjs', 'dist/cli/main.js', 'docs/semantics.md']) {
+    for (const f of ['package.json', 'README.md', 'LICENSE', 'bin/weft.mjs', 'dist/index.js', 'dist/index.d.ts', 'dist/allocator/bootstrap.mjs', 'dist/cli/main.js', 'docs/semantics.md']) {
       expect(files).toContain(f);
     }
     expect(files.filter((f) => /\.map$|^(src|test|bench|examples|\.ci|\.cache)\//.test(f))).toEqual([]);
